@@ -1,0 +1,151 @@
+//! Errors of the transport operations, one enum per operation.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::message::EncodeError;
+use crate::{Message, MessageType};
+
+/// Sending a message failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The message cannot be encoded (too large, …). Nothing was sent.
+    #[error("message cannot be encoded: {0}")]
+    Encode(#[from] EncodeError),
+    /// The connection is closed (or, on a client with reconnect, not connected right now).
+    #[error("connection closed")]
+    Closed,
+    /// The connection's send queue is full (the peer is not reading fast enough).
+    #[error("send queue full")]
+    QueueFull,
+    /// No connection with that id (it has ended).
+    #[error("no such connection")]
+    UnknownConnection,
+    /// This operation is not available on this kind of node (for example `subscribe` on a client).
+    #[error("not supported here: {0}")]
+    Unsupported(&'static str),
+}
+
+/// A subscription could not be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The connection already has the maximum number of subscriptions.
+    #[error("too many subscriptions for this connection (limit {0})")]
+    Limit(usize),
+    /// The connection has ended.
+    #[error("no such connection")]
+    UnknownConnection,
+    /// Subscriptions are not available on this kind of node.
+    #[error("subscriptions are not supported here")]
+    Unsupported,
+}
+
+/// Binding a server failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {addr}: {source}")]
+pub struct BindError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Connecting a client failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No connection within the connect timeout.
+    #[error("connecting to {addr} timed out after {timeout:?}")]
+    Timeout {
+        /// The server address.
+        addr: SocketAddr,
+        /// The timeout in force.
+        timeout: Duration,
+    },
+    /// The OS refused (connection refused, unreachable, …).
+    #[error("cannot connect to {addr}: {source}")]
+    Io {
+        /// The server address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The address did not resolve.
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+}
+
+/// A request (`request`, `create`, `update`, `delete`, `call`) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No reply within the request timeout.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The connection closed before the reply arrived.
+    #[error("connection closed before the reply")]
+    Closed,
+    /// The request could not be sent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// Too many requests are waiting for replies on this connection.
+    #[error("too many requests in flight (limit {0})")]
+    TooManyInFlight(usize),
+    /// The peer answered AUTH_ERROR.
+    #[error("authentication error: {}", reply_text(.0))]
+    Auth(Message),
+    /// The peer answered NOT_FOUND.
+    #[error("not found: {}", reply_text(.0))]
+    NotFound(Message),
+    /// The peer answered NOT_PERMITTED.
+    #[error("not permitted: {}", reply_text(.0))]
+    NotPermitted(Message),
+    /// The peer answered ERROR.
+    #[error("error reply: {}", reply_text(.0))]
+    Error(Message),
+}
+
+impl RequestError {
+    /// The error a reply of an error type stands for, or `None` for a non-error reply.
+    pub fn from_reply(reply: Message) -> Result<Message, RequestError> {
+        match reply.message_type {
+            MessageType::AUTH_ERROR => Err(RequestError::Auth(reply)),
+            MessageType::NOT_FOUND => Err(RequestError::NotFound(reply)),
+            MessageType::NOT_PERMITTED => Err(RequestError::NotPermitted(reply)),
+            MessageType::ERROR => Err(RequestError::Error(reply)),
+            _ => Ok(reply),
+        }
+    }
+
+    /// The error reply, for the variants that carry one.
+    pub fn reply(&self) -> Option<&Message> {
+        match self {
+            RequestError::Auth(m)
+            | RequestError::NotFound(m)
+            | RequestError::NotPermitted(m)
+            | RequestError::Error(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+fn reply_text(m: &Message) -> String {
+    String::from_utf8_lossy(m.content()).into_owned()
+}
+
+/// `receive_once` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The connection is closed and nothing is left to receive.
+    #[error("connection closed")]
+    Closed,
+    /// Nothing arrived within the timeout.
+    #[error("nothing received within {0:?}")]
+    Timeout(Duration),
+}

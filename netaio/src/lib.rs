@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod error;
+pub mod message;
+pub mod router;
+pub mod tcp;
+
+pub use error::{BindError, ConnectError, ReceiveError, RequestError, SendError, SubscribeError};
+pub use message::{Message, MessageType};
+pub use router::{Context, Router};
+pub use tcp::{Connection, ServerHandle, TcpClient, TcpServer};

@@ -1,0 +1,314 @@
+//! [`AuthFields`] (the auth block as an ordered map) and the [`AuthFieldsCodec`] seam.
+
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+use serde::ser::{SerializeSeq, SerializeTuple};
+
+use super::{DecodeError, EncodeError};
+
+/// The auth block of a message: an ordered map from field name to bytes.
+///
+/// Names are UTF-8 strings and are kept sorted, so iteration order is canonical (plugins that MAC or
+/// sign "every other field" rely on it). Values are [`Bytes`]: a decoded block is sliced out of the
+/// frame, not copied.
+///
+/// ```
+/// use netaio::message::AuthFields;
+///
+/// let mut fields = AuthFields::new();
+/// fields.insert("nonce", &b"0123"[..]);
+/// fields.insert("ts", vec![0, 0, 0, 1]);
+/// assert_eq!(fields.get("nonce").unwrap().as_ref(), b"0123");
+/// let names: Vec<&str> = fields.iter().map(|(name, _)| name).collect();
+/// assert_eq!(names, ["nonce", "ts"]);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthFields {
+    // Sorted by name; a handful of entries, so a vector beats a tree.
+    entries: Vec<(FieldName, Bytes)>,
+}
+
+/// A field name: UTF-8 checked once, stored as `Bytes` so that cloning never allocates.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct FieldName(Bytes);
+
+impl FieldName {
+    fn as_str(&self) -> &str {
+        // Only ever built from a `&str` or a UTF-8-checked slice.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl AuthFields {
+    /// An empty map.
+    pub const fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|(n, _)| n.0.as_ref().cmp(name.as_bytes()))
+    }
+
+    /// The value of a field.
+    pub fn get(&self, name: &str) -> Option<&Bytes> {
+        self.position(name)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, v)| v)
+    }
+
+    /// True when the field is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.position(name).is_ok()
+    }
+
+    /// Set a field, returning the previous value.
+    pub fn insert(&mut self, name: &str, value: impl Into<Bytes>) -> Option<Bytes> {
+        let value = value.into();
+        match self.position(name) {
+            Ok(i) => self
+                .entries
+                .get_mut(i)
+                .map(|(_, v)| std::mem::replace(v, value)),
+            Err(i) => {
+                let name = FieldName(Bytes::copy_from_slice(name.as_bytes()));
+                self.entries.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// Set a field whose name is a `'static` string (no allocation for the name).
+    pub fn insert_static(&mut self, name: &'static str, value: impl Into<Bytes>) -> Option<Bytes> {
+        let value = value.into();
+        match self.position(name) {
+            Ok(i) => self
+                .entries
+                .get_mut(i)
+                .map(|(_, v)| std::mem::replace(v, value)),
+            Err(i) => {
+                let name = FieldName(Bytes::from_static(name.as_bytes()));
+                self.entries.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// Remove a field, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<Bytes> {
+        self.position(name).ok().map(|i| self.entries.remove(i).1)
+    }
+
+    /// Iterate over `(name, value)` in canonical (byte-wise sorted) name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Bytes)> + '_ {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v))
+    }
+
+    /// Remove every field.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+impl fmt::Debug for AuthFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(n, v)| (n, super::HexPreview(v))))
+            .finish()
+    }
+}
+
+impl<'a, V: Into<Bytes>> FromIterator<(&'a str, V)> for AuthFields {
+    fn from_iter<I: IntoIterator<Item = (&'a str, V)>>(iter: I) -> Self {
+        let mut fields = AuthFields::new();
+        for (n, v) in iter {
+            fields.insert(n, v);
+        }
+        fields
+    }
+}
+
+/// How the auth block is turned into bytes and back.
+///
+/// The frame layout is fixed; only the auth block's encoding varies between the native mode
+/// ([`PostcardCodec`], the default) and the Python-compatible mode (packify). Implement this to carry
+/// the auth block in another format; the transports take it as `Arc<dyn AuthFieldsCodec>`.
+///
+/// A decoder must reject malformed input with [`DecodeError::AuthBlock`] and never panic.
+pub trait AuthFieldsCodec: fmt::Debug + Send + Sync + 'static {
+    /// Append the encoding of `fields` to `dst`.
+    fn encode(&self, fields: &AuthFields, dst: &mut BytesMut) -> Result<(), EncodeError>;
+
+    /// Decode a whole auth block. Values should be slices of `block` (`Bytes::slice_ref`), not copies.
+    fn decode(&self, block: &Bytes) -> Result<AuthFields, DecodeError>;
+}
+
+/// The native auth-block encoding: postcard (via serde) of a sequence of `(name, bytes)` pairs in
+/// canonical name order. An empty map is encoded as an empty block (0 bytes) and an empty block
+/// decodes to an empty map.
+///
+/// Decoding rejects trailing bytes, invalid UTF-8 in a name and duplicate names.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use netaio::message::{AuthFields, AuthFieldsCodec, PostcardCodec};
+///
+/// let fields: AuthFields = [("ts", &b"\x01"[..])].into_iter().collect();
+/// let mut buf = BytesMut::new();
+/// PostcardCodec.encode(&fields, &mut buf).unwrap();
+/// assert_eq!(&buf[..], b"\x01\x02ts\x01\x01");
+/// assert_eq!(PostcardCodec.decode(&buf.freeze()).unwrap(), fields);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostcardCodec;
+
+struct RawBytes<'a>(&'a [u8]);
+
+impl serde::Serialize for RawBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+struct Pair<'a>(&'a str, &'a [u8]);
+
+impl serde::Serialize for Pair<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(self.0)?;
+        t.serialize_element(&RawBytes(self.1))?;
+        t.end()
+    }
+}
+
+struct Pairs<'a>(&'a AuthFields);
+
+impl serde::Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (n, v) in self.0.iter() {
+            seq.serialize_element(&Pair(n, v))?;
+        }
+        seq.end()
+    }
+}
+
+impl AuthFieldsCodec for PostcardCodec {
+    fn encode(&self, fields: &AuthFields, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let size = postcard::experimental::serialized_size(&Pairs(fields))
+            .map_err(|e| EncodeError::AuthFields(e.to_string()))?;
+        let start = dst.len();
+        dst.resize(start + size, 0);
+        let out = dst
+            .get_mut(start..)
+            .ok_or_else(|| EncodeError::AuthFields("buffer".into()))?;
+        postcard::to_slice(&Pairs(fields), out)
+            .map_err(|e| EncodeError::AuthFields(e.to_string()))?;
+        Ok(())
+    }
+
+    fn decode(&self, block: &Bytes) -> Result<AuthFields, DecodeError> {
+        if block.is_empty() {
+            return Ok(AuthFields::new());
+        }
+        let (pairs, rest): (Vec<(&str, &[u8])>, &[u8]) =
+            postcard::take_from_bytes(block).map_err(|e| DecodeError::AuthBlock(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(DecodeError::AuthBlock(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        let mut entries = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            entries.push((
+                FieldName(block.slice_ref(name.as_bytes())),
+                block.slice_ref(value),
+            ));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if entries
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a.0 == b.0))
+        {
+            return Err(DecodeError::AuthBlock("duplicate field name".into()));
+        }
+        Ok(AuthFields { entries })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_names_sorted_and_replaces() {
+        let mut f = AuthFields::new();
+        assert_eq!(f.insert("z", &b"1"[..]), None);
+        assert_eq!(f.insert("a", &b"2"[..]), None);
+        assert_eq!(f.insert_static("m", &b"3"[..]), None);
+        assert_eq!(f.insert("a", &b"4"[..]).as_deref(), Some(&b"2"[..]));
+        let names: Vec<_> = f.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a", "m", "z"]);
+        assert_eq!(f.remove("m").as_deref(), Some(&b"3"[..]));
+        assert!(!f.contains("m"));
+        assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn postcard_round_trip_is_zero_copy() {
+        let f: AuthFields = [("nonce", vec![7u8; 24]), ("ts", vec![1, 2])]
+            .into_iter()
+            .collect();
+        let mut buf = BytesMut::new();
+        PostcardCodec.encode(&f, &mut buf).unwrap();
+        let block = buf.freeze();
+        let back = PostcardCodec.decode(&block).unwrap();
+        assert_eq!(back, f);
+        let v = back.get("nonce").unwrap();
+        let range = block.as_ptr() as usize..block.as_ptr() as usize + block.len();
+        assert!(
+            range.contains(&(v.as_ptr() as usize)),
+            "value is a slice of the block"
+        );
+    }
+
+    #[test]
+    fn postcard_rejects_bad_blocks() {
+        for bad in [
+            &b"\x01"[..],                     // count 1, nothing follows
+            &b"\x01\x02t"[..],                // name truncated
+            &b"\x01\x01\xff\x00"[..],         // invalid utf-8 name
+            &b"\x00\x00"[..],                 // trailing byte
+            &b"\x02\x01a\x00\x01a\x00"[..],   // duplicate name
+            &b"\xff\xff\xff\xff\xff\xff"[..], // varint overflow
+        ] {
+            let r = PostcardCodec.decode(&Bytes::copy_from_slice(bad));
+            assert!(
+                matches!(r, Err(DecodeError::AuthBlock(_))),
+                "{bad:?} gave {r:?}"
+            );
+        }
+        assert_eq!(
+            PostcardCodec.decode(&Bytes::new()).unwrap(),
+            AuthFields::new()
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! [`Handler`] (any async fn of extractors) and [`IntoReply`] (what a handler may return).
+
+use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::Request;
+use super::extract::FromRequest;
+use crate::Message;
+
+/// A boxed, sendable future: what an erased handler returns.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a handler returns, turned into an optional reply.
+///
+/// Implemented for [`Message`] (the reply), `()` (no reply), `Option<T>` and `Result<T, E>` where the
+/// error becomes an error reply ([`IntoErrorReply`]: any `Display` gives [`Message::error`], a
+/// `Message` is sent as it is).
+///
+/// ```
+/// use netaio::router::IntoReply;
+/// use netaio::{Message, MessageType};
+///
+/// assert!(().into_reply().is_none());
+/// let r: Result<Message, String> = Err("item not found".into());
+/// assert_eq!(r.into_reply().unwrap().message_type, MessageType::NOT_FOUND);
+/// ```
+pub trait IntoReply {
+    /// The reply to send, if any.
+    fn into_reply(self) -> Option<Message>;
+}
+
+impl IntoReply for Message {
+    fn into_reply(self) -> Option<Message> {
+        Some(self)
+    }
+}
+
+impl IntoReply for () {
+    fn into_reply(self) -> Option<Message> {
+        None
+    }
+}
+
+impl<T: IntoReply> IntoReply for Option<T> {
+    fn into_reply(self) -> Option<Message> {
+        self.and_then(IntoReply::into_reply)
+    }
+}
+
+impl<T: IntoReply, E: IntoErrorReply> IntoReply for Result<T, E> {
+    fn into_reply(self) -> Option<Message> {
+        match self {
+            Ok(v) => v.into_reply(),
+            Err(e) => Some(e.into_error_reply()),
+        }
+    }
+}
+
+/// The error half of a handler's `Result`: how it becomes the error reply.
+///
+/// Anything `Display` becomes [`Message::error`] (its type chosen from the text: "not found" gives
+/// NOT_FOUND, and so on); a [`Message`] is sent as it is, so a handler can return
+/// `Err(Message::not_permitted())`.
+pub trait IntoErrorReply {
+    /// The error reply.
+    fn into_error_reply(self) -> Message;
+}
+
+impl<E: Display> IntoErrorReply for E {
+    fn into_error_reply(self) -> Message {
+        Message::error(self.to_string())
+    }
+}
+
+impl IntoErrorReply for Message {
+    fn into_error_reply(self) -> Message {
+        self
+    }
+}
+
+/// An async function usable as a handler: its arguments are extractors ([`FromRequest`]) and its
+/// output implements [`IntoReply`].
+///
+/// Implemented for `Fn` closures and functions of up to eight arguments. You do not implement it
+/// yourself; when a function is rejected, check that it is `async`, that every argument implements
+/// [`FromRequest`] and that the output implements [`IntoReply`].
+///
+/// ```
+/// use netaio::router::{PeerAddr, Router};
+/// use netaio::{Message, MessageType};
+///
+/// async fn echo(msg: Message) -> Message {
+///     Message::respond(msg.uri().clone(), msg.content().clone())
+/// }
+/// async fn whoami(msg: Message, PeerAddr(addr): PeerAddr) -> Message {
+///     Message::respond(msg.uri().clone(), addr.to_string())
+/// }
+/// let router = Router::new()
+///     .on((MessageType::REQUEST_URI, "echo"), echo)
+///     .on((MessageType::REQUEST_URI, "whoami"), whoami);
+/// ```
+pub trait Handler<Args>: Clone + Send + Sync + Sized + 'static {
+    /// Run the handler on a request.
+    fn call(&self, req: Request) -> BoxFuture<Option<Message>>;
+}
+
+macro_rules! impl_handler {
+    ($($ty:ident),*) => {
+        #[allow(non_snake_case, unused_variables)]
+        impl<F, Fut, R, $($ty,)*> Handler<($($ty,)*)> for F
+        where
+            F: Fn($($ty),*) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: IntoReply,
+            $($ty: FromRequest + Send + 'static,)*
+        {
+            fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
+                $(
+                    let $ty = match $ty::from_request(&req) {
+                        Ok(v) => v,
+                        Err(rejection) => {
+                            let reply = rejection.into_message();
+                            return Box::pin(std::future::ready(Some(reply)));
+                        }
+                    };
+                )*
+                let fut = (self)($($ty),*);
+                Box::pin(async move { fut.await.into_reply() })
+            }
+        }
+    };
+}
+
+impl_handler!();
+impl_handler!(T1);
+impl_handler!(T1, T2);
+impl_handler!(T1, T2, T3);
+impl_handler!(T1, T2, T3, T4);
+impl_handler!(T1, T2, T3, T4, T5);
+impl_handler!(T1, T2, T3, T4, T5, T6);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8);
+
+/// A handler with its argument types erased, done once at registration.
+pub(crate) trait ErasedHandler: Send + Sync + 'static {
+    fn call(&self, req: Request) -> BoxFuture<Option<Message>>;
+}
+
+struct Erased<H, A> {
+    handler: H,
+    _args: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<H: Handler<A>, A: 'static> ErasedHandler for Erased<H, A> {
+    fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
+        self.handler.call(req)
+    }
+}
+
+/// A type-erased handler, cheap to clone.
+#[derive(Clone)]
+pub struct BoxedHandler(pub(crate) Arc<dyn ErasedHandler>);
+
+impl BoxedHandler {
+    /// Erase a handler.
+    pub fn new<H: Handler<A>, A: 'static>(handler: H) -> Self {
+        Self(Arc::new(Erased {
+            handler,
+            _args: std::marker::PhantomData,
+        }))
+    }
+
+    /// Run it.
+    pub fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
+        self.0.call(req)
+    }
+}
+
+impl std::fmt::Debug for BoxedHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BoxedHandler")
+    }
+}

@@ -1,0 +1,799 @@
+//! [`TcpClient`] and [`Connection`]: connect to servers, send, receive, and correlate requests with
+//! their replies by request id.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::driver::{self, CloseReason, Dispatch, DriverConfig};
+use crate::codec::{Frame, FrameCodec, FrameError};
+use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
+use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
+use crate::router::{
+    BoxedHandler, Context, Handler, Link, Request, RouteError, RouteKey, Router, Routes,
+};
+use crate::{Message, MessageType};
+
+/// Reconnect policy: exponential backoff from `initial_delay`, doubling up to `max_delay`.
+///
+/// ```
+/// use std::time::Duration;
+/// use netaio::tcp::Reconnect;
+///
+/// let policy = Reconnect::default().initial_delay(Duration::from_millis(50)).max_attempts(Some(10));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    initial_delay: Duration,
+    max_delay: Duration,
+    max_attempts: Option<u32>,
+}
+
+impl Default for Reconnect {
+    /// 100 ms, doubling up to 10 s, without limit on attempts.
+    fn default() -> Self {
+        Self {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            max_attempts: None,
+        }
+    }
+}
+
+impl Reconnect {
+    /// The first delay.
+    #[must_use]
+    pub fn initial_delay(mut self, d: Duration) -> Self {
+        self.initial_delay = d;
+        self
+    }
+
+    /// The largest delay.
+    #[must_use]
+    pub fn max_delay(mut self, d: Duration) -> Self {
+        self.max_delay = d;
+        self
+    }
+
+    /// Give up after this many failed attempts in a row (`None`: never).
+    #[must_use]
+    pub fn max_attempts(mut self, n: Option<u32>) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// The delay before attempt `n` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+        self.initial_delay
+            .checked_mul(factor)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+}
+
+/// Configures a [`TcpClient`]. Every limit has a default.
+#[derive(Debug)]
+pub struct TcpClientBuilder {
+    router: Router,
+    auth_codec: Arc<dyn AuthFieldsCodec>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_frame_size: usize,
+    read_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    write_timeout: Duration,
+    send_queue: usize,
+    max_in_flight: usize,
+    inbox: usize,
+    reconnect: Option<Reconnect>,
+}
+
+impl Default for TcpClientBuilder {
+    fn default() -> Self {
+        Self {
+            router: Router::new(),
+            auth_codec: Arc::new(PostcardCodec),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_frame_size: MAX_FRAME,
+            read_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            write_timeout: Duration::from_secs(30),
+            send_queue: 1024,
+            max_in_flight: 4096,
+            inbox: 1024,
+            reconnect: None,
+        }
+    }
+}
+
+impl TcpClientBuilder {
+    /// Handlers for messages the servers send that are not replies to a request.
+    #[must_use]
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// The auth-block encoding (default [`PostcardCodec`]).
+    #[must_use]
+    pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
+        self.auth_codec = codec;
+        self
+    }
+
+    /// How long `connect` waits (default 5 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// How long a request waits for its reply (default 10 s, as in Python).
+    #[must_use]
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+
+    /// The largest frame accepted or sent (default: the largest the header can describe).
+    #[must_use]
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes.min(MAX_FRAME);
+        self
+    }
+
+    /// How long a started frame may take to arrive in full (default 10 s).
+    #[must_use]
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.read_timeout = t;
+        self
+    }
+
+    /// Close a connection with no traffic for this long (default `None`: keep it).
+    #[must_use]
+    pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.idle_timeout = t;
+        self
+    }
+
+    /// How long the server may leave our data unread (default 30 s).
+    #[must_use]
+    pub fn write_timeout(mut self, t: Duration) -> Self {
+        self.write_timeout = t;
+        self
+    }
+
+    /// Messages queued per connection before `send` waits (default 1024).
+    #[must_use]
+    pub fn send_queue(mut self, n: usize) -> Self {
+        self.send_queue = n.max(1);
+        self
+    }
+
+    /// Requests waiting for replies per connection (default 4096).
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Messages kept for [`Connection::receive_once`] (default 1024); when full, new ones are dropped
+    /// and logged.
+    #[must_use]
+    pub fn inbox(mut self, n: usize) -> Self {
+        self.inbox = n.max(1);
+        self
+    }
+
+    /// Reconnect after the connection drops (default: off).
+    #[must_use]
+    pub fn reconnect(mut self, policy: Option<Reconnect>) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// The client.
+    pub fn build(self) -> TcpClient {
+        TcpClient {
+            shared: Arc::new(ClientShared {
+                routes: self.router.into_shared(),
+                codec: FrameCodec::with_auth_codec(self.auth_codec)
+                    .max_frame_size(self.max_frame_size),
+                driver: DriverConfig {
+                    read_timeout: self.read_timeout,
+                    idle_timeout: self.idle_timeout,
+                    write_timeout: self.write_timeout,
+                    write_high_water: 1 << 20,
+                },
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                send_queue: self.send_queue,
+                max_in_flight: self.max_in_flight,
+                inbox: self.inbox,
+                reconnect: self.reconnect,
+                conns: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+struct ClientShared {
+    routes: Arc<Routes>,
+    codec: FrameCodec,
+    driver: DriverConfig,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    send_queue: usize,
+    max_in_flight: usize,
+    inbox: usize,
+    reconnect: Option<Reconnect>,
+    conns: Mutex<HashMap<SocketAddr, Connection>>,
+}
+
+/// A TCP client: connections to one or several servers, each a [`Connection`] handle, sharing one
+/// router for messages the servers send on their own.
+///
+/// ```no_run
+/// use netaio::TcpClient;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = TcpClient::new();
+/// let conn = client.connect("127.0.0.1:8888").await?;
+/// let reply = conn.request("echo", "hello").await?;
+/// assert_eq!(reply.content().as_ref(), b"hello");
+/// conn.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TcpClient {
+    shared: Arc<ClientShared>,
+}
+
+impl std::fmt::Debug for TcpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpClient")
+            .field("connections", &self.connections().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TcpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TcpClient {
+    /// A client with the defaults and no handlers.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder.
+    pub fn builder() -> TcpClientBuilder {
+        TcpClientBuilder::default()
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Connection>> {
+        self.shared.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connect to a server (within the connect timeout) and start its receive loop. When a
+    /// connection to that address is already open, it is returned instead.
+    pub async fn connect(&self, addr: impl ToSocketAddrs) -> Result<Connection, ConnectError> {
+        let addr = resolve(addr).await?;
+        if let Some(c) = self.conns().get(&addr).filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let stream = connect_once(addr, self.shared.connect_timeout).await?;
+        let conn = Connection::start(self.shared.clone(), stream, addr);
+        self.conns().insert(addr, conn.clone());
+        Ok(conn)
+    }
+
+    /// The open connection to `addr`, if any.
+    pub fn connection(&self, addr: SocketAddr) -> Option<Connection> {
+        self.conns().get(&addr).filter(|c| !c.is_closed()).cloned()
+    }
+
+    /// Every connection not yet closed.
+    pub fn connections(&self) -> Vec<Connection> {
+        let mut conns = self.conns();
+        conns.retain(|_, c| !c.is_closed());
+        conns.values().cloned().collect()
+    }
+
+    /// Close every connection gracefully.
+    pub async fn close_all(&self) {
+        let all: Vec<_> = self.conns().drain().map(|(_, c)| c).collect();
+        for c in all {
+            c.close().await;
+        }
+    }
+
+    /// Add a persistent handler at run time.
+    #[track_caller]
+    pub fn on<H: Handler<A>, A: 'static>(
+        &self,
+        key: impl Into<RouteKey>,
+        handler: H,
+    ) -> Result<(), RouteError> {
+        self.shared
+            .routes
+            .insert(key.into(), BoxedHandler::new(handler), false)
+    }
+
+    /// Add a one-shot handler at run time.
+    #[track_caller]
+    pub fn once<H: Handler<A>, A: 'static>(
+        &self,
+        key: impl Into<RouteKey>,
+        handler: H,
+    ) -> Result<(), RouteError> {
+        self.shared
+            .routes
+            .insert(key.into(), BoxedHandler::new(handler), true)
+    }
+
+    /// Remove the persistent handler at a key; false if there was none.
+    pub fn remove_handler(&self, key: impl Into<RouteKey>) -> bool {
+        self.shared.routes.remove(&key.into(), false)
+    }
+}
+
+async fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, ConnectError> {
+    let mut addrs = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| ConnectError::Resolve(e.to_string()))?;
+    addrs
+        .next()
+        .ok_or_else(|| ConnectError::Resolve("no address".into()))
+}
+
+async fn connect_once(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ConnectError::Timeout { addr, timeout })?
+        .map_err(|source| ConnectError::Io { addr, source })?;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "set_nodelay failed");
+    }
+    Ok(stream)
+}
+
+struct PendingRequest {
+    uri: Bytes,
+    expect: Option<MessageType>,
+    tx: oneshot::Sender<Result<Message, RequestError>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    map: HashMap<u64, PendingRequest>,
+    closed: bool,
+}
+
+struct ConnShared {
+    peer: SocketAddr,
+    client: Arc<ClientShared>,
+    tx: mpsc::Sender<Bytes>,
+    pending: Mutex<Pending>,
+    next_id: AtomicU64,
+    connected: AtomicBool,
+    cancel: CancellationToken,
+    inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+/// One client connection to one server; cheap to clone. Requests sent on it are matched to their
+/// replies by request id, so any number may be in flight, even for the same uri.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<ConnShared>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.inner.peer)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// The reply type a request expects, for matching replies that carry no reply reference.
+fn expected_reply(t: MessageType) -> Option<MessageType> {
+    match t {
+        MessageType::REQUEST_URI => Some(MessageType::RESPOND_URI),
+        MessageType::CREATE_URI
+        | MessageType::UPDATE_URI
+        | MessageType::DELETE_URI
+        | MessageType::PUBLISH_URI => Some(MessageType::OK),
+        MessageType::SUBSCRIBE_URI => Some(MessageType::CONFIRM_SUBSCRIBE),
+        MessageType::UNSUBSCRIBE_URI => Some(MessageType::CONFIRM_UNSUBSCRIBE),
+        MessageType::ADVERTISE_PEER => Some(MessageType::PEER_DISCOVERED),
+        _ => None,
+    }
+}
+
+impl Connection {
+    fn start(client: Arc<ClientShared>, stream: TcpStream, peer: SocketAddr) -> Connection {
+        let (tx, rx) = mpsc::channel(client.send_queue);
+        let (inbox_tx, inbox_rx) = mpsc::channel(client.inbox);
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+        let conn = Connection {
+            inner: Arc::new(ConnShared {
+                peer,
+                client: client.clone(),
+                tx,
+                pending: Mutex::new(Pending::default()),
+                next_id: AtomicU64::new(1),
+                connected: AtomicBool::new(true),
+                cancel: CancellationToken::new(),
+                inbox: tokio::sync::Mutex::new(inbox_rx),
+                done: done_rx,
+            }),
+        };
+        let span = tracing::info_span!("client", server = %peer);
+        let task_conn = conn.clone();
+        tokio::spawn(
+            async move {
+                task_conn.run(stream, rx, inbox_tx).await;
+                let _ = done_tx.send(true);
+            }
+            .instrument(span),
+        );
+        conn
+    }
+
+    async fn run(
+        self,
+        mut stream: TcpStream,
+        mut rx: mpsc::Receiver<Bytes>,
+        inbox: mpsc::Sender<Message>,
+    ) {
+        let client = self.inner.client.clone();
+        let mut dispatch = ClientDispatch {
+            ctx: Context::new(
+                self.inner.peer,
+                Link::Client(self.clone()),
+                client.routes.state().clone(),
+            ),
+            conn: self.clone(),
+            routes: client.routes.clone(),
+            codec: client.codec.clone(),
+            inbox,
+        };
+        loop {
+            let reason = driver::drive(
+                stream,
+                client.codec.clone(),
+                &client.driver,
+                &mut dispatch,
+                &mut rx,
+                &self.inner.cancel,
+            )
+            .await;
+            self.inner.connected.store(false, Ordering::Release);
+            self.fail_pending(false);
+            tracing::info!(%reason, "connection closed");
+            let Some(policy) = client.reconnect.as_ref() else {
+                break;
+            };
+            if reason == CloseReason::Local || self.inner.cancel.is_cancelled() {
+                break;
+            }
+            match self.reconnect(policy).await {
+                Some(s) => {
+                    stream = s;
+                    self.inner.connected.store(true, Ordering::Release);
+                    tracing::info!("reconnected");
+                }
+                None => break,
+            }
+        }
+        self.fail_pending(true);
+    }
+
+    async fn reconnect(&self, policy: &Reconnect) -> Option<TcpStream> {
+        let mut attempt = 0u32;
+        loop {
+            if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                tracing::warn!(attempts = attempt, "giving up reconnecting");
+                return None;
+            }
+            let delay = policy.delay(attempt);
+            tokio::select! {
+                () = self.inner.cancel.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+            match connect_once(self.inner.peer, self.inner.client.connect_timeout).await {
+                Ok(s) => return Some(s),
+                Err(e) => tracing::debug!(error = %e, attempt, "reconnect failed"),
+            }
+            attempt = attempt.saturating_add(1);
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fail every waiting request with [`RequestError::Closed`]; `for_good` refuses new ones.
+    fn fail_pending(&self, for_good: bool) {
+        let drained: Vec<_> = {
+            let mut p = self.pending();
+            p.closed |= for_good;
+            p.map.drain().map(|(_, r)| r).collect()
+        };
+        for r in drained {
+            let _ = r.tx.send(Err(RequestError::Closed));
+        }
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer
+    }
+
+    /// True while the connection is up (false while reconnecting and once closed).
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// True once the connection has ended for good.
+    pub fn is_closed(&self) -> bool {
+        *self.inner.done.borrow()
+    }
+
+    fn encode(&self, msg: &Message) -> Result<Bytes, SendError> {
+        Ok(self.inner.client.codec.to_frame(msg)?)
+    }
+
+    /// Queue a message, waiting while the send queue is full.
+    pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
+        if !self.is_connected() {
+            return Err(SendError::Closed);
+        }
+        let bytes = self.encode(msg)?;
+        self.inner
+            .tx
+            .send(bytes)
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Queue a message without waiting ([`SendError::QueueFull`] when the queue is full).
+    pub fn try_send(&self, msg: &Message) -> Result<(), SendError> {
+        if !self.is_connected() {
+            return Err(SendError::Closed);
+        }
+        let bytes = self.encode(msg)?;
+        self.inner.tx.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Send a message with a fresh request id and wait for the reply (within the client's request
+    /// timeout). Error replies become typed errors ([`RequestError::NotFound`], …).
+    pub async fn call(&self, msg: Message) -> Result<Message, RequestError> {
+        self.call_timeout(msg, self.inner.client.request_timeout)
+            .await
+    }
+
+    /// [`call`](Self::call) with its own timeout.
+    pub async fn call_timeout(
+        &self,
+        mut msg: Message,
+        timeout: Duration,
+    ) -> Result<Message, RequestError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        msg.set_request_id(id);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = self.pending();
+            if p.closed {
+                return Err(RequestError::Closed);
+            }
+            if p.map.len() >= self.inner.client.max_in_flight {
+                return Err(RequestError::TooManyInFlight(
+                    self.inner.client.max_in_flight,
+                ));
+            }
+            p.map.insert(
+                id,
+                PendingRequest {
+                    uri: msg.uri().clone(),
+                    expect: expected_reply(msg.message_type),
+                    tx,
+                },
+            );
+        }
+        // Removes the entry however this future ends (timeout, error, or the caller dropping it).
+        let _guard = PendingGuard { conn: self, id };
+        self.send(&msg).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RequestError::Closed),
+            Err(_) => Err(RequestError::Timeout(timeout)),
+        }
+    }
+
+    /// REQUEST_URI; expects RESPOND_URI.
+    pub async fn request(
+        &self,
+        uri: impl Into<Bytes>,
+        content: impl Into<Bytes>,
+    ) -> Result<Message, RequestError> {
+        self.call(Message::new(MessageType::REQUEST_URI, uri, content))
+            .await
+    }
+
+    /// CREATE_URI; expects OK.
+    pub async fn create(
+        &self,
+        uri: impl Into<Bytes>,
+        content: impl Into<Bytes>,
+    ) -> Result<Message, RequestError> {
+        self.call(Message::new(MessageType::CREATE_URI, uri, content))
+            .await
+    }
+
+    /// UPDATE_URI; expects OK.
+    pub async fn update(
+        &self,
+        uri: impl Into<Bytes>,
+        content: impl Into<Bytes>,
+    ) -> Result<Message, RequestError> {
+        self.call(Message::new(MessageType::UPDATE_URI, uri, content))
+            .await
+    }
+
+    /// DELETE_URI; expects OK.
+    pub async fn delete(&self, uri: impl Into<Bytes>) -> Result<Message, RequestError> {
+        self.call(Message::new(MessageType::DELETE_URI, uri, Bytes::new()))
+            .await
+    }
+
+    /// The next message from the server that is neither a reply to a request nor taken by a
+    /// handler, waiting as long as it takes.
+    pub async fn receive_once(&self) -> Result<Message, ReceiveError> {
+        self.inner
+            .inbox
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or(ReceiveError::Closed)
+    }
+
+    /// [`receive_once`](Self::receive_once) with a timeout.
+    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Message, ReceiveError> {
+        tokio::time::timeout(timeout, self.receive_once())
+            .await
+            .map_err(|_| ReceiveError::Timeout(timeout))?
+    }
+
+    /// Close gracefully: queued messages are written first. Waits until the connection has ended.
+    pub async fn close(&self) {
+        self.inner.cancel.cancel();
+        let mut done = self.inner.done.clone();
+        let _ = done.wait_for(|d| *d).await;
+    }
+
+    fn complete(&self, id: u64, reply: Message) -> bool {
+        let Some(p) = self.pending().map.remove(&id) else {
+            return false;
+        };
+        let _ = p.tx.send(RequestError::from_reply(reply));
+        true
+    }
+
+    /// Match a reply without a reference by (type, uri): the oldest request for that uri expecting
+    /// this type (or any request for that uri, for an error reply).
+    fn complete_by_uri(&self, reply: &Message) -> Option<u64> {
+        let p = self.pending();
+        p.map
+            .iter()
+            .filter(|(_, r)| {
+                r.uri == *reply.uri()
+                    && (reply.message_type.is_error() || r.expect == Some(reply.message_type))
+            })
+            .map(|(id, _)| *id)
+            .min()
+    }
+}
+
+struct PendingGuard<'a> {
+    conn: &'a Connection,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.conn.pending().map.remove(&self.id);
+    }
+}
+
+struct ClientDispatch {
+    ctx: Context,
+    conn: Connection,
+    routes: Arc<Routes>,
+    codec: FrameCodec,
+    inbox: mpsc::Sender<Message>,
+}
+
+impl Dispatch for ClientDispatch {
+    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) {
+        let auth = frame.auth.clone();
+        let msg = match frame.decode(self.codec.auth_codec()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "invalid frame from server dropped");
+                // If the request id can still be read, fail that request now rather than at its timeout.
+                if let Some(id) = self
+                    .codec
+                    .auth_codec()
+                    .decode(&auth)
+                    .ok()
+                    .and_then(|f| crate::message::reply_ref_in(&f))
+                {
+                    self.conn.complete(
+                        id,
+                        Message::new(MessageType::ERROR, "ERROR", format!("invalid reply: {e}")),
+                    );
+                }
+                return;
+            }
+        };
+        if let Some(id) = msg.reply_ref() {
+            if !self.conn.complete(id, msg) {
+                tracing::debug!(id, "reply for a request no longer waiting dropped");
+            }
+            return;
+        }
+        if let Some(id) = self.conn.complete_by_uri(&msg) {
+            self.conn.complete(id, msg);
+            return;
+        }
+        if let Some(handler) = self
+            .routes
+            .select(msg.message_type, msg.uri(), self.ctx.peer_addr())
+        {
+            let rid = msg.request_id();
+            let req = Request {
+                message: msg,
+                ctx: self.ctx.clone(),
+            };
+            if let Some(mut reply) = handler.call(req).await {
+                if let Some(id) = rid {
+                    reply.set_reply_ref(id);
+                }
+                if let Err(e) = self.codec.encode_message(&reply, out) {
+                    tracing::warn!(error = %e, "handler reply cannot be encoded; dropped");
+                }
+            }
+            return;
+        }
+        match self.inbox.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                tracing::warn!(r#type = %m.message_type, "inbox full: message dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn on_fatal(&mut self, _err: &FrameError, _out: &mut BytesMut) {}
+}
