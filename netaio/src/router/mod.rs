@@ -34,6 +34,7 @@ pub use handler::{BoxFuture, BoxedHandler, Handler, IntoErrorReply, IntoReply};
 
 use crate::MessageType;
 use crate::message::HexPreview;
+use crate::plugin::Plugins;
 
 /// The key a handler is registered under. Matching tries, in order, `Peer`, `Uri`, `Type`.
 ///
@@ -137,8 +138,28 @@ pub enum RouteError {
 #[derive(Clone)]
 struct Route {
     handler: BoxedHandler,
+    inner: Plugins,
     at: &'static Location<'static>,
 }
+
+/// The handler chosen for a message, with its inner plugins.
+#[derive(Clone)]
+pub(crate) struct Matched {
+    pub(crate) handler: BoxedHandler,
+    pub(crate) inner: Plugins,
+}
+
+impl From<&Route> for Matched {
+    fn from(r: &Route) -> Self {
+        Matched {
+            handler: r.handler.clone(),
+            inner: r.inner.clone(),
+        }
+    }
+}
+
+/// Inner plugins attached to one route (the same type as a node's [`Plugins`]).
+pub type InnerPlugins = Plugins;
 
 #[derive(Clone, Default)]
 struct Slot {
@@ -298,6 +319,45 @@ impl Router {
         }
     }
 
+    /// Register a persistent handler with inner plugins: incoming messages for it pass the inner auth
+    /// check and inner decryption before it runs, and its replies are sealed with them.
+    ///
+    /// # Panics
+    ///
+    /// If a persistent handler is already registered at `key`.
+    #[track_caller]
+    #[must_use]
+    pub fn on_with<H: Handler<A>, A: 'static>(
+        self,
+        key: impl Into<RouteKey>,
+        handler: H,
+        inner: Plugins,
+    ) -> Self {
+        match self.try_insert_with(key.into(), BoxedHandler::new(handler), false, inner) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`once`](Router::once) with inner plugins.
+    ///
+    /// # Panics
+    ///
+    /// If a one-shot handler is already registered at `key`.
+    #[track_caller]
+    #[must_use]
+    pub fn once_with<H: Handler<A>, A: 'static>(
+        self,
+        key: impl Into<RouteKey>,
+        handler: H,
+        inner: Plugins,
+    ) -> Self {
+        match self.try_insert_with(key.into(), BoxedHandler::new(handler), true, inner) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Register a persistent handler, or say why not.
     #[track_caller]
     pub fn try_on<H: Handler<A>, A: 'static>(
@@ -321,13 +381,26 @@ impl Router {
     /// Register an already erased handler (used by the attribute macros and by services).
     #[track_caller]
     pub fn try_insert(
-        mut self,
+        self,
         key: RouteKey,
         handler: BoxedHandler,
         once: bool,
     ) -> Result<Self, RouteError> {
+        self.try_insert_with(key, handler, once, Plugins::new())
+    }
+
+    /// Register an already erased handler with inner plugins.
+    #[track_caller]
+    pub fn try_insert_with(
+        mut self,
+        key: RouteKey,
+        handler: BoxedHandler,
+        once: bool,
+        inner: Plugins,
+    ) -> Result<Self, RouteError> {
         let route = Route {
             handler,
+            inner,
             at: Location::caller(),
         };
         self.table.insert(key, route, once)?;
@@ -455,23 +528,18 @@ impl Routes {
     /// The handler for a message, most specific key first; a one-shot handler at the matching key
     /// is taken (removed) before the persistent one. `None` when nothing matches (the caller
     /// decides what the fallback is).
-    pub(crate) fn select(
-        &self,
-        t: MessageType,
-        uri: &Bytes,
-        peer: SocketAddr,
-    ) -> Option<BoxedHandler> {
+    pub(crate) fn select(&self, t: MessageType, uri: &Bytes, peer: SocketAddr) -> Option<Matched> {
         if self.once_count.load(Ordering::Acquire) == 0 {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
             return table
                 .find(t, uri, peer)
                 .and_then(|(_, s)| s.persistent.as_ref())
-                .map(|r| r.handler.clone());
+                .map(Matched::from);
         }
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         let (key, slot) = table.find(t, uri, peer)?;
         if slot.once.is_none() {
-            return slot.persistent.as_ref().map(|r| r.handler.clone());
+            return slot.persistent.as_ref().map(Matched::from);
         }
         let slot = table.slot_mut(key.clone());
         let route = slot.once.take();
@@ -479,7 +547,7 @@ impl Routes {
             table.remove(&key, false);
         }
         self.once_count.fetch_sub(1, Ordering::AcqRel);
-        route.map(|r| r.handler)
+        route.as_ref().map(Matched::from)
     }
 
     #[track_caller]
@@ -488,9 +556,11 @@ impl Routes {
         key: RouteKey,
         handler: BoxedHandler,
         once: bool,
+        inner: Plugins,
     ) -> Result<(), RouteError> {
         let route = Route {
             handler,
+            inner,
             at: Location::caller(),
         };
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,58 @@
+//! [`Peer`]: another node as plugins and peer management see it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+/// Named values a peer publishes about itself (for example its public keys), decoded by a
+/// [`PeerPlugin`](crate::plugin::PeerPlugin).
+pub type PeerData = BTreeMap<String, Bytes>;
+
+/// A node: its id, the addresses it was seen at, its encoded peer data and when it was last heard.
+///
+/// ```
+/// use netaio::peer::Peer;
+///
+/// let peer = Peer::new("node-1").with_data(bytes::Bytes::from_static(b"\x00"));
+/// assert_eq!(peer.id.as_ref(), b"node-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's id (unique per node; never an address).
+    pub id: Bytes,
+    /// Addresses the peer was seen at, most recent first.
+    pub addrs: Vec<SocketAddr>,
+    /// The peer's data as encoded by its peer plugin.
+    pub data: Bytes,
+    /// When the peer was last heard from, if ever.
+    pub last_seen: Option<Instant>,
+}
+
+impl Peer {
+    /// A peer with this id, no address and no data.
+    pub fn new(id: impl Into<Bytes>) -> Self {
+        Self {
+            id: id.into(),
+            addrs: Vec::new(),
+            data: Bytes::new(),
+            last_seen: None,
+        }
+    }
+
+    /// The same peer with this encoded data.
+    #[must_use]
+    pub fn with_data(mut self, data: Bytes) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The same peer with this address added (first).
+    #[must_use]
+    pub fn with_addr(mut self, addr: SocketAddr) -> Self {
+        self.addrs.retain(|a| *a != addr);
+        self.addrs.insert(0, addr);
+        self
+    }
+}
