@@ -1,3 +1,5 @@
+//! Smoke test: an echo server and a client on 127.0.0.1.
+
 use netaio::{Message, MessageType, Router, TcpClient, TcpServer};
 
 #[tokio::test]
