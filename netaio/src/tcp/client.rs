@@ -17,7 +17,7 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerSlot};
 use crate::plugin::{
     AuthPlugin, CipherPlugin, NodePlugins, PeerPlugin, Plugins, SendOptions, open_inner, open_outer,
 };
@@ -448,6 +448,7 @@ struct ConnShared {
     cancel: CancellationToken,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
     done: tokio::sync::watch::Receiver<bool>,
+    peer_info: PeerSlot,
 }
 
 /// One client connection to one server; cheap to clone. Requests sent on it are matched to their
@@ -497,6 +498,7 @@ impl Connection {
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
                 done: done_rx,
+                peer_info: PeerSlot::default(),
             }),
         };
         let span = tracing::info_span!("client", server = %peer);
@@ -596,6 +598,17 @@ impl Connection {
         }
     }
 
+    /// Record the server's peer (its id and data, for example public keys); plugins then receive it
+    /// for this connection's messages.
+    pub fn set_peer(&self, peer: Option<Peer>) {
+        self.inner.peer_info.set(peer);
+    }
+
+    /// The server's peer, when recorded.
+    pub fn peer(&self) -> Option<Arc<Peer>> {
+        self.inner.peer_info.get()
+    }
+
     /// The server's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer
@@ -614,7 +627,10 @@ impl Connection {
     /// Seal (instance plugins as `opts` says, plus its inner plugins) and encode.
     async fn prepare(&self, msg: Message, opts: &SendOptions) -> Result<Bytes, SendError> {
         let plugins = &self.inner.client.plugins;
-        let sealed = plugins.seal(msg, opts, None, Some(self.inner.peer)).await?;
+        let peer = self.inner.peer_info.get();
+        let sealed = plugins
+            .seal(msg, opts, peer.as_deref(), Some(self.inner.peer))
+            .await?;
         Ok(self.inner.client.codec.to_frame(&sealed)?)
     }
 
@@ -646,7 +662,7 @@ impl Connection {
         let sealed = plugins.seal_now(
             msg.clone(),
             &SendOptions::default(),
-            None,
+            self.inner.peer_info.get().as_deref(),
             Some(self.inner.peer),
         )?;
         let bytes = self.inner.client.codec.to_frame(&sealed)?;
@@ -797,9 +813,14 @@ impl Connection {
             RequestError::from_reply(reply)
         } else {
             let plugins = &self.inner.client.plugins;
-            open_inner(reply, &p.inner, &plugins.ctx(None, Some(self.inner.peer)))
-                .map_err(RequestError::from)
-                .and_then(RequestError::from_reply)
+            let peer = self.inner.peer_info.get();
+            open_inner(
+                reply,
+                &p.inner,
+                &plugins.ctx(peer.as_deref(), Some(self.inner.peer)),
+            )
+            .map_err(RequestError::from)
+            .and_then(RequestError::from_reply)
         };
         let _ = p.tx.send(result);
         true
@@ -881,7 +902,9 @@ impl Dispatch for ClientDispatch {
         let plugins = &self.conn.inner.client.plugins;
         let received_ref = msg.reply_ref();
         let received = msg.clone();
-        let msg = match open_outer(msg, &plugins.outer, &plugins.ctx(None, Some(peer))) {
+        let peer_info = self.conn.inner.peer_info.get();
+        let pctx = plugins.ctx(peer_info.as_deref(), Some(peer));
+        let msg = match open_outer(msg, &plugins.outer, &pctx) {
             Ok(m) => m,
             Err(e) => {
                 if let Some(id) = received_ref
@@ -907,7 +930,7 @@ impl Dispatch for ClientDispatch {
         if let Some(Matched { handler, inner }) =
             self.routes.select(msg.message_type, msg.uri(), peer)
         {
-            let msg = match open_inner(msg, &inner, &plugins.ctx(None, Some(peer))) {
+            let msg = match open_inner(msg, &inner, &pctx) {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "message from server refused by the handler's plugins");
@@ -924,7 +947,9 @@ impl Dispatch for ClientDispatch {
                     reply.set_reply_ref(id);
                 }
                 let opts = SendOptions::new().inner(inner);
-                let sealed = plugins.seal(reply, &opts, None, Some(peer)).await;
+                let sealed = plugins
+                    .seal(reply, &opts, peer_info.as_deref(), Some(peer))
+                    .await;
                 match sealed
                     .map_err(SendError::from)
                     .and_then(|m| self.codec.encode_message(&m, out).map_err(SendError::from))

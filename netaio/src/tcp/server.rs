@@ -18,7 +18,7 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{BindError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, DecodeError, MAX_FRAME, PostcardCodec};
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerSlot};
 use crate::plugin::{
     AuthErrorHook, AuthFailure, AuthPlugin, CipherPlugin, NodePlugins, OpenError, PeerPlugin,
     Plugins, SendOptions, open_inner, open_outer,
@@ -395,7 +395,7 @@ struct ConnEntry {
     cancel: CancellationToken,
     subs: HashSet<Bytes>,
     /// The peer behind this connection, once known (peer management).
-    peer_info: Option<Peer>,
+    peer_info: PeerSlot,
 }
 
 struct ServerShared {
@@ -443,6 +443,7 @@ impl ServerHandle {
         let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(shared.send_queue);
         let cancel = shared.cancel.child_token();
+        let peer_slot = PeerSlot::default();
         {
             let mut reg = self.registry();
             if reg.conns.len() >= shared.max_connections {
@@ -456,7 +457,7 @@ impl ServerHandle {
                     tx,
                     cancel: cancel.clone(),
                     subs: HashSet::new(),
-                    peer_info: None,
+                    peer_info: peer_slot.clone(),
                 },
             );
         }
@@ -488,6 +489,7 @@ impl ServerHandle {
                     codec: handle.shared.codec.clone(),
                     plugins: handle.shared.plugins.clone(),
                     peer,
+                    peer_info: peer_slot,
                 };
                 let mut rx = rx;
                 guard.reason = driver::drive(
@@ -543,7 +545,7 @@ impl ServerHandle {
             .get(&conn)
             .map(Target::from)
             .ok_or(SendError::UnknownConnection)?;
-        let bytes = self.prepare(msg, opts, target.peer.as_ref(), Some(target.addr))?;
+        let bytes = self.prepare(msg, opts, target.peer.as_deref(), Some(target.addr))?;
         target.tx.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
@@ -578,7 +580,7 @@ impl ServerHandle {
         }
         let mut prepared = Vec::with_capacity(targets.len());
         for t in &targets {
-            match self.prepare(msg, opts, t.peer.as_ref(), Some(t.addr)) {
+            match self.prepare(msg, opts, t.peer.as_deref(), Some(t.addr)) {
                 Ok(b) => prepared.push((&t.tx, b)),
                 Err(e) => {
                     tracing::warn!(peer = %t.addr, error = %e, "cannot prepare message for one recipient")
@@ -659,6 +661,26 @@ impl ServerHandle {
                 .collect()
         };
         self.fan_out(msg, opts, targets)
+    }
+
+    /// Record the peer behind a connection (its id and data, for example public keys); plugins
+    /// then receive it for that connection's messages. False if the connection is unknown.
+    pub fn set_peer(&self, conn: ConnectionId, peer: Option<Peer>) -> bool {
+        match self.registry().conns.get(&conn) {
+            Some(c) => {
+                c.peer_info.set(peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peer recorded for a connection.
+    pub fn peer(&self, conn: ConnectionId) -> Option<Arc<Peer>> {
+        self.registry()
+            .conns
+            .get(&conn)
+            .and_then(|c| c.peer_info.get())
     }
 
     /// The connections now open.
@@ -754,7 +776,7 @@ impl ServerHandle {
 struct Target {
     tx: mpsc::Sender<Bytes>,
     addr: SocketAddr,
-    peer: Option<Peer>,
+    peer: Option<Arc<Peer>>,
 }
 
 impl From<&ConnEntry> for Target {
@@ -762,7 +784,7 @@ impl From<&ConnEntry> for Target {
         Target {
             tx: c.tx.clone(),
             addr: c.peer,
-            peer: c.peer_info.clone(),
+            peer: c.peer_info.get(),
         }
     }
 }
@@ -823,6 +845,7 @@ struct ServerDispatch {
     codec: FrameCodec,
     plugins: NodePlugins,
     peer: SocketAddr,
+    peer_info: PeerSlot,
 }
 
 impl ServerDispatch {
@@ -845,7 +868,11 @@ impl ServerDispatch {
             .inner(inner.clone())
             .use_auth(outer)
             .use_cipher(outer);
-        match self.plugins.seal_now(msg, &opts, None, Some(self.peer)) {
+        let peer = self.peer_info.get();
+        match self
+            .plugins
+            .seal_now(msg, &opts, peer.as_deref(), Some(self.peer))
+        {
             Ok(m) => {
                 if let Err(e) = self.codec.encode_message(&m, out) {
                     tracing::warn!(error = %e, "sealed reply cannot be encoded; dropped");
@@ -936,7 +963,8 @@ impl Dispatch for ServerDispatch {
         };
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
         let received = msg.clone();
-        let ctx = self.plugins.ctx(None, Some(self.peer));
+        let peer_info = self.peer_info.get();
+        let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
         let msg = match open_outer(msg, &self.plugins.outer, &ctx) {
             Ok(m) => m,
             Err(e) => {
@@ -954,7 +982,7 @@ impl Dispatch for ServerDispatch {
             msg
         } else {
             let routed = msg.clone();
-            match open_inner(msg, &inner, &self.plugins.ctx(None, Some(self.peer))) {
+            match open_inner(msg, &inner, &ctx) {
                 Ok(m) => m,
                 Err(e) => return self.refused(&routed, &e, inner.auth.as_deref(), out),
             }
