@@ -724,15 +724,18 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed.into());
         }
-        let bytes = self.prepare(msg, opts).await?;
-        self.inner
-            .tx
-            .send(bytes)
-            .await
-            .map_err(|_| SendError::Closed)?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RequestError::Closed),
+        // The timeout covers the whole exchange, a send waiting on a full queue included.
+        let exchange = async {
+            let bytes = self.prepare(msg, opts).await?;
+            self.inner
+                .tx
+                .send(bytes)
+                .await
+                .map_err(|_| SendError::Closed)?;
+            rx.await.unwrap_or(Err(RequestError::Closed))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
             Err(_) => Err(RequestError::Timeout(timeout)),
         }
     }
@@ -901,13 +904,15 @@ impl Dispatch for ClientDispatch {
         let peer = self.ctx.peer_addr();
         let plugins = &self.conn.inner.client.plugins;
         let received_ref = msg.reply_ref();
-        let received = msg.clone();
+        // Kept only when a check can fail, for answering a request with an unauthenticated error.
+        let received =
+            (!plugins.outer.is_empty() && msg.message_type.is_error()).then(|| msg.clone());
         let peer_info = self.conn.inner.peer_info.get();
         let pctx = plugins.ctx(peer_info.as_deref(), Some(peer));
         let msg = match open_outer(msg, &plugins.outer, &pctx) {
             Ok(m) => m,
             Err(e) => {
-                if let Some(id) = received_ref
+                if let (Some(id), Some(received)) = (received_ref, received)
                     && self.conn.complete_unauthenticated(id, received)
                 {
                     tracing::debug!(error = %e, "unauthenticated error reply completed its request");

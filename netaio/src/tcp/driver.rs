@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Frame, FrameCodec, FrameError};
 
+/// How much room a read gets at least.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Limits applied to one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct DriverConfig {
@@ -158,6 +161,10 @@ pub(crate) async fn drive<D: Dispatch>(
             sleep.as_mut().reset(until);
         }
         let room = wbuf.len() < cfg.write_high_water;
+        // Read in large chunks: pipelined small frames then cost one syscall per batch.
+        if reading && rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        }
 
         tokio::select! {
             biased;

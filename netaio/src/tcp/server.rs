@@ -883,17 +883,22 @@ impl ServerDispatch {
     }
 
     async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
+        if inner.is_empty() && self.plugins.outer.is_empty() {
+            return self.write(&msg, out);
+        }
+        let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
         let opts = SendOptions::new().inner(inner.clone());
-        match self
+        let peer = self.peer_info.get();
+        let sealed = self
             .plugins
-            .seal(msg.clone(), &opts, None, Some(self.peer))
-            .await
-        {
+            .seal(msg, &opts, peer.as_deref(), Some(self.peer))
+            .await;
+        match sealed {
             Ok(m) => self.write(&m, out),
             Err(e) => {
                 tracing::warn!(error = %e, "reply cannot be sealed; answering ERROR instead");
-                let mut err = Message::new(MessageType::ERROR, msg.uri().clone(), "internal error");
-                if let Some(r) = msg.reply_ref() {
+                let mut err = Message::new(MessageType::ERROR, uri, "internal error");
+                if let Some(r) = rref {
                     err.set_reply_ref(r);
                 }
                 self.write_sealed(err, &Plugins::new(), true, out);
@@ -962,14 +967,18 @@ impl Dispatch for ServerDispatch {
             Err(e) => return self.invalid(&e, &auth, out),
         };
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
-        let received = msg.clone();
         let peer_info = self.peer_info.get();
         let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
-        let msg = match open_outer(msg, &self.plugins.outer, &ctx) {
-            Ok(m) => m,
-            Err(e) => {
-                let plugin = self.plugins.outer.auth.clone();
-                return self.refused(&received, &e, plugin.as_deref(), out);
+        let msg = if self.plugins.outer.is_empty() {
+            msg
+        } else {
+            let received = msg.clone();
+            match open_outer(msg, &self.plugins.outer, &ctx) {
+                Ok(m) => m,
+                Err(e) => {
+                    let plugin = self.plugins.outer.auth.clone();
+                    return self.refused(&received, &e, plugin.as_deref(), out);
+                }
             }
         };
         let rid = msg.request_id();
