@@ -1,3 +1,5 @@
+//! Smoke test: one echo request and one NOT_FOUND over 127.0.0.1.
+
 use netaio::{Message, MessageType, Router, TcpClient, TcpServer};
 
 #[tokio::test]
