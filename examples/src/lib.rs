@@ -30,3 +30,8 @@ pub fn init_tracing(default_filter: &str) {
         .try_init();
 }
 
+// The root README's Rust code blocks, compiled and run as doctests of this crate, so the quick
+// start cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RootReadmeDoctests;
