@@ -413,7 +413,7 @@ impl ServerHandle {
                     handle: handle.clone(),
                     id,
                     peer,
-                    reason: CloseReason::Io("handler panicked".into()),
+                    reason: None,
                 };
                 let mut dispatch = ServerDispatch {
                     ctx: Context::new(
@@ -429,15 +429,17 @@ impl ServerHandle {
                     peer,
                 };
                 let mut rx = rx;
-                guard.reason = driver::drive(
-                    stream,
-                    handle.shared.codec.clone(),
-                    &handle.shared.driver,
-                    &mut dispatch,
-                    &mut rx,
-                    &cancel,
-                )
-                .await;
+                guard.reason = Some(
+                    driver::drive(
+                        stream,
+                        handle.shared.codec.clone(),
+                        &handle.shared.driver,
+                        &mut dispatch,
+                        &mut rx,
+                        &cancel,
+                    )
+                    .await,
+                );
             }
             .instrument(span),
         );
@@ -643,12 +645,13 @@ fn deliver(bytes: &Bytes, targets: Vec<mpsc::Sender<Bytes>>) -> usize {
     n
 }
 
-/// Removes a connection and its subscriptions when its task ends, even by a panic.
+/// Removes a connection and its subscriptions when its task ends, even by a panic or an abort.
 struct ConnGuard {
     handle: ServerHandle,
     id: ConnectionId,
     peer: SocketAddr,
-    reason: CloseReason,
+    /// Set when the driver returns; still `None` if the task panicked or was aborted.
+    reason: Option<CloseReason>,
 }
 
 impl Drop for ConnGuard {
@@ -666,7 +669,15 @@ impl Drop for ConnGuard {
                 }
             }
         }
-        tracing::debug!(reason = %self.reason, "disconnected");
+        let reason = self.reason.take().unwrap_or_else(|| {
+            if std::thread::panicking() {
+                CloseReason::Io("handler panicked".into())
+            } else {
+                // Dropped without finishing: aborted at the end of the shutdown timeout.
+                CloseReason::Local
+            }
+        });
+        tracing::debug!(%reason, "disconnected");
         let _ = self
             .handle
             .shared
@@ -674,7 +685,7 @@ impl Drop for ConnGuard {
             .send(ConnectionEvent::Disconnected {
                 id: self.id,
                 peer: self.peer,
-                reason: std::mem::replace(&mut self.reason, CloseReason::Local),
+                reason,
             });
     }
 }
