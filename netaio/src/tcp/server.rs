@@ -474,7 +474,7 @@ impl ServerHandle {
                     handle: handle.clone(),
                     id,
                     peer,
-                    reason: CloseReason::Io("handler panicked".into()),
+                    reason: None,
                 };
                 let mut dispatch = ServerDispatch {
                     ctx: Context::new(
@@ -492,15 +492,17 @@ impl ServerHandle {
                     peer_info: peer_slot,
                 };
                 let mut rx = rx;
-                guard.reason = driver::drive(
-                    stream,
-                    handle.shared.codec.clone(),
-                    &handle.shared.driver,
-                    &mut dispatch,
-                    &mut rx,
-                    &cancel,
-                )
-                .await;
+                guard.reason = Some(
+                    driver::drive(
+                        stream,
+                        handle.shared.codec.clone(),
+                        &handle.shared.driver,
+                        &mut dispatch,
+                        &mut rx,
+                        &cancel,
+                    )
+                    .await,
+                );
             }
             .instrument(span),
         );
@@ -803,12 +805,13 @@ fn deliver<'a>(items: impl Iterator<Item = (&'a mpsc::Sender<Bytes>, Bytes)>) ->
     n
 }
 
-/// Removes a connection and its subscriptions when its task ends, even by a panic.
+/// Removes a connection and its subscriptions when its task ends, even by a panic or an abort.
 struct ConnGuard {
     handle: ServerHandle,
     id: ConnectionId,
     peer: SocketAddr,
-    reason: CloseReason,
+    /// Set when the driver returns; still `None` if the task panicked or was aborted.
+    reason: Option<CloseReason>,
 }
 
 impl Drop for ConnGuard {
@@ -826,7 +829,15 @@ impl Drop for ConnGuard {
                 }
             }
         }
-        tracing::debug!(reason = %self.reason, "disconnected");
+        let reason = self.reason.take().unwrap_or_else(|| {
+            if std::thread::panicking() {
+                CloseReason::Io("handler panicked".into())
+            } else {
+                // Dropped without finishing: aborted at the end of the shutdown timeout.
+                CloseReason::Local
+            }
+        });
+        tracing::debug!(%reason, "disconnected");
         let _ = self
             .handle
             .shared
@@ -834,7 +845,7 @@ impl Drop for ConnGuard {
             .send(ConnectionEvent::Disconnected {
                 id: self.id,
                 peer: self.peer,
-                reason: std::mem::replace(&mut self.reason, CloseReason::Local),
+                reason,
             });
     }
 }
