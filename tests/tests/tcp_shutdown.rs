@@ -124,6 +124,44 @@ async fn shutdown_aborts_a_handler_that_never_ends_after_the_shutdown_timeout() 
 }
 
 #[tokio::test]
+async fn disconnect_aborts_a_handler_that_never_ends_after_the_grace_period() {
+    let (tx, mut started) = mpsc::unbounded_channel();
+    let router = signalling_router(tx, || tokio::time::sleep(Duration::from_secs(3600)));
+    let server = start_with(
+        TcpServer::builder()
+            .router(router)
+            .shutdown_timeout(Duration::from_millis(200)),
+    )
+    .await;
+    let mut events = server.events();
+    let client = TcpClient::builder()
+        .request_timeout(Duration::from_secs(30))
+        .build();
+    let conn = client.connect(server.addr).await.unwrap();
+    let id = connected(&mut events, None).await;
+    let call = {
+        let conn = conn.clone();
+        tokio::spawn(async move { conn.request("slow", "").await })
+    };
+    wait_started(&mut started, 1).await;
+    let t0 = Instant::now();
+    assert!(server.handle.disconnect(id));
+    let r = within(WAIT, "the pending request to fail", call)
+        .await
+        .unwrap();
+    assert!(matches!(r, Err(RequestError::Closed)), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(disconnected(&mut events, id).await, CloseReason::Local);
+    // The server itself keeps serving.
+    let other = TcpClient::new().connect(server.addr).await.unwrap();
+    assert_eq!(
+        other.request("echo", "x").await.unwrap().content().as_ref(),
+        b"x"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_closed_connection_fails_every_pending_request_at_once() {
     // The handler takes the request and never answers it.
     let (tx, mut started) = mpsc::unbounded_channel::<()>();

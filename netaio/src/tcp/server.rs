@@ -396,6 +396,8 @@ struct ConnEntry {
     subs: HashSet<Bytes>,
     /// The peer behind this connection, once known (peer management).
     peer_info: PeerSlot,
+    /// Aborts the connection's task (disconnect after the grace period).
+    abort: Option<tokio::task::AbortHandle>,
 }
 
 struct ServerShared {
@@ -458,6 +460,7 @@ impl ServerHandle {
                     cancel: cancel.clone(),
                     subs: HashSet::new(),
                     peer_info: peer_slot.clone(),
+                    abort: None,
                 },
             );
         }
@@ -467,7 +470,7 @@ impl ServerHandle {
         let _ = shared.events.send(ConnectionEvent::Connected { id, peer });
         let span = tracing::info_span!("connection", %peer, id = id.0);
         let handle = self.clone();
-        tasks.spawn(
+        let abort = tasks.spawn(
             async move {
                 tracing::debug!("connected");
                 let mut guard = ConnGuard {
@@ -506,6 +509,9 @@ impl ServerHandle {
             }
             .instrument(span),
         );
+        if let Some(c) = self.registry().conns.get_mut(&id) {
+            c.abort = Some(abort);
+        }
     }
 
     /// The bound address.
@@ -706,15 +712,29 @@ impl ServerHandle {
         self.registry().conns.len()
     }
 
-    /// Close one connection gracefully (its in-flight handler finishes first). False if unknown.
+    /// Close one connection gracefully: its in-flight handler may finish and its replies are
+    /// flushed, within the shutdown timeout; after that the connection is aborted. False if unknown.
     pub fn disconnect(&self, conn: ConnectionId) -> bool {
-        match self.registry().conns.get(&conn) {
+        let abort = match self.registry().conns.get(&conn) {
             Some(c) => {
                 c.cancel.cancel();
-                true
+                c.abort.clone()
             }
-            None => false,
+            None => return false,
+        };
+        if let Some(abort) = abort {
+            let grace = self.shared.shutdown_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if !abort.is_finished() {
+                    tracing::warn!(
+                        "disconnect: handler still busy after the grace period; aborting"
+                    );
+                    abort.abort();
+                }
+            });
         }
+        true
     }
 
     /// Connection events from now on. A receiver that falls more than 256 events behind loses the
