@@ -13,6 +13,7 @@
 //! that failed a check.
 
 mod freshness;
+mod hmac;
 mod pipeline;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use freshness::{Clock, Freshness};
+pub use hmac::HmacAuth;
 pub use pipeline::{OpenError, SealError, Stage, open_inner, open_outer, seal};
 
 use crate::peer::{Peer, PeerData};
