@@ -12,6 +12,7 @@
 //! and fuzzed. A failed check stops processing; the transports never run a handler for a message
 //! that failed a check.
 
+mod aead;
 mod freshness;
 mod hmac;
 mod pipeline;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use aead::AeadCipher;
 pub use freshness::{Clock, Freshness};
 pub use hmac::HmacAuth;
 pub use pipeline::{OpenError, SealError, Stage, open_inner, open_outer, seal};
