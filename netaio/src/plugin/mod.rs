@@ -14,6 +14,7 @@
 
 mod aead;
 mod freshness;
+mod hashcash;
 mod hmac;
 mod pipeline;
 
@@ -25,6 +26,7 @@ use bytes::Bytes;
 
 pub use aead::AeadCipher;
 pub use freshness::{Clock, Freshness};
+pub use hashcash::HashcashAuth;
 pub use hmac::HmacAuth;
 pub use pipeline::{OpenError, SealError, Stage, open_inner, open_outer, seal};
 
