@@ -42,7 +42,10 @@ pub(super) fn put_lp(u: &mut impl Update, bytes: &[u8]) {
 }
 
 /// Insert a field without allocating for a `'static` name.
-#[allow(clippy::ptr_arg, reason = "the Cow tells a 'static name from an owned one")]
+#[allow(
+    clippy::ptr_arg,
+    reason = "the Cow tells a 'static name from an owned one"
+)]
 pub(super) fn put_field(fields: &mut AuthFields, name: &Cow<'static, str>, value: Vec<u8>) {
     match name {
         Cow::Borrowed(s) => fields.insert_static(s, value),
