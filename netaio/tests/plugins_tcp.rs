@@ -244,6 +244,36 @@ async fn hashcash_node_wide_and_per_route() {
     task.await.unwrap();
 }
 
+#[tokio::test]
+async fn hashcash_demanded_from_clients_only() {
+    let calls = Counter::default();
+    let router = Router::new().on((MessageType::REQUEST_URI, "post"), echo(&calls));
+    let (addr, handle, task) = start(
+        TcpServer::builder()
+            .router(router)
+            .auth(HashcashAuth::new(14).stamp_outgoing(false)),
+    )
+    .await;
+    let client = TcpClient::builder()
+        .auth(HashcashAuth::new(14).require_incoming(false))
+        .request_timeout(CALL)
+        .build();
+    let conn = client.connect(addr).await.unwrap();
+    for i in 0..3 {
+        let text = format!("post {i}");
+        let reply = conn.request("post", text.clone()).await.unwrap();
+        assert_eq!(reply.content().as_ref(), text.as_bytes());
+    }
+    // A client that does no work is refused before the handler.
+    let lazy = TcpClient::builder().request_timeout(CALL).build();
+    let conn = lazy.connect(addr).await.unwrap();
+    let e = conn.request("post", "free").await.unwrap_err();
+    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    handle.shutdown();
+    task.await.unwrap();
+}
+
 type Log = Arc<Mutex<Vec<String>>>;
 
 fn push(log: &Log, s: String) {

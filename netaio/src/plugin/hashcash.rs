@@ -27,6 +27,11 @@ use crate::{Message, MessageType};
 /// it rate-limits, it does not authenticate. Stack it with [`HmacAuth`](super::HmacAuth) (one of
 /// them as the inner plugin) for both.
 ///
+/// By default the plugin both stamps what it sends and requires stamps on what it receives, so a
+/// server with it stamps its replies too. To demand work from clients only, give the server
+/// [`stamp_outgoing(false)`](Self::stamp_outgoing) and the clients
+/// [`require_incoming(false)`](Self::require_incoming).
+///
 /// Difficulty is per plugin: one on the node's instance plugins sets the node-wide cost, and one
 /// attached to a handler with `Router::on_with` as an inner plugin (with other field names, see
 /// [`field_prefix`](Self::field_prefix)) sets a higher cost for that route.
@@ -73,6 +78,8 @@ pub struct HashcashAuth {
     ts_field: Cow<'static, str>,
     nonce_field: Cow<'static, str>,
     freshness: Freshness,
+    stamp_outgoing: bool,
+    require_incoming: bool,
 }
 
 impl fmt::Debug for HashcashAuth {
@@ -83,6 +90,8 @@ impl fmt::Debug for HashcashAuth {
             .field("ts_field", &self.ts_field)
             .field("nonce_field", &self.nonce_field)
             .field("freshness", &self.freshness)
+            .field("stamp_outgoing", &self.stamp_outgoing)
+            .field("require_incoming", &self.require_incoming)
             .finish()
     }
 }
@@ -118,7 +127,33 @@ impl HashcashAuth {
             ts_field: Cow::Borrowed(Self::TS_FIELD),
             nonce_field: Cow::Borrowed(Self::NONCE_FIELD),
             freshness: Freshness::default(),
+            stamp_outgoing: true,
+            require_incoming: true,
         }
+    }
+
+    /// Whether `make` solves stamps for outgoing messages (default `true`). A server that only
+    /// demands work from its clients sets `false`, so that it does not pay for a stamp on every
+    /// reply; its clients then set [`require_incoming(false)`](Self::require_incoming).
+    ///
+    /// ```
+    /// use netaio::plugin::HashcashAuth;
+    /// let at_server = HashcashAuth::new(20).stamp_outgoing(false);
+    /// let at_client = HashcashAuth::new(20).require_incoming(false);
+    /// ```
+    #[must_use]
+    pub fn stamp_outgoing(mut self, on: bool) -> Self {
+        self.stamp_outgoing = on;
+        self
+    }
+
+    /// Whether `check` requires a stamp on incoming messages (default `true`). With `false`,
+    /// messages without a stamp pass and a stamp that is present is removed unverified (a stamp
+    /// proves work, not identity, so there is nothing to gain from checking one not required).
+    #[must_use]
+    pub fn require_incoming(mut self, on: bool) -> Self {
+        self.require_incoming = on;
+        self
     }
 
     /// The required number of leading zero bits.
@@ -235,10 +270,18 @@ impl AuthPlugin for HashcashAuth {
     /// Solve a stamp (CPU-heavy: see the cost table in the type docs). The counter search starts
     /// at a random value, so two identical messages in the same second get different stamps.
     fn make(&self, msg: &mut Message, _ctx: &PluginContext<'_>) -> Result<(), AuthError> {
+        if !self.stamp_outgoing {
+            return Ok(());
+        }
         self.make_from(msg, rand::random())
     }
 
     fn check(&self, msg: &mut Message, _ctx: &PluginContext<'_>) -> Result<(), AuthError> {
+        if !self.require_incoming {
+            msg.auth.remove(&self.ts_field);
+            msg.auth.remove(&self.nonce_field);
+            return Ok(());
+        }
         let ts = u64::from_be_bytes(fixed_field::<8>(&msg.auth, &self.ts_field)?);
         let counter = u64::from_be_bytes(fixed_field::<8>(&msg.auth, &self.nonce_field)?);
         let prefix = Self::prefix(msg.message_type, msg.uri(), msg.content(), ts);
@@ -261,9 +304,10 @@ impl AuthPlugin for HashcashAuth {
         Message::new(MessageType::AUTH_ERROR, "ERROR", "proof of work required")
     }
 
-    /// True: solving is CPU-heavy, so the transports run `make` off the async executor.
+    /// True (unless [`stamp_outgoing(false)`](HashcashAuth::stamp_outgoing)): solving is
+    /// CPU-heavy, so the transports run `make` off the async executor.
     fn is_blocking(&self) -> bool {
-        true
+        self.stamp_outgoing
     }
 }
 
@@ -523,6 +567,36 @@ mod tests {
         assert_eq!(r.content().as_ref(), b"proof of work required");
         assert!(p.is_blocking());
         assert!(!AuthPlugin::is_peer_specific(&p));
+    }
+
+    #[test]
+    fn one_directional_modes() {
+        let (_, client) = pow(D);
+        let client = client.require_incoming(false);
+        let (_, server) = pow(D);
+        let server = server.stamp_outgoing(false);
+        assert!(client.is_blocking() && !server.is_blocking());
+        // Client to server: stamped and checked.
+        let mut m = request();
+        client.make(&mut m, &ctx()).unwrap();
+        assert!(m.auth.contains("pow_nonce"));
+        server.check(&mut m, &ctx()).unwrap();
+        assert_eq!(m, request());
+        let mut unstamped = request();
+        assert_eq!(
+            server.check(&mut unstamped, &ctx()),
+            Err(AuthError::MissingField("pow_ts".into()))
+        );
+        // Server to client: nothing added, nothing required.
+        let mut reply = Message::respond("post", "ok");
+        server.make(&mut reply, &ctx()).unwrap();
+        assert_eq!(reply, Message::respond("post", "ok"));
+        client.check(&mut reply, &ctx()).unwrap();
+        assert_eq!(reply, Message::respond("post", "ok"));
+        // A stamp that is present but not required is removed.
+        let mut stamped = stamped(&pow(D).1, &reply);
+        client.check(&mut stamped, &ctx()).unwrap();
+        assert_eq!(stamped, reply);
     }
 
     proptest! {
