@@ -225,6 +225,21 @@ impl TcpClientBuilder {
             }),
         }
     }
+
+    /// Mount a [`Service`](crate::router::Service) on the client's router (see
+    /// [`Router::mount`]): its routes handle what servers send that is not a reply to a request.
+    ///
+    /// Call it after [`router`](Self::router), which replaces the whole router.
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered.
+    #[track_caller]
+    #[must_use]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
 }
 
 struct ClientShared {
