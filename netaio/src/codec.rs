@@ -255,3 +255,266 @@ impl Encoder<Message> for MessageCodec {
         self.frames.encode(&msg, dst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MessageType;
+    use crate::message::AuthFields;
+
+    fn messages() -> Vec<Message> {
+        let mut with_auth = Message::new(MessageType::custom(99), "with/auth", vec![5u8; 300]);
+        with_auth.auth = [("nonce", vec![1u8; 16]), ("ts", vec![0, 0, 0, 1])]
+            .into_iter()
+            .collect::<AuthFields>();
+        with_auth.set_request_id(300);
+        vec![
+            Message::new(MessageType::REQUEST_URI, "echo", "hello"),
+            Message::new(MessageType::from_u8(15), "", ""),
+            with_auth,
+            Message::error("boom"),
+        ]
+    }
+
+    fn encode_all(codec: &mut FrameCodec, msgs: &[Message]) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        for m in msgs {
+            codec.encode(m, &mut buf).unwrap();
+        }
+        buf.to_vec()
+    }
+
+    #[test]
+    fn frames_fed_one_byte_at_a_time_are_reassembled() {
+        let mut codec = FrameCodec::new();
+        let msgs = messages();
+        let wire = encode_all(&mut codec, &msgs);
+        let frame_ends: Vec<usize> = msgs
+            .iter()
+            .scan(0, |end, m| {
+                *end += codec.to_frame(m).unwrap().len();
+                Some(*end)
+            })
+            .collect();
+
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for (i, byte) in wire.iter().enumerate() {
+            buf.extend_from_slice(&[*byte]);
+            match codec.decode(&mut buf).unwrap() {
+                Some(frame) => {
+                    assert!(frame_ends.contains(&(i + 1)), "frame completed at byte {i}");
+                    out.push(frame.decode(codec.auth_codec()).unwrap());
+                    assert!(!codec.is_mid_frame(&buf), "nothing pending after a frame");
+                }
+                None => {
+                    assert!(!frame_ends.contains(&(i + 1)), "frame missed at byte {i}");
+                    assert!(codec.is_mid_frame(&buf), "mid frame after byte {i}");
+                }
+            }
+        }
+        assert_eq!(out, msgs);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_split_at_every_boundary_are_reassembled() {
+        let mut codec = FrameCodec::new();
+        let msgs = messages();
+        let wire = encode_all(&mut codec, &msgs);
+        for split in 0..=wire.len() {
+            let mut codec = FrameCodec::new();
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            for part in [&wire[..split], &wire[split..]] {
+                buf.extend_from_slice(part);
+                while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                    out.push(frame.decode(codec.auth_codec()).unwrap());
+                }
+            }
+            assert_eq!(out, msgs, "split at {split}");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn several_frames_in_one_buffer_come_out_in_order() {
+        let mut codec = MessageCodec::default();
+        let msgs = messages();
+        let mut buf = BytesMut::new();
+        for m in &msgs {
+            codec.encode(m.clone(), &mut buf).unwrap();
+        }
+        let mut out = Vec::new();
+        while let Some(m) = codec.decode(&mut buf).unwrap() {
+            out.push(m);
+            assert!(out.len() <= msgs.len());
+        }
+        assert_eq!(out, msgs);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_header_is_rejected_before_the_buffer_grows() {
+        let mut codec = FrameCodec::new().max_frame_size(1024);
+        let header = Header {
+            message_type: MessageType::OK,
+            auth_length: 0,
+            body_length: 60_000,
+            checksum: 0,
+        };
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&header.to_bytes());
+        let capacity = buf.capacity();
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FrameError::Decode(DecodeError::FrameTooLarge {
+                    len: 60_009,
+                    max: 1024
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(buf.capacity(), capacity, "no reservation for the frame");
+        assert!(buf.capacity() < 60_009);
+
+        // A frame exactly at the limit is accepted (and only then is room reserved).
+        let mut codec = FrameCodec::new().max_frame_size(1024);
+        let header = Header {
+            body_length: 1024 - 9,
+            ..header
+        };
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&header.to_bytes());
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(codec.is_mid_frame(&buf));
+        assert!(buf.capacity() >= 1024 - 9);
+    }
+
+    #[test]
+    fn frame_too_large_counts_the_auth_block() {
+        let mut codec = FrameCodec::new().max_frame_size(100);
+        let header = Header {
+            message_type: MessageType::OK,
+            auth_length: 50,
+            body_length: 42,
+            checksum: 0,
+        };
+        let mut buf = BytesMut::from(&header.to_bytes()[..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::Decode(DecodeError::FrameTooLarge {
+                len: 101,
+                max: 100
+            }))
+        ));
+    }
+
+    #[test]
+    fn partial_header_does_not_start_a_frame() {
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::new();
+        assert!(!codec.is_mid_frame(&buf));
+        buf.extend_from_slice(&[0, 0, 0]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(buf.len(), 3, "a partial header stays in the buffer");
+        assert!(codec.is_mid_frame(&buf));
+    }
+
+    #[test]
+    fn message_codec_rejects_a_bad_checksum_with_the_typed_error() {
+        let mut codec = MessageCodec::default();
+        let mut buf = BytesMut::new();
+        codec.encode(Message::ok("x", "done"), &mut buf).unwrap();
+        let last = buf.len() - 1;
+        buf[last] ^= 0xff;
+        let expected = u32::from_be_bytes(buf[5..9].try_into().unwrap());
+        let actual = crc32fast::hash(&buf[Header::LEN..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FrameError::Decode(DecodeError::Checksum { expected: e, actual: a })
+                    if e == expected && a == actual
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn frame_codec_keeps_framing_after_a_bad_frame() {
+        // The frame layer does not check the checksum: the next frame still decodes.
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::new();
+        codec.encode(Message::ok("a", "1"), &mut buf).unwrap();
+        let last = buf.len() - 1;
+        buf[last] ^= 0xff;
+        codec.encode(Message::ok("b", "2"), &mut buf).unwrap();
+        let bad = codec.decode(&mut buf).unwrap().unwrap();
+        assert!(matches!(
+            bad.decode(codec.auth_codec()),
+            Err(DecodeError::Checksum { .. })
+        ));
+        let good = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            good.decode(codec.auth_codec()).unwrap(),
+            Message::ok("b", "2")
+        );
+    }
+
+    #[test]
+    fn frame_decode_checks_the_split_lengths() {
+        let codec = FrameCodec::new();
+        let frame = codec.to_frame(&Message::ok("a", "1")).unwrap();
+        let header = Header::from_bytes(&frame).unwrap();
+        let short = Frame {
+            header,
+            auth: Bytes::new(),
+            body: frame.slice(Header::LEN..frame.len() - 1),
+        };
+        assert_eq!(
+            short.decode(codec.auth_codec()),
+            Err(DecodeError::Truncated {
+                declared: 4,
+                got: 3
+            })
+        );
+    }
+
+    #[test]
+    fn encoder_refuses_frames_above_the_limit_and_leaves_dst_untouched() {
+        let mut codec = FrameCodec::new().max_frame_size(64);
+        let fits = Message::ok("u", vec![0u8; 64 - 9 - 2 - 1]);
+        let too_big = Message::ok("u", vec![0u8; 64 - 9 - 2]);
+
+        let mut dst = BytesMut::from(&b"prefix"[..]);
+        let err = codec.encode(&too_big, &mut dst).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FrameError::Encode(EncodeError::FrameTooLarge { len: 65, max: 64 })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(&dst[..], b"prefix");
+        assert_eq!(
+            codec.to_frame(&too_big),
+            Err(EncodeError::FrameTooLarge { len: 65, max: 64 })
+        );
+
+        codec.encode(&fits, &mut dst).unwrap();
+        assert_eq!(dst.len(), 6 + 64);
+
+        // The message-level limits come through the codec too, also leaving dst as it was.
+        let mut codec = FrameCodec::new();
+        let mut dst = BytesMut::from(&b"prefix"[..]);
+        let huge = Message::ok("", vec![0u8; crate::message::MAX_URI_AND_CONTENT + 1]);
+        assert!(matches!(
+            codec.encode(huge, &mut dst),
+            Err(FrameError::Encode(EncodeError::BodyTooLarge { .. }))
+        ));
+        assert_eq!(&dst[..], b"prefix");
+    }
+}

@@ -14,6 +14,10 @@ pub enum SendError {
     /// The message cannot be encoded (too large, …). Nothing was sent.
     #[error("message cannot be encoded: {0}")]
     Encode(#[from] EncodeError),
+    /// A plugin refused to prepare the message (for example a peer-specific cipher with no key for
+    /// the recipient). Nothing was sent.
+    #[error("message cannot be sealed: {0}")]
+    Seal(#[from] crate::plugin::SealError),
     /// The connection is closed (or, on a client with reconnect, not connected right now).
     #[error("connection closed")]
     Closed,
@@ -96,6 +100,9 @@ pub enum RequestError {
     /// Too many requests are waiting for replies on this connection.
     #[error("too many requests in flight (limit {0})")]
     TooManyInFlight(usize),
+    /// The reply failed this call's inner plugins (or, for an error reply, the instance plugins).
+    #[error("reply refused: {0}")]
+    Refused(#[from] crate::plugin::OpenError),
     /// The peer answered AUTH_ERROR.
     #[error("authentication error: {}", reply_text(.0))]
     Auth(Message),

@@ -4,6 +4,8 @@
 pub mod codec;
 pub mod error;
 pub mod message;
+pub mod peer;
+pub mod plugin;
 pub mod router;
 pub mod tcp;
 

@@ -1,3 +1,4 @@
+//! Smoke test: one echo round trip through TcpServer and TcpClient.
 use netaio::{Message, MessageType, Router, TcpClient, TcpServer};
 
 #[tokio::test]

@@ -330,3 +330,467 @@ impl fmt::Debug for HexPreview<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Build a frame by hand: the header fields as given, then `auth` and `body` verbatim.
+    fn raw_frame(t: u8, auth: &[u8], body: &[u8], checksum: u32) -> Bytes {
+        let header = Header {
+            message_type: MessageType::from_u8(t),
+            auth_length: u16::try_from(auth.len()).unwrap(),
+            body_length: u16::try_from(body.len()).unwrap(),
+            checksum,
+        };
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&header.to_bytes());
+        buf.extend_from_slice(auth);
+        buf.extend_from_slice(body);
+        buf.freeze()
+    }
+
+    /// A frame with an empty auth block and a correct checksum.
+    fn frame_with_body(body: &[u8]) -> Bytes {
+        raw_frame(0, b"", body, crc32fast::hash(body))
+    }
+
+    fn decode(frame: Bytes) -> Result<Message, DecodeError> {
+        Message::decode(frame, &PostcardCodec)
+    }
+
+    fn sample_auth() -> AuthFields {
+        [
+            ("nonce", &b"\x00\x01\x02"[..]),
+            ("ts", &b"\x65\x53\xf1\x00"[..]),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn every_named_type_round_trips() {
+        assert_eq!(MessageType::ALL_NAMED.len(), 19);
+        for &t in MessageType::ALL_NAMED {
+            for auth in [AuthFields::new(), sample_auth()] {
+                let msg = Message {
+                    message_type: t,
+                    auth,
+                    body: Body::new("some/uri", "some content"),
+                };
+                let frame = msg.to_bytes(&PostcardCodec).unwrap();
+                assert_eq!(frame[0], t.value(), "{t:?}: type byte first");
+                assert_eq!(decode(frame).unwrap(), msg, "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn custom_and_unassigned_types_decode() {
+        const CHAT: MessageType = MessageType::custom(200);
+        for t in [
+            CHAT,
+            MessageType::from_u8(15),
+            MessageType::from_u8(99),
+            MessageType::from_u8(31),
+            MessageType::from_u8(255),
+        ] {
+            let msg = Message::new(t, "u", "c");
+            let back = decode(msg.to_bytes(&PostcardCodec).unwrap()).unwrap();
+            assert_eq!(back.message_type, t);
+            assert_eq!(back, msg);
+        }
+        // Every byte value decodes as a type, assigned or not.
+        for v in 0..=255u8 {
+            let frame = raw_frame(v, b"", b"\x00\x00", crc32fast::hash(b"\x00\x00"));
+            assert_eq!(decode(frame).unwrap().message_type.value(), v);
+        }
+    }
+
+    #[test]
+    fn worked_example_from_the_python_spec() {
+        // Section 1.8: REQUEST_URI, uri "echo", content "hello".
+        let msg = Message::new(MessageType::REQUEST_URI, "echo", "hello");
+        let mut body = BytesMut::new();
+        msg.body.encode(&mut body).unwrap();
+        assert_eq!(&body[..], b"\x00\x04\x65\x63\x68\x6f\x68\x65\x6c\x6c\x6f");
+        assert_eq!(crc32fast::hash(&body), 0x9b35_9cb3);
+
+        // Native mode: empty auth block.
+        let frame = msg.to_bytes(&PostcardCodec).unwrap();
+        let mut expected = vec![0x00, 0x00, 0x00, 0x00, 0x0b, 0x9b, 0x35, 0x9c, 0xb3];
+        expected.extend_from_slice(&body);
+        assert_eq!(&frame[..], &expected[..]);
+        assert_eq!(decode(frame).unwrap(), msg);
+
+        // The Python frame itself (packify's empty dict `4d4000` as the auth block) splits into the
+        // same body with a codec that understands that block.
+        #[derive(Debug)]
+        struct PackifyEmpty;
+        impl AuthFieldsCodec for PackifyEmpty {
+            fn encode(&self, f: &AuthFields, dst: &mut BytesMut) -> Result<(), EncodeError> {
+                assert!(f.is_empty());
+                dst.extend_from_slice(b"\x4d\x40\x00");
+                Ok(())
+            }
+            fn decode(&self, block: &Bytes) -> Result<AuthFields, DecodeError> {
+                if block.as_ref() == b"\x4d\x40\x00" {
+                    Ok(AuthFields::new())
+                } else {
+                    Err(DecodeError::AuthBlock("not an empty packify dict".into()))
+                }
+            }
+        }
+        let python: &[u8] = b"\x00\x00\x03\x00\x0b\x9b\x35\x9c\xb3\x4d\x40\x00\x00\x04echohello";
+        assert_eq!(&msg.to_bytes(&PackifyEmpty).unwrap()[..], python);
+        assert_eq!(
+            Message::decode(Bytes::from_static(python), &PackifyEmpty).unwrap(),
+            msg
+        );
+    }
+
+    #[test]
+    fn truncated_header() {
+        let frame = Message::ok("u", "c").to_bytes(&PostcardCodec).unwrap();
+        for n in 0..Header::LEN {
+            assert_eq!(
+                decode(frame.slice(..n)),
+                Err(DecodeError::TruncatedHeader { got: n })
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_frame() {
+        let msg = Message {
+            auth: sample_auth(),
+            ..Message::ok("uri", "content")
+        };
+        let frame = msg.to_bytes(&PostcardCodec).unwrap();
+        let declared = frame.len() - Header::LEN;
+        for n in Header::LEN..frame.len() {
+            assert_eq!(
+                decode(frame.slice(..n)),
+                Err(DecodeError::Truncated {
+                    declared,
+                    got: n - Header::LEN
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn trailing_bytes() {
+        let frame = Message::ok("u", "c").to_bytes(&PostcardCodec).unwrap();
+        for extra in [1usize, 2, 100] {
+            let mut long = BytesMut::from(&frame[..]);
+            long.extend_from_slice(&vec![0u8; extra]);
+            assert_eq!(
+                decode(long.freeze()),
+                Err(DecodeError::TrailingBytes { extra })
+            );
+        }
+    }
+
+    #[test]
+    fn checksum_mismatch() {
+        let frame = Message::ok("uri", "content")
+            .to_bytes(&PostcardCodec)
+            .unwrap();
+        // Flip one bit in every body byte in turn, and in the checksum itself.
+        for i in Header::LEN..frame.len() {
+            let mut bad = BytesMut::from(&frame[..]);
+            bad[i] ^= 0x01;
+            let expected = u32::from_be_bytes(bad[5..9].try_into().unwrap());
+            let actual = crc32fast::hash(&bad[Header::LEN..]);
+            assert_eq!(
+                decode(bad.freeze()),
+                Err(DecodeError::Checksum { expected, actual })
+            );
+        }
+        let mut bad = BytesMut::from(&frame[..]);
+        bad[8] ^= 0x80;
+        assert!(matches!(
+            decode(bad.freeze()),
+            Err(DecodeError::Checksum { .. })
+        ));
+    }
+
+    #[test]
+    fn checksum_is_checked_before_body_and_auth() {
+        // A bad auth block, a bad body layout and a wrong checksum: the checksum is reported.
+        let frame = raw_frame(0, b"\x01", b"\x00\x09x", 0);
+        assert!(matches!(decode(frame), Err(DecodeError::Checksum { .. })));
+        // Then the body layout, before the auth block.
+        let body = b"\x00\x09x";
+        let frame = raw_frame(0, b"\x01", body, crc32fast::hash(body));
+        assert!(matches!(decode(frame), Err(DecodeError::UriLength { .. })));
+    }
+
+    #[test]
+    fn body_too_short() {
+        assert_eq!(
+            decode(frame_with_body(b"")),
+            Err(DecodeError::BodyTooShort { len: 0 })
+        );
+        assert_eq!(
+            decode(frame_with_body(b"\x00")),
+            Err(DecodeError::BodyTooShort { len: 1 })
+        );
+        // Two bytes is the smallest body: empty uri, empty content.
+        let msg = decode(frame_with_body(b"\x00\x00")).unwrap();
+        assert!(msg.uri().is_empty() && msg.content().is_empty());
+    }
+
+    #[test]
+    fn uri_length_past_the_body() {
+        assert_eq!(
+            decode(frame_with_body(b"\x00\x05abcd")),
+            Err(DecodeError::UriLength {
+                uri_len: 5,
+                available: 4
+            })
+        );
+        assert_eq!(
+            decode(frame_with_body(b"\xff\xff")),
+            Err(DecodeError::UriLength {
+                uri_len: 65_535,
+                available: 0
+            })
+        );
+        // uri_len == available: all uri, no content.
+        let msg = decode(frame_with_body(b"\x00\x04abcd")).unwrap();
+        assert_eq!(msg.uri().as_ref(), b"abcd");
+        assert!(msg.content().is_empty());
+    }
+
+    #[test]
+    fn auth_block_errors_are_typed() {
+        let body = b"\x00\x00";
+        for auth in [&b"\x01"[..], b"\x01\x01\xff\x00", b"\x00\x00", b"\xff"] {
+            let frame = raw_frame(0, auth, body, crc32fast::hash(body));
+            assert!(
+                matches!(decode(frame), Err(DecodeError::AuthBlock(_))),
+                "{auth:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_size_limit_on_encode() {
+        let ok = Message::new(MessageType::OK, vec![b'u'; 22], vec![b'c'; 65_400]);
+        let frame = ok.to_bytes(&PostcardCodec).unwrap();
+        assert_eq!(frame.len(), Header::LEN + 2 + MAX_URI_AND_CONTENT);
+        assert_eq!(decode(frame).unwrap(), ok);
+
+        // One byte more, in the uri or in the content.
+        for msg in [
+            Message::new(MessageType::OK, vec![b'u'; 23], vec![b'c'; 65_400]),
+            Message::new(MessageType::OK, vec![b'u'; 22], vec![b'c'; 65_401]),
+            Message::new(MessageType::OK, Bytes::new(), vec![b'c'; 65_423]),
+        ] {
+            let mut dst = BytesMut::from(&b"prefix"[..]);
+            assert_eq!(
+                msg.encode(&PostcardCodec, &mut dst),
+                Err(EncodeError::BodyTooLarge {
+                    len: 65_423,
+                    max: MAX_URI_AND_CONTENT
+                })
+            );
+            assert_eq!(&dst[..], b"prefix", "dst untouched on error");
+        }
+    }
+
+    #[test]
+    fn auth_size_limit_on_encode() {
+        // postcard: count (1) + name length (1) + "k" + value length (3) + value.
+        let fits = MAX_AUTH_BLOCK - 6;
+        let mut msg = Message::ok("u", "c");
+        msg.auth.insert("k", vec![7u8; fits]);
+        let frame = msg.to_bytes(&PostcardCodec).unwrap();
+        let header = Header::from_bytes(&frame).unwrap();
+        assert_eq!(usize::from(header.auth_length), MAX_AUTH_BLOCK);
+        assert_eq!(decode(frame).unwrap(), msg);
+
+        msg.auth.insert("k", vec![7u8; fits + 1]);
+        let mut dst = BytesMut::from(&b"prefix"[..]);
+        assert_eq!(
+            msg.encode(&PostcardCodec, &mut dst),
+            Err(EncodeError::AuthTooLarge {
+                len: MAX_AUTH_BLOCK + 1,
+                max: MAX_AUTH_BLOCK
+            })
+        );
+        assert_eq!(&dst[..], b"prefix", "dst untouched on error");
+    }
+
+    #[test]
+    fn body_size_limit_on_decode() {
+        // The header can declare a 65,535-byte body, but uri + content must stay within the limit.
+        let mut body = vec![0u8, 3];
+        body.extend_from_slice(b"uri");
+        body.resize(2 + MAX_URI_AND_CONTENT, b'c');
+        assert_eq!(
+            decode(frame_with_body(&body)).unwrap().content().len(),
+            65_419
+        );
+
+        body.push(b'c');
+        assert_eq!(
+            decode(frame_with_body(&body)),
+            Err(DecodeError::BodyTooLarge {
+                len: 65_423,
+                max: MAX_URI_AND_CONTENT
+            })
+        );
+        body.resize(usize::from(u16::MAX), b'c');
+        assert_eq!(
+            decode(frame_with_body(&body)),
+            Err(DecodeError::BodyTooLarge {
+                len: 65_533,
+                max: MAX_URI_AND_CONTENT
+            })
+        );
+    }
+
+    #[test]
+    fn largest_frame_round_trips() {
+        let mut msg = Message::new(MessageType::custom(77), vec![1u8; 100], vec![2u8; 65_322]);
+        msg.auth.insert("k", vec![3u8; MAX_AUTH_BLOCK - 6]);
+        let frame = msg.to_bytes(&PostcardCodec).unwrap();
+        assert_eq!(frame.len(), MAX_FRAME);
+        assert_eq!(decode(frame).unwrap(), msg);
+    }
+
+    #[test]
+    fn helpers() {
+        let m = Message::respond("u", "c");
+        assert_eq!(
+            (m.message_type, m.uri().as_ref(), m.content().as_ref()),
+            (MessageType::RESPOND_URI, &b"u"[..], &b"c"[..])
+        );
+        let m = Message::ok("u", "c");
+        assert_eq!(
+            (m.message_type, m.uri().as_ref(), m.content().as_ref()),
+            (MessageType::OK, &b"u"[..], &b"c"[..])
+        );
+        let m = Message::error("boom");
+        assert_eq!(
+            (m.message_type, m.uri().as_ref(), m.content().as_ref()),
+            (MessageType::ERROR, &b"ERROR"[..], &b"boom"[..])
+        );
+        let m = Message::not_found();
+        assert_eq!(
+            (m.message_type, m.uri().as_ref(), m.content().as_ref()),
+            (MessageType::NOT_FOUND, &b""[..], &b"not found"[..])
+        );
+        let m = Message::not_permitted();
+        assert_eq!(
+            (m.message_type, m.uri().as_ref(), m.content().as_ref()),
+            (MessageType::NOT_PERMITTED, &b""[..], &b"not permitted"[..])
+        );
+        for m in [
+            Message::respond("u", "c"),
+            Message::ok("u", "c"),
+            Message::error("boom"),
+            Message::not_found(),
+            Message::not_permitted(),
+        ] {
+            assert!(m.auth.is_empty());
+        }
+        let m = Message::ok("a", "b").with_uri("x").with_content("y");
+        assert_eq!(
+            (m.uri().as_ref(), m.content().as_ref()),
+            (&b"x"[..], &b"y"[..])
+        );
+    }
+
+    #[test]
+    fn error_type_from_text() {
+        let cases = [
+            ("user not found", MessageType::NOT_FOUND),
+            ("auth failed", MessageType::AUTH_ERROR),
+            ("invalid auth", MessageType::AUTH_ERROR),
+            ("action not permitted", MessageType::NOT_PERMITTED),
+            ("boom", MessageType::ERROR),
+            ("", MessageType::ERROR),
+            // "not found" wins over "auth", and "auth" over "not permitted".
+            ("auth not found", MessageType::NOT_FOUND),
+            ("auth not permitted", MessageType::AUTH_ERROR),
+            ("not permitted: not found", MessageType::NOT_FOUND),
+            // Case-sensitive, as in Python.
+            ("Not Found", MessageType::ERROR),
+            ("AUTH", MessageType::ERROR),
+        ];
+        for (text, t) in cases {
+            assert_eq!(Message::error_type_for(text), t, "{text:?}");
+            let m = Message::error(text);
+            assert_eq!(m.message_type, t, "{text:?}");
+            assert_eq!(m.uri().as_ref(), b"ERROR");
+            assert_eq!(m.content().as_ref(), text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn request_id_and_reply_ref_round_trip() {
+        let cases: [(u64, &[u8]); 6] = [
+            (0, b"\x00"),
+            (1, b"\x01"),
+            (255, b"\xff"),
+            (256, b"\x01\x00"),
+            (0x0123_4567_89ab, b"\x01\x23\x45\x67\x89\xab"),
+            (u64::MAX, b"\xff\xff\xff\xff\xff\xff\xff\xff"),
+        ];
+        for (id, wire) in cases {
+            let mut m = Message::ok("u", "c");
+            assert_eq!((m.request_id(), m.reply_ref()), (None, None));
+            m.set_request_id(id);
+            m.set_reply_ref(id ^ 1);
+            assert_eq!(m.auth.get(fields::REQUEST_ID).unwrap().as_ref(), wire);
+            let back = decode(m.to_bytes(&PostcardCodec).unwrap()).unwrap();
+            assert_eq!(back.request_id(), Some(id));
+            assert_eq!(back.reply_ref(), Some(id ^ 1));
+        }
+    }
+
+    #[test]
+    fn request_id_rejects_empty_and_long_values() {
+        let mut m = Message::ok("u", "c");
+        for bad in [&b""[..], &[1u8; 9][..], &[0u8; 9][..]] {
+            m.auth.insert(fields::REQUEST_ID, bad);
+            m.auth.insert(fields::REPLY_REF, bad);
+            assert_eq!(m.request_id(), None, "{bad:?}");
+            assert_eq!(m.reply_ref(), None, "{bad:?}");
+        }
+        // Leading zeros are tolerated (a peer need not use the minimal form).
+        m.auth.insert(fields::REQUEST_ID, &b"\x00\x00\x01\x00"[..]);
+        assert_eq!(m.request_id(), Some(256));
+    }
+
+    #[test]
+    fn decode_is_zero_copy() {
+        let mut msg = Message::new(MessageType::REQUEST_URI, "the/uri", "the content");
+        msg.auth.insert("nonce", vec![9u8; 16]);
+        let frame = msg.to_bytes(&PostcardCodec).unwrap();
+        let range = frame.as_ptr_range();
+        let inside = |b: &Bytes| {
+            !b.is_empty() && range.contains(&b.as_ptr()) && b.as_ptr_range().end <= range.end
+        };
+        let back = decode(frame.clone()).unwrap();
+        assert!(inside(back.uri()), "uri is a slice of the frame");
+        assert!(inside(back.content()), "content is a slice of the frame");
+        assert!(
+            inside(back.auth.get("nonce").unwrap()),
+            "auth value is a slice of the frame"
+        );
+    }
+
+    #[test]
+    fn debug_output_is_readable_and_bounded() {
+        let m = Message::new(MessageType::from_u8(15), "echo", vec![0u8; 100]);
+        let s = format!("{m:?}");
+        assert!(s.contains("MessageType(15)"), "{s}");
+        assert!(s.contains("\"echo\""), "{s}");
+        assert!(s.contains("…(100 bytes)"), "{s}");
+    }
+}

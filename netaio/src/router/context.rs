@@ -114,6 +114,27 @@ impl Context {
         }
     }
 
+    /// The peer behind this connection (its id and data), when known.
+    pub fn peer(&self) -> Option<Arc<crate::peer::Peer>> {
+        match &self.link {
+            Link::Server { handle, conn } => handle.peer(*conn),
+            Link::Client(c) => c.peer(),
+            Link::Detached => None,
+        }
+    }
+
+    /// Record the peer behind this connection (peer management does this on ADVERTISE_PEER);
+    /// plugins receive it for the connection's later messages.
+    pub fn set_peer(&self, peer: Option<crate::peer::Peer>) {
+        match &self.link {
+            Link::Server { handle, conn } => {
+                handle.set_peer(*conn, peer);
+            }
+            Link::Client(c) => c.set_peer(peer),
+            Link::Detached => {}
+        }
+    }
+
     /// Queue a message to the peer, out of band (the handler's return value is the normal reply).
     /// Does not wait; see [`SendError::QueueFull`].
     pub fn send(&self, msg: &Message) -> Result<(), SendError> {

@@ -48,6 +48,12 @@ impl IntoReply for () {
     }
 }
 
+impl IntoReply for std::convert::Infallible {
+    fn into_reply(self) -> Option<Message> {
+        match self {}
+    }
+}
+
 impl<T: IntoReply> IntoReply for Option<T> {
     fn into_reply(self) -> Option<Message> {
         self.and_then(IntoReply::into_reply)

@@ -36,6 +36,7 @@ pub use route::{IntoRoute, Route, Service};
 
 use crate::MessageType;
 use crate::message::HexPreview;
+use crate::plugin::Plugins;
 
 /// The key a handler is registered under. Matching tries, in order, `Peer`, `Uri`, `Type`.
 ///
@@ -139,8 +140,28 @@ pub enum RouteError {
 #[derive(Clone)]
 struct Entry {
     handler: BoxedHandler,
+    inner: Plugins,
     at: &'static Location<'static>,
 }
+
+/// The handler chosen for a message, with its inner plugins.
+#[derive(Clone)]
+pub(crate) struct Matched {
+    pub(crate) handler: BoxedHandler,
+    pub(crate) inner: Plugins,
+}
+
+impl From<&Entry> for Matched {
+    fn from(r: &Entry) -> Self {
+        Matched {
+            handler: r.handler.clone(),
+            inner: r.inner.clone(),
+        }
+    }
+}
+
+/// Inner plugins attached to one route (the same type as a node's [`Plugins`]).
+pub type InnerPlugins = Plugins;
 
 #[derive(Clone, Default)]
 struct Slot {
@@ -244,7 +265,8 @@ impl Extensions {
 /// Handlers keyed by [`RouteKey`], built with consuming methods and handed to a server or client.
 ///
 /// Registering two handlers of the same kind at one key is a mistake the user sees at once:
-/// [`on`](Router::on) and [`once`](Router::once) panic naming both call sites (like axum), and
+/// [`on`](Router::on) and [`once`](Router::once) panic at the second registration (the panic location)
+/// with a message naming where the first was made (like axum), and
 /// [`try_on`](Router::try_on) / [`try_once`](Router::try_once) return a [`RouteError`]. A one-shot and a
 /// persistent handler may share a key: the one-shot handler runs first and is then removed.
 ///
@@ -276,7 +298,7 @@ impl Router {
     ///
     /// # Panics
     ///
-    /// If a persistent handler is already registered at `key` (the message names both places).
+    /// If a persistent handler is already registered at `key` (the message names where).
     #[track_caller]
     #[must_use]
     pub fn on<H: Handler<A>, A: 'static>(self, key: impl Into<RouteKey>, handler: H) -> Self {
@@ -295,6 +317,45 @@ impl Router {
     #[must_use]
     pub fn once<H: Handler<A>, A: 'static>(self, key: impl Into<RouteKey>, handler: H) -> Self {
         match self.try_once(key, handler) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Register a persistent handler with inner plugins: incoming messages for it pass the inner auth
+    /// check and inner decryption before it runs, and its replies are sealed with them.
+    ///
+    /// # Panics
+    ///
+    /// If a persistent handler is already registered at `key`.
+    #[track_caller]
+    #[must_use]
+    pub fn on_with<H: Handler<A>, A: 'static>(
+        self,
+        key: impl Into<RouteKey>,
+        handler: H,
+        inner: Plugins,
+    ) -> Self {
+        match self.try_insert_with(key.into(), BoxedHandler::new(handler), false, inner) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`once`](Router::once) with inner plugins.
+    ///
+    /// # Panics
+    ///
+    /// If a one-shot handler is already registered at `key`.
+    #[track_caller]
+    #[must_use]
+    pub fn once_with<H: Handler<A>, A: 'static>(
+        self,
+        key: impl Into<RouteKey>,
+        handler: H,
+        inner: Plugins,
+    ) -> Self {
+        match self.try_insert_with(key.into(), BoxedHandler::new(handler), true, inner) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         }
@@ -323,13 +384,26 @@ impl Router {
     /// Register an already erased handler (used by the attribute macros and by services).
     #[track_caller]
     pub fn try_insert(
-        mut self,
+        self,
         key: RouteKey,
         handler: BoxedHandler,
         once: bool,
     ) -> Result<Self, RouteError> {
+        self.try_insert_with(key, handler, once, Plugins::new())
+    }
+
+    /// Register an already erased handler with inner plugins.
+    #[track_caller]
+    pub fn try_insert_with(
+        mut self,
+        key: RouteKey,
+        handler: BoxedHandler,
+        once: bool,
+        inner: Plugins,
+    ) -> Result<Self, RouteError> {
         let route = Entry {
             handler,
+            inner,
             at: Location::caller(),
         };
         self.table.insert(key, route, once)?;
@@ -359,9 +433,10 @@ impl Router {
             key,
             handler,
             once,
+            inner,
             at,
         } = route.into_route();
-        self.table.insert(key, Entry { handler, at }, once)?;
+        self.table.insert(key, Entry { handler, inner, at }, once)?;
         Ok(self)
     }
 
@@ -587,23 +662,18 @@ impl Routes {
     /// The handler for a message, most specific key first; a one-shot handler at the matching key
     /// is taken (removed) before the persistent one. `None` when nothing matches (the caller
     /// decides what the fallback is).
-    pub(crate) fn select(
-        &self,
-        t: MessageType,
-        uri: &Bytes,
-        peer: SocketAddr,
-    ) -> Option<BoxedHandler> {
+    pub(crate) fn select(&self, t: MessageType, uri: &Bytes, peer: SocketAddr) -> Option<Matched> {
         if self.once_count.load(Ordering::Acquire) == 0 {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
             return table
                 .find(t, uri, peer)
                 .and_then(|(_, s)| s.persistent.as_ref())
-                .map(|r| r.handler.clone());
+                .map(Matched::from);
         }
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         let (key, slot) = table.find(t, uri, peer)?;
         if slot.once.is_none() {
-            return slot.persistent.as_ref().map(|r| r.handler.clone());
+            return slot.persistent.as_ref().map(Matched::from);
         }
         let slot = table.slot_mut(key.clone());
         let route = slot.once.take();
@@ -611,7 +681,7 @@ impl Routes {
             table.remove(&key, false);
         }
         self.once_count.fetch_sub(1, Ordering::AcqRel);
-        route.map(|r| r.handler)
+        route.as_ref().map(Matched::from)
     }
 
     #[track_caller]
@@ -620,9 +690,11 @@ impl Routes {
         key: RouteKey,
         handler: BoxedHandler,
         once: bool,
+        inner: Plugins,
     ) -> Result<(), RouteError> {
         let route = Entry {
             handler,
+            inner,
             at: Location::caller(),
         };
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
@@ -646,5 +718,522 @@ impl Routes {
 impl fmt::Debug for Routes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Routes").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Message;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A handler that answers OK with its own name, so a test can see which one ran.
+    fn tagged(
+        name: &'static str,
+    ) -> impl Fn() -> std::future::Ready<Message> + Clone + Send + Sync + 'static {
+        move || std::future::ready(Message::ok("", name))
+    }
+
+    /// Select like a node does and run the handler; the reply's content, or `None` when nothing
+    /// matched.
+    async fn dispatch(
+        routes: &Routes,
+        t: MessageType,
+        uri: &str,
+        peer: SocketAddr,
+    ) -> Option<String> {
+        let uri = Bytes::copy_from_slice(uri.as_bytes());
+        let handler = routes.select(t, &uri, peer)?.handler;
+        let req = Request {
+            message: Message::new(t, uri, ""),
+            ctx: Context::detached(peer),
+        };
+        let reply = handler.call(req).await.expect("the test handlers reply");
+        Some(String::from_utf8(reply.content().to_vec()).unwrap())
+    }
+
+    async fn call(handler: &BoxedHandler, message: Message, ctx: Context) -> Option<Message> {
+        handler.call(Request { message, ctx }).await
+    }
+
+    const REQ: MessageType = MessageType::REQUEST_URI;
+
+    #[tokio::test]
+    async fn most_specific_key_wins() {
+        let routes = Router::new()
+            .on(REQ, tagged("type"))
+            .on((REQ, "x"), tagged("type+uri"))
+            .on((REQ, "x", addr(1)), tagged("type+uri+peer"))
+            .into_shared();
+        assert_eq!(
+            dispatch(&routes, REQ, "x", addr(1)).await.as_deref(),
+            Some("type+uri+peer")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "x", addr(2)).await.as_deref(),
+            Some("type+uri")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "y", addr(1)).await.as_deref(),
+            Some("type")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "", addr(1)).await.as_deref(),
+            Some("type")
+        );
+        // Another type matches none of them, even with the same uri and peer.
+        assert_eq!(
+            dispatch(&routes, MessageType::CREATE_URI, "x", addr(1)).await,
+            None
+        );
+        // Uris compare as exact bytes.
+        assert_eq!(
+            dispatch(&routes, REQ, "X", addr(2)).await.as_deref(),
+            Some("type")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "x ", addr(2)).await.as_deref(),
+            Some("type")
+        );
+    }
+
+    #[tokio::test]
+    async fn each_key_level_matches_alone() {
+        let peer_only = Router::new()
+            .on((REQ, "x", addr(1)), tagged("peer"))
+            .into_shared();
+        assert_eq!(
+            dispatch(&peer_only, REQ, "x", addr(1)).await.as_deref(),
+            Some("peer")
+        );
+        assert_eq!(dispatch(&peer_only, REQ, "x", addr(2)).await, None);
+        assert_eq!(dispatch(&peer_only, REQ, "y", addr(1)).await, None);
+
+        let uri_only = Router::new().on((REQ, b"x"), tagged("uri")).into_shared();
+        assert_eq!(
+            dispatch(&uri_only, REQ, "x", addr(1)).await.as_deref(),
+            Some("uri")
+        );
+        assert_eq!(dispatch(&uri_only, REQ, "y", addr(1)).await, None);
+
+        let type_only = Router::new().on(REQ, tagged("type")).into_shared();
+        assert_eq!(
+            dispatch(&type_only, REQ, "anything", addr(1))
+                .await
+                .as_deref(),
+            Some("type")
+        );
+        assert_eq!(
+            dispatch(&type_only, MessageType::OK, "anything", addr(1)).await,
+            None
+        );
+
+        let empty = Router::new().into_shared();
+        assert_eq!(dispatch(&empty, REQ, "x", addr(1)).await, None);
+    }
+
+    #[tokio::test]
+    async fn python_checked_one_shot_scenario() {
+        // Spec section 4: persistent (REQUEST_URI, "a"), persistent REQUEST_URI, one-shot
+        // REQUEST_URI; requests for a, b, b, a.
+        let routes = Router::new()
+            .on((REQ, "a"), tagged("type+uri"))
+            .on(REQ, tagged("type-only persistent"))
+            .once(REQ, tagged("one-shot"))
+            .into_shared();
+        let mut ran = Vec::new();
+        for uri in ["a", "b", "b", "a"] {
+            ran.push(dispatch(&routes, REQ, uri, addr(1)).await.unwrap());
+        }
+        assert_eq!(
+            ran,
+            ["type+uri", "one-shot", "type-only persistent", "type+uri"]
+        );
+    }
+
+    #[tokio::test]
+    async fn one_shot_runs_once_then_the_key_is_free() {
+        let routes = Router::new()
+            .once((REQ, "x"), tagged("once"))
+            .on(REQ, tagged("type"))
+            .into_shared();
+        assert_eq!(
+            dispatch(&routes, REQ, "x", addr(1)).await.as_deref(),
+            Some("once")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "x", addr(1)).await.as_deref(),
+            Some("type")
+        );
+
+        let alone = Router::new().once(REQ, tagged("once")).into_shared();
+        assert_eq!(
+            dispatch(&alone, REQ, "x", addr(1)).await.as_deref(),
+            Some("once")
+        );
+        assert_eq!(dispatch(&alone, REQ, "x", addr(1)).await, None);
+
+        // Registered at run time, a one-shot handler is also taken once.
+        alone
+            .insert(
+                REQ.into(),
+                BoxedHandler::new(tagged("late")),
+                true,
+                Plugins::new(),
+            )
+            .unwrap();
+        assert_eq!(
+            dispatch(&alone, REQ, "x", addr(1)).await.as_deref(),
+            Some("late")
+        );
+        assert_eq!(dispatch(&alone, REQ, "x", addr(1)).await, None);
+    }
+
+    #[tokio::test]
+    async fn persistent_and_one_shot_may_share_a_key() {
+        let router = Router::new()
+            .on((REQ, "x"), tagged("persistent"))
+            .try_once((REQ, "x"), tagged("once"))
+            .expect("a one-shot next to a persistent handler is allowed");
+        assert_eq!(router.len(), 2);
+        let routes = router.into_shared();
+        assert_eq!(
+            dispatch(&routes, REQ, "x", addr(1)).await.as_deref(),
+            Some("once")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "x", addr(1)).await.as_deref(),
+            Some("persistent")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "x", addr(1)).await.as_deref(),
+            Some("persistent")
+        );
+    }
+
+    #[test]
+    fn duplicate_registration_is_an_error_naming_the_first_place() {
+        let first_line = line!() + 1;
+        let router = Router::new().try_on((REQ, "x"), tagged("a")).unwrap();
+        let err = router.try_on((REQ, "x"), tagged("b")).unwrap_err();
+        let RouteError::Duplicate { key, kind, first } = &err;
+        assert_eq!(*key, RouteKey::Uri(REQ, Bytes::from_static(b"x")));
+        assert_eq!(*kind, "persistent");
+        assert_eq!(first.file(), file!());
+        assert_eq!(first.line(), first_line);
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("{}:{first_line}", file!())),
+            "{text}"
+        );
+
+        let first_line = line!() + 1;
+        let router = Router::new().try_once(REQ, tagged("a")).unwrap();
+        let err = router.try_once(REQ, tagged("b")).unwrap_err();
+        let RouteError::Duplicate { kind, first, .. } = &err;
+        assert_eq!((*kind, first.line()), ("one-shot", first_line));
+
+        let peer_key = (REQ, "x", addr(1));
+        let router = Router::new().on(peer_key, tagged("a"));
+        assert!(router.try_on(peer_key, tagged("b")).is_err());
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "a persistent handler is already registered for (REQUEST_URI, \"x\") (first registered at netaio/src/router/mod.rs:"
+    )]
+    fn on_panics_on_duplicate() {
+        let _ = Router::new()
+            .on((REQ, "x"), tagged("a"))
+            .on((REQ, "x"), tagged("b"));
+    }
+
+    #[test]
+    #[should_panic(expected = "a one-shot handler is already registered for (OK)")]
+    fn once_panics_on_duplicate() {
+        let _ = Router::new()
+            .once(MessageType::OK, tagged("a"))
+            .once(MessageType::OK, tagged("b"));
+    }
+
+    #[test]
+    fn on_panic_names_the_first_call_site() {
+        let first_line = line!() + 1;
+        let router = Router::new().on((REQ, "x"), tagged("a"));
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            router.on((REQ, "x"), tagged("b"))
+        }))
+        .expect_err("duplicate must panic");
+        let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            text.contains(&format!("{}:{first_line}:", file!())),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn merge_moves_routes_and_detects_conflicts() {
+        let a = Router::new().on((REQ, "a"), tagged("a"));
+        let b = Router::new()
+            .on((REQ, "b"), tagged("b"))
+            .once((REQ, "a"), tagged("a-once"));
+        let merged = a.merge(b);
+        assert_eq!(merged.len(), 3);
+        let routes = merged.into_shared();
+        assert_eq!(
+            dispatch(&routes, REQ, "a", addr(1)).await.as_deref(),
+            Some("a-once")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "a", addr(1)).await.as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            dispatch(&routes, REQ, "b", addr(1)).await.as_deref(),
+            Some("b")
+        );
+
+        let a = Router::new().on((REQ, "a"), tagged("a"));
+        let b = Router::new().on((REQ, "a"), tagged("other"));
+        assert!(matches!(
+            a.try_merge(b),
+            Err(RouteError::Duplicate {
+                kind: "persistent",
+                ..
+            })
+        ));
+        let a = Router::new().once(REQ, tagged("a"));
+        let b = Router::new().once(REQ, tagged("other"));
+        assert!(matches!(
+            a.try_merge(b),
+            Err(RouteError::Duplicate {
+                kind: "one-shot",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "already registered")]
+    fn merge_panics_on_conflict() {
+        let _ = Router::new()
+            .on(REQ, tagged("a"))
+            .merge(Router::new().on(REQ, tagged("b")));
+    }
+
+    #[tokio::test]
+    async fn fallback_and_merge_keep_the_first_fallback() {
+        let peer = addr(1);
+        let no_fallback = Router::new().into_shared();
+        assert!(no_fallback.fallback().is_none());
+
+        let routes = Router::new().fallback(tagged("fallback")).into_shared();
+        let reply = call(
+            routes.fallback().unwrap(),
+            Message::ok("", ""),
+            Context::detached(peer),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.content().as_ref(), b"fallback");
+
+        let mine = Router::new().fallback(tagged("mine"));
+        let theirs = Router::new().fallback(tagged("theirs"));
+        let routes = mine.merge(theirs).into_shared();
+        let reply = call(
+            routes.fallback().unwrap(),
+            Message::ok("", ""),
+            Context::detached(peer),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.content().as_ref(), b"mine");
+
+        let routes = Router::new()
+            .merge(Router::new().fallback(tagged("theirs")))
+            .into_shared();
+        let reply = call(
+            routes.fallback().unwrap(),
+            Message::ok("", ""),
+            Context::detached(peer),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.content().as_ref(), b"theirs");
+    }
+
+    #[tokio::test]
+    async fn state_extractor() {
+        async fn show(State(n): State<u32>, State(s): State<&'static str>) -> Message {
+            Message::ok(s, n.to_string())
+        }
+        let routes = Router::new()
+            .on(REQ, show)
+            .with_state(1u32)
+            .with_state(42u32) // replaces the first value of the same type
+            .merge(Router::new().with_state("from merge"))
+            .into_shared();
+        let handler = routes.select(REQ, &Bytes::new(), addr(1)).unwrap().handler;
+        let ctx = Context::new(addr(1), Link::Detached, routes.state().clone());
+        let reply = call(&handler, Message::new(REQ, "", ""), ctx)
+            .await
+            .unwrap();
+        assert_eq!(reply, Message::ok("from merge", "42"));
+
+        // A context without the state: the handler does not run, ERROR "missing state" is sent.
+        let reply = call(
+            &handler,
+            Message::new(REQ, "", ""),
+            Context::detached(addr(1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            reply,
+            Message::new(MessageType::ERROR, "ERROR", "missing state")
+        );
+    }
+
+    #[tokio::test]
+    async fn postcard_extractor() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Put {
+            key: String,
+            value: u32,
+        }
+        let handler = BoxedHandler::new(|Postcard(put): Postcard<Put>| async move {
+            Message::ok(put.key, put.value.to_string())
+        });
+        let content = postcard::to_allocvec(&Put {
+            key: "k".into(),
+            value: 7,
+        })
+        .unwrap();
+        let reply = call(
+            &handler,
+            Message::new(REQ, "put", content),
+            Context::detached(addr(1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply, Message::ok("k", "7"));
+
+        // Truncated content: rejected with ERROR, uri of the request, handler not run.
+        let reply = call(
+            &handler,
+            Message::new(REQ, "put", &b"\x05ab"[..]),
+            Context::detached(addr(1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.message_type, MessageType::ERROR);
+        assert_eq!(reply.uri().as_ref(), b"put");
+        assert!(
+            reply.content().starts_with(b"invalid content: "),
+            "{reply:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_extractors() {
+        let handler = BoxedHandler::new(
+            |t: MessageType,
+             PeerAddr(peer): PeerAddr,
+             Uri(uri): Uri,
+             Content(content): Content,
+             ctx: Context| async move {
+                assert_eq!(ctx.peer_addr(), peer);
+                Message::ok(uri, format!("{t:?} {peer} {}", content.len()))
+            },
+        );
+        let reply = call(
+            &handler,
+            Message::new(REQ, "u", "abc"),
+            Context::detached(addr(9)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply, Message::ok("u", "REQUEST_URI 127.0.0.1:9 3"));
+    }
+
+    #[tokio::test]
+    async fn into_reply_variants() {
+        let msg = Message::ok("u", "c");
+        assert_eq!(().into_reply(), None);
+        assert_eq!(msg.clone().into_reply(), Some(msg.clone()));
+        assert_eq!(Some(msg.clone()).into_reply(), Some(msg.clone()));
+        assert_eq!(None::<Message>.into_reply(), None);
+        assert_eq!(Some(()).into_reply(), None);
+        assert_eq!(Ok::<_, String>(msg.clone()).into_reply(), Some(msg.clone()));
+        assert_eq!(Ok::<(), String>(()).into_reply(), None);
+        assert_eq!(
+            Err::<Message, String>("auth failed".into()).into_reply(),
+            Some(Message::new(
+                MessageType::AUTH_ERROR,
+                "ERROR",
+                "auth failed"
+            ))
+        );
+        assert_eq!(
+            Err::<(), String>("boom".into()).into_reply(),
+            Some(Message::new(MessageType::ERROR, "ERROR", "boom"))
+        );
+        assert_eq!(
+            Err::<(), Message>(Message::not_permitted()).into_reply(),
+            Some(Message::not_permitted())
+        );
+        assert_eq!(Ok::<Option<Message>, Message>(None).into_reply(), None);
+
+        // Through a handler: the return value becomes the reply.
+        let handler = BoxedHandler::new(|msg: Message| async move {
+            if msg.uri().as_ref() == b"ok" {
+                Ok(Some(Message::ok("ok", "")))
+            } else if msg.uri().as_ref() == b"none" {
+                Ok(None)
+            } else {
+                Err(format!("{:?} not found", msg.uri()))
+            }
+        });
+        let ctx = Context::detached(addr(1));
+        let run = |uri: &'static str| call(&handler, Message::new(REQ, uri, ""), ctx.clone());
+        assert_eq!(run("ok").await, Some(Message::ok("ok", "")));
+        assert_eq!(run("none").await, None);
+        assert_eq!(
+            run("zz").await.unwrap().message_type,
+            MessageType::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn route_keys_from_tuples() {
+        let a = addr(5);
+        assert_eq!(RouteKey::from(REQ), RouteKey::Type(REQ));
+        let uri = RouteKey::Uri(REQ, Bytes::from_static(b"u"));
+        assert_eq!(RouteKey::from((REQ, "u")), uri);
+        assert_eq!(RouteKey::from((REQ, b"u")), uri);
+        assert_eq!(RouteKey::from((REQ, &b"u"[..])), uri);
+        assert_eq!(RouteKey::from((REQ, String::from("u"))), uri);
+        assert_eq!(RouteKey::from((REQ, vec![b'u'])), uri);
+        assert_eq!(RouteKey::from((REQ, Bytes::from_static(b"u"))), uri);
+        let peer = RouteKey::Peer(REQ, Bytes::from_static(b"u"), a);
+        assert_eq!(RouteKey::from((REQ, "u", a)), peer);
+        assert_eq!(RouteKey::from((REQ, b"u", a)), peer);
+        assert_eq!(peer.message_type(), REQ);
+    }
+
+    #[test]
+    fn len_counts_both_kinds() {
+        let r = Router::new();
+        assert!(r.is_empty());
+        let r = r
+            .on(REQ, tagged("a"))
+            .once(REQ, tagged("b"))
+            .on((REQ, "x"), tagged("c"))
+            .once((REQ, "x", addr(1)), tagged("d"));
+        assert_eq!(r.len(), 4);
+        assert!(!r.is_empty());
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::{BoxedHandler, Handler, RouteKey};
+use super::{BoxedHandler, Handler, InnerPlugins, RouteKey};
 
 /// A handler together with its key, whether it is one-shot, and where it was declared.
 ///
@@ -30,6 +30,7 @@ pub struct Route {
     pub(super) key: RouteKey,
     pub(super) handler: BoxedHandler,
     pub(super) once: bool,
+    pub(super) inner: InnerPlugins,
     pub(super) at: &'static Location<'static>,
 }
 
@@ -54,8 +55,19 @@ impl Route {
             key,
             handler,
             once,
+            inner: InnerPlugins::new(),
             at: Location::caller(),
         }
+    }
+
+    /// With inner plugins: messages for this route pass the inner auth check and decryption before
+    /// the handler runs, and its replies are sealed with them (see [`Router::on_with`]).
+    ///
+    /// [`Router::on_with`]: super::Router::on_with
+    #[must_use]
+    pub fn with_inner(mut self, inner: InnerPlugins) -> Self {
+        self.inner = inner;
+        self
     }
 
     /// The key.
@@ -77,6 +89,11 @@ impl Route {
     pub fn handler(&self) -> &BoxedHandler {
         &self.handler
     }
+
+    /// The route's inner plugins (empty unless set with [`with_inner`](Route::with_inner)).
+    pub fn inner(&self) -> &InnerPlugins {
+        &self.inner
+    }
 }
 
 impl fmt::Debug for Route {
@@ -84,6 +101,7 @@ impl fmt::Debug for Route {
         f.debug_struct("Route")
             .field("key", &self.key)
             .field("once", &self.once)
+            .field("inner", &self.inner)
             .field("at", &format_args!("{}", self.at))
             .finish()
     }

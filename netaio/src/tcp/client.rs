@@ -17,8 +17,12 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
+use crate::peer::{Peer, PeerSlot};
+use crate::plugin::{
+    AuthPlugin, CipherPlugin, NodePlugins, PeerPlugin, Plugins, SendOptions, open_inner, open_outer,
+};
 use crate::router::{
-    BoxedHandler, Context, Handler, Link, Request, RouteError, RouteKey, Router, Routes,
+    BoxedHandler, Context, Handler, Link, Matched, Request, RouteError, RouteKey, Router, Routes,
 };
 use crate::{Message, MessageType};
 
@@ -95,6 +99,7 @@ pub struct TcpClientBuilder {
     max_in_flight: usize,
     inbox: usize,
     reconnect: Option<Reconnect>,
+    plugins: NodePlugins,
 }
 
 impl Default for TcpClientBuilder {
@@ -112,6 +117,7 @@ impl Default for TcpClientBuilder {
             max_in_flight: 4096,
             inbox: 1024,
             reconnect: None,
+            plugins: NodePlugins::default(),
         }
     }
 }
@@ -202,6 +208,46 @@ impl TcpClientBuilder {
         self
     }
 
+    /// The instance auth plugin: every message is made on send and checked on receive.
+    #[must_use]
+    pub fn auth(self, plugin: impl AuthPlugin) -> Self {
+        self.auth_arc(Arc::new(plugin))
+    }
+
+    /// The instance auth plugin, shared.
+    #[must_use]
+    pub fn auth_arc(mut self, plugin: Arc<dyn AuthPlugin>) -> Self {
+        self.plugins.outer.auth = Some(plugin);
+        self
+    }
+
+    /// The instance cipher plugin.
+    #[must_use]
+    pub fn cipher(self, plugin: impl CipherPlugin) -> Self {
+        self.cipher_arc(Arc::new(plugin))
+    }
+
+    /// The instance cipher plugin, shared.
+    #[must_use]
+    pub fn cipher_arc(mut self, plugin: Arc<dyn CipherPlugin>) -> Self {
+        self.plugins.outer.cipher = Some(plugin);
+        self
+    }
+
+    /// The peer plugin (default [`PostcardPeerPlugin`](crate::plugin::PostcardPeerPlugin)).
+    #[must_use]
+    pub fn peer_plugin(mut self, plugin: impl PeerPlugin) -> Self {
+        self.plugins.peer_plugin = Arc::new(plugin);
+        self
+    }
+
+    /// This node's own peer (id and data), given to plugins.
+    #[must_use]
+    pub fn local_peer(mut self, peer: Peer) -> Self {
+        self.plugins.local = Some(peer);
+        self
+    }
+
     /// The client.
     pub fn build(self) -> TcpClient {
         TcpClient {
@@ -221,6 +267,7 @@ impl TcpClientBuilder {
                 max_in_flight: self.max_in_flight,
                 inbox: self.inbox,
                 reconnect: self.reconnect,
+                plugins: self.plugins,
                 conns: Mutex::new(HashMap::new()),
             }),
         }
@@ -252,6 +299,7 @@ struct ClientShared {
     max_in_flight: usize,
     inbox: usize,
     reconnect: Option<Reconnect>,
+    plugins: NodePlugins,
     conns: Mutex<HashMap<SocketAddr, Connection>>,
 }
 
@@ -343,9 +391,12 @@ impl TcpClient {
         key: impl Into<RouteKey>,
         handler: H,
     ) -> Result<(), RouteError> {
-        self.shared
-            .routes
-            .insert(key.into(), BoxedHandler::new(handler), false)
+        self.shared.routes.insert(
+            key.into(),
+            BoxedHandler::new(handler),
+            false,
+            Default::default(),
+        )
     }
 
     /// Add a one-shot handler at run time.
@@ -355,9 +406,12 @@ impl TcpClient {
         key: impl Into<RouteKey>,
         handler: H,
     ) -> Result<(), RouteError> {
-        self.shared
-            .routes
-            .insert(key.into(), BoxedHandler::new(handler), true)
+        self.shared.routes.insert(
+            key.into(),
+            BoxedHandler::new(handler),
+            true,
+            Default::default(),
+        )
     }
 
     /// Remove the persistent handler at a key; false if there was none.
@@ -389,6 +443,7 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, 
 struct PendingRequest {
     uri: Bytes,
     expect: Option<MessageType>,
+    inner: Plugins,
     tx: oneshot::Sender<Result<Message, RequestError>>,
 }
 
@@ -408,6 +463,7 @@ struct ConnShared {
     cancel: CancellationToken,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
     done: tokio::sync::watch::Receiver<bool>,
+    peer_info: PeerSlot,
 }
 
 /// One client connection to one server; cheap to clone. Requests sent on it are matched to their
@@ -457,6 +513,7 @@ impl Connection {
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
                 done: done_rx,
+                peer_info: PeerSlot::default(),
             }),
         };
         let span = tracing::info_span!("client", server = %peer);
@@ -556,6 +613,17 @@ impl Connection {
         }
     }
 
+    /// Record the server's peer (its id and data, for example public keys); plugins then receive it
+    /// for this connection's messages.
+    pub fn set_peer(&self, peer: Option<Peer>) {
+        self.inner.peer_info.set(peer);
+    }
+
+    /// The server's peer, when recorded.
+    pub fn peer(&self) -> Option<Arc<Peer>> {
+        self.inner.peer_info.get()
+    }
+
     /// The server's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer
@@ -571,16 +639,27 @@ impl Connection {
         *self.inner.done.borrow()
     }
 
-    fn encode(&self, msg: &Message) -> Result<Bytes, SendError> {
-        Ok(self.inner.client.codec.to_frame(msg)?)
+    /// Seal (instance plugins as `opts` says, plus its inner plugins) and encode.
+    async fn prepare(&self, msg: Message, opts: &SendOptions) -> Result<Bytes, SendError> {
+        let plugins = &self.inner.client.plugins;
+        let peer = self.inner.peer_info.get();
+        let sealed = plugins
+            .seal(msg, opts, peer.as_deref(), Some(self.inner.peer))
+            .await?;
+        Ok(self.inner.client.codec.to_frame(&sealed)?)
     }
 
-    /// Queue a message, waiting while the send queue is full.
+    /// Queue a message (sealed with the instance plugins), waiting while the send queue is full.
     pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
+        self.send_with(msg, &SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with inner plugins and the `use_auth` / `use_cipher` switches.
+    pub async fn send_with(&self, msg: &Message, opts: &SendOptions) -> Result<(), SendError> {
         if !self.is_connected() {
             return Err(SendError::Closed);
         }
-        let bytes = self.encode(msg)?;
+        let bytes = self.prepare(msg.clone(), opts).await?;
         self.inner
             .tx
             .send(bytes)
@@ -588,12 +667,20 @@ impl Connection {
             .map_err(|_| SendError::Closed)
     }
 
-    /// Queue a message without waiting ([`SendError::QueueFull`] when the queue is full).
+    /// Queue a message without waiting ([`SendError::QueueFull`] when the queue is full). Plugins
+    /// run inline, even a CPU-heavy one.
     pub fn try_send(&self, msg: &Message) -> Result<(), SendError> {
         if !self.is_connected() {
             return Err(SendError::Closed);
         }
-        let bytes = self.encode(msg)?;
+        let plugins = &self.inner.client.plugins;
+        let sealed = plugins.seal_now(
+            msg.clone(),
+            &SendOptions::default(),
+            self.inner.peer_info.get().as_deref(),
+            Some(self.inner.peer),
+        )?;
+        let bytes = self.inner.client.codec.to_frame(&sealed)?;
         self.inner.tx.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
@@ -603,16 +690,27 @@ impl Connection {
     /// Send a message with a fresh request id and wait for the reply (within the client's request
     /// timeout). Error replies become typed errors ([`RequestError::NotFound`], …).
     pub async fn call(&self, msg: Message) -> Result<Message, RequestError> {
-        self.call_timeout(msg, self.inner.client.request_timeout)
-            .await
+        self.call_with(msg, &SendOptions::default()).await
     }
 
     /// [`call`](Self::call) with its own timeout.
     pub async fn call_timeout(
         &self,
-        mut msg: Message,
+        msg: Message,
         timeout: Duration,
     ) -> Result<Message, RequestError> {
+        self.call_with(msg, &SendOptions::default().timeout(timeout))
+            .await
+    }
+
+    /// [`call`](Self::call) with options: inner plugins (the reply is opened with them too), the
+    /// instance plugin switches and a timeout.
+    pub async fn call_with(
+        &self,
+        mut msg: Message,
+        opts: &SendOptions,
+    ) -> Result<Message, RequestError> {
+        let timeout = opts.timeout.unwrap_or(self.inner.client.request_timeout);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         msg.set_request_id(id);
         let (tx, rx) = oneshot::channel();
@@ -631,16 +729,28 @@ impl Connection {
                 PendingRequest {
                     uri: msg.uri().clone(),
                     expect: expected_reply(msg.message_type),
+                    inner: opts.inner.clone(),
                     tx,
                 },
             );
         }
         // Removes the entry however this future ends (timeout, error, or the caller dropping it).
         let _guard = PendingGuard { conn: self, id };
-        self.send(&msg).await?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RequestError::Closed),
+        if !self.is_connected() {
+            return Err(SendError::Closed.into());
+        }
+        // The timeout covers the whole exchange, a send waiting on a full queue included.
+        let exchange = async {
+            let bytes = self.prepare(msg, opts).await?;
+            self.inner
+                .tx
+                .send(bytes)
+                .await
+                .map_err(|_| SendError::Closed)?;
+            rx.await.unwrap_or(Err(RequestError::Closed))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
             Err(_) => Err(RequestError::Timeout(timeout)),
         }
     }
@@ -707,8 +817,41 @@ impl Connection {
         let _ = done.wait_for(|d| *d).await;
     }
 
+    fn take_pending(&self, id: u64) -> Option<PendingRequest> {
+        self.pending().map.remove(&id)
+    }
+
+    /// Answer a waiting request with a reply that passed the instance plugins: open it with the
+    /// call's inner plugins, then turn error types into typed errors.
     fn complete(&self, id: u64, reply: Message) -> bool {
-        let Some(p) = self.pending().map.remove(&id) else {
+        let Some(p) = self.take_pending(id) else {
+            return false;
+        };
+        let result = if p.inner.is_empty() {
+            RequestError::from_reply(reply)
+        } else {
+            let plugins = &self.inner.client.plugins;
+            let peer = self.inner.peer_info.get();
+            open_inner(
+                reply,
+                &p.inner,
+                &plugins.ctx(peer.as_deref(), Some(self.inner.peer)),
+            )
+            .map_err(RequestError::from)
+            .and_then(RequestError::from_reply)
+        };
+        let _ = p.tx.send(result);
+        true
+    }
+
+    /// Answer a waiting request with an error reply that did not pass the instance plugins (a
+    /// server sends auth and decryption errors without plugins). Only error types are accepted
+    /// this way, and only as the answer to a request: they never reach a handler.
+    fn complete_unauthenticated(&self, id: u64, reply: Message) -> bool {
+        if !reply.message_type.is_error() {
+            return false;
+        }
+        let Some(p) = self.take_pending(id) else {
             return false;
         };
         let _ = p.tx.send(RequestError::from_reply(reply));
@@ -764,11 +907,33 @@ impl Dispatch for ClientDispatch {
                     .ok()
                     .and_then(|f| crate::message::reply_ref_in(&f))
                 {
-                    self.conn.complete(
+                    let text = format!("invalid reply: {e}");
+                    self.conn.complete_unauthenticated(
                         id,
-                        Message::new(MessageType::ERROR, "ERROR", format!("invalid reply: {e}")),
+                        Message::new(MessageType::ERROR, "ERROR", text),
                     );
                 }
+                return;
+            }
+        };
+        let peer = self.ctx.peer_addr();
+        let plugins = &self.conn.inner.client.plugins;
+        let received_ref = msg.reply_ref();
+        // Kept only when a check can fail, for answering a request with an unauthenticated error.
+        let received =
+            (!plugins.outer.is_empty() && msg.message_type.is_error()).then(|| msg.clone());
+        let peer_info = self.conn.inner.peer_info.get();
+        let pctx = plugins.ctx(peer_info.as_deref(), Some(peer));
+        let msg = match open_outer(msg, &plugins.outer, &pctx) {
+            Ok(m) => m,
+            Err(e) => {
+                if let (Some(id), Some(received)) = (received_ref, received)
+                    && self.conn.complete_unauthenticated(id, received)
+                {
+                    tracing::debug!(error = %e, "unauthenticated error reply completed its request");
+                    return;
+                }
+                tracing::warn!(error = %e, "message from server refused");
                 return;
             }
         };
@@ -782,10 +947,16 @@ impl Dispatch for ClientDispatch {
             self.conn.complete(id, msg);
             return;
         }
-        if let Some(handler) = self
-            .routes
-            .select(msg.message_type, msg.uri(), self.ctx.peer_addr())
+        if let Some(Matched { handler, inner }) =
+            self.routes.select(msg.message_type, msg.uri(), peer)
         {
+            let msg = match open_inner(msg, &inner, &pctx) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "message from server refused by the handler's plugins");
+                    return;
+                }
+            };
             let rid = msg.request_id();
             let req = Request {
                 message: msg,
@@ -795,8 +966,16 @@ impl Dispatch for ClientDispatch {
                 if let Some(id) = rid {
                     reply.set_reply_ref(id);
                 }
-                if let Err(e) = self.codec.encode_message(&reply, out) {
-                    tracing::warn!(error = %e, "handler reply cannot be encoded; dropped");
+                let opts = SendOptions::new().inner(inner);
+                let sealed = plugins
+                    .seal(reply, &opts, peer_info.as_deref(), Some(peer))
+                    .await;
+                match sealed
+                    .map_err(SendError::from)
+                    .and_then(|m| self.codec.encode_message(&m, out).map_err(SendError::from))
+                {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "handler reply cannot be sent; dropped"),
                 }
             }
             return;

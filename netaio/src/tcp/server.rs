@@ -18,8 +18,13 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{BindError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, DecodeError, MAX_FRAME, PostcardCodec};
+use crate::peer::{Peer, PeerSlot};
+use crate::plugin::{
+    AuthErrorHook, AuthFailure, AuthPlugin, CipherPlugin, NodePlugins, OpenError, PeerPlugin,
+    Plugins, SendOptions, open_inner, open_outer,
+};
 use crate::router::{BoxedHandler, Handler};
-use crate::router::{Context, Link, Request, RouteError, RouteKey, Router, Routes};
+use crate::router::{Context, Link, Matched, Request, RouteError, RouteKey, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Identifies one accepted connection for the life of a server.
@@ -95,6 +100,7 @@ pub struct TcpServerBuilder {
     send_queue: usize,
     max_subscriptions: usize,
     shutdown_timeout: Duration,
+    plugins: NodePlugins,
 }
 
 impl Default for TcpServerBuilder {
@@ -111,6 +117,7 @@ impl Default for TcpServerBuilder {
             send_queue: 1024,
             max_subscriptions: 1024,
             shutdown_timeout: Duration::from_secs(10),
+            plugins: NodePlugins::default(),
         }
     }
 }
@@ -196,6 +203,54 @@ impl TcpServerBuilder {
         self
     }
 
+    /// The instance auth plugin: every message is checked on receive and made on send.
+    #[must_use]
+    pub fn auth(self, plugin: impl AuthPlugin) -> Self {
+        self.auth_arc(Arc::new(plugin))
+    }
+
+    /// The instance auth plugin, shared.
+    #[must_use]
+    pub fn auth_arc(mut self, plugin: Arc<dyn AuthPlugin>) -> Self {
+        self.plugins.outer.auth = Some(plugin);
+        self
+    }
+
+    /// The instance cipher plugin: every message is decrypted on receive and encrypted on send.
+    #[must_use]
+    pub fn cipher(self, plugin: impl CipherPlugin) -> Self {
+        self.cipher_arc(Arc::new(plugin))
+    }
+
+    /// The instance cipher plugin, shared.
+    #[must_use]
+    pub fn cipher_arc(mut self, plugin: Arc<dyn CipherPlugin>) -> Self {
+        self.plugins.outer.cipher = Some(plugin);
+        self
+    }
+
+    /// The peer plugin (default [`PostcardPeerPlugin`](crate::plugin::PostcardPeerPlugin)).
+    #[must_use]
+    pub fn peer_plugin(mut self, plugin: impl PeerPlugin) -> Self {
+        self.plugins.peer_plugin = Arc::new(plugin);
+        self
+    }
+
+    /// This node's own peer (id and data), given to plugins.
+    #[must_use]
+    pub fn local_peer(mut self, peer: Peer) -> Self {
+        self.plugins.local = Some(peer);
+        self
+    }
+
+    /// Decide the reply to a message that failed an auth check (default:
+    /// [`default_auth_error_reply`](crate::plugin::default_auth_error_reply)).
+    #[must_use]
+    pub fn auth_error_hook(mut self, hook: AuthErrorHook) -> Self {
+        self.plugins.auth_error = hook;
+        self
+    }
+
     /// Bind the listening socket.
     pub async fn bind(self) -> Result<TcpServer, BindError> {
         let listener = TcpListener::bind(self.addr)
@@ -229,6 +284,7 @@ impl TcpServerBuilder {
             send_queue: self.send_queue,
             max_subscriptions: self.max_subscriptions,
             shutdown_timeout: self.shutdown_timeout,
+            plugins: self.plugins,
         });
         tracing::info!(addr = %local_addr, "listening");
         Ok(TcpServer {
@@ -375,6 +431,10 @@ struct ConnEntry {
     tx: mpsc::Sender<Bytes>,
     cancel: CancellationToken,
     subs: HashSet<Bytes>,
+    /// The peer behind this connection, once known (peer management).
+    peer_info: PeerSlot,
+    /// Aborts the connection's task (disconnect after the grace period).
+    abort: Option<tokio::task::AbortHandle>,
 }
 
 struct ServerShared {
@@ -390,6 +450,7 @@ struct ServerShared {
     send_queue: usize,
     max_subscriptions: usize,
     shutdown_timeout: Duration,
+    plugins: NodePlugins,
 }
 
 /// A cheap, cloneable handle to a running [`TcpServer`]: send to one client, broadcast to all,
@@ -421,6 +482,7 @@ impl ServerHandle {
         let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(shared.send_queue);
         let cancel = shared.cancel.child_token();
+        let peer_slot = PeerSlot::default();
         {
             let mut reg = self.registry();
             if reg.conns.len() >= shared.max_connections {
@@ -434,6 +496,8 @@ impl ServerHandle {
                     tx,
                     cancel: cancel.clone(),
                     subs: HashSet::new(),
+                    peer_info: peer_slot.clone(),
+                    abort: None,
                 },
             );
         }
@@ -443,14 +507,14 @@ impl ServerHandle {
         let _ = shared.events.send(ConnectionEvent::Connected { id, peer });
         let span = tracing::info_span!("connection", %peer, id = id.0);
         let handle = self.clone();
-        tasks.spawn(
+        let abort = tasks.spawn(
             async move {
                 tracing::debug!("connected");
                 let mut guard = ConnGuard {
                     handle: handle.clone(),
                     id,
                     peer,
-                    reason: CloseReason::Io("handler panicked".into()),
+                    reason: None,
                 };
                 let mut dispatch = ServerDispatch {
                     ctx: Context::new(
@@ -463,21 +527,28 @@ impl ServerHandle {
                     ),
                     routes: handle.shared.routes.clone(),
                     codec: handle.shared.codec.clone(),
+                    plugins: handle.shared.plugins.clone(),
                     peer,
+                    peer_info: peer_slot,
                 };
                 let mut rx = rx;
-                guard.reason = driver::drive(
-                    stream,
-                    handle.shared.codec.clone(),
-                    &handle.shared.driver,
-                    &mut dispatch,
-                    &mut rx,
-                    &cancel,
-                )
-                .await;
+                guard.reason = Some(
+                    driver::drive(
+                        stream,
+                        handle.shared.codec.clone(),
+                        &handle.shared.driver,
+                        &mut dispatch,
+                        &mut rx,
+                        &cancel,
+                    )
+                    .await,
+                );
             }
             .instrument(span),
         );
+        if let Some(c) = self.registry().conns.get_mut(&id) {
+            c.abort = Some(abort);
+        }
     }
 
     /// The bound address.
@@ -485,36 +556,83 @@ impl ServerHandle {
         self.shared.local_addr
     }
 
-    fn encode(&self, msg: &Message) -> Result<Bytes, SendError> {
-        Ok(self.shared.codec.to_frame(msg)?)
+    /// Seal with the instance plugins (as `opts` says) for one recipient and encode.
+    fn prepare(
+        &self,
+        msg: &Message,
+        opts: &SendOptions,
+        peer: Option<&Peer>,
+        addr: Option<SocketAddr>,
+    ) -> Result<Bytes, SendError> {
+        let sealed = self
+            .shared
+            .plugins
+            .seal_now(msg.clone(), opts, peer, addr)?;
+        Ok(self.shared.codec.to_frame(&sealed)?)
     }
 
-    /// Queue a message for one connection. Does not wait: a full queue is [`SendError::QueueFull`].
+    /// Queue a message for one connection, sealed with the instance plugins. Does not wait: a full
+    /// queue is [`SendError::QueueFull`].
     pub fn send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
-        let bytes = self.encode(msg)?;
-        let tx = self
+        self.send_with(conn, msg, &SendOptions::default())
+    }
+
+    /// [`send`](Self::send) with inner plugins and the `use_auth` / `use_cipher` switches.
+    pub fn send_with(
+        &self,
+        conn: ConnectionId,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
+        let target = self
             .registry()
             .conns
             .get(&conn)
-            .map(|c| c.tx.clone())
+            .map(Target::from)
             .ok_or(SendError::UnknownConnection)?;
-        tx.try_send(bytes).map_err(|e| match e {
+        let bytes = self.prepare(msg, opts, target.peer.as_deref(), Some(target.addr))?;
+        target.tx.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }
 
-    /// Send a message to every connected client, encoded once. Returns how many queued it (clients
-    /// whose queue is full are skipped and logged).
+    /// Send a message to every connected client. It is sealed once and the same bytes go to all,
+    /// unless a plugin is peer-specific (then once per client). Returns how many queued it
+    /// (clients whose queue is full are skipped and logged).
     pub fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
-        let bytes = self.encode(msg)?;
-        let targets: Vec<_> = self
-            .registry()
-            .conns
-            .values()
-            .map(|c| c.tx.clone())
-            .collect();
-        Ok(deliver(&bytes, targets))
+        self.broadcast_with(msg, &SendOptions::default())
+    }
+
+    /// [`broadcast`](Self::broadcast) with inner plugins and switches.
+    pub fn broadcast_with(&self, msg: &Message, opts: &SendOptions) -> Result<usize, SendError> {
+        let targets: Vec<_> = self.registry().conns.values().map(Target::from).collect();
+        self.fan_out(msg, opts, targets)
+    }
+
+    fn fan_out(
+        &self,
+        msg: &Message,
+        opts: &SendOptions,
+        targets: Vec<Target>,
+    ) -> Result<usize, SendError> {
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        if !opts.is_peer_specific(&self.shared.plugins.outer) {
+            let bytes = self.prepare(msg, opts, None, None)?;
+            return Ok(deliver(targets.iter().map(|t| (&t.tx, bytes.clone()))));
+        }
+        let mut prepared = Vec::with_capacity(targets.len());
+        for t in &targets {
+            match self.prepare(msg, opts, t.peer.as_deref(), Some(t.addr)) {
+                Ok(b) => prepared.push((&t.tx, b)),
+                Err(e) => {
+                    tracing::warn!(peer = %t.addr, error = %e, "cannot prepare message for one recipient")
+                }
+            }
+        }
+        Ok(deliver(prepared.into_iter()))
     }
 
     /// Subscribe a connection to a key (any bytes; usually a uri).
@@ -564,8 +682,19 @@ impl ServerHandle {
         v
     }
 
-    /// Send a message to every subscriber of `key`, encoded once. Returns how many queued it.
+    /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
+    /// Returns how many queued it.
     pub fn notify(&self, key: &[u8], msg: &Message) -> Result<usize, SendError> {
+        self.notify_with(key, msg, &SendOptions::default())
+    }
+
+    /// [`notify`](Self::notify) with inner plugins and switches.
+    pub fn notify_with(
+        &self,
+        key: &[u8],
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
         let targets: Vec<_> = {
             let reg = self.registry();
             let Some(set) = reg.subs.get(key) else {
@@ -573,14 +702,30 @@ impl ServerHandle {
             };
             set.iter()
                 .filter_map(|id| reg.conns.get(id))
-                .map(|c| c.tx.clone())
+                .map(Target::from)
                 .collect()
         };
-        if targets.is_empty() {
-            return Ok(0);
+        self.fan_out(msg, opts, targets)
+    }
+
+    /// Record the peer behind a connection (its id and data, for example public keys); plugins
+    /// then receive it for that connection's messages. False if the connection is unknown.
+    pub fn set_peer(&self, conn: ConnectionId, peer: Option<Peer>) -> bool {
+        match self.registry().conns.get(&conn) {
+            Some(c) => {
+                c.peer_info.set(peer);
+                true
+            }
+            None => false,
         }
-        let bytes = self.encode(msg)?;
-        Ok(deliver(&bytes, targets))
+    }
+
+    /// The peer recorded for a connection.
+    pub fn peer(&self, conn: ConnectionId) -> Option<Arc<Peer>> {
+        self.registry()
+            .conns
+            .get(&conn)
+            .and_then(|c| c.peer_info.get())
     }
 
     /// The connections now open.
@@ -604,15 +749,29 @@ impl ServerHandle {
         self.registry().conns.len()
     }
 
-    /// Close one connection gracefully (its in-flight handler finishes first). False if unknown.
+    /// Close one connection gracefully: its in-flight handler may finish and its replies are
+    /// flushed, within the shutdown timeout; after that the connection is aborted. False if unknown.
     pub fn disconnect(&self, conn: ConnectionId) -> bool {
-        match self.registry().conns.get(&conn) {
+        let abort = match self.registry().conns.get(&conn) {
             Some(c) => {
                 c.cancel.cancel();
-                true
+                c.abort.clone()
             }
-            None => false,
+            None => return false,
+        };
+        if let Some(abort) = abort {
+            let grace = self.shared.shutdown_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if !abort.is_finished() {
+                    tracing::warn!(
+                        "disconnect: handler still busy after the grace period; aborting"
+                    );
+                    abort.abort();
+                }
+            });
         }
+        true
     }
 
     /// Connection events from now on. A receiver that falls more than 256 events behind loses the
@@ -638,9 +797,12 @@ impl ServerHandle {
         key: impl Into<RouteKey>,
         handler: H,
     ) -> Result<(), RouteError> {
-        self.shared
-            .routes
-            .insert(key.into(), BoxedHandler::new(handler), false)
+        self.shared.routes.insert(
+            key.into(),
+            BoxedHandler::new(handler),
+            false,
+            Default::default(),
+        )
     }
 
     /// Add a one-shot handler while serving.
@@ -650,9 +812,12 @@ impl ServerHandle {
         key: impl Into<RouteKey>,
         handler: H,
     ) -> Result<(), RouteError> {
-        self.shared
-            .routes
-            .insert(key.into(), BoxedHandler::new(handler), true)
+        self.shared.routes.insert(
+            key.into(),
+            BoxedHandler::new(handler),
+            true,
+            Default::default(),
+        )
     }
 
     /// Remove the persistent handler at a key; false if there was none.
@@ -666,10 +831,27 @@ impl ServerHandle {
     }
 }
 
-fn deliver(bytes: &Bytes, targets: Vec<mpsc::Sender<Bytes>>) -> usize {
+/// One recipient of a send, copied out of the registry so no lock is held while sealing.
+struct Target {
+    tx: mpsc::Sender<Bytes>,
+    addr: SocketAddr,
+    peer: Option<Arc<Peer>>,
+}
+
+impl From<&ConnEntry> for Target {
+    fn from(c: &ConnEntry) -> Self {
+        Target {
+            tx: c.tx.clone(),
+            addr: c.peer,
+            peer: c.peer_info.get(),
+        }
+    }
+}
+
+fn deliver<'a>(items: impl Iterator<Item = (&'a mpsc::Sender<Bytes>, Bytes)>) -> usize {
     let mut n = 0;
-    for tx in targets {
-        match tx.try_send(bytes.clone()) {
+    for (tx, bytes) in items {
+        match tx.try_send(bytes) {
             Ok(()) => n += 1,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!("send queue full: message dropped for one connection");
@@ -680,12 +862,13 @@ fn deliver(bytes: &Bytes, targets: Vec<mpsc::Sender<Bytes>>) -> usize {
     n
 }
 
-/// Removes a connection and its subscriptions when its task ends, even by a panic.
+/// Removes a connection and its subscriptions when its task ends, even by a panic or an abort.
 struct ConnGuard {
     handle: ServerHandle,
     id: ConnectionId,
     peer: SocketAddr,
-    reason: CloseReason,
+    /// Set when the driver returns; still `None` if the task panicked or was aborted.
+    reason: Option<CloseReason>,
 }
 
 impl Drop for ConnGuard {
@@ -703,7 +886,15 @@ impl Drop for ConnGuard {
                 }
             }
         }
-        tracing::debug!(reason = %self.reason, "disconnected");
+        let reason = self.reason.take().unwrap_or_else(|| {
+            if std::thread::panicking() {
+                CloseReason::Io("handler panicked".into())
+            } else {
+                // Dropped without finishing: aborted at the end of the shutdown timeout.
+                CloseReason::Local
+            }
+        });
+        tracing::debug!(%reason, "disconnected");
         let _ = self
             .handle
             .shared
@@ -711,7 +902,7 @@ impl Drop for ConnGuard {
             .send(ConnectionEvent::Disconnected {
                 id: self.id,
                 peer: self.peer,
-                reason: std::mem::replace(&mut self.reason, CloseReason::Local),
+                reason,
             });
     }
 }
@@ -720,22 +911,70 @@ struct ServerDispatch {
     ctx: Context,
     routes: Arc<Routes>,
     codec: FrameCodec,
+    plugins: NodePlugins,
     peer: SocketAddr,
+    peer_info: PeerSlot,
 }
 
 impl ServerDispatch {
-    fn write(&mut self, reply: &Message, out: &mut BytesMut) {
+    /// Encode a finished (already sealed) message; a reply that cannot be encoded is answered with
+    /// ERROR `reply too large` sealed with the instance plugins.
+    fn write(&self, reply: &Message, out: &mut BytesMut) {
         if let Err(e) = self.codec.encode_message(reply, out) {
             tracing::warn!(error = %e, "reply cannot be encoded; answering ERROR instead");
             let mut err = Message::new(MessageType::ERROR, reply.uri().clone(), "reply too large");
             if let Some(r) = reply.reply_ref() {
                 err.set_reply_ref(r);
             }
-            let _ = self.codec.encode_message(&err, out);
+            self.write_sealed(err, &Plugins::new(), true, out);
         }
     }
 
-    fn invalid(&mut self, err: &DecodeError, auth: &Bytes, out: &mut BytesMut) {
+    /// Seal with `inner` and (when `outer`) the instance plugins, then encode.
+    fn write_sealed(&self, msg: Message, inner: &Plugins, outer: bool, out: &mut BytesMut) {
+        let opts = SendOptions::new()
+            .inner(inner.clone())
+            .use_auth(outer)
+            .use_cipher(outer);
+        let peer = self.peer_info.get();
+        match self
+            .plugins
+            .seal_now(msg, &opts, peer.as_deref(), Some(self.peer))
+        {
+            Ok(m) => {
+                if let Err(e) = self.codec.encode_message(&m, out) {
+                    tracing::warn!(error = %e, "sealed reply cannot be encoded; dropped");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reply cannot be sealed; dropped"),
+        }
+    }
+
+    async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
+        if inner.is_empty() && self.plugins.outer.is_empty() {
+            return self.write(&msg, out);
+        }
+        let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
+        let opts = SendOptions::new().inner(inner.clone());
+        let peer = self.peer_info.get();
+        let sealed = self
+            .plugins
+            .seal(msg, &opts, peer.as_deref(), Some(self.peer))
+            .await;
+        match sealed {
+            Ok(m) => self.write(&m, out),
+            Err(e) => {
+                tracing::warn!(error = %e, "reply cannot be sealed; answering ERROR instead");
+                let mut err = Message::new(MessageType::ERROR, uri, "internal error");
+                if let Some(r) = rref {
+                    err.set_reply_ref(r);
+                }
+                self.write_sealed(err, &Plugins::new(), true, out);
+            }
+        }
+    }
+
+    fn invalid(&self, err: &DecodeError, auth: &Bytes, out: &mut BytesMut) {
         tracing::warn!(error = %err, "invalid frame: answering ERROR");
         let mut reply = Message::error("invalid message");
         // The auth block is outside the checksum: if it still decodes, echo the request id so the
@@ -749,7 +988,42 @@ impl ServerDispatch {
         {
             reply.set_reply_ref(id);
         }
-        self.write(&reply, out);
+        self.write_sealed(reply, &Plugins::new(), true, out);
+    }
+
+    /// A check failed: log, and answer as the hook (auth) or the defaults (cipher) say, without
+    /// plugins, never to an error-type message.
+    fn refused(
+        &self,
+        msg: &Message,
+        err: &OpenError,
+        plugin: Option<&dyn AuthPlugin>,
+        out: &mut BytesMut,
+    ) {
+        tracing::warn!(error = %err, r#type = %msg.message_type, "message refused");
+        let reply = match (err, plugin) {
+            (OpenError::Auth { source, stage }, Some(plugin)) => {
+                (self.plugins.auth_error)(&AuthFailure {
+                    message: msg,
+                    error: source,
+                    stage: *stage,
+                    plugin,
+                    addr: self.peer,
+                })
+            }
+            _ if msg.message_type.is_error() => None,
+            _ => Some(Message::new(
+                MessageType::ERROR,
+                "ERROR",
+                "decryption failed",
+            )),
+        };
+        if let Some(mut reply) = reply {
+            if let Some(id) = msg.request_id() {
+                reply.set_reply_ref(id);
+            }
+            self.write(&reply, out);
+        }
     }
 }
 
@@ -761,11 +1035,35 @@ impl Dispatch for ServerDispatch {
             Err(e) => return self.invalid(&e, &auth, out),
         };
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
+        let peer_info = self.peer_info.get();
+        let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
+        let msg = if self.plugins.outer.is_empty() {
+            msg
+        } else {
+            let received = msg.clone();
+            match open_outer(msg, &self.plugins.outer, &ctx) {
+                Ok(m) => m,
+                Err(e) => {
+                    let plugin = self.plugins.outer.auth.clone();
+                    return self.refused(&received, &e, plugin.as_deref(), out);
+                }
+            }
+        };
         let rid = msg.request_id();
-        let handler = self
-            .routes
-            .select(msg.message_type, msg.uri(), self.peer)
-            .or_else(|| self.routes.fallback().cloned());
+        let matched = self.routes.select(msg.message_type, msg.uri(), self.peer);
+        let (handler, inner) = match matched {
+            Some(Matched { handler, inner }) => (Some(handler), inner),
+            None => (self.routes.fallback().cloned(), Plugins::new()),
+        };
+        let msg = if inner.is_empty() {
+            msg
+        } else {
+            let routed = msg.clone();
+            match open_inner(msg, &inner, &ctx) {
+                Ok(m) => m,
+                Err(e) => return self.refused(&routed, &e, inner.auth.as_deref(), out),
+            }
+        };
         let is_error = msg.message_type.is_error();
         let reply = match handler {
             Some(h) => {
@@ -786,7 +1084,7 @@ impl Dispatch for ServerDispatch {
             if let Some(id) = rid {
                 reply.set_reply_ref(id);
             }
-            self.write(&reply, out);
+            self.reply(reply, &inner, out).await;
         }
     }
 
@@ -795,6 +1093,11 @@ impl Dispatch for ServerDispatch {
             FrameError::Decode(DecodeError::FrameTooLarge { .. }) => "frame too large",
             _ => "invalid message",
         };
-        self.write(&Message::new(MessageType::ERROR, "ERROR", text), out);
+        self.write_sealed(
+            Message::new(MessageType::ERROR, "ERROR", text),
+            &Plugins::new(),
+            true,
+            out,
+        );
     }
 }

@@ -1,0 +1,80 @@
+//! [`Peer`]: another node as plugins and peer management see it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+/// Named values a peer publishes about itself (for example its public keys), decoded by a
+/// [`PeerPlugin`](crate::plugin::PeerPlugin).
+pub type PeerData = BTreeMap<String, Bytes>;
+
+/// A node: its id, the addresses it was seen at, its encoded peer data and when it was last heard.
+///
+/// ```
+/// use netaio::peer::Peer;
+///
+/// let peer = Peer::new("node-1").with_data(bytes::Bytes::from_static(b"\x00"));
+/// assert_eq!(peer.id.as_ref(), b"node-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's id (unique per node; never an address).
+    pub id: Bytes,
+    /// Addresses the peer was seen at, most recent first.
+    pub addrs: Vec<SocketAddr>,
+    /// The peer's data as encoded by its peer plugin.
+    pub data: Bytes,
+    /// When the peer was last heard from, if ever.
+    pub last_seen: Option<Instant>,
+}
+
+impl Peer {
+    /// A peer with this id, no address and no data.
+    pub fn new(id: impl Into<Bytes>) -> Self {
+        Self {
+            id: id.into(),
+            addrs: Vec::new(),
+            data: Bytes::new(),
+            last_seen: None,
+        }
+    }
+
+    /// The same peer with this encoded data.
+    #[must_use]
+    pub fn with_data(mut self, data: Bytes) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The same peer with this address added (first).
+    #[must_use]
+    pub fn with_addr(mut self, addr: SocketAddr) -> Self {
+        self.addrs.retain(|a| *a != addr);
+        self.addrs.insert(0, addr);
+        self
+    }
+}
+
+/// The peer behind one connection, shared between the connection's task and the node's handles.
+#[derive(Clone, Default)]
+pub(crate) struct PeerSlot(std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Peer>>>>);
+
+impl PeerSlot {
+    pub(crate) fn get(&self) -> Option<std::sync::Arc<Peer>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, peer: Option<Peer>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = peer.map(std::sync::Arc::new);
+    }
+}
+
+impl std::fmt::Debug for PeerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerSlot")
+            .field(&self.get().map(|p| p.id.clone()))
+            .finish()
+    }
+}
