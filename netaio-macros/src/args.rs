@@ -96,14 +96,28 @@ impl RouteArgs {
                 ),
             ));
         }
-        for (name, _) in [&self.auth, &self.cipher].into_iter().flatten() {
-            errors.push(syn::Error::new(
-                name.span(),
-                format!(
-                    "`{name} = ...` (inner plugins) is not supported yet by this version of \
-                     netaio: remove it and add the plugin to the server or client instead"
-                ),
-            ));
+    }
+
+    /// `.with_inner(plugins)` for a `netaio::router::Route` expression, when `auth = ...` or
+    /// `cipher = ...` is given. Each expression is a plugin value, evaluated when the route is built
+    /// (in a service, `self` is the service's `Arc`).
+    pub(crate) fn inner_tokens(&self) -> TokenStream {
+        if self.auth.is_none() && self.cipher.is_none() {
+            return TokenStream::new();
+        }
+        let auth = self.auth.iter().map(|(name, expr)| {
+            quote_spanned!(expr.span()=> let inner = ::netaio::plugin::Plugins::#name(inner, #expr);)
+        });
+        let cipher = self.cipher.iter().map(|(name, expr)| {
+            quote_spanned!(expr.span()=> let inner = ::netaio::plugin::Plugins::#name(inner, #expr);)
+        });
+        quote! {
+            .with_inner({
+                let inner = ::netaio::plugin::Plugins::new();
+                #(#auth)*
+                #(#cipher)*
+                inner
+            })
         }
     }
 

@@ -118,8 +118,9 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
         let key = args.key_tokens();
         let boxed = handler.boxed_handler(quote!(#ident), None);
         let once = kind.is_once();
+        let inner = args.inner_tokens();
         quote_spanned! {ident.span()=>
-            ::netaio::router::Route::from_boxed(#key, #boxed, #once)
+            ::netaio::router::Route::from_boxed(#key, #boxed, #once) #inner
         }
     } else {
         // The errors are reported below; this keeps the rest of the crate free of follow-up errors.

@@ -73,12 +73,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             let key = args.key_tokens();
             let boxed = handler.boxed_handler(quote!(Self::#ident), Some(&svc));
             let once = kind.is_once();
+            let inner = args.inner_tokens();
             let clone = (handler.receiver != Receiver::None)
                 .then(|| quote!(let #svc = ::std::sync::Arc::clone(&self);));
             routes.push(quote_spanned! {ident.span()=>
                 {
                     #clone
-                    ::netaio::router::Route::from_boxed(#key, #boxed, #once)
+                    ::netaio::router::Route::from_boxed(#key, #boxed, #once) #inner
                 }
             });
         }

@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use netaio::plugin::{
+    AuthError, AuthPlugin, CipherError, CipherPlugin, PluginContext, Plugins, SendOptions,
+};
 use netaio::router::{Content, Context, PeerAddr, Postcard, State, Uri};
 use netaio::{
     Message, MessageType, RequestError, Router, TcpClient, TcpServer, handlers, on, once, service,
@@ -124,6 +127,63 @@ async fn ticket() -> Message {
     Message::respond("ticket", "only one")
 }
 
+/// Accepts messages carrying a fixed token (a test plugin, not security).
+#[derive(Clone)]
+struct Token(&'static [u8]);
+
+impl AuthPlugin for Token {
+    fn make(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
+        msg.auth.insert("token", self.0);
+        Ok(())
+    }
+    fn check(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
+        match msg.auth.remove("token") {
+            Some(t) if t.as_ref() == self.0 => Ok(()),
+            Some(_) => Err(AuthError::Invalid),
+            None => Err(AuthError::MissingField("token".into())),
+        }
+    }
+}
+
+/// XORs the content with one byte (a test plugin, not security).
+struct Xor(u8);
+
+impl Xor {
+    fn apply(&self, mut msg: Message) -> Message {
+        let content: Vec<u8> = msg.content().iter().map(|b| b ^ self.0).collect();
+        msg.body.content = content.into();
+        msg
+    }
+}
+
+impl CipherPlugin for Xor {
+    fn encrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
+        Ok(self.apply(msg))
+    }
+    fn decrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
+        Ok(self.apply(msg))
+    }
+}
+
+/// Inner plugins on a free function: the handler sees the decrypted content.
+#[on(REQUEST_URI, uri = "secret", auth = Token(b"open sesame"), cipher = Xor(0x5a))]
+async fn secret(Content(content): Content) -> Message {
+    Message::respond("secret", [&b"got "[..], &content].concat())
+}
+
+/// A service whose inner auth plugin comes from the service value.
+struct Vault {
+    token: Token,
+}
+
+#[service]
+impl Vault {
+    #[on(REQUEST_URI, uri = "vault", auth = self.token.clone())]
+    async fn open(&self) -> Message {
+        Message::respond("vault", "opened")
+    }
+}
+
 /// A service on the client side: receives what the server pushes.
 struct Inbox {
     tx: mpsc::Sender<Message>,
@@ -145,8 +205,11 @@ fn text(msg: &Message) -> &str {
 async fn service_and_functions_served_over_tcp() {
     let kv = Arc::new(Kv::default());
     let router = Router::new()
-        .routes(handlers![sum, kv_size, push, ticket])
-        .mount_shared(Arc::clone(&kv));
+        .routes(handlers![sum, kv_size, push, ticket, secret])
+        .mount_shared(Arc::clone(&kv))
+        .mount(Vault {
+            token: Token(b"vault key"),
+        });
     let server = TcpServer::builder()
         .address(([127, 0, 0, 1], 0))
         .router(router)
@@ -235,6 +298,38 @@ async fn service_and_functions_served_over_tcp() {
         matches!(&e, RequestError::Error(m) if text(m).starts_with("invalid content")),
         "{e:?}"
     );
+
+    // Inner plugins: without them the route answers AUTH_ERROR and the handler does not run;
+    // with them the handler sees the decrypted content and the reply is sealed with them.
+    let e = conn.request("secret", "x").await.unwrap_err();
+    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    let wrong = SendOptions::new().inner(Plugins::new().auth(Token(b"guess")).cipher(Xor(0x5a)));
+    let e = conn
+        .call_with(
+            Message::new(MessageType::REQUEST_URI, "secret", "x"),
+            &wrong,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    let right =
+        SendOptions::new().inner(Plugins::new().auth(Token(b"open sesame")).cipher(Xor(0x5a)));
+    let r = conn
+        .call_with(
+            Message::new(MessageType::REQUEST_URI, "secret", "x"),
+            &right,
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "got x");
+    let e = conn.request("vault", "").await.unwrap_err();
+    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    let vault = SendOptions::new().inner(Plugins::new().auth(Token(b"vault key")));
+    let r = conn
+        .call_with(Message::new(MessageType::REQUEST_URI, "vault", ""), &vault)
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "opened");
 
     // The client's mounted service receives what the server pushes.
     let r = conn.request("push", "breaking").await.unwrap();

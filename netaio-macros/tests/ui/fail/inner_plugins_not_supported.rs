@@ -1,6 +1,0 @@
-use netaio::on;
-
-#[on(REQUEST_URI, uri = "secret", auth = (), cipher = ())]
-async fn secret() {}
-
-fn main() {}
