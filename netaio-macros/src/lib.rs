@@ -23,6 +23,10 @@ use proc_macro::TokenStream;
 /// - `uri = URI` (optional) routes only that uri: a string literal, a byte-string literal, or an
 ///   expression of a type a `RouteKey` is built from (`String`, `Vec<u8>`, `Bytes`, ...). Without
 ///   it, the handler takes every message of the type that no uri route matches.
+/// - `auth = A`, `cipher = C` (optional) attach inner plugins to the route: values implementing
+///   `netaio::plugin::AuthPlugin` / `CipherPlugin`, evaluated when the route is built (in a
+///   [`macro@service`] they may use `self`, the service's `Arc`). Messages for the route pass the
+///   inner auth check and decryption before the handler runs; its reply is sealed with them.
 ///
 /// The function stays as written, so it can be called directly (in unit tests, say). Its
 /// arguments are extractors (`Message`, `Context`, `PeerAddr`, `Uri`, `Content`, `Postcard<T>`,
