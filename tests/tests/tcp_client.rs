@@ -252,3 +252,48 @@ async fn client_router_answers_requests_from_the_server() {
     conn.close().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn client_fallback_takes_unsolicited_messages_no_route_matches() {
+    let server = start(echo_router()).await;
+    let mut events = server.events();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let router = Router::new()
+        .on((MessageType::NOTIFY_URI, "routed"), || async {})
+        .fallback(move |msg: Message| {
+            let tx = tx.clone();
+            async move {
+                tx.send(msg).unwrap();
+            }
+        });
+    let conn = TcpClient::builder()
+        .router(router)
+        .build()
+        .connect(server.addr)
+        .await
+        .unwrap();
+    let id = connected(&mut events, None).await;
+    let routed = Message::new(MessageType::NOTIFY_URI, "routed", "a");
+    let other = Message::new(MessageType::NOTIFY_URI, "elsewhere", "b");
+    server.handle.send(id, &routed).unwrap();
+    server.handle.send(id, &other).unwrap();
+    let got = within(WAIT, "the fallback to run", rx.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        got, other,
+        "the routed message went to its route, the other to the fallback"
+    );
+    // Nothing reached the inbox.
+    assert!(matches!(
+        conn.receive_timeout(Duration::from_millis(50)).await,
+        Err(ReceiveError::Timeout(_))
+    ));
+    // Replies to requests still complete their requests, not the fallback.
+    assert_eq!(
+        conn.request(ECHO, "r").await.unwrap().content().as_ref(),
+        b"r"
+    );
+    assert!(rx.try_recv().is_err());
+    server.stop().await;
+}

@@ -154,7 +154,7 @@ impl Context {
     }
 
     /// Remove the peer's subscription to `key`; false if it had none (server only).
-    pub fn unsubscribe(&self, key: &[u8]) -> bool {
+    pub fn unsubscribe(&self, key: impl AsRef<[u8]>) -> bool {
         match &self.link {
             Link::Server { handle, conn } => handle.unsubscribe(key, *conn),
             _ => false,
@@ -162,7 +162,7 @@ impl Context {
     }
 
     /// Send `msg` to every subscriber of `key` (server only). Returns how many queued it.
-    pub fn notify(&self, key: &[u8], msg: &Message) -> Result<usize, SendError> {
+    pub fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
         match &self.link {
             Link::Server { handle, .. } => handle.notify(key, msg),
             _ => Err(SendError::Unsupported("notify needs a server")),

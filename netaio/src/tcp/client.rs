@@ -958,9 +958,17 @@ impl Dispatch for ClientDispatch {
             self.conn.complete(id, msg);
             return;
         }
-        if let Some(Matched { handler, inner }) =
-            self.routes.select(msg.message_type, msg.uri(), peer)
-        {
+        // A route, else the router's fallback when the application set one, else the inbox.
+        let matched = self
+            .routes
+            .select(msg.message_type, msg.uri(), peer)
+            .or_else(|| {
+                self.routes.fallback().map(|h| Matched {
+                    handler: h.clone(),
+                    inner: Plugins::new(),
+                })
+            });
+        if let Some(Matched { handler, inner }) = matched {
             let msg = match open_inner(msg, &inner, &pctx) {
                 Ok(m) => m,
                 Err(e) => {

@@ -658,7 +658,8 @@ impl ServerHandle {
     }
 
     /// Remove a subscription; false if there was none (unlike Python, not an error).
-    pub fn unsubscribe(&self, key: &[u8], conn: ConnectionId) -> bool {
+    pub fn unsubscribe(&self, key: impl AsRef<[u8]>, conn: ConnectionId) -> bool {
+        let key = key.as_ref();
         let mut reg = self.registry();
         let removed = reg.conns.get_mut(&conn).is_some_and(|e| e.subs.remove(key));
         if let Some(set) = reg.subs.get_mut(key) {
@@ -671,7 +672,8 @@ impl ServerHandle {
     }
 
     /// The connections subscribed to a key.
-    pub fn subscribers(&self, key: &[u8]) -> Vec<ConnectionId> {
+    pub fn subscribers(&self, key: impl AsRef<[u8]>) -> Vec<ConnectionId> {
+        let key = key.as_ref();
         let mut v: Vec<_> = self
             .registry()
             .subs
@@ -684,20 +686,20 @@ impl ServerHandle {
 
     /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
     /// Returns how many queued it.
-    pub fn notify(&self, key: &[u8], msg: &Message) -> Result<usize, SendError> {
+    pub fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
         self.notify_with(key, msg, &SendOptions::default())
     }
 
     /// [`notify`](Self::notify) with inner plugins and switches.
     pub fn notify_with(
         &self,
-        key: &[u8],
+        key: impl AsRef<[u8]>,
         msg: &Message,
         opts: &SendOptions,
     ) -> Result<usize, SendError> {
         let targets: Vec<_> = {
             let reg = self.registry();
-            let Some(set) = reg.subs.get(key) else {
+            let Some(set) = reg.subs.get(key.as_ref()) else {
                 return Ok(0);
             };
             set.iter()
