@@ -36,6 +36,16 @@ async fn items() {}
 #[on(PUBLISH_URI)]
 async fn publish(_msg: Message) {}
 
+/// Handlers in another module are named by path in `handlers!`.
+mod api {
+    use netaio::{Message, on};
+
+    #[on(REQUEST_URI, uri = "status")]
+    pub async fn status() -> Message {
+        Message::respond("status", "up")
+    }
+}
+
 fn key(route: impl IntoRoute) -> RouteKey {
     route.into_route().key().clone()
 }
@@ -52,6 +62,14 @@ fn main() {
     assert!(routes.iter().all(|r| !r.is_once()));
     let router = Router::new().routes(routes);
     assert_eq!(router.len(), 6);
+
+    let router = Router::new().routes(handlers![crate::api::status,]);
+    assert_eq!(router.len(), 1);
+    // The same function twice is a duplicate.
+    let err = Router::new()
+        .try_routes(handlers![api::status, crate::api::status])
+        .unwrap_err();
+    assert!(err.to_string().contains("on_forms.rs"), "{err}");
 
     // `route` takes one, `handlers![]` may be empty.
     let router = Router::new().route(echo {}).routes(handlers![]);
