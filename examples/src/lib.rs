@@ -6,7 +6,8 @@
 //! - [`show`]: one-line rendering of messages for the programs' output;
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`.
 //!
-//! Run them with `cargo run -p netaio-examples --bin demo` (or `echo_server`, `echo_client`).
+//! Run them with `cargo run -p netaio-examples --bin demo` (or `echo_server`, `echo_client`, and
+//! `service`: a key-value store written with `#[netaio::service]`).
 #![forbid(unsafe_code)]
 
 pub mod args;

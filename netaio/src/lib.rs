@@ -11,6 +11,7 @@ pub mod tcp;
 
 pub use error::{BindError, ConnectError, ReceiveError, RequestError, SendError, SubscribeError};
 pub use message::{Message, MessageType};
+pub use netaio_macros::{on, once, service};
 pub use router::{Context, Router};
 pub use tcp::{Connection, ServerHandle, TcpClient, TcpServer};
 

@@ -272,6 +272,21 @@ impl TcpClientBuilder {
             }),
         }
     }
+
+    /// Mount a [`Service`](crate::router::Service) on the client's router (see
+    /// [`Router::mount`]): its routes handle what servers send that is not a reply to a request.
+    ///
+    /// Call it after [`router`](Self::router), which replaces the whole router.
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered.
+    #[track_caller]
+    #[must_use]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
 }
 
 struct ClientShared {
@@ -817,13 +832,24 @@ impl Connection {
         } else {
             let plugins = &self.inner.client.plugins;
             let peer = self.inner.peer_info.get();
-            open_inner(
+            // A server answers a failed inner check with an error sent without the inner plugins:
+            // like an unauthenticated error past the instance plugins, it is accepted as the
+            // request's (error) answer.
+            let unauthenticated = reply.message_type.is_error().then(|| reply.clone());
+            match open_inner(
                 reply,
                 &p.inner,
                 &plugins.ctx(peer.as_deref(), Some(self.inner.peer)),
-            )
-            .map_err(RequestError::from)
-            .and_then(RequestError::from_reply)
+            ) {
+                Ok(reply) => RequestError::from_reply(reply),
+                Err(e) => match unauthenticated {
+                    Some(reply) => {
+                        tracing::debug!(error = %e, "unauthenticated error reply completed its request");
+                        RequestError::from_reply(reply)
+                    }
+                    None => Err(RequestError::from(e)),
+                },
+            }
         };
         let _ = p.tx.send(result);
         true

@@ -292,6 +292,43 @@ impl TcpServerBuilder {
             handle: ServerHandle { shared },
         })
     }
+
+    /// Mount a [`Service`](crate::router::Service) on the server's router (see
+    /// [`Router::mount`]): every route of the service, with the service as shared state.
+    ///
+    /// ```no_run
+    /// use netaio::{service, Message, TcpServer};
+    ///
+    /// struct Echo;
+    ///
+    /// #[service]
+    /// impl Echo {
+    ///     #[on(REQUEST_URI, uri = "echo")]
+    ///     async fn echo(&self, msg: Message) -> Message {
+    ///         Message::respond(msg.uri().clone(), msg.content().clone())
+    ///     }
+    /// }
+    ///
+    /// # async fn run() -> Result<(), netaio::BindError> {
+    /// let server = TcpServer::builder()
+    ///     .address(([127, 0, 0, 1], 9000))
+    ///     .mount(Echo)
+    ///     .bind()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Call it after [`router`](Self::router), which replaces the whole router.
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered.
+    #[track_caller]
+    #[must_use]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
 }
 
 /// A TCP server: frames from each connection are decoded, routed to handlers in order, and the
