@@ -990,7 +990,9 @@ impl ServerDispatch {
         {
             reply.set_reply_ref(id);
         }
-        self.write_sealed(reply, &Plugins::new(), true, out);
+        // Unsealed, like the auth-error reply: a malformed frame must not make the server run its
+        // plugins (a proof-of-work stamp on every garbage frame would be a CPU amplifier).
+        self.write(&reply, out);
     }
 
     /// A check failed: log, and answer as the hook (auth) or the defaults (cipher) say, without
@@ -1095,11 +1097,7 @@ impl Dispatch for ServerDispatch {
             FrameError::Decode(DecodeError::FrameTooLarge { .. }) => "frame too large",
             _ => "invalid message",
         };
-        self.write_sealed(
-            Message::new(MessageType::ERROR, "ERROR", text),
-            &Plugins::new(),
-            true,
-            out,
-        );
+        // Unsealed, as for any frame that never passed the checks.
+        self.write(&Message::new(MessageType::ERROR, "ERROR", text), out);
     }
 }
