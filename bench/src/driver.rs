@@ -1,0 +1,776 @@
+//! The driver: runs every workload against the baseline and netaio, alternating, in separate
+//! processes pinned to different cores; prints a table of medians and writes JSON.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::args::Args;
+use crate::stats::{Sample, median};
+use crate::{Impl, Mode, Result, Workload};
+
+const VALUED: &[&str] = &[
+    "runs",
+    "workloads",
+    "modes",
+    "json",
+    "w1-count",
+    "w2-count",
+    "w3-seconds",
+    "w3-conns",
+    "w5-count",
+    "idle-conns",
+    "rate-estimate",
+];
+const SWITCHES: &[&str] = &["quick", "no-pin", "no-memory", "help"];
+
+const USAGE: &str = "\
+netaio benchmark driver
+
+  bench [--quick] [--runs N] [--workloads w1,w2,w3,w5] [--modes none,hmac,hmac+aead]
+        [--json PATH] [--no-pin] [--no-memory] [--w1-count N] [--w2-count N]
+        [--w3-seconds S] [--w3-conns N] [--w5-count N] [--idle-conns N] [--rate-estimate R]
+
+Runs each workload against the hand-written tokio baseline (mode none) and against netaio in
+each mode, alternating, in separate processes (server pinned to CPU 0, client to CPU 1 when
+`taskset` works), then prints medians with the ratio netaio / baseline and writes JSON
+(default: bench-results.json). --quick scales the counts down (and 3 runs instead of 5).
+";
+
+/// Everything a run is configured with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `--quick` given.
+    pub quick: bool,
+    /// Runs per (workload, server, mode).
+    pub runs: usize,
+    /// Workloads to run.
+    pub workloads: Vec<String>,
+    /// Netaio modes to run.
+    pub modes: Vec<String>,
+    /// W1 timed round trips.
+    pub w1_count: usize,
+    /// W1 / W5 untimed warm-up round trips.
+    pub warmup: usize,
+    /// W2 pipelined messages.
+    pub w2_count: usize,
+    /// W3 duration.
+    pub w3_seconds: f64,
+    /// W3 connections.
+    pub w3_conns: usize,
+    /// W5 timed round trips.
+    pub w5_count: usize,
+    /// Idle connections of the memory measurement (0: skipped).
+    pub idle_conns: usize,
+    /// W3 pre-sealed pool size, in requests per second.
+    pub rate_estimate: f64,
+    /// Server on CPU 0 and client on CPU 1.
+    pub pinned: bool,
+}
+
+/// One client run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// The workload.
+    pub workload: String,
+    /// The server.
+    pub server: String,
+    /// The mode.
+    pub mode: String,
+    /// Run index (0-based).
+    pub run: usize,
+    /// What the client measured.
+    #[serde(flatten)]
+    pub sample: Sample,
+    /// Peak resident memory of the server process (VmHWM), KiB.
+    pub server_peak_rss_kib: Option<u64>,
+}
+
+/// Medians of one (workload, server, mode).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The workload.
+    pub workload: String,
+    /// The server.
+    pub server: String,
+    /// The mode.
+    pub mode: String,
+    /// Runs.
+    pub runs: usize,
+    /// Median messages per second.
+    pub rate: f64,
+    /// Median content MB/s.
+    pub mb_per_s: f64,
+    /// Median p50 latency, µs.
+    pub p50_us: Option<f64>,
+    /// Median p99 latency, µs.
+    pub p99_us: Option<f64>,
+    /// Median server peak RSS, KiB.
+    pub server_peak_rss_kib: Option<f64>,
+    /// Median rate ÷ the baseline's median rate in the same workload (netaio rows).
+    pub ratio: Option<f64>,
+    /// Requests sealed inline by the client (sum over runs).
+    pub inline_sealed: u64,
+}
+
+/// The memory measurement of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryRecord {
+    /// The server.
+    pub server: String,
+    /// The mode.
+    pub mode: String,
+    /// RSS with no connection, KiB.
+    pub idle_rss_kib: u64,
+    /// RSS with the idle connections open, KiB.
+    pub loaded_rss_kib: u64,
+    /// Idle connections held.
+    pub conns: usize,
+    /// (loaded − idle) ÷ conns, KiB.
+    pub per_conn_kib: f64,
+}
+
+/// The JSON file.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The machine.
+    pub machine: BTreeMap<String, String>,
+    /// The configuration.
+    pub config: Config,
+    /// Every run.
+    pub runs: Vec<RunRecord>,
+    /// Medians and ratios.
+    pub summary: Vec<Summary>,
+    /// Idle memory (empty when skipped).
+    pub memory: Vec<MemoryRecord>,
+    /// Why the memory measurement was skipped, if it was.
+    pub memory_skipped: Option<String>,
+    /// Wall time of the whole run, seconds.
+    pub elapsed_secs: f64,
+}
+
+/// Run the driver.
+pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
+    let args = Args::parse(args, VALUED, SWITCHES)?;
+    if args.has("help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let quick = args.has("quick");
+    let workloads: Vec<Workload> = args.list_or("workloads", &Workload::ALL)?;
+    let modes: Vec<Mode> = args.list_or("modes", &Mode::ALL)?;
+    let pinned = !args.has("no-pin") && pinning_works();
+    let cfg = Config {
+        quick,
+        runs: args.get_or("runs", if quick { 3 } else { 5 })?,
+        workloads: workloads.iter().map(|w| w.name().to_owned()).collect(),
+        modes: modes.iter().map(|m| m.name().to_owned()).collect(),
+        w1_count: args.get_or("w1-count", if quick { 20_000 } else { 50_000 })?,
+        warmup: if quick { 1_000 } else { 3_000 },
+        w2_count: args.get_or("w2-count", if quick { 400_000 } else { 2_000_000 })?,
+        w3_seconds: args.get_or("w3-seconds", if quick { 2.0 } else { 5.0 })?,
+        w3_conns: args.get_or("w3-conns", 50)?,
+        w5_count: args.get_or("w5-count", if quick { 1_000 } else { 3_000 })?,
+        idle_conns: if args.has("no-memory") {
+            0
+        } else {
+            args.get_or("idle-conns", 5_000)?
+        },
+        rate_estimate: args.get_or("rate-estimate", 150_000.0)?,
+        pinned,
+    };
+    let json_path = PathBuf::from(args.raw("json").unwrap_or("bench-results.json"));
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let machine = machine();
+    eprintln!(
+        "netaio bench: {} runs, workloads {:?}, modes {:?}, {}",
+        cfg.runs,
+        cfg.workloads,
+        cfg.modes,
+        if pinned {
+            "server on CPU 0, client on CPU 1"
+        } else {
+            "not pinned (taskset unavailable, fewer than 2 CPUs, or --no-pin)"
+        }
+    );
+
+    let mut runs = Vec::new();
+    for &w in &workloads {
+        let mut order: Vec<(Impl, Mode)> = vec![(Impl::Baseline, Mode::None)];
+        order.extend(modes.iter().map(|&m| (Impl::Netaio, m)));
+        for run in 0..cfg.runs {
+            // Alternate the order between runs so that a slow drift does not favour one side.
+            let this: Vec<_> = if run % 2 == 0 {
+                order.clone()
+            } else {
+                order.iter().rev().copied().collect()
+            };
+            for (imp, mode) in this {
+                let (sample, rss) = one_run(&exe, &cfg, w, imp, mode)?;
+                eprintln!(
+                    "  {w} run {run} {imp:<8} {mode:<9} {:>12.0}/s {:>9.1} MB/s{}",
+                    sample.rate,
+                    sample.mb_per_s,
+                    sample
+                        .p50_us
+                        .map(|p| format!(" p50 {p:.1} µs"))
+                        .unwrap_or_default()
+                );
+                runs.push(RunRecord {
+                    workload: w.name().to_owned(),
+                    server: imp.name().to_owned(),
+                    mode: mode.name().to_owned(),
+                    run,
+                    sample,
+                    server_peak_rss_kib: rss,
+                });
+            }
+        }
+    }
+    let summary = summarize(&runs);
+
+    let (memory, memory_skipped) = if cfg.idle_conns == 0 {
+        (Vec::new(), Some("disabled with --no-memory".to_owned()))
+    } else {
+        match memory_runs(&exe, &cfg) {
+            Ok(m) => (m, None),
+            Err(Skip(why)) => {
+                eprintln!("memory measurement SKIPPED: {why}");
+                (Vec::new(), Some(why))
+            }
+        }
+    };
+
+    let report = Report {
+        machine,
+        config: cfg,
+        runs,
+        summary,
+        memory,
+        memory_skipped,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    };
+    print!("{}", render(&report));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    println!("JSON written to {}", json_path.display());
+    Ok(())
+}
+
+fn pinning_works() -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus >= 2
+        && Command::new("taskset")
+            .args(["-c", "1", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// A command for the bench binary itself in a role, on `cpu` when pinned, with at least `nofile`
+/// file descriptors when given.
+fn role(
+    exe: &std::path::Path,
+    cfg: &Config,
+    cpu: usize,
+    nofile: Option<u64>,
+    args: &[String],
+) -> Command {
+    let mut argv: Vec<String> = Vec::new();
+    if let Some(n) = nofile {
+        argv.extend(
+            [
+                "sh",
+                "-c",
+                "ulimit -n \"$1\" || exit 97; shift; exec \"$@\"",
+                "sh",
+            ]
+            .map(String::from),
+        );
+        argv.push(n.to_string());
+    }
+    argv.push(exe.display().to_string());
+    argv.extend(args.iter().cloned());
+    let mut cmd = if cfg.pinned {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).args(&argv);
+        c
+    } else {
+        let mut it = argv.into_iter();
+        let mut c = Command::new(it.next().unwrap_or_default());
+        c.args(it);
+        c
+    };
+    cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
+    cmd
+}
+
+/// A running server; killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(
+        exe: &std::path::Path,
+        cfg: &Config,
+        imp: Impl,
+        mode: Mode,
+        replay_capacity: usize,
+        nofile: Option<u64>,
+    ) -> Result<Server> {
+        let args = [
+            "server",
+            "--impl",
+            imp.name(),
+            "--mode",
+            mode.name(),
+            "--replay-capacity",
+            &replay_capacity.to_string(),
+        ]
+        .map(String::from);
+        let mut child = role(exe, cfg, 0, nofile, &args)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no server stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(addr) = line.trim().strip_prefix("listening ") else {
+            let _ = child.kill();
+            let status = child.wait()?;
+            if status.code() == Some(97) {
+                return Err(Skip::new("could not raise the open-file limit").into());
+            }
+            return Err(format!("server did not start ({status}): {line:?}").into());
+        };
+        Ok(Server {
+            addr: addr.to_owned(),
+            child,
+        })
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
+        proc_status_kib(self.child.id(), field)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn one_run(
+    exe: &std::path::Path,
+    cfg: &Config,
+    w: Workload,
+    imp: Impl,
+    mode: Mode,
+) -> Result<(Sample, Option<u64>)> {
+    let replay_capacity = cfg.w2_count.max(cfg.w1_count + cfg.warmup) + 100_000;
+    let server = Server::start(exe, cfg, imp, mode, replay_capacity, None)?;
+    let mut args: Vec<String> = [
+        "client",
+        "--address",
+        &server.addr,
+        "--mode",
+        mode.name(),
+        "--workload",
+    ]
+    .map(String::from)
+    .to_vec();
+    let more: Vec<String> = match w {
+        Workload::W1 => vec![
+            "w1".into(),
+            "--size".into(),
+            "64".into(),
+            "--count".into(),
+            cfg.w1_count.to_string(),
+            "--warmup".into(),
+            cfg.warmup.to_string(),
+        ],
+        Workload::W2 => vec![
+            "w2".into(),
+            "--size".into(),
+            "64".into(),
+            "--count".into(),
+            cfg.w2_count.to_string(),
+        ],
+        Workload::W3 => vec![
+            "w3".into(),
+            "--size".into(),
+            "64".into(),
+            "--conns".into(),
+            cfg.w3_conns.to_string(),
+            "--seconds".into(),
+            cfg.w3_seconds.to_string(),
+            "--rate-estimate".into(),
+            cfg.rate_estimate.to_string(),
+        ],
+        Workload::W5 => vec![
+            "w5".into(),
+            "--size".into(),
+            "60000".into(),
+            "--count".into(),
+            cfg.w5_count.to_string(),
+            "--warmup".into(),
+            (cfg.warmup / 10).to_string(),
+        ],
+    };
+    args.extend(more);
+    let out = role(exe, cfg, 1, None, &args)
+        .stdout(Stdio::piped())
+        .output()?;
+    let rss = server.status_kib("VmHWM");
+    drop(server);
+    if !out.status.success() {
+        return Err(format!("{w} {imp} {mode}: client failed ({})", out.status).into());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().ok_or("client printed nothing")?;
+    let sample: Sample = serde_json::from_str(line)?;
+    if sample.inline_sealed > 0 {
+        eprintln!(
+            "  note: {} requests sealed inline by the client (raise --rate-estimate)",
+            sample.inline_sealed
+        );
+    }
+    Ok((sample, rss))
+}
+
+fn summarize(runs: &[RunRecord]) -> Vec<Summary> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in runs {
+        groups
+            .entry((r.workload.clone(), r.server.clone(), r.mode.clone()))
+            .or_default()
+            .push(r);
+    }
+    let mut out: Vec<Summary> = groups
+        .into_iter()
+        .map(|((workload, server, mode), rs)| {
+            let med = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+                let v: Vec<f64> = rs.iter().filter_map(|r| f(r)).collect();
+                median(&v)
+            };
+            Summary {
+                workload,
+                server,
+                mode,
+                runs: rs.len(),
+                rate: med(&|r| Some(r.sample.rate)).unwrap_or(0.0),
+                mb_per_s: med(&|r| Some(r.sample.mb_per_s)).unwrap_or(0.0),
+                p50_us: med(&|r| r.sample.p50_us),
+                p99_us: med(&|r| r.sample.p99_us),
+                server_peak_rss_kib: med(&|r| r.server_peak_rss_kib.map(|k| k as f64)),
+                ratio: None,
+                inline_sealed: rs.iter().map(|r| r.sample.inline_sealed).sum(),
+            }
+        })
+        .collect();
+    let baselines: BTreeMap<String, f64> = out
+        .iter()
+        .filter(|s| s.server == Impl::Baseline.name())
+        .map(|s| (s.workload.clone(), s.rate))
+        .collect();
+    for s in &mut out {
+        if s.server == Impl::Netaio.name() {
+            s.ratio = baselines
+                .get(&s.workload)
+                .filter(|b| **b > 0.0)
+                .map(|b| s.rate / b);
+        }
+    }
+    let mode_rank = |m: &str| Mode::ALL.iter().position(|x| x.name() == m).unwrap_or(9);
+    out.sort_by(|a, b| {
+        (&a.workload, a.server != "baseline", mode_rank(&a.mode)).cmp(&(
+            &b.workload,
+            b.server != "baseline",
+            mode_rank(&b.mode),
+        ))
+    });
+    out
+}
+
+/// Why the memory measurement could not run.
+#[derive(Debug)]
+struct Skip(String);
+
+impl Skip {
+    fn new(why: impl Into<String>) -> Self {
+        Skip(why.into())
+    }
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skip {}
+
+impl From<crate::Error> for Skip {
+    fn from(e: crate::Error) -> Self {
+        Skip(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Skip {
+    fn from(e: std::io::Error) -> Self {
+        Skip(e.to_string())
+    }
+}
+
+/// The soft and hard open-file limits of this process.
+fn nofile_limits() -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut nums = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .map(|s| {
+            if s == "unlimited" {
+                Some(u64::MAX)
+            } else {
+                s.parse().ok()
+            }
+        });
+    Some((nums.next()??, nums.next()??))
+}
+
+fn memory_runs(
+    exe: &std::path::Path,
+    cfg: &Config,
+) -> std::result::Result<Vec<MemoryRecord>, Skip> {
+    let need = cfg.idle_conns as u64 + 256;
+    let (_, hard) = nofile_limits().ok_or_else(|| Skip::new("cannot read /proc/self/limits"))?;
+    if hard < need {
+        return Err(Skip::new(format!(
+            "{} idle connections need {need} file descriptors per process, but the hard limit is {hard} (raise it as root: ulimit -Hn {need})",
+            cfg.idle_conns
+        )));
+    }
+    let mut out = Vec::new();
+    for (imp, mode) in [
+        (Impl::Baseline, Mode::None),
+        (Impl::Netaio, Mode::None),
+        (Impl::Netaio, Mode::HmacAead),
+    ] {
+        let server = Server::start(exe, cfg, imp, mode, 65_536, Some(need))?;
+        // Let the runtime settle (threads started, allocator warmed) before the idle reading.
+        std::thread::sleep(Duration::from_millis(300));
+        let idle_rss = server
+            .status_kib("VmRSS")
+            .ok_or_else(|| Skip::new("cannot read the server's VmRSS"))?;
+        let args = [
+            "client",
+            "--address",
+            &server.addr,
+            "--workload",
+            "idle",
+            "--conns",
+            &cfg.idle_conns.to_string(),
+            "--timeout",
+            "120",
+        ]
+        .map(String::from);
+        let mut client = role(exe, cfg, 1, Some(need), &args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = client
+            .stdout
+            .take()
+            .ok_or_else(|| Skip::new("no client stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let ready = line.trim().strip_prefix("ready ").map(str::to_owned);
+        // The server has answered one request on every connection; give it a moment to go idle.
+        std::thread::sleep(Duration::from_millis(300));
+        let loaded_rss = server.status_kib("VmRSS");
+        if let Some(mut stdin) = client.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let status = client.wait()?;
+        let (Some(n), Some(loaded_rss)) = (ready, loaded_rss) else {
+            return Err(Skip::new(format!(
+                "the idle client did not get ready ({status}); output: {line:?}"
+            )));
+        };
+        let conns: usize = n.parse().map_err(|_| Skip::new("bad ready line"))?;
+        let per_conn = (loaded_rss.saturating_sub(idle_rss)) as f64 / conns.max(1) as f64;
+        eprintln!(
+            "  memory {imp:<8} {mode:<9} idle {idle_rss} KiB, {conns} idle conns {loaded_rss} KiB, {per_conn:.1} KiB/conn"
+        );
+        out.push(MemoryRecord {
+            server: imp.name().to_owned(),
+            mode: mode.name().to_owned(),
+            idle_rss_kib: idle_rss,
+            loaded_rss_kib: loaded_rss,
+            conns,
+            per_conn_kib: per_conn,
+        });
+    }
+    Ok(out)
+}
+
+fn machine() -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if let Some(model) = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+    {
+        m.insert("cpu".into(), model.1.trim().to_owned());
+    }
+    m.insert(
+        "cpus".into(),
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .to_string(),
+    );
+    if let Ok(k) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        m.insert("kernel".into(), k.trim().to_owned());
+    }
+    m
+}
+
+fn fmt_rate(x: f64) -> String {
+    let s = format!("{:.0}", x);
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for (i, c) in bytes.iter().enumerate() {
+        if i > 0 && (bytes.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(char::from(*c));
+    }
+    out
+}
+
+/// The table, as printed (and pasted into BENCHMARKS.md).
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |x| format!("{x:.prec$}"));
+    s.push_str(&format!(
+        "\nnetaio vs raw tokio baseline — medians of {} runs{}; ratio = netaio rate ÷ baseline rate\n\n",
+        r.config.runs,
+        if r.config.pinned {
+            ", server on CPU 0, client on CPU 1"
+        } else {
+            ", unpinned"
+        }
+    ));
+    s.push_str("| workload | server | mode | rate (/s) | MB/s | p50 µs | p99 µs | server peak RSS MiB | ratio |\n");
+    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for x in &r.summary {
+        let desc = x
+            .workload
+            .parse::<Workload>()
+            .map(|w| format!("{} ({})", w.name(), w.describe()))
+            .unwrap_or_else(|_| x.workload.clone());
+        s.push_str(&format!(
+            "| {desc} | {} | {} | {} | {:.1} | {} | {} | {} | {} |\n",
+            x.server,
+            x.mode,
+            fmt_rate(x.rate),
+            x.mb_per_s,
+            opt(x.p50_us, 1),
+            opt(x.p99_us, 1),
+            opt(x.server_peak_rss_kib.map(|k| k / 1024.0), 1),
+            opt(x.ratio, 3),
+        ));
+    }
+    if !r.memory.is_empty() {
+        s.push_str("\n| memory | mode | idle server RSS KiB | RSS with idle conns KiB | idle conns | per conn KiB |\n");
+        s.push_str("|---|---|---:|---:|---:|---:|\n");
+        for m in &r.memory {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {:.1} |\n",
+                m.server, m.mode, m.idle_rss_kib, m.loaded_rss_kib, m.conns, m.per_conn_kib
+            ));
+        }
+    }
+    if let Some(why) = &r.memory_skipped {
+        s.push_str(&format!("\nmemory measurement skipped: {why}\n"));
+    }
+    s.push_str(&format!(
+        "\nmachine: {} ({} CPUs), kernel {}; total {:.0} s\n",
+        r.machine.get("cpu").map_or("?", String::as_str),
+        r.machine.get("cpus").map_or("?", String::as_str),
+        r.machine.get("kernel").map_or("?", String::as_str),
+        r.elapsed_secs
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_get_thousands_separators() {
+        assert_eq!(fmt_rate(1234567.4), "1,234,567");
+        assert_eq!(fmt_rate(999.0), "999");
+        assert_eq!(fmt_rate(1000.0), "1,000");
+    }
+
+    #[test]
+    fn ratios_are_against_the_same_workload_baseline() {
+        let rec = |w: &str, server: &str, mode: &str, rate: f64| RunRecord {
+            workload: w.into(),
+            server: server.into(),
+            mode: mode.into(),
+            run: 0,
+            sample: Sample {
+                count: 1,
+                secs: 1.0,
+                rate,
+                mb_per_s: 0.0,
+                p50_us: None,
+                p99_us: None,
+                inline_sealed: 0,
+            },
+            server_peak_rss_kib: None,
+        };
+        let runs = vec![
+            rec("W1", "baseline", "none", 100.0),
+            rec("W1", "baseline", "none", 120.0),
+            rec("W1", "baseline", "none", 80.0),
+            rec("W1", "netaio", "none", 90.0),
+            rec("W1", "netaio", "hmac", 50.0),
+            rec("W2", "baseline", "none", 1000.0),
+            rec("W2", "netaio", "none", 600.0),
+        ];
+        let s = summarize(&runs);
+        let get = |w: &str, srv: &str, m: &str| {
+            s.iter()
+                .find(|x| x.workload == w && x.server == srv && x.mode == m)
+                .unwrap()
+        };
+        assert_eq!(get("W1", "baseline", "none").rate, 100.0);
+        assert_eq!(get("W1", "baseline", "none").ratio, None);
+        assert_eq!(get("W1", "netaio", "none").ratio, Some(0.9));
+        assert_eq!(get("W1", "netaio", "hmac").ratio, Some(0.5));
+        assert_eq!(get("W2", "netaio", "none").ratio, Some(0.6));
+        // Baseline first within a workload.
+        assert_eq!(s[0].server, "baseline");
+    }
+}

@@ -1,0 +1,170 @@
+//! The two echo servers: netaio, and the hand-written tokio baseline of the same framing.
+//!
+//! Both print `listening ADDR` on stdout once bound and then serve until killed. Both run on the
+//! same kind of tokio runtime (current-thread by default, as each is pinned to one core by the
+//! driver), both set `TCP_NODELAY`, both batch the replies of every frame found in one read into
+//! one write.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use bytes::{Buf, BufMut, BytesMut};
+use netaio::message::{Header, MAX_FRAME};
+use netaio::{Message, MessageType, Router, TcpServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::args::Args;
+use crate::frames::plugins;
+use crate::{ECHO_URI, Impl, Mode, Result};
+
+/// Flags of the server role.
+pub const VALUED: &[&str] = &["impl", "mode", "address", "threads", "replay-capacity"];
+
+/// Default replay-cache capacity of the netaio server in the plugin modes (see
+/// [`plugins`](crate::frames::plugins)): room for every nonce of the largest workload.
+pub const DEFAULT_REPLAY_CAPACITY: usize = 4_200_000;
+
+/// The echo handler: the request's uri and content back, as RESPOND_URI.
+async fn echo(msg: Message) -> Message {
+    Message::respond(msg.uri().clone(), msg.content().clone())
+}
+
+/// The netaio router: the echo route and 32 other routes (so that the route table is not
+/// trivially small).
+pub fn router() -> Router {
+    let mut router = Router::new().on((MessageType::REQUEST_URI, ECHO_URI), echo);
+    for i in 0..16 {
+        router = router
+            .on((MessageType::REQUEST_URI, format!("other/{i}")), echo)
+            .on((MessageType::PUBLISH_URI, format!("topic/{i}")), echo);
+    }
+    router
+}
+
+/// Run the server role (`bench server …`, `netaio-echo`, `baseline-echo`). `forced` fixes the
+/// implementation for the dedicated binaries.
+pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -> Result<()> {
+    let args = Args::parse(args, VALUED, &[])?;
+    let imp = match forced {
+        Some(i) => i,
+        None => args.get_or("impl", Impl::Netaio)?,
+    };
+    let mode: Mode = args.get_or("mode", Mode::None)?;
+    let addr: SocketAddr = args.get_or("address", SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let threads: usize = args.get_or("threads", 1)?;
+    let capacity: usize = args.get_or("replay-capacity", DEFAULT_REPLAY_CAPACITY)?;
+    if imp == Impl::Baseline && mode != Mode::None {
+        return Err("the baseline has no plugins: use --mode none".into());
+    }
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(async move {
+        match imp {
+            Impl::Netaio => netaio_server(addr, mode, capacity).await,
+            Impl::Baseline => baseline_server(addr).await,
+        }
+    })
+}
+
+fn announce(addr: SocketAddr) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening {addr}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The netaio echo server with the mode's instance plugins.
+pub async fn netaio_server(addr: SocketAddr, mode: Mode, replay_capacity: usize) -> Result<()> {
+    let p = plugins(mode, replay_capacity);
+    let mut builder = TcpServer::builder()
+        .address(addr)
+        .router(router())
+        .max_connections(20_000);
+    if let Some(auth) = p.auth {
+        builder = builder.auth_arc(auth);
+    }
+    if let Some(cipher) = p.cipher {
+        builder = builder.cipher_arc(cipher);
+    }
+    let server = builder.bind().await?;
+    announce(server.local_addr())?;
+    server.serve().await;
+    Ok(())
+}
+
+/// The baseline: accept, and per connection parse the 9-byte header, wait for the auth block and
+/// body, check the body's CRC, and write a reply frame (RESPOND_URI, the auth block and body
+/// echoed). No routing, no plugins, no auth-block decoding.
+pub async fn baseline_server(addr: SocketAddr) -> Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    announce(listener.local_addr()?)?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let _ = baseline_connection(stream).await;
+        });
+    }
+}
+
+async fn baseline_connection(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut rbuf = BytesMut::with_capacity(8 * 1024);
+    let mut wbuf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        // Every complete frame in the buffer: one reply each, written together below.
+        while let Some(head) = rbuf.first_chunk::<{ Header::LEN }>() {
+            let header = Header::from_bytes(head)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let total = header.frame_len();
+            if total > MAX_FRAME {
+                return Ok(());
+            }
+            let Some(frame) = rbuf.get(..total) else {
+                rbuf.reserve(total - rbuf.len());
+                break;
+            };
+            let auth_end = Header::LEN + usize::from(header.auth_length);
+            let (auth, body) = (
+                frame.get(Header::LEN..auth_end).unwrap_or_default(),
+                frame.get(auth_end..).unwrap_or_default(),
+            );
+            let crc = crc32fast::hash(body);
+            let reply = if crc == header.checksum {
+                Header {
+                    message_type: MessageType::RESPOND_URI,
+                    ..header
+                }
+            } else {
+                // A real server would answer ERROR; the benchmark never sends a bad frame.
+                Header {
+                    message_type: MessageType::ERROR,
+                    ..header
+                }
+            };
+            wbuf.reserve(total);
+            wbuf.put_slice(&reply.to_bytes());
+            wbuf.put_slice(auth);
+            wbuf.put_slice(body);
+            rbuf.advance(total);
+        }
+        if !wbuf.is_empty() {
+            stream.write_all(&wbuf).await?;
+            wbuf.clear();
+        }
+        if rbuf.capacity() - rbuf.len() < 8 * 1024 {
+            rbuf.reserve(16 * 1024);
+        }
+        if stream.read_buf(&mut rbuf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
