@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -26,6 +26,9 @@ const LINGER_BYTES: usize = 1 << 20;
 
 /// How much room a read gets at least.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// A deadline far enough to mean "none" (the timer's initial value).
+const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 /// Limits applied to one connection.
 #[derive(Debug, Clone)]
@@ -89,6 +92,12 @@ enum Deadline {
 }
 
 /// Run a connection until it closes. Returns why it closed.
+///
+/// The hot path is kept free of per-message costs beyond the dispatch itself: the clock is read
+/// once per batch of frames and once per read, replies are written at once with a non-blocking
+/// write (one `write` syscall per batch, no `select!` round when the socket takes everything),
+/// the cancellation future is created once, and the deadline timer is only moved earlier, never
+/// later (a timer that fires before the current deadline is a spurious wake-up and is re-armed).
 pub(crate) async fn drive<D: Dispatch>(
     mut stream: TcpStream,
     mut codec: FrameCodec,
@@ -108,28 +117,29 @@ pub(crate) async fn drive<D: Dispatch>(
     let mut last_activity = now;
     let mut frame_started: Option<Instant> = None;
     let mut write_progress = now;
-    let far = Duration::from_secs(86_400 * 365);
-    let sleep = tokio::time::sleep_until(now + far);
+    let sleep = tokio::time::sleep_until(now + FAR);
     tokio::pin!(sleep);
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
 
-    loop {
+    'conn: loop {
         // Hand every complete frame to the dispatcher, in order, unless the write backlog is full.
+        let was_empty = wbuf.is_empty();
+        let mut dispatched = false;
+        // Whether decoding stopped at the high-water mark with frames possibly left in `rbuf`.
+        let mut full = true;
         while wbuf.len() < cfg.write_high_water {
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
-                    let was_empty = wbuf.is_empty();
                     dispatch.on_frame(frame, &mut wbuf).await;
-                    if was_empty && !wbuf.is_empty() {
-                        write_progress = Instant::now();
-                    }
-                    frame_started = if rbuf.is_empty() {
-                        None
-                    } else {
-                        Some(Instant::now())
-                    };
+                    dispatched = true;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    full = false;
+                    break;
+                }
                 Err(e) => {
+                    full = false;
                     tracing::warn!(error = %e, "closing connection: framing lost");
                     dispatch.on_fatal(&e, &mut wbuf);
                     rbuf.clear();
@@ -137,6 +147,44 @@ pub(crate) async fn drive<D: Dispatch>(
                     result.get_or_insert(CloseReason::BadFrame(e.to_string()));
                     break;
                 }
+            }
+        }
+        if dispatched || (was_empty && !wbuf.is_empty()) {
+            let now = Instant::now();
+            if was_empty && !wbuf.is_empty() {
+                write_progress = now;
+            }
+            if dispatched {
+                frame_started = (!rbuf.is_empty()).then_some(now);
+            }
+            // Write the batch now, without waiting for a select round: usually the socket takes
+            // it all and the connection goes straight back to reading.
+            let mut wrote = false;
+            while !wbuf.is_empty() {
+                match wr.try_write(&wbuf) {
+                    Ok(0) => {
+                        result.get_or_insert(CloseReason::Io("write returned 0".into()));
+                        break 'conn;
+                    }
+                    Ok(n) => {
+                        wbuf.advance(n);
+                        wrote = true;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "write failed");
+                        result.get_or_insert(CloseReason::Io(e.to_string()));
+                        break 'conn;
+                    }
+                }
+            }
+            if wrote {
+                write_progress = now;
+                last_activity = now;
+            }
+            if full && wbuf.len() < cfg.write_high_water {
+                // The write made room: go on with the frames still buffered.
+                continue;
             }
         }
         if !reading && wbuf.is_empty() {
@@ -157,12 +205,12 @@ pub(crate) async fn drive<D: Dispatch>(
         } else {
             None
         };
-        let until = deadline
-            .as_ref()
-            .map(|(t, _)| *t)
-            .unwrap_or_else(|| Instant::now() + far);
-        if sleep.deadline() != until {
-            sleep.as_mut().reset(until);
+        // Move the timer only when the deadline comes earlier (or the timer already fired): a
+        // later deadline, the usual case as activity goes on, is checked when the timer fires.
+        if let Some((until, _)) = &deadline
+            && (*until < sleep.deadline() || sleep.is_elapsed())
+        {
+            sleep.as_mut().reset(*until);
         }
         let room = wbuf.len() < cfg.write_high_water;
         // Read in large chunks: pipelined small frames then cost one syscall per batch.
@@ -172,7 +220,7 @@ pub(crate) async fn drive<D: Dispatch>(
 
         tokio::select! {
             biased;
-            () = cancel.cancelled(), if !stopping => {
+            () = &mut cancelled, if !stopping => {
                 // Graceful: stop reading, finish what was received, flush, close.
                 stopping = true;
                 reading = false;
@@ -181,12 +229,13 @@ pub(crate) async fn drive<D: Dispatch>(
                     wbuf.extend_from_slice(&b);
                 }
             }
-            r = wr.write_buf(&mut wbuf), if !wbuf.is_empty() => match r {
+            r = wr.write(&wbuf), if !wbuf.is_empty() => match r {
                 Ok(0) => {
                     result.get_or_insert(CloseReason::Io("write returned 0".into()));
                     break;
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    wbuf.advance(n);
                     write_progress = Instant::now();
                     last_activity = write_progress;
                 }
@@ -229,14 +278,19 @@ pub(crate) async fn drive<D: Dispatch>(
                 }
             },
             () = &mut sleep, if deadline.is_some() => {
-                let reason = match deadline {
-                    Some((_, Deadline::Write)) => CloseReason::WriteTimeout,
-                    Some((_, Deadline::Read)) => CloseReason::ReadTimeout,
-                    _ => CloseReason::IdleTimeout,
+                let Some((until, kind)) = &deadline else { continue };
+                if Instant::now() < *until {
+                    // Armed for an earlier deadline that has since moved: re-armed above.
+                    continue;
+                }
+                let reason = match kind {
+                    Deadline::Write => CloseReason::WriteTimeout,
+                    Deadline::Read => CloseReason::ReadTimeout,
+                    Deadline::Idle => CloseReason::IdleTimeout,
                 };
                 tracing::info!(reason = %reason, "closing connection");
                 result.get_or_insert(reason);
-                if matches!(deadline, Some((_, Deadline::Write))) {
+                if matches!(kind, Deadline::Write) {
                     break;
                 }
                 reading = false;
