@@ -172,19 +172,45 @@ impl HandlerFn {
         let names: Vec<Ident> = (0..self.args.len())
             .map(|i| format_ident!("__netaio_arg{}", i))
             .collect();
-        let extracts = self.args.iter().zip(&names).map(|(ty, name)| {
-            let from_request = quote_spanned! {ty.span()=>
-                <#ty as ::netaio::router::FromRequest>::from_request
-            };
-            quote! {
-                let #name = match #from_request(&#req) {
-                    ::core::result::Result::Ok(value) => value,
-                    ::core::result::Result::Err(rejection) => {
-                        return ::core::option::Option::Some(rejection.into_message());
-                    }
+        // The last argument takes the request by value (`from_request_owned`): a final `Message`
+        // is moved out of it rather than cloned.
+        let last = self.args.len().checked_sub(1);
+        let extracts = self
+            .args
+            .iter()
+            .zip(&names)
+            .enumerate()
+            .map(|(i, (ty, name))| {
+                let (from_request, arg) = if Some(i) == last {
+                    (
+                        quote_spanned! {ty.span()=>
+                            <#ty as ::netaio::router::FromRequest>::from_request_owned
+                        },
+                        quote!(#req),
+                    )
+                } else {
+                    (
+                        quote_spanned! {ty.span()=>
+                            <#ty as ::netaio::router::FromRequest>::from_request
+                        },
+                        quote!(&#req),
+                    )
                 };
-            }
-        });
+                quote! {
+                    let #name = match #from_request(#arg) {
+                        ::core::result::Result::Ok(value) => value,
+                        ::core::result::Result::Err(rejection) => {
+                            return ::core::option::Option::Some(rejection.into_message());
+                        }
+                    };
+                }
+            });
+        // Without arguments nothing consumed the request: drop it before the call's await.
+        let drop_req = if self.args.is_empty() {
+            quote!(::core::mem::drop(#req);)
+        } else {
+            TokenStream::new()
+        };
         let (svc_clone, self_arg) = match (svc, self.receiver) {
             (Some(svc), Receiver::Ref) => (
                 quote!(let #svc = ::std::sync::Arc::clone(&#svc);),
@@ -206,7 +232,7 @@ impl HandlerFn {
         let future = quote_spanned! {ident_span=>
             async move {
                 #(#extracts)*
-                ::core::mem::drop(#req);
+                #drop_req
                 let __netaio_out = #call;
                 #into_reply
             }

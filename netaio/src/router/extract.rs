@@ -36,6 +36,14 @@ use crate::{Message, MessageType};
 pub trait FromRequest: Sized {
     /// Take the value from the request.
     fn from_request(req: &Request) -> Result<Self, Rejection>;
+
+    /// Take the value from the request when it is the handler's **last** argument: nothing reads
+    /// the request afterwards, so the value may be moved out of it instead of cloned (a
+    /// [`Message`] argument takes the request's message this way). The default calls
+    /// [`from_request`](Self::from_request).
+    fn from_request_owned(req: Request) -> Result<Self, Rejection> {
+        Self::from_request(&req)
+    }
 }
 
 /// Why an extractor refused a request; sent back as an error reply.
@@ -62,6 +70,10 @@ impl Rejection {
 impl FromRequest for Message {
     fn from_request(req: &Request) -> Result<Self, Rejection> {
         Ok(req.message.clone())
+    }
+
+    fn from_request_owned(req: Request) -> Result<Self, Rejection> {
+        Ok(req.message)
     }
 }
 

@@ -123,15 +123,31 @@ pub trait Handler<Args>: Clone + Send + Sync + Sized + 'static {
     fn call(&self, req: Request) -> BoxFuture<Option<Message>>;
 }
 
+impl<F, Fut, R> Handler<()> for F
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReply,
+{
+    fn call(&self, _req: Request) -> BoxFuture<Option<Message>> {
+        let fut = (self)();
+        Box::pin(async move { fut.await.into_reply() })
+    }
+}
+
+/// Handlers of one or more arguments: every argument but the last is extracted from `&Request`,
+/// the last one from the request itself ([`FromRequest::from_request_owned`]), so that a final
+/// `Message` argument is moved out rather than cloned.
 macro_rules! impl_handler {
-    ($($ty:ident),*) => {
+    ([$($ty:ident),*], $last:ident) => {
         #[allow(non_snake_case, unused_variables)]
-        impl<F, Fut, R, $($ty,)*> Handler<($($ty,)*)> for F
+        impl<F, Fut, R, $($ty,)* $last> Handler<($($ty,)* $last,)> for F
         where
-            F: Fn($($ty),*) -> Fut + Clone + Send + Sync + 'static,
+            F: Fn($($ty,)* $last) -> Fut + Clone + Send + Sync + 'static,
             Fut: Future<Output = R> + Send + 'static,
             R: IntoReply,
             $($ty: FromRequest + Send + 'static,)*
+            $last: FromRequest + Send + 'static,
         {
             fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
                 $(
@@ -143,22 +159,28 @@ macro_rules! impl_handler {
                         }
                     };
                 )*
-                let fut = (self)($($ty),*);
+                let $last = match $last::from_request_owned(req) {
+                    Ok(v) => v,
+                    Err(rejection) => {
+                        let reply = rejection.into_message();
+                        return Box::pin(std::future::ready(Some(reply)));
+                    }
+                };
+                let fut = (self)($($ty,)* $last);
                 Box::pin(async move { fut.await.into_reply() })
             }
         }
     };
 }
 
-impl_handler!();
-impl_handler!(T1);
-impl_handler!(T1, T2);
-impl_handler!(T1, T2, T3);
-impl_handler!(T1, T2, T3, T4);
-impl_handler!(T1, T2, T3, T4, T5);
-impl_handler!(T1, T2, T3, T4, T5, T6);
-impl_handler!(T1, T2, T3, T4, T5, T6, T7);
-impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8);
+impl_handler!([], T1);
+impl_handler!([T1], T2);
+impl_handler!([T1, T2], T3);
+impl_handler!([T1, T2, T3], T4);
+impl_handler!([T1, T2, T3, T4], T5);
+impl_handler!([T1, T2, T3, T4, T5], T6);
+impl_handler!([T1, T2, T3, T4, T5, T6], T7);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7], T8);
 
 /// A handler with its argument types erased, done once at registration.
 pub(crate) trait ErasedHandler: Send + Sync + 'static {

@@ -1273,6 +1273,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_last_argument_is_extracted_from_the_request_by_value() {
+        /// Says how it was extracted.
+        struct How(&'static str);
+        impl FromRequest for How {
+            fn from_request(_: &Request) -> Result<Self, Rejection> {
+                Ok(How("ref"))
+            }
+            fn from_request_owned(_: Request) -> Result<Self, Rejection> {
+                Ok(How("owned"))
+            }
+        }
+        let peer = addr(1);
+        let one = BoxedHandler::new(|a: How| async move { Message::ok("", a.0) });
+        let three = BoxedHandler::new(|a: How, b: How, c: How| async move {
+            Message::ok("", format!("{},{},{}", a.0, b.0, c.0))
+        });
+        let msg = || Message::new(REQ, "x", "");
+        let reply = call(&one, msg(), Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"owned");
+        let reply = call(&three, msg(), Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"ref,ref,owned");
+        // A final Message argument is the request's message itself (its auth fields included).
+        let echo = BoxedHandler::new(|t: MessageType, m: Message| async move {
+            Message::ok(t.to_string(), m.auth.get("k").cloned().unwrap_or_default())
+        });
+        let mut m = msg();
+        m.auth.insert("k", "v");
+        let reply = call(&echo, m, Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"v");
+    }
+
+    #[tokio::test]
     async fn other_extractors() {
         let handler = BoxedHandler::new(
             |t: MessageType,
