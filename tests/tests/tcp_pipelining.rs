@@ -213,3 +213,36 @@ async fn replies_beyond_the_write_buffer_limit_all_arrive_in_order() {
     drop(wr);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_reply_reference_is_the_request_id_as_sent() {
+    let server = start(echo_router()).await;
+    let mut raw = netaio_tests::RawConn::connect(server.addr).await;
+    // Minimal, with leading zeros (tolerated), and the longest form: echoed byte for byte.
+    for (wire, id) in [
+        (&b"\x2a"[..], 42u64),
+        (&b"\x00\x00\x2a"[..], 42),
+        (&b"\xff\xff\xff\xff\xff\xff\xff\xff"[..], u64::MAX),
+    ] {
+        let mut msg = Message::new(MessageType::REQUEST_URI, ECHO, "x");
+        msg.auth.insert(netaio::message::fields::REQUEST_ID, wire);
+        let reply = raw.round_trip(&msg).await;
+        assert_eq!(reply.message_type, MessageType::RESPOND_URI);
+        assert_eq!(
+            reply
+                .auth
+                .get(netaio::message::fields::REPLY_REF)
+                .map(|b| &b[..]),
+            Some(wire)
+        );
+        assert_eq!(reply.reply_ref(), Some(id));
+    }
+    // An id that is not 1 to 8 bytes is no request id: no reply reference.
+    let mut msg = Message::new(MessageType::REQUEST_URI, ECHO, "x");
+    msg.auth
+        .insert(netaio::message::fields::REQUEST_ID, vec![1u8; 9]);
+    let reply = raw.round_trip(&msg).await;
+    assert_eq!(reply.reply_ref(), None);
+    assert!(reply.auth.get(netaio::message::fields::REPLY_REF).is_none());
+    server.stop().await;
+}

@@ -1033,17 +1033,18 @@ impl ServerDispatch {
 
 impl Dispatch for ServerDispatch {
     async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) {
-        let auth = frame.auth.clone();
-        let msg = match frame.decode(self.codec.auth_codec()) {
+        let Frame { header, auth, body } = frame;
+        let msg = match Message::from_parts(header, &auth, body, self.codec.auth_codec()) {
             Ok(m) => m,
             Err(e) => return self.invalid(&e, &auth, out),
         };
+        drop(auth);
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
-        let peer_info = self.peer_info.get();
-        let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
-        let msg = if self.plugins.outer.is_empty() {
-            msg
-        } else {
+        // The peer record is read (a lock and a reference count) only when a plugin will see it.
+        let outer_on = !self.plugins.outer.is_empty();
+        let peer_info = if outer_on { self.peer_info.get() } else { None };
+        let msg = if outer_on {
+            let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
             let received = msg.clone();
             match open_outer(msg, &self.plugins.outer, &ctx) {
                 Ok(m) => m,
@@ -1052,8 +1053,16 @@ impl Dispatch for ServerDispatch {
                     return self.refused(&received, &e, plugin.as_deref(), out);
                 }
             }
+        } else {
+            msg
         };
-        let rid = msg.request_id();
+        // The request id as sent: the reply carries the same bytes as its reply reference (no
+        // re-encoding, no allocation).
+        let rid = msg
+            .auth
+            .get(crate::message::fields::REQUEST_ID)
+            .filter(|v| (1..=8).contains(&v.len()))
+            .cloned();
         let matched = self.routes.select(msg.message_type, msg.uri(), self.peer);
         let (handler, inner) = match matched {
             Some(Matched { handler, inner }) => (Some(handler), inner),
@@ -1062,6 +1071,11 @@ impl Dispatch for ServerDispatch {
         let msg = if inner.is_empty() {
             msg
         } else {
+            let peer_info = match peer_info {
+                Some(p) => Some(p),
+                None => self.peer_info.get(),
+            };
+            let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
             let routed = msg.clone();
             match open_inner(msg, &inner, &ctx) {
                 Ok(m) => m,
@@ -1086,7 +1100,9 @@ impl Dispatch for ServerDispatch {
         };
         if let Some(mut reply) = reply {
             if let Some(id) = rid {
-                reply.set_reply_ref(id);
+                reply
+                    .auth
+                    .insert_static(crate::message::fields::REPLY_REF, id);
             }
             self.reply(reply, &inner, out).await;
         }
