@@ -12,6 +12,7 @@
 //! and fuzzed. A failed check stops processing; the transports never run a handler for a message
 //! that failed a check.
 
+mod freshness;
 mod pipeline;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use freshness::{Clock, Freshness};
 pub use pipeline::{OpenError, SealError, Stage, open_inner, open_outer, seal};
 
 use crate::peer::{Peer, PeerData};
