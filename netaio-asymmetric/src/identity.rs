@@ -62,9 +62,10 @@ fn x25519_scalar(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     for (dst, src) in scalar.iter_mut().zip(digest.iter()) {
         *dst = *src;
     }
-    scalar[0] &= 248;
-    scalar[31] &= 127;
-    scalar[31] |= 64;
+    let bytes: &mut [u8; 32] = &mut scalar;
+    bytes[0] &= 248;
+    bytes[31] &= 127;
+    bytes[31] |= 64;
     scalar
 }
 

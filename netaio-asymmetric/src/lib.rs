@@ -34,11 +34,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cipher;
 mod identity;
 mod kdf;
 mod peer;
 
+pub use auth::Ed25519Auth;
 pub use cipher::X25519Cipher;
 pub use identity::{Identity, PublicKeys};
 pub use peer::{AsymmetricPeerPlugin, ED25519_FIELD, X25519_FIELD};
