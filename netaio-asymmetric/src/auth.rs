@@ -65,6 +65,17 @@ fn put(buf: &mut Vec<u8>, part: &[u8]) {
 ///
 /// "Other" fields are all fields except the three named `ts`, `nonce` and `sig` (whatever they
 /// are configured to), so a cipher's nonce, a request id and the key id are all covered.
+///
+/// ```
+/// use netaio::MessageType;
+/// use netaio::message::AuthFields;
+/// use netaio_asymmetric::auth::signed_bytes;
+///
+/// let mut fields = AuthFields::new();
+/// fields.insert("sig", vec![0u8; 64]); // excluded
+/// let bytes = signed_bytes(MessageType::OK, b"u", &fields, ["ts", "nonce", "sig"], b"c", 1, b"n");
+/// assert_eq!(bytes.len(), 4 + 28 + 1 + 4 + 1 + 4 + 4 + 1 + 8 + 4 + 1);
+/// ```
 pub fn signed_bytes(
     message_type: MessageType,
     uri: &[u8],
@@ -223,6 +234,21 @@ impl Ed25519Auth {
 
     /// Trust the Ed25519 key in the sender's peer data (default true). With false, only keys on
     /// the allow-list verify: use this when peer data comes from unauthenticated adverts.
+    ///
+    /// ```
+    /// use netaio::Message;
+    /// use netaio::plugin::{AuthError, AuthPlugin, PluginContext};
+    /// use netaio_asymmetric::{Ed25519Auth, Identity};
+    ///
+    /// let stranger = Identity::generate();
+    /// let stranger_peer = stranger.peer("stranger").unwrap();
+    /// let ctx = PluginContext { peer: Some(&stranger_peer), ..Default::default() };
+    /// let mut msg = Message::ok("u", "c");
+    /// Ed25519Auth::new(&stranger).make(&mut msg, &ctx).unwrap();
+    ///
+    /// let strict = Ed25519Auth::new(&Identity::generate()).trust_peer_keys(false);
+    /// assert_eq!(strict.check(&mut msg, &ctx), Err(AuthError::UnknownKey));
+    /// ```
     #[must_use]
     pub fn trust_peer_keys(mut self, on: bool) -> Self {
         self.trust_peer_keys = on;

@@ -165,6 +165,19 @@ impl X25519Cipher {
     /// Encrypt the uri with the content (default false). The wire uri is then empty, so use it on
     /// the instance (outer) cipher, which is undone before routing; as a handler's inner cipher
     /// the route would have to match the empty uri.
+    ///
+    /// ```
+    /// use netaio::Message;
+    /// use netaio::plugin::{CipherPlugin, PluginContext};
+    /// use netaio_asymmetric::{Identity, X25519Cipher};
+    ///
+    /// let (alice, bob) = (Identity::generate(), Identity::generate());
+    /// let bob_peer = bob.peer("bob").unwrap();
+    /// let to_bob = PluginContext { peer: Some(&bob_peer), ..Default::default() };
+    /// let cipher = X25519Cipher::new(&alice).encrypt_uri(true);
+    /// let sealed = cipher.encrypt(Message::ok("private/uri", "x"), &to_bob).unwrap();
+    /// assert!(sealed.uri().is_empty());
+    /// ```
     #[must_use]
     pub fn encrypt_uri(mut self, on: bool) -> Self {
         self.encrypt_uri = on;

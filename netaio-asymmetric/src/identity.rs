@@ -78,6 +78,12 @@ impl Identity {
     }
 
     /// The identity of this seed (deterministic: the same seed always gives the same keys).
+    ///
+    /// ```
+    /// use netaio_asymmetric::Identity;
+    /// let a = Identity::from_seed([9; 32]);
+    /// assert_eq!(Identity::from_seed(*a.seed()).public_keys(), a.public_keys());
+    /// ```
     pub fn from_seed(seed: [u8; 32]) -> Self {
         let seed = Zeroizing::new(seed);
         let signing = SigningKey::from_bytes(&seed);
@@ -126,6 +132,15 @@ impl Identity {
 
     /// This node as a [`Peer`] with this id, its peer data carrying the public keys (encoded by
     /// [`AsymmetricPeerPlugin`]). Set it as the node's local peer, or hand it to the other side.
+    ///
+    /// ```
+    /// use netaio::plugin::PeerPlugin;
+    /// use netaio_asymmetric::{AsymmetricPeerPlugin, Identity};
+    ///
+    /// let peer = Identity::generate().peer("node-7").unwrap();
+    /// assert_eq!(peer.id.as_ref(), b"node-7");
+    /// assert!(AsymmetricPeerPlugin.validate(&peer).is_ok());
+    /// ```
     pub fn peer(&self, id: impl Into<Bytes>) -> Result<Peer, PeerError> {
         self.peer_with(id, PeerData::new())
     }
