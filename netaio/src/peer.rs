@@ -56,3 +56,25 @@ impl Peer {
         self
     }
 }
+
+/// The peer behind one connection, shared between the connection's task and the node's handles.
+#[derive(Clone, Default)]
+pub(crate) struct PeerSlot(std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Peer>>>>);
+
+impl PeerSlot {
+    pub(crate) fn get(&self) -> Option<std::sync::Arc<Peer>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, peer: Option<Peer>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = peer.map(std::sync::Arc::new);
+    }
+}
+
+impl std::fmt::Debug for PeerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerSlot")
+            .field(&self.get().map(|p| p.id.clone()))
+            .finish()
+    }
+}

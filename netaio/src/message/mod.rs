@@ -23,7 +23,7 @@ pub use auth_fields::{AuthFields, AuthFieldsCodec, PostcardCodec};
 pub use body::Body;
 pub use error::{DecodeError, EncodeError};
 pub use header::Header;
-pub use types::{MessageType, ReservedMessageType};
+pub use types::{MessageType, ReservedMessageType, names};
 
 /// The largest uri + content, in bytes (the Python library's limit: 65,536 − 9 − 105).
 pub const MAX_URI_AND_CONTENT: usize = 65_422;

@@ -45,6 +45,24 @@ macro_rules! message_types {
                 }
             }
         }
+
+        /// The assigned message types as free constants, for a glob import:
+        ///
+        /// ```
+        /// use netaio::message::names::*;
+        /// use netaio::MessageType;
+        ///
+        /// assert_eq!(REQUEST_URI, MessageType::REQUEST_URI);
+        /// ```
+        ///
+        /// The attribute macros resolve a bare type name (`#[on(REQUEST_URI)]`) through it.
+        pub mod names {
+            use super::MessageType;
+            $(
+                #[doc = concat!("[`MessageType::", stringify!($name), "`].")]
+                pub const $name: MessageType = MessageType::$name;
+            )*
+        }
     };
 }
 

@@ -11,8 +11,48 @@
 //! The pipeline is plain functions over [`Message`]s: no sockets, no tasks, so it can be unit-tested
 //! and fuzzed. A failed check stops processing; the transports never run a handler for a message
 //! that failed a check.
+//!
+//! Bundled plugins (symmetric keys):
+//!
+//! - [`HmacAuth`]: HMAC-SHA256 over the type, the uri, every other auth field and the content,
+//!   with a timestamp window and a replay cache ([`Freshness`]).
+//! - [`AeadCipher`]: XChaCha20-Poly1305 with a random nonce; the type and uri are bound as
+//!   associated data, and the uri can be encrypted too.
+//! - [`HashcashAuth`]: proof-of-work stamps against spam.
+//!
+//! ```
+//! use netaio::plugin::{AeadCipher, HmacAuth, Plugins};
+//! use netaio::{Message, MessageType, Router, TcpServer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = Router::new()
+//!     .on((MessageType::REQUEST_URI, "echo"), |m: Message| async move {
+//!         Message::respond(m.uri().clone(), m.content().clone())
+//!     })
+//!     // A second layer for one route: its own secret and field names.
+//!     .on_with(
+//!         (MessageType::REQUEST_URI, "admin"),
+//!         |_: Message| async { Message::respond("admin", "ok") },
+//!         Plugins::new()
+//!             .auth(HmacAuth::new(b"admin secret").field_prefix("admin."))
+//!             .cipher(AeadCipher::new(b"admin secret").nonce_field("admin.iv")),
+//!     );
+//! let server = TcpServer::builder()
+//!     .address(([127, 0, 0, 1], 0))
+//!     .router(router)
+//!     .auth(HmacAuth::new(b"node secret"))
+//!     .cipher(AeadCipher::new(b"node secret").encrypt_uri(true))
+//!     .bind()
+//!     .await?;
+//! # drop(server);
+//! # Ok(())
+//! # }
+//! ```
 
+mod aead;
 mod freshness;
+mod hashcash;
+mod hmac;
 mod pipeline;
 
 use std::fmt;
@@ -21,7 +61,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use aead::AeadCipher;
 pub use freshness::{Clock, Freshness};
+pub use hashcash::HashcashAuth;
+pub use hmac::HmacAuth;
 pub use pipeline::{OpenError, SealError, Stage, open_inner, open_outer, seal};
 
 use crate::peer::{Peer, PeerData};

@@ -27,6 +27,12 @@ use crate::{Message, MessageType};
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a handler argument (it does not implement `FromRequest`)",
+    label = "not an extractor",
+    note = "a handler may take `Message`, `Context`, `PeerAddr`, `Uri`, `Content`, `Postcard<T>` (content deserialized with postcard), `State<T>` (shared state) or `MessageType`, by value",
+    note = "for anything else, implement `netaio::router::FromRequest` for it"
+)]
 pub trait FromRequest: Sized {
     /// Take the value from the request.
     fn from_request(req: &Request) -> Result<Self, Rejection>;

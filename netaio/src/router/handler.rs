@@ -26,6 +26,11 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// let r: Result<Message, String> = Err("item not found".into());
 /// assert_eq!(r.into_reply().unwrap().message_type, MessageType::NOT_FOUND);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "a handler cannot return `{Self}` (it does not implement `IntoReply`)",
+    label = "not a reply",
+    note = "return a `Message`, `Option<Message>`, `()` (no reply), or `Result<T, E>` with `T` one of these and `E` a `Message` or any `Display` error (sent as an ERROR reply)"
+)]
 pub trait IntoReply {
     /// The reply to send, if any.
     fn into_reply(self) -> Option<Message>;
@@ -40,6 +45,12 @@ impl IntoReply for Message {
 impl IntoReply for () {
     fn into_reply(self) -> Option<Message> {
         None
+    }
+}
+
+impl IntoReply for std::convert::Infallible {
+    fn into_reply(self) -> Option<Message> {
+        match self {}
     }
 }
 
@@ -101,6 +112,12 @@ impl IntoErrorReply for Message {
 ///     .on((MessageType::REQUEST_URI, "echo"), echo)
 ///     .on((MessageType::REQUEST_URI, "whoami"), whoami);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a netaio handler",
+    label = "not a handler",
+    note = "a handler is an `async fn` (or closure returning a `Send` future) of up to 8 arguments that implement `FromRequest`, returning something that implements `IntoReply`",
+    note = "with `#[netaio::on(...)]` on the function, the compiler points at the offending argument or return type"
+)]
 pub trait Handler<Args>: Clone + Send + Sync + Sized + 'static {
     /// Run the handler on a request.
     fn call(&self, req: Request) -> BoxFuture<Option<Message>>;
@@ -159,6 +176,19 @@ impl<H: Handler<A>, A: 'static> ErasedHandler for Erased<H, A> {
     }
 }
 
+/// A function of the whole request, erased by [`BoxedHandler::from_fn`].
+struct FnHandler<F>(F);
+
+impl<F, Fut> ErasedHandler for FnHandler<F>
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<Message>> + Send + 'static,
+{
+    fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
+        Box::pin((self.0)(req))
+    }
+}
+
 /// A type-erased handler, cheap to clone.
 #[derive(Clone)]
 pub struct BoxedHandler(pub(crate) Arc<dyn ErasedHandler>);
@@ -170,6 +200,26 @@ impl BoxedHandler {
             handler,
             _args: std::marker::PhantomData,
         }))
+    }
+
+    /// Erase a function of the whole [`Request`] that returns the reply, if any. This is what the
+    /// attribute macros generate: they extract each argument themselves, so that a wrong argument
+    /// type is reported at that argument.
+    ///
+    /// ```
+    /// use netaio::router::{BoxedHandler, Request};
+    /// use netaio::Message;
+    ///
+    /// let echo = BoxedHandler::from_fn(|req: Request| async move {
+    ///     Some(Message::respond(req.message.uri().clone(), req.message.content().clone()))
+    /// });
+    /// ```
+    pub fn from_fn<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Message>> + Send + 'static,
+    {
+        Self(Arc::new(FnHandler(f)))
     }
 
     /// Run it.

@@ -16,6 +16,7 @@
 mod context;
 mod extract;
 mod handler;
+mod route;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub(crate) use context::Link;
 pub use context::{Context, Request};
 pub use extract::{Content, FromRequest, PeerAddr, Postcard, Rejection, State, Uri};
 pub use handler::{BoxFuture, BoxedHandler, Handler, IntoErrorReply, IntoReply};
+pub use route::{IntoRoute, Route, Service};
 
 use crate::MessageType;
 use crate::message::HexPreview;
@@ -136,7 +138,7 @@ pub enum RouteError {
 }
 
 #[derive(Clone)]
-struct Route {
+struct Entry {
     handler: BoxedHandler,
     inner: Plugins,
     at: &'static Location<'static>,
@@ -149,8 +151,8 @@ pub(crate) struct Matched {
     pub(crate) inner: Plugins,
 }
 
-impl From<&Route> for Matched {
-    fn from(r: &Route) -> Self {
+impl From<&Entry> for Matched {
+    fn from(r: &Entry) -> Self {
         Matched {
             handler: r.handler.clone(),
             inner: r.inner.clone(),
@@ -163,8 +165,8 @@ pub type InnerPlugins = Plugins;
 
 #[derive(Clone, Default)]
 struct Slot {
-    persistent: Option<Route>,
-    once: Option<Route>,
+    persistent: Option<Entry>,
+    once: Option<Entry>,
 }
 
 impl Slot {
@@ -189,7 +191,7 @@ impl Table {
         }
     }
 
-    fn insert(&mut self, key: RouteKey, route: Route, once: bool) -> Result<(), RouteError> {
+    fn insert(&mut self, key: RouteKey, route: Entry, once: bool) -> Result<(), RouteError> {
         let slot = self.slot_mut(key.clone());
         let (place, kind) = if once {
             (&mut slot.once, "one-shot")
@@ -399,13 +401,144 @@ impl Router {
         once: bool,
         inner: Plugins,
     ) -> Result<Self, RouteError> {
-        let route = Route {
+        let route = Entry {
             handler,
             inner,
             at: Location::caller(),
         };
         self.table.insert(key, route, once)?;
         Ok(self)
+    }
+
+    /// Register a [`Route`]: one declared with [`#[on]`](crate::on) / [`#[once]`](crate::once) (pass
+    /// `echo {}` for the function `echo`; see also [`routes`](Router::routes)), or built with
+    /// [`Route::on`] / [`Route::once`].
+    ///
+    /// # Panics
+    ///
+    /// If a handler of the same kind is already registered at the route's key (the message names
+    /// where the first one was declared).
+    #[track_caller]
+    #[must_use]
+    pub fn route(self, route: impl IntoRoute) -> Self {
+        match self.try_route(route) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`route`](Router::route), or say why not.
+    pub fn try_route(mut self, route: impl IntoRoute) -> Result<Self, RouteError> {
+        let Route {
+            key,
+            handler,
+            once,
+            inner,
+            at,
+        } = route.into_route();
+        self.table.insert(key, Entry { handler, inner, at }, once)?;
+        Ok(self)
+    }
+
+    /// Register several routes, typically collected with [`handlers!`](crate::handlers):
+    ///
+    /// ```
+    /// use netaio::{handlers, on, Message, Router};
+    ///
+    /// #[on(REQUEST_URI, uri = "ping")]
+    /// async fn ping() -> Message {
+    ///     Message::respond("ping", "pong")
+    /// }
+    /// #[netaio::once(OK, uri = "ready")]
+    /// async fn ready() {}
+    ///
+    /// let router = Router::new().routes(handlers![ping, ready]);
+    /// assert_eq!(router.len(), 2);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If two handlers of the same kind end up at one key.
+    #[track_caller]
+    #[must_use]
+    pub fn routes<I>(self, routes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: IntoRoute,
+    {
+        match self.try_routes(routes) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`routes`](Router::routes), or say why not.
+    pub fn try_routes<I>(self, routes: I) -> Result<Self, RouteError>
+    where
+        I: IntoIterator,
+        I::Item: IntoRoute,
+    {
+        routes
+            .into_iter()
+            .try_fold(self, |router, r| router.try_route(r))
+    }
+
+    /// Mount a [`Service`] (an `impl` block marked [`#[service]`](crate::service)): register every
+    /// route of the service and add it, in an `Arc`, as shared state (so other handlers can take
+    /// `State<Arc<S>>`).
+    ///
+    /// ```
+    /// use netaio::{service, Message, Router};
+    ///
+    /// struct Greeter {
+    ///     greeting: String,
+    /// }
+    ///
+    /// #[service]
+    /// impl Greeter {
+    ///     #[on(REQUEST_URI, uri = "hello")]
+    ///     async fn hello(&self, msg: Message) -> Message {
+    ///         let name = String::from_utf8_lossy(msg.content());
+    ///         Message::respond("hello", format!("{}, {name}", self.greeting))
+    ///     }
+    /// }
+    ///
+    /// let router = Router::new().mount(Greeter { greeting: "hi".into() });
+    /// assert_eq!(router.len(), 1);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered (with the place it was first declared).
+    #[track_caller]
+    #[must_use]
+    pub fn mount<S: Service>(self, service: S) -> Self {
+        self.mount_shared(Arc::new(service))
+    }
+
+    /// [`mount`](Router::mount) a service you keep a handle to.
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered.
+    #[track_caller]
+    #[must_use]
+    pub fn mount_shared<S: Service>(self, service: Arc<S>) -> Self {
+        match self.try_mount_shared(service) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`mount`](Router::mount), or say why not.
+    pub fn try_mount<S: Service>(self, service: S) -> Result<Self, RouteError> {
+        self.try_mount_shared(Arc::new(service))
+    }
+
+    /// [`mount_shared`](Router::mount_shared), or say why not.
+    pub fn try_mount_shared<S: Service>(self, service: Arc<S>) -> Result<Self, RouteError> {
+        let routes = Arc::clone(&service).routes();
+        Ok(self.try_routes(routes)?.with_state(service))
     }
 
     /// The handler for messages that match no key.
@@ -559,7 +692,7 @@ impl Routes {
         once: bool,
         inner: Plugins,
     ) -> Result<(), RouteError> {
-        let route = Route {
+        let route = Entry {
             handler,
             inner,
             at: Location::caller(),

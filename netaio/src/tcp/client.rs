@@ -17,7 +17,7 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerSlot};
 use crate::plugin::{
     AuthPlugin, CipherPlugin, NodePlugins, PeerPlugin, Plugins, SendOptions, open_inner, open_outer,
 };
@@ -272,6 +272,21 @@ impl TcpClientBuilder {
             }),
         }
     }
+
+    /// Mount a [`Service`](crate::router::Service) on the client's router (see
+    /// [`Router::mount`]): its routes handle what servers send that is not a reply to a request.
+    ///
+    /// Call it after [`router`](Self::router), which replaces the whole router.
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered.
+    #[track_caller]
+    #[must_use]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
 }
 
 struct ClientShared {
@@ -448,6 +463,7 @@ struct ConnShared {
     cancel: CancellationToken,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
     done: tokio::sync::watch::Receiver<bool>,
+    peer_info: PeerSlot,
 }
 
 /// One client connection to one server; cheap to clone. Requests sent on it are matched to their
@@ -497,6 +513,7 @@ impl Connection {
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
                 done: done_rx,
+                peer_info: PeerSlot::default(),
             }),
         };
         let span = tracing::info_span!("client", server = %peer);
@@ -596,6 +613,17 @@ impl Connection {
         }
     }
 
+    /// Record the server's peer (its id and data, for example public keys); plugins then receive it
+    /// for this connection's messages.
+    pub fn set_peer(&self, peer: Option<Peer>) {
+        self.inner.peer_info.set(peer);
+    }
+
+    /// The server's peer, when recorded.
+    pub fn peer(&self) -> Option<Arc<Peer>> {
+        self.inner.peer_info.get()
+    }
+
     /// The server's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer
@@ -614,7 +642,10 @@ impl Connection {
     /// Seal (instance plugins as `opts` says, plus its inner plugins) and encode.
     async fn prepare(&self, msg: Message, opts: &SendOptions) -> Result<Bytes, SendError> {
         let plugins = &self.inner.client.plugins;
-        let sealed = plugins.seal(msg, opts, None, Some(self.inner.peer)).await?;
+        let peer = self.inner.peer_info.get();
+        let sealed = plugins
+            .seal(msg, opts, peer.as_deref(), Some(self.inner.peer))
+            .await?;
         Ok(self.inner.client.codec.to_frame(&sealed)?)
     }
 
@@ -646,7 +677,7 @@ impl Connection {
         let sealed = plugins.seal_now(
             msg.clone(),
             &SendOptions::default(),
-            None,
+            self.inner.peer_info.get().as_deref(),
             Some(self.inner.peer),
         )?;
         let bytes = self.inner.client.codec.to_frame(&sealed)?;
@@ -708,15 +739,18 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed.into());
         }
-        let bytes = self.prepare(msg, opts).await?;
-        self.inner
-            .tx
-            .send(bytes)
-            .await
-            .map_err(|_| SendError::Closed)?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RequestError::Closed),
+        // The timeout covers the whole exchange, a send waiting on a full queue included.
+        let exchange = async {
+            let bytes = self.prepare(msg, opts).await?;
+            self.inner
+                .tx
+                .send(bytes)
+                .await
+                .map_err(|_| SendError::Closed)?;
+            rx.await.unwrap_or(Err(RequestError::Closed))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
             Err(_) => Err(RequestError::Timeout(timeout)),
         }
     }
@@ -797,9 +831,25 @@ impl Connection {
             RequestError::from_reply(reply)
         } else {
             let plugins = &self.inner.client.plugins;
-            open_inner(reply, &p.inner, &plugins.ctx(None, Some(self.inner.peer)))
-                .map_err(RequestError::from)
-                .and_then(RequestError::from_reply)
+            let peer = self.inner.peer_info.get();
+            // A server answers a failed inner check with an error sent without the inner plugins:
+            // like an unauthenticated error past the instance plugins, it is accepted as the
+            // request's (error) answer.
+            let unauthenticated = reply.message_type.is_error().then(|| reply.clone());
+            match open_inner(
+                reply,
+                &p.inner,
+                &plugins.ctx(peer.as_deref(), Some(self.inner.peer)),
+            ) {
+                Ok(reply) => RequestError::from_reply(reply),
+                Err(e) => match unauthenticated {
+                    Some(reply) => {
+                        tracing::debug!(error = %e, "unauthenticated error reply completed its request");
+                        RequestError::from_reply(reply)
+                    }
+                    None => Err(RequestError::from(e)),
+                },
+            }
         };
         let _ = p.tx.send(result);
         true
@@ -880,11 +930,15 @@ impl Dispatch for ClientDispatch {
         let peer = self.ctx.peer_addr();
         let plugins = &self.conn.inner.client.plugins;
         let received_ref = msg.reply_ref();
-        let received = msg.clone();
-        let msg = match open_outer(msg, &plugins.outer, &plugins.ctx(None, Some(peer))) {
+        // Kept only when a check can fail, for answering a request with an unauthenticated error.
+        let received =
+            (!plugins.outer.is_empty() && msg.message_type.is_error()).then(|| msg.clone());
+        let peer_info = self.conn.inner.peer_info.get();
+        let pctx = plugins.ctx(peer_info.as_deref(), Some(peer));
+        let msg = match open_outer(msg, &plugins.outer, &pctx) {
             Ok(m) => m,
             Err(e) => {
-                if let Some(id) = received_ref
+                if let (Some(id), Some(received)) = (received_ref, received)
                     && self.conn.complete_unauthenticated(id, received)
                 {
                     tracing::debug!(error = %e, "unauthenticated error reply completed its request");
@@ -904,10 +958,18 @@ impl Dispatch for ClientDispatch {
             self.conn.complete(id, msg);
             return;
         }
-        if let Some(Matched { handler, inner }) =
-            self.routes.select(msg.message_type, msg.uri(), peer)
-        {
-            let msg = match open_inner(msg, &inner, &plugins.ctx(None, Some(peer))) {
+        // A route, else the router's fallback when the application set one, else the inbox.
+        let matched = self
+            .routes
+            .select(msg.message_type, msg.uri(), peer)
+            .or_else(|| {
+                self.routes.fallback().map(|h| Matched {
+                    handler: h.clone(),
+                    inner: Plugins::new(),
+                })
+            });
+        if let Some(Matched { handler, inner }) = matched {
+            let msg = match open_inner(msg, &inner, &pctx) {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "message from server refused by the handler's plugins");
@@ -924,7 +986,9 @@ impl Dispatch for ClientDispatch {
                     reply.set_reply_ref(id);
                 }
                 let opts = SendOptions::new().inner(inner);
-                let sealed = plugins.seal(reply, &opts, None, Some(peer)).await;
+                let sealed = plugins
+                    .seal(reply, &opts, peer_info.as_deref(), Some(peer))
+                    .await;
                 match sealed
                     .map_err(SendError::from)
                     .and_then(|m| self.codec.encode_message(&m, out).map_err(SendError::from))

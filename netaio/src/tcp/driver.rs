@@ -20,6 +20,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Frame, FrameCodec, FrameError};
 
+/// How long a closing connection keeps discarding input, and how much at most.
+const LINGER: Duration = Duration::from_millis(250);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// How much room a read gets at least.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Limits applied to one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct DriverConfig {
@@ -158,6 +165,10 @@ pub(crate) async fn drive<D: Dispatch>(
             sleep.as_mut().reset(until);
         }
         let room = wbuf.len() < cfg.write_high_water;
+        // Read in large chunks: pipelined small frames then cost one syscall per batch.
+        if reading && rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        }
 
         tokio::select! {
             biased;
@@ -234,5 +245,21 @@ pub(crate) async fn drive<D: Dispatch>(
         }
     }
     let _ = tokio::time::timeout(cfg.write_timeout, wr.shutdown()).await;
+    // Lingering close: closing a socket with unread input makes the kernel send a reset, which can
+    // destroy replies the peer has not read yet. Discard what the peer still sends, briefly, until
+    // it closes its side.
+    if result != Some(CloseReason::PeerClosed) {
+        let mut scratch = [0u8; 4096];
+        let _ = tokio::time::timeout(LINGER, async {
+            let mut total = 0usize;
+            while total < LINGER_BYTES {
+                match rd.read(&mut scratch).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        })
+        .await;
+    }
     result.unwrap_or(CloseReason::PeerClosed)
 }

@@ -18,7 +18,7 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{BindError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, DecodeError, MAX_FRAME, PostcardCodec};
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerSlot};
 use crate::plugin::{
     AuthErrorHook, AuthFailure, AuthPlugin, CipherPlugin, NodePlugins, OpenError, PeerPlugin,
     Plugins, SendOptions, open_inner, open_outer,
@@ -292,6 +292,43 @@ impl TcpServerBuilder {
             handle: ServerHandle { shared },
         })
     }
+
+    /// Mount a [`Service`](crate::router::Service) on the server's router (see
+    /// [`Router::mount`]): every route of the service, with the service as shared state.
+    ///
+    /// ```no_run
+    /// use netaio::{service, Message, TcpServer};
+    ///
+    /// struct Echo;
+    ///
+    /// #[service]
+    /// impl Echo {
+    ///     #[on(REQUEST_URI, uri = "echo")]
+    ///     async fn echo(&self, msg: Message) -> Message {
+    ///         Message::respond(msg.uri().clone(), msg.content().clone())
+    ///     }
+    /// }
+    ///
+    /// # async fn run() -> Result<(), netaio::BindError> {
+    /// let server = TcpServer::builder()
+    ///     .address(([127, 0, 0, 1], 9000))
+    ///     .mount(Echo)
+    ///     .bind()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Call it after [`router`](Self::router), which replaces the whole router.
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered.
+    #[track_caller]
+    #[must_use]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
 }
 
 /// A TCP server: frames from each connection are decoded, routed to handlers in order, and the
@@ -395,7 +432,9 @@ struct ConnEntry {
     cancel: CancellationToken,
     subs: HashSet<Bytes>,
     /// The peer behind this connection, once known (peer management).
-    peer_info: Option<Peer>,
+    peer_info: PeerSlot,
+    /// Aborts the connection's task (disconnect after the grace period).
+    abort: Option<tokio::task::AbortHandle>,
 }
 
 struct ServerShared {
@@ -443,6 +482,7 @@ impl ServerHandle {
         let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(shared.send_queue);
         let cancel = shared.cancel.child_token();
+        let peer_slot = PeerSlot::default();
         {
             let mut reg = self.registry();
             if reg.conns.len() >= shared.max_connections {
@@ -456,7 +496,8 @@ impl ServerHandle {
                     tx,
                     cancel: cancel.clone(),
                     subs: HashSet::new(),
-                    peer_info: None,
+                    peer_info: peer_slot.clone(),
+                    abort: None,
                 },
             );
         }
@@ -466,14 +507,14 @@ impl ServerHandle {
         let _ = shared.events.send(ConnectionEvent::Connected { id, peer });
         let span = tracing::info_span!("connection", %peer, id = id.0);
         let handle = self.clone();
-        tasks.spawn(
+        let abort = tasks.spawn(
             async move {
                 tracing::debug!("connected");
                 let mut guard = ConnGuard {
                     handle: handle.clone(),
                     id,
                     peer,
-                    reason: CloseReason::Io("handler panicked".into()),
+                    reason: None,
                 };
                 let mut dispatch = ServerDispatch {
                     ctx: Context::new(
@@ -488,20 +529,26 @@ impl ServerHandle {
                     codec: handle.shared.codec.clone(),
                     plugins: handle.shared.plugins.clone(),
                     peer,
+                    peer_info: peer_slot,
                 };
                 let mut rx = rx;
-                guard.reason = driver::drive(
-                    stream,
-                    handle.shared.codec.clone(),
-                    &handle.shared.driver,
-                    &mut dispatch,
-                    &mut rx,
-                    &cancel,
-                )
-                .await;
+                guard.reason = Some(
+                    driver::drive(
+                        stream,
+                        handle.shared.codec.clone(),
+                        &handle.shared.driver,
+                        &mut dispatch,
+                        &mut rx,
+                        &cancel,
+                    )
+                    .await,
+                );
             }
             .instrument(span),
         );
+        if let Some(c) = self.registry().conns.get_mut(&id) {
+            c.abort = Some(abort);
+        }
     }
 
     /// The bound address.
@@ -543,7 +590,7 @@ impl ServerHandle {
             .get(&conn)
             .map(Target::from)
             .ok_or(SendError::UnknownConnection)?;
-        let bytes = self.prepare(msg, opts, target.peer.as_ref(), Some(target.addr))?;
+        let bytes = self.prepare(msg, opts, target.peer.as_deref(), Some(target.addr))?;
         target.tx.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
@@ -578,7 +625,7 @@ impl ServerHandle {
         }
         let mut prepared = Vec::with_capacity(targets.len());
         for t in &targets {
-            match self.prepare(msg, opts, t.peer.as_ref(), Some(t.addr)) {
+            match self.prepare(msg, opts, t.peer.as_deref(), Some(t.addr)) {
                 Ok(b) => prepared.push((&t.tx, b)),
                 Err(e) => {
                     tracing::warn!(peer = %t.addr, error = %e, "cannot prepare message for one recipient")
@@ -611,7 +658,8 @@ impl ServerHandle {
     }
 
     /// Remove a subscription; false if there was none (unlike Python, not an error).
-    pub fn unsubscribe(&self, key: &[u8], conn: ConnectionId) -> bool {
+    pub fn unsubscribe(&self, key: impl AsRef<[u8]>, conn: ConnectionId) -> bool {
+        let key = key.as_ref();
         let mut reg = self.registry();
         let removed = reg.conns.get_mut(&conn).is_some_and(|e| e.subs.remove(key));
         if let Some(set) = reg.subs.get_mut(key) {
@@ -624,7 +672,8 @@ impl ServerHandle {
     }
 
     /// The connections subscribed to a key.
-    pub fn subscribers(&self, key: &[u8]) -> Vec<ConnectionId> {
+    pub fn subscribers(&self, key: impl AsRef<[u8]>) -> Vec<ConnectionId> {
+        let key = key.as_ref();
         let mut v: Vec<_> = self
             .registry()
             .subs
@@ -637,20 +686,20 @@ impl ServerHandle {
 
     /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
     /// Returns how many queued it.
-    pub fn notify(&self, key: &[u8], msg: &Message) -> Result<usize, SendError> {
+    pub fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
         self.notify_with(key, msg, &SendOptions::default())
     }
 
     /// [`notify`](Self::notify) with inner plugins and switches.
     pub fn notify_with(
         &self,
-        key: &[u8],
+        key: impl AsRef<[u8]>,
         msg: &Message,
         opts: &SendOptions,
     ) -> Result<usize, SendError> {
         let targets: Vec<_> = {
             let reg = self.registry();
-            let Some(set) = reg.subs.get(key) else {
+            let Some(set) = reg.subs.get(key.as_ref()) else {
                 return Ok(0);
             };
             set.iter()
@@ -659,6 +708,26 @@ impl ServerHandle {
                 .collect()
         };
         self.fan_out(msg, opts, targets)
+    }
+
+    /// Record the peer behind a connection (its id and data, for example public keys); plugins
+    /// then receive it for that connection's messages. False if the connection is unknown.
+    pub fn set_peer(&self, conn: ConnectionId, peer: Option<Peer>) -> bool {
+        match self.registry().conns.get(&conn) {
+            Some(c) => {
+                c.peer_info.set(peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peer recorded for a connection.
+    pub fn peer(&self, conn: ConnectionId) -> Option<Arc<Peer>> {
+        self.registry()
+            .conns
+            .get(&conn)
+            .and_then(|c| c.peer_info.get())
     }
 
     /// The connections now open.
@@ -682,15 +751,29 @@ impl ServerHandle {
         self.registry().conns.len()
     }
 
-    /// Close one connection gracefully (its in-flight handler finishes first). False if unknown.
+    /// Close one connection gracefully: its in-flight handler may finish and its replies are
+    /// flushed, within the shutdown timeout; after that the connection is aborted. False if unknown.
     pub fn disconnect(&self, conn: ConnectionId) -> bool {
-        match self.registry().conns.get(&conn) {
+        let abort = match self.registry().conns.get(&conn) {
             Some(c) => {
                 c.cancel.cancel();
-                true
+                c.abort.clone()
             }
-            None => false,
+            None => return false,
+        };
+        if let Some(abort) = abort {
+            let grace = self.shared.shutdown_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if !abort.is_finished() {
+                    tracing::warn!(
+                        "disconnect: handler still busy after the grace period; aborting"
+                    );
+                    abort.abort();
+                }
+            });
         }
+        true
     }
 
     /// Connection events from now on. A receiver that falls more than 256 events behind loses the
@@ -754,7 +837,7 @@ impl ServerHandle {
 struct Target {
     tx: mpsc::Sender<Bytes>,
     addr: SocketAddr,
-    peer: Option<Peer>,
+    peer: Option<Arc<Peer>>,
 }
 
 impl From<&ConnEntry> for Target {
@@ -762,7 +845,7 @@ impl From<&ConnEntry> for Target {
         Target {
             tx: c.tx.clone(),
             addr: c.peer,
-            peer: c.peer_info.clone(),
+            peer: c.peer_info.get(),
         }
     }
 }
@@ -781,12 +864,13 @@ fn deliver<'a>(items: impl Iterator<Item = (&'a mpsc::Sender<Bytes>, Bytes)>) ->
     n
 }
 
-/// Removes a connection and its subscriptions when its task ends, even by a panic.
+/// Removes a connection and its subscriptions when its task ends, even by a panic or an abort.
 struct ConnGuard {
     handle: ServerHandle,
     id: ConnectionId,
     peer: SocketAddr,
-    reason: CloseReason,
+    /// Set when the driver returns; still `None` if the task panicked or was aborted.
+    reason: Option<CloseReason>,
 }
 
 impl Drop for ConnGuard {
@@ -804,7 +888,15 @@ impl Drop for ConnGuard {
                 }
             }
         }
-        tracing::debug!(reason = %self.reason, "disconnected");
+        let reason = self.reason.take().unwrap_or_else(|| {
+            if std::thread::panicking() {
+                CloseReason::Io("handler panicked".into())
+            } else {
+                // Dropped without finishing: aborted at the end of the shutdown timeout.
+                CloseReason::Local
+            }
+        });
+        tracing::debug!(%reason, "disconnected");
         let _ = self
             .handle
             .shared
@@ -812,7 +904,7 @@ impl Drop for ConnGuard {
             .send(ConnectionEvent::Disconnected {
                 id: self.id,
                 peer: self.peer,
-                reason: std::mem::replace(&mut self.reason, CloseReason::Local),
+                reason,
             });
     }
 }
@@ -823,6 +915,7 @@ struct ServerDispatch {
     codec: FrameCodec,
     plugins: NodePlugins,
     peer: SocketAddr,
+    peer_info: PeerSlot,
 }
 
 impl ServerDispatch {
@@ -845,7 +938,11 @@ impl ServerDispatch {
             .inner(inner.clone())
             .use_auth(outer)
             .use_cipher(outer);
-        match self.plugins.seal_now(msg, &opts, None, Some(self.peer)) {
+        let peer = self.peer_info.get();
+        match self
+            .plugins
+            .seal_now(msg, &opts, peer.as_deref(), Some(self.peer))
+        {
             Ok(m) => {
                 if let Err(e) = self.codec.encode_message(&m, out) {
                     tracing::warn!(error = %e, "sealed reply cannot be encoded; dropped");
@@ -856,17 +953,22 @@ impl ServerDispatch {
     }
 
     async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
+        if inner.is_empty() && self.plugins.outer.is_empty() {
+            return self.write(&msg, out);
+        }
+        let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
         let opts = SendOptions::new().inner(inner.clone());
-        match self
+        let peer = self.peer_info.get();
+        let sealed = self
             .plugins
-            .seal(msg.clone(), &opts, None, Some(self.peer))
-            .await
-        {
+            .seal(msg, &opts, peer.as_deref(), Some(self.peer))
+            .await;
+        match sealed {
             Ok(m) => self.write(&m, out),
             Err(e) => {
                 tracing::warn!(error = %e, "reply cannot be sealed; answering ERROR instead");
-                let mut err = Message::new(MessageType::ERROR, msg.uri().clone(), "internal error");
-                if let Some(r) = msg.reply_ref() {
+                let mut err = Message::new(MessageType::ERROR, uri, "internal error");
+                if let Some(r) = rref {
                     err.set_reply_ref(r);
                 }
                 self.write_sealed(err, &Plugins::new(), true, out);
@@ -888,7 +990,9 @@ impl ServerDispatch {
         {
             reply.set_reply_ref(id);
         }
-        self.write_sealed(reply, &Plugins::new(), true, out);
+        // Unsealed, like the auth-error reply: a malformed frame must not make the server run its
+        // plugins (a proof-of-work stamp on every garbage frame would be a CPU amplifier).
+        self.write(&reply, out);
     }
 
     /// A check failed: log, and answer as the hook (auth) or the defaults (cipher) say, without
@@ -935,13 +1039,18 @@ impl Dispatch for ServerDispatch {
             Err(e) => return self.invalid(&e, &auth, out),
         };
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
-        let received = msg.clone();
-        let ctx = self.plugins.ctx(None, Some(self.peer));
-        let msg = match open_outer(msg, &self.plugins.outer, &ctx) {
-            Ok(m) => m,
-            Err(e) => {
-                let plugin = self.plugins.outer.auth.clone();
-                return self.refused(&received, &e, plugin.as_deref(), out);
+        let peer_info = self.peer_info.get();
+        let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
+        let msg = if self.plugins.outer.is_empty() {
+            msg
+        } else {
+            let received = msg.clone();
+            match open_outer(msg, &self.plugins.outer, &ctx) {
+                Ok(m) => m,
+                Err(e) => {
+                    let plugin = self.plugins.outer.auth.clone();
+                    return self.refused(&received, &e, plugin.as_deref(), out);
+                }
             }
         };
         let rid = msg.request_id();
@@ -954,7 +1063,7 @@ impl Dispatch for ServerDispatch {
             msg
         } else {
             let routed = msg.clone();
-            match open_inner(msg, &inner, &self.plugins.ctx(None, Some(self.peer))) {
+            match open_inner(msg, &inner, &ctx) {
                 Ok(m) => m,
                 Err(e) => return self.refused(&routed, &e, inner.auth.as_deref(), out),
             }
@@ -988,11 +1097,7 @@ impl Dispatch for ServerDispatch {
             FrameError::Decode(DecodeError::FrameTooLarge { .. }) => "frame too large",
             _ => "invalid message",
         };
-        self.write_sealed(
-            Message::new(MessageType::ERROR, "ERROR", text),
-            &Plugins::new(),
-            true,
-            out,
-        );
+        // Unsealed, as for any frame that never passed the checks.
+        self.write(&Message::new(MessageType::ERROR, "ERROR", text), out);
     }
 }

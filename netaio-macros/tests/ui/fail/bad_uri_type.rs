@@ -1,0 +1,6 @@
+use netaio::on;
+
+#[on(REQUEST_URI, uri = 7)]
+async fn echo() {}
+
+fn main() {}

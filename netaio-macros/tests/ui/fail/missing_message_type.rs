@@ -1,0 +1,9 @@
+use netaio::{on, once};
+
+#[on(uri = "echo")]
+async fn echo() {}
+
+#[once]
+async fn ready() {}
+
+fn main() {}

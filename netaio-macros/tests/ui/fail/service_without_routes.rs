@@ -1,0 +1,10 @@
+use netaio::service;
+
+struct Svc;
+
+#[service]
+impl Svc {
+    fn helper(&self) {}
+}
+
+fn main() {}

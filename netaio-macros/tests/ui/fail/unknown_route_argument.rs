@@ -1,0 +1,6 @@
+use netaio::on;
+
+#[on(REQUEST_URI, url = "echo")]
+async fn echo() {}
+
+fn main() {}

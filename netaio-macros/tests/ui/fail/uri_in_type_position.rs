@@ -1,0 +1,6 @@
+use netaio::on;
+
+#[on("echo")]
+async fn echo() {}
+
+fn main() {}

@@ -1,0 +1,409 @@
+//! The bundled symmetric plugins end to end on 127.0.0.1: HmacAuth + AeadCipher on a TcpServer and
+//! a TcpClient, a wrong secret, an inner plugin on one route, HashcashAuth, and the exact plugin
+//! order on both sides with recording plugins.
+
+// Helpers outside the #[test] functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use netaio::plugin::{
+    AeadCipher, AuthError, AuthPlugin, CipherError, CipherPlugin, HashcashAuth, HmacAuth,
+    PluginContext, Plugins, SendOptions,
+};
+use netaio::tcp::TcpClientBuilder;
+use netaio::{Message, MessageType, RequestError, Router, ServerHandle, TcpClient, TcpServer};
+use tokio::task::JoinHandle;
+
+/// A bound on every call: a failure shows up as an error, never as a hang.
+const CALL: Duration = Duration::from_secs(10);
+
+type Counter = Arc<AtomicUsize>;
+
+/// An echo handler that counts its calls.
+fn echo(
+    counter: &Counter,
+) -> impl Fn(Message) -> std::future::Ready<Message> + Clone + Send + Sync + 'static {
+    let counter = counter.clone();
+    move |m: Message| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Message::respond(m.uri().clone(), m.content().clone()))
+    }
+}
+
+async fn start(
+    server: netaio::tcp::TcpServerBuilder,
+) -> (std::net::SocketAddr, ServerHandle, JoinHandle<()>) {
+    let server = server.address(([127, 0, 0, 1], 0)).bind().await.unwrap();
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let task = tokio::spawn(async move {
+        let _ = server.serve().await;
+    });
+    (addr, handle, task)
+}
+
+fn sym_client(secret: &[u8]) -> TcpClientBuilder {
+    TcpClient::builder()
+        .auth(HmacAuth::new(secret))
+        .cipher(AeadCipher::new(secret).encrypt_uri(true))
+        .request_timeout(CALL)
+}
+
+#[tokio::test]
+async fn hmac_and_aead_request_response() {
+    let calls = Counter::default();
+    let router = Router::new().on((MessageType::REQUEST_URI, "echo"), echo(&calls));
+    let (addr, handle, task) = start(
+        TcpServer::builder()
+            .router(router)
+            .auth(HmacAuth::new(b"shared"))
+            .cipher(AeadCipher::new(b"shared").encrypt_uri(true)),
+    )
+    .await;
+    let client = sym_client(b"shared").build();
+    let conn = client.connect(addr).await.unwrap();
+    for i in 0..5 {
+        let text = format!("hello {i}");
+        let reply = conn.request("echo", text.clone()).await.unwrap();
+        assert_eq!(reply.message_type, MessageType::RESPOND_URI);
+        assert_eq!(
+            reply.uri().as_ref(),
+            b"echo",
+            "routing saw the decrypted uri"
+        );
+        assert_eq!(reply.content().as_ref(), text.as_bytes());
+        assert!(reply.auth.get("hmac").is_none() && reply.auth.get("iv").is_none());
+    }
+    // Unknown routes still get NOT_FOUND through the plugins.
+    let e = conn.request("nope", "x").await.unwrap_err();
+    assert!(matches!(e, RequestError::NotFound(_)), "{e:?}");
+    // A 60 kB message fits after the tag and uri prefix.
+    let big = vec![7u8; 60_000];
+    let reply = conn.request("echo", big.clone()).await.unwrap();
+    assert_eq!(reply.content().as_ref(), &big[..]);
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    handle.shutdown();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_secret_gets_a_typed_auth_error() {
+    let calls = Counter::default();
+    let router = Router::new().on((MessageType::REQUEST_URI, "echo"), echo(&calls));
+    let (addr, handle, task) = start(
+        TcpServer::builder()
+            .router(router)
+            .auth(HmacAuth::new(b"shared"))
+            .cipher(AeadCipher::new(b"shared").encrypt_uri(true)),
+    )
+    .await;
+    let wrong = sym_client(b"not the secret").build();
+    let conn = wrong.connect(addr).await.unwrap();
+    let e = conn
+        .call_timeout(Message::new(MessageType::REQUEST_URI, "echo", "x"), CALL)
+        .await
+        .unwrap_err();
+    match &e {
+        RequestError::Auth(m) => {
+            assert_eq!(m.message_type, MessageType::AUTH_ERROR);
+            assert_eq!(m.content().as_ref(), b"HMAC auth failed");
+        }
+        other => panic!("expected RequestError::Auth, got {other:?}"),
+    }
+    // A client without plugins is refused the same way.
+    let plain = TcpClient::builder().request_timeout(CALL).build();
+    let conn = plain.connect(addr).await.unwrap();
+    let e = conn.request("echo", "x").await.unwrap_err();
+    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    // The right secret on a new connection still works, and only it reached the handler.
+    let right = sym_client(b"shared").build();
+    let conn = right.connect(addr).await.unwrap();
+    conn.request("echo", "ok").await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    handle.shutdown();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn inner_plugin_on_one_route_only() {
+    let open_calls = Counter::default();
+    let admin_calls = Counter::default();
+    let inner = || {
+        Plugins::new()
+            .auth(HmacAuth::new(b"admin secret").field_prefix("admin."))
+            .cipher(AeadCipher::new(b"admin secret").nonce_field("admin.iv"))
+    };
+    let router = Router::new()
+        .on((MessageType::REQUEST_URI, "open"), echo(&open_calls))
+        .on_with(
+            (MessageType::REQUEST_URI, "admin"),
+            echo(&admin_calls),
+            inner(),
+        );
+    let (addr, handle, task) = start(
+        TcpServer::builder()
+            .router(router)
+            .auth(HmacAuth::new(b"shared"))
+            .cipher(AeadCipher::new(b"shared").encrypt_uri(true)),
+    )
+    .await;
+    let client = sym_client(b"shared").build();
+    let conn = client.connect(addr).await.unwrap();
+    let admin = || Message::new(MessageType::REQUEST_URI, "admin", "do it");
+
+    // Without the inner plugins: AUTH_ERROR, and the handler does not run.
+    let e = conn.call(admin()).await.unwrap_err();
+    assert!(
+        matches!(&e, RequestError::Auth(m) if m.content().as_ref() == b"HMAC auth failed"),
+        "{e:?}"
+    );
+    assert_eq!(admin_calls.load(Ordering::SeqCst), 0);
+
+    // With the wrong inner secret: the same.
+    let wrong = Plugins::new()
+        .auth(HmacAuth::new(b"guess").field_prefix("admin."))
+        .cipher(AeadCipher::new(b"guess").nonce_field("admin.iv"));
+    let e = conn
+        .call_with(admin(), &SendOptions::new().inner(wrong))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    assert_eq!(admin_calls.load(Ordering::SeqCst), 0);
+
+    // With them: it works, and the reply is opened with them.
+    let reply = conn
+        .call_with(admin(), &SendOptions::new().inner(inner()))
+        .await
+        .unwrap();
+    assert_eq!(reply.content().as_ref(), b"do it");
+    assert!(reply.auth.get("admin.hmac").is_none());
+    assert_eq!(admin_calls.load(Ordering::SeqCst), 1);
+
+    // The other route needs only the instance plugins.
+    let reply = conn.request("open", "hi").await.unwrap();
+    assert_eq!(reply.content().as_ref(), b"hi");
+    assert_eq!(open_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(admin_calls.load(Ordering::SeqCst), 1);
+    handle.shutdown();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn hashcash_node_wide_and_per_route() {
+    let calls = Counter::default();
+    let costly = || Plugins::new().auth(HashcashAuth::new(12).field_prefix("route."));
+    let router = Router::new()
+        .on((MessageType::REQUEST_URI, "post"), echo(&calls))
+        .on_with((MessageType::REQUEST_URI, "costly"), echo(&calls), costly());
+    let (addr, handle, task) = start(
+        TcpServer::builder()
+            .router(router)
+            .auth(HashcashAuth::new(8)),
+    )
+    .await;
+    let client = TcpClient::builder()
+        .auth(HashcashAuth::new(8))
+        .request_timeout(CALL)
+        .build();
+    let conn = client.connect(addr).await.unwrap();
+    assert_eq!(
+        conn.request("post", "a").await.unwrap().content().as_ref(),
+        b"a"
+    );
+    let e = conn.request("costly", "b").await.unwrap_err();
+    assert!(
+        matches!(&e, RequestError::Auth(m) if m.content().as_ref() == b"proof of work required"),
+        "{e:?}"
+    );
+    let msg = Message::new(MessageType::REQUEST_URI, "costly", "c");
+    let reply = conn
+        .call_with(msg, &SendOptions::new().inner(costly()))
+        .await
+        .unwrap();
+    assert_eq!(reply.content().as_ref(), b"c");
+    // Too little work for the node: a client with 4 bits is refused (2^-4 chance a 4-bit stamp
+    // has 8 bits, so try until refused, at most 64 times).
+    let cheap = TcpClient::builder()
+        .auth(HashcashAuth::new(4))
+        .request_timeout(CALL)
+        .build();
+    let conn = cheap.connect(addr).await.unwrap();
+    let mut refused = false;
+    for _ in 0..64 {
+        if let Err(e) = conn.request("post", "d").await {
+            assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
+    handle.shutdown();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn hashcash_demanded_from_clients_only() {
+    let calls = Counter::default();
+    let router = Router::new().on((MessageType::REQUEST_URI, "post"), echo(&calls));
+    let (addr, handle, task) = start(
+        TcpServer::builder()
+            .router(router)
+            .auth(HashcashAuth::new(14).stamp_outgoing(false)),
+    )
+    .await;
+    let client = TcpClient::builder()
+        .auth(HashcashAuth::new(14).require_incoming(false))
+        .request_timeout(CALL)
+        .build();
+    let conn = client.connect(addr).await.unwrap();
+    for i in 0..3 {
+        let text = format!("post {i}");
+        let reply = conn.request("post", text.clone()).await.unwrap();
+        assert_eq!(reply.content().as_ref(), text.as_bytes());
+    }
+    // A client that does no work is refused before the handler.
+    let lazy = TcpClient::builder().request_timeout(CALL).build();
+    let conn = lazy.connect(addr).await.unwrap();
+    let e = conn.request("post", "free").await.unwrap_err();
+    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    handle.shutdown();
+    task.await.unwrap();
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn push(log: &Log, s: String) {
+    log.lock().unwrap().push(s);
+}
+
+/// Adds (and on check removes) the field `layer`; logs `who auth make|check`.
+struct RecAuth {
+    who: &'static str,
+    layer: &'static str,
+    log: Log,
+}
+
+impl AuthPlugin for RecAuth {
+    fn make(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
+        push(&self.log, format!("{} auth make", self.who));
+        msg.auth.insert(self.layer, "1");
+        Ok(())
+    }
+    fn check(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
+        push(&self.log, format!("{} auth check", self.who));
+        msg.auth
+            .remove(self.layer)
+            .map(|_| ())
+            .ok_or_else(|| AuthError::MissingField(self.layer.into()))
+    }
+}
+
+/// Wraps the content in `layer(…)`; logs `who cipher encrypt|decrypt`.
+struct RecCipher {
+    who: &'static str,
+    layer: &'static str,
+    log: Log,
+}
+
+impl CipherPlugin for RecCipher {
+    fn encrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
+        push(&self.log, format!("{} cipher encrypt", self.who));
+        let c = [self.layer.as_bytes(), b"(", msg.content(), b")"].concat();
+        Ok(msg.with_content(c))
+    }
+    fn decrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
+        push(&self.log, format!("{} cipher decrypt", self.who));
+        let inner = msg
+            .content()
+            .strip_prefix(self.layer.as_bytes())
+            .and_then(|r| r.strip_prefix(b"("))
+            .and_then(|r| r.strip_suffix(b")"))
+            .ok_or(CipherError::Decrypt)?
+            .to_vec();
+        Ok(msg.with_content(inner))
+    }
+}
+
+fn rec(who: &'static str, layer: &'static str, log: &Log) -> (RecAuth, RecCipher) {
+    (
+        RecAuth {
+            who,
+            layer,
+            log: log.clone(),
+        },
+        RecCipher {
+            who,
+            layer,
+            log: log.clone(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn recording_plugins_show_the_exact_order_on_both_sides() {
+    let log: Log = Arc::default();
+    let (sa, sc) = rec("server instance", "outer", &log);
+    let (ia, ic) = rec("server inner", "inner", &log);
+    let handler_log = log.clone();
+    let router = Router::new().on_with(
+        (MessageType::REQUEST_URI, "rec"),
+        move |m: Message| {
+            push(
+                &handler_log,
+                format!("handler sees {:?}", String::from_utf8_lossy(m.content())),
+            );
+            std::future::ready(Message::respond("rec", "pong"))
+        },
+        Plugins::new().auth(ia).cipher(ic),
+    );
+    let (addr, handle, task) = start(TcpServer::builder().router(router).auth(sa).cipher(sc)).await;
+    let (ca, cc) = rec("client instance", "outer", &log);
+    let client = TcpClient::builder()
+        .auth(ca)
+        .cipher(cc)
+        .request_timeout(CALL)
+        .build();
+    let conn = client.connect(addr).await.unwrap();
+    let (xa, xc) = rec("client inner", "inner", &log);
+    let inner = Plugins::new().auth(xa).cipher(xc);
+    let reply = conn
+        .call_with(
+            Message::new(MessageType::REQUEST_URI, "rec", "ping"),
+            &SendOptions::new().inner(inner),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.content().as_ref(), b"pong");
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            // client send
+            "client inner cipher encrypt",
+            "client inner auth make",
+            "client instance cipher encrypt",
+            "client instance auth make",
+            // server receive
+            "server instance auth check",
+            "server instance cipher decrypt",
+            "server inner auth check",
+            "server inner cipher decrypt",
+            "handler sees \"ping\"",
+            // server reply
+            "server inner cipher encrypt",
+            "server inner auth make",
+            "server instance cipher encrypt",
+            "server instance auth make",
+            // client receive
+            "client instance auth check",
+            "client instance cipher decrypt",
+            "client inner auth check",
+            "client inner cipher decrypt",
+        ]
+    );
+    handle.shutdown();
+    task.await.unwrap();
+}

@@ -1,0 +1,299 @@
+//! The client side: reconnecting with backoff to a restarted server, receiving server-initiated
+//! messages, and answering the server's requests with the client's own router.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::time::{Duration, Instant};
+
+use netaio::router::Context;
+use netaio::tcp::{ConnectionId, Reconnect};
+use netaio::{
+    ConnectError, Connection, Message, MessageType, ReceiveError, RequestError, Router, SendError,
+    TcpClient, TcpServer,
+};
+use netaio_tests::{ECHO, WAIT, connected, echo_router, start, start_on, within};
+use tokio::sync::mpsc;
+
+/// Poll `cond` every 10 ms, at most `limit` long. Only for client state that has no event to wait
+/// on (the client has no connection-event stream).
+async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    within(limit, what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Retry `request` (bounded) while the connection reports it is between two connections.
+async fn request_when_connected(conn: &Connection, content: &str) -> Message {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match conn.request(ECHO, content.to_owned()).await {
+            Err(RequestError::Send(SendError::Closed)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_reconnects_with_backoff_to_a_server_restarted_on_the_same_port() {
+    let first = start(echo_router()).await;
+    let addr = first.addr;
+    let client = TcpClient::builder()
+        .request_timeout(WAIT)
+        .reconnect(Some(
+            Reconnect::default()
+                .initial_delay(Duration::from_millis(50))
+                .max_delay(Duration::from_millis(200)),
+        ))
+        .build();
+    let conn = client.connect(addr).await.unwrap();
+    assert_eq!(
+        conn.request(ECHO, "one").await.unwrap().content().as_ref(),
+        b"one"
+    );
+
+    first.stop().await;
+    eventually(WAIT, "the client to notice the server left", || {
+        !conn.is_connected()
+    })
+    .await;
+    assert!(!conn.is_closed(), "a reconnecting connection is not closed");
+    // While disconnected, requests fail at once instead of waiting for the timeout.
+    let t0 = Instant::now();
+    let r = conn.request(ECHO, "nobody there").await;
+    assert!(
+        matches!(r, Err(RequestError::Send(SendError::Closed))),
+        "{r:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1));
+
+    // A new server on the same port: the client finds it on its own.
+    let second = start_on(addr, TcpServer::builder().router(echo_router())).await;
+    let mut events = second.events();
+    let t0 = Instant::now();
+    connected(&mut events, None).await;
+    assert!(t0.elapsed() < WAIT);
+    let r = request_when_connected(&conn, "two").await;
+    assert_eq!(r.content().as_ref(), b"two");
+    assert!(conn.is_connected());
+
+    conn.close().await;
+    assert!(conn.is_closed());
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn without_reconnect_the_connection_ends_with_the_server() {
+    let server = start(echo_router()).await;
+    let client = TcpClient::new();
+    let conn = client.connect(server.addr).await.unwrap();
+    assert_eq!(
+        conn.request(ECHO, "x").await.unwrap().content().as_ref(),
+        b"x"
+    );
+    server.stop().await;
+    within(WAIT, "the connection to end", conn.close()).await;
+    assert!(conn.is_closed());
+    assert!(client.connections().is_empty());
+    let r = conn.request(ECHO, "y").await;
+    assert!(
+        matches!(r, Err(RequestError::Closed | RequestError::Send(_))),
+        "{r:?}"
+    );
+    assert!(matches!(
+        conn.receive_timeout(WAIT).await,
+        Err(ReceiveError::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn connect_reuses_an_open_connection_and_reports_refusal() {
+    let server = start(echo_router()).await;
+    let client = TcpClient::new();
+    let a = client.connect(server.addr).await.unwrap();
+    let b = client.connect(server.addr).await.unwrap();
+    assert_eq!(client.connections().len(), 1);
+    assert_eq!(a.peer_addr(), server.addr);
+    assert_eq!(
+        b.request(ECHO, "same").await.unwrap().content().as_ref(),
+        b"same"
+    );
+    assert_eq!(server.handle.connection_count(), 1);
+    client.close_all().await;
+    assert!(a.is_closed());
+
+    let addr = server.addr;
+    server.stop().await;
+    let r = TcpClient::new().connect(addr).await;
+    assert!(matches!(r, Err(ConnectError::Io { .. })), "{r:?}");
+}
+
+#[tokio::test]
+async fn receive_once_gets_messages_the_server_sends_on_its_own() {
+    let server = start(echo_router()).await;
+    let mut events = server.events();
+    let conn = TcpClient::new().connect(server.addr).await.unwrap();
+    let id = connected(&mut events, None).await;
+
+    let first = Message::new(MessageType::custom(60), "push", "one");
+    let second = Message::new(MessageType::NOTIFY_URI, "push", "two");
+    server.handle.send(id, &first).unwrap();
+    server.handle.send(id, &second).unwrap();
+    assert_eq!(
+        within(WAIT, "receive_once", conn.receive_once())
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(conn.receive_timeout(WAIT).await.unwrap(), second);
+    assert!(matches!(
+        conn.receive_timeout(Duration::from_millis(50)).await,
+        Err(ReceiveError::Timeout(_))
+    ));
+
+    // Replies to requests do not land in the inbox.
+    assert_eq!(
+        conn.request(ECHO, "r").await.unwrap().content().as_ref(),
+        b"r"
+    );
+    assert!(matches!(
+        conn.receive_timeout(Duration::from_millis(50)).await,
+        Err(ReceiveError::Timeout(_))
+    ));
+
+    assert!(matches!(
+        server.handle.send(ConnectionId(9_999), &first),
+        Err(SendError::UnknownConnection)
+    ));
+    conn.close().await;
+    server.stop().await;
+}
+
+/// The client answers REQUEST_URI "ping" with RESPOND_URI "ping" (checking it runs on a client);
+/// the server forwards every RESPOND_URI "ping" it gets to the test, with the connection it came from.
+#[tokio::test]
+async fn client_router_answers_requests_from_the_server() {
+    let (tx, mut answers) = mpsc::unbounded_channel::<(Message, ConnectionId)>();
+    let server_router = echo_router()
+        .on(
+            (MessageType::RESPOND_URI, "ping"),
+            move |msg: Message, ctx: Context| {
+                let tx = tx.clone();
+                async move {
+                    tx.send((msg, ctx.connection_id().unwrap())).unwrap();
+                }
+            },
+        )
+        .on(
+            (MessageType::REQUEST_URI, "trigger"),
+            |ctx: Context| async move {
+                // Out of band, from inside a handler: ask the client something.
+                ctx.send(&Message::new(
+                    MessageType::REQUEST_URI,
+                    "ping",
+                    "from a handler",
+                ))
+                .unwrap();
+                Message::ok("trigger", "")
+            },
+        );
+    let server = start(server_router).await;
+    let mut events = server.events();
+
+    let client_router = Router::new().on(
+        (MessageType::REQUEST_URI, "ping"),
+        |msg: Message, ctx: Context| async move {
+            assert!(ctx.client().is_some() && ctx.server().is_none());
+            let mut text = b"pong: ".to_vec();
+            text.extend_from_slice(msg.content());
+            Message::respond("ping", text)
+        },
+    );
+    let client = TcpClient::builder().router(client_router).build();
+    let conn = client.connect(server.addr).await.unwrap();
+    let id = connected(&mut events, None).await;
+
+    // From the server handle, with a request id: the client's reply refers to it.
+    let mut ping = Message::new(MessageType::REQUEST_URI, "ping", "hello");
+    ping.set_request_id(42);
+    server.handle.send(id, &ping).unwrap();
+    let (answer, from) = within(WAIT, "the client's answer", answers.recv())
+        .await
+        .unwrap();
+    assert_eq!(from, id);
+    assert_eq!(answer.message_type, MessageType::RESPOND_URI);
+    assert_eq!(answer.content().as_ref(), b"pong: hello");
+    assert_eq!(answer.reply_ref(), Some(42));
+
+    // From a server handler's context.
+    let ok = conn
+        .call(Message::new(MessageType::REQUEST_URI, "trigger", ""))
+        .await;
+    assert_eq!(ok.unwrap().message_type, MessageType::OK);
+    let (answer, from) = within(WAIT, "the client's answer", answers.recv())
+        .await
+        .unwrap();
+    assert_eq!(from, id);
+    assert_eq!(answer.content().as_ref(), b"pong: from a handler");
+
+    // Handled messages do not reach the inbox.
+    assert!(matches!(
+        conn.receive_timeout(Duration::from_millis(50)).await,
+        Err(ReceiveError::Timeout(_))
+    ));
+    conn.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_fallback_takes_unsolicited_messages_no_route_matches() {
+    let server = start(echo_router()).await;
+    let mut events = server.events();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let router = Router::new()
+        .on((MessageType::NOTIFY_URI, "routed"), || async {})
+        .fallback(move |msg: Message| {
+            let tx = tx.clone();
+            async move {
+                tx.send(msg).unwrap();
+            }
+        });
+    let conn = TcpClient::builder()
+        .router(router)
+        .build()
+        .connect(server.addr)
+        .await
+        .unwrap();
+    let id = connected(&mut events, None).await;
+    let routed = Message::new(MessageType::NOTIFY_URI, "routed", "a");
+    let other = Message::new(MessageType::NOTIFY_URI, "elsewhere", "b");
+    server.handle.send(id, &routed).unwrap();
+    server.handle.send(id, &other).unwrap();
+    let got = within(WAIT, "the fallback to run", rx.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        got, other,
+        "the routed message went to its route, the other to the fallback"
+    );
+    // Nothing reached the inbox.
+    assert!(matches!(
+        conn.receive_timeout(Duration::from_millis(50)).await,
+        Err(ReceiveError::Timeout(_))
+    ));
+    // Replies to requests still complete their requests, not the fallback.
+    assert_eq!(
+        conn.request(ECHO, "r").await.unwrap().content().as_ref(),
+        b"r"
+    );
+    assert!(rx.try_recv().is_err());
+    server.stop().await;
+}
