@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 const HMAC_CIPHER: &str = env!("CARGO_BIN_EXE_hmac_cipher");
 const HASHCASH: &str = env!("CARGO_BIN_EXE_hashcash");
+const ASYMMETRIC: &str = env!("CARGO_BIN_EXE_asymmetric");
 
 /// Generous: a debug build on a busy 2-core machine.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -137,4 +138,37 @@ fn hashcash_example_accepts_stamped_posts_and_refuses_the_rest() {
         ],
     );
     assert_eq!(stdout.matches("< error ").count(), 1, "{stdout}");
+}
+
+#[test]
+fn asymmetric_example_exchanges_peers_then_encrypts_and_signs() {
+    let stdout = assert_run(
+        ASYMMETRIC,
+        &[
+            "vault listening on 127.0.0.1:*",
+            "alice connected",
+            r#"> ADVERTISE_PEER "vault" (peer "alice", Ed25519 key *"#,
+            r#"  vault recorded peer "alice" for connection *"#,
+            r#"< PEER_DISCOVERED "vault" (peer "vault", Ed25519 key *"#,
+            r#"  alice recorded peer "vault": its keys are the pinned ones"#,
+            // The uri stays in clear (routing needs it); content + 16-byte tag; the plugins' fields.
+            r#"on the wire: uri "secret", 35 bytes of content instead of 19, auth fields kid nonce sig ts xnonce"#,
+            r#"> REQUEST_URI "secret" "what is the answer?" (encrypted to the vault, signed by alice)"#,
+            r#"< RESPOND_URI "secret" "for alice only: the answer to \"what is the answer?\" is 42""#,
+            r#"> REQUEST_URI "secret" "what is the answer?" (no plugins)"#,
+            r#"< error RequestError::Auth: AUTH_ERROR "ERROR" "Ed25519 auth failed""#,
+            "mallory connected",
+            r#"> REQUEST_URI "secret" "what is the answer?" (mallory, before the exchange)"#,
+            "< not sent: message cannot be sealed: inner cipher: unknown peer key",
+            r#"> ADVERTISE_PEER "vault" (peer "mallory", Ed25519 key *"#,
+            r#"< error RequestError::NotPermitted: NOT_PERMITTED "vault" "key not registered""#,
+            r#"> REQUEST_URI "secret" "what is the answer?" (mallory, unregistered key)"#,
+            r#"< error RequestError::Auth: AUTH_ERROR "ERROR" "Ed25519 auth failed""#,
+            "server shut down",
+            "asymmetric example finished",
+        ],
+    );
+    // Only alice's one protected call was answered.
+    assert_eq!(stdout.matches("< RESPOND_URI").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("vault recorded peer").count(), 1, "{stdout}");
 }
