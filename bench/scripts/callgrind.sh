@@ -4,7 +4,7 @@
 #   bench/scripts/callgrind.sh IMPL MODE WORKLOAD COUNT [OUT]
 #   e.g. bench/scripts/callgrind.sh netaio none w2 100000 /tmp/cg.out
 #
-# IMPL: netaio | baseline; MODE: none | hmac | hmac+aead; WORKLOAD: w1 | w2 | w5 | w3 (for w3,
+# IMPL: netaio | baseline; MODE: none | hmac | hmac+aead; WORKLOAD: w1 | w2 | w4 | w5 | w3 (for w3,
 # COUNT is the number of seconds). Needs valgrind and a release build of the bench binary
 # (cargo build --release -p netaio-bench); set BENCH to its path if it is not in
 # ${CARGO_TARGET_DIR:-target}/release/bench. Collection starts once the server listens and stops
@@ -16,10 +16,12 @@ out=${5:-/tmp/callgrind.$imp.$mode.$workload}
 bench=${BENCH:-${CARGO_TARGET_DIR:-target}/release/bench}
 size=64
 [ "$workload" = w5 ] && size=60000
+transport=tcp
+[ "$workload" = w4 ] && transport=udp
 rm -f "$out" "$out".*
 log=$(mktemp)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-    "$bench" server --impl "$imp" --mode "$mode" >"$log" 2>"$log.err" &
+    "$bench" server --impl "$imp" --mode "$mode" --transport "$transport" >"$log" 2>"$log.err" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log" "$log.err"' EXIT
 for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done

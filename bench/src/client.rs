@@ -62,6 +62,11 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
                     let warmup = args.get_or("warmup", 1_000)?;
                     round_trips(addr, &sealer, count, warmup).await.map(Some)
                 }
+                "w4" | "udp" => {
+                    let count = args.get_or("count", 20_000)?;
+                    let warmup = args.get_or("warmup", 1_000)?;
+                    udp_round_trips(addr, &sealer, count, warmup).map(Some)
+                }
                 "w2" | "pipeline" => {
                     let count = args.get_or("count", 400_000)?;
                     pipelined(addr, &sealer, count).await.map(Some)
@@ -111,6 +116,7 @@ fn latency_sample(count: u64, secs: f64, size: usize, mut lat: Vec<u64>) -> Samp
         p50_us: us(50.0),
         p99_us: us(99.0),
         inline_sealed: 0,
+        lost: 0,
     }
 }
 
@@ -148,6 +154,64 @@ pub async fn round_trips(
         sealer.content().len(),
         lat,
     ))
+}
+
+/// W4: UDP round trips from one socket, `count` timed after `warmup` untimed. Plain blocking
+/// `std` socket calls (the lightest client there is); a request without a reply within a second
+/// is counted as lost and not retried.
+pub fn udp_round_trips(
+    addr: SocketAddr,
+    sealer: &Sealer,
+    count: usize,
+    warmup: usize,
+) -> Result<Sample> {
+    let frames = sealer.frames(1, warmup + count)?;
+    let expect = match frames.first() {
+        Some(f) => body_len(f)?,
+        None => return Err("no requests".into()),
+    };
+    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    socket.connect(addr)?;
+    socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut buf = vec![0u8; 65_536];
+    let mut lat = Vec::with_capacity(count);
+    let mut lost = 0u64;
+    let mut start = Instant::now();
+    for (i, frame) in frames.iter().enumerate() {
+        if i == warmup {
+            start = Instant::now();
+        }
+        let t = Instant::now();
+        socket.send(frame)?;
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let reply = buf.get(..n).unwrap_or_default();
+                let header = netaio::message::Header::from_bytes(reply)?;
+                crate::frames::Reply {
+                    message_type: header.message_type,
+                    body_len: usize::from(header.body_length),
+                }
+                .check(expect)?;
+                if i >= warmup {
+                    lat.push(t.elapsed().as_nanos() as u64);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                lost += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let done = lat.len() as u64;
+    let mut sample = latency_sample(done, secs, sealer.content().len(), lat);
+    sample.lost = lost;
+    Ok(sample)
 }
 
 /// W2: one connection, `count` requests written back to back while the replies are read.
@@ -194,6 +258,7 @@ pub async fn pipelined(addr: SocketAddr, sealer: &Sealer, count: usize) -> Resul
         p50_us: None,
         p99_us: None,
         inline_sealed: 0,
+        lost: 0,
     })
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::args::Args;
 use crate::stats::{Sample, median};
-use crate::{Impl, Mode, Result, Workload};
+use crate::{Impl, Mode, Result, Transport, Workload};
 
 const VALUED: &[&str] = &[
     "runs",
@@ -22,6 +22,7 @@ const VALUED: &[&str] = &[
     "w2-count",
     "w3-seconds",
     "w3-conns",
+    "w4-count",
     "w5-count",
     "idle-conns",
     "rate-estimate",
@@ -31,9 +32,10 @@ const SWITCHES: &[&str] = &["quick", "no-pin", "no-memory", "help"];
 const USAGE: &str = "\
 netaio benchmark driver
 
-  bench [--quick] [--runs N] [--workloads w1,w2,w3,w5] [--modes none,hmac,hmac+aead]
+  bench [--quick] [--runs N] [--workloads w1,w2,w3,w4,w5] [--modes none,hmac,hmac+aead]
         [--json PATH] [--no-pin] [--no-memory] [--w1-count N] [--w2-count N]
-        [--w3-seconds S] [--w3-conns N] [--w5-count N] [--idle-conns N] [--rate-estimate R]
+        [--w3-seconds S] [--w3-conns N] [--w4-count N] [--w5-count N] [--idle-conns N]
+        [--rate-estimate R]
 
 Runs each workload against the hand-written tokio baseline (mode none) and against netaio in
 each mode, alternating, in separate processes (server pinned to CPU 0, client to CPU 1 when
@@ -62,6 +64,8 @@ pub struct Config {
     pub w3_seconds: f64,
     /// W3 connections.
     pub w3_conns: usize,
+    /// W4 timed round trips.
+    pub w4_count: usize,
     /// W5 timed round trips.
     pub w5_count: usize,
     /// Idle connections of the memory measurement (0: skipped).
@@ -174,6 +178,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
         w2_count: args.get_or("w2-count", if quick { 400_000 } else { 2_000_000 })?,
         w3_seconds: args.get_or("w3-seconds", if quick { 2.0 } else { 5.0 })?,
         w3_conns: args.get_or("w3-conns", 50)?,
+        w4_count: args.get_or("w4-count", if quick { 20_000 } else { 50_000 })?,
         w5_count: args.get_or("w5-count", if quick { 1_000 } else { 3_000 })?,
         idle_conns: if args.has("no-memory") {
             0
@@ -322,6 +327,7 @@ impl Server {
         cfg: &Config,
         imp: Impl,
         mode: Mode,
+        transport: Transport,
         replay_capacity: usize,
         nofile: Option<u64>,
     ) -> Result<Server> {
@@ -331,6 +337,8 @@ impl Server {
             imp.name(),
             "--mode",
             mode.name(),
+            "--transport",
+            transport.name(),
             "--replay-capacity",
             &replay_capacity.to_string(),
         ]
@@ -383,8 +391,12 @@ fn one_run(
     imp: Impl,
     mode: Mode,
 ) -> Result<(Sample, Option<u64>)> {
-    let replay_capacity = cfg.w2_count.max(cfg.w1_count + cfg.warmup) + 100_000;
-    let server = Server::start(exe, cfg, imp, mode, replay_capacity, None)?;
+    let replay_capacity = cfg
+        .w2_count
+        .max(cfg.w1_count + cfg.warmup)
+        .max(cfg.w4_count + cfg.warmup)
+        + 100_000;
+    let server = Server::start(exe, cfg, imp, mode, w.transport(), replay_capacity, None)?;
     let mut args: Vec<String> = [
         "client",
         "--address",
@@ -423,6 +435,15 @@ fn one_run(
             "--rate-estimate".into(),
             cfg.rate_estimate.to_string(),
         ],
+        Workload::W4 => vec![
+            "w4".into(),
+            "--size".into(),
+            "64".into(),
+            "--count".into(),
+            cfg.w4_count.to_string(),
+            "--warmup".into(),
+            cfg.warmup.to_string(),
+        ],
         Workload::W5 => vec![
             "w5".into(),
             "--size".into(),
@@ -445,6 +466,12 @@ fn one_run(
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().ok_or("client printed nothing")?;
     let sample: Sample = serde_json::from_str(line)?;
+    if sample.lost > 0 {
+        eprintln!(
+            "  note: {} UDP requests got no reply within 1 s",
+            sample.lost
+        );
+    }
     if sample.inline_sealed > 0 {
         eprintln!(
             "  note: {} requests sealed inline by the client (raise --rate-estimate)",
@@ -573,7 +600,7 @@ fn memory_runs(
         (Impl::Netaio, Mode::None),
         (Impl::Netaio, Mode::HmacAead),
     ] {
-        let server = Server::start(exe, cfg, imp, mode, 65_536, Some(need))?;
+        let server = Server::start(exe, cfg, imp, mode, Transport::Tcp, 65_536, Some(need))?;
         // Let the runtime settle (threads started, allocator warmed) before the idle reading.
         std::thread::sleep(Duration::from_millis(300));
         let idle_rss = server
@@ -747,6 +774,7 @@ mod tests {
                 p50_us: None,
                 p99_us: None,
                 inline_sealed: 0,
+                lost: 0,
             },
             server_peak_rss_kib: None,
         };

@@ -115,7 +115,7 @@ impl FromStr for Impl {
     }
 }
 
-/// A workload of the issue (W4, UDP, is not part of this harness yet).
+/// A workload of the issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Workload {
     /// One connection, round trips of 64 B.
@@ -124,13 +124,21 @@ pub enum Workload {
     W2,
     /// 50 connections doing round trips for a fixed time.
     W3,
+    /// UDP round trips of 64 B.
+    W4,
     /// One connection, round trips of 60,000 B.
     W5,
 }
 
 impl Workload {
     /// Every workload, in table order.
-    pub const ALL: [Workload; 4] = [Workload::W1, Workload::W2, Workload::W3, Workload::W5];
+    pub const ALL: [Workload; 5] = [
+        Workload::W1,
+        Workload::W2,
+        Workload::W3,
+        Workload::W4,
+        Workload::W5,
+    ];
 
     /// The name used on the command line and in the table.
     pub fn name(self) -> &'static str {
@@ -138,6 +146,7 @@ impl Workload {
             Workload::W1 => "W1",
             Workload::W2 => "W2",
             Workload::W3 => "W3",
+            Workload::W4 => "W4",
             Workload::W5 => "W5",
         }
     }
@@ -148,7 +157,48 @@ impl Workload {
             Workload::W1 => "1 conn, 64 B round trips",
             Workload::W2 => "1 conn, 64 B pipelined",
             Workload::W3 => "50 conns, 64 B round trips",
+            Workload::W4 => "UDP, 64 B round trips",
             Workload::W5 => "1 conn, 60,000 B round trips",
+        }
+    }
+}
+
+impl Workload {
+    /// The transport the workload uses.
+    pub fn transport(self) -> Transport {
+        match self {
+            Workload::W4 => Transport::Udp,
+            _ => Transport::Tcp,
+        }
+    }
+}
+
+/// TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A `TcpServer` / a TCP echo loop.
+    Tcp,
+    /// A `UdpNode` / a UDP echo loop.
+    Udp,
+}
+
+impl Transport {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            _ => Err(format!("unknown transport `{s}` (tcp, udp)")),
         }
     }
 }
@@ -166,6 +216,7 @@ impl FromStr for Workload {
             "w1" => Ok(Workload::W1),
             "w2" => Ok(Workload::W2),
             "w3" => Ok(Workload::W3),
+            "w4" => Ok(Workload::W4),
             "w5" => Ok(Workload::W5),
             _ => Err(format!("unknown workload `{s}` (w1, w2, w3, w5)")),
         }

@@ -10,16 +10,24 @@ use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, BytesMut};
 use netaio::message::{Header, MAX_FRAME};
+use netaio::udp::UdpNode;
 use netaio::{Message, MessageType, Router, TcpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::args::Args;
 use crate::frames::plugins;
-use crate::{ECHO_URI, Impl, Mode, Result};
+use crate::{ECHO_URI, Impl, Mode, Result, Transport};
 
 /// Flags of the server role.
-pub const VALUED: &[&str] = &["impl", "mode", "address", "threads", "replay-capacity"];
+pub const VALUED: &[&str] = &[
+    "impl",
+    "mode",
+    "address",
+    "threads",
+    "replay-capacity",
+    "transport",
+];
 
 /// Default replay-cache capacity of the netaio server in the plugin modes (see
 /// [`plugins`](crate::frames::plugins)): room for every nonce of the largest workload.
@@ -54,6 +62,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -
     let addr: SocketAddr = args.get_or("address", SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let threads: usize = args.get_or("threads", 1)?;
     let capacity: usize = args.get_or("replay-capacity", DEFAULT_REPLAY_CAPACITY)?;
+    let transport: Transport = args.get_or("transport", Transport::Tcp)?;
     if imp == Impl::Baseline && mode != Mode::None {
         return Err("the baseline has no plugins: use --mode none".into());
     }
@@ -68,9 +77,11 @@ pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -
             .build()?
     };
     rt.block_on(async move {
-        match imp {
-            Impl::Netaio => netaio_server(addr, mode, capacity).await,
-            Impl::Baseline => baseline_server(addr).await,
+        match (imp, transport) {
+            (Impl::Netaio, Transport::Tcp) => netaio_server(addr, mode, capacity).await,
+            (Impl::Baseline, Transport::Tcp) => baseline_server(addr).await,
+            (Impl::Netaio, Transport::Udp) => netaio_udp_server(addr, mode, capacity).await,
+            (Impl::Baseline, Transport::Udp) => baseline_udp_server(addr).await,
         }
     })
 }
@@ -99,6 +110,54 @@ pub async fn netaio_server(addr: SocketAddr, mode: Mode, replay_capacity: usize)
     announce(server.local_addr())?;
     server.serve().await;
     Ok(())
+}
+
+/// The netaio UDP echo node with the mode's instance plugins.
+pub async fn netaio_udp_server(addr: SocketAddr, mode: Mode, replay_capacity: usize) -> Result<()> {
+    let p = plugins(mode, replay_capacity);
+    let mut builder = UdpNode::builder().address(addr).router(router());
+    if let Some(auth) = p.auth {
+        builder = builder.auth_arc(auth);
+    }
+    if let Some(cipher) = p.cipher {
+        builder = builder.cipher_arc(cipher);
+    }
+    let node = builder.bind().await?;
+    announce(node.local_addr())?;
+    node.serve().await;
+    Ok(())
+}
+
+/// The UDP baseline: per datagram, parse the header, check that the datagram is exactly one
+/// frame and the body's CRC, and send the reply frame (RESPOND_URI, auth block and body echoed).
+pub async fn baseline_udp_server(addr: SocketAddr) -> Result<()> {
+    let socket = UdpSocket::bind(addr).await?;
+    announce(socket.local_addr()?)?;
+    let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::with_capacity(65_536);
+    loop {
+        let (n, src) = socket.recv_from(&mut buf).await?;
+        let datagram = buf.get(..n).unwrap_or_default();
+        let Ok(header) = Header::from_bytes(datagram) else {
+            continue;
+        };
+        if header.frame_len() != n {
+            continue;
+        }
+        let auth_end = Header::LEN + usize::from(header.auth_length);
+        let body = datagram.get(auth_end..).unwrap_or_default();
+        if crc32fast::hash(body) != header.checksum {
+            continue;
+        }
+        let reply = Header {
+            message_type: MessageType::RESPOND_URI,
+            ..header
+        };
+        out.clear();
+        out.extend_from_slice(&reply.to_bytes());
+        out.extend_from_slice(datagram.get(Header::LEN..).unwrap_or_default());
+        socket.send_to(&out, src).await?;
+    }
 }
 
 /// The baseline: accept, and per connection parse the 9-byte header, wait for the auth block and

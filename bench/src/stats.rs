@@ -20,6 +20,9 @@ pub struct Sample {
     /// Requests the client had to seal during the timed part because its pre-sealed pool ran out
     /// (0 normally; see `--rate-estimate`).
     pub inline_sealed: u64,
+    /// Requests without a reply within a second (UDP; the request is not retried).
+    #[serde(default)]
+    pub lost: u64,
 }
 
 /// The `p`-th percentile (0–100) of sorted values, nearest rank; `None` when empty.
