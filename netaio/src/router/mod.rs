@@ -720,6 +720,47 @@ impl Router {
         self.len() == 0
     }
 
+    /// The handler a node would run for a message of type `t` and uri `uri` from `peer`: the most
+    /// specific key first, a one-shot handler before the persistent one at the same key (without
+    /// taking it), then the fallback; `None` when nothing matches (a node then answers
+    /// NOT_FOUND). Inner plugins are not applied. Handy to unit-test a router without a socket.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use netaio::router::{Context, Request, Router};
+    /// use netaio::{Message, MessageType};
+    ///
+    /// # tokio_test_block_on(async {
+    /// let router = Router::new().on((MessageType::REQUEST_URI, "echo"), |m: Message| async move {
+    ///     Message::respond(m.uri().clone(), m.content().clone())
+    /// });
+    /// let peer = "127.0.0.1:9000".parse().unwrap();
+    /// let msg = Message::new(MessageType::REQUEST_URI, "echo", "hi");
+    /// let handler = router.handler_for(msg.message_type, msg.uri(), peer).unwrap();
+    /// let reply = handler.call(Request { message: msg, ctx: Context::detached(peer) }).await;
+    /// assert_eq!(reply.unwrap().content().as_ref(), b"hi");
+    /// assert!(router.handler_for(MessageType::OK, &Bytes::from_static(b"echo"), peer).is_none());
+    /// # });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub fn handler_for(
+        &self,
+        t: MessageType,
+        uri: &Bytes,
+        peer: SocketAddr,
+    ) -> Option<&BoxedHandler> {
+        match self.table.find(t, uri, peer) {
+            Some((_, slot)) => slot
+                .once
+                .as_ref()
+                .or(slot.persistent.as_ref())
+                .map(|e| &e.handler),
+            None => self.fallback.as_ref(),
+        }
+    }
+
     pub(crate) fn into_shared(self) -> Arc<Routes> {
         let once_count = self.table.slots().filter(|s| s.once.is_some()).count();
         Arc::new(Routes {
