@@ -326,14 +326,16 @@ pub async fn many(
 /// Memory: open `conns` connections, do one round trip on each (so the server has accepted and
 /// served every one), print `ready N`, then keep them open until stdin closes.
 pub async fn idle(addr: SocketAddr, sealer: &Sealer, conns: usize) -> Result<()> {
-    let frame = sealer.frame(1)?;
-    let expect = body_len(&frame)?;
+    // One request per connection, each its own seal (an auth plugin refuses a replay).
+    let frames = sealer.frames(1, conns)?;
+    let expect = body_len(frames.first().ok_or("no connections")?)?;
+    let mut frames = frames.into_iter();
     let mut streams = Vec::with_capacity(conns);
     // In batches, so the accept backlog is never overrun.
     for chunk_start in (0..conns).step_by(200) {
         let n = (conns - chunk_start).min(200);
         let mut batch = Vec::with_capacity(n);
-        for _ in 0..n {
+        for frame in frames.by_ref().take(n) {
             let mut s = connect(addr).await?;
             s.write_all(&frame).await?;
             batch.push(s);

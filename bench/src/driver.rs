@@ -610,6 +610,8 @@ fn memory_runs(
             "client",
             "--address",
             &server.addr,
+            "--mode",
+            mode.name(),
             "--workload",
             "idle",
             "--conns",
