@@ -24,8 +24,12 @@ use crate::codec::{Frame, FrameCodec, FrameError};
 const LINGER: Duration = Duration::from_millis(250);
 const LINGER_BYTES: usize = 1 << 20;
 
-/// How much room a read gets at least.
+/// How much room a read gets once reads have filled the buffer (pipelined or large frames).
 const READ_CHUNK: usize = 16 * 1024;
+
+/// How much room a read gets while the peer sends little at a time (an idle or request/response
+/// connection keeps only this much read buffer).
+const READ_SMALL: usize = 2 * 1024;
 
 /// A deadline far enough to mean "none" (the timer's initial value).
 const FAR: Duration = Duration::from_secs(86_400 * 365);
@@ -107,8 +111,10 @@ pub(crate) async fn drive<D: Dispatch>(
     cancel: &CancellationToken,
 ) -> CloseReason {
     let (mut rd, mut wr) = stream.split();
-    let mut rbuf = BytesMut::with_capacity(8 * 1024);
-    let mut wbuf = BytesMut::with_capacity(8 * 1024);
+    // Buffers start small and grow with the traffic: an idle connection costs little memory.
+    let mut rbuf = BytesMut::with_capacity(READ_SMALL);
+    let mut wbuf = BytesMut::new();
+    let mut read_room = READ_SMALL;
     let mut reading = true;
     let mut outbound_open = true;
     let mut stopping = false;
@@ -213,10 +219,12 @@ pub(crate) async fn drive<D: Dispatch>(
             sleep.as_mut().reset(*until);
         }
         let room = wbuf.len() < cfg.write_high_water;
-        // Read in large chunks: pipelined small frames then cost one syscall per batch.
-        if reading && rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-            rbuf.reserve(READ_CHUNK);
+        // Read in large chunks once a read has filled the room it had (pipelined small frames
+        // then cost one syscall per batch); small reads keep a small buffer.
+        if reading && rbuf.capacity() - rbuf.len() < read_room / 2 {
+            rbuf.reserve(read_room);
         }
+        let room_before_read = rbuf.capacity() - rbuf.len();
 
         tokio::select! {
             biased;
@@ -267,7 +275,10 @@ pub(crate) async fn drive<D: Dispatch>(
                         result.get_or_insert(CloseReason::PeerClosed);
                     }
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    if n == room_before_read {
+                        read_room = READ_CHUNK;
+                    }
                     last_activity = Instant::now();
                     frame_started.get_or_insert(last_activity);
                 }
