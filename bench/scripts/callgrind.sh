@@ -8,7 +8,8 @@
 # COUNT is the number of seconds). Needs valgrind and a release build of the bench binary
 # (cargo build --release -p netaio-bench); set BENCH to its path if it is not in
 # ${CARGO_TARGET_DIR:-target}/release/bench. Collection starts once the server listens and stops
-# when the client is done, so start-up is not counted. Prints Ir total and Ir per message; the
+# when the client is done, so start-up is not counted. SERVER_ARGS adds server flags
+# (e.g. SERVER_ARGS='--idle-timeout 0'). Prints Ir total and Ir per message; the
 # callgrind file is kept for callgrind_annotate.
 set -euo pipefail
 imp=$1 mode=$2 workload=$3 count=$4
@@ -21,7 +22,7 @@ transport=tcp
 rm -f "$out" "$out".*
 log=$(mktemp)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-    "$bench" server --impl "$imp" --mode "$mode" --transport "$transport" >"$log" 2>"$log.err" &
+    "$bench" server --impl "$imp" --mode "$mode" --transport "$transport" ${SERVER_ARGS:-} >"$log" 2>"$log.err" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log" "$log.err"' EXIT
 for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done

@@ -155,6 +155,9 @@ pub struct Report {
     pub memory_skipped: Option<String>,
     /// Wall time of the whole run, seconds.
     pub elapsed_secs: f64,
+    /// /proc/loadavg at the start and at the end (other processes competing for the CPUs make
+    /// the ratios unreliable).
+    pub loadavg: [String; 2],
 }
 
 /// Run the driver.
@@ -191,6 +194,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
     let json_path = PathBuf::from(args.raw("json").unwrap_or("bench-results.json"));
     let exe = std::env::current_exe()?;
     let started = Instant::now();
+    let load_start = loadavg();
     let machine = machine();
     eprintln!(
         "netaio bench: {} runs, workloads {:?}, modes {:?}, {}",
@@ -259,6 +263,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
         memory,
         memory_skipped,
         elapsed_secs: started.elapsed().as_secs_f64(),
+        loadavg: [load_start, loadavg()],
     };
     print!("{}", render(&report));
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
@@ -660,6 +665,16 @@ fn memory_runs(
     Ok(out)
 }
 
+/// The first three fields of /proc/loadavg (1, 5 and 15 minutes).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn machine() -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -741,12 +756,22 @@ pub fn render(r: &Report) -> String {
         s.push_str(&format!("\nmemory measurement skipped: {why}\n"));
     }
     s.push_str(&format!(
-        "\nmachine: {} ({} CPUs), kernel {}; total {:.0} s\n",
+        "\nmachine: {} ({} CPUs), kernel {}; total {:.0} s; load average {} at the start, {} at the end\n",
         r.machine.get("cpu").map_or("?", String::as_str),
         r.machine.get("cpus").map_or("?", String::as_str),
         r.machine.get("kernel").map_or("?", String::as_str),
-        r.elapsed_secs
+        r.elapsed_secs,
+        r.loadavg[0],
+        r.loadavg[1],
     ));
+    let busy = r
+        .loadavg
+        .iter()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .any(|l| l > 1.5);
+    if busy {
+        s.push_str("warning: other processes were loading the machine; ratios are less reliable\n");
+    }
     s
 }
 

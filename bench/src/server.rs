@@ -27,6 +27,7 @@ pub const VALUED: &[&str] = &[
     "threads",
     "replay-capacity",
     "transport",
+    "idle-timeout",
 ];
 
 /// Default replay-cache capacity of the netaio server in the plugin modes (see
@@ -63,6 +64,8 @@ pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -
     let threads: usize = args.get_or("threads", 1)?;
     let capacity: usize = args.get_or("replay-capacity", DEFAULT_REPLAY_CAPACITY)?;
     let transport: Transport = args.get_or("transport", Transport::Tcp)?;
+    // Seconds; 0 turns the idle timeout off (the default is the library's, 300 s).
+    let idle: Option<u64> = args.raw("idle-timeout").map(str::parse).transpose()?;
     if imp == Impl::Baseline && mode != Mode::None {
         return Err("the baseline has no plugins: use --mode none".into());
     }
@@ -78,7 +81,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -
     };
     rt.block_on(async move {
         match (imp, transport) {
-            (Impl::Netaio, Transport::Tcp) => netaio_server(addr, mode, capacity).await,
+            (Impl::Netaio, Transport::Tcp) => netaio_server(addr, mode, capacity, idle).await,
             (Impl::Baseline, Transport::Tcp) => baseline_server(addr).await,
             (Impl::Netaio, Transport::Udp) => netaio_udp_server(addr, mode, capacity).await,
             (Impl::Baseline, Transport::Udp) => baseline_udp_server(addr).await,
@@ -93,13 +96,22 @@ fn announce(addr: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-/// The netaio echo server with the mode's instance plugins.
-pub async fn netaio_server(addr: SocketAddr, mode: Mode, replay_capacity: usize) -> Result<()> {
+/// The netaio echo server with the mode's instance plugins; `idle` overrides the idle timeout
+/// (seconds, 0 for none).
+pub async fn netaio_server(
+    addr: SocketAddr,
+    mode: Mode,
+    replay_capacity: usize,
+    idle: Option<u64>,
+) -> Result<()> {
     let p = plugins(mode, replay_capacity);
     let mut builder = TcpServer::builder()
         .address(addr)
         .router(router())
         .max_connections(20_000);
+    if let Some(secs) = idle {
+        builder = builder.idle_timeout((secs > 0).then(|| std::time::Duration::from_secs(secs)));
+    }
     if let Some(auth) = p.auth {
         builder = builder.auth_arc(auth);
     }
