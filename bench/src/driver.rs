@@ -422,6 +422,7 @@ fn one_run(
         .w2_count
         .max(cfg.w1_count + cfg.warmup)
         .max(cfg.w4_count + cfg.warmup)
+        .max((cfg.rate_estimate * cfg.w3_seconds) as usize)
         + 100_000;
     let server = Server::start(exe, cfg, imp, mode, w.transport(), replay_capacity, None)?;
     let mut args: Vec<String> = [
