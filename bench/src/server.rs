@@ -31,7 +31,7 @@ pub const VALUED: &[&str] = &[
 ];
 
 /// Default replay-cache capacity of the netaio server in the plugin modes (see
-/// [`plugins`](crate::frames::plugins)): room for every nonce of the largest workload.
+/// [`plugins`]): room for every nonce of the largest workload.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 4_200_000;
 
 /// The echo handler: the request's uri and content back, as RESPOND_URI.
