@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod compat;
 pub mod error;
 pub mod message;
 pub mod peer;
