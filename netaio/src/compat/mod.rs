@@ -13,13 +13,14 @@
 //!   Python nodes; a network that no longer has Python nodes should move to
 //!   [`HmacAuth`](crate::plugin::HmacAuth) and [`AeadCipher`](crate::plugin::AeadCipher).
 //!
-//! A transport speaks Python's encoding with the codec and the peer plugin set on its builder; the
-//! plugins are chosen like Python's `auth_plugin=` and `cipher_plugin=`:
+//! One switch sets the codec and the peer plugin on a transport: `python_compat()` on
+//! [`TcpServerBuilder`](crate::tcp::TcpServerBuilder::python_compat) and
+//! [`TcpClientBuilder`](crate::tcp::TcpClientBuilder::python_compat). The plugins are chosen
+//! separately, like Python's `auth_plugin=` and `cipher_plugin=`:
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher, PackifyCodec, PackifyPeerPlugin};
-//! use netaio::{Message, MessageType, Router, TcpServer};
+//! use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
+//! use netaio::{Message, MessageType, Router, TcpClient, TcpServer};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // Python: TCPServer(port=8888, auth_plugin=HMACAuthPlugin({"secret": "s"}),
@@ -30,15 +31,42 @@
 //! let server = TcpServer::builder()
 //!     .address(([0, 0, 0, 0], 8888))
 //!     .router(router)
-//!     .auth_codec(Arc::new(PackifyCodec))
-//!     .peer_plugin(PackifyPeerPlugin)
+//!     .python_compat()
 //!     .auth(LegacyHmacAuth::new("s"))
 //!     .cipher(LegacySha256StreamCipher::new("k"))
 //!     .bind()
 //!     .await?;
-//! server.serve().await;
+//! tokio::spawn(server.serve());
+//!
+//! // A Rust client for a Python server with the same plugins.
+//! let client = TcpClient::builder()
+//!     .python_compat()
+//!     .auth(LegacyHmacAuth::new("s"))
+//!     .cipher(LegacySha256StreamCipher::new("k"))
+//!     .build();
+//! let conn = client.connect("127.0.0.1:8888").await?;
+//! let reply = conn.request("echo", "hello").await?;
+//! # drop(reply);
 //! # Ok(()) }
 //! ```
+//!
+//! What Python-compatible mode keeps from the native mode, and why it still interoperates:
+//!
+//! - A Rust client still puts its request id in the auth field `rid`, and a Rust server answers
+//!   with `rref`: Python ignores auth fields it does not know, and a reply from a Python server
+//!   (which has no `rref`) is matched by type and uri, as Python's `request()` does. Note that
+//!   [`LegacyHmacAuth`] does not cover these fields (it covers no auth field).
+//! - A Rust client in this mode also takes an **error reply without a reply reference** that
+//!   matches no request by uri (Python answers with uri `ERROR`, or `b''` for its default
+//!   NOT_FOUND) as the answer to its oldest waiting request, and accepts it even without a MAC
+//!   (Python sends AUTH_ERROR unauthenticated): a wrong secret or an unknown route then fails
+//!   the request at once with a typed error instead of a timeout. A Python server answers each
+//!   connection's frames strictly in order, which makes the oldest waiting request the right one.
+//! - The server's error conventions are already Python's: a frame with a bad checksum gets ERROR
+//!   `invalid message` with uri `ERROR`, an unknown route NOT_FOUND `not found` with an empty uri,
+//!   a failed auth check the plugin's error ([`LegacyHmacAuth`]: AUTH_ERROR `HMAC auth failed`,
+//!   uri `ERROR`), sent without plugins. The Rust server sends `invalid message` without plugins
+//!   too (Python applies its instance plugins to it; either way a Python client drops it).
 //!
 //! The Rust side stays stricter than Python where Python crashes or misbehaves (see the Python
 //! reference, sections 11 and 12): frames are bounded and time out, a failed check never runs a

@@ -100,6 +100,7 @@ pub struct TcpClientBuilder {
     inbox: usize,
     reconnect: Option<Reconnect>,
     plugins: NodePlugins,
+    python_errors: bool,
 }
 
 impl Default for TcpClientBuilder {
@@ -118,6 +119,7 @@ impl Default for TcpClientBuilder {
             inbox: 1024,
             reconnect: None,
             plugins: NodePlugins::default(),
+            python_errors: false,
         }
     }
 }
@@ -134,6 +136,35 @@ impl TcpClientBuilder {
     #[must_use]
     pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
         self.auth_codec = codec;
+        self
+    }
+
+    /// Python-compatible mode, for talking to Python netaio 0.0.9 servers: the auth block as
+    /// Python's packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as
+    /// Python's `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)),
+    /// and Python's error replies understood: an error-type reply without a reply reference that
+    /// matches no request by uri (Python answers with uri `ERROR`, or an empty uri for its
+    /// default NOT_FOUND) answers the oldest waiting request, even when it failed the instance
+    /// auth check (Python sends AUTH_ERROR without a MAC). A wrong secret or an unknown route
+    /// then fails a request at once with [`RequestError::Auth`](crate::RequestError::Auth) or
+    /// [`RequestError::NotFound`](crate::RequestError::NotFound) instead of a timeout.
+    /// Choose the plugins separately (see [`compat`](crate::compat)).
+    ///
+    /// ```
+    /// use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
+    /// use netaio::TcpClient;
+    ///
+    /// let client = TcpClient::builder()
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"))
+    ///     .cipher(LegacySha256StreamCipher::new("key"))
+    ///     .build();
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.python_errors = true;
         self
     }
 
@@ -268,6 +299,7 @@ impl TcpClientBuilder {
                 inbox: self.inbox,
                 reconnect: self.reconnect,
                 plugins: self.plugins,
+                python_errors: self.python_errors,
                 conns: Mutex::new(HashMap::new()),
             }),
         }
@@ -300,6 +332,8 @@ struct ClientShared {
     inbox: usize,
     reconnect: Option<Reconnect>,
     plugins: NodePlugins,
+    /// Python-compatible mode: unreferenced error replies answer the oldest waiting request.
+    python_errors: bool,
     conns: Mutex<HashMap<SocketAddr, Connection>>,
 }
 
@@ -869,6 +903,12 @@ impl Connection {
         true
     }
 
+    /// The oldest request still waiting for its reply (Python-compatible mode: the request an
+    /// unreferenced error reply from a Python server answers).
+    fn oldest_pending(&self) -> Option<u64> {
+        self.pending().map.keys().min().copied()
+    }
+
     /// Match a reply without a reference by (type, uri): the oldest request for that uri expecting
     /// this type (or any request for that uri, for an error reply).
     fn complete_by_uri(&self, reply: &Message) -> Option<u64> {
@@ -938,7 +978,17 @@ impl Dispatch for ClientDispatch {
         let msg = match open_outer(msg, &plugins.outer, &pctx) {
             Ok(m) => m,
             Err(e) => {
-                if let (Some(id), Some(received)) = (received_ref, received)
+                // An error reply sent without plugins answers its request: by reference, or in
+                // Python-compatible mode (no references) the oldest waiting request.
+                let target = received_ref.or_else(|| {
+                    self.conn
+                        .inner
+                        .client
+                        .python_errors
+                        .then(|| self.conn.oldest_pending())
+                        .flatten()
+                });
+                if let (Some(id), Some(received)) = (target, received)
                     && self.conn.complete_unauthenticated(id, received)
                 {
                     tracing::debug!(error = %e, "unauthenticated error reply completed its request");
@@ -955,6 +1005,13 @@ impl Dispatch for ClientDispatch {
             return;
         }
         if let Some(id) = self.conn.complete_by_uri(&msg) {
+            self.conn.complete(id, msg);
+            return;
+        }
+        if self.conn.inner.client.python_errors
+            && msg.message_type.is_error()
+            && let Some(id) = self.conn.oldest_pending()
+        {
             self.conn.complete(id, msg);
             return;
         }

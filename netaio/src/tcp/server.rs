@@ -144,6 +144,30 @@ impl TcpServerBuilder {
         self
     }
 
+    /// Python-compatible mode: the auth block as Python's packify
+    /// ([`PackifyCodec`](crate::compat::PackifyCodec)) and peers packed as Python's
+    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), so that
+    /// Python netaio 0.0.9 clients can talk to this server. The error replies already follow
+    /// Python's conventions (see [`compat`](crate::compat)). Choose the plugins separately, for
+    /// example [`LegacyHmacAuth`](crate::compat::LegacyHmacAuth) to match Python's
+    /// `HMACAuthPlugin`.
+    ///
+    /// ```
+    /// use netaio::compat::LegacyHmacAuth;
+    /// use netaio::TcpServer;
+    ///
+    /// let builder = TcpServer::builder()
+    ///     .address(([127, 0, 0, 1], 8888))
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"));
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self
+    }
+
     /// Connections served at once (default 10,000); further connections are accepted and closed at once.
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
