@@ -3,6 +3,8 @@
 //! - [`service`]: the echo service of `echo_server` and `demo`, a port of the Python README's
 //!   `TCPServer` example (echo, subscribe, unsubscribe, publish/notify);
 //! - [`args`]: a small hand-written `--flag value` parser with usage errors;
+//! - [`compat`]: the plugin flags and request contents of the Python interop programs
+//!   (`compat_server`, `compat_client`);
 //! - [`show`]: one-line rendering of messages for the programs' output;
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`.
 //!
@@ -11,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod compat;
 pub mod service;
 pub mod show;
 

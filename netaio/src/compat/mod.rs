@@ -67,6 +67,8 @@
 //!   a failed auth check the plugin's error ([`LegacyHmacAuth`]: AUTH_ERROR `HMAC auth failed`,
 //!   uri `ERROR`), sent without plugins. The Rust server sends `invalid message` without plugins
 //!   too (Python applies its instance plugins to it; either way a Python client drops it).
+//! - The server's idle timeout is off in this mode (Python has none, and a Python client that
+//!   loses its connection never reconnects); the other limits stay.
 //!
 //! The Rust side stays stricter than Python where Python crashes or misbehaves (see the Python
 //! reference, sections 11 and 12): frames are bounded and time out, a failed check never runs a

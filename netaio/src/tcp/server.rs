@@ -152,6 +152,11 @@ impl TcpServerBuilder {
     /// example [`LegacyHmacAuth`](crate::compat::LegacyHmacAuth) to match Python's
     /// `HMACAuthPlugin`.
     ///
+    /// It also switches the idle timeout off, as Python has none: a Python client never
+    /// reconnects, so one that subscribes and then waits quietly for notifications would be cut
+    /// off for good. Call [`idle_timeout`](Self::idle_timeout) after this to set one anyway; the
+    /// other limits (read timeout of a started frame, connection limit) stay on.
+    ///
     /// ```
     /// use netaio::compat::LegacyHmacAuth;
     /// use netaio::TcpServer;
@@ -165,6 +170,7 @@ impl TcpServerBuilder {
     pub fn python_compat(mut self) -> Self {
         self.auth_codec = Arc::new(crate::compat::PackifyCodec);
         self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.idle_timeout = None;
         self
     }
 
