@@ -27,6 +27,9 @@ pub enum SendError {
     /// No connection with that id (it has ended).
     #[error("no such connection")]
     UnknownConnection,
+    /// The socket refused the datagram.
+    #[error("send failed: {0}")]
+    Io(String),
     /// This operation is not available on this kind of node (for example `subscribe` on a client).
     #[error("not supported here: {0}")]
     Unsupported(&'static str),

@@ -31,6 +31,8 @@ pub(crate) enum Link {
     },
     /// A client connection to one server.
     Client(Connection),
+    /// A UDP node; the peer is the datagram's source.
+    Udp(crate::udp::UdpHandle),
 }
 
 /// The handler's view of where a message came from and of the node that received it: the peer
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Context {
             Link::Detached => "detached",
             Link::Server { .. } => "server",
             Link::Client(_) => "client",
+            Link::Udp(_) => "udp",
         };
         f.debug_struct("Context")
             .field("peer", &self.peer)
@@ -119,7 +122,8 @@ impl Context {
         match &self.link {
             Link::Server { handle, conn } => handle.peer(*conn),
             Link::Client(c) => c.peer(),
-            Link::Detached => None,
+            // A UDP node has no connections; its peers are known by address only so far.
+            Link::Udp(_) | Link::Detached => None,
         }
     }
 
@@ -131,39 +135,71 @@ impl Context {
                 handle.set_peer(*conn, peer);
             }
             Link::Client(c) => c.set_peer(peer),
-            Link::Detached => {}
+            Link::Udp(_) | Link::Detached => {}
+        }
+    }
+
+    /// The UDP node, when the handler runs on one.
+    pub fn udp(&self) -> Option<&crate::udp::UdpHandle> {
+        match &self.link {
+            Link::Udp(h) => Some(h),
+            _ => None,
         }
     }
 
     /// Queue a message to the peer, out of band (the handler's return value is the normal reply).
-    /// Does not wait; see [`SendError::QueueFull`].
+    /// Does not wait on TCP ([`SendError::QueueFull`]); on UDP the datagram is sent in a task.
     pub fn send(&self, msg: &Message) -> Result<(), SendError> {
         match &self.link {
             Link::Server { handle, conn } => handle.send(*conn, msg),
             Link::Client(c) => c.try_send(msg),
+            Link::Udp(h) => {
+                let (h, msg, peer) = (h.clone(), msg.clone(), self.peer);
+                tokio::spawn(async move {
+                    if let Err(e) = h.send(&msg, peer).await {
+                        tracing::debug!(%peer, error = %e, "udp send failed");
+                    }
+                });
+                Ok(())
+            }
             Link::Detached => Err(SendError::Unsupported("detached context")),
         }
     }
 
-    /// Subscribe the peer to `key` (server only).
+    /// Subscribe the peer to `key` (server and UDP node).
     pub fn subscribe(&self, key: impl Into<Bytes>) -> Result<(), SubscribeError> {
         match &self.link {
             Link::Server { handle, conn } => handle.subscribe(key, *conn),
+            Link::Udp(h) => h.subscribe(key, self.peer),
             _ => Err(SubscribeError::Unsupported),
         }
     }
 
-    /// Remove the peer's subscription to `key`; false if it had none (server only).
+    /// Remove the peer's subscription to `key`; false if it had none (server and UDP node).
     pub fn unsubscribe(&self, key: impl AsRef<[u8]>) -> bool {
         match &self.link {
             Link::Server { handle, conn } => handle.unsubscribe(key, *conn),
+            Link::Udp(h) => h.unsubscribe(key, self.peer),
             _ => false,
         }
     }
 
-    /// Send `msg` to every subscriber of `key` (server only). Returns how many queued it.
+    /// Send `msg` to every subscriber of `key` (server and UDP node). Returns how many queued it
+    /// (on UDP: how many subscribers there are; the datagrams are sent in a task).
     pub fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
         match &self.link {
+            Link::Udp(h) => {
+                let addrs = h.subscribers(key);
+                let n = addrs.len();
+                let (h, msg) = (h.clone(), msg.clone());
+                tokio::spawn(async move {
+                    let opts = crate::plugin::SendOptions::default();
+                    if let Err(e) = h.send_many(&msg, &addrs, &opts).await {
+                        tracing::debug!(error = %e, "udp notify failed");
+                    }
+                });
+                Ok(n)
+            }
             Link::Server { handle, .. } => handle.notify(key, msg),
             _ => Err(SendError::Unsupported("notify needs a server")),
         }

@@ -1,0 +1,841 @@
+//! [`UdpNode`]: bind, receive datagrams, dispatch them, send, request with ids and timeouts.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
+use crate::codec::FrameCodec;
+use crate::error::{BindError, RequestError, SendError, SubscribeError};
+use crate::message::{AuthFieldsCodec, PostcardCodec};
+use crate::peer::Peer;
+use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
+use crate::router::{Context, Link, Matched, Request, Router, Routes};
+use crate::{Message, MessageType};
+
+/// Counters of what a node dropped; see [`UdpHandle::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpStats {
+    /// Datagrams received.
+    pub received: u64,
+    /// Datagrams that did not decode (length, checksum, auth block, trailing bytes, …).
+    pub invalid: u64,
+    /// Datagrams refused by an auth check.
+    pub auth_failed: u64,
+    /// Datagrams that failed decryption.
+    pub decrypt_failed: u64,
+    /// Datagrams dropped because too many handlers were running.
+    pub overloaded: u64,
+    /// Replies that matched a waiting request.
+    pub replies: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    invalid: AtomicU64,
+    auth_failed: AtomicU64,
+    decrypt_failed: AtomicU64,
+    overloaded: AtomicU64,
+    replies: AtomicU64,
+}
+
+/// Configures and binds a [`UdpNode`].
+///
+/// ```no_run
+/// use netaio::{Message, MessageType, Router};
+/// use netaio::udp::UdpNode;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on((MessageType::REQUEST_URI, "echo"), |m: Message| async move {
+///     Message::ok(m.uri().clone(), m.content().clone())
+/// });
+/// let node = UdpNode::builder().address(([127, 0, 0, 1], 9999)).router(router).bind().await?;
+/// node.serve().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct UdpNodeBuilder {
+    addr: SocketAddr,
+    router: Router,
+    auth_codec: Arc<dyn AuthFieldsCodec>,
+    plugins: NodePlugins,
+    request_timeout: Duration,
+    max_handlers: usize,
+    max_in_flight: usize,
+    max_subscriptions: usize,
+    reuse_address: bool,
+}
+
+impl Default for UdpNodeBuilder {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([0, 0, 0, 0], 8888)),
+            router: Router::new(),
+            auth_codec: Arc::new(PostcardCodec),
+            plugins: NodePlugins::default(),
+            request_timeout: Duration::from_secs(10),
+            max_handlers: 1024,
+            max_in_flight: 4096,
+            max_subscriptions: 4096,
+            reuse_address: false,
+        }
+    }
+}
+
+impl UdpNodeBuilder {
+    /// The address to bind (default `0.0.0.0:8888`, as in Python; IPv6 addresses work).
+    #[must_use]
+    pub fn address(mut self, addr: impl Into<SocketAddr>) -> Self {
+        self.addr = addr.into();
+        self
+    }
+
+    /// The handlers.
+    #[must_use]
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// Register every route of a service (see [`Router::mount`]).
+    #[must_use]
+    #[track_caller]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
+
+    /// The auth-block encoding (default [`PostcardCodec`]).
+    #[must_use]
+    pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
+        self.auth_codec = codec;
+        self
+    }
+
+    plugin_setters!();
+
+    /// How long a request waits for its reply (default 10 s, as in Python).
+    #[must_use]
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+
+    /// Handlers running at once (default 1024); datagrams arriving beyond that are dropped and
+    /// counted ([`UdpStats::overloaded`]).
+    #[must_use]
+    pub fn max_handlers(mut self, n: usize) -> Self {
+        self.max_handlers = n.max(1);
+        self
+    }
+
+    /// Requests waiting for replies (default 4096).
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Subscriptions in total (default 4096).
+    #[must_use]
+    pub fn max_subscriptions(mut self, n: usize) -> Self {
+        self.max_subscriptions = n;
+        self
+    }
+
+    /// Set `SO_REUSEADDR` (and `SO_REUSEPORT` on Unix) so several nodes on one host can share a
+    /// port (needed for multicast groups). Default off.
+    #[must_use]
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// Bind the socket.
+    pub async fn bind(self) -> Result<UdpNode, BindError> {
+        let addr = self.addr;
+        let err = |source| BindError { addr, source };
+        let socket = bind_socket(addr, self.reuse_address).map_err(err)?;
+        let local_addr = socket.local_addr().map_err(err)?;
+        let max_datagram = if local_addr.is_ipv4() {
+            MAX_DATAGRAM_V4
+        } else {
+            MAX_DATAGRAM_V6
+        };
+        let codec = FrameCodec::with_auth_codec(self.auth_codec).max_frame_size(max_datagram);
+        tracing::info!(addr = %local_addr, "udp node bound");
+        Ok(UdpNode {
+            handle: UdpHandle {
+                shared: Arc::new(UdpShared {
+                    socket: Arc::new(socket),
+                    local_addr,
+                    routes: self.router.into_shared(),
+                    codec,
+                    plugins: self.plugins,
+                    request_timeout: self.request_timeout,
+                    handlers: Arc::new(Semaphore::new(self.max_handlers)),
+                    max_in_flight: self.max_in_flight,
+                    max_subscriptions: self.max_subscriptions,
+                    pending: Mutex::new(HashMap::new()),
+                    next_id: AtomicU64::new(1),
+                    subs: Mutex::new(Subscriptions::default()),
+                    counters: Counters::default(),
+                    cancel: CancellationToken::new(),
+                }),
+            },
+        })
+    }
+}
+
+fn bind_socket(addr: SocketAddr, reuse: bool) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse {
+        socket.set_reuse_address(true)?;
+        #[cfg(unix)]
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+#[derive(Default)]
+struct Subscriptions {
+    by_key: HashMap<Bytes, HashSet<SocketAddr>>,
+    total: usize,
+}
+
+struct PendingRequest {
+    addr: SocketAddr,
+    uri: Bytes,
+    inner: Plugins,
+    tx: oneshot::Sender<Result<Message, RequestError>>,
+}
+
+struct UdpShared {
+    socket: Arc<UdpSocket>,
+    local_addr: SocketAddr,
+    routes: Arc<Routes>,
+    codec: FrameCodec,
+    plugins: NodePlugins,
+    request_timeout: Duration,
+    handlers: Arc<Semaphore>,
+    max_in_flight: usize,
+    max_subscriptions: usize,
+    pending: Mutex<HashMap<u64, PendingRequest>>,
+    next_id: AtomicU64,
+    subs: Mutex<Subscriptions>,
+    counters: Counters,
+    cancel: CancellationToken,
+}
+
+/// A UDP node: receives datagrams and dispatches them to its router, sends and requests.
+///
+/// Handlers may be async (unlike on the Python node, where they never run); each runs in its own
+/// task unless it completes at once, bounded by [`UdpNodeBuilder::max_handlers`].
+#[derive(Debug)]
+pub struct UdpNode {
+    handle: UdpHandle,
+}
+
+impl UdpNode {
+    /// A builder with the defaults.
+    pub fn builder() -> UdpNodeBuilder {
+        UdpNodeBuilder::default()
+    }
+
+    /// Bind with the defaults.
+    pub async fn bind(addr: impl Into<SocketAddr>, router: Router) -> Result<Self, BindError> {
+        Self::builder().address(addr).router(router).bind().await
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.shared.local_addr
+    }
+
+    /// A handle to send, request and stop; cheap to clone.
+    pub fn handle(&self) -> UdpHandle {
+        self.handle.clone()
+    }
+
+    /// Receive and dispatch until [`UdpHandle::shutdown`] is called.
+    pub async fn serve(self) {
+        self.serve_with_shutdown(std::future::pending()).await;
+    }
+
+    /// Receive and dispatch until `signal` completes or [`UdpHandle::shutdown`] is called. Handlers
+    /// still running then are left to finish on their own; waiting requests fail with
+    /// [`RequestError::Closed`].
+    pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) {
+        let shared = self.handle.shared.clone();
+        let mut buf = vec![0u8; 65_536];
+        tokio::pin!(signal);
+        loop {
+            let (len, src) = tokio::select! {
+                () = shared.cancel.cancelled() => break,
+                () = &mut signal => break,
+                r = shared.socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP errors from earlier sends surface here on some systems; keep going.
+                        tracing::debug!(error = %e, "udp receive error");
+                        continue;
+                    }
+                },
+            };
+            let datagram = Bytes::copy_from_slice(buf.get(..len).unwrap_or_default());
+            self.handle.on_datagram(datagram, src);
+        }
+        shared.cancel.cancel();
+        let drained: Vec<_> = shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for p in drained {
+            let _ = p.tx.send(Err(RequestError::Closed));
+        }
+        tracing::info!(addr = %shared.local_addr, "udp node stopped");
+    }
+}
+
+/// A cheap, cloneable handle to a [`UdpNode`]. Handlers reach it through [`Context::udp`].
+#[derive(Clone)]
+pub struct UdpHandle {
+    shared: Arc<UdpShared>,
+}
+
+impl std::fmt::Debug for UdpHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpHandle")
+            .field("local_addr", &self.shared.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UdpHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// What the node has received and dropped so far.
+    pub fn stats(&self) -> UdpStats {
+        let c = &self.shared.counters;
+        UdpStats {
+            received: c.received.load(Ordering::Relaxed),
+            invalid: c.invalid.load(Ordering::Relaxed),
+            auth_failed: c.auth_failed.load(Ordering::Relaxed),
+            decrypt_failed: c.decrypt_failed.load(Ordering::Relaxed),
+            overloaded: c.overloaded.load(Ordering::Relaxed),
+            replies: c.replies.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stop the node: `serve` returns and waiting requests fail.
+    pub fn shutdown(&self) {
+        self.shared.cancel.cancel();
+    }
+
+    /// The underlying socket (for socket options such as multicast membership).
+    pub fn socket(&self) -> &Arc<UdpSocket> {
+        &self.shared.socket
+    }
+
+    fn prepare(
+        &self,
+        msg: Message,
+        opts: &SendOptions,
+        peer: Option<&Peer>,
+        addr: SocketAddr,
+    ) -> Result<Bytes, SendError> {
+        let sealed = self.shared.plugins.seal_now(msg, opts, peer, Some(addr))?;
+        Ok(self.shared.codec.to_frame(&sealed)?)
+    }
+
+    async fn prepare_async(
+        &self,
+        msg: Message,
+        opts: &SendOptions,
+        addr: SocketAddr,
+    ) -> Result<Bytes, SendError> {
+        let sealed = self
+            .shared
+            .plugins
+            .seal(msg, opts, None, Some(addr))
+            .await?;
+        Ok(self.shared.codec.to_frame(&sealed)?)
+    }
+
+    async fn send_bytes(&self, bytes: &[u8], addr: SocketAddr) -> Result<(), SendError> {
+        self.shared
+            .socket
+            .send_to(bytes, addr)
+            .await
+            .map(|_| ())
+            .map_err(|e| SendError::Io(e.to_string()))
+    }
+
+    /// Send a message (sealed with the instance plugins) to `addr`. A frame larger than a datagram
+    /// can carry is refused with [`SendError::Encode`].
+    pub async fn send(&self, msg: &Message, addr: SocketAddr) -> Result<(), SendError> {
+        self.send_with(msg, addr, &SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with inner plugins and the `use_auth` / `use_cipher` switches.
+    pub async fn send_with(
+        &self,
+        msg: &Message,
+        addr: SocketAddr,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
+        let bytes = self.prepare_async(msg.clone(), opts, addr).await?;
+        self.send_bytes(&bytes, addr).await
+    }
+
+    /// Send to many addresses: sealed once unless a plugin is peer-specific. Returns how many sends
+    /// succeeded; failures are logged.
+    pub async fn send_many(
+        &self,
+        msg: &Message,
+        addrs: &[SocketAddr],
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
+        let mut n = 0;
+        if !opts.is_peer_specific(&self.shared.plugins.outer) {
+            let Some(first) = addrs.first() else {
+                return Ok(0);
+            };
+            let bytes = self.prepare_async(msg.clone(), opts, *first).await?;
+            for a in addrs {
+                match self.send_bytes(&bytes, *a).await {
+                    Ok(()) => n += 1,
+                    Err(e) => tracing::debug!(addr = %a, error = %e, "udp send failed"),
+                }
+            }
+            return Ok(n);
+        }
+        for a in addrs {
+            let sent = match self.prepare(msg.clone(), opts, None, *a) {
+                Ok(bytes) => self.send_bytes(&bytes, *a).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(()) => n += 1,
+                Err(e) => tracing::debug!(addr = %a, error = %e, "udp send failed"),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Subscribe an address to a key.
+    pub fn subscribe(&self, key: impl Into<Bytes>, addr: SocketAddr) -> Result<(), SubscribeError> {
+        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = self.shared.max_subscriptions;
+        let total = subs.total;
+        let set = subs.by_key.entry(key.into()).or_default();
+        if set.contains(&addr) {
+            return Ok(());
+        }
+        if total >= limit {
+            return Err(SubscribeError::Limit(limit));
+        }
+        set.insert(addr);
+        subs.total += 1;
+        Ok(())
+    }
+
+    /// Remove a subscription; false if there was none.
+    pub fn unsubscribe(&self, key: impl AsRef<[u8]>, addr: SocketAddr) -> bool {
+        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        let key = key.as_ref();
+        let Some(set) = subs.by_key.get_mut(key) else {
+            return false;
+        };
+        let removed = set.remove(&addr);
+        if set.is_empty() {
+            subs.by_key.remove(key);
+        }
+        if removed {
+            subs.total -= 1;
+        }
+        removed
+    }
+
+    /// Remove every subscription of an address (for example when a peer leaves).
+    pub fn unsubscribe_all(&self, addr: SocketAddr) -> usize {
+        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        subs.by_key.retain(|_, set| {
+            if set.remove(&addr) {
+                n += 1;
+            }
+            !set.is_empty()
+        });
+        subs.total -= n;
+        n
+    }
+
+    /// The addresses subscribed to a key.
+    pub fn subscribers(&self, key: impl AsRef<[u8]>) -> Vec<SocketAddr> {
+        let subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = subs
+            .by_key
+            .get(key.as_ref())
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
+    pub async fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
+        let addrs = self.subscribers(key);
+        self.send_many(msg, &addrs, &SendOptions::default()).await
+    }
+
+    /// Send a message with a fresh request id to `addr` and wait for the reply (within the node's
+    /// request timeout). Error replies become typed errors. Only a reply from `addr` is accepted.
+    pub async fn call(&self, msg: Message, addr: SocketAddr) -> Result<Message, RequestError> {
+        self.call_with(msg, addr, &SendOptions::default()).await
+    }
+
+    /// [`call`](Self::call) with inner plugins (the reply is opened with them too), switches and a
+    /// timeout.
+    pub async fn call_with(
+        &self,
+        mut msg: Message,
+        addr: SocketAddr,
+        opts: &SendOptions,
+    ) -> Result<Message, RequestError> {
+        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
+        if self.shared.cancel.is_cancelled() {
+            return Err(RequestError::Closed);
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        msg.set_request_id(id);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if p.len() >= self.shared.max_in_flight {
+                return Err(RequestError::TooManyInFlight(self.shared.max_in_flight));
+            }
+            p.insert(
+                id,
+                PendingRequest {
+                    addr,
+                    uri: msg.uri().clone(),
+                    inner: opts.inner.clone(),
+                    tx,
+                },
+            );
+        }
+        let _guard = PendingGuard {
+            shared: &self.shared,
+            id,
+        };
+        let exchange = async {
+            let bytes = self.prepare_async(msg, opts, addr).await?;
+            self.send_bytes(&bytes, addr).await?;
+            rx.await.unwrap_or(Err(RequestError::Closed))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(RequestError::Timeout(timeout)),
+        }
+    }
+
+    /// REQUEST_URI to `addr`; expects RESPOND_URI (or OK).
+    pub async fn request(
+        &self,
+        addr: SocketAddr,
+        uri: impl Into<Bytes>,
+        content: impl Into<Bytes>,
+    ) -> Result<Message, RequestError> {
+        self.call(Message::new(MessageType::REQUEST_URI, uri, content), addr)
+            .await
+    }
+
+    /// CREATE_URI to `addr`.
+    pub async fn create(
+        &self,
+        addr: SocketAddr,
+        uri: impl Into<Bytes>,
+        content: impl Into<Bytes>,
+    ) -> Result<Message, RequestError> {
+        self.call(Message::new(MessageType::CREATE_URI, uri, content), addr)
+            .await
+    }
+
+    /// UPDATE_URI to `addr`.
+    pub async fn update(
+        &self,
+        addr: SocketAddr,
+        uri: impl Into<Bytes>,
+        content: impl Into<Bytes>,
+    ) -> Result<Message, RequestError> {
+        self.call(Message::new(MessageType::UPDATE_URI, uri, content), addr)
+            .await
+    }
+
+    /// DELETE_URI to `addr`.
+    pub async fn delete(
+        &self,
+        addr: SocketAddr,
+        uri: impl Into<Bytes>,
+    ) -> Result<Message, RequestError> {
+        self.call(
+            Message::new(MessageType::DELETE_URI, uri, Bytes::new()),
+            addr,
+        )
+        .await
+    }
+
+    runtime_routes!();
+
+    fn count(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Handle one datagram: decode, instance plugins, reply matching, routing, handler. Never
+    /// answers a datagram that failed a check.
+    fn on_datagram(&self, datagram: Bytes, src: SocketAddr) {
+        let shared = &self.shared;
+        let c = &shared.counters;
+        self.count(&c.received);
+        let msg = match Message::decode(datagram, shared.codec.auth_codec()) {
+            Ok(m) => m,
+            Err(e) => {
+                self.count(&c.invalid);
+                tracing::debug!(%src, error = %e, "invalid datagram dropped");
+                return;
+            }
+        };
+        let msg = if shared.plugins.outer.is_empty() {
+            msg
+        } else {
+            match open_outer(
+                msg,
+                &shared.plugins.outer,
+                &shared.plugins.ctx(None, Some(src)),
+            ) {
+                Ok(m) => m,
+                Err(e) => {
+                    let counter = match e {
+                        crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
+                        _ => &c.decrypt_failed,
+                    };
+                    self.count(counter);
+                    tracing::debug!(%src, error = %e, "datagram refused");
+                    return;
+                }
+            }
+        };
+        if let Some(id) = msg.reply_ref() {
+            self.complete(id, src, msg);
+            return;
+        }
+        if let Some(id) = self.match_by_uri(&msg, src) {
+            self.complete(id, src, msg);
+            return;
+        }
+        let matched = shared
+            .routes
+            .select(msg.message_type, msg.uri(), src)
+            .or_else(|| {
+                shared.routes.fallback().map(|h| Matched {
+                    handler: h.clone(),
+                    inner: Plugins::new(),
+                })
+            });
+        let (handler, inner) = match matched {
+            Some(Matched { handler, inner }) => (Some(handler), inner),
+            None => (None, Plugins::new()),
+        };
+        let msg = if inner.is_empty() {
+            msg
+        } else {
+            match open_inner(msg, &inner, &shared.plugins.ctx(None, Some(src))) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.count(&c.auth_failed);
+                    tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
+                    return;
+                }
+            }
+        };
+        let rid = msg.request_id();
+        let Some(handler) = handler else {
+            if msg.message_type.is_error() {
+                return;
+            }
+            let reply = Message::not_found();
+            let this = self.clone();
+            tokio::spawn(async move { this.reply(reply, rid, &inner, src).await });
+            return;
+        };
+        let Ok(permit) = shared.handlers.clone().try_acquire_owned() else {
+            self.count(&c.overloaded);
+            tracing::debug!(%src, "too many handlers running: datagram dropped");
+            return;
+        };
+        let req = Request {
+            message: msg,
+            ctx: Context::new(src, Link::Udp(self.clone()), shared.routes.state().clone()),
+        };
+        let mut fut = handler.call(req);
+        // Run the handler inline when it finishes at once (the common case), else in a task.
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        match Pin::as_mut(&mut fut).poll(&mut cx) {
+            Poll::Ready(reply) => {
+                drop(permit);
+                if let Some(reply) = reply {
+                    self.reply_now(reply, rid, &inner, src);
+                }
+            }
+            Poll::Pending => {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let reply = fut.await;
+                    drop(permit);
+                    if let Some(reply) = reply {
+                        this.reply(reply, rid, &inner, src).await;
+                    }
+                });
+            }
+        }
+    }
+
+    fn finish_reply(
+        &self,
+        mut reply: Message,
+        rid: Option<u64>,
+        inner: &Plugins,
+        src: SocketAddr,
+    ) -> Option<Bytes> {
+        if let Some(id) = rid {
+            reply.set_reply_ref(id);
+        }
+        match self.prepare(reply, &SendOptions::new().inner(inner.clone()), None, src) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(%src, error = %e, "reply cannot be sent");
+                None
+            }
+        }
+    }
+
+    fn reply_now(&self, reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
+        let Some(bytes) = self.finish_reply(reply, rid, inner, src) else {
+            return;
+        };
+        match self.shared.socket.try_send_to(&bytes, src) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.send_bytes(&bytes, src).await {
+                        tracing::debug!(%src, error = %e, "reply send failed");
+                    }
+                });
+            }
+            Err(e) => tracing::debug!(%src, error = %e, "reply send failed"),
+        }
+    }
+
+    async fn reply(&self, reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
+        if let Some(bytes) = self.finish_reply(reply, rid, inner, src)
+            && let Err(e) = self.send_bytes(&bytes, src).await
+        {
+            tracing::debug!(%src, error = %e, "reply send failed");
+        }
+    }
+
+    fn match_by_uri(&self, reply: &Message, src: SocketAddr) -> Option<u64> {
+        let p = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.iter()
+            .filter(|(_, r)| {
+                r.addr == src
+                    && r.uri == *reply.uri()
+                    && (reply.message_type.is_error()
+                        || matches!(
+                            reply.message_type,
+                            MessageType::RESPOND_URI | MessageType::OK
+                        ))
+            })
+            .map(|(id, _)| *id)
+            .min()
+    }
+
+    fn complete(&self, id: u64, src: SocketAddr, reply: Message) {
+        let p = {
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match pending.get(&id) {
+                Some(p) if p.addr == src => pending.remove(&id),
+                Some(_) => {
+                    tracing::debug!(%src, id, "reply from another address than the request's dropped");
+                    None
+                }
+                None => None,
+            }
+        };
+        let Some(p) = p else {
+            tracing::debug!(%src, id, "reply for no waiting request dropped");
+            return;
+        };
+        self.count(&self.shared.counters.replies);
+        let result = if p.inner.is_empty() {
+            RequestError::from_reply(reply)
+        } else {
+            open_inner(reply, &p.inner, &self.shared.plugins.ctx(None, Some(src)))
+                .map_err(RequestError::from)
+                .and_then(RequestError::from_reply)
+        };
+        let _ = p.tx.send(result);
+    }
+}
+
+struct PendingGuard<'a> {
+    shared: &'a UdpShared,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}

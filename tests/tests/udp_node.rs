@@ -1,0 +1,456 @@
+//! UdpNode on 127.0.0.1 and ::1: request/response, async handlers, request ids, typed errors,
+//! subscriptions, bad datagrams (never answered, counted, the node keeps serving), size refusal.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use netaio::message::{MAX_URI_AND_CONTENT, PostcardCodec};
+use netaio::plugin::{AeadCipher, HmacAuth};
+use netaio::router::Context;
+use netaio::udp::{UdpHandle, UdpNode, UdpNodeBuilder};
+use netaio::{Message, MessageType, RequestError, Router, SendError};
+use netaio_tests::{WAIT, within};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+fn router() -> Router {
+    Router::new()
+        .on(
+            (MessageType::REQUEST_URI, "echo"),
+            |m: Message| async move { Message::respond(m.uri().clone(), m.content().clone()) },
+        )
+        .on(
+            (MessageType::REQUEST_URI, "slow"),
+            |m: Message| async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Message::respond(m.uri().clone(), m.content().clone())
+            },
+        )
+        .on((MessageType::REQUEST_URI, "silent"), || async {})
+        .on((MessageType::REQUEST_URI, "fail"), || async {
+            Err::<Message, _>("boom")
+        })
+        .on(
+            (MessageType::SUBSCRIBE_URI, "news"),
+            |m: Message, ctx: Context| async move {
+                ctx.subscribe(m.uri().clone()).unwrap();
+                Message::new(MessageType::CONFIRM_SUBSCRIBE, m.uri().clone(), "")
+            },
+        )
+}
+
+struct Node {
+    handle: UdpHandle,
+    addr: SocketAddr,
+    join: JoinHandle<()>,
+}
+
+impl Node {
+    async fn stop(self) {
+        self.handle.shutdown();
+        within(WAIT, "the node to stop", self.join).await.unwrap();
+    }
+}
+
+async fn start(builder: UdpNodeBuilder, ip: [u8; 4]) -> Node {
+    let node = builder.address((ip, 0)).bind().await.unwrap();
+    let addr = node.local_addr();
+    let handle = node.handle();
+    Node {
+        handle,
+        addr,
+        join: tokio::spawn(node.serve()),
+    }
+}
+
+async fn start_plain() -> Node {
+    start(UdpNode::builder().router(router()), [127, 0, 0, 1]).await
+}
+
+#[tokio::test]
+async fn request_response_on_ipv4() {
+    let server = start_plain().await;
+    let client = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+    let r = client
+        .handle
+        .request(server.addr, "echo", "hi")
+        .await
+        .unwrap();
+    assert_eq!(r.message_type, MessageType::RESPOND_URI);
+    assert_eq!(r.content().as_ref(), b"hi");
+    let ok = client
+        .handle
+        .create(server.addr, "nope", "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(ok, RequestError::NotFound(_)), "{ok:?}");
+    let e = client
+        .handle
+        .request(server.addr, "fail", "")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, RequestError::Error(ref m) if m.content().as_ref() == b"boom"),
+        "{e:?}"
+    );
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn request_response_on_ipv6_loopback() {
+    let Ok(probe) = std::net::UdpSocket::bind("[::1]:0") else {
+        // The machine has no IPv6 loopback: nothing to test here, and say so.
+        eprintln!("no ::1 on this machine; IPv6 UDP test not run");
+        return;
+    };
+    drop(probe);
+    let server = UdpNode::builder()
+        .address("[::1]:0".parse::<SocketAddr>().unwrap())
+        .router(router())
+        .bind()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let sh = server.handle();
+    let sj = tokio::spawn(server.serve());
+    let client = UdpNode::bind("[::1]:0".parse::<SocketAddr>().unwrap(), Router::new())
+        .await
+        .unwrap();
+    let ch = client.handle();
+    let cj = tokio::spawn(client.serve());
+    let r = ch.request(addr, "echo", "v6").await.unwrap();
+    assert_eq!(r.content().as_ref(), b"v6");
+    sh.shutdown();
+    ch.shutdown();
+    sj.await.unwrap();
+    cj.await.unwrap();
+}
+
+#[tokio::test]
+async fn async_handlers_run_and_concurrent_requests_for_one_uri_each_get_their_reply() {
+    let server = start_plain().await;
+    let client = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let h = client.handle.clone();
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let uri = if i % 2 == 0 { "slow" } else { "echo" };
+            (i, h.request(addr, uri, format!("n{i}")).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = within(WAIT, "a reply", t).await.unwrap();
+        assert_eq!(r.unwrap().content().as_ref(), format!("n{i}").as_bytes());
+    }
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_without_reply_times_out() {
+    let server = start_plain().await;
+    let client = start(
+        UdpNode::builder().request_timeout(Duration::from_millis(150)),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let e = client
+        .handle
+        .request(server.addr, "silent", "")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn subscribers_get_notified() {
+    let server = start_plain().await;
+    let a = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+    let b = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for n in [&a, &b] {
+        let tx = tx.clone();
+        let who = n.addr;
+        n.handle
+            .on((MessageType::NOTIFY_URI, "news"), move |m: Message| {
+                let tx = tx.clone();
+                async move {
+                    tx.send((who, m.content().clone())).unwrap();
+                }
+            })
+            .unwrap();
+        let r = n
+            .handle
+            .call(
+                Message::new(MessageType::SUBSCRIBE_URI, "news", ""),
+                server.addr,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.message_type, MessageType::CONFIRM_SUBSCRIBE);
+    }
+    let mut subs = server.handle.subscribers("news");
+    subs.sort();
+    let mut expected = vec![a.addr, b.addr];
+    expected.sort();
+    assert_eq!(subs, expected);
+    let sent = server
+        .handle
+        .notify(
+            "news",
+            &Message::new(MessageType::NOTIFY_URI, "news", "extra"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent, 2);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(within(WAIT, "a notification", rx.recv()).await.unwrap());
+    }
+    got.sort();
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), expected);
+    assert!(got.iter().all(|g| g.1.as_ref() == b"extra"));
+    assert!(server.handle.unsubscribe("news", a.addr));
+    assert_eq!(server.handle.subscribers("news"), vec![b.addr]);
+    for n in [a, b, server] {
+        n.stop().await;
+    }
+}
+
+fn frame(msg: &Message) -> BytesMut {
+    let mut b = BytesMut::new();
+    msg.encode(&PostcardCodec, &mut b).unwrap();
+    b
+}
+
+/// Sends `datagram` from a raw socket and asserts that nothing comes back within 200 ms.
+async fn assert_no_reply(target: SocketAddr, datagram: &[u8]) {
+    let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    raw.send_to(datagram, target).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let r = tokio::time::timeout(Duration::from_millis(200), raw.recv_from(&mut buf)).await;
+    assert!(r.is_err(), "a bad datagram was answered: {:?}", r);
+}
+
+async fn assert_still_serves(node: &Node, client: &UdpHandle) {
+    let r = client.request(node.addr, "echo", "still").await.unwrap();
+    assert_eq!(r.content().as_ref(), b"still");
+}
+
+#[tokio::test]
+async fn bad_datagrams_get_no_reply_are_counted_and_the_node_keeps_serving() {
+    let server = start_plain().await;
+    let client = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+    let good = frame(&Message::new(MessageType::REQUEST_URI, "echo", "x"));
+
+    let mut bad_crc = good.clone();
+    bad_crc[8] ^= 0xff;
+    let mut junk = good.clone();
+    junk.put_slice(b"junk");
+    let mut bad_auth = BytesMut::new();
+    bad_auth.put_u8(0);
+    bad_auth.put_u16(3);
+    bad_auth.put_u16(2);
+    bad_auth.put_u32(crc32fast::hash(&[0, 0]));
+    bad_auth.put_slice(&[0xff, 0xff, 0xff, 0, 0]);
+    let mut short_body = BytesMut::new();
+    short_body.put_u8(0);
+    short_body.put_u16(0);
+    short_body.put_u16(1);
+    short_body.put_u32(crc32fast::hash(&[7]));
+    short_body.put_u8(7);
+    let cases: [(&str, &[u8]); 6] = [
+        ("truncated header", &good[..5]),
+        ("truncated body", &good[..good.len() - 2]),
+        ("checksum", &bad_crc),
+        ("trailing junk", &junk),
+        ("garbage auth block", &bad_auth),
+        ("body shorter than its uri length", &short_body),
+    ];
+    for (i, (what, datagram)) in cases.iter().enumerate() {
+        assert_no_reply(server.addr, datagram).await;
+        let stats = server.handle.stats();
+        assert_eq!(
+            stats.invalid,
+            i as u64 + 1,
+            "{what} was not counted as invalid"
+        );
+        assert_still_serves(&server, &client.handle).await;
+    }
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unauthenticated_or_undecryptable_datagrams_get_no_reply() {
+    let server = start(
+        UdpNode::builder()
+            .router(router())
+            .auth(HmacAuth::new(b"right"))
+            .cipher(AeadCipher::new(b"right")),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let client = start(
+        UdpNode::builder()
+            .auth(HmacAuth::new(b"right"))
+            .cipher(AeadCipher::new(b"right")),
+        [127, 0, 0, 1],
+    )
+    .await;
+    // No plugins at all: fails the auth check.
+    assert_no_reply(
+        server.addr,
+        &frame(&Message::new(MessageType::REQUEST_URI, "echo", "x")),
+    )
+    .await;
+    assert_eq!(server.handle.stats().auth_failed, 1);
+    // Wrong secret: a node with other keys gets no answer, only its own timeout.
+    let intruder = start(
+        UdpNode::builder()
+            .auth(HmacAuth::new(b"wrong"))
+            .cipher(AeadCipher::new(b"wrong"))
+            .request_timeout(Duration::from_millis(200)),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let e = intruder
+        .handle
+        .request(server.addr, "echo", "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    assert_eq!(server.handle.stats().auth_failed, 2);
+    // Right MAC, wrong cipher key: decryption fails, no answer.
+    let half = start(
+        UdpNode::builder()
+            .auth(HmacAuth::new(b"right"))
+            .cipher(AeadCipher::new(b"other"))
+            .request_timeout(Duration::from_millis(200)),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let e = half
+        .handle
+        .request(server.addr, "echo", "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    assert_eq!(server.handle.stats().decrypt_failed, 1);
+    // And the node still serves the right key.
+    assert_still_serves(&server, &client.handle).await;
+    for n in [intruder, half, client, server] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn frames_too_large_for_a_datagram_are_refused_at_send_time() {
+    let server = start_plain().await;
+    let plain = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+    // The largest body fits in one IPv4 datagram without plugins…
+    let big = vec![b'x'; MAX_URI_AND_CONTENT - 4];
+    let r = plain
+        .handle
+        .request(server.addr, "echo", big.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.content().len(), big.len());
+    // …and so does it with a default HMAC block (74 bytes: the frame is exactly 65,507 bytes)…
+    let hmac = start(UdpNode::builder().auth(HmacAuth::new(b"k")), [127, 0, 0, 1]).await;
+    hmac.handle
+        .send(
+            &Message::new(MessageType::REQUEST_URI, "echo", big.clone()),
+            server.addr,
+        )
+        .await
+        .unwrap();
+    hmac.stop().await;
+    // …but not one byte more: refused with a typed error, nothing silently dropped.
+    let hmac = start(
+        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("x")),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let e = hmac
+        .handle
+        .send(
+            &Message::new(MessageType::REQUEST_URI, "echo", big),
+            server.addr,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SendError::Encode(netaio::message::EncodeError::FrameTooLarge { max: 65_507, .. })
+        ),
+        "{e:?}"
+    );
+    for n in [hmac, plain, server] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn datagrams_beyond_the_handler_limit_are_dropped_and_counted() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let r2 = running.clone();
+    let router = Router::new().on((MessageType::REQUEST_URI, "hold"), move || {
+        let running = r2.clone();
+        async move {
+            running.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Message::respond("hold", "")
+        }
+    });
+    let server = start(
+        UdpNode::builder().router(router).max_handlers(1),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let client = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+    let first = {
+        let h = client.handle.clone();
+        let a = server.addr;
+        tokio::spawn(async move { h.request(a, "hold", "1").await })
+    };
+    // Wait until the first handler runs, then send a second request: it is dropped.
+    within(WAIT, "the first handler to start", async {
+        while running.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    client
+        .handle
+        .send(
+            &Message::new(MessageType::REQUEST_URI, "hold", "2"),
+            server.addr,
+        )
+        .await
+        .unwrap();
+    within(WAIT, "the second datagram to be counted", async {
+        while server.handle.stats().overloaded == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(first.await.unwrap().is_ok());
+    assert_eq!(running.load(Ordering::SeqCst), 1);
+    client.stop().await;
+    server.stop().await;
+}
