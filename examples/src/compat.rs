@@ -1,4 +1,4 @@
-//! What the Python interop programs (`compat_server`, `compat_client`) share: the plugin flags
+//! What the Python interop programs (`compat_server`, `compat_client`, `compat_udp_node`) share: the plugin flags
 //! (`--hmac SECRET`, `--cipher KEY`, `--no-encrypt-uri`) with the Python library's defaults, and
 //! the request contents the client sends.
 //!
@@ -16,6 +16,7 @@
 
 use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
 use netaio::tcp::{TcpClientBuilder, TcpServerBuilder};
+use netaio::udp::UdpNodeBuilder;
 
 use crate::args::Flags;
 
@@ -71,6 +72,18 @@ impl PluginFlags {
 
     /// A client builder in Python-compatible mode with these plugins.
     pub fn client(&self, builder: TcpClientBuilder) -> TcpClientBuilder {
+        let mut b = builder.python_compat();
+        if let Some(a) = self.auth() {
+            b = b.auth(a);
+        }
+        if let Some(c) = self.cipher() {
+            b = b.cipher(c);
+        }
+        b
+    }
+
+    /// A UDP node builder in Python-compatible mode with these plugins.
+    pub fn udp(&self, builder: UdpNodeBuilder) -> UdpNodeBuilder {
         let mut b = builder.python_compat();
         if let Some(a) = self.auth() {
             b = b.auth(a);

@@ -4,7 +4,7 @@
 //!   `TCPServer` example (echo, subscribe, unsubscribe, publish/notify);
 //! - [`args`]: a small hand-written `--flag value` parser with usage errors;
 //! - [`compat`]: the plugin flags and request contents of the Python interop programs
-//!   (`compat_server`, `compat_client`);
+//!   (`compat_server`, `compat_client`, `compat_udp_node`);
 //! - [`show`]: one-line rendering of messages for the programs' output;
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`.
 //!

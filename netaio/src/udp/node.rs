@@ -75,6 +75,7 @@ pub struct UdpNodeBuilder {
     max_in_flight: usize,
     max_subscriptions: usize,
     reuse_address: bool,
+    python_errors: bool,
 }
 
 impl Default for UdpNodeBuilder {
@@ -89,6 +90,7 @@ impl Default for UdpNodeBuilder {
             max_in_flight: 4096,
             max_subscriptions: 4096,
             reuse_address: false,
+            python_errors: false,
         }
     }
 }
@@ -124,6 +126,37 @@ impl UdpNodeBuilder {
     }
 
     plugin_setters!();
+
+    /// Python-compatible mode, for Python netaio 0.0.9 `UDPNode`s: the auth block as Python's
+    /// packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as Python's
+    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), and
+    /// Python's UDP default reply for an unrouted message: NOT_FOUND `not found` with uri
+    /// `ERROR` (Python's `make_error_msg("not found")`; the TCP server's has an empty uri).
+    /// Choose the plugins separately (see [`compat`](crate::compat)).
+    ///
+    /// What stays the node's own: nothing that fails to decode or fails a check is answered (the
+    /// Python node answers those, which makes it a reflector), error-type messages are never
+    /// answered (two Python nodes answer each other's NOT_FOUND forever), and a datagram with
+    /// bytes after its frame is refused (Python ignores them; Python never sends them). The
+    /// Python node's multicast group is [`PYTHON_MULTICAST_GROUP`](crate::compat::PYTHON_MULTICAST_GROUP)
+    /// on its own port; this node does not join it by itself.
+    ///
+    /// ```
+    /// use netaio::compat::LegacyHmacAuth;
+    /// use netaio::udp::UdpNode;
+    ///
+    /// let builder = UdpNode::builder()
+    ///     .address(([127, 0, 0, 1], 8888))
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"));
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.python_errors = true;
+        self
+    }
 
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
@@ -190,6 +223,7 @@ impl UdpNodeBuilder {
                     pending: Mutex::new(HashMap::new()),
                     next_id: AtomicU64::new(1),
                     subs: Mutex::new(Subscriptions::default()),
+                    python_errors: self.python_errors,
                     counters: Counters::default(),
                     cancel: CancellationToken::new(),
                 }),
@@ -240,6 +274,8 @@ struct UdpShared {
     pending: Mutex<HashMap<u64, PendingRequest>>,
     next_id: AtomicU64,
     subs: Mutex<Subscriptions>,
+    /// Python-compatible mode: the default NOT_FOUND has uri `ERROR`, as Python's UDP node.
+    python_errors: bool,
     counters: Counters,
     cancel: CancellationToken,
 }
@@ -691,7 +727,11 @@ impl UdpHandle {
             if msg.message_type.is_error() {
                 return;
             }
-            let reply = Message::not_found();
+            let reply = if shared.python_errors {
+                Message::error("not found")
+            } else {
+                Message::not_found()
+            };
             let this = self.clone();
             tokio::spawn(async move { this.reply(reply, rid, &inner, src).await });
             return;
