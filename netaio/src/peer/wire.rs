@@ -8,8 +8,39 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Observed, Peer, PeerConfig, PeerTable};
-use crate::plugin::{PeerError, PeerPlugin};
+use crate::plugin::{NodePlugins, PeerError, PeerPlugin};
+use crate::router::{BoxedHandler, Routes};
 use crate::{Message, MessageType};
+
+/// Set up peer management on a node being built: its local peer, its table's limits, and the
+/// handlers for `ADVERTISE_PEER`, `PEER_DISCOVERED` and `DISCONNECT` at `(type, app id)` with the
+/// config's inner plugins. `strict`: a route already taken is an error; otherwise it is kept and
+/// logged.
+pub(crate) fn install(
+    routes: &Routes,
+    peers: &PeerTable,
+    plugins: &mut NodePlugins,
+    config: PeerConfig,
+    handlers: [(MessageType, BoxedHandler); 3],
+    strict: bool,
+) -> Result<PeerManager, String> {
+    let local = ensure_local(&mut plugins.local).clone();
+    peers.set_capacity(config.max_peers());
+    peers.set_timeout(config.peer_timeout());
+    let app = config.app_id().clone();
+    let inner = config.plugins().clone();
+    let manager = PeerManager::new(config, &local, plugins.peer_plugin.clone())
+        .map_err(|e| format!("cannot pack the local peer: {e}"))?;
+    for (t, h) in handlers {
+        if let Err(e) = routes.insert((t, app.clone()).into(), h, false, inner.clone()) {
+            if strict {
+                return Err(format!("peer management: {e}"));
+            }
+            tracing::warn!(error = %e, "peer management: the application's route is kept");
+        }
+    }
+    Ok(manager)
+}
 
 /// A random peer id for a node that was given none: 32 hex digits (128 random bits).
 pub(crate) fn generated_id() -> Bytes {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::UdpHandle;
 use crate::error::SendError;
-use crate::peer::wire::{Heard, PeerManager, ensure_local};
+use crate::peer::wire::{self, Heard, PeerManager};
 use crate::peer::{Peer, PeerConfig, PeerEvent, PeerTable};
 use crate::plugin::{NodePlugins, SendOptions};
 use crate::router::{BoxedHandler, Context, Routes};
@@ -19,21 +19,13 @@ use crate::{Message, MessageType};
 /// How long the goodbye (`DISCONNECT`) may take when the node stops.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Set up peer management on a node being bound: its local peer, its table's limits, and the
-/// three handlers at `(type, app id)` with the config's inner plugins.
+/// Set up peer management on a node being bound (a route already taken is an error).
 pub(super) fn install(
     routes: &Routes,
     peers: &PeerTable,
     plugins: &mut NodePlugins,
     config: PeerConfig,
 ) -> Result<PeerManager, String> {
-    let local = ensure_local(&mut plugins.local).clone();
-    peers.set_capacity(config.max_peers());
-    peers.set_timeout(config.peer_timeout());
-    let app = config.app_id().clone();
-    let inner = config.plugins().clone();
-    let manager = PeerManager::new(config, &local, plugins.peer_plugin.clone())
-        .map_err(|e| format!("cannot pack the local peer: {e}"))?;
     let handlers = [
         (MessageType::ADVERTISE_PEER, BoxedHandler::new(on_advertise)),
         (
@@ -42,12 +34,7 @@ pub(super) fn install(
         ),
         (MessageType::DISCONNECT, BoxedHandler::new(on_disconnect)),
     ];
-    for (t, h) in handlers {
-        routes
-            .insert((t, app.clone()).into(), h, false, inner.clone())
-            .map_err(|e| format!("peer management: {e}"))?;
-    }
-    Ok(manager)
+    wire::install(routes, peers, plugins, config, handlers, true)
 }
 
 /// `ADVERTISE_PEER`: record the sender, answer with a unicast `PEER_DISCOVERED`.
