@@ -6,8 +6,10 @@
 //! - [`show`]: one-line rendering of messages for the programs' output;
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`.
 //!
-//! Run them with `cargo run -p netaio-examples --bin demo` (or `echo_server`, `echo_client`, and
-//! `service`: a key-value store written with `#[netaio::service]`).
+//! Run them with `cargo run -p netaio-examples --bin demo` (or `echo_server`, `echo_client`,
+//! `service`: a key-value store written with `#[netaio::service]`, and the plugin examples
+//! `hmac_cipher`: two layers of `HmacAuth` + `AeadCipher`, `hashcash`: proof of work on one
+//! route, and `asymmetric`: `X25519Cipher` + `Ed25519Auth` after a peer exchange).
 #![forbid(unsafe_code)]
 
 pub mod args;

@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod node_macros;
+
 pub mod codec;
 pub mod error;
 pub mod message;

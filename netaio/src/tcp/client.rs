@@ -19,12 +19,8 @@ use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
-use crate::plugin::{
-    AuthPlugin, CipherPlugin, NodePlugins, PeerPlugin, Plugins, SendOptions, open_inner, open_outer,
-};
-use crate::router::{
-    BoxedHandler, Context, Handler, Link, Matched, Request, RouteError, RouteKey, Router, Routes,
-};
+use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
+use crate::router::{Context, Link, Matched, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Reconnect policy: exponential backoff from `initial_delay`, doubling up to `max_delay`.
@@ -211,45 +207,7 @@ impl TcpClientBuilder {
         self
     }
 
-    /// The instance auth plugin: every message is made on send and checked on receive.
-    #[must_use]
-    pub fn auth(self, plugin: impl AuthPlugin) -> Self {
-        self.auth_arc(Arc::new(plugin))
-    }
-
-    /// The instance auth plugin, shared.
-    #[must_use]
-    pub fn auth_arc(mut self, plugin: Arc<dyn AuthPlugin>) -> Self {
-        self.plugins.outer.auth = Some(plugin);
-        self
-    }
-
-    /// The instance cipher plugin.
-    #[must_use]
-    pub fn cipher(self, plugin: impl CipherPlugin) -> Self {
-        self.cipher_arc(Arc::new(plugin))
-    }
-
-    /// The instance cipher plugin, shared.
-    #[must_use]
-    pub fn cipher_arc(mut self, plugin: Arc<dyn CipherPlugin>) -> Self {
-        self.plugins.outer.cipher = Some(plugin);
-        self
-    }
-
-    /// The peer plugin (default [`PostcardPeerPlugin`](crate::plugin::PostcardPeerPlugin)).
-    #[must_use]
-    pub fn peer_plugin(mut self, plugin: impl PeerPlugin) -> Self {
-        self.plugins.peer_plugin = Arc::new(plugin);
-        self
-    }
-
-    /// This node's own peer (id and data), given to plugins.
-    #[must_use]
-    pub fn local_peer(mut self, peer: Peer) -> Self {
-        self.plugins.local = Some(peer);
-        self
-    }
+    plugin_setters!();
 
     /// Manage peers (default: off): [`TcpClient::connect`] (and every reconnect) sends
     /// `ADVERTISE_PEER` and records the server from its `PEER_DISCOVERED` answer in
@@ -424,40 +382,7 @@ impl TcpClient {
         }
     }
 
-    /// Add a persistent handler at run time.
-    #[track_caller]
-    pub fn on<H: Handler<A>, A: 'static>(
-        &self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<(), RouteError> {
-        self.shared.routes.insert(
-            key.into(),
-            BoxedHandler::new(handler),
-            false,
-            Default::default(),
-        )
-    }
-
-    /// Add a one-shot handler at run time.
-    #[track_caller]
-    pub fn once<H: Handler<A>, A: 'static>(
-        &self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<(), RouteError> {
-        self.shared.routes.insert(
-            key.into(),
-            BoxedHandler::new(handler),
-            true,
-            Default::default(),
-        )
-    }
-
-    /// Remove the persistent handler at a key; false if there was none.
-    pub fn remove_handler(&self, key: impl Into<RouteKey>) -> bool {
-        self.shared.routes.remove(&key.into(), false)
-    }
+    runtime_routes!();
 }
 
 async fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, ConnectError> {

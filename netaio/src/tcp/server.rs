@@ -21,11 +21,10 @@ use crate::message::{AuthFieldsCodec, DecodeError, MAX_FRAME, PostcardCodec};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{
-    AuthErrorHook, AuthFailure, AuthPlugin, CipherPlugin, NodePlugins, OpenError, PeerPlugin,
-    Plugins, SendOptions, open_inner, open_outer,
+    AuthErrorHook, AuthFailure, AuthPlugin, NodePlugins, OpenError, Plugins, SendOptions,
+    open_inner, open_outer,
 };
-use crate::router::{BoxedHandler, Handler};
-use crate::router::{Context, Link, Matched, Request, RouteError, RouteKey, Router, Routes};
+use crate::router::{Context, Link, Matched, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Identifies one accepted connection for the life of a server.
@@ -206,45 +205,7 @@ impl TcpServerBuilder {
         self
     }
 
-    /// The instance auth plugin: every message is checked on receive and made on send.
-    #[must_use]
-    pub fn auth(self, plugin: impl AuthPlugin) -> Self {
-        self.auth_arc(Arc::new(plugin))
-    }
-
-    /// The instance auth plugin, shared.
-    #[must_use]
-    pub fn auth_arc(mut self, plugin: Arc<dyn AuthPlugin>) -> Self {
-        self.plugins.outer.auth = Some(plugin);
-        self
-    }
-
-    /// The instance cipher plugin: every message is decrypted on receive and encrypted on send.
-    #[must_use]
-    pub fn cipher(self, plugin: impl CipherPlugin) -> Self {
-        self.cipher_arc(Arc::new(plugin))
-    }
-
-    /// The instance cipher plugin, shared.
-    #[must_use]
-    pub fn cipher_arc(mut self, plugin: Arc<dyn CipherPlugin>) -> Self {
-        self.plugins.outer.cipher = Some(plugin);
-        self
-    }
-
-    /// The peer plugin (default [`PostcardPeerPlugin`](crate::plugin::PostcardPeerPlugin)).
-    #[must_use]
-    pub fn peer_plugin(mut self, plugin: impl PeerPlugin) -> Self {
-        self.plugins.peer_plugin = Arc::new(plugin);
-        self
-    }
-
-    /// This node's own peer (id and data), given to plugins.
-    #[must_use]
-    pub fn local_peer(mut self, peer: Peer) -> Self {
-        self.plugins.local = Some(peer);
-        self
-    }
+    plugin_setters!();
 
     /// Decide the reply to a message that failed an auth check (default:
     /// [`default_auth_error_reply`](crate::plugin::default_auth_error_reply)).
@@ -847,45 +808,7 @@ impl ServerHandle {
         self.shared.cancel.is_cancelled()
     }
 
-    /// Add a persistent handler while serving.
-    #[track_caller]
-    pub fn on<H: Handler<A>, A: 'static>(
-        &self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<(), RouteError> {
-        self.shared.routes.insert(
-            key.into(),
-            BoxedHandler::new(handler),
-            false,
-            Default::default(),
-        )
-    }
-
-    /// Add a one-shot handler while serving.
-    #[track_caller]
-    pub fn once<H: Handler<A>, A: 'static>(
-        &self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<(), RouteError> {
-        self.shared.routes.insert(
-            key.into(),
-            BoxedHandler::new(handler),
-            true,
-            Default::default(),
-        )
-    }
-
-    /// Remove the persistent handler at a key; false if there was none.
-    pub fn remove_handler(&self, key: impl Into<RouteKey>) -> bool {
-        self.shared.routes.remove(&key.into(), false)
-    }
-
-    /// Remove the one-shot handler at a key; false if there was none.
-    pub fn remove_once(&self, key: impl Into<RouteKey>) -> bool {
-        self.shared.routes.remove(&key.into(), true)
-    }
+    runtime_routes!();
 }
 
 /// One recipient of a send, copied out of the registry so no lock is held while sealing.

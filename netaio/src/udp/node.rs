@@ -21,12 +21,8 @@ use crate::error::{BindError, RequestError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, PostcardCodec};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerTable};
-use crate::plugin::{
-    AuthPlugin, CipherPlugin, NodePlugins, PeerPlugin, Plugins, SendOptions, open_inner, open_outer,
-};
-use crate::router::{
-    BoxedHandler, Context, Handler, Link, Matched, Request, RouteError, RouteKey, Router, Routes,
-};
+use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
+use crate::router::{Context, Link, Matched, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Counters of what a node dropped; see [`UdpHandle::stats`].
@@ -133,45 +129,7 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// The instance auth plugin.
-    #[must_use]
-    pub fn auth(self, plugin: impl AuthPlugin) -> Self {
-        self.auth_arc(Arc::new(plugin))
-    }
-
-    /// The instance auth plugin, shared.
-    #[must_use]
-    pub fn auth_arc(mut self, plugin: Arc<dyn AuthPlugin>) -> Self {
-        self.plugins.outer.auth = Some(plugin);
-        self
-    }
-
-    /// The instance cipher plugin.
-    #[must_use]
-    pub fn cipher(self, plugin: impl CipherPlugin) -> Self {
-        self.cipher_arc(Arc::new(plugin))
-    }
-
-    /// The instance cipher plugin, shared.
-    #[must_use]
-    pub fn cipher_arc(mut self, plugin: Arc<dyn CipherPlugin>) -> Self {
-        self.plugins.outer.cipher = Some(plugin);
-        self
-    }
-
-    /// The peer plugin (default [`PostcardPeerPlugin`](crate::plugin::PostcardPeerPlugin)).
-    #[must_use]
-    pub fn peer_plugin(mut self, plugin: impl PeerPlugin) -> Self {
-        self.plugins.peer_plugin = Arc::new(plugin);
-        self
-    }
-
-    /// This node's own peer (id and data), given to plugins.
-    #[must_use]
-    pub fn local_peer(mut self, peer: Peer) -> Self {
-        self.plugins.local = Some(peer);
-        self
-    }
+    plugin_setters!();
 
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
@@ -724,37 +682,7 @@ impl UdpHandle {
         .await
     }
 
-    /// Add a persistent handler while running.
-    #[track_caller]
-    pub fn on<H: Handler<A>, A: 'static>(
-        &self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<(), RouteError> {
-        self.shared.routes.insert(
-            key.into(),
-            BoxedHandler::new(handler),
-            false,
-            Plugins::new(),
-        )
-    }
-
-    /// Add a one-shot handler while running.
-    #[track_caller]
-    pub fn once<H: Handler<A>, A: 'static>(
-        &self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<(), RouteError> {
-        self.shared
-            .routes
-            .insert(key.into(), BoxedHandler::new(handler), true, Plugins::new())
-    }
-
-    /// Remove the persistent handler at a key.
-    pub fn remove_handler(&self, key: impl Into<RouteKey>) -> bool {
-        self.shared.routes.remove(&key.into(), false)
-    }
+    runtime_routes!();
 
     fn count(&self, c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
