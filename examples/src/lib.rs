@@ -4,6 +4,7 @@
 //!   `TCPServer` example (echo, subscribe, unsubscribe, publish/notify);
 //! - [`args`]: a small hand-written `--flag value` parser with usage errors;
 //! - [`show`]: one-line rendering of messages for the programs' output;
+//! - [`signals`]: stopping on Ctrl-C / SIGTERM or after `--seconds N`;
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`.
 //!
 //! Run them with `cargo run -p netaio-examples --bin demo` (or `echo_server`, `echo_client`,
@@ -15,6 +16,7 @@
 pub mod args;
 pub mod service;
 pub mod show;
+pub mod signals;
 
 use std::io::IsTerminal;
 
