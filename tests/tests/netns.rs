@@ -431,3 +431,32 @@ fn ipv6_three_nodes_on_one_host_share_the_group_port() {
     drop(nodes);
     drop(lan);
 }
+
+/// Python's layout: every node bound to `0.0.0.0:8888`, the all-hosts group `224.0.0.1` on that
+/// same port, received on the node's own socket (one node per host).
+#[test]
+fn ipv4_python_layout_all_hosts_group_on_the_node_port() {
+    let lan = Lan::new("pylayout", 3);
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|i| {
+            Node::start(
+                lan.host(i),
+                &format!("p{i}"),
+                "0.0.0.0:8888",
+                &["--python-layout", "1"],
+            )
+        })
+        .collect();
+    let last_ready = nodes.iter().map(|n| n.ready_at).max().unwrap();
+    all_discover_each_other(&mut nodes, last_ready + INTERVAL * 2);
+    let (_, line) = nodes[0].wait_for(Duration::ZERO, "p2's address", |l| {
+        l.starts_with("discovered p2 ")
+    });
+    assert_eq!(line, "discovered p2 10.231.0.2:8888");
+    nodes[0].send("request p3 hi");
+    nodes[0].wait_for(Duration::from_secs(5), "the reply from p3", |l| {
+        l == "reply p3:hi"
+    });
+    drop(nodes);
+    drop(lan);
+}

@@ -605,3 +605,59 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
         .unwrap_err();
     assert!(err.to_string().contains("already registered"), "{err}");
 }
+
+#[tokio::test]
+async fn ttl_and_loopback_are_set_on_the_sending_socket() {
+    let port = group_port();
+    let n =
+        start(UdpNode::builder().multicast(multicast(port).with_ttl(4).with_loopback(false))).await;
+    let sock = socket2::SockRef::from(&**n.handle.socket());
+    assert_eq!(sock.multicast_ttl_v4().unwrap(), 4);
+    assert!(!sock.multicast_loop_v4().unwrap());
+    let d = start(UdpNode::builder().multicast(multicast(port))).await;
+    let sock = socket2::SockRef::from(&**d.handle.socket());
+    assert_eq!(
+        sock.multicast_ttl_v4().unwrap(),
+        1,
+        "default TTL: the local link"
+    );
+    assert!(sock.multicast_loop_v4().unwrap(), "default: loopback on");
+    n.stop().await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_peer_table_refuses_new_peers_and_keeps_the_ones_it_has() {
+    let port = group_port();
+    let app = "t-full";
+    let a = start(
+        UdpNode::builder()
+            .local_peer(named("a"))
+            .multicast(multicast(port))
+            .peer_management(peers(app).with_max_peers(1)),
+    )
+    .await;
+    let mk = |id| {
+        UdpNode::builder()
+            .local_peer(named(id))
+            .multicast(multicast(port))
+            .peer_management(peers(app))
+    };
+    let b = start(mk("b")).await;
+    knows(&a, &[&b.id()], INTERVAL * 2).await;
+    let c = start(mk("c")).await;
+    // C advertises at start and every interval: A refuses it each time and keeps B.
+    within(WAIT, "A to refuse C", async {
+        while a.handle.peers().refused() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(a.handle.peers().len(), 1);
+    assert!(a.handle.peers().contains("b") && !a.handle.peers().contains("c"));
+    // A did not answer C's adverts either, but C heard A's own adverts.
+    knows(&c, &[&a.id(), &b.id()], INTERVAL * 2).await;
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+}

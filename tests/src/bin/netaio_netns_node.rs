@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! netaio-netns-node --bind ADDR --id ID [--secret S] [--interval-ms N] [--timeout-ms N]
-//!                   [--app APP] [--group IP] [--port P] [--interface NAME]
+//!                   [--app APP] [--group IP] [--port P] [--interface NAME] [--python-layout 1]
 //! ```
+//!
+//! `--python-layout 1` uses `MulticastConfig::python()`: the all-hosts group on the node's own
+//! port, received on the node's own socket.
 //!
 //! It answers `REQUEST_URI echo` with `ID:content`. Output lines (stdout):
 //! `ready ID ADDR`, `discovered ID ADDR`, `updated ID ADDR`, `expired ID`, `disconnected ID`,
@@ -26,7 +29,7 @@ use netaio::{Message, MessageType, Router};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const USAGE: &str = "usage: netaio-netns-node --bind ADDR --id ID [--secret S] [--interval-ms N] \
-                     [--timeout-ms N] [--app APP] [--group IP] [--port P] [--interface NAME]";
+                     [--timeout-ms N] [--app APP] [--group IP] [--port P] [--interface NAME] [--python-layout 1]";
 
 fn flags() -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
@@ -98,7 +101,10 @@ async fn run() -> Result<(), String> {
     let interval = Duration::from_millis(parse(&flags, "interval-ms")?.unwrap_or(500));
     let timeout = Duration::from_millis(parse(&flags, "timeout-ms")?.unwrap_or(3000));
     let app: String = parse(&flags, "app")?.unwrap_or_else(|| "netns".into());
-    let mut multicast = MulticastConfig::default();
+    let mut multicast = match parse::<u8>(&flags, "python-layout")? {
+        Some(1) => MulticastConfig::python(),
+        _ => MulticastConfig::default(),
+    };
     if let Some(group) = parse::<IpAddr>(&flags, "group")? {
         multicast = multicast.with_group(group);
     }
