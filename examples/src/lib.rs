@@ -1,7 +1,7 @@
 //! Code shared by the example programs in `src/bin/`:
 //!
-//! - [`service`]: the echo service of `echo_server` and `demo`, a port of the Python README's
-//!   `TCPServer` example (echo, subscribe, unsubscribe, publish/notify);
+//! - [`service`]: the echo service of `echo_server`, `udp_node` and `demo`, a port of the Python
+//!   README's `TCPServer` example (echo, subscribe, unsubscribe, publish/notify);
 //! - [`args`]: a small hand-written `--flag value` parser with usage errors;
 //! - [`show`]: one-line rendering of messages for the programs' output;
 //! - [`signals`]: stopping on Ctrl-C / SIGTERM or after `--seconds N`;
@@ -10,7 +10,9 @@
 //! Run them with `cargo run -p netaio-examples --bin demo` (or `echo_server`, `echo_client`,
 //! `service`: a key-value store written with `#[netaio::service]`, and the plugin examples
 //! `hmac_cipher`: two layers of `HmacAuth` + `AeadCipher`, `hashcash`: proof of work on one
-//! route, and `asymmetric`: `X25519Cipher` + `Ed25519Auth` after a peer exchange).
+//! route, and `asymmetric`: `X25519Cipher` + `Ed25519Auth` after a peer exchange; on UDP,
+//! `udp_node`: the Python README's echo `UDPNode`, and `discovery`: LAN discovery by multicast,
+//! printing peer events).
 #![forbid(unsafe_code)]
 
 pub mod args;
