@@ -1,18 +1,15 @@
 //! The bundled symmetric plugins end to end on 127.0.0.1: HmacAuth + AeadCipher on a TcpServer and
 //! a TcpClient, a wrong secret, an inner plugin on one route, HashcashAuth, and the exact plugin
-//! order on both sides with recording plugins.
+//! order on both sides is proven in tests/tests/pipeline_order.rs.
 
 // Helpers outside the #[test] functions unwrap too: a failure there is a failed test.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netaio::plugin::{
-    AeadCipher, AuthError, AuthPlugin, CipherError, CipherPlugin, HashcashAuth, HmacAuth,
-    PluginContext, Plugins, SendOptions,
-};
+use netaio::plugin::{AeadCipher, HashcashAuth, HmacAuth, Plugins, SendOptions};
 use netaio::tcp::TcpClientBuilder;
 use netaio::{Message, MessageType, RequestError, Router, ServerHandle, TcpClient, TcpServer};
 use tokio::task::JoinHandle;
@@ -270,140 +267,6 @@ async fn hashcash_demanded_from_clients_only() {
     let e = conn.request("post", "free").await.unwrap_err();
     assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    handle.shutdown();
-    task.await.unwrap();
-}
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn push(log: &Log, s: String) {
-    log.lock().unwrap().push(s);
-}
-
-/// Adds (and on check removes) the field `layer`; logs `who auth make|check`.
-struct RecAuth {
-    who: &'static str,
-    layer: &'static str,
-    log: Log,
-}
-
-impl AuthPlugin for RecAuth {
-    fn make(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        push(&self.log, format!("{} auth make", self.who));
-        msg.auth.insert(self.layer, "1");
-        Ok(())
-    }
-    fn check(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        push(&self.log, format!("{} auth check", self.who));
-        msg.auth
-            .remove(self.layer)
-            .map(|_| ())
-            .ok_or_else(|| AuthError::MissingField(self.layer.into()))
-    }
-}
-
-/// Wraps the content in `layer(…)`; logs `who cipher encrypt|decrypt`.
-struct RecCipher {
-    who: &'static str,
-    layer: &'static str,
-    log: Log,
-}
-
-impl CipherPlugin for RecCipher {
-    fn encrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
-        push(&self.log, format!("{} cipher encrypt", self.who));
-        let c = [self.layer.as_bytes(), b"(", msg.content(), b")"].concat();
-        Ok(msg.with_content(c))
-    }
-    fn decrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
-        push(&self.log, format!("{} cipher decrypt", self.who));
-        let inner = msg
-            .content()
-            .strip_prefix(self.layer.as_bytes())
-            .and_then(|r| r.strip_prefix(b"("))
-            .and_then(|r| r.strip_suffix(b")"))
-            .ok_or(CipherError::Decrypt)?
-            .to_vec();
-        Ok(msg.with_content(inner))
-    }
-}
-
-fn rec(who: &'static str, layer: &'static str, log: &Log) -> (RecAuth, RecCipher) {
-    (
-        RecAuth {
-            who,
-            layer,
-            log: log.clone(),
-        },
-        RecCipher {
-            who,
-            layer,
-            log: log.clone(),
-        },
-    )
-}
-
-#[tokio::test]
-async fn recording_plugins_show_the_exact_order_on_both_sides() {
-    let log: Log = Arc::default();
-    let (sa, sc) = rec("server instance", "outer", &log);
-    let (ia, ic) = rec("server inner", "inner", &log);
-    let handler_log = log.clone();
-    let router = Router::new().on_with(
-        (MessageType::REQUEST_URI, "rec"),
-        move |m: Message| {
-            push(
-                &handler_log,
-                format!("handler sees {:?}", String::from_utf8_lossy(m.content())),
-            );
-            std::future::ready(Message::respond("rec", "pong"))
-        },
-        Plugins::new().auth(ia).cipher(ic),
-    );
-    let (addr, handle, task) = start(TcpServer::builder().router(router).auth(sa).cipher(sc)).await;
-    let (ca, cc) = rec("client instance", "outer", &log);
-    let client = TcpClient::builder()
-        .auth(ca)
-        .cipher(cc)
-        .request_timeout(CALL)
-        .build();
-    let conn = client.connect(addr).await.unwrap();
-    let (xa, xc) = rec("client inner", "inner", &log);
-    let inner = Plugins::new().auth(xa).cipher(xc);
-    let reply = conn
-        .call_with(
-            Message::new(MessageType::REQUEST_URI, "rec", "ping"),
-            &SendOptions::new().inner(inner),
-        )
-        .await
-        .unwrap();
-    assert_eq!(reply.content().as_ref(), b"pong");
-    assert_eq!(
-        *log.lock().unwrap(),
-        [
-            // client send
-            "client inner cipher encrypt",
-            "client inner auth make",
-            "client instance cipher encrypt",
-            "client instance auth make",
-            // server receive
-            "server instance auth check",
-            "server instance cipher decrypt",
-            "server inner auth check",
-            "server inner cipher decrypt",
-            "handler sees \"ping\"",
-            // server reply
-            "server inner cipher encrypt",
-            "server inner auth make",
-            "server instance cipher encrypt",
-            "server instance auth make",
-            // client receive
-            "client instance auth check",
-            "client instance cipher decrypt",
-            "client inner auth check",
-            "client inner cipher decrypt",
-        ]
-    );
     handle.shutdown();
     task.await.unwrap();
 }

@@ -332,3 +332,111 @@ impl RawConn {
         assert_eq!(reply.content().as_ref(), b"ping");
     }
 }
+
+/// Plugins that record what they do, for proving the order of the plugin pipeline.
+pub mod recording {
+    use std::sync::{Arc, Mutex};
+
+    use netaio::Message;
+    use netaio::plugin::{
+        AuthError, AuthPlugin, CipherError, CipherPlugin, PluginContext, Plugins,
+    };
+
+    /// The shared record: one line per plugin step or handler call, in order.
+    pub type Log = Arc<Mutex<Vec<String>>>;
+
+    /// Append a line.
+    pub fn push(log: &Log, s: String) {
+        log.lock().unwrap().push(s);
+    }
+
+    /// Adds (and on check removes) the field `layer`; logs `who auth make|check`.
+    #[derive(Debug)]
+    pub struct RecAuth {
+        who: &'static str,
+        layer: &'static str,
+        log: Log,
+    }
+
+    impl AuthPlugin for RecAuth {
+        fn make(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
+            push(&self.log, format!("{} auth make", self.who));
+            msg.auth.insert(self.layer, "1");
+            Ok(())
+        }
+        fn check(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
+            push(&self.log, format!("{} auth check", self.who));
+            msg.auth
+                .remove(self.layer)
+                .map(|_| ())
+                .ok_or_else(|| AuthError::MissingField(self.layer.into()))
+        }
+    }
+
+    /// Wraps the content in `layer(…)`; logs `who cipher encrypt|decrypt`.
+    #[derive(Debug)]
+    pub struct RecCipher {
+        who: &'static str,
+        layer: &'static str,
+        log: Log,
+    }
+
+    impl CipherPlugin for RecCipher {
+        fn encrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
+            push(&self.log, format!("{} cipher encrypt", self.who));
+            let c = [self.layer.as_bytes(), b"(", msg.content(), b")"].concat();
+            Ok(msg.with_content(c))
+        }
+        fn decrypt(&self, msg: Message, _: &PluginContext<'_>) -> Result<Message, CipherError> {
+            push(&self.log, format!("{} cipher decrypt", self.who));
+            let inner = msg
+                .content()
+                .strip_prefix(self.layer.as_bytes())
+                .and_then(|r| r.strip_prefix(b"("))
+                .and_then(|r| r.strip_suffix(b")"))
+                .ok_or(CipherError::Decrypt)?
+                .to_vec();
+            Ok(msg.with_content(inner))
+        }
+    }
+
+    /// A recording auth + cipher pair as `Plugins`, logging as `who`, marking its layer `layer`.
+    pub fn plugins(who: &'static str, layer: &'static str, log: &Log) -> Plugins {
+        Plugins::new()
+            .auth(RecAuth {
+                who,
+                layer,
+                log: log.clone(),
+            })
+            .cipher(RecCipher {
+                who,
+                layer,
+                log: log.clone(),
+            })
+    }
+
+    /// The exact record of one request/response through instance and inner plugins on both sides.
+    pub const EXPECTED: [&str; 17] = [
+        // client send
+        "client inner cipher encrypt",
+        "client inner auth make",
+        "client instance cipher encrypt",
+        "client instance auth make",
+        // server receive
+        "server instance auth check",
+        "server instance cipher decrypt",
+        "server inner auth check",
+        "server inner cipher decrypt",
+        "handler sees \"ping\"",
+        // server reply
+        "server inner cipher encrypt",
+        "server inner auth make",
+        "server instance cipher encrypt",
+        "server instance auth make",
+        // client receive
+        "client instance auth check",
+        "client instance cipher decrypt",
+        "client inner auth check",
+        "client inner cipher decrypt",
+    ];
+}
