@@ -105,3 +105,17 @@ async fn a_bad_checksum_is_not_answered_unlike_python() {
     assert_eq!(node.stats().invalid, 1);
     node.shutdown();
 }
+
+#[tokio::test]
+async fn python_compat_joins_pythons_group_on_the_nodes_own_port() {
+    let (node, addr) = start(UdpNode::builder().python_compat()).await;
+    assert_eq!(
+        node.multicast_group(),
+        Some(std::net::SocketAddr::from(([224, 0, 0, 1], addr.port())))
+    );
+    // Without the switch, no group.
+    let (plain, _) = start(UdpNode::builder()).await;
+    assert_eq!(plain.multicast_group(), None);
+    node.shutdown();
+    plain.shutdown();
+}

@@ -13,9 +13,8 @@
 //! | SUBSCRIBE_URI | subscribes the connection to the uri; CONFIRM_SUBSCRIBE (same uri and content) |
 //! | UNSUBSCRIBE_URI | removes that subscription (also when there was none); CONFIRM_UNSUBSCRIBE |
 //! | PUBLISH_URI | first NOTIFY_URI (same uri and content) to every subscriber of the uri, then OK with content `published` to the publisher |
-//! | ADVERTISE_PEER `netaio` | records the client's peer, prints `peer ID`, answers PEER_DISCOVERED with this server's peer |
-//! | PEER_DISCOVERED `netaio` | records the client's peer, prints `peer ID` |
-//! | DISCONNECT `netaio` | forgets the client's peer, prints `peer-gone ID` |
+//! | ADVERTISE_PEER `netaio` | peer management (the library's, with Python's defaults): records the client's peer, prints `peer ID`, answers PEER_DISCOVERED with this server's peer (`netaio-rs-compat-server`) |
+//! | DISCONNECT `netaio` | forgets the client's peer, prints `peer-gone ID` (so does the end of its connection) |
 //! | anything else | the default NOT_FOUND `not found` with an empty uri |
 //!
 //! Options not given take the Python library's defaults: no plugins, the cipher encrypts the uri
@@ -30,7 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use netaio::compat::PackifyPeerPlugin;
-use netaio::peer::{Peer, PeerData};
+use netaio::peer::{Peer, PeerConfig, PeerData, PeerEvent};
 use netaio::plugin::PeerPlugin;
 use netaio::router::Context;
 use netaio::{Message, MessageType, Router, SendError, SubscribeError, TcpServer};
@@ -47,9 +46,6 @@ const USAGE: &str =
   --seconds N       exit after N seconds (default: run until Ctrl-C)
   --bind ADDR       address to listen on (default 0.0.0.0, as Python)
   --verbose         ignored";
-
-/// The app id of Python's peer management (`manage_peers_automatically(app_id=b'netaio')`).
-const APP_ID: &str = "netaio";
 
 /// This server's own peer id in adverts.
 const PEER_ID: &str = "netaio-rs-compat-server";
@@ -114,60 +110,6 @@ async fn publish(msg: Message, ctx: Context) -> Result<Message, SendError> {
     Ok(Message::ok(msg.uri().clone(), "published"))
 }
 
-/// The peer in an advert or a DISCONNECT, when it unpacks and has an id.
-fn advertised(msg: &Message) -> Option<Peer> {
-    match PackifyPeerPlugin.unpack(msg.content()) {
-        Ok(peer) if !peer.id.is_empty() => Some(peer),
-        Ok(_) => {
-            tracing::warn!("peer advert without an id ignored");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "malformed peer advert ignored");
-            None
-        }
-    }
-}
-
-/// Record the advertising client as this connection's peer and print it.
-fn record(msg: &Message, ctx: &Context) -> bool {
-    let Some(peer) = advertised(msg) else {
-        return false;
-    };
-    say(&format!("peer {}", String::from_utf8_lossy(&peer.id)));
-    ctx.set_peer(Some(peer.with_addr(ctx.peer_addr())));
-    true
-}
-
-fn peer_routes(local: Bytes) -> Router {
-    Router::new()
-        .on(
-            (MessageType::ADVERTISE_PEER, APP_ID),
-            move |msg: Message, ctx: Context| {
-                let local = local.clone();
-                async move {
-                    record(&msg, &ctx)
-                        .then(|| Message::new(MessageType::PEER_DISCOVERED, APP_ID, local.clone()))
-                }
-            },
-        )
-        .on(
-            (MessageType::PEER_DISCOVERED, APP_ID),
-            |msg: Message, ctx: Context| async move {
-                record(&msg, &ctx);
-            },
-        )
-        .on(
-            (MessageType::DISCONNECT, APP_ID),
-            |msg: Message, ctx: Context| async move {
-                if let Some(peer) = advertised(&msg) {
-                    say(&format!("peer-gone {}", String::from_utf8_lossy(&peer.id)));
-                    ctx.set_peer(None);
-                }
-            },
-        )
-}
-
 fn local_peer() -> Result<Peer, netaio::plugin::PeerError> {
     let mut data = PeerData::new();
     data.insert("lang".into(), Bytes::from_static(b"rust"));
@@ -181,8 +123,8 @@ async fn main() -> ExitCode {
         Err(e) => return usage_exit("compat_server", USAGE, &e),
     };
     init_tracing("warn");
-    let local = match local_peer().and_then(|p| PackifyPeerPlugin.pack(&p)) {
-        Ok(packed) => packed,
+    let local = match local_peer() {
+        Ok(peer) => peer,
         Err(e) => {
             eprintln!("compat_server: {e}");
             return ExitCode::FAILURE;
@@ -192,11 +134,15 @@ async fn main() -> ExitCode {
         .on(MessageType::REQUEST_URI, echo)
         .on(MessageType::SUBSCRIBE_URI, subscribe)
         .on(MessageType::UNSUBSCRIBE_URI, unsubscribe)
-        .on(MessageType::PUBLISH_URI, publish)
-        .merge(peer_routes(local));
-    let builder = opts
-        .plugins
-        .server(TcpServer::builder().address(opts.addr).router(router));
+        .on(MessageType::PUBLISH_URI, publish);
+    // The library's peer management: its defaults are Python's (app id `netaio`).
+    let builder = opts.plugins.server(
+        TcpServer::builder()
+            .address(opts.addr)
+            .router(router)
+            .local_peer(local)
+            .peer_management(PeerConfig::default()),
+    );
     let server = match builder.bind().await {
         Ok(s) => s,
         Err(e) => {
@@ -205,6 +151,17 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(plugins = %opts.plugins.describe(), "python-compatible server");
+    let mut peer_events = server.handle().peer_events();
+    tokio::spawn(async move {
+        while let Ok(event) = peer_events.recv().await {
+            let id = String::from_utf8_lossy(&event.peer().id).into_owned();
+            match event {
+                PeerEvent::Discovered(_) => say(&format!("peer {id}")),
+                PeerEvent::Disconnected(_) => say(&format!("peer-gone {id}")),
+                _ => {}
+            }
+        }
+    });
     say(&format!("listening {}", server.local_addr().port()));
     server
         .serve_with_shutdown(async move {

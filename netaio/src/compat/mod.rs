@@ -13,11 +13,13 @@
 //!   Python nodes; a network that no longer has Python nodes should move to
 //!   [`HmacAuth`](crate::plugin::HmacAuth) and [`AeadCipher`](crate::plugin::AeadCipher).
 //!
-//! One switch sets the codec and the peer plugin on a transport: `python_compat()` on
-//! [`TcpServerBuilder`](crate::tcp::TcpServerBuilder::python_compat),
+//! One switch sets the codec, the peer plugin and Python's conventions on a transport:
+//! `python_compat()` on [`TcpServerBuilder`](crate::tcp::TcpServerBuilder::python_compat),
 //! [`TcpClientBuilder`](crate::tcp::TcpClientBuilder::python_compat) and
-//! [`UdpNodeBuilder`](crate::udp::UdpNodeBuilder::python_compat). The plugins are chosen
-//! separately, like Python's `auth_plugin=` and `cipher_plugin=`:
+//! [`UdpNodeBuilder`](crate::udp::UdpNodeBuilder::python_compat) (which also joins Python's
+//! multicast group, `224.0.0.1` on the node's own port). Peer management
+//! (`peer_management(PeerConfig::default())`) has Python's defaults already. The plugins are
+//! chosen separately, like Python's `auth_plugin=` and `cipher_plugin=`:
 //!
 //! ```no_run
 //! use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
@@ -70,36 +72,13 @@
 //!   too (Python applies its instance plugins to it; either way a Python client drops it).
 //! - The server's idle timeout is off in this mode (Python has none, and a Python client that
 //!   loses its connection never reconnects); the other limits stay.
+//! - A `UdpNode` answers an unrouted message with Python's UDP NOT_FOUND (uri `ERROR`), but never
+//!   answers a datagram it refuses or an error-type message (the Python node does both).
 //!
 //! The Rust side stays stricter than Python where Python crashes or misbehaves (see the Python
 //! reference, sections 11 and 12): frames are bounded and time out, a failed check never runs a
 //! handler, an unknown message type does not close the connection, and an auth block that is not
 //! a dict of byte strings is refused.
-
-use std::net::Ipv4Addr;
-
-/// The multicast group of Python's `UDPNode` (its default `multicast_group`, the all-hosts group),
-/// which a Python node joins on its own port at start. Join it by hand to hear Python nodes'
-/// multicasts (their peer adverts):
-///
-/// ```no_run
-/// use std::net::Ipv4Addr;
-/// use netaio::compat::PYTHON_MULTICAST_GROUP;
-/// use netaio::udp::UdpNode;
-///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let node = UdpNode::builder()
-///     .address(([0, 0, 0, 0], 8888))
-///     .python_compat()
-///     .reuse_address(true)
-///     .bind()
-///     .await?;
-/// node.handle()
-///     .socket()
-///     .join_multicast_v4(PYTHON_MULTICAST_GROUP, Ipv4Addr::UNSPECIFIED)?;
-/// # Ok(()) }
-/// ```
-pub const PYTHON_MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
 
 mod codec;
 mod legacy_cipher;

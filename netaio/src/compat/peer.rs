@@ -20,7 +20,8 @@ use crate::plugin::{PeerError, PeerPlugin};
 /// to bytes as [`PackifyCodec`](super::PackifyCodec) does for auth fields (`str` as UTF-8, an
 /// `int` up to 2³²−1 as 4 bytes big-endian, other types refused); empty data decodes to an empty
 /// map (Python would raise). A peer is packed with its id and data as `bytes`, even when empty,
-/// because Python ignores adverts whose id or data is `None`.
+/// because Python ignores adverts whose id or data is `None`. [`validate`](PeerPlugin::validate)
+/// asks only for an id, as Python's.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -102,6 +103,16 @@ impl PeerPlugin for PackifyPeerPlugin {
         Ok(Bytes::from(out))
     }
 
+    /// Python's `DefaultPeerPlugin.validate`: a peer needs an id; its data is opaque here (a
+    /// Python node may publish values [`decode_data`](PeerPlugin::decode_data) cannot map to
+    /// bytes, and it is still a peer).
+    fn validate(&self, peer: &Peer) -> Result<(), PeerError> {
+        if peer.id.is_empty() {
+            return Err(PeerError::Invalid("empty id".into()));
+        }
+        Ok(())
+    }
+
     fn unpack(&self, bytes: &Bytes) -> Result<Peer, PeerError> {
         let value = packify::decode_bytes(bytes).map_err(malformed)?;
         let [id, data] = value.as_seq().unwrap_or_default() else {
@@ -140,6 +151,17 @@ mod tests {
             assert!(matches!(p.unpack(&enc(bad)), Err(PeerError::Malformed(_))));
         }
         assert!(p.unpack(&Bytes::from_static(b"\x4c")).is_err());
+    }
+
+    #[test]
+    fn validation_needs_an_id_only_as_in_python() {
+        let p = PackifyPeerPlugin;
+        // Data this plugin cannot map (a float inside) still makes a valid peer.
+        let odd = Bytes::from_static(
+            b"\x4d\x40\x01\x0e\x4c\x40\x02\x03\x09\x43\x01x\x07\x00\x00\x00\x00\x00\x00\x00\x00",
+        );
+        assert!(p.decode_data(&odd).is_err());
+        assert!(p.validate(&Peer::new("py").with_data(odd)).is_ok());
     }
 
     #[test]

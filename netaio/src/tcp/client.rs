@@ -17,7 +17,8 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
-use crate::peer::{Peer, PeerSlot};
+use crate::peer::wire::PeerManager;
+use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
 use crate::router::{Context, Link, Matched, Request, Router, Routes};
 use crate::{Message, MessageType};
@@ -97,6 +98,7 @@ pub struct TcpClientBuilder {
     reconnect: Option<Reconnect>,
     plugins: NodePlugins,
     python_errors: bool,
+    peer_config: Option<PeerConfig>,
 }
 
 impl Default for TcpClientBuilder {
@@ -116,6 +118,7 @@ impl Default for TcpClientBuilder {
             reconnect: None,
             plugins: NodePlugins::default(),
             python_errors: false,
+            peer_config: None,
         }
     }
 }
@@ -237,11 +240,34 @@ impl TcpClientBuilder {
 
     plugin_setters!();
 
+    /// Manage peers (default: off): [`TcpClient::connect`] (and every reconnect) sends
+    /// `ADVERTISE_PEER` and records the server from its `PEER_DISCOVERED` answer in
+    /// [`TcpClient::peers`] and on the connection (plugins then see it);
+    /// [`Connection::close`] sends `DISCONNECT` first. Without a
+    /// [`local_peer`](Self::local_peer), the client gets a random id.
+    #[must_use]
+    pub fn peer_management(mut self, config: PeerConfig) -> Self {
+        self.peer_config = Some(config);
+        self
+    }
+
     /// The client.
+    ///
+    /// With [`peer_management`](Self::peer_management), a route of the router at a
+    /// peer-management key (`(ADVERTISE_PEER, app id)`, …) is kept and peer management's own
+    /// handler for it is not installed (logged as a warning).
     pub fn build(self) -> TcpClient {
+        let routes = self.router.into_shared();
+        let mut plugins = self.plugins;
+        let peers = PeerTable::new();
+        let manager = self.peer_config.and_then(|config| {
+            super::peers::install_client(&routes, &peers, &mut plugins, config)
+                .map_err(|e| tracing::warn!(error = %e, "peer management not fully installed"))
+                .ok()
+        });
         TcpClient {
             shared: Arc::new(ClientShared {
-                routes: self.router.into_shared(),
+                routes,
                 codec: FrameCodec::with_auth_codec(self.auth_codec)
                     .max_frame_size(self.max_frame_size),
                 driver: DriverConfig {
@@ -256,9 +282,11 @@ impl TcpClientBuilder {
                 max_in_flight: self.max_in_flight,
                 inbox: self.inbox,
                 reconnect: self.reconnect,
-                plugins: self.plugins,
+                plugins,
                 python_errors: self.python_errors,
                 conns: Mutex::new(HashMap::new()),
+                peers,
+                manager,
             }),
         }
     }
@@ -279,7 +307,7 @@ impl TcpClientBuilder {
     }
 }
 
-struct ClientShared {
+pub(super) struct ClientShared {
     routes: Arc<Routes>,
     codec: FrameCodec,
     driver: DriverConfig,
@@ -289,10 +317,13 @@ struct ClientShared {
     max_in_flight: usize,
     inbox: usize,
     reconnect: Option<Reconnect>,
-    plugins: NodePlugins,
+    pub(super) plugins: NodePlugins,
     /// Python-compatible mode: unreferenced error replies answer the oldest waiting request.
     python_errors: bool,
     conns: Mutex<HashMap<SocketAddr, Connection>>,
+    /// Servers that answered our advert (peer management).
+    pub(super) peers: PeerTable,
+    pub(super) manager: Option<PeerManager>,
 }
 
 /// A TCP client: connections to one or several servers, each a [`Connection`] handle, sharing one
@@ -311,7 +342,7 @@ struct ClientShared {
 /// ```
 #[derive(Clone)]
 pub struct TcpClient {
-    shared: Arc<ClientShared>,
+    pub(super) shared: Arc<ClientShared>,
 }
 
 impl std::fmt::Debug for TcpClient {
@@ -345,6 +376,10 @@ impl TcpClient {
 
     /// Connect to a server (within the connect timeout) and start its receive loop. When a
     /// connection to that address is already open, it is returned instead.
+    ///
+    /// With peer management, it then advertises this client and waits (within the request
+    /// timeout) for the server's `PEER_DISCOVERED`, so that [`Connection::peer`] is set when it
+    /// returns; a server that does not answer is logged, not an error.
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> Result<Connection, ConnectError> {
         let addr = resolve(addr).await?;
         if let Some(c) = self.conns().get(&addr).filter(|c| !c.is_closed()) {
@@ -353,6 +388,11 @@ impl TcpClient {
         let stream = connect_once(addr, self.shared.connect_timeout).await?;
         let conn = Connection::start(self.shared.clone(), stream, addr);
         self.conns().insert(addr, conn.clone());
+        if self.shared.manager.is_some()
+            && let Err(e) = conn.advertise().await
+        {
+            tracing::info!(server = %addr, error = %e, "server did not answer our advert");
+        }
         Ok(conn)
     }
 
@@ -412,9 +452,9 @@ struct Pending {
     closed: bool,
 }
 
-struct ConnShared {
-    peer: SocketAddr,
-    client: Arc<ClientShared>,
+pub(super) struct ConnShared {
+    pub(super) peer: SocketAddr,
+    pub(super) client: Arc<ClientShared>,
     tx: mpsc::Sender<Bytes>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
@@ -429,7 +469,7 @@ struct ConnShared {
 /// replies by request id, so any number may be in flight, even for the same uri.
 #[derive(Clone)]
 pub struct Connection {
-    inner: Arc<ConnShared>,
+    pub(super) inner: Arc<ConnShared>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -517,6 +557,7 @@ impl Connection {
             .await;
             self.inner.connected.store(false, Ordering::Release);
             self.fail_pending(false);
+            super::peers::connection_lost(&self);
             tracing::info!(%reason, "connection closed");
             let Some(policy) = client.reconnect.as_ref() else {
                 break;
@@ -529,6 +570,7 @@ impl Connection {
                     stream = s;
                     self.inner.connected.store(true, Ordering::Release);
                     tracing::info!("reconnected");
+                    super::peers::reconnected(&self);
                 }
                 None => break,
             }
@@ -770,7 +812,9 @@ impl Connection {
     }
 
     /// Close gracefully: queued messages are written first. Waits until the connection has ended.
+    /// With peer management, a `DISCONNECT` is queued first.
     pub async fn close(&self) {
+        super::peers::goodbye(self).await;
         self.inner.cancel.cancel();
         let mut done = self.inner.done.clone();
         let _ = done.wait_for(|d| *d).await;

@@ -14,11 +14,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::multicast::{Multicast, MulticastConfig};
 use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use crate::codec::FrameCodec;
 use crate::error::{BindError, RequestError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, PostcardCodec};
-use crate::peer::Peer;
+use crate::peer::wire::PeerManager;
+use crate::peer::{Peer, PeerConfig, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
 use crate::router::{Context, Link, Matched, Request, Router, Routes};
 use crate::{Message, MessageType};
@@ -76,6 +78,8 @@ pub struct UdpNodeBuilder {
     max_subscriptions: usize,
     reuse_address: bool,
     python_errors: bool,
+    multicast: Option<MulticastConfig>,
+    peer_config: Option<PeerConfig>,
 }
 
 impl Default for UdpNodeBuilder {
@@ -91,6 +95,8 @@ impl Default for UdpNodeBuilder {
             max_subscriptions: 4096,
             reuse_address: false,
             python_errors: false,
+            multicast: None,
+            peer_config: None,
         }
     }
 }
@@ -129,24 +135,28 @@ impl UdpNodeBuilder {
 
     /// Python-compatible mode, for Python netaio 0.0.9 `UDPNode`s: the auth block as Python's
     /// packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as Python's
-    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), and
-    /// Python's UDP default reply for an unrouted message: NOT_FOUND `not found` with uri
-    /// `ERROR` (Python's `make_error_msg("not found")`; the TCP server's has an empty uri).
-    /// Choose the plugins separately (see [`compat`](crate::compat)).
+    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), Python's
+    /// multicast setup ([`MulticastConfig::python`]: the all-hosts group `224.0.0.1` on the node's
+    /// own port, joined at bind as Python's node does), and Python's UDP default reply for an
+    /// unrouted message: NOT_FOUND `not found` with uri `ERROR` (Python's
+    /// `make_error_msg("not found")`; the TCP server's has an empty uri). Call
+    /// [`multicast`](Self::multicast) after this for another group. Choose the plugins
+    /// separately (see [`compat`](crate::compat)); add
+    /// [`peer_management`](Self::peer_management) for Python's adverts (its defaults are
+    /// Python's: app id `netaio`, every 20 s, 60 s timeout).
     ///
     /// What stays the node's own: nothing that fails to decode or fails a check is answered (the
     /// Python node answers those, which makes it a reflector), error-type messages are never
-    /// answered (two Python nodes answer each other's NOT_FOUND forever), and a datagram with
-    /// bytes after its frame is refused (Python ignores them; Python never sends them). The
-    /// Python node's multicast group is [`PYTHON_MULTICAST_GROUP`](crate::compat::PYTHON_MULTICAST_GROUP)
-    /// on its own port; this node does not join it by itself.
+    /// answered (two Python nodes answer each other's NOT_FOUND forever), a node does not drop
+    /// datagrams by source IP (Python's `ignore_own_ip`), and a datagram with bytes after its
+    /// frame is refused (Python ignores them; Python never sends them).
     ///
     /// ```
     /// use netaio::compat::LegacyHmacAuth;
     /// use netaio::udp::UdpNode;
     ///
     /// let builder = UdpNode::builder()
-    ///     .address(([127, 0, 0, 1], 8888))
+    ///     .address(([0, 0, 0, 0], 8888))
     ///     .python_compat()
     ///     .auth(LegacyHmacAuth::new("secret"));
     /// ```
@@ -154,6 +164,7 @@ impl UdpNodeBuilder {
     pub fn python_compat(mut self) -> Self {
         self.auth_codec = Arc::new(crate::compat::PackifyCodec);
         self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.multicast = Some(MulticastConfig::python());
         self.python_errors = true;
         self
     }
@@ -195,12 +206,45 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// Bind the socket.
+    /// Join a multicast group (default: off). Enables [`UdpHandle::multicast`], and with
+    /// [`peer_management`](Self::peer_management), discovery by multicast adverts. See
+    /// [`MulticastConfig`] for the defaults and why.
+    #[must_use]
+    pub fn multicast(mut self, config: MulticastConfig) -> Self {
+        self.multicast = Some(config);
+        self
+    }
+
+    /// Manage peers automatically (default: off): multicast `ADVERTISE_PEER` every interval (when
+    /// a multicast group is joined), answer adverts with a unicast `PEER_DISCOVERED`, record peers
+    /// in [`UdpHandle::peers`], expire silent ones, and multicast `DISCONNECT` when the node
+    /// stops. Without a [`local_peer`](Self::local_peer), the node gets a random id.
+    #[must_use]
+    pub fn peer_management(mut self, config: PeerConfig) -> Self {
+        self.peer_config = Some(config);
+        self
+    }
+
+    /// Bind the socket (and join the multicast group, when configured).
     pub async fn bind(self) -> Result<UdpNode, BindError> {
         let addr = self.addr;
         let err = |source| BindError { addr, source };
         let socket = bind_socket(addr, self.reuse_address).map_err(err)?;
         let local_addr = socket.local_addr().map_err(err)?;
+        let routes = self.router.into_shared();
+        let mut plugins = self.plugins;
+        let peers = PeerTable::new();
+        let manager = match self.peer_config {
+            Some(config) => Some(
+                super::peers::install(&routes, &peers, &mut plugins, config)
+                    .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?,
+            ),
+            None => None,
+        };
+        let multicast = match &self.multicast {
+            Some(config) => Some(Multicast::setup(config, &socket, local_addr).map_err(err)?),
+            None => None,
+        };
         let max_datagram = if local_addr.is_ipv4() {
             MAX_DATAGRAM_V4
         } else {
@@ -213,9 +257,9 @@ impl UdpNodeBuilder {
                 shared: Arc::new(UdpShared {
                     socket: Arc::new(socket),
                     local_addr,
-                    routes: self.router.into_shared(),
+                    routes,
                     codec,
-                    plugins: self.plugins,
+                    plugins,
                     request_timeout: self.request_timeout,
                     handlers: Arc::new(Semaphore::new(self.max_handlers)),
                     max_in_flight: self.max_in_flight,
@@ -226,6 +270,9 @@ impl UdpNodeBuilder {
                     python_errors: self.python_errors,
                     counters: Counters::default(),
                     cancel: CancellationToken::new(),
+                    peers,
+                    manager,
+                    multicast,
                 }),
             },
         })
@@ -261,12 +308,12 @@ struct PendingRequest {
     tx: oneshot::Sender<Result<Message, RequestError>>,
 }
 
-struct UdpShared {
-    socket: Arc<UdpSocket>,
+pub(super) struct UdpShared {
+    pub(super) socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
     routes: Arc<Routes>,
     codec: FrameCodec,
-    plugins: NodePlugins,
+    pub(super) plugins: NodePlugins,
     request_timeout: Duration,
     handlers: Arc<Semaphore>,
     max_in_flight: usize,
@@ -277,7 +324,13 @@ struct UdpShared {
     /// Python-compatible mode: the default NOT_FOUND has uri `ERROR`, as Python's UDP node.
     python_errors: bool,
     counters: Counters,
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
+    /// Known peers (filled by peer management, or by [`Context::set_peer`]).
+    pub(super) peers: PeerTable,
+    /// Peer management, when enabled.
+    pub(super) manager: Option<PeerManager>,
+    /// The joined multicast group, when configured.
+    pub(super) multicast: Option<Multicast>,
 }
 
 /// A UDP node: receives datagrams and dispatches them to its router, sends and requests.
@@ -320,6 +373,7 @@ impl UdpNode {
     /// [`RequestError::Closed`].
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) {
         let shared = self.handle.shared.clone();
+        let background = super::peers::start(&self.handle);
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(signal);
         loop {
@@ -339,6 +393,7 @@ impl UdpNode {
             self.handle.on_datagram(datagram, src);
         }
         shared.cancel.cancel();
+        super::peers::stop(&self.handle, background).await;
         let drained: Vec<_> = shared
             .pending
             .lock()
@@ -356,7 +411,7 @@ impl UdpNode {
 /// A cheap, cloneable handle to a [`UdpNode`]. Handlers reach it through [`Context::udp`].
 #[derive(Clone)]
 pub struct UdpHandle {
-    shared: Arc<UdpShared>,
+    pub(super) shared: Arc<UdpShared>,
 }
 
 impl std::fmt::Debug for UdpHandle {
@@ -396,6 +451,19 @@ impl UdpHandle {
         &self.shared.socket
     }
 
+    /// The known peer at `addr`, when plugins will run (they are the only readers).
+    fn peer_for(&self, addr: SocketAddr, plugins_run: bool) -> Option<Arc<Peer>> {
+        if plugins_run {
+            self.shared.peers.by_addr(addr)
+        } else {
+            None
+        }
+    }
+
+    fn seals(&self, opts: &SendOptions) -> bool {
+        !opts.inner.is_empty() || !self.shared.plugins.outer.is_empty()
+    }
+
     fn prepare(
         &self,
         msg: Message,
@@ -403,25 +471,31 @@ impl UdpHandle {
         peer: Option<&Peer>,
         addr: SocketAddr,
     ) -> Result<Bytes, SendError> {
+        let known = match peer {
+            Some(_) => None,
+            None => self.peer_for(addr, self.seals(opts)),
+        };
+        let peer = peer.or(known.as_deref());
         let sealed = self.shared.plugins.seal_now(msg, opts, peer, Some(addr))?;
         Ok(self.shared.codec.to_frame(&sealed)?)
     }
 
-    async fn prepare_async(
+    pub(super) async fn prepare_async(
         &self,
         msg: Message,
         opts: &SendOptions,
         addr: SocketAddr,
     ) -> Result<Bytes, SendError> {
+        let peer = self.peer_for(addr, self.seals(opts));
         let sealed = self
             .shared
             .plugins
-            .seal(msg, opts, None, Some(addr))
+            .seal(msg, opts, peer.as_deref(), Some(addr))
             .await?;
         Ok(self.shared.codec.to_frame(&sealed)?)
     }
 
-    async fn send_bytes(&self, bytes: &[u8], addr: SocketAddr) -> Result<(), SendError> {
+    pub(super) async fn send_bytes(&self, bytes: &[u8], addr: SocketAddr) -> Result<(), SendError> {
         self.shared
             .socket
             .send_to(bytes, addr)
@@ -657,7 +731,7 @@ impl UdpHandle {
 
     /// Handle one datagram: decode, instance plugins, reply matching, routing, handler. Never
     /// answers a datagram that failed a check.
-    fn on_datagram(&self, datagram: Bytes, src: SocketAddr) {
+    pub(super) fn on_datagram(&self, datagram: Bytes, src: SocketAddr) {
         let shared = &self.shared;
         let c = &shared.counters;
         self.count(&c.received);
@@ -669,13 +743,16 @@ impl UdpHandle {
                 return;
             }
         };
+        // The sender's peer, for plugins that need its keys (looked up only when a plugin runs).
+        let mut peer = None;
         let msg = if shared.plugins.outer.is_empty() {
             msg
         } else {
+            peer = shared.peers.by_addr(src);
             match open_outer(
                 msg,
                 &shared.plugins.outer,
-                &shared.plugins.ctx(None, Some(src)),
+                &shared.plugins.ctx(peer.as_deref(), Some(src)),
             ) {
                 Ok(m) => m,
                 Err(e) => {
@@ -713,7 +790,10 @@ impl UdpHandle {
         let msg = if inner.is_empty() {
             msg
         } else {
-            match open_inner(msg, &inner, &shared.plugins.ctx(None, Some(src))) {
+            if peer.is_none() {
+                peer = shared.peers.by_addr(src);
+            }
+            match open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src))) {
                 Ok(m) => m,
                 Err(e) => {
                     self.count(&c.auth_failed);
@@ -857,9 +937,14 @@ impl UdpHandle {
         let result = if p.inner.is_empty() {
             RequestError::from_reply(reply)
         } else {
-            open_inner(reply, &p.inner, &self.shared.plugins.ctx(None, Some(src)))
-                .map_err(RequestError::from)
-                .and_then(RequestError::from_reply)
+            let peer = self.shared.peers.by_addr(src);
+            open_inner(
+                reply,
+                &p.inner,
+                &self.shared.plugins.ctx(peer.as_deref(), Some(src)),
+            )
+            .map_err(RequestError::from)
+            .and_then(RequestError::from_reply)
         };
         let _ = p.tx.send(result);
     }
