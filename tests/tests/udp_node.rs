@@ -454,3 +454,67 @@ async fn datagrams_beyond_the_handler_limit_are_dropped_and_counted() {
     client.stop().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_panicking_handler_does_not_stop_the_node() {
+    let router = router()
+        .on(
+            (MessageType::REQUEST_URI, "boom"),
+            |m: Message| async move {
+                // Panics on the first poll: inside the node's receive loop.
+                let first = m.content()[0];
+                Message::respond("boom", vec![first])
+            },
+        )
+        .on((MessageType::REQUEST_URI, "later"), || async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            panic!("after an await");
+            #[allow(unreachable_code)]
+            Message::respond("later", "")
+        });
+    let server = start(UdpNode::builder().router(router), [127, 0, 0, 1]).await;
+    let client = start(
+        UdpNode::builder().request_timeout(Duration::from_millis(200)),
+        [127, 0, 0, 1],
+    )
+    .await;
+    for uri in ["boom", "later", "boom"] {
+        let e = client
+            .handle
+            .request(server.addr, uri, "")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RequestError::Timeout(_)), "{uri}: {e:?}");
+        assert_still_serves(&server, &client.handle).await;
+    }
+    assert_eq!(
+        server.handle.stats().panicked,
+        2,
+        "inline panics are counted"
+    );
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_subscription_leaves_nothing_behind() {
+    let node = start(UdpNode::builder().max_subscriptions(2), [127, 0, 0, 1]).await;
+    let a: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+    node.handle.subscribe("k1", a).unwrap();
+    node.handle.subscribe("k1", a).unwrap(); // already there: no second slot used
+    node.handle.subscribe("k2", b).unwrap();
+    for i in 0..100 {
+        let e = node
+            .handle
+            .subscribe(format!("refused-{i}"), a)
+            .unwrap_err();
+        assert_eq!(e, netaio::SubscribeError::Limit(2));
+    }
+    assert_eq!(node.handle.subscription_keys(), 2, "refused keys were kept");
+    assert!(node.handle.subscribers("refused-0").is_empty());
+    assert!(node.handle.unsubscribe("k2", b));
+    node.handle.subscribe("k3", b).unwrap();
+    assert_eq!(node.handle.subscribers("k3"), vec![b]);
+    node.stop().await;
+}

@@ -67,7 +67,7 @@ impl PackifyCodec {
                 value.type_name()
             )));
         };
-        let mut fields = AuthFields::new();
+        let mut named = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
             let Value::Str(name) = k else {
                 return Err(DecodeError::AuthBlock(format!(
@@ -77,6 +77,13 @@ impl PackifyCodec {
             };
             let bytes = field_bytes(v)
                 .map_err(|why| DecodeError::AuthBlock(format!("auth field {name:?}: {why}")))?;
+            named.push((name.as_str(), bytes));
+        }
+        // Sort once (stable, so among duplicate names the last stays last, and wins as in Python),
+        // then insert in order: each insert appends, so a block of n pairs costs n log n, not n².
+        named.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut fields = AuthFields::new();
+        for (name, bytes) in named {
             fields.insert(name, bytes);
         }
         Ok(fields)

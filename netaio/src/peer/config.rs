@@ -6,6 +6,9 @@ use bytes::Bytes;
 
 use crate::plugin::Plugins;
 
+/// The longest interval or timeout accepted: longer values are clamped (a deadline computed from
+/// `Duration::MAX` would overflow).
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Automatic peer management settings, given to a transport's `peer_management(PeerConfig)`.
 ///
 /// | setting | default | meaning |
@@ -69,7 +72,7 @@ impl PeerConfig {
     /// Time between two adverts (default 20 s); at least 10 ms.
     #[must_use]
     pub fn with_advertise_interval(mut self, every: Duration) -> Self {
-        self.advertise_interval = every.max(Duration::from_millis(10));
+        self.advertise_interval = every.clamp(Duration::from_millis(10), LONGEST);
         self
     }
 
@@ -84,10 +87,11 @@ impl PeerConfig {
         self
     }
 
-    /// How long a peer may stay silent before it expires (default 60 s).
+    /// How long a peer may stay silent before it expires (default 60 s; at most a year, so that
+    /// deadlines computed from it cannot overflow).
     #[must_use]
     pub fn with_peer_timeout(mut self, timeout: Duration) -> Self {
-        self.peer_timeout = timeout;
+        self.peer_timeout = timeout.min(LONGEST);
         self
     }
 

@@ -519,8 +519,13 @@ impl Connection {
         let task_conn = conn.clone();
         tokio::spawn(
             async move {
+                // However the task ends — normally, or by a panic in a client handler — the
+                // connection is marked down, its waiting requests fail and `close()` returns.
+                let _ended = Ended {
+                    conn: task_conn.clone(),
+                    done: done_tx,
+                };
                 task_conn.run(stream, rx, inbox_tx).await;
-                let _ = done_tx.send(true);
             }
             .instrument(span),
         );
@@ -811,13 +816,21 @@ impl Connection {
             .map_err(|_| ReceiveError::Timeout(timeout))?
     }
 
-    /// Close gracefully: queued messages are written first. Waits until the connection has ended.
+    /// Close gracefully: queued messages are written first. Waits until the connection has ended
+    /// (at most the write timeout, so a client handler that never finishes cannot hang it).
     /// With peer management, a `DISCONNECT` is queued first.
     pub async fn close(&self) {
         super::peers::goodbye(self).await;
         self.inner.cancel.cancel();
         let mut done = self.inner.done.clone();
-        let _ = done.wait_for(|d| *d).await;
+        // A client handler that never finishes must not hang `close` forever.
+        let limit = self.inner.client.driver.write_timeout;
+        if tokio::time::timeout(limit, done.wait_for(|d| *d))
+            .await
+            .is_err()
+        {
+            tracing::warn!("close: the connection did not end in time; giving up waiting");
+        }
     }
 
     fn take_pending(&self, id: u64) -> Option<PendingRequest> {
@@ -890,6 +903,20 @@ impl Connection {
             })
             .map(|(id, _)| *id)
             .min()
+    }
+}
+
+/// Marks a connection as ended when its task ends, panics included.
+struct Ended {
+    conn: Connection,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.conn.inner.connected.store(false, Ordering::Release);
+        self.conn.fail_pending(true);
+        let _ = self.done.send(true);
     }
 }
 

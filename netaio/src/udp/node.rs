@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::multicast::{Multicast, MulticastConfig};
@@ -40,6 +40,8 @@ pub struct UdpStats {
     pub overloaded: u64,
     /// Replies that matched a waiting request.
     pub replies: u64,
+    /// Handlers that panicked (the node keeps serving).
+    pub panicked: u64,
 }
 
 #[derive(Default)]
@@ -50,6 +52,7 @@ struct Counters {
     decrypt_failed: AtomicU64,
     overloaded: AtomicU64,
     replies: AtomicU64,
+    panicked: AtomicU64,
 }
 
 /// Configures and binds a [`UdpNode`].
@@ -176,8 +179,8 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// Handlers running at once (default 1024); datagrams arriving beyond that are dropped and
-    /// counted ([`UdpStats::overloaded`]).
+    /// Handlers running at once, replies still being sealed or sent included (default 1024);
+    /// datagrams arriving beyond that are dropped and counted ([`UdpStats::overloaded`]).
     #[must_use]
     pub fn max_handlers(mut self, n: usize) -> Self {
         self.max_handlers = n.max(1);
@@ -438,6 +441,7 @@ impl UdpHandle {
             decrypt_failed: c.decrypt_failed.load(Ordering::Relaxed),
             overloaded: c.overloaded.load(Ordering::Relaxed),
             replies: c.replies.load(Ordering::Relaxed),
+            panicked: c.panicked.load(Ordering::Relaxed),
         }
     }
 
@@ -558,17 +562,19 @@ impl UdpHandle {
 
     /// Subscribe an address to a key.
     pub fn subscribe(&self, key: impl Into<Bytes>, addr: SocketAddr) -> Result<(), SubscribeError> {
+        let key: Bytes = key.into();
         let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        let limit = self.shared.max_subscriptions;
-        let total = subs.total;
-        let set = subs.by_key.entry(key.into()).or_default();
-        if set.contains(&addr) {
+        if subs.by_key.get(&key).is_some_and(|set| set.contains(&addr)) {
             return Ok(());
         }
-        if total >= limit {
+        // Refuse before touching the map: a refused key must leave nothing behind.
+        let limit = self.shared.max_subscriptions;
+        if subs.total >= limit {
             return Err(SubscribeError::Limit(limit));
         }
-        set.insert(addr);
+        // A copy: a key sliced from a datagram would keep the whole datagram alive.
+        let key = Bytes::copy_from_slice(&key);
+        subs.by_key.entry(key).or_default().insert(addr);
         subs.total += 1;
         Ok(())
     }
@@ -602,6 +608,16 @@ impl UdpHandle {
         });
         subs.total -= n;
         n
+    }
+
+    /// How many keys have subscribers.
+    pub fn subscription_keys(&self) -> usize {
+        self.shared
+            .subs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_key
+            .len()
     }
 
     /// The addresses subscribed to a key.
@@ -796,13 +812,24 @@ impl UdpHandle {
             match open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src))) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.count(&c.auth_failed);
+                    let counter = match e {
+                        crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
+                        _ => &c.decrypt_failed,
+                    };
+                    self.count(counter);
                     tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
                     return;
                 }
             }
         };
         let rid = msg.request_id();
+        // One permit per running handler and per reply still being sealed or sent, so that neither
+        // can pile up without bound under a flood.
+        let Ok(permit) = shared.handlers.clone().try_acquire_owned() else {
+            self.count(&c.overloaded);
+            tracing::debug!(%src, "too many handlers running: datagram dropped");
+            return;
+        };
         let Some(handler) = handler else {
             if msg.message_type.is_error() {
                 return;
@@ -812,13 +839,7 @@ impl UdpHandle {
             } else {
                 Message::not_found()
             };
-            let this = self.clone();
-            tokio::spawn(async move { this.reply(reply, rid, &inner, src).await });
-            return;
-        };
-        let Ok(permit) = shared.handlers.clone().try_acquire_owned() else {
-            self.count(&c.overloaded);
-            tracing::debug!(%src, "too many handlers running: datagram dropped");
+            self.reply_now(reply, rid, inner, src, permit);
             return;
         };
         let req = Request {
@@ -826,24 +847,31 @@ impl UdpHandle {
             ctx: Context::new(src, Link::Udp(self.clone()), shared.routes.state().clone()),
         };
         let mut fut = handler.call(req);
-        // Run the handler inline when it finishes at once (the common case), else in a task.
+        // Run the handler inline when it finishes at once (the common case), else in a task. A
+        // panicking handler is contained: it must not stop the receive loop (and with it the node).
         let mut cx = std::task::Context::from_waker(Waker::noop());
-        match Pin::as_mut(&mut fut).poll(&mut cx) {
-            Poll::Ready(reply) => {
-                drop(permit);
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::as_mut(&mut fut).poll(&mut cx)
+        }));
+        match polled {
+            Ok(Poll::Ready(reply)) => {
                 if let Some(reply) = reply {
-                    self.reply_now(reply, rid, &inner, src);
+                    self.reply_now(reply, rid, inner, src, permit);
                 }
             }
-            Poll::Pending => {
+            Ok(Poll::Pending) => {
                 let this = self.clone();
+                // A panic later only ends this task (tokio contains it); the permit is released.
                 tokio::spawn(async move {
-                    let reply = fut.await;
-                    drop(permit);
-                    if let Some(reply) = reply {
+                    if let Some(reply) = fut.await {
                         this.reply(reply, rid, &inner, src).await;
                     }
+                    drop(permit);
                 });
+            }
+            Err(_) => {
+                self.count(&c.panicked);
+                tracing::error!(%src, "handler panicked; the node goes on serving");
             }
         }
     }
@@ -867,8 +895,26 @@ impl UdpHandle {
         }
     }
 
-    fn reply_now(&self, reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
-        let Some(bytes) = self.finish_reply(reply, rid, inner, src) else {
+    /// Send a handler's reply, holding `permit` until it is out. Sealing with a CPU-heavy plugin
+    /// (proof of work) goes to the blocking pool, never the receive loop; a full socket buffer
+    /// defers the send to a task that still holds the permit.
+    fn reply_now(
+        &self,
+        reply: Message,
+        rid: Option<u64>,
+        inner: Plugins,
+        src: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) {
+        if inner.is_blocking() || self.shared.plugins.outer.is_blocking() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.reply(reply, rid, &inner, src).await;
+                drop(permit);
+            });
+            return;
+        }
+        let Some(bytes) = self.finish_reply(reply, rid, &inner, src) else {
             return;
         };
         match self.shared.socket.try_send_to(&bytes, src) {
@@ -879,17 +925,24 @@ impl UdpHandle {
                     if let Err(e) = this.send_bytes(&bytes, src).await {
                         tracing::debug!(%src, error = %e, "reply send failed");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => tracing::debug!(%src, error = %e, "reply send failed"),
         }
     }
 
-    async fn reply(&self, reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
-        if let Some(bytes) = self.finish_reply(reply, rid, inner, src)
-            && let Err(e) = self.send_bytes(&bytes, src).await
-        {
-            tracing::debug!(%src, error = %e, "reply send failed");
+    async fn reply(&self, mut reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
+        if let Some(id) = rid {
+            reply.set_reply_ref(id);
+        }
+        let opts = SendOptions::new().inner(inner.clone());
+        let sent = match self.prepare_async(reply, &opts, src).await {
+            Ok(bytes) => self.send_bytes(&bytes, src).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(%src, error = %e, "reply not sent");
         }
     }
 
