@@ -755,7 +755,11 @@ impl UdpHandle {
             match open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src))) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.count(&c.auth_failed);
+                    let counter = match e {
+                        crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
+                        _ => &c.decrypt_failed,
+                    };
+                    self.count(counter);
                     tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
                     return;
                 }
