@@ -68,16 +68,31 @@ impl Chat {
     /// Start `chat --nick NICK` with its files in `home/dir` on 127.0.0.1, with `extra` flags,
     /// and wait for its `listening on` line.
     pub fn start(home: &Path, dir: &str, nick: &str, group_port: u16, extra: &[&str]) -> Chat {
+        let port = group_port.to_string();
+        let mut flags = vec!["--bind", "127.0.0.1", "--group-port", &port];
+        flags.extend_from_slice(extra);
+        Self::spawn(&[], home, dir, nick, &flags)
+    }
+
+    /// Start `PREFIX... chat --nick NICK --identity home/dir/identity` with short timings and
+    /// `flags` (the address to bind among them), and wait for its `listening on` line. `prefix`
+    /// runs it through another program (`ip netns exec NS`).
+    pub fn spawn(prefix: &[&str], home: &Path, dir: &str, nick: &str, flags: &[&str]) -> Chat {
         let dir = home.join(dir);
         let identity = dir.join("identity");
-        let port = group_port.to_string();
-        let mut cmd = Command::new(CHAT);
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(CHAT);
+                c
+            }
+            None => Command::new(CHAT),
+        };
         cmd.args(["--nick", nick, "--identity"])
             .arg(&identity)
-            .args(["--bind", "127.0.0.1", "--group-port", &port])
             .args(["--advert-interval-ms", "200", "--peer-timeout-ms", "15000"])
             .args(["--ack-timeout-ms", "500"])
-            .args(extra)
+            .args(flags)
             .env_remove("NETAIO_CHAT_ROOM_SECRET")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
