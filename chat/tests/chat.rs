@@ -2,10 +2,11 @@
 //! with a group port of its own), driven through stdin, their stdout read line by line.
 //!
 //! - `three_people_talk`: discovery, a room message shown exactly once by each of the others, a
-//!   direct message shown only by its target, a nick change, someone with the wrong room secret
-//!   who sees nothing and is seen by nobody, `/quit` shown as a leave notice.
+//!   direct message shown only by its target, a nick change (told to a newcomer too), someone
+//!   with the wrong room secret who sees nothing and is seen by nobody, `/quit`, Ctrl-C and the
+//!   end of input each shown to the others as a leave notice, a known key recognised on return.
 //! - `impostors_and_forgeries`: a second process using alice's nick with another key is flagged
-//!   and its messages withheld. Then a forger advertises alice's (public) peer from its own
+//!   and its messages withheld until bob runs `/trust`. Then a forger advertises alice's (public) peer from its own
 //!   address, so that bob attributes that address to alice, and sends messages claiming to be
 //!   alice: one with its own keys, one encrypted exactly as alice would but signed with the wrong
 //!   key, one signed by alice but encrypted with the wrong key. Each is refused by the check it
@@ -21,6 +22,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Chat, LIMIT, free_port};
@@ -152,10 +154,41 @@ fn three_people_talk() {
     );
 
     assert!(dave.quit().success());
-    assert!(alice.quit().success());
+
+    // Carol comes back with the same identity: alice knows her key already, and she learns bob's
+    // current nick although his adverts still carry the one he started with.
+    let mut carol2 = Chat::start(home.path(), "c", "carol", port, &secret);
+    let back = alice.wait_from(0, "carol back", |l| {
+        l.starts_with("* carol joined (") && !l.contains("first time")
+    });
+    assert!(!back.contains("first time"), "{back}");
+    carol2.wait_for("bob's advertised nick", |l| {
+        l.starts_with("* bob joined (") && !l.contains("first time")
+    });
+    carol2.wait_for("bob's current nick", |l| {
+        l == "* bob is now known as robert"
+    });
+    carol2.type_line("/msg robert welcome back to me");
+    bob.wait_for("carol's direct message", |l| {
+        l == "<carol> (private) welcome back to me"
+    });
+
+    // Ctrl-C is /quit: alice leaves with a goodbye and exits 0.
+    let status = Command::new("kill")
+        .args(["-INT", &alice.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(alice.wait_exit().success());
+    assert_eq!(alice.count(|l| l == "* Ctrl-C: leaving"), 1);
     bob.wait_for("alice's leave notice", |l| l == "* alice left");
-    assert!(bob.quit().success());
-    for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
+    carol2.wait_for("alice's leave notice", |l| l == "* alice left");
+    // So is the end of the input.
+    bob.close_input();
+    assert!(bob.wait_exit().success());
+    carol2.wait_for("bob's leave notice", |l| l == "* robert left");
+    assert!(carol2.quit().success());
+    for c in [&mut alice, &mut bob, &mut carol, &mut carol2, &mut dave] {
         assert!(
             c.log.last().is_some_and(|l| l.ends_with("* bye")),
             "{}",
@@ -210,6 +243,19 @@ async fn impostors_and_forgeries() {
     bob.wait_from(from, "the refusal", |l| {
         l.starts_with("! ") && l.contains("/trust alice")
     });
+    // Once bob accepts her key (say they compared fingerprints), her messages are shown, with
+    // the fingerprint since two people use the nick.
+    let from = bob.mark();
+    bob.type_line(&format!("/trust alice {}", &mallory_fp[..8]));
+    bob.wait_from(from, "the trust confirmation", |l| {
+        l == format!("* key {mallory_fp} is now trusted for alice")
+    });
+    mallory.type_line("thanks for trusting me");
+    bob.wait_for("her message", |l| {
+        l == format!("<alice#{}> thanks for trusting me", &mallory_fp[..8])
+    });
+    let known = std::fs::read_to_string(bob.dir.join("known_peers")).unwrap();
+    assert_eq!(known.lines().filter(|l| l.starts_with("alice ")).count(), 2);
     assert!(mallory.quit().success());
     bob.wait_for("mallory left", |l| {
         l == format!("* alice#{} left", &mallory_fp[..8])

@@ -145,6 +145,16 @@ impl Chat {
         stdin.flush().expect("flush chat stdin");
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Close its stdin (end of input).
+    pub fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
     /// Take the lines printed so far.
     pub fn drain(&mut self) {
         while let Ok(l) = self.lines.try_recv() {
