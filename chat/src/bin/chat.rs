@@ -20,10 +20,17 @@ async fn main() -> ExitCode {
     init_tracing("warn");
     let ui = Arc::new(Ui::stdout(color.for_stdout()));
     let stop = stop_signals();
+    let wildcard = opts.bind.ip().is_unspecified();
     match app::run(opts, ui, input::stdin_lines(), stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat: {e}");
+            if wildcard && matches!(e, app::ChatError::Bind(_)) {
+                eprintln!(
+                    "chat: no network interface to find peers on? `--bind 127.0.0.1` chats with \
+                     people on this machine only; `--interface NAME` picks one"
+                );
+            }
             ExitCode::FAILURE
         }
     }
