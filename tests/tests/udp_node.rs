@@ -294,6 +294,65 @@ async fn bad_datagrams_get_no_reply_are_counted_and_the_node_keeps_serving() {
     server.stop().await;
 }
 
+/// A route's inner plugins count what they refuse like the instance plugins do: a failed inner
+/// auth check in `auth_failed`, a failed inner decryption in `decrypt_failed`.
+#[tokio::test]
+async fn inner_plugin_refusals_are_counted_by_kind() {
+    use netaio::plugin::{Plugins, SendOptions};
+    let inner = |mac: &[u8], key: &[u8]| {
+        Plugins::new()
+            .auth(HmacAuth::new(mac))
+            .cipher(AeadCipher::new(key))
+    };
+    let server = start(
+        UdpNode::builder().router(Router::new().on_with(
+            (MessageType::REQUEST_URI, "inner"),
+            |m: Message| async move { Message::respond("inner", m.content().clone()) },
+            inner(b"mac", b"key"),
+        )),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let client = start(
+        UdpNode::builder().request_timeout(Duration::from_millis(200)),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let call = |plugins| {
+        let (h, addr) = (client.handle.clone(), server.addr);
+        async move {
+            h.call_with(
+                Message::new(MessageType::REQUEST_URI, "inner", "x"),
+                addr,
+                &SendOptions::new().inner(plugins),
+            )
+            .await
+        }
+    };
+    let e = call(inner(b"wrong", b"key")).await.unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    assert_eq!(
+        (
+            server.handle.stats().auth_failed,
+            server.handle.stats().decrypt_failed
+        ),
+        (1, 0)
+    );
+    let e = call(inner(b"mac", b"wrong")).await.unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    assert_eq!(
+        (
+            server.handle.stats().auth_failed,
+            server.handle.stats().decrypt_failed
+        ),
+        (1, 1)
+    );
+    let r = call(inner(b"mac", b"key")).await.unwrap();
+    assert_eq!(r.content().as_ref(), b"x");
+    client.stop().await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn unauthenticated_or_undecryptable_datagrams_get_no_reply() {
     let server = start(

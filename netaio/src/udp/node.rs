@@ -32,9 +32,9 @@ pub struct UdpStats {
     pub received: u64,
     /// Datagrams that did not decode (length, checksum, auth block, trailing bytes, …).
     pub invalid: u64,
-    /// Datagrams refused by an auth check.
+    /// Datagrams refused by an auth check (the node's or a route's inner one).
     pub auth_failed: u64,
-    /// Datagrams that failed decryption.
+    /// Datagrams that failed decryption (the node's cipher or a route's inner one).
     pub decrypt_failed: u64,
     /// Datagrams dropped because too many handlers were running.
     pub overloaded: u64,
