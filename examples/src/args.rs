@@ -59,10 +59,11 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// Parsed `--name value` (or `--name=value`) pairs.
+/// Parsed `--name value` (or `--name=value`) pairs, and `--switch`es without a value.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     values: BTreeMap<String, String>,
+    switches: Vec<String>,
 }
 
 impl Flags {
@@ -77,7 +78,33 @@ impl Flags {
         args: impl IntoIterator<Item = String>,
         known: &[&str],
     ) -> Result<Self, UsageError> {
+        Self::parse_with_switches(args, known, &[])
+    }
+
+    /// Parse the program's own arguments, with `switches` (flags without a value) besides the
+    /// flags with a value.
+    pub fn from_env_with_switches(known: &[&str], switches: &[&str]) -> Result<Self, UsageError> {
+        Self::parse_with_switches(std::env::args().skip(1), known, switches)
+    }
+
+    /// Parse `args`: flags in `known` take a value, flags in `switches` do not.
+    ///
+    /// ```
+    /// use netaio_examples::args::Flags;
+    ///
+    /// let args = ["--n", "3", "--no-pubsub"].map(String::from);
+    /// let flags = Flags::parse_with_switches(args, &["n"], &["no-pubsub", "verbose"]).unwrap();
+    /// assert_eq!(flags.value::<u32>("n").unwrap(), Some(3));
+    /// assert!(flags.is_set("no-pubsub"));
+    /// assert!(!flags.is_set("verbose"));
+    /// ```
+    pub fn parse_with_switches(
+        args: impl IntoIterator<Item = String>,
+        known: &[&str],
+        switches: &[&str],
+    ) -> Result<Self, UsageError> {
         let mut values = BTreeMap::new();
+        let mut set = Vec::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             if arg == "-h" || arg == "--help" {
@@ -86,6 +113,13 @@ impl Flags {
             let Some(flag) = arg.strip_prefix("--") else {
                 return Err(UsageError::Positional(arg));
             };
+            if switches.contains(&flag) {
+                if set.iter().any(|s| s == flag) {
+                    return Err(UsageError::Duplicate(flag.to_owned()));
+                }
+                set.push(flag.to_owned());
+                continue;
+            }
             let (name, value) = match flag.split_once('=') {
                 Some((name, value)) => (name.to_owned(), value.to_owned()),
                 None => {
@@ -106,7 +140,15 @@ impl Flags {
                 return Err(UsageError::Duplicate(name));
             }
         }
-        Ok(Self { values })
+        Ok(Self {
+            values,
+            switches: set,
+        })
+    }
+
+    /// True when the switch `flag` (without `--`) was given.
+    pub fn is_set(&self, flag: &str) -> bool {
+        self.switches.iter().any(|s| s == flag)
     }
 
     /// The raw value of `flag`, if given.
@@ -206,6 +248,30 @@ mod tests {
             let ip = f.ip_or("bind", [0, 0, 0, 0].into()).unwrap();
             assert_eq!(ip, IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
         }
+    }
+
+    #[test]
+    fn switches_take_no_value() {
+        let parse = |args: &[&str]| {
+            Flags::parse_with_switches(args.iter().map(|s| s.to_string()), &["n"], &["quiet"])
+        };
+        let f = parse(&["--quiet", "--n", "2"]).unwrap();
+        assert!(f.is_set("quiet"));
+        assert_eq!(f.value::<u8>("n").unwrap(), Some(2));
+        assert!(!parse(&["--n", "2"]).unwrap().is_set("quiet"));
+        assert_eq!(
+            parse(&["--quiet", "--quiet"]).unwrap_err(),
+            UsageError::Duplicate("quiet".into())
+        );
+        // A switch is not a value-taking flag, and the plain parser knows no switches.
+        assert_eq!(
+            parse(&["--quiet=1"]).unwrap_err(),
+            UsageError::Unknown("--quiet=1".into())
+        );
+        assert_eq!(
+            Flags::parse(["--quiet".to_string()], &["n"]).unwrap_err(),
+            UsageError::Unknown("--quiet".into())
+        );
     }
 
     #[test]

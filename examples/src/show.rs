@@ -37,3 +37,28 @@ fn variant(e: &RequestError) -> &'static str {
         _ => "RequestError",
     }
 }
+
+/// One line per peer event: `discovered ID ADDR`, `updated ID ADDR`, `expired ID`,
+/// `disconnected ID` (the id escaped like message bytes).
+///
+/// ```
+/// use std::sync::Arc;
+/// use netaio::peer::{Peer, PeerEvent};
+///
+/// let p = Arc::new(Peer::new("n1").with_addr("127.0.0.1:9".parse().unwrap()));
+/// assert_eq!(netaio_examples::show::peer_event(&PeerEvent::Discovered(p.clone())), "discovered n1 127.0.0.1:9");
+/// assert_eq!(netaio_examples::show::peer_event(&PeerEvent::Expired(p)), "expired n1");
+/// ```
+pub fn peer_event(e: &netaio::peer::PeerEvent) -> String {
+    use netaio::peer::PeerEvent;
+    let p = e.peer();
+    let id = p.id.escape_ascii();
+    let addr = p.addrs.first().map(|a| a.to_string()).unwrap_or_default();
+    match e {
+        PeerEvent::Discovered(_) => format!("discovered {id} {addr}"),
+        PeerEvent::Updated(_) => format!("updated {id} {addr}"),
+        PeerEvent::Expired(_) => format!("expired {id}"),
+        PeerEvent::Disconnected(_) => format!("disconnected {id}"),
+        _ => format!("peer event for {id}"),
+    }
+}

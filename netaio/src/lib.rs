@@ -5,6 +5,7 @@
 mod node_macros;
 
 pub mod codec;
+pub mod compat;
 pub mod error;
 pub mod message;
 pub mod peer;

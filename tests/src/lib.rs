@@ -247,6 +247,15 @@ impl RawConn {
         }
     }
 
+    /// Wrap an accepted stream (a test playing the server).
+    pub fn from_stream(stream: TcpStream) -> RawConn {
+        RawConn {
+            stream,
+            buf: BytesMut::new(),
+            codec: FrameCodec::new(),
+        }
+    }
+
     /// Our side's address (the server sees it as the peer address).
     pub fn local_addr(&self) -> SocketAddr {
         self.stream.local_addr().unwrap()

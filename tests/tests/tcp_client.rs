@@ -297,3 +297,63 @@ async fn client_fallback_takes_unsolicited_messages_no_route_matches() {
     assert!(rx.try_recv().is_err());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_panicking_client_handler_ends_only_that_connection_cleanly() {
+    // "hold" takes the request, says so, and never answers it.
+    let (held_tx, mut held) = mpsc::unbounded_channel::<()>();
+    let server = start(
+        echo_router().on((MessageType::REQUEST_URI, "hold"), move || {
+            let held_tx = held_tx.clone();
+            async move {
+                held_tx.send(()).unwrap();
+            }
+        }),
+    )
+    .await;
+    let mut events = server.events();
+    let router = Router::new().on((MessageType::NOTIFY_URI, "boom"), |m: Message| async move {
+        let _ = m.content()[0]; // empty content: panics
+    });
+    let client = TcpClient::builder().router(router).build();
+    let conn = client.connect(server.addr).await.unwrap();
+    let id = connected(&mut events, None).await;
+    // A request waiting while the handler panics fails at once, not at its timeout.
+    let slow = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            conn.call_timeout(
+                Message::new(MessageType::REQUEST_URI, "hold", ""),
+                Duration::from_secs(30),
+            )
+            .await
+        })
+    };
+    within(WAIT, "the server to hold the request", held.recv())
+        .await
+        .unwrap();
+    server
+        .handle
+        .send(id, &Message::new(MessageType::NOTIFY_URI, "boom", ""))
+        .unwrap();
+    let r = within(WAIT, "the pending call to fail", slow)
+        .await
+        .unwrap();
+    assert!(matches!(r, Err(RequestError::Closed)), "{r:?}");
+    within(WAIT, "the connection to be marked closed", async {
+        while !conn.is_closed() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(!conn.is_connected());
+    // connect() gives a fresh connection, not the dead one.
+    let again = client.connect(server.addr).await.unwrap();
+    assert!(again.is_connected());
+    assert_eq!(
+        again.request(ECHO, "ok").await.unwrap().content().as_ref(),
+        b"ok"
+    );
+    within(WAIT, "close", conn.close()).await;
+    server.stop().await;
+}

@@ -203,3 +203,35 @@ async fn broadcast_reaches_every_connected_client() {
     }
     server.stop().await;
 }
+
+/// A handler that sends to its own connection (here a notify of a subscribed publisher) before it
+/// returns its reply: the queued message goes out first, in the order the handler produced them
+/// (the Python interop server relies on it: NOTIFY_URI, then OK).
+#[tokio::test]
+async fn messages_a_handler_queues_for_its_own_connection_precede_its_reply() {
+    let server = start(pubsub_router()).await;
+    let mut raw = netaio_tests::RawConn::connect(server.addr).await;
+    let confirm = raw
+        .round_trip(&Message::new(MessageType::SUBSCRIBE_URI, TOPIC, ""))
+        .await;
+    assert_eq!(confirm.message_type, MessageType::CONFIRM_SUBSCRIBE);
+    for round in 0..20 {
+        let content = format!("round {round}");
+        raw.send(&Message::new(
+            MessageType::PUBLISH_URI,
+            TOPIC,
+            content.clone(),
+        ))
+        .await;
+        let first = raw.read_message().await;
+        let second = raw.read_message().await;
+        assert_eq!(
+            (first.message_type, second.message_type),
+            (MessageType::NOTIFY_URI, MessageType::OK),
+            "round {round}: {first:?} then {second:?}"
+        );
+        assert_eq!(first.content().as_ref(), content.as_bytes());
+        assert_eq!(second.content().as_ref(), b"1");
+    }
+    server.stop().await;
+}

@@ -1,4 +1,5 @@
-//! UdpNode on 127.0.0.1 and ::1: request/response, async handlers, request ids, typed errors,
+//! UdpNode on 127.0.0.1 and ::1 (each case runs on both): request/response, async handlers,
+//! request ids, typed errors,
 //! subscriptions, bad datagrams (never answered, counted, the node keeps serving), size refusal.
 #![allow(
     clippy::unwrap_used,
@@ -7,7 +8,7 @@
     missing_docs
 )]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -61,8 +62,25 @@ impl Node {
     }
 }
 
-async fn start(builder: UdpNodeBuilder, ip: [u8; 4]) -> Node {
-    let node = builder.address((ip, 0)).bind().await.unwrap();
+const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+/// Runs an async test body once on 127.0.0.1 and once on ::1.
+macro_rules! both_families {
+    ($body:ident: $v4:ident, $v6:ident) => {
+        #[tokio::test]
+        async fn $v4() {
+            $body(V4).await;
+        }
+        #[tokio::test]
+        async fn $v6() {
+            $body(V6).await;
+        }
+    };
+}
+
+async fn start(builder: UdpNodeBuilder, ip: impl Into<IpAddr>) -> Node {
+    let node = builder.address((ip.into(), 0)).bind().await.unwrap();
     let addr = node.local_addr();
     let handle = node.handle();
     Node {
@@ -72,14 +90,13 @@ async fn start(builder: UdpNodeBuilder, ip: [u8; 4]) -> Node {
     }
 }
 
-async fn start_plain() -> Node {
-    start(UdpNode::builder().router(router()), [127, 0, 0, 1]).await
+async fn start_plain(ip: IpAddr) -> Node {
+    start(UdpNode::builder().router(router()), ip).await
 }
 
-#[tokio::test]
-async fn request_response_on_ipv4() {
-    let server = start_plain().await;
-    let client = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+async fn request_response(ip: IpAddr) {
+    let server = start_plain(ip).await;
+    let client = start(UdpNode::builder(), ip).await;
     let r = client
         .handle
         .request(server.addr, "echo", "hi")
@@ -106,40 +123,11 @@ async fn request_response_on_ipv4() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn request_response_on_ipv6_loopback() {
-    let Ok(probe) = std::net::UdpSocket::bind("[::1]:0") else {
-        // The machine has no IPv6 loopback: nothing to test here, and say so.
-        eprintln!("no ::1 on this machine; IPv6 UDP test not run");
-        return;
-    };
-    drop(probe);
-    let server = UdpNode::builder()
-        .address("[::1]:0".parse::<SocketAddr>().unwrap())
-        .router(router())
-        .bind()
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let sh = server.handle();
-    let sj = tokio::spawn(server.serve());
-    let client = UdpNode::bind("[::1]:0".parse::<SocketAddr>().unwrap(), Router::new())
-        .await
-        .unwrap();
-    let ch = client.handle();
-    let cj = tokio::spawn(client.serve());
-    let r = ch.request(addr, "echo", "v6").await.unwrap();
-    assert_eq!(r.content().as_ref(), b"v6");
-    sh.shutdown();
-    ch.shutdown();
-    sj.await.unwrap();
-    cj.await.unwrap();
-}
+both_families!(request_response: request_response_on_ipv4, request_response_on_ipv6);
 
-#[tokio::test]
-async fn async_handlers_run_and_concurrent_requests_for_one_uri_each_get_their_reply() {
-    let server = start_plain().await;
-    let client = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+async fn async_handlers_and_concurrent_requests(ip: IpAddr) {
+    let server = start_plain(ip).await;
+    let client = start(UdpNode::builder(), ip).await;
     let mut tasks = Vec::new();
     for i in 0..50 {
         let h = client.handle.clone();
@@ -157,9 +145,11 @@ async fn async_handlers_run_and_concurrent_requests_for_one_uri_each_get_their_r
     server.stop().await;
 }
 
+both_families!(async_handlers_and_concurrent_requests: async_handlers_and_concurrent_requests_v4, async_handlers_and_concurrent_requests_v6);
+
 #[tokio::test]
 async fn a_request_without_reply_times_out() {
-    let server = start_plain().await;
+    let server = start_plain(V4).await;
     let client = start(
         UdpNode::builder().request_timeout(Duration::from_millis(150)),
         [127, 0, 0, 1],
@@ -175,11 +165,10 @@ async fn a_request_without_reply_times_out() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn subscribers_get_notified() {
-    let server = start_plain().await;
-    let a = start(UdpNode::builder(), [127, 0, 0, 1]).await;
-    let b = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+async fn subscribers_get_notified(ip: IpAddr) {
+    let server = start_plain(ip).await;
+    let a = start(UdpNode::builder(), ip).await;
+    let b = start(UdpNode::builder(), ip).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for n in [&a, &b] {
         let tx = tx.clone();
@@ -230,6 +219,8 @@ async fn subscribers_get_notified() {
     }
 }
 
+both_families!(subscribers_get_notified: subscribers_get_notified_v4, subscribers_get_notified_v6);
+
 fn frame(msg: &Message) -> BytesMut {
     let mut b = BytesMut::new();
     msg.encode(&PostcardCodec, &mut b).unwrap();
@@ -238,7 +229,7 @@ fn frame(msg: &Message) -> BytesMut {
 
 /// Sends `datagram` from a raw socket and asserts that nothing comes back within 200 ms.
 async fn assert_no_reply(target: SocketAddr, datagram: &[u8]) {
-    let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let raw = UdpSocket::bind((target.ip(), 0)).await.unwrap();
     raw.send_to(datagram, target).await.unwrap();
     let mut buf = [0u8; 2048];
     let r = tokio::time::timeout(Duration::from_millis(200), raw.recv_from(&mut buf)).await;
@@ -250,10 +241,9 @@ async fn assert_still_serves(node: &Node, client: &UdpHandle) {
     assert_eq!(r.content().as_ref(), b"still");
 }
 
-#[tokio::test]
-async fn bad_datagrams_get_no_reply_are_counted_and_the_node_keeps_serving() {
-    let server = start_plain().await;
-    let client = start(UdpNode::builder(), [127, 0, 0, 1]).await;
+async fn bad_datagrams(ip: IpAddr) {
+    let server = start_plain(ip).await;
+    let client = start(UdpNode::builder(), ip).await;
     let good = frame(&Message::new(MessageType::REQUEST_URI, "echo", "x"));
 
     let mut bad_crc = good.clone();
@@ -294,21 +284,81 @@ async fn bad_datagrams_get_no_reply_are_counted_and_the_node_keeps_serving() {
     server.stop().await;
 }
 
+both_families!(bad_datagrams: bad_datagrams_get_no_reply_are_counted_and_the_node_keeps_serving_v4, bad_datagrams_get_no_reply_are_counted_and_the_node_keeps_serving_v6);
+
+/// A route's inner plugins count what they refuse like the instance plugins do: a failed inner
+/// auth check in `auth_failed`, a failed inner decryption in `decrypt_failed`.
 #[tokio::test]
-async fn unauthenticated_or_undecryptable_datagrams_get_no_reply() {
+async fn inner_plugin_refusals_are_counted_by_kind() {
+    use netaio::plugin::{Plugins, SendOptions};
+    let inner = |mac: &[u8], key: &[u8]| {
+        Plugins::new()
+            .auth(HmacAuth::new(mac))
+            .cipher(AeadCipher::new(key))
+    };
+    let server = start(
+        UdpNode::builder().router(Router::new().on_with(
+            (MessageType::REQUEST_URI, "inner"),
+            |m: Message| async move { Message::respond("inner", m.content().clone()) },
+            inner(b"mac", b"key"),
+        )),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let client = start(
+        UdpNode::builder().request_timeout(Duration::from_millis(200)),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let call = |plugins| {
+        let (h, addr) = (client.handle.clone(), server.addr);
+        async move {
+            h.call_with(
+                Message::new(MessageType::REQUEST_URI, "inner", "x"),
+                addr,
+                &SendOptions::new().inner(plugins),
+            )
+            .await
+        }
+    };
+    let e = call(inner(b"wrong", b"key")).await.unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    assert_eq!(
+        (
+            server.handle.stats().auth_failed,
+            server.handle.stats().decrypt_failed
+        ),
+        (1, 0)
+    );
+    let e = call(inner(b"mac", b"wrong")).await.unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    assert_eq!(
+        (
+            server.handle.stats().auth_failed,
+            server.handle.stats().decrypt_failed
+        ),
+        (1, 1)
+    );
+    let r = call(inner(b"mac", b"key")).await.unwrap();
+    assert_eq!(r.content().as_ref(), b"x");
+    client.stop().await;
+    server.stop().await;
+}
+
+async fn unauthenticated_or_undecryptable(ip: IpAddr) {
     let server = start(
         UdpNode::builder()
             .router(router())
             .auth(HmacAuth::new(b"right"))
             .cipher(AeadCipher::new(b"right")),
-        [127, 0, 0, 1],
+        ip,
     )
     .await;
     let client = start(
         UdpNode::builder()
             .auth(HmacAuth::new(b"right"))
             .cipher(AeadCipher::new(b"right")),
-        [127, 0, 0, 1],
+        ip,
     )
     .await;
     // No plugins at all: fails the auth check.
@@ -324,7 +374,7 @@ async fn unauthenticated_or_undecryptable_datagrams_get_no_reply() {
             .auth(HmacAuth::new(b"wrong"))
             .cipher(AeadCipher::new(b"wrong"))
             .request_timeout(Duration::from_millis(200)),
-        [127, 0, 0, 1],
+        ip,
     )
     .await;
     let e = intruder
@@ -340,7 +390,7 @@ async fn unauthenticated_or_undecryptable_datagrams_get_no_reply() {
             .auth(HmacAuth::new(b"right"))
             .cipher(AeadCipher::new(b"other"))
             .request_timeout(Duration::from_millis(200)),
-        [127, 0, 0, 1],
+        ip,
     )
     .await;
     let e = half
@@ -357,9 +407,11 @@ async fn unauthenticated_or_undecryptable_datagrams_get_no_reply() {
     }
 }
 
+both_families!(unauthenticated_or_undecryptable: unauthenticated_or_undecryptable_datagrams_get_no_reply_v4, unauthenticated_or_undecryptable_datagrams_get_no_reply_v6);
+
 #[tokio::test]
 async fn frames_too_large_for_a_datagram_are_refused_at_send_time() {
-    let server = start_plain().await;
+    let server = start_plain(V4).await;
     let plain = start(UdpNode::builder(), [127, 0, 0, 1]).await;
     // The largest body fits in one IPv4 datagram without plugins…
     let big = vec![b'x'; MAX_URI_AND_CONTENT - 4];
@@ -453,4 +505,115 @@ async fn datagrams_beyond_the_handler_limit_are_dropped_and_counted() {
     assert_eq!(running.load(Ordering::SeqCst), 1);
     client.stop().await;
     server.stop().await;
+}
+
+async fn panicking_handler(ip: IpAddr) {
+    let router = router()
+        .on(
+            (MessageType::REQUEST_URI, "boom"),
+            |m: Message| async move {
+                // Panics on the first poll: inside the node's receive loop.
+                let first = m.content()[0];
+                Message::respond("boom", vec![first])
+            },
+        )
+        .on((MessageType::REQUEST_URI, "later"), || async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            panic!("after an await");
+            #[allow(unreachable_code)]
+            Message::respond("later", "")
+        });
+    let server = start(UdpNode::builder().router(router), ip).await;
+    let client = start(
+        UdpNode::builder().request_timeout(Duration::from_millis(200)),
+        ip,
+    )
+    .await;
+    for uri in ["boom", "later", "boom"] {
+        let e = client
+            .handle
+            .request(server.addr, uri, "")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RequestError::Timeout(_)), "{uri}: {e:?}");
+        assert_still_serves(&server, &client.handle).await;
+    }
+    assert_eq!(
+        server.handle.stats().panicked,
+        2,
+        "inline panics are counted"
+    );
+    client.stop().await;
+    server.stop().await;
+}
+
+both_families!(panicking_handler: a_panicking_handler_does_not_stop_the_node_v4, a_panicking_handler_does_not_stop_the_node_v6);
+
+#[tokio::test]
+async fn a_refused_subscription_leaves_nothing_behind() {
+    let node = start(UdpNode::builder().max_subscriptions(2), [127, 0, 0, 1]).await;
+    let a: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+    node.handle.subscribe("k1", a).unwrap();
+    node.handle.subscribe("k1", a).unwrap(); // already there: no second slot used
+    node.handle.subscribe("k2", b).unwrap();
+    for i in 0..100 {
+        let e = node
+            .handle
+            .subscribe(format!("refused-{i}"), a)
+            .unwrap_err();
+        assert_eq!(e, netaio::SubscribeError::Limit(2));
+    }
+    assert_eq!(node.handle.subscription_keys(), 2, "refused keys were kept");
+    assert!(node.handle.subscribers("refused-0").is_empty());
+    assert!(node.handle.unsubscribe("k2", b));
+    node.handle.subscribe("k3", b).unwrap();
+    assert_eq!(node.handle.subscribers("k3"), vec![b]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn frames_too_large_for_an_ipv6_datagram_are_refused_at_send_time() {
+    let server = start_plain(V6).await;
+    let big = vec![b'x'; MAX_URI_AND_CONTENT - 4];
+    // Each character of an HMAC field prefix adds 3 bytes (three field names): with 6 the frame
+    // is 65,525 bytes and fits the IPv6 limit of 65,527; with 7 it is 65,528 and is refused.
+    let fits = start(
+        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("xxxxxx")),
+        V6,
+    )
+    .await;
+    fits.handle
+        .send(
+            &Message::new(MessageType::REQUEST_URI, "echo", big.clone()),
+            server.addr,
+        )
+        .await
+        .unwrap();
+    let over = start(
+        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("xxxxxxx")),
+        V6,
+    )
+    .await;
+    let e = over
+        .handle
+        .send(
+            &Message::new(MessageType::REQUEST_URI, "echo", big),
+            server.addr,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SendError::Encode(netaio::message::EncodeError::FrameTooLarge {
+                len: 65_528,
+                max: 65_527
+            })
+        ),
+        "{e:?}"
+    );
+    for n in [over, fits, server] {
+        n.stop().await;
+    }
 }

@@ -20,9 +20,13 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 ///   before. A nonce is remembered until its timestamp leaves the window (`ts + window < now`):
 ///   after that, the timestamp check alone refuses the message, so forgetting it is safe.
 /// - The cache holds at most [`capacity`](Self::capacity) nonces (default 65,536). When it is full
-///   of live nonces, `accept` refuses the message with [`AuthError::CacheFull`] rather than forget
-///   a live nonce and risk a replay (fail closed). Expired nonces are evicted first, so this only
-///   happens under more than `capacity` authenticated messages per window.
+///   of live nonces, the oldest second of nonces is forgotten and the cache's *floor* rises past
+///   it: from then on a timestamp at or below that second is refused as stale. A replay of a
+///   forgotten nonce is therefore still refused, memory stays bounded, and under load the window
+///   into the past simply narrows (to about `capacity ÷ rate` seconds) — so a node sustains up
+///   to `capacity` authenticated messages per second, not per window. Only when the cache is full
+///   of nonces from the message's own second (or later) is it refused with
+///   [`AuthError::CacheFull`].
 ///
 /// Call `accept` only **after** the MAC or signature has verified, so that unauthenticated traffic
 /// cannot fill the cache. Nonces longer than [`MAX_NONCE_LEN`](Self::MAX_NONCE_LEN) bytes are
@@ -53,6 +57,8 @@ pub struct Freshness {
 /// The nonces seen, with the time each one expires.
 #[derive(Default)]
 struct Cache {
+    /// Timestamps below this are refused: their nonces may have been forgotten to make room.
+    floor: u64,
     /// nonce -> expiry (seconds since the epoch).
     seen: HashMap<Arc<[u8]>, u64>,
     /// The same entries ordered by expiry, soonest first.
@@ -184,7 +190,8 @@ impl Freshness {
 
     /// Check the timestamp, then record the nonce: [`AuthError::Stale`] for a timestamp outside the
     /// window, [`AuthError::Replay`] for a nonce already seen within the window,
-    /// [`AuthError::CacheFull`] when the cache is full of live nonces, [`AuthError::Other`] for a
+    /// [`AuthError::CacheFull`] when the cache is full of nonces from this second or later (a full
+    /// cache otherwise forgets its oldest second and refuses it from then on), [`AuthError::Other`] for a
     /// nonce longer than [`MAX_NONCE_LEN`](Self::MAX_NONCE_LEN).
     ///
     /// Call it only after the message's MAC or signature verified.
@@ -205,8 +212,29 @@ impl Freshness {
         if cache.seen.contains_key(nonce) {
             return Err(AuthError::Replay);
         }
-        if cache.seen.len() >= self.capacity {
-            return Err(AuthError::CacheFull);
+        if ts < cache.floor {
+            return Err(AuthError::Stale { ts, now });
+        }
+        // Full of live nonces: forget the oldest second of them and raise the floor past it, unless
+        // that second is this message's own (or later): then there is no safe room.
+        while cache.seen.len() >= self.capacity {
+            let Some(Reverse((oldest, _))) = cache.expiry.peek() else {
+                break;
+            };
+            let oldest = *oldest;
+            let oldest_ts = oldest.saturating_sub(self.window);
+            if oldest_ts >= ts {
+                return Err(AuthError::CacheFull);
+            }
+            while let Some(Reverse((exp, _))) = cache.expiry.peek() {
+                if *exp != oldest {
+                    break;
+                }
+                if let Some(Reverse((_, gone))) = cache.expiry.pop() {
+                    cache.seen.remove(&gone);
+                }
+            }
+            cache.floor = cache.floor.max(oldest_ts.saturating_add(1));
         }
         let expires = ts.saturating_add(self.window);
         let key: Arc<[u8]> = Arc::from(nonce);
@@ -340,21 +368,41 @@ mod tests {
     }
 
     #[test]
-    fn full_cache_fails_closed_then_recovers() {
+    fn a_full_cache_forgets_its_oldest_second_and_refuses_it_from_then_on() {
         let (f, now) = fresh(60, 3);
         f.accept(T0, b"1").unwrap();
         f.accept(T0, b"2").unwrap();
         f.accept(T0 + 10, b"3").unwrap();
+        // Full. A nonce from T0 itself cannot be taken: making room would refuse its own second.
         assert_eq!(f.accept(T0, b"4"), Err(AuthError::CacheFull));
         // A replay is still reported as a replay.
         assert_eq!(f.accept(T0, b"1"), Err(AuthError::Replay));
-        // Once "1" and "2" expire, there is room again; "3" is kept.
-        now.store(T0 + 61, Ordering::SeqCst);
-        f.accept(T0 + 61, b"4").unwrap();
-        f.accept(T0 + 61, b"5").unwrap();
-        assert_eq!(f.accept(T0 + 61, b"6"), Err(AuthError::CacheFull));
+        // A newer message makes room by forgetting second T0 and raising the floor past it…
+        now.store(T0 + 11, Ordering::SeqCst);
+        f.accept(T0 + 11, b"4").unwrap();
+        assert_eq!(f.len(), 2);
+        // …so the forgotten nonces are still refused (as stale), as is anything else from T0,
+        assert!(matches!(f.accept(T0, b"1"), Err(AuthError::Stale { .. })));
+        assert!(matches!(f.accept(T0, b"new"), Err(AuthError::Stale { .. })));
+        // while the window above the floor works as before.
         assert_eq!(f.accept(T0 + 10, b"3"), Err(AuthError::Replay));
+        f.accept(T0 + 5, b"5").unwrap();
         assert_eq!(f.len(), 3);
+        // Sustained load: capacity per second, not per window.
+        let (f, now) = fresh(60, 100);
+        for second in 0..50u64 {
+            now.store(T0 + second, Ordering::SeqCst);
+            for i in 0..100u64 {
+                let nonce = (second * 1000 + i).to_be_bytes();
+                f.accept(T0 + second, &nonce).unwrap();
+            }
+        }
+        assert_eq!(f.len(), 100);
+        // Every nonce ever accepted is still refused.
+        for second in 0..50u64 {
+            let nonce = (second * 1000 + 7).to_be_bytes();
+            assert!(f.accept(T0 + second, &nonce).is_err());
+        }
     }
 
     #[test]

@@ -122,20 +122,32 @@ impl Context {
         match &self.link {
             Link::Server { handle, conn } => handle.peer(*conn),
             Link::Client(c) => c.peer(),
-            // A UDP node has no connections; its peers are known by address only so far.
-            Link::Udp(_) | Link::Detached => None,
+            // A UDP node has no connections: the peer last heard at the datagram's source.
+            Link::Udp(h) => h.peers().by_addr(self.peer),
+            Link::Detached => None,
         }
     }
 
     /// Record the peer behind this connection (peer management does this on ADVERTISE_PEER);
-    /// plugins receive it for the connection's later messages.
+    /// plugins receive it for the connection's later messages. On a UDP node the peer is recorded
+    /// in the node's peer table at the datagram's source address (`None` forgets that address).
     pub fn set_peer(&self, peer: Option<crate::peer::Peer>) {
         match &self.link {
             Link::Server { handle, conn } => {
                 handle.set_peer(*conn, peer);
             }
             Link::Client(c) => c.set_peer(peer),
-            Link::Udp(_) | Link::Detached => {}
+            Link::Udp(h) => match peer {
+                Some(p) => {
+                    if let Err(e) = h.peers().observe(p, self.peer) {
+                        tracing::debug!(peer = %self.peer, error = %e, "peer not recorded");
+                    }
+                }
+                None => {
+                    h.peers().remove_addr(self.peer);
+                }
+            },
+            Link::Detached => {}
         }
     }
 
@@ -205,11 +217,25 @@ impl Context {
         }
     }
 
-    /// Send `msg` to every connected client (server only). Returns how many queued it.
+    /// Send `msg` to every connected client (server), or by unicast to every known peer (UDP
+    /// node: returns how many peers there are; the datagrams are sent in a task). Returns how
+    /// many queued it.
     pub fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
         match &self.link {
             Link::Server { handle, .. } => handle.broadcast(msg),
-            _ => Err(SendError::Unsupported("broadcast needs a server")),
+            Link::Udp(h) => {
+                let n = h.peers().len();
+                let (h, msg) = (h.clone(), msg.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = h.broadcast(&msg).await {
+                        tracing::debug!(error = %e, "udp broadcast failed");
+                    }
+                });
+                Ok(n)
+            }
+            _ => Err(SendError::Unsupported(
+                "broadcast needs a server or a UDP node",
+            )),
         }
     }
 }

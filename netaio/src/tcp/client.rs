@@ -17,7 +17,8 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
-use crate::peer::{Peer, PeerSlot};
+use crate::peer::wire::PeerManager;
+use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
 use crate::router::{Context, Link, Matched, Request, Router, Routes};
 use crate::{Message, MessageType};
@@ -96,6 +97,8 @@ pub struct TcpClientBuilder {
     inbox: usize,
     reconnect: Option<Reconnect>,
     plugins: NodePlugins,
+    python_errors: bool,
+    peer_config: Option<PeerConfig>,
 }
 
 impl Default for TcpClientBuilder {
@@ -114,6 +117,8 @@ impl Default for TcpClientBuilder {
             inbox: 1024,
             reconnect: None,
             plugins: NodePlugins::default(),
+            python_errors: false,
+            peer_config: None,
         }
     }
 }
@@ -130,6 +135,35 @@ impl TcpClientBuilder {
     #[must_use]
     pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
         self.auth_codec = codec;
+        self
+    }
+
+    /// Python-compatible mode, for talking to Python netaio 0.0.9 servers: the auth block as
+    /// Python's packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as
+    /// Python's `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)),
+    /// and Python's error replies understood: an error-type reply without a reply reference that
+    /// matches no request by uri (Python answers with uri `ERROR`, or an empty uri for its
+    /// default NOT_FOUND) answers the oldest waiting request, even when it failed the instance
+    /// auth check (Python sends AUTH_ERROR without a MAC). A wrong secret or an unknown route
+    /// then fails a request at once with [`RequestError::Auth`](crate::RequestError::Auth) or
+    /// [`RequestError::NotFound`](crate::RequestError::NotFound) instead of a timeout.
+    /// Choose the plugins separately (see [`compat`](crate::compat)).
+    ///
+    /// ```
+    /// use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
+    /// use netaio::TcpClient;
+    ///
+    /// let client = TcpClient::builder()
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"))
+    ///     .cipher(LegacySha256StreamCipher::new("key"))
+    ///     .build();
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.python_errors = true;
         self
     }
 
@@ -206,11 +240,34 @@ impl TcpClientBuilder {
 
     plugin_setters!();
 
+    /// Manage peers (default: off): [`TcpClient::connect`] (and every reconnect) sends
+    /// `ADVERTISE_PEER` and records the server from its `PEER_DISCOVERED` answer in
+    /// [`TcpClient::peers`] and on the connection (plugins then see it);
+    /// [`Connection::close`] sends `DISCONNECT` first. Without a
+    /// [`local_peer`](Self::local_peer), the client gets a random id.
+    #[must_use]
+    pub fn peer_management(mut self, config: PeerConfig) -> Self {
+        self.peer_config = Some(config);
+        self
+    }
+
     /// The client.
+    ///
+    /// With [`peer_management`](Self::peer_management), a route of the router at a
+    /// peer-management key (`(ADVERTISE_PEER, app id)`, …) is kept and peer management's own
+    /// handler for it is not installed (logged as a warning).
     pub fn build(self) -> TcpClient {
+        let routes = self.router.into_shared();
+        let mut plugins = self.plugins;
+        let peers = PeerTable::new();
+        let manager = self.peer_config.and_then(|config| {
+            super::peers::install_client(&routes, &peers, &mut plugins, config)
+                .map_err(|e| tracing::warn!(error = %e, "peer management not fully installed"))
+                .ok()
+        });
         TcpClient {
             shared: Arc::new(ClientShared {
-                routes: self.router.into_shared(),
+                routes,
                 codec: FrameCodec::with_auth_codec(self.auth_codec)
                     .max_frame_size(self.max_frame_size),
                 driver: DriverConfig {
@@ -225,8 +282,11 @@ impl TcpClientBuilder {
                 max_in_flight: self.max_in_flight,
                 inbox: self.inbox,
                 reconnect: self.reconnect,
-                plugins: self.plugins,
+                plugins,
+                python_errors: self.python_errors,
                 conns: Mutex::new(HashMap::new()),
+                peers,
+                manager,
             }),
         }
     }
@@ -247,7 +307,7 @@ impl TcpClientBuilder {
     }
 }
 
-struct ClientShared {
+pub(super) struct ClientShared {
     routes: Arc<Routes>,
     codec: FrameCodec,
     driver: DriverConfig,
@@ -257,8 +317,13 @@ struct ClientShared {
     max_in_flight: usize,
     inbox: usize,
     reconnect: Option<Reconnect>,
-    plugins: NodePlugins,
+    pub(super) plugins: NodePlugins,
+    /// Python-compatible mode: unreferenced error replies answer the oldest waiting request.
+    python_errors: bool,
     conns: Mutex<HashMap<SocketAddr, Connection>>,
+    /// Servers that answered our advert (peer management).
+    pub(super) peers: PeerTable,
+    pub(super) manager: Option<PeerManager>,
 }
 
 /// A TCP client: connections to one or several servers, each a [`Connection`] handle, sharing one
@@ -277,7 +342,7 @@ struct ClientShared {
 /// ```
 #[derive(Clone)]
 pub struct TcpClient {
-    shared: Arc<ClientShared>,
+    pub(super) shared: Arc<ClientShared>,
 }
 
 impl std::fmt::Debug for TcpClient {
@@ -311,6 +376,10 @@ impl TcpClient {
 
     /// Connect to a server (within the connect timeout) and start its receive loop. When a
     /// connection to that address is already open, it is returned instead.
+    ///
+    /// With peer management, it then advertises this client and waits (within the request
+    /// timeout) for the server's `PEER_DISCOVERED`, so that [`Connection::peer`] is set when it
+    /// returns; a server that does not answer is logged, not an error.
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> Result<Connection, ConnectError> {
         let addr = resolve(addr).await?;
         if let Some(c) = self.conns().get(&addr).filter(|c| !c.is_closed()) {
@@ -319,6 +388,11 @@ impl TcpClient {
         let stream = connect_once(addr, self.shared.connect_timeout).await?;
         let conn = Connection::start(self.shared.clone(), stream, addr);
         self.conns().insert(addr, conn.clone());
+        if self.shared.manager.is_some()
+            && let Err(e) = conn.advertise().await
+        {
+            tracing::info!(server = %addr, error = %e, "server did not answer our advert");
+        }
         Ok(conn)
     }
 
@@ -378,9 +452,9 @@ struct Pending {
     closed: bool,
 }
 
-struct ConnShared {
-    peer: SocketAddr,
-    client: Arc<ClientShared>,
+pub(super) struct ConnShared {
+    pub(super) peer: SocketAddr,
+    pub(super) client: Arc<ClientShared>,
     tx: mpsc::Sender<Bytes>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
@@ -395,7 +469,7 @@ struct ConnShared {
 /// replies by request id, so any number may be in flight, even for the same uri.
 #[derive(Clone)]
 pub struct Connection {
-    inner: Arc<ConnShared>,
+    pub(super) inner: Arc<ConnShared>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -445,8 +519,13 @@ impl Connection {
         let task_conn = conn.clone();
         tokio::spawn(
             async move {
+                // However the task ends — normally, or by a panic in a client handler — the
+                // connection is marked down, its waiting requests fail and `close()` returns.
+                let _ended = Ended {
+                    conn: task_conn.clone(),
+                    done: done_tx,
+                };
                 task_conn.run(stream, rx, inbox_tx).await;
-                let _ = done_tx.send(true);
             }
             .instrument(span),
         );
@@ -483,6 +562,7 @@ impl Connection {
             .await;
             self.inner.connected.store(false, Ordering::Release);
             self.fail_pending(false);
+            super::peers::connection_lost(&self);
             tracing::info!(%reason, "connection closed");
             let Some(policy) = client.reconnect.as_ref() else {
                 break;
@@ -495,6 +575,7 @@ impl Connection {
                     stream = s;
                     self.inner.connected.store(true, Ordering::Release);
                     tracing::info!("reconnected");
+                    super::peers::reconnected(&self);
                 }
                 None => break,
             }
@@ -735,11 +816,21 @@ impl Connection {
             .map_err(|_| ReceiveError::Timeout(timeout))?
     }
 
-    /// Close gracefully: queued messages are written first. Waits until the connection has ended.
+    /// Close gracefully: queued messages are written first. Waits until the connection has ended
+    /// (at most the write timeout, so a client handler that never finishes cannot hang it).
+    /// With peer management, a `DISCONNECT` is queued first.
     pub async fn close(&self) {
+        super::peers::goodbye(self).await;
         self.inner.cancel.cancel();
         let mut done = self.inner.done.clone();
-        let _ = done.wait_for(|d| *d).await;
+        // A client handler that never finishes must not hang `close` forever.
+        let limit = self.inner.client.driver.write_timeout;
+        if tokio::time::timeout(limit, done.wait_for(|d| *d))
+            .await
+            .is_err()
+        {
+            tracing::warn!("close: the connection did not end in time; giving up waiting");
+        }
     }
 
     fn take_pending(&self, id: u64) -> Option<PendingRequest> {
@@ -794,6 +885,12 @@ impl Connection {
         true
     }
 
+    /// The oldest request still waiting for its reply (Python-compatible mode: the request an
+    /// unreferenced error reply from a Python server answers).
+    fn oldest_pending(&self) -> Option<u64> {
+        self.pending().map.keys().min().copied()
+    }
+
     /// Match a reply without a reference by (type, uri): the oldest request for that uri expecting
     /// this type (or any request for that uri, for an error reply).
     fn complete_by_uri(&self, reply: &Message) -> Option<u64> {
@@ -806,6 +903,20 @@ impl Connection {
             })
             .map(|(id, _)| *id)
             .min()
+    }
+}
+
+/// Marks a connection as ended when its task ends, panics included.
+struct Ended {
+    conn: Connection,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.conn.inner.connected.store(false, Ordering::Release);
+        self.conn.fail_pending(true);
+        let _ = self.done.send(true);
     }
 }
 
@@ -863,7 +974,17 @@ impl Dispatch for ClientDispatch {
         let msg = match open_outer(msg, &plugins.outer, &pctx) {
             Ok(m) => m,
             Err(e) => {
-                if let (Some(id), Some(received)) = (received_ref, received)
+                // An error reply sent without plugins answers its request: by reference, or in
+                // Python-compatible mode (no references) the oldest waiting request.
+                let target = received_ref.or_else(|| {
+                    self.conn
+                        .inner
+                        .client
+                        .python_errors
+                        .then(|| self.conn.oldest_pending())
+                        .flatten()
+                });
+                if let (Some(id), Some(received)) = (target, received)
                     && self.conn.complete_unauthenticated(id, received)
                 {
                     tracing::debug!(error = %e, "unauthenticated error reply completed its request");
@@ -880,6 +1001,13 @@ impl Dispatch for ClientDispatch {
             return;
         }
         if let Some(id) = self.conn.complete_by_uri(&msg) {
+            self.conn.complete(id, msg);
+            return;
+        }
+        if self.conn.inner.client.python_errors
+            && msg.message_type.is_error()
+            && let Some(id) = self.conn.oldest_pending()
+        {
             self.conn.complete(id, msg);
             return;
         }

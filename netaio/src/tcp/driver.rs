@@ -95,6 +95,29 @@ enum Deadline {
     Write,
 }
 
+/// Move the messages queued for this connection while a frame was handled (a handler's `send` or
+/// `notify` to its own connection) in front of the reply the dispatcher appended at `mark`, so
+/// they go out in the order the handler produced them: what it sent first, then its reply.
+fn queued_before_reply(
+    outbound: &mut mpsc::Receiver<Bytes>,
+    wbuf: &mut BytesMut,
+    mark: usize,
+    high_water: usize,
+) {
+    let Ok(first) = outbound.try_recv() else {
+        return;
+    };
+    let reply = wbuf.split_off(mark.min(wbuf.len()));
+    wbuf.extend_from_slice(&first);
+    while wbuf.len() < high_water {
+        match outbound.try_recv() {
+            Ok(b) => wbuf.extend_from_slice(&b),
+            Err(_) => break,
+        }
+    }
+    wbuf.unsplit(reply);
+}
+
 /// Run a connection until it closes. Returns why it closed.
 ///
 /// The hot path is kept free of per-message costs beyond the dispatch itself: the clock is read
@@ -137,7 +160,9 @@ pub(crate) async fn drive<D: Dispatch>(
         while wbuf.len() < cfg.write_high_water {
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
+                    let mark = wbuf.len();
                     dispatch.on_frame(frame, &mut wbuf).await;
+                    queued_before_reply(outbound, &mut wbuf, mark, cfg.write_high_water);
                     dispatched = true;
                 }
                 Ok(None) => {

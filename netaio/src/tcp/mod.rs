@@ -2,9 +2,15 @@
 //!
 //! Both sides run one task per connection (the driver) that reads frames, dispatches them in order,
 //! and writes replies and queued messages in batches, with read, idle and write timeouts.
+//!
+//! With `peer_management(PeerConfig)` on both sides, the client advertises itself on connect
+//! (`ADVERTISE_PEER`), the server answers `PEER_DISCOVERED`, and each records the other in its
+//! [`PeerTable`](crate::peer::PeerTable) and on the connection; `DISCONNECT` on close (or the end
+//! of the connection) removes it.
 
 mod client;
 mod driver;
+mod peers;
 mod server;
 
 pub use client::{Connection, Reconnect, TcpClient, TcpClientBuilder};

@@ -18,7 +18,8 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{BindError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, DecodeError, MAX_FRAME, PostcardCodec};
-use crate::peer::{Peer, PeerSlot};
+use crate::peer::wire::PeerManager;
+use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{
     AuthErrorHook, AuthFailure, AuthPlugin, NodePlugins, OpenError, Plugins, SendOptions,
     open_inner, open_outer,
@@ -100,6 +101,7 @@ pub struct TcpServerBuilder {
     max_subscriptions: usize,
     shutdown_timeout: Duration,
     plugins: NodePlugins,
+    peer_config: Option<PeerConfig>,
 }
 
 impl Default for TcpServerBuilder {
@@ -117,6 +119,7 @@ impl Default for TcpServerBuilder {
             max_subscriptions: 1024,
             shutdown_timeout: Duration::from_secs(10),
             plugins: NodePlugins::default(),
+            peer_config: None,
         }
     }
 }
@@ -140,6 +143,36 @@ impl TcpServerBuilder {
     #[must_use]
     pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
         self.auth_codec = codec;
+        self
+    }
+
+    /// Python-compatible mode: the auth block as Python's packify
+    /// ([`PackifyCodec`](crate::compat::PackifyCodec)) and peers packed as Python's
+    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), so that
+    /// Python netaio 0.0.9 clients can talk to this server. The error replies already follow
+    /// Python's conventions (see [`compat`](crate::compat)). Choose the plugins separately, for
+    /// example [`LegacyHmacAuth`](crate::compat::LegacyHmacAuth) to match Python's
+    /// `HMACAuthPlugin`.
+    ///
+    /// It also switches the idle timeout off, as Python has none: a Python client never
+    /// reconnects, so one that subscribes and then waits quietly for notifications would be cut
+    /// off for good. Call [`idle_timeout`](Self::idle_timeout) after this to set one anyway; the
+    /// other limits (read timeout of a started frame, connection limit) stay on.
+    ///
+    /// ```
+    /// use netaio::compat::LegacyHmacAuth;
+    /// use netaio::TcpServer;
+    ///
+    /// let builder = TcpServer::builder()
+    ///     .address(([127, 0, 0, 1], 8888))
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"));
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.idle_timeout = None;
         self
     }
 
@@ -212,6 +245,16 @@ impl TcpServerBuilder {
         self
     }
 
+    /// Manage peers (default: off): a client's `ADVERTISE_PEER` is answered with
+    /// `PEER_DISCOVERED`, and the client is recorded in [`ServerHandle::peers`] and on its
+    /// connection (plugins then see it); its `DISCONNECT`, or the end of its connection, removes
+    /// it. Without a [`local_peer`](Self::local_peer), the server gets a random id.
+    #[must_use]
+    pub fn peer_management(mut self, config: PeerConfig) -> Self {
+        self.peer_config = Some(config);
+        self
+    }
+
     /// Bind the listening socket.
     pub async fn bind(self) -> Result<TcpServer, BindError> {
         let listener = TcpListener::bind(self.addr)
@@ -227,8 +270,22 @@ impl TcpServerBuilder {
         let (events, _) = broadcast::channel(256);
         let codec =
             FrameCodec::with_auth_codec(self.auth_codec).max_frame_size(self.max_frame_size);
+        let routes = self.router.into_shared();
+        let mut plugins = self.plugins;
+        let peers = PeerTable::new();
+        let manager = match self.peer_config {
+            Some(config) => Some(
+                super::peers::install_server(&routes, &peers, &mut plugins, config).map_err(
+                    |e| BindError {
+                        addr: self.addr,
+                        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+                    },
+                )?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(ServerShared {
-            routes: self.router.into_shared(),
+            routes,
             codec,
             driver: DriverConfig {
                 read_timeout: self.read_timeout,
@@ -245,7 +302,9 @@ impl TcpServerBuilder {
             send_queue: self.send_queue,
             max_subscriptions: self.max_subscriptions,
             shutdown_timeout: self.shutdown_timeout,
-            plugins: self.plugins,
+            plugins,
+            peers,
+            manager,
         });
         tracing::info!(addr = %local_addr, "listening");
         Ok(TcpServer {
@@ -398,7 +457,7 @@ struct ConnEntry {
     abort: Option<tokio::task::AbortHandle>,
 }
 
-struct ServerShared {
+pub(super) struct ServerShared {
     routes: Arc<Routes>,
     codec: FrameCodec,
     driver: DriverConfig,
@@ -411,7 +470,10 @@ struct ServerShared {
     send_queue: usize,
     max_subscriptions: usize,
     shutdown_timeout: Duration,
-    plugins: NodePlugins,
+    pub(super) plugins: NodePlugins,
+    /// Clients that advertised themselves (peer management).
+    pub(super) peers: PeerTable,
+    pub(super) manager: Option<PeerManager>,
 }
 
 /// A cheap, cloneable handle to a running [`TcpServer`]: send to one client, broadcast to all,
@@ -419,7 +481,7 @@ struct ServerShared {
 /// [`Context::server`].
 #[derive(Clone)]
 pub struct ServerHandle {
-    shared: Arc<ServerShared>,
+    pub(super) shared: Arc<ServerShared>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -568,6 +630,29 @@ impl ServerHandle {
     /// [`broadcast`](Self::broadcast) with inner plugins and switches.
     pub fn broadcast_with(&self, msg: &Message, opts: &SendOptions) -> Result<usize, SendError> {
         let targets: Vec<_> = self.registry().conns.values().map(Target::from).collect();
+        self.fan_out(msg, opts, targets)
+    }
+
+    /// Send a message to every client whose peer is known (it advertised itself, see
+    /// [`TcpServerBuilder::peer_management`]); sealed once unless a plugin is peer-specific.
+    /// Returns how many queued it.
+    pub fn broadcast_to_peers(&self, msg: &Message) -> Result<usize, SendError> {
+        self.broadcast_to_peers_with(msg, &SendOptions::default())
+    }
+
+    /// [`broadcast_to_peers`](Self::broadcast_to_peers) with inner plugins and switches.
+    pub fn broadcast_to_peers_with(
+        &self,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
+        let targets: Vec<_> = self
+            .registry()
+            .conns
+            .values()
+            .map(Target::from)
+            .filter(|t| t.peer.is_some())
+            .collect();
         self.fan_out(msg, opts, targets)
     }
 
@@ -798,6 +883,8 @@ struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        // A client that leaves without DISCONNECT leaves the peer table with its connection.
+        self.handle.shared.peers.remove_addr(self.peer);
         {
             let mut reg = self.handle.registry();
             if let Some(entry) = reg.conns.remove(&self.id) {

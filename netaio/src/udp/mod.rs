@@ -4,9 +4,47 @@
 //! handler's reply goes back to the datagram's source. Nothing that fails to decode, fails its
 //! checksum, or fails an auth check or decryption is ever answered (no reflection): it is counted
 //! ([`UdpStats`]) and logged at debug level.
+//!
+//! A node can join a multicast group ([`MulticastConfig`]) and manage its peers
+//! ([`PeerConfig`](crate::peer::PeerConfig)): it multicasts `ADVERTISE_PEER` every interval,
+//! answers adverts with a unicast `PEER_DISCOVERED`, records peers in a bounded
+//! [`PeerTable`](crate::peer::PeerTable), expires silent ones and multicasts `DISCONNECT` when it
+//! stops. A node recognises its own adverts by its peer id, never by its IP address, so any
+//! number of nodes can share a host.
+//!
+//! ```no_run
+//! use netaio::peer::{PeerConfig, PeerEvent};
+//! use netaio::plugin::HmacAuth;
+//! use netaio::udp::{MulticastConfig, UdpNode};
+//! use netaio::Router;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = UdpNode::builder()
+//!     .address(([0, 0, 0, 0], 0))
+//!     .router(Router::new())
+//!     .auth(HmacAuth::new(b"shared secret")) // unauthenticated adverts are ignored
+//!     .multicast(MulticastConfig::default())
+//!     .peer_management(PeerConfig::default())
+//!     .bind()
+//!     .await?;
+//! let handle = node.handle();
+//! let mut events = handle.peer_events();
+//! tokio::spawn(node.serve());
+//! while let Ok(event) = events.recv().await {
+//!     if let PeerEvent::Discovered(peer) = event {
+//!         println!("found {:?} at {:?}", peer.id, peer.addrs);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
+mod interfaces;
+mod multicast;
 mod node;
+mod peers;
 
+pub use interfaces::{Interface, interfaces};
+pub use multicast::{MulticastConfig, MulticastInterface};
 pub use node::{UdpHandle, UdpNode, UdpNodeBuilder, UdpStats};
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).

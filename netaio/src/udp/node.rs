@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::multicast::{Multicast, MulticastConfig};
 use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use crate::codec::FrameCodec;
 use crate::error::{BindError, RequestError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, PostcardCodec};
-use crate::peer::Peer;
+use crate::peer::wire::PeerManager;
+use crate::peer::{Peer, PeerConfig, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
 use crate::router::{Context, Link, Matched, Request, Router, Routes};
 use crate::{Message, MessageType};
@@ -30,14 +32,16 @@ pub struct UdpStats {
     pub received: u64,
     /// Datagrams that did not decode (length, checksum, auth block, trailing bytes, …).
     pub invalid: u64,
-    /// Datagrams refused by an auth check.
+    /// Datagrams refused by an auth check (the node's or a route's inner one).
     pub auth_failed: u64,
-    /// Datagrams that failed decryption.
+    /// Datagrams that failed decryption (the node's cipher or a route's inner one).
     pub decrypt_failed: u64,
     /// Datagrams dropped because too many handlers were running.
     pub overloaded: u64,
     /// Replies that matched a waiting request.
     pub replies: u64,
+    /// Handlers that panicked (the node keeps serving).
+    pub panicked: u64,
 }
 
 #[derive(Default)]
@@ -48,6 +52,7 @@ struct Counters {
     decrypt_failed: AtomicU64,
     overloaded: AtomicU64,
     replies: AtomicU64,
+    panicked: AtomicU64,
 }
 
 /// Configures and binds a [`UdpNode`].
@@ -75,6 +80,9 @@ pub struct UdpNodeBuilder {
     max_in_flight: usize,
     max_subscriptions: usize,
     reuse_address: bool,
+    python_errors: bool,
+    multicast: Option<MulticastConfig>,
+    peer_config: Option<PeerConfig>,
 }
 
 impl Default for UdpNodeBuilder {
@@ -89,6 +97,9 @@ impl Default for UdpNodeBuilder {
             max_in_flight: 4096,
             max_subscriptions: 4096,
             reuse_address: false,
+            python_errors: false,
+            multicast: None,
+            peer_config: None,
         }
     }
 }
@@ -125,6 +136,42 @@ impl UdpNodeBuilder {
 
     plugin_setters!();
 
+    /// Python-compatible mode, for Python netaio 0.0.9 `UDPNode`s: the auth block as Python's
+    /// packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as Python's
+    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), Python's
+    /// multicast setup ([`MulticastConfig::python`]: the all-hosts group `224.0.0.1` on the node's
+    /// own port, joined at bind as Python's node does), and Python's UDP default reply for an
+    /// unrouted message: NOT_FOUND `not found` with uri `ERROR` (Python's
+    /// `make_error_msg("not found")`; the TCP server's has an empty uri). Call
+    /// [`multicast`](Self::multicast) after this for another group. Choose the plugins
+    /// separately (see [`compat`](crate::compat)); add
+    /// [`peer_management`](Self::peer_management) for Python's adverts (its defaults are
+    /// Python's: app id `netaio`, every 20 s, 60 s timeout).
+    ///
+    /// What stays the node's own: nothing that fails to decode or fails a check is answered (the
+    /// Python node answers those, which makes it a reflector), error-type messages are never
+    /// answered (two Python nodes answer each other's NOT_FOUND forever), a node does not drop
+    /// datagrams by source IP (Python's `ignore_own_ip`), and a datagram with bytes after its
+    /// frame is refused (Python ignores them; Python never sends them).
+    ///
+    /// ```
+    /// use netaio::compat::LegacyHmacAuth;
+    /// use netaio::udp::UdpNode;
+    ///
+    /// let builder = UdpNode::builder()
+    ///     .address(([0, 0, 0, 0], 8888))
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"));
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.multicast = Some(MulticastConfig::python());
+        self.python_errors = true;
+        self
+    }
+
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
     pub fn request_timeout(mut self, t: Duration) -> Self {
@@ -132,8 +179,8 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// Handlers running at once (default 1024); datagrams arriving beyond that are dropped and
-    /// counted ([`UdpStats::overloaded`]).
+    /// Handlers running at once, replies still being sealed or sent included (default 1024);
+    /// datagrams arriving beyond that are dropped and counted ([`UdpStats::overloaded`]).
     #[must_use]
     pub fn max_handlers(mut self, n: usize) -> Self {
         self.max_handlers = n.max(1);
@@ -162,12 +209,45 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// Bind the socket.
+    /// Join a multicast group (default: off). Enables [`UdpHandle::multicast`], and with
+    /// [`peer_management`](Self::peer_management), discovery by multicast adverts. See
+    /// [`MulticastConfig`] for the defaults and why.
+    #[must_use]
+    pub fn multicast(mut self, config: MulticastConfig) -> Self {
+        self.multicast = Some(config);
+        self
+    }
+
+    /// Manage peers automatically (default: off): multicast `ADVERTISE_PEER` every interval (when
+    /// a multicast group is joined), answer adverts with a unicast `PEER_DISCOVERED`, record peers
+    /// in [`UdpHandle::peers`], expire silent ones, and multicast `DISCONNECT` when the node
+    /// stops. Without a [`local_peer`](Self::local_peer), the node gets a random id.
+    #[must_use]
+    pub fn peer_management(mut self, config: PeerConfig) -> Self {
+        self.peer_config = Some(config);
+        self
+    }
+
+    /// Bind the socket (and join the multicast group, when configured).
     pub async fn bind(self) -> Result<UdpNode, BindError> {
         let addr = self.addr;
         let err = |source| BindError { addr, source };
         let socket = bind_socket(addr, self.reuse_address).map_err(err)?;
         let local_addr = socket.local_addr().map_err(err)?;
+        let routes = self.router.into_shared();
+        let mut plugins = self.plugins;
+        let peers = PeerTable::new();
+        let manager = match self.peer_config {
+            Some(config) => Some(
+                super::peers::install(&routes, &peers, &mut plugins, config)
+                    .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?,
+            ),
+            None => None,
+        };
+        let multicast = match &self.multicast {
+            Some(config) => Some(Multicast::setup(config, &socket, local_addr).map_err(err)?),
+            None => None,
+        };
         let max_datagram = if local_addr.is_ipv4() {
             MAX_DATAGRAM_V4
         } else {
@@ -180,9 +260,9 @@ impl UdpNodeBuilder {
                 shared: Arc::new(UdpShared {
                     socket: Arc::new(socket),
                     local_addr,
-                    routes: self.router.into_shared(),
+                    routes,
                     codec,
-                    plugins: self.plugins,
+                    plugins,
                     request_timeout: self.request_timeout,
                     handlers: Arc::new(Semaphore::new(self.max_handlers)),
                     max_in_flight: self.max_in_flight,
@@ -190,8 +270,12 @@ impl UdpNodeBuilder {
                     pending: Mutex::new(HashMap::new()),
                     next_id: AtomicU64::new(1),
                     subs: Mutex::new(Subscriptions::default()),
+                    python_errors: self.python_errors,
                     counters: Counters::default(),
                     cancel: CancellationToken::new(),
+                    peers,
+                    manager,
+                    multicast,
                 }),
             },
         })
@@ -227,12 +311,12 @@ struct PendingRequest {
     tx: oneshot::Sender<Result<Message, RequestError>>,
 }
 
-struct UdpShared {
-    socket: Arc<UdpSocket>,
+pub(super) struct UdpShared {
+    pub(super) socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
     routes: Arc<Routes>,
     codec: FrameCodec,
-    plugins: NodePlugins,
+    pub(super) plugins: NodePlugins,
     request_timeout: Duration,
     handlers: Arc<Semaphore>,
     max_in_flight: usize,
@@ -240,8 +324,16 @@ struct UdpShared {
     pending: Mutex<HashMap<u64, PendingRequest>>,
     next_id: AtomicU64,
     subs: Mutex<Subscriptions>,
+    /// Python-compatible mode: the default NOT_FOUND has uri `ERROR`, as Python's UDP node.
+    python_errors: bool,
     counters: Counters,
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
+    /// Known peers (filled by peer management, or by [`Context::set_peer`]).
+    pub(super) peers: PeerTable,
+    /// Peer management, when enabled.
+    pub(super) manager: Option<PeerManager>,
+    /// The joined multicast group, when configured.
+    pub(super) multicast: Option<Multicast>,
 }
 
 /// A UDP node: receives datagrams and dispatches them to its router, sends and requests.
@@ -284,6 +376,7 @@ impl UdpNode {
     /// [`RequestError::Closed`].
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) {
         let shared = self.handle.shared.clone();
+        let background = super::peers::start(&self.handle);
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(signal);
         loop {
@@ -303,6 +396,7 @@ impl UdpNode {
             self.handle.on_datagram(datagram, src);
         }
         shared.cancel.cancel();
+        super::peers::stop(&self.handle, background).await;
         let drained: Vec<_> = shared
             .pending
             .lock()
@@ -320,7 +414,7 @@ impl UdpNode {
 /// A cheap, cloneable handle to a [`UdpNode`]. Handlers reach it through [`Context::udp`].
 #[derive(Clone)]
 pub struct UdpHandle {
-    shared: Arc<UdpShared>,
+    pub(super) shared: Arc<UdpShared>,
 }
 
 impl std::fmt::Debug for UdpHandle {
@@ -347,6 +441,7 @@ impl UdpHandle {
             decrypt_failed: c.decrypt_failed.load(Ordering::Relaxed),
             overloaded: c.overloaded.load(Ordering::Relaxed),
             replies: c.replies.load(Ordering::Relaxed),
+            panicked: c.panicked.load(Ordering::Relaxed),
         }
     }
 
@@ -360,6 +455,19 @@ impl UdpHandle {
         &self.shared.socket
     }
 
+    /// The known peer at `addr`, when plugins will run (they are the only readers).
+    fn peer_for(&self, addr: SocketAddr, plugins_run: bool) -> Option<Arc<Peer>> {
+        if plugins_run {
+            self.shared.peers.by_addr(addr)
+        } else {
+            None
+        }
+    }
+
+    fn seals(&self, opts: &SendOptions) -> bool {
+        !opts.inner.is_empty() || !self.shared.plugins.outer.is_empty()
+    }
+
     fn prepare(
         &self,
         msg: Message,
@@ -367,25 +475,31 @@ impl UdpHandle {
         peer: Option<&Peer>,
         addr: SocketAddr,
     ) -> Result<Bytes, SendError> {
+        let known = match peer {
+            Some(_) => None,
+            None => self.peer_for(addr, self.seals(opts)),
+        };
+        let peer = peer.or(known.as_deref());
         let sealed = self.shared.plugins.seal_now(msg, opts, peer, Some(addr))?;
         Ok(self.shared.codec.to_frame(&sealed)?)
     }
 
-    async fn prepare_async(
+    pub(super) async fn prepare_async(
         &self,
         msg: Message,
         opts: &SendOptions,
         addr: SocketAddr,
     ) -> Result<Bytes, SendError> {
+        let peer = self.peer_for(addr, self.seals(opts));
         let sealed = self
             .shared
             .plugins
-            .seal(msg, opts, None, Some(addr))
+            .seal(msg, opts, peer.as_deref(), Some(addr))
             .await?;
         Ok(self.shared.codec.to_frame(&sealed)?)
     }
 
-    async fn send_bytes(&self, bytes: &[u8], addr: SocketAddr) -> Result<(), SendError> {
+    pub(super) async fn send_bytes(&self, bytes: &[u8], addr: SocketAddr) -> Result<(), SendError> {
         self.shared
             .socket
             .send_to(bytes, addr)
@@ -448,17 +562,19 @@ impl UdpHandle {
 
     /// Subscribe an address to a key.
     pub fn subscribe(&self, key: impl Into<Bytes>, addr: SocketAddr) -> Result<(), SubscribeError> {
+        let key: Bytes = key.into();
         let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        let limit = self.shared.max_subscriptions;
-        let total = subs.total;
-        let set = subs.by_key.entry(key.into()).or_default();
-        if set.contains(&addr) {
+        if subs.by_key.get(&key).is_some_and(|set| set.contains(&addr)) {
             return Ok(());
         }
-        if total >= limit {
+        // Refuse before touching the map: a refused key must leave nothing behind.
+        let limit = self.shared.max_subscriptions;
+        if subs.total >= limit {
             return Err(SubscribeError::Limit(limit));
         }
-        set.insert(addr);
+        // A copy: a key sliced from a datagram would keep the whole datagram alive.
+        let key = Bytes::copy_from_slice(&key);
+        subs.by_key.entry(key).or_default().insert(addr);
         subs.total += 1;
         Ok(())
     }
@@ -492,6 +608,16 @@ impl UdpHandle {
         });
         subs.total -= n;
         n
+    }
+
+    /// How many keys have subscribers.
+    pub fn subscription_keys(&self) -> usize {
+        self.shared
+            .subs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_key
+            .len()
     }
 
     /// The addresses subscribed to a key.
@@ -621,7 +747,7 @@ impl UdpHandle {
 
     /// Handle one datagram: decode, instance plugins, reply matching, routing, handler. Never
     /// answers a datagram that failed a check.
-    fn on_datagram(&self, datagram: Bytes, src: SocketAddr) {
+    pub(super) fn on_datagram(&self, datagram: Bytes, src: SocketAddr) {
         let shared = &self.shared;
         let c = &shared.counters;
         self.count(&c.received);
@@ -633,13 +759,16 @@ impl UdpHandle {
                 return;
             }
         };
+        // The sender's peer, for plugins that need its keys (looked up only when a plugin runs).
+        let mut peer = None;
         let msg = if shared.plugins.outer.is_empty() {
             msg
         } else {
+            peer = shared.peers.by_addr(src);
             match open_outer(
                 msg,
                 &shared.plugins.outer,
-                &shared.plugins.ctx(None, Some(src)),
+                &shared.plugins.ctx(peer.as_deref(), Some(src)),
             ) {
                 Ok(m) => m,
                 Err(e) => {
@@ -677,28 +806,40 @@ impl UdpHandle {
         let msg = if inner.is_empty() {
             msg
         } else {
-            match open_inner(msg, &inner, &shared.plugins.ctx(None, Some(src))) {
+            if peer.is_none() {
+                peer = shared.peers.by_addr(src);
+            }
+            match open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src))) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.count(&c.auth_failed);
+                    let counter = match e {
+                        crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
+                        _ => &c.decrypt_failed,
+                    };
+                    self.count(counter);
                     tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
                     return;
                 }
             }
         };
         let rid = msg.request_id();
+        // One permit per running handler and per reply still being sealed or sent, so that neither
+        // can pile up without bound under a flood.
+        let Ok(permit) = shared.handlers.clone().try_acquire_owned() else {
+            self.count(&c.overloaded);
+            tracing::debug!(%src, "too many handlers running: datagram dropped");
+            return;
+        };
         let Some(handler) = handler else {
             if msg.message_type.is_error() {
                 return;
             }
-            let reply = Message::not_found();
-            let this = self.clone();
-            tokio::spawn(async move { this.reply(reply, rid, &inner, src).await });
-            return;
-        };
-        let Ok(permit) = shared.handlers.clone().try_acquire_owned() else {
-            self.count(&c.overloaded);
-            tracing::debug!(%src, "too many handlers running: datagram dropped");
+            let reply = if shared.python_errors {
+                Message::error("not found")
+            } else {
+                Message::not_found()
+            };
+            self.reply_now(reply, rid, inner, src, permit);
             return;
         };
         let req = Request {
@@ -706,24 +847,31 @@ impl UdpHandle {
             ctx: Context::new(src, Link::Udp(self.clone()), shared.routes.state().clone()),
         };
         let mut fut = handler.call(req);
-        // Run the handler inline when it finishes at once (the common case), else in a task.
+        // Run the handler inline when it finishes at once (the common case), else in a task. A
+        // panicking handler is contained: it must not stop the receive loop (and with it the node).
         let mut cx = std::task::Context::from_waker(Waker::noop());
-        match Pin::as_mut(&mut fut).poll(&mut cx) {
-            Poll::Ready(reply) => {
-                drop(permit);
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::as_mut(&mut fut).poll(&mut cx)
+        }));
+        match polled {
+            Ok(Poll::Ready(reply)) => {
                 if let Some(reply) = reply {
-                    self.reply_now(reply, rid, &inner, src);
+                    self.reply_now(reply, rid, inner, src, permit);
                 }
             }
-            Poll::Pending => {
+            Ok(Poll::Pending) => {
                 let this = self.clone();
+                // A panic later only ends this task (tokio contains it); the permit is released.
                 tokio::spawn(async move {
-                    let reply = fut.await;
-                    drop(permit);
-                    if let Some(reply) = reply {
+                    if let Some(reply) = fut.await {
                         this.reply(reply, rid, &inner, src).await;
                     }
+                    drop(permit);
                 });
+            }
+            Err(_) => {
+                self.count(&c.panicked);
+                tracing::error!(%src, "handler panicked; the node goes on serving");
             }
         }
     }
@@ -747,8 +895,26 @@ impl UdpHandle {
         }
     }
 
-    fn reply_now(&self, reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
-        let Some(bytes) = self.finish_reply(reply, rid, inner, src) else {
+    /// Send a handler's reply, holding `permit` until it is out. Sealing with a CPU-heavy plugin
+    /// (proof of work) goes to the blocking pool, never the receive loop; a full socket buffer
+    /// defers the send to a task that still holds the permit.
+    fn reply_now(
+        &self,
+        reply: Message,
+        rid: Option<u64>,
+        inner: Plugins,
+        src: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) {
+        if inner.is_blocking() || self.shared.plugins.outer.is_blocking() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.reply(reply, rid, &inner, src).await;
+                drop(permit);
+            });
+            return;
+        }
+        let Some(bytes) = self.finish_reply(reply, rid, &inner, src) else {
             return;
         };
         match self.shared.socket.try_send_to(&bytes, src) {
@@ -759,17 +925,24 @@ impl UdpHandle {
                     if let Err(e) = this.send_bytes(&bytes, src).await {
                         tracing::debug!(%src, error = %e, "reply send failed");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => tracing::debug!(%src, error = %e, "reply send failed"),
         }
     }
 
-    async fn reply(&self, reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
-        if let Some(bytes) = self.finish_reply(reply, rid, inner, src)
-            && let Err(e) = self.send_bytes(&bytes, src).await
-        {
-            tracing::debug!(%src, error = %e, "reply send failed");
+    async fn reply(&self, mut reply: Message, rid: Option<u64>, inner: &Plugins, src: SocketAddr) {
+        if let Some(id) = rid {
+            reply.set_reply_ref(id);
+        }
+        let opts = SendOptions::new().inner(inner.clone());
+        let sent = match self.prepare_async(reply, &opts, src).await {
+            Ok(bytes) => self.send_bytes(&bytes, src).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(%src, error = %e, "reply not sent");
         }
     }
 
@@ -817,9 +990,14 @@ impl UdpHandle {
         let result = if p.inner.is_empty() {
             RequestError::from_reply(reply)
         } else {
-            open_inner(reply, &p.inner, &self.shared.plugins.ctx(None, Some(src)))
-                .map_err(RequestError::from)
-                .and_then(RequestError::from_reply)
+            let peer = self.shared.peers.by_addr(src);
+            open_inner(
+                reply,
+                &p.inner,
+                &self.shared.plugins.ctx(peer.as_deref(), Some(src)),
+            )
+            .map_err(RequestError::from)
+            .and_then(RequestError::from_reply)
         };
         let _ = p.tx.send(result);
     }

@@ -1,4 +1,39 @@
-//! [`Peer`]: another node as plugins and peer management see it.
+//! Peers: [`Peer`] (another node as plugins and peer management see it), the bounded
+//! [`PeerTable`] with its stream of [`PeerEvent`]s, and [`PeerConfig`] for automatic peer management.
+//!
+//! Peer management is opt-in on every transport (`peer_management(PeerConfig)` on
+//! [`UdpNodeBuilder`](crate::udp::UdpNodeBuilder), [`TcpServerBuilder`](crate::tcp::TcpServerBuilder)
+//! and [`TcpClientBuilder`](crate::tcp::TcpClientBuilder)). Its messages are the Python library's:
+//! `ADVERTISE_PEER`, `PEER_DISCOVERED` and `DISCONNECT`, each with uri = the app id and content =
+//! the local peer packed by the node's [`PeerPlugin`](crate::plugin::PeerPlugin). They pass
+//! through the node's instance plugins like any message (so with an auth plugin set, an
+//! unauthenticated advert or disconnect never reaches the peer table), then through the
+//! [`PeerConfig::with_plugins`] as inner plugins.
+//!
+//! ```
+//! use std::time::Duration;
+//! use netaio::peer::{Peer, PeerConfig, PeerEvent, PeerTable};
+//!
+//! let table = PeerTable::new();
+//! let mut events = table.events();
+//! let addr = "127.0.0.1:9000".parse().unwrap();
+//! table.observe(Peer::new("node-1"), addr).unwrap();
+//! assert!(matches!(events.try_recv(), Ok(PeerEvent::Discovered(p)) if p.id == "node-1"));
+//! assert_eq!(table.by_addr(addr).unwrap().id, "node-1");
+//!
+//! let config = PeerConfig::default()
+//!     .with_app_id("chat")
+//!     .with_advertise_interval(Duration::from_secs(5))
+//!     .with_peer_timeout(Duration::from_secs(15));
+//! assert_eq!(config.app_id().as_ref(), b"chat");
+//! ```
+
+mod config;
+mod table;
+pub(crate) mod wire;
+
+pub use config::PeerConfig;
+pub use table::{Observed, PeerEvent, PeerTable, PeerTableError};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,0 +1,373 @@
+//! The chat as people use it: `chat` processes on 127.0.0.1 (IPv4 multicast on `lo`, each test
+//! with a group port of its own), driven through stdin, their stdout read line by line.
+//!
+//! - `three_people_talk`: discovery, a room message shown exactly once by each of the others, a
+//!   direct message shown only by its target, a nick change (told to a newcomer too), someone
+//!   with the wrong room secret who sees nothing and is seen by nobody, `/quit`, Ctrl-C and the
+//!   end of input each shown to the others as a leave notice, a known key recognised on return.
+//! - `impostors_and_forgeries`: a second process using alice's nick with another key is flagged
+//!   and its messages withheld until bob runs `/trust`. Then a forger advertises alice's (public) peer from its own
+//!   address, so that bob attributes that address to alice, and sends messages claiming to be
+//!   alice: one with its own keys, one encrypted exactly as alice would but signed with the wrong
+//!   key, one signed by alice but encrypted with the wrong key. Each is refused by the check it
+//!   fails (counted in `/stats`) and none is shown, while the same path with both of alice's keys
+//!   (the control) is shown, once, although sent twice.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Chat, LIMIT, free_port};
+use netaio::Router;
+use netaio::peer::PeerConfig;
+use netaio::plugin::{Plugins, SendOptions};
+use netaio::udp::{MulticastConfig, MulticastInterface, UdpNode};
+use netaio_asymmetric::{Identity, X25519Cipher};
+use netaio_chat::protocol::{
+    APP_ID, ChatPeerPlugin, Envelope, Kind, SignedBy, chat_plugins, fingerprint, room_plugins,
+};
+
+const SECRET: &str = "correct horse battery staple";
+
+fn joined(nick: &str) -> impl Fn(&str) -> bool + '_ {
+    move |l| l.starts_with(&format!("* {nick} joined ("))
+}
+
+fn said<'a>(nick: &'a str, text: &'a str) -> impl Fn(&str) -> bool + 'a {
+    move |l| l == format!("<{nick}> {text}")
+}
+
+#[test]
+fn three_people_talk() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = ["--room-secret", SECRET];
+    let mut alice = Chat::start(home.path(), "a", "alice", port, &secret);
+    let mut bob = Chat::start(home.path(), "b", "bob", port, &secret);
+    let mut carol = Chat::start(home.path(), "c", "carol", port, &secret);
+
+    // Each discovers the others.
+    for (me, others) in [
+        (&mut alice, ["bob", "carol"]),
+        (&mut bob, ["alice", "carol"]),
+        (&mut carol, ["alice", "bob"]),
+    ] {
+        for other in others {
+            let line = me.wait_for(&format!("{other} joined"), joined(other));
+            assert!(line.contains("first time seen: key remembered"), "{line}");
+        }
+        let rows = me.peers();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        for (row, other) in rows.iter().zip(others) {
+            assert!(row.starts_with(other), "{row}");
+            assert!(row.contains("127.0.0.1:"), "{row}");
+            assert!(row.contains("heard "), "{row}");
+            assert!(!row.contains("KEY CHANGED"), "{row}");
+        }
+    }
+    // Their keys were remembered.
+    let known = std::fs::read_to_string(alice.dir.join("known_peers")).unwrap();
+    assert!(known.lines().any(|l| l.starts_with("bob ")), "{known}");
+
+    // A room message reaches both others exactly once. `marker` is sent after it (alice sends
+    // one message at a time, each after every recipient acknowledged the one before), so once
+    // the marker is shown every copy of the first message has arrived.
+    alice.type_line("hello room");
+    alice.type_line("marker one");
+    for other in [&mut bob, &mut carol] {
+        other.wait_for("the marker", said("alice", "marker one"));
+        assert_eq!(other.count(said("alice", "hello room")), 1);
+    }
+    assert_eq!(alice.count(|l| l.contains("hello room")), 0, "no echo");
+
+    // A direct message reaches only its target.
+    bob.type_line("/msg carol the secret plan");
+    carol.wait_for("the direct message", |l| {
+        l == "<bob> (private) the secret plan"
+    });
+    bob.type_line("marker two");
+    alice.wait_for("bob's marker", said("bob", "marker two"));
+    carol.wait_for("bob's marker", said("bob", "marker two"));
+    assert_eq!(alice.count(|l| l.contains("secret plan")), 0);
+    assert_eq!(bob.count(|l| l.contains("not delivered")), 0);
+
+    // A nick change is shown, and the new nick can be messaged.
+    bob.type_line("/nick robert");
+    bob.wait_for("the nick confirmation", |l| {
+        l == "* you are now known as robert"
+    });
+    alice.wait_for("the rename", |l| l == "* bob is now known as robert");
+    alice.type_line("/msg robert hi robert");
+    bob.wait_for("the message to the new nick", |l| {
+        l == "<alice> (private) hi robert"
+    });
+
+    // Dave has the wrong room secret: he sees nothing and nobody sees him.
+    let before = alice.stats().auth;
+    let mut dave = Chat::start(home.path(), "d", "dave", port, &["--room-secret", "wrong"]);
+    // His adverts reach alice and fail her check; theirs reach him and fail his.
+    alice.stats_until("dave's adverts refused", |s| s.auth > before);
+    dave.stats_until("the others' adverts refused", |s| s.auth > 0);
+    assert!(dave.peers().is_empty());
+    let from = dave.mark();
+    dave.type_line("is anyone here?");
+    dave.wait_from(from, "the not-sent notice", |l| {
+        l.starts_with("! nobody else is here yet")
+    });
+    alice.type_line("while the fourth is here");
+    bob.wait_for("alice's message", said("alice", "while the fourth is here"));
+    carol.wait_for("alice's message", said("alice", "while the fourth is here"));
+    for c in [&mut alice, &mut bob, &mut carol] {
+        let rows = c.peers();
+        assert_eq!(rows.len(), 2, "{}: {rows:?}", c.nick);
+        assert!(rows.iter().all(|r| !r.starts_with("dave")), "{rows:?}");
+        assert_eq!(
+            c.count(|l| l.contains("dave")),
+            0,
+            "{}: {:#?}",
+            c.nick,
+            c.log
+        );
+        assert_eq!(c.count(|l| l.contains("anyone here")), 0, "{}", c.nick);
+    }
+    assert_eq!(
+        dave.count(|l| l.contains("joined") || l.starts_with('<')),
+        0
+    );
+
+    // `/quit`: the others see carol leave (her DISCONNECT; the peer timeout is 15 s).
+    let left = Instant::now();
+    assert!(carol.quit().success());
+    alice.wait_for("carol's leave notice", |l| l == "* carol left");
+    bob.wait_for("carol's leave notice", |l| l == "* carol left");
+    assert!(
+        left.elapsed() < Duration::from_secs(10),
+        "by DISCONNECT, not expiry"
+    );
+
+    assert!(dave.quit().success());
+
+    // Carol comes back with the same identity: alice knows her key already, and she learns bob's
+    // current nick although his adverts still carry the one he started with.
+    let mut carol2 = Chat::start(home.path(), "c", "carol", port, &secret);
+    let back = alice.wait_from(0, "carol back", |l| {
+        l.starts_with("* carol joined (") && !l.contains("first time")
+    });
+    assert!(!back.contains("first time"), "{back}");
+    carol2.wait_for("bob's advertised nick", |l| {
+        l.starts_with("* bob joined (") && !l.contains("first time")
+    });
+    carol2.wait_for("bob's current nick", |l| {
+        l == "* bob is now known as robert"
+    });
+    carol2.type_line("/msg robert welcome back to me");
+    bob.wait_for("carol's direct message", |l| {
+        l == "<carol> (private) welcome back to me"
+    });
+
+    // Ctrl-C is /quit: alice leaves with a goodbye and exits 0.
+    let status = Command::new("kill")
+        .args(["-INT", &alice.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(alice.wait_exit().success());
+    assert_eq!(alice.count(|l| l == "* Ctrl-C: leaving"), 1);
+    bob.wait_for("alice's leave notice", |l| l == "* alice left");
+    carol2.wait_for("alice's leave notice", |l| l == "* alice left");
+    // So is the end of the input.
+    bob.close_input();
+    assert!(bob.wait_exit().success());
+    carol2.wait_for("bob's leave notice", |l| l == "* robert left");
+    assert!(carol2.quit().success());
+    for c in [&mut alice, &mut bob, &mut carol, &mut carol2, &mut dave] {
+        assert!(
+            c.log.last().is_some_and(|l| l.ends_with("* bye")),
+            "{}",
+            c.nick
+        );
+        c.assert_plain();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impostors_and_forgeries() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = ["--room-secret", SECRET];
+    let mut alice = Chat::start(home.path(), "a", "alice", port, &secret);
+    let mut bob = Chat::start(home.path(), "b", "bob", port, &secret);
+    bob.wait_for("alice joined", joined("alice"));
+    alice.wait_for("bob joined", joined("bob"));
+
+    // Mallory starts a chat as "alice" with a key of her own: flagged at bob, and her
+    // messages (direct or to the room) are withheld.
+    let mut mallory = Chat::start(home.path(), "m", "alice", port, &secret);
+    let mallory_fp = fingerprint(
+        &netaio_chat::identity::load(&mallory.identity())
+            .unwrap()
+            .public_keys()
+            .ed25519,
+    );
+    let flagged = bob.wait_for("the key change warning", |l| {
+        l.starts_with("!! key changed for alice:")
+    });
+    assert!(flagged.contains(&mallory_fp), "{flagged}");
+    let row = bob
+        .peers()
+        .into_iter()
+        .find(|r| r.contains(&mallory_fp))
+        .expect("mallory listed");
+    assert!(
+        row.starts_with(&format!("alice#{}", &mallory_fp[..8])),
+        "{row}"
+    );
+    assert!(row.ends_with("KEY CHANGED: not trusted"), "{row}");
+    mallory.wait_for("bob joined", joined("bob"));
+    mallory.type_line("it is me, alice, send me the files");
+    mallory.type_line("/msg bob psst, it is alice");
+    bob.stats_until("both withheld", |s| s.withheld == 2);
+    let withheld = format!("!! withheld a message from alice#{}", &mallory_fp[..8]);
+    assert_eq!(bob.count(|l| l.starts_with(&withheld)), 2);
+    // Bob cannot message her by mistake either.
+    let from = bob.mark();
+    bob.type_line(&format!("/msg alice#{} hi", &mallory_fp[..8]));
+    bob.wait_from(from, "the refusal", |l| {
+        l.starts_with("! ") && l.contains("/trust alice")
+    });
+    // Once bob accepts her key (say they compared fingerprints), her messages are shown, with
+    // the fingerprint since two people use the nick.
+    let from = bob.mark();
+    bob.type_line(&format!("/trust alice {}", &mallory_fp[..8]));
+    bob.wait_from(from, "the trust confirmation", |l| {
+        l == format!("* key {mallory_fp} is now trusted for alice")
+    });
+    mallory.type_line("thanks for trusting me");
+    bob.wait_for("her message", |l| {
+        l == format!("<alice#{}> thanks for trusting me", &mallory_fp[..8])
+    });
+    let known = std::fs::read_to_string(bob.dir.join("known_peers")).unwrap();
+    assert_eq!(known.lines().filter(|l| l.starts_with("alice ")).count(), 2);
+    assert!(mallory.quit().success());
+    bob.wait_for("mallory left", |l| {
+        l == format!("* alice#{} left", &mallory_fp[..8])
+    });
+
+    // A forger takes alice's public peer (id and public keys, all public), advertises it from
+    // its own address with the room secret (an insider), so bob attributes that address to
+    // alice, and sends a message signed and encrypted with its own key.
+    let alice_id = netaio_chat::identity::load(&alice.identity()).unwrap();
+    let forger_id = Identity::generate();
+    let (auth, cipher) = room_plugins(SECRET.as_bytes());
+    let node = UdpNode::builder()
+        .address(([127, 0, 0, 1], 0))
+        .router(Router::new())
+        .peer_plugin(ChatPeerPlugin)
+        .local_peer(ChatPeerPlugin::local_peer(&alice_id, "alice").unwrap())
+        .multicast(
+            MulticastConfig::default()
+                .with_port(port)
+                .with_interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+        )
+        .peer_management(
+            PeerConfig::default()
+                .with_app_id(APP_ID)
+                .with_advertise_interval(Duration::from_millis(100)),
+        )
+        .auth(auth)
+        .cipher(cipher)
+        .bind()
+        .await
+        .unwrap();
+    let forger = node.handle();
+    let forger_addr = node.local_addr();
+    // Aborted at the end rather than shut down: its goodbye would make bob drop alice.
+    let serving = tokio::spawn(node.serve());
+    let bob_addr = bob.addr();
+    let deadline = Instant::now() + LIMIT;
+    while bob
+        .peers()
+        .iter()
+        .all(|r| !(r.starts_with("alice ") && r.contains(&forger_addr.to_string())))
+        || forger.peers().by_addr(bob_addr).is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob never saw alice at {forger_addr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = bob.stats();
+
+    // All with the forger's keys: refused (the signature check comes first).
+    let forged = |text: &str| Envelope::new(Kind::Room, "alice", text).to_message();
+    let send = |msg, plugins| {
+        let forger = forger.clone();
+        async move {
+            forger
+                .send_with(&msg, bob_addr, &SendOptions::new().inner(plugins))
+                .await
+                .unwrap();
+        }
+    };
+    send(forged("FORGED 1: wire the money"), chat_plugins(&forger_id)).await;
+    let s = bob.stats_until("the forgery refused", |s| s.auth > before.auth);
+    assert_eq!(s.decrypt, before.decrypt);
+    // Encrypted exactly as alice would (her X25519 key), signed with the wrong key: only the
+    // signature check stands in the way.
+    let as_alice_wrong_signature = Plugins::new()
+        .cipher(X25519Cipher::new(&alice_id))
+        .auth(SignedBy::new(&forger_id));
+    send(forged("FORGED 2: bad signature"), as_alice_wrong_signature).await;
+    let s2 = bob.stats_until("the bad signature refused", |x| x.auth > s.auth);
+    assert_eq!(s2.decrypt, before.decrypt);
+    // Signed with alice's key but encrypted with another: only decryption stands in the way.
+    let signed_by_alice_wrong_cipher = Plugins::new()
+        .cipher(X25519Cipher::new(&forger_id))
+        .auth(SignedBy::new(&alice_id));
+    send(
+        forged("FORGED 3: wrong encryption"),
+        signed_by_alice_wrong_cipher,
+    )
+    .await;
+    let s3 = bob.stats_until("the bad encryption refused", |x| x.decrypt > before.decrypt);
+    assert_eq!(s3.auth, s2.auth);
+
+    // The control: the same path, signed with alice's real key, sent twice: shown once.
+    let control = Envelope::new(Kind::Room, "alice", "control message");
+    for _ in 0..2 {
+        forger
+            .send_with(
+                &control.to_message(),
+                bob_addr,
+                &SendOptions::new().inner(chat_plugins(&alice_id)),
+            )
+            .await
+            .unwrap();
+    }
+    // Both copies were queued at bob before alice types this.
+    alice.type_line("marker");
+    bob.wait_for("alice's marker", said("alice", "marker"));
+    assert_eq!(bob.count(said("alice", "control message")), 1);
+    assert_eq!(
+        bob.stats().duplicates,
+        before.duplicates + 1,
+        "the second copy was a duplicate"
+    );
+    assert_eq!(bob.count(|l| l.contains("FORGED")), 0);
+    assert_eq!(bob.count(|l| l.contains("send me the files")), 0);
+    assert_eq!(bob.count(|l| l.contains("psst")), 0);
+    serving.abort();
+
+    assert!(alice.quit().success());
+    assert!(bob.quit().success());
+    bob.assert_plain();
+}

@@ -1,0 +1,1090 @@
+//! The value encoding of Python's `packify` 0.4.0, for the subset netaio puts on the wire: `None`,
+//! `bool`, `int` (any size), `bytes`, `str`, `tuple`, `list` and `dict`.
+//!
+//! Python netaio encodes its auth block (a `dict` of field name to bytes) and its peer adverts
+//! (an `(id, data)` tuple, the data itself a packed `dict`) with `packify.pack`. [`encode`] and
+//! [`decode`] reproduce that byte for byte:
+//!
+//! - every value starts with a code byte: the top two bits give the width of the length (or of a
+//!   small int) that follows (`0x40` one byte, `0x80` two, `0xC0` four, big-endian), the low six
+//!   bits the type;
+//! - a container (`tuple`, `list`, `dict`) is its code, the width of its item lengths, its item
+//!   count, one length per item, then the encoded items;
+//! - a `dict` is a container of encoded `(key, value)` tuples **sorted by their encoded bytes**,
+//!   so the encoding of a dict does not depend on its order;
+//! - ints up to 2³²−1 are a code and 1, 2 or 4 bytes; larger ones a byte count and the
+//!   big-endian magnitude.
+//!
+//! Decoding follows Python's `packify.unpack`, with its tolerance:
+//!
+//! - **bytes after a complete value are ignored**, at the top level and inside each container
+//!   item (`4103616263ffff` decodes to `b"abc"`); [`decode_prefix`] tells how many bytes the
+//!   value used, for callers that want to be strict;
+//! - any nonzero bool byte is `true`; the length category of `None` and `bool` is ignored;
+//! - a `bytearray` (type 2) decodes as [`Value::Bytes`];
+//! - a dict whose key appears twice keeps the first key and the last value, and `True`/`1`,
+//!   `False`/`0` are the same key, as in a Python dict.
+//!
+//! It is stricter where Python would crash or where a type is outside the subset: floats,
+//! `Decimal`, sets and `Packable` classes give [`PackifyError::Unsupported`], nesting is limited to
+//! [`MAX_DEPTH`] levels, and every malformed input is a [`PackifyError`], never a panic.
+//!
+//! ```
+//! use netaio::compat::packify::{self, Value};
+//!
+//! let value = Value::Dict(vec![
+//!     (Value::from("b"), Value::from(1)),
+//!     (Value::from("a"), Value::bytes(&b"x"[..])),
+//! ]);
+//! let bytes = packify::encode(&value).unwrap();
+//! // Python: packify.pack({'b': 1, 'a': b'x'}).hex()
+//! assert_eq!(hex(&bytes), "4d40020a0b4c4002030243016244014c40020303430161410178");
+//! assert_eq!(packify::decode(&bytes).unwrap(), value);
+//! # fn hex(b: &[u8]) -> String { b.iter().map(|x| format!("{x:02x}")).collect() }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// The deepest nesting of containers [`decode`] accepts (the top-level value is depth 0).
+pub const MAX_DEPTH: usize = 64;
+
+// Type ids (the low six bits of a code byte).
+const T_NONE: u8 = 0;
+const T_BYTES: u8 = 1;
+const T_BYTEARRAY: u8 = 2;
+const T_STR: u8 = 3;
+const T_INT: u8 = 4;
+const T_NEG_INT: u8 = 5;
+const T_BOOL: u8 = 6;
+const T_FLOAT: u8 = 7;
+const T_DECIMAL: u8 = 8;
+const T_LIST: u8 = 10;
+const T_SET: u8 = 11;
+const T_TUPLE: u8 = 12;
+const T_DICT: u8 = 13;
+const T_BIG_INT: u8 = 14;
+const T_BIG_NEG: u8 = 15;
+const T_PACKABLE: u8 = 20;
+
+// Length categories (the top two bits of a code byte).
+const CAT1: u8 = 0x40;
+const CAT2: u8 = 0x80;
+const CAT3: u8 = 0xC0;
+
+/// A value of the packify subset.
+///
+/// Equality is Python's for the subset, except that `True == 1` only holds for dict keys: two
+/// [`Value::Dict`]s are equal when they hold the same pairs in any order.
+#[derive(Clone)]
+pub enum Value {
+    /// Python `None`.
+    None,
+    /// Python `bool`.
+    Bool(bool),
+    /// Python `int`, of any size.
+    Int(Int),
+    /// Python `bytes` (a `bytearray` decodes to this too).
+    Bytes(Bytes),
+    /// Python `str`.
+    Str(String),
+    /// Python `tuple`.
+    Tuple(Vec<Value>),
+    /// Python `list`.
+    List(Vec<Value>),
+    /// Python `dict`, as `(key, value)` pairs. The encoding sorts the pairs, so their order here
+    /// does not matter; keys should be unique (a decoded dict's keys are).
+    Dict(Vec<(Value, Value)>),
+}
+
+/// An integer of any size: a sign and a big-endian magnitude without leading zero bytes (zero
+/// has an empty magnitude and is never negative).
+///
+/// ```
+/// use netaio::compat::packify::Int;
+///
+/// let big = Int::from_magnitude(false, &[1, 0, 0, 0, 0]);
+/// assert_eq!(big.to_u64(), Some(1 << 32));
+/// assert_eq!(Int::from(-300).to_i64(), Some(-300));
+/// assert_eq!(Int::from(0u8).magnitude(), &[] as &[u8]);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Int {
+    negative: bool,
+    magnitude: Vec<u8>,
+}
+
+impl Int {
+    /// An int from a sign and a big-endian magnitude (leading zero bytes are dropped; zero is
+    /// never negative).
+    pub fn from_magnitude(negative: bool, magnitude: &[u8]) -> Self {
+        let start = magnitude
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(magnitude.len());
+        let magnitude = magnitude.get(start..).unwrap_or_default().to_vec();
+        Self {
+            negative: negative && !magnitude.is_empty(),
+            magnitude,
+        }
+    }
+
+    /// True for a value below zero.
+    pub fn is_negative(&self) -> bool {
+        self.negative
+    }
+
+    /// The absolute value, big-endian, without leading zero bytes.
+    pub fn magnitude(&self) -> &[u8] {
+        &self.magnitude
+    }
+
+    /// The absolute value, when it fits in a `u128`.
+    fn magnitude_u128(&self) -> Option<u128> {
+        if self.magnitude.len() > 16 {
+            return None;
+        }
+        Some(
+            self.magnitude
+                .iter()
+                .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)),
+        )
+    }
+
+    /// The value as an `i128`, when it fits.
+    pub fn to_i128(&self) -> Option<i128> {
+        let m = self.magnitude_u128()?;
+        if self.negative {
+            0i128.checked_sub_unsigned(m)
+        } else {
+            i128::try_from(m).ok()
+        }
+    }
+
+    /// The value as an `i64`, when it fits.
+    pub fn to_i64(&self) -> Option<i64> {
+        self.to_i128().and_then(|v| i64::try_from(v).ok())
+    }
+
+    /// The value as a `u64`, when it fits (not for negative values).
+    pub fn to_u64(&self) -> Option<u64> {
+        self.to_i128().and_then(|v| u64::try_from(v).ok())
+    }
+}
+
+impl fmt::Debug for Int {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_i128() {
+            Some(v) => write!(f, "{v}"),
+            None => {
+                f.write_str(if self.negative { "-0x" } else { "0x" })?;
+                for b in &self.magnitude {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl From<u128> for Int {
+    fn from(v: u128) -> Self {
+        Self::from_magnitude(false, &v.to_be_bytes())
+    }
+}
+
+impl From<i128> for Int {
+    fn from(v: i128) -> Self {
+        Self::from_magnitude(v < 0, &v.unsigned_abs().to_be_bytes())
+    }
+}
+
+macro_rules! int_from {
+    ($via:ty: $($t:ty),*) => {$(
+        impl From<$t> for Int {
+            fn from(v: $t) -> Self {
+                Self::from(<$via>::from(v))
+            }
+        }
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::Int(Int::from(v))
+            }
+        }
+    )*};
+}
+
+int_from!(u128: u8, u16, u32, u64);
+int_from!(i128: i8, i16, i32, i64);
+
+impl From<i128> for Value {
+    fn from(v: i128) -> Self {
+        Value::Int(Int::from(v))
+    }
+}
+
+impl From<u128> for Value {
+    fn from(v: u128) -> Self {
+        Value::Int(Int::from(v))
+    }
+}
+
+impl From<Int> for Value {
+    fn from(v: Int) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Str(v)
+    }
+}
+
+impl From<Bytes> for Value {
+    fn from(v: Bytes) -> Self {
+        Value::Bytes(v)
+    }
+}
+
+impl Value {
+    /// A `bytes` value.
+    pub fn bytes(v: impl Into<Bytes>) -> Self {
+        Value::Bytes(v.into())
+    }
+
+    /// The Python type name (`"NoneType"`, `"bool"`, `"int"`, `"bytes"`, `"str"`, `"tuple"`,
+    /// `"list"` or `"dict"`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::None => "NoneType",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Bytes(_) => "bytes",
+            Value::Str(_) => "str",
+            Value::Tuple(_) => "tuple",
+            Value::List(_) => "list",
+            Value::Dict(_) => "dict",
+        }
+    }
+
+    /// The bytes of a [`Value::Bytes`].
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The text of a [`Value::Str`].
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The int of a [`Value::Int`].
+    pub fn as_int(&self) -> Option<&Int> {
+        match self {
+            Value::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The items of a [`Value::Tuple`] or a [`Value::List`].
+    pub fn as_seq(&self) -> Option<&[Value]> {
+        match self {
+            Value::Tuple(v) | Value::List(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The pairs of a [`Value::Dict`].
+    pub fn as_dict(&self) -> Option<&[(Value, Value)]> {
+        match self {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The value under a `str` key of a [`Value::Dict`].
+    ///
+    /// ```
+    /// use netaio::compat::packify::Value;
+    /// let d = Value::Dict(vec![(Value::from("k"), Value::from(7))]);
+    /// assert_eq!(d.get("k"), Some(&Value::from(7)));
+    /// assert_eq!(d.get("x"), None);
+    /// ```
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_dict()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::None, Value::None) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Tuple(a), Value::Tuple(b)) | (Value::List(a), Value::List(b)) => a == b,
+            (Value::Dict(a), Value::Dict(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(k, v)| b.iter().any(|(k2, v2)| k == k2 && v == v2))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value {}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => f.write_str("None"),
+            Value::Bool(b) => f.write_str(if *b { "True" } else { "False" }),
+            Value::Int(i) => i.fmt(f),
+            Value::Bytes(b) => {
+                f.write_str("b")?;
+                crate::message::HexPreview(b).fmt(f)
+            }
+            Value::Str(s) => s.fmt(f),
+            Value::Tuple(v) => {
+                let mut t = f.debug_tuple("");
+                for x in v {
+                    t.field(x);
+                }
+                t.finish()
+            }
+            Value::List(v) => f.debug_list().entries(v).finish(),
+            Value::Dict(d) => f
+                .debug_map()
+                .entries(d.iter().map(|(k, v)| (k, v)))
+                .finish(),
+        }
+    }
+}
+
+/// Why a value could not be decoded (or, for [`PackifyError::TooLong`], encoded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackifyError {
+    /// The input ends before the value does.
+    #[error("{what} is truncated: needs {need} bytes, got {got}")]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Bytes needed from that point.
+        need: usize,
+        /// Bytes left.
+        got: usize,
+    },
+    /// A code byte with an unknown type id, or without the length a type needs.
+    #[error("corrupt data: invalid code byte 0x{0:02x}")]
+    InvalidCode(u8),
+    /// A container's item length category is not `0x40`, `0x80` or `0xC0`.
+    #[error("corrupt container: invalid item length category 0x{0:02x}")]
+    InvalidItemCategory(u8),
+    /// A valid packify type outside the subset (float, Decimal, set, Packable).
+    #[error("unsupported packify type {0}")]
+    Unsupported(&'static str),
+    /// A `str` that is not UTF-8.
+    #[error("str is not valid UTF-8")]
+    InvalidUtf8,
+    /// A dict item that is not a 2-tuple.
+    #[error("corrupt dict: item is not a key/value pair")]
+    NotAPair,
+    /// A dict key Python cannot hash (a list, a dict or a bytearray).
+    #[error("corrupt dict: key is not hashable ({0})")]
+    UnhashableKey(&'static str),
+    /// Containers nested deeper than [`MAX_DEPTH`].
+    #[error("containers nested deeper than {MAX_DEPTH}")]
+    TooDeep,
+    /// Encoding: a length or count that does not fit in 32 bits.
+    #[error("{0} too long to encode (over 4 GiB or 2^32 items)")]
+    TooLong(&'static str),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/// The length category for `n`: `0x40` below 2^8, `0x80` below 2^16, `0xC0` below 2^32.
+fn category(n: u64) -> Option<u8> {
+    if n < 1 << 8 {
+        Some(CAT1)
+    } else if n < 1 << 16 {
+        Some(CAT2)
+    } else if n < 1 << 32 {
+        Some(CAT3)
+    } else {
+        None
+    }
+}
+
+/// Append `n` in the width of category `cat`.
+fn put_uint(out: &mut Vec<u8>, cat: u8, n: u64) {
+    match cat {
+        CAT1 => out.push(n as u8),
+        CAT2 => out.extend_from_slice(&(n as u16).to_be_bytes()),
+        _ => out.extend_from_slice(&(n as u32).to_be_bytes()),
+    }
+}
+
+fn put_len_prefixed(
+    out: &mut Vec<u8>,
+    type_id: u8,
+    what: &'static str,
+    data: &[u8],
+) -> Result<(), PackifyError> {
+    let len = data.len() as u64;
+    let cat = category(len).ok_or(PackifyError::TooLong(what))?;
+    out.push(cat | type_id);
+    put_uint(out, cat, len);
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+fn put_int(out: &mut Vec<u8>, v: &Int) -> Result<(), PackifyError> {
+    let (small, big) = if v.negative {
+        (T_NEG_INT, T_BIG_NEG)
+    } else {
+        (T_INT, T_BIG_INT)
+    };
+    let m = v.magnitude();
+    if m.len() <= 4 {
+        let n = m.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let cat = category(n).unwrap_or(CAT3);
+        out.push(cat | small);
+        put_uint(out, cat, n);
+    } else if let Ok(len) = u8::try_from(m.len()) {
+        out.extend_from_slice(&[small, len]);
+        out.extend_from_slice(m);
+    } else {
+        let len = u32::try_from(m.len()).map_err(|_| PackifyError::TooLong("int"))?;
+        out.push(big);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(m);
+    }
+    Ok(())
+}
+
+/// Append a container of already encoded items.
+pub(crate) fn put_container(
+    out: &mut Vec<u8>,
+    type_id: u8,
+    items: &[impl AsRef<[u8]>],
+) -> Result<(), PackifyError> {
+    let count = category(items.len() as u64).ok_or(PackifyError::TooLong("container"))?;
+    let longest = items.iter().map(|i| i.as_ref().len()).max().unwrap_or(0);
+    let icat = category(longest as u64).ok_or(PackifyError::TooLong("container item"))?;
+    out.push(count | type_id);
+    out.push(icat);
+    put_uint(out, count, items.len() as u64);
+    for item in items {
+        put_uint(out, icat, item.as_ref().len() as u64);
+    }
+    for item in items {
+        out.extend_from_slice(item.as_ref());
+    }
+    Ok(())
+}
+
+/// The type id of a dict, for the auth codec's fast path.
+pub(crate) const DICT: u8 = T_DICT;
+/// The type id of a tuple, for the auth codec's fast path.
+pub(crate) const TUPLE: u8 = T_TUPLE;
+
+/// Append the encoding of a `str`.
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), PackifyError> {
+    put_len_prefixed(out, T_STR, "str", s.as_bytes())
+}
+
+/// Append the encoding of a `bytes`.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), PackifyError> {
+    put_len_prefixed(out, T_BYTES, "bytes", b)
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value, bools_as_ints: bool) -> Result<(), PackifyError> {
+    match v {
+        Value::None => out.push(T_NONE),
+        Value::Bool(b) if bools_as_ints => put_int(out, &Int::from(u8::from(*b)))?,
+        Value::Bool(b) => out.extend_from_slice(&[T_BOOL, u8::from(*b)]),
+        Value::Int(i) => put_int(out, i)?,
+        Value::Bytes(b) => put_bytes(out, b)?,
+        Value::Str(s) => put_str(out, s)?,
+        Value::Tuple(items) | Value::List(items) => {
+            let type_id = if matches!(v, Value::Tuple(_)) {
+                T_TUPLE
+            } else {
+                T_LIST
+            };
+            let encoded = items
+                .iter()
+                .map(|i| {
+                    let mut buf = Vec::new();
+                    put_value(&mut buf, i, bools_as_ints).map(|()| buf)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            put_container(out, type_id, &encoded)?;
+        }
+        Value::Dict(pairs) => {
+            let mut encoded = pairs
+                .iter()
+                .map(|(k, v)| {
+                    let mut key = Vec::new();
+                    put_value(&mut key, k, bools_as_ints)?;
+                    let mut val = Vec::new();
+                    put_value(&mut val, v, bools_as_ints)?;
+                    let mut pair = Vec::with_capacity(key.len() + val.len() + 8);
+                    put_container(&mut pair, T_TUPLE, &[key, val])?;
+                    Ok(pair)
+                })
+                .collect::<Result<Vec<_>, PackifyError>>()?;
+            // Python sorts the encoded pairs: bytewise, a prefix first.
+            encoded.sort_unstable();
+            put_container(out, T_DICT, &encoded)?;
+        }
+    }
+    Ok(())
+}
+
+/// Append the encoding of `value` to `out` (Python `packify.pack`). On error `out` may hold a
+/// partial encoding.
+pub fn encode_into(value: &Value, out: &mut Vec<u8>) -> Result<(), PackifyError> {
+    put_value(out, value, false)
+}
+
+/// The encoding of `value` (Python `packify.pack`). Fails only for a length above 2³²−1.
+///
+/// ```
+/// use netaio::compat::packify::{encode, Value};
+/// assert_eq!(encode(&Value::None).unwrap(), [0x00]);
+/// assert_eq!(encode(&Value::from(256)).unwrap(), [0x84, 0x01, 0x00]);
+/// assert_eq!(encode(&Value::from("hi")).unwrap(), [0x43, 0x02, b'h', b'i']);
+/// assert_eq!(encode(&Value::Dict(vec![])).unwrap(), [0x4d, 0x40, 0x00]);
+/// ```
+pub fn encode(value: &Value) -> Result<Vec<u8>, PackifyError> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// Reads values out of one buffer; values are slices of it.
+struct Reader<'a> {
+    src: &'a Bytes,
+}
+
+/// Whether Python could hash a value (use it as a dict key); the error names the culprit.
+type Hashable = Result<(), &'static str>;
+
+/// A decoded value, where it ends, whether Python could hash it, and for a tuple whether its
+/// first item could be hashed (a dict item's key).
+struct Decoded {
+    value: Value,
+    end: usize,
+    hashable: Hashable,
+    first_hashable: Hashable,
+}
+
+impl Reader<'_> {
+    fn need(
+        &self,
+        what: &'static str,
+        pos: usize,
+        end: usize,
+        n: usize,
+    ) -> Result<(), PackifyError> {
+        let got = end.saturating_sub(pos);
+        if got < n {
+            Err(PackifyError::Truncated { what, need: n, got })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A big-endian unsigned int of `width` (1, 2 or 4) bytes at `pos`.
+    fn uint(
+        &self,
+        what: &'static str,
+        pos: usize,
+        end: usize,
+        width: usize,
+    ) -> Result<u64, PackifyError> {
+        self.need(what, pos, end, width)?;
+        let bytes = self.src.get(pos..pos + width).unwrap_or_default();
+        Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    fn slice(&self, from: usize, to: usize) -> Bytes {
+        if from <= to && to <= self.src.len() {
+            self.src.slice(from..to)
+        } else {
+            Bytes::new()
+        }
+    }
+
+    /// `len` bytes at `pos` (after checking they are there).
+    fn take(
+        &self,
+        what: &'static str,
+        pos: usize,
+        end: usize,
+        len: u64,
+    ) -> Result<Bytes, PackifyError> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.need(what, pos, end, len)?;
+        Ok(self.slice(pos, pos + len))
+    }
+
+    /// Decode the value starting at `pos`; the value must end by `end` (bytes after it up to
+    /// `end` are ignored, as in Python).
+    fn value(&self, pos: usize, end: usize, depth: usize) -> Result<Decoded, PackifyError> {
+        self.need("value", pos, end, 1)?;
+        let code = self.src.get(pos).copied().unwrap_or_default();
+        let cat = code & 0xC0;
+        let type_id = code & 0x3F;
+        let width = match cat {
+            CAT1 => 1,
+            CAT2 => 2,
+            CAT3 => 4,
+            _ => 0,
+        };
+        let cat0_ok = matches!(
+            type_id,
+            T_INT | T_NEG_INT | T_BIG_INT | T_BIG_NEG | T_BOOL | T_FLOAT | T_NONE
+        );
+        let known = matches!(
+            type_id,
+            T_NONE
+                | T_BYTES
+                | T_BYTEARRAY
+                | T_STR
+                | T_INT
+                | T_NEG_INT
+                | T_BOOL
+                | T_FLOAT
+                | T_DECIMAL
+                | T_LIST
+                | T_SET
+                | T_TUPLE
+                | T_DICT
+                | T_BIG_INT
+                | T_BIG_NEG
+                | T_PACKABLE
+        );
+        if !known || (width == 0 && !cat0_ok) {
+            return Err(PackifyError::InvalidCode(code));
+        }
+        let p = pos + 1;
+        let ok = Ok(());
+        let (value, end_at, hashable) = match type_id {
+            T_NONE => (Value::None, p, ok),
+            T_BOOL => {
+                self.need("bool", p, end, 1)?;
+                let b = self.src.get(p).copied().unwrap_or_default();
+                (Value::Bool(b != 0), p + 1, ok)
+            }
+            T_BYTES | T_BYTEARRAY | T_STR => {
+                let what = match type_id {
+                    T_STR => "str",
+                    _ => "bytes",
+                };
+                let len = self.uint(what, p, end, width)?;
+                let data = self.take(what, p + width, end, len)?;
+                let next = p + width + data.len();
+                match type_id {
+                    T_STR => {
+                        let s =
+                            std::str::from_utf8(&data).map_err(|_| PackifyError::InvalidUtf8)?;
+                        (Value::Str(s.to_owned()), next, ok)
+                    }
+                    T_BYTES => (Value::Bytes(data), next, ok),
+                    _ => (Value::Bytes(data), next, Err("bytearray")),
+                }
+            }
+            T_INT | T_NEG_INT => {
+                let negative = type_id == T_NEG_INT;
+                if width == 0 {
+                    let size = self.uint("int", p, end, 1)?;
+                    let data = self.take("int", p + 1, end, size)?;
+                    let next = p + 1 + data.len();
+                    (Value::Int(Int::from_magnitude(negative, &data)), next, ok)
+                } else {
+                    let n = self.uint("int", p, end, width)?;
+                    (
+                        Value::Int(Int::from_magnitude(negative, &n.to_be_bytes())),
+                        p + width,
+                        ok,
+                    )
+                }
+            }
+            T_BIG_INT | T_BIG_NEG => {
+                let size = self.uint("big int", p, end, 4)?;
+                let data = self.take("big int", p + 4, end, size)?;
+                let next = p + 4 + data.len();
+                (
+                    Value::Int(Int::from_magnitude(type_id == T_BIG_NEG, &data)),
+                    next,
+                    ok,
+                )
+            }
+            T_LIST | T_TUPLE | T_DICT => return self.container(type_id, width, p, end, depth),
+            T_FLOAT => return Err(PackifyError::Unsupported("float")),
+            T_DECIMAL => return Err(PackifyError::Unsupported("Decimal")),
+            T_SET => return Err(PackifyError::Unsupported("set")),
+            _ => return Err(PackifyError::Unsupported("Packable")),
+        };
+        Ok(Decoded {
+            value,
+            end: end_at,
+            hashable,
+            first_hashable: Ok(()),
+        })
+    }
+
+    fn container(
+        &self,
+        type_id: u8,
+        width: usize,
+        p: usize,
+        end: usize,
+        depth: usize,
+    ) -> Result<Decoded, PackifyError> {
+        let what = match type_id {
+            T_LIST => "list",
+            T_TUPLE => "tuple",
+            _ => "dict",
+        };
+        if depth >= MAX_DEPTH {
+            return Err(PackifyError::TooDeep);
+        }
+        self.need(what, p, end, 1 + width)?;
+        let icat = self.src.get(p).copied().unwrap_or_default();
+        let iwidth = match icat {
+            CAT1 => 1,
+            CAT2 => 2,
+            CAT3 => 4,
+            other => return Err(PackifyError::InvalidItemCategory(other)),
+        };
+        let count = usize::try_from(self.uint(what, p + 1, end, width)?).unwrap_or(usize::MAX);
+        let table = p + 1 + width;
+        let table_len = count.saturating_mul(iwidth);
+        self.need(what, table, end, table_len)?;
+        // Every item takes at least one byte, so `count` is bounded by the input from here on.
+        let mut lens = Vec::with_capacity(count.min(end.saturating_sub(table)));
+        let mut total = 0usize;
+        for i in 0..count {
+            let len = usize::try_from(self.uint(what, table + i * iwidth, end, iwidth)?)
+                .unwrap_or(usize::MAX);
+            total = total.saturating_add(len);
+            lens.push(len);
+        }
+        let mut at = table + table_len;
+        self.need(what, at, end, total)?;
+        let mut items = Vec::with_capacity(count);
+        let mut hashable = Ok(());
+        let mut first_hashable = Ok(());
+        for (i, len) in lens.into_iter().enumerate() {
+            let item = self.value(at, at + len, depth + 1)?;
+            if i == 0 {
+                first_hashable = item.hashable;
+            }
+            hashable = hashable.and(item.hashable);
+            items.push(item);
+            at += len;
+        }
+        let value = match type_id {
+            T_LIST => {
+                hashable = Err("list");
+                Value::List(items.into_iter().map(|d| d.value).collect())
+            }
+            T_TUPLE => Value::Tuple(items.into_iter().map(|d| d.value).collect()),
+            _ => {
+                hashable = Err("dict");
+                Value::Dict(dict_from_items(items)?)
+            }
+        };
+        Ok(Decoded {
+            value,
+            end: at,
+            hashable,
+            first_hashable,
+        })
+    }
+}
+
+/// Python's `{pair[0]: pair[1] for pair in items}`: every item a 2-tuple with a hashable key; a
+/// repeated key keeps its first position and its last value.
+fn dict_from_items(items: Vec<Decoded>) -> Result<Vec<(Value, Value)>, PackifyError> {
+    let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(items.len());
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    for item in items {
+        let Value::Tuple(kv) = item.value else {
+            return Err(PackifyError::NotAPair);
+        };
+        let Ok::<[Value; 2], _>([k, v]) = kv.try_into() else {
+            return Err(PackifyError::NotAPair);
+        };
+        item.first_hashable.map_err(PackifyError::UnhashableKey)?;
+        // Python compares keys by value with True == 1 and False == 0: key them by an encoding
+        // that writes bools as ints.
+        let mut fingerprint = Vec::new();
+        put_value(&mut fingerprint, &k, true)?;
+        match index.get(&fingerprint) {
+            Some(&i) => {
+                if let Some(slot) = pairs.get_mut(i) {
+                    slot.1 = v;
+                }
+            }
+            None => {
+                index.insert(fingerprint, pairs.len());
+                pairs.push((k, v));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// Decode the value at the start of `src` and tell where it ends; the value's bytes are slices
+/// of `src` (no copy). Bytes after the value are not looked at.
+///
+/// ```
+/// use bytes::Bytes;
+/// use netaio::compat::packify::{decode_prefix, Value};
+///
+/// let src = Bytes::from_static(b"\x41\x03abc\xff\xff");
+/// let (value, used) = decode_prefix(&src).unwrap();
+/// assert_eq!((value, used), (Value::bytes(&b"abc"[..]), 5));
+/// ```
+pub fn decode_prefix(src: &Bytes) -> Result<(Value, usize), PackifyError> {
+    let reader = Reader { src };
+    let d = reader.value(0, src.len(), 0)?;
+    Ok((d.value, d.end))
+}
+
+/// Decode a value, ignoring any bytes after it, as Python's `packify.unpack` does. The value's
+/// bytes are slices of `src`.
+pub fn decode_bytes(src: &Bytes) -> Result<Value, PackifyError> {
+    decode_prefix(src).map(|(v, _)| v)
+}
+
+/// Decode a value from a slice (copied once), ignoring any bytes after it, as Python's
+/// `packify.unpack` does.
+///
+/// ```
+/// use netaio::compat::packify::{decode, PackifyError, Value};
+///
+/// assert_eq!(decode(b"\x43\x02hi").unwrap(), Value::from("hi"));
+/// assert_eq!(decode(b"\x41\x03abc\xff\xff").unwrap(), Value::bytes(&b"abc"[..]));
+/// assert!(matches!(decode(b"\x41\x05ab"), Err(PackifyError::Truncated { .. })));
+/// assert!(matches!(decode(b""), Err(PackifyError::Truncated { .. })));
+/// ```
+pub fn decode(src: &[u8]) -> Result<Value, PackifyError> {
+    decode_bytes(&Bytes::copy_from_slice(src))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn enc(v: &Value) -> String {
+        hex(&encode(v).unwrap())
+    }
+
+    #[test]
+    fn reference_examples_beyond_the_vectors() {
+        // Section 2.5: a dict of 300 str keys needs a u16 count; items stay short (0x40).
+        let pairs = (0..300)
+            .map(|i| (Value::from(format!("k{i}")), Value::from(i)))
+            .collect();
+        assert!(enc(&Value::Dict(pairs)).starts_with("8d40012c"));
+        // (300-byte bytes,): the item is 303 bytes, so item lengths take 2 bytes (0x80).
+        let t = Value::Tuple(vec![Value::bytes(vec![0u8; 300])]);
+        assert!(enc(&t).starts_with("4c8001012f81012c"));
+    }
+
+    #[test]
+    fn big_ints_switch_to_the_byte_count_forms() {
+        assert_eq!(enc(&Value::from(u64::MAX)), "0408ffffffffffffffff");
+        assert_eq!(enc(&Value::from(i64::MIN)), "05088000000000000000");
+        let huge = Int::from_magnitude(false, &[1u8; 256]);
+        let e = encode(&Value::Int(huge.clone())).unwrap();
+        assert_eq!(hex(&e[..5]), "0e00000100");
+        assert_eq!(decode(&e).unwrap(), Value::Int(huge));
+        let neg = Int::from_magnitude(true, &[2u8; 300]);
+        let e = encode(&Value::Int(neg.clone())).unwrap();
+        assert_eq!(hex(&e[..5]), "0f0000012c");
+        assert_eq!(decode(&e).unwrap(), Value::Int(neg));
+        assert_eq!(Int::from(i128::MIN).to_i128(), Some(i128::MIN));
+        assert_eq!(Int::from(-1).to_u64(), None);
+        assert_eq!(Int::from_magnitude(true, &[0, 0]), Int::from(0));
+    }
+
+    #[test]
+    fn decoding_is_as_lenient_as_python() {
+        // Any nonzero bool byte; the category bits of None and bool are ignored.
+        assert_eq!(decode(b"\x06\x05").unwrap(), Value::Bool(true));
+        assert_eq!(decode(b"\x46\x00").unwrap(), Value::Bool(false));
+        assert_eq!(decode(b"\x40").unwrap(), Value::None);
+        // A non-canonical int, and negative zero.
+        assert_eq!(decode(b"\x04\x02\x00\x05").unwrap(), Value::from(5));
+        assert_eq!(decode(b"\x45\x00").unwrap(), Value::from(0));
+        // A bytearray is bytes.
+        assert_eq!(decode(b"\x42\x01a").unwrap(), Value::bytes(&b"a"[..]));
+        // Bytes after an item, inside its declared length, are ignored.
+        assert_eq!(
+            decode(b"\x4c\x40\x01\x04\x41\x01a\xff").unwrap(),
+            Value::Tuple(vec![Value::bytes(&b"a"[..])])
+        );
+        // Duplicate keys: the first key stays, the last value wins; True and 1 are one key.
+        let k1 = encode(&Value::Tuple(vec![Value::from(1), Value::from("one")])).unwrap();
+        let kt = encode(&Value::Tuple(vec![Value::Bool(true), Value::from("true")])).unwrap();
+        let mut d = Vec::new();
+        put_container(&mut d, T_DICT, &[k1, kt]).unwrap();
+        assert_eq!(
+            decode(&d).unwrap(),
+            Value::Dict(vec![(Value::from(1), Value::from("true"))])
+        );
+    }
+
+    fn err(bytes: &[u8]) -> PackifyError {
+        decode(bytes).unwrap_err()
+    }
+
+    #[test]
+    fn malformed_input_gives_typed_errors() {
+        assert!(matches!(err(b""), PackifyError::Truncated { .. }));
+        assert!(matches!(
+            err(b"\x41\x05ab"),
+            PackifyError::Truncated { got: 2, .. }
+        ));
+        assert!(matches!(err(b"\x81\x01"), PackifyError::Truncated { .. }));
+        assert!(matches!(err(b"\x06"), PackifyError::Truncated { .. }));
+        assert!(matches!(err(b"\x04"), PackifyError::Truncated { .. }));
+        assert!(matches!(
+            err(b"\x0e\x00\x00\x00\x09\x01"),
+            PackifyError::Truncated { .. }
+        ));
+        assert_eq!(err(b"\x09"), PackifyError::InvalidCode(0x09));
+        assert_eq!(err(b"\x01\x00"), PackifyError::InvalidCode(0x01));
+        assert_eq!(err(b"\x0c\x40\x00"), PackifyError::InvalidCode(0x0c));
+        assert_eq!(
+            err(b"\x4a\x00\x00"),
+            PackifyError::InvalidItemCategory(0x00)
+        );
+        assert_eq!(err(b"\x43\x01\xff"), PackifyError::InvalidUtf8);
+        assert_eq!(
+            err(b"\x07\x00\x00\x00\x00\x00\x00\x00\x00"),
+            PackifyError::Unsupported("float")
+        );
+        assert_eq!(err(b"\x4b\x40\x00"), PackifyError::Unsupported("set"));
+        assert_eq!(err(b"\x48\x01\x31"), PackifyError::Unsupported("Decimal"));
+        assert_eq!(err(b"\x54\x00\x00"), PackifyError::Unsupported("Packable"));
+        // A container declaring more items or bytes than there are.
+        assert!(matches!(
+            err(b"\x4a\x40\x05\x01"),
+            PackifyError::Truncated { .. }
+        ));
+        assert!(matches!(
+            err(b"\xca\xc0\xff\xff\xff\xff"),
+            PackifyError::Truncated { .. }
+        ));
+        assert!(matches!(
+            err(b"\x4a\x40\x01\x09\x41"),
+            PackifyError::Truncated { .. }
+        ));
+        // An item of length 0 has no code byte.
+        assert!(matches!(
+            err(b"\x4a\x40\x01\x00"),
+            PackifyError::Truncated { .. }
+        ));
+        // Dict items must be 2-tuples with hashable keys.
+        assert_eq!(err(b"\x4d\x40\x01\x02\x41\x00"), PackifyError::NotAPair);
+        let list_key = encode(&Value::Tuple(vec![Value::List(vec![]), Value::None])).unwrap();
+        let mut d = Vec::new();
+        put_container(&mut d, T_DICT, &[list_key]).unwrap();
+        assert_eq!(err(&d), PackifyError::UnhashableKey("list"));
+        let mut pair = Vec::new();
+        put_container(&mut pair, T_TUPLE, &[&b"\x42\x01a"[..], &b"\x00"[..]]).unwrap();
+        let mut d = Vec::new();
+        put_container(&mut d, T_DICT, &[pair]).unwrap();
+        assert_eq!(err(&d), PackifyError::UnhashableKey("bytearray"));
+        // A bytearray value (not key) is fine.
+        let mut pair = Vec::new();
+        put_container(&mut pair, T_TUPLE, &[&b"\x00"[..], &b"\x42\x01a"[..]]).unwrap();
+        let mut d = Vec::new();
+        put_container(&mut d, T_DICT, &[pair]).unwrap();
+        assert!(decode(&d).is_ok());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut v = Value::None;
+        for _ in 0..MAX_DEPTH {
+            v = Value::Tuple(vec![v]);
+        }
+        let ok = encode(&v).unwrap();
+        assert_eq!(decode(&ok).unwrap(), v);
+        let deeper = encode(&Value::List(vec![v])).unwrap();
+        assert_eq!(err(&deeper), PackifyError::TooDeep);
+        // A hand-made chain far deeper than that is refused without recursing into it.
+        let mut chain = Vec::new();
+        for _ in 0..10_000 {
+            chain.extend_from_slice(b"\x4c\x40\x01\xff");
+        }
+        assert!(decode(&chain).is_err());
+    }
+
+    #[test]
+    fn decoded_bytes_are_slices_of_the_input() {
+        let src = Bytes::from(encode(&Value::Tuple(vec![Value::bytes(vec![7u8; 40])])).unwrap());
+        let v = decode_bytes(&src).unwrap();
+        let b = v.as_seq().unwrap()[0].as_bytes().unwrap();
+        let range = src.as_ptr() as usize..src.as_ptr() as usize + src.len();
+        assert!(range.contains(&(b.as_ptr() as usize)));
+    }
+
+    #[test]
+    fn dict_equality_ignores_order() {
+        let a = Value::Dict(vec![
+            (Value::from("x"), Value::None),
+            (Value::from("y"), Value::from(1)),
+        ]);
+        let b = Value::Dict(vec![
+            (Value::from("y"), Value::from(1)),
+            (Value::from("x"), Value::None),
+        ]);
+        assert_eq!(a, b);
+        assert_eq!(encode(&a).unwrap(), encode(&b).unwrap());
+        assert_ne!(a, Value::Dict(vec![(Value::from("x"), Value::None)]));
+        assert_eq!(a.get("y"), Some(&Value::from(1)));
+    }
+}

@@ -1,0 +1,174 @@
+//! [`PeerConfig`]: how a node manages its peers.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::plugin::Plugins;
+
+/// The longest interval or timeout accepted: longer values are clamped (a deadline computed from
+/// `Duration::MAX` would overflow).
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Automatic peer management settings, given to a transport's `peer_management(PeerConfig)`.
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | [`with_app_id`](Self::with_app_id) | `netaio` | uri of every peer-management message; nodes with another app id ignore ours |
+/// | [`with_advertise_interval`](Self::with_advertise_interval) | 20 s (as in Python) | UDP: time between two multicast `ADVERTISE_PEER` |
+/// | [`with_jitter`](Self::with_jitter) | 0.1 | each interval is drawn from interval × [1 − jitter, 1 + jitter], so nodes started together do not advertise in lockstep |
+/// | [`with_peer_timeout`](Self::with_peer_timeout) | 60 s (as in Python) | UDP: a peer not heard from for this long expires |
+/// | [`with_max_peers`](Self::with_max_peers) | 1,024 | peer table capacity; new peers beyond it are refused |
+/// | [`with_plugins`](Self::with_plugins) | none | inner plugins applied to peer-management messages (after the node's instance plugins on receive, before them on send) |
+///
+/// ```
+/// use std::time::Duration;
+/// use netaio::peer::PeerConfig;
+/// use netaio::plugin::{HmacAuth, Plugins};
+///
+/// let config = PeerConfig::default()
+///     .with_app_id("sensors")
+///     .with_advertise_interval(Duration::from_secs(5))
+///     .with_peer_timeout(Duration::from_secs(15))
+///     .with_max_peers(64)
+///     .with_plugins(Plugins::new().auth(HmacAuth::new(b"peer secret")));
+/// assert_eq!(config.advertise_interval(), Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    app_id: Bytes,
+    advertise_interval: Duration,
+    jitter: f64,
+    peer_timeout: Duration,
+    max_peers: usize,
+    plugins: Plugins,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            app_id: Bytes::from_static(b"netaio"),
+            advertise_interval: Duration::from_secs(20),
+            jitter: 0.1,
+            peer_timeout: Duration::from_secs(60),
+            max_peers: 1024,
+            plugins: Plugins::new(),
+        }
+    }
+}
+
+impl PeerConfig {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The app id: the uri of every peer-management message (default `netaio`, as in Python).
+    #[must_use]
+    pub fn with_app_id(mut self, app_id: impl Into<Bytes>) -> Self {
+        self.app_id = app_id.into();
+        self
+    }
+
+    /// Time between two adverts (default 20 s); at least 10 ms.
+    #[must_use]
+    pub fn with_advertise_interval(mut self, every: Duration) -> Self {
+        self.advertise_interval = every.clamp(Duration::from_millis(10), LONGEST);
+        self
+    }
+
+    /// Random spread of each interval, as a fraction of it (default 0.1; clamped to 0..=0.5).
+    #[must_use]
+    pub fn with_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = if fraction.is_finite() {
+            fraction.clamp(0.0, 0.5)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// How long a peer may stay silent before it expires (default 60 s; at most a year, so that
+    /// deadlines computed from it cannot overflow).
+    #[must_use]
+    pub fn with_peer_timeout(mut self, timeout: Duration) -> Self {
+        self.peer_timeout = timeout.min(LONGEST);
+        self
+    }
+
+    /// The peer table's capacity (default 1,024).
+    #[must_use]
+    pub fn with_max_peers(mut self, n: usize) -> Self {
+        self.max_peers = n;
+        self
+    }
+
+    /// Inner plugins for peer-management messages (default none).
+    #[must_use]
+    pub fn with_plugins(mut self, plugins: Plugins) -> Self {
+        self.plugins = plugins;
+        self
+    }
+
+    /// The app id.
+    pub fn app_id(&self) -> &Bytes {
+        &self.app_id
+    }
+
+    /// The advert interval.
+    pub fn advertise_interval(&self) -> Duration {
+        self.advertise_interval
+    }
+
+    /// The jitter fraction.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+
+    /// The peer timeout.
+    pub fn peer_timeout(&self) -> Duration {
+        self.peer_timeout
+    }
+
+    /// The peer table's capacity.
+    pub fn max_peers(&self) -> usize {
+        self.max_peers
+    }
+
+    /// The inner plugins.
+    pub fn plugins(&self) -> &Plugins {
+        &self.plugins
+    }
+
+    /// One interval with jitter applied.
+    pub(crate) fn next_interval(&self) -> Duration {
+        if self.jitter <= 0.0 {
+            return self.advertise_interval;
+        }
+        let spread: f64 = rand::random::<f64>() * 2.0 - 1.0;
+        self.advertise_interval
+            .mul_f64((1.0 + spread * self.jitter).max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jittered_intervals_stay_in_range() {
+        let c = PeerConfig::default()
+            .with_advertise_interval(Duration::from_millis(1000))
+            .with_jitter(0.2);
+        for _ in 0..200 {
+            let d = c.next_interval();
+            assert!(
+                d >= Duration::from_millis(800) && d <= Duration::from_millis(1200),
+                "{d:?}"
+            );
+        }
+        let fixed = c.clone().with_jitter(0.0);
+        assert_eq!(fixed.next_interval(), Duration::from_millis(1000));
+        assert_eq!(c.clone().with_jitter(f64::NAN).jitter(), 0.0);
+        assert_eq!(c.with_jitter(9.0).jitter(), 0.5);
+    }
+}

@@ -1,0 +1,566 @@
+//! [`PeerTable`]: known peers by id and by address, bounded, with expiry and a stream of events.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::Peer;
+
+/// What happened to a peer; see [`PeerTable::events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// A peer was heard from for the first time (or again after it expired or left).
+    Discovered(Arc<Peer>),
+    /// A known peer changed its data or was heard at a new address.
+    Updated(Arc<Peer>),
+    /// A peer was not heard from within the timeout, or its only address was taken over by
+    /// another peer id (a node restarted with a new id), and was removed.
+    Expired(Arc<Peer>),
+    /// A peer said goodbye (`DISCONNECT`), or its last connection closed, and was removed.
+    Disconnected(Arc<Peer>),
+}
+
+impl PeerEvent {
+    /// The peer the event is about (as it was when the event happened).
+    pub fn peer(&self) -> &Arc<Peer> {
+        match self {
+            PeerEvent::Discovered(p)
+            | PeerEvent::Updated(p)
+            | PeerEvent::Expired(p)
+            | PeerEvent::Disconnected(p) => p,
+        }
+    }
+}
+
+/// What [`PeerTable::observe`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// The peer is new ([`PeerEvent::Discovered`] was sent).
+    Discovered,
+    /// The peer was known; its data or addresses changed ([`PeerEvent::Updated`] was sent).
+    Updated,
+    /// The peer was known and unchanged; only its last-seen time moved (no event).
+    Refreshed,
+}
+
+/// Why a peer was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerTableError {
+    /// The table holds as many peers as its capacity: new peers are refused (live peers are
+    /// never evicted to make room).
+    #[error("peer table full ({0} peers): new peer refused")]
+    Full(usize),
+    /// A peer needs a non-empty id.
+    #[error("peer has an empty id")]
+    EmptyId,
+}
+
+/// The peers a node knows: by id, and by every address each was heard at (at most
+/// [`MAX_ADDRS`](Self::MAX_ADDRS) per peer, most recent first). Bounded: when it holds
+/// [`capacity`](Self::capacity) peers, new peers are refused and logged; known peers are never
+/// evicted to make room. Peers not heard from within the [`timeout`](Self::timeout) are removed by
+/// [`expire`](Self::expire) (the transports call it; see [`PeerConfig`](super::PeerConfig)).
+///
+/// Every change is announced on [`events`](Self::events). Cheap to clone: clones share the table.
+///
+/// ```
+/// use std::time::Duration;
+/// use netaio::peer::{Observed, Peer, PeerTable, PeerTableError};
+///
+/// let table = PeerTable::with_capacity(1);
+/// let a = "10.0.0.1:8888".parse().unwrap();
+/// let b = "10.0.0.2:8888".parse().unwrap();
+/// assert_eq!(table.observe(Peer::new("a"), a), Ok(Observed::Discovered));
+/// assert_eq!(table.observe(Peer::new("a"), a), Ok(Observed::Refreshed));
+/// assert_eq!(table.observe(Peer::new("b"), b), Err(PeerTableError::Full(1)));
+/// assert_eq!(table.len(), 1);
+/// assert!(table.remove("a").is_some());
+/// assert!(table.is_empty());
+/// ```
+#[derive(Clone)]
+pub struct PeerTable {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    inner: RwLock<Inner>,
+    events: broadcast::Sender<PeerEvent>,
+}
+
+struct Inner {
+    by_id: HashMap<Bytes, Arc<Peer>>,
+    by_addr: HashMap<SocketAddr, Bytes>,
+    capacity: usize,
+    timeout: Duration,
+    refused: u64,
+}
+
+impl Inner {
+    /// Remove `addr` from the peer `id`; when it was the peer's last address, remove the peer and
+    /// return it.
+    fn unlink(&mut self, id: &Bytes, addr: SocketAddr) -> Option<Arc<Peer>> {
+        if self.by_addr.get(&addr) == Some(id) {
+            self.by_addr.remove(&addr);
+        }
+        let peer = self.by_id.get(id)?;
+        if !peer.addrs.contains(&addr) {
+            return None;
+        }
+        if peer.addrs.len() == 1 {
+            return self.by_id.remove(id);
+        }
+        let mut p = (**peer).clone();
+        p.addrs.retain(|a| *a != addr);
+        self.by_id.insert(id.clone(), Arc::new(p));
+        None
+    }
+
+    fn remove(&mut self, id: &[u8]) -> Option<Arc<Peer>> {
+        let peer = self.by_id.remove(id)?;
+        for a in &peer.addrs {
+            if self.by_addr.get(a).is_some_and(|i| i.as_ref() == id) {
+                self.by_addr.remove(a);
+            }
+        }
+        Some(peer)
+    }
+}
+
+impl std::fmt::Debug for PeerTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.read();
+        f.debug_struct("PeerTable")
+            .field("len", &t.by_id.len())
+            .field("capacity", &t.capacity)
+            .field("timeout", &t.timeout)
+            .finish()
+    }
+}
+
+impl Default for PeerTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PeerTable {
+    /// The default capacity: 1,024 peers.
+    pub const DEFAULT_CAPACITY: usize = 1024;
+    /// The default timeout: 60 s without news, as in Python.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Addresses kept per peer (the oldest is forgotten first).
+    pub const MAX_ADDRS: usize = 8;
+    /// Events kept for a receiver that falls behind; older ones are lost
+    /// ([`broadcast::error::RecvError::Lagged`]).
+    pub const EVENT_BUFFER: usize = 256;
+
+    /// An empty table with the default capacity and timeout.
+    pub fn new() -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
+
+    /// An empty table holding at most `capacity` peers.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(Self::EVENT_BUFFER);
+        Self {
+            shared: Arc::new(Shared {
+                inner: RwLock::new(Inner {
+                    by_id: HashMap::new(),
+                    by_addr: HashMap::new(),
+                    capacity,
+                    timeout: Self::DEFAULT_TIMEOUT,
+                    refused: 0,
+                }),
+                events,
+            }),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.shared.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.shared.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, events: Vec<PeerEvent>) {
+        for e in events {
+            tracing::debug!(event = ?e, "peer event");
+            // No receiver is not an error: nobody is watching.
+            let _ = self.shared.events.send(e);
+        }
+    }
+
+    /// How many peers the table holds at most.
+    pub fn capacity(&self) -> usize {
+        self.read().capacity
+    }
+
+    /// Change the capacity. Lowering it below the current count removes nobody; new peers are
+    /// refused until enough have left.
+    pub fn set_capacity(&self, capacity: usize) {
+        self.write().capacity = capacity;
+    }
+
+    /// How long a peer may stay silent before [`expire`](Self::expire) removes it.
+    pub fn timeout(&self) -> Duration {
+        self.read().timeout
+    }
+
+    /// Change the timeout.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.write().timeout = timeout;
+    }
+
+    /// Record that `peer` (its id and data) was heard from at `addr` now: add it, or update its
+    /// data, addresses and last-seen time. The peer's own `addrs` and `last_seen` are ignored.
+    ///
+    /// If `addr` belonged to another peer id, that peer loses the address (and, if it had no
+    /// other, is removed with [`PeerEvent::Expired`]).
+    pub fn observe(&self, peer: Peer, addr: SocketAddr) -> Result<Observed, PeerTableError> {
+        self.observe_at(peer, addr, Instant::now())
+    }
+
+    pub(crate) fn observe_at(
+        &self,
+        peer: Peer,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Result<Observed, PeerTableError> {
+        if peer.id.is_empty() {
+            return Err(PeerTableError::EmptyId);
+        }
+        let mut events = Vec::new();
+        let result = {
+            let mut t = self.write();
+            if let Some(other) = t.by_addr.get(&addr).filter(|i| **i != peer.id).cloned()
+                && let Some(gone) = t.unlink(&other, addr)
+            {
+                events.push(PeerEvent::Expired(gone));
+            }
+            match t.by_id.get(&peer.id) {
+                Some(known) => {
+                    let mut p = (**known).clone();
+                    let added = !p.addrs.contains(&addr);
+                    let changed = p.data != peer.data;
+                    p.data = peer.data;
+                    p = p.with_addr(addr);
+                    for old in p.addrs.split_off(Self::MAX_ADDRS.min(p.addrs.len())) {
+                        if t.by_addr.get(&old) == Some(&p.id) {
+                            t.by_addr.remove(&old);
+                        }
+                    }
+                    p.last_seen = Some(now);
+                    let p = Arc::new(p);
+                    t.by_addr.insert(addr, p.id.clone());
+                    t.by_id.insert(p.id.clone(), p.clone());
+                    if added || changed {
+                        events.push(PeerEvent::Updated(p));
+                        Ok(Observed::Updated)
+                    } else {
+                        Ok(Observed::Refreshed)
+                    }
+                }
+                None if t.by_id.len() >= t.capacity => {
+                    t.refused += 1;
+                    // Powers of two only: a flood of new ids must not flood the log.
+                    if t.refused.is_power_of_two() {
+                        tracing::warn!(
+                            capacity = t.capacity,
+                            refused = t.refused,
+                            %addr,
+                            "peer table full: new peer refused"
+                        );
+                    }
+                    Err(PeerTableError::Full(t.capacity))
+                }
+                None => {
+                    let mut p = Peer::new(peer.id).with_data(peer.data).with_addr(addr);
+                    p.last_seen = Some(now);
+                    let p = Arc::new(p);
+                    t.by_addr.insert(addr, p.id.clone());
+                    t.by_id.insert(p.id.clone(), p.clone());
+                    events.push(PeerEvent::Discovered(p));
+                    Ok(Observed::Discovered)
+                }
+            }
+        };
+        self.emit(events);
+        result
+    }
+
+    /// Remove a peer (it said goodbye): [`PeerEvent::Disconnected`]. `None` if unknown.
+    pub fn remove(&self, id: impl AsRef<[u8]>) -> Option<Arc<Peer>> {
+        let removed = self.write().remove(id.as_ref());
+        if let Some(p) = &removed {
+            self.emit(vec![PeerEvent::Disconnected(p.clone())]);
+        }
+        removed
+    }
+
+    /// Forget one address (for example a closed connection). When it was the peer's last
+    /// address, the peer is removed ([`PeerEvent::Disconnected`]) and returned.
+    pub fn remove_addr(&self, addr: SocketAddr) -> Option<Arc<Peer>> {
+        let removed = {
+            let mut t = self.write();
+            let id = t.by_addr.get(&addr).cloned();
+            id.and_then(|id| t.unlink(&id, addr))
+        };
+        if let Some(p) = &removed {
+            self.emit(vec![PeerEvent::Disconnected(p.clone())]);
+        }
+        removed
+    }
+
+    /// Remove every peer not heard from within the timeout ([`PeerEvent::Expired`] each) and
+    /// return them.
+    pub fn expire(&self) -> Vec<Arc<Peer>> {
+        self.expire_at(Instant::now())
+    }
+
+    pub(crate) fn expire_at(&self, now: Instant) -> Vec<Arc<Peer>> {
+        let expired: Vec<_> = {
+            let mut t = self.write();
+            let timeout = t.timeout;
+            let ids: Vec<Bytes> = t
+                .by_id
+                .values()
+                .filter(|p| {
+                    p.last_seen
+                        .is_some_and(|seen| now.saturating_duration_since(seen) > timeout)
+                })
+                .map(|p| p.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| t.remove(id)).collect()
+        };
+        self.emit(
+            expired
+                .iter()
+                .map(|p| PeerEvent::Expired(p.clone()))
+                .collect(),
+        );
+        expired
+    }
+
+    /// When the next peer will be due to expire (its last-seen time plus the timeout), if any.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let t = self.read();
+        t.by_id
+            .values()
+            .filter_map(|p| p.last_seen)
+            .min()
+            .map(|seen| seen + t.timeout)
+    }
+
+    /// The peer with this id.
+    pub fn get(&self, id: impl AsRef<[u8]>) -> Option<Arc<Peer>> {
+        self.read().by_id.get(id.as_ref()).cloned()
+    }
+
+    /// The peer last heard at this address.
+    pub fn by_addr(&self, addr: SocketAddr) -> Option<Arc<Peer>> {
+        let t = self.read();
+        t.by_addr.get(&addr).and_then(|id| t.by_id.get(id)).cloned()
+    }
+
+    /// True when a peer with this id is known.
+    pub fn contains(&self, id: impl AsRef<[u8]>) -> bool {
+        self.read().by_id.contains_key(id.as_ref())
+    }
+
+    /// Every known peer, ordered by id.
+    pub fn peers(&self) -> Vec<Arc<Peer>> {
+        let mut v: Vec<_> = self.read().by_id.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// The first (most recent) address of every known peer, one per peer, ordered by peer id.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.peers()
+            .iter()
+            .filter_map(|p| p.addrs.first().copied())
+            .collect()
+    }
+
+    /// How many peers are known.
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    /// True when no peer is known.
+    pub fn is_empty(&self) -> bool {
+        self.read().by_id.is_empty()
+    }
+
+    /// How many new peers were refused because the table was full.
+    pub fn refused(&self) -> u64 {
+        self.read().refused
+    }
+
+    /// Peer events from now on. A receiver more than [`EVENT_BUFFER`](Self::EVENT_BUFFER)
+    /// events behind loses the oldest ones.
+    pub fn events(&self) -> broadcast::Receiver<PeerEvent> {
+        self.shared.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], 8888))
+    }
+
+    fn drain(rx: &mut broadcast::Receiver<PeerEvent>) -> Vec<PeerEvent> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn discover_refresh_update_and_events() {
+        let t = PeerTable::new();
+        let mut rx = t.events();
+        let t0 = Instant::now();
+        assert_eq!(
+            t.observe_at(Peer::new("a"), addr(1), t0),
+            Ok(Observed::Discovered)
+        );
+        assert_eq!(
+            t.observe_at(Peer::new("a"), addr(1), t0 + Duration::from_secs(1)),
+            Ok(Observed::Refreshed)
+        );
+        let with_data = Peer::new("a").with_data(Bytes::from_static(b"k"));
+        assert_eq!(t.observe_at(with_data, addr(1), t0), Ok(Observed::Updated));
+        assert_eq!(
+            t.observe_at(
+                Peer::new("a").with_data(Bytes::from_static(b"k")),
+                addr(2),
+                t0
+            ),
+            Ok(Observed::Updated)
+        );
+        let events = drain(&mut rx);
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(matches!(&events[0], PeerEvent::Discovered(p) if p.addrs == [addr(1)]));
+        assert!(matches!(&events[1], PeerEvent::Updated(p) if p.data.as_ref() == b"k"));
+        assert!(matches!(&events[2], PeerEvent::Updated(p) if p.addrs == [addr(2), addr(1)]));
+        assert_eq!(t.by_addr(addr(1)).unwrap().id, "a");
+        assert_eq!(t.by_addr(addr(2)).unwrap().id, "a");
+        assert_eq!(t.addrs(), vec![addr(2)]);
+        assert_eq!(
+            t.observe(Peer::new(""), addr(3)),
+            Err(PeerTableError::EmptyId)
+        );
+    }
+
+    #[test]
+    fn full_table_refuses_new_peers_and_keeps_live_ones() {
+        let t = PeerTable::with_capacity(2);
+        t.observe(Peer::new("a"), addr(1)).unwrap();
+        t.observe(Peer::new("b"), addr(2)).unwrap();
+        assert_eq!(
+            t.observe(Peer::new("c"), addr(3)),
+            Err(PeerTableError::Full(2))
+        );
+        assert_eq!(t.refused(), 1);
+        assert!(t.contains("a") && t.contains("b") && !t.contains("c"));
+        // Known peers are still refreshed when full.
+        assert_eq!(t.observe(Peer::new("a"), addr(1)), Ok(Observed::Refreshed));
+        t.set_capacity(3);
+        assert_eq!(t.observe(Peer::new("c"), addr(3)), Ok(Observed::Discovered));
+    }
+
+    #[test]
+    fn expiry_after_the_timeout_only() {
+        let t = PeerTable::new();
+        t.set_timeout(Duration::from_secs(60));
+        let mut rx = t.events();
+        let t0 = Instant::now();
+        t.observe_at(Peer::new("old"), addr(1), t0).unwrap();
+        t.observe_at(Peer::new("new"), addr(2), t0 + Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(t.next_expiry(), Some(t0 + Duration::from_secs(60)));
+        assert!(t.expire_at(t0 + Duration::from_secs(60)).is_empty());
+        let gone = t.expire_at(t0 + Duration::from_secs(61));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].id, "old");
+        assert!(t.by_addr(addr(1)).is_none());
+        assert!(t.contains("new"));
+        let events = drain(&mut rx);
+        assert!(matches!(events.last(), Some(PeerEvent::Expired(p)) if p.id == "old"));
+    }
+
+    #[test]
+    fn remove_and_remove_addr() {
+        let t = PeerTable::new();
+        let mut rx = t.events();
+        t.observe(Peer::new("a"), addr(1)).unwrap();
+        t.observe(Peer::new("a"), addr(2)).unwrap();
+        // One of two addresses: the peer stays.
+        assert!(t.remove_addr(addr(1)).is_none());
+        assert_eq!(t.get("a").unwrap().addrs, vec![addr(2)]);
+        assert!(t.by_addr(addr(1)).is_none());
+        // Its last address: the peer goes.
+        assert_eq!(t.remove_addr(addr(2)).unwrap().id, "a");
+        assert!(t.is_empty());
+        t.observe(Peer::new("b"), addr(3)).unwrap();
+        assert!(t.remove("b").is_some());
+        assert!(t.remove("b").is_none());
+        assert!(t.by_addr(addr(3)).is_none());
+        let kinds: Vec<_> = drain(&mut rx)
+            .iter()
+            .map(|e| match e {
+                PeerEvent::Discovered(_) => "discovered",
+                PeerEvent::Updated(_) => "updated",
+                PeerEvent::Expired(_) => "expired",
+                PeerEvent::Disconnected(_) => "disconnected",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "discovered",
+                "updated",
+                "disconnected",
+                "discovered",
+                "disconnected"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_address_taken_over_by_a_new_id_unlinks_the_old_peer() {
+        let t = PeerTable::new();
+        let mut rx = t.events();
+        t.observe(Peer::new("before-restart"), addr(1)).unwrap();
+        t.observe(Peer::new("after-restart"), addr(1)).unwrap();
+        assert!(!t.contains("before-restart"));
+        assert_eq!(t.by_addr(addr(1)).unwrap().id, "after-restart");
+        let events = drain(&mut rx);
+        assert!(
+            matches!(&events[1], PeerEvent::Expired(p) if p.id == "before-restart"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn addresses_per_peer_are_bounded() {
+        let t = PeerTable::new();
+        for n in 0..20 {
+            t.observe(Peer::new("a"), addr(n)).unwrap();
+        }
+        let p = t.get("a").unwrap();
+        assert_eq!(p.addrs.len(), PeerTable::MAX_ADDRS);
+        assert_eq!(p.addrs[0], addr(19));
+        assert!(t.by_addr(addr(0)).is_none(), "forgotten address unindexed");
+        assert!(t.by_addr(addr(12)).is_some());
+    }
+}
