@@ -104,6 +104,10 @@ fn queued_before_reply(
     mark: usize,
     high_water: usize,
 ) {
+    // Usually nothing was queued: a cheap look before the receive (which costs atomics).
+    if outbound.is_empty() {
+        return;
+    }
     let Ok(first) = outbound.try_recv() else {
         return;
     };
