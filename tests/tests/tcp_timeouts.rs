@@ -81,3 +81,37 @@ async fn partial_frame_after_activity_gets_the_read_timeout() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn timeouts_of_duration_max_mean_never_and_do_not_overflow() {
+    let server = start_with(
+        TcpServer::builder()
+            .router(echo_router())
+            .read_timeout(Duration::MAX)
+            .idle_timeout(Some(Duration::MAX))
+            .write_timeout(Duration::MAX),
+    )
+    .await;
+    let mut events = server.events();
+    let mut raw = RawConn::connect(server.addr).await;
+    let id = connected(&mut events, Some(raw.local_addr())).await;
+    // A partial frame starts the read deadline: with Duration::MAX it used to overflow `Instant`
+    // and kill the connection task.
+    let mut frame = bytes::BytesMut::new();
+    netaio::Message::new(MessageType::REQUEST_URI, "echo", "late")
+        .encode(&netaio::message::PostcardCodec, &mut frame)
+        .unwrap();
+    raw.write(&frame[..4]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(server.handle.connections().iter().any(|c| c.id == id));
+    raw.write(&frame[4..]).await;
+    let reply = raw.read_message().await;
+    assert_eq!(reply.content().as_ref(), b"late");
+    // Other clients are served as usual.
+    let other = netaio::TcpClient::new().connect(server.addr).await.unwrap();
+    assert_eq!(
+        other.request("echo", "x").await.unwrap().content().as_ref(),
+        b"x"
+    );
+    server.stop().await;
+}

@@ -795,10 +795,15 @@ impl Routes {
     pub(crate) fn select(&self, t: MessageType, uri: &Bytes, peer: SocketAddr) -> Option<Matched> {
         if self.once_count.load(Ordering::Acquire) == 0 {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-            return table
-                .find(t, uri, peer)
-                .and_then(|(_, s)| s.persistent.as_ref())
-                .map(Matched::from);
+            match table.find(t, uri, peer) {
+                // A one-shot route registered since the count was read: take the write path.
+                Some((_, slot)) if slot.once.is_some() => {}
+                found => {
+                    return found
+                        .and_then(|(_, s)| s.persistent.as_ref())
+                        .map(Matched::from);
+                }
+            }
         }
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         let (level, slot) = table.find(t, uri, peer)?;

@@ -170,14 +170,14 @@ impl TcpClientBuilder {
     /// How long `connect` waits (default 5 s).
     #[must_use]
     pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.connect_timeout = t;
+        self.connect_timeout = crate::tcp::driver::sane(t);
         self
     }
 
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
     pub fn request_timeout(mut self, t: Duration) -> Self {
-        self.request_timeout = t;
+        self.request_timeout = crate::tcp::driver::sane(t);
         self
     }
 
@@ -191,21 +191,21 @@ impl TcpClientBuilder {
     /// How long a started frame may take to arrive in full (default 10 s).
     #[must_use]
     pub fn read_timeout(mut self, t: Duration) -> Self {
-        self.read_timeout = t;
+        self.read_timeout = crate::tcp::driver::sane(t);
         self
     }
 
     /// Close a connection with no traffic for this long (default `None`: keep it).
     #[must_use]
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
-        self.idle_timeout = t;
+        self.idle_timeout = t.map(crate::tcp::driver::sane);
         self
     }
 
     /// How long the server may leave our data unread (default 30 s).
     #[must_use]
     pub fn write_timeout(mut self, t: Duration) -> Self {
-        self.write_timeout = t;
+        self.write_timeout = crate::tcp::driver::sane(t);
         self
     }
 

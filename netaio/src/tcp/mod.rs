@@ -9,7 +9,7 @@
 //! of the connection) removes it.
 
 mod client;
-mod driver;
+pub(crate) mod driver;
 mod peers;
 mod server;
 

@@ -195,21 +195,21 @@ impl TcpServerBuilder {
     /// a header and stops is disconnected after this.
     #[must_use]
     pub fn read_timeout(mut self, t: Duration) -> Self {
-        self.read_timeout = t;
+        self.read_timeout = crate::tcp::driver::sane(t);
         self
     }
 
     /// Close connections with no traffic for this long (default 300 s; `None` keeps them).
     #[must_use]
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
-        self.idle_timeout = t;
+        self.idle_timeout = t.map(crate::tcp::driver::sane);
         self
     }
 
     /// How long a client may leave our data unread before it is disconnected (default 30 s).
     #[must_use]
     pub fn write_timeout(mut self, t: Duration) -> Self {
-        self.write_timeout = t;
+        self.write_timeout = crate::tcp::driver::sane(t);
         self
     }
 
@@ -231,7 +231,7 @@ impl TcpServerBuilder {
     /// How long a graceful shutdown waits for in-flight handlers before aborting them (default 10 s).
     #[must_use]
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
-        self.shutdown_timeout = t;
+        self.shutdown_timeout = crate::tcp::driver::sane(t);
         self
     }
 

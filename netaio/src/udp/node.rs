@@ -175,7 +175,7 @@ impl UdpNodeBuilder {
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
     pub fn request_timeout(mut self, t: Duration) -> Self {
-        self.request_timeout = t;
+        self.request_timeout = crate::tcp::driver::sane(t);
         self
     }
 
