@@ -22,7 +22,7 @@ pub use tcp::{Connection, ServerHandle, TcpClient, TcpServer};
 pub use udp::{UdpHandle, UdpNode};
 
 /// The examples of `dox.md`, the API reference at the repository root, run as doctests so that they
-/// stay correct against the API (`netaio/tests/dox_coverage.rs` checks that it names every item).
+/// stay correct against the API (`netaio/tests/integration/dox_coverage.rs` checks that it names every item).
 #[cfg(doctest)]
 #[doc = include_str!("../../dox.md")]
 struct DoxExamples;

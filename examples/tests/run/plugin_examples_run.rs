@@ -5,7 +5,7 @@
 // a panic is how they report a failure.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::run;
 

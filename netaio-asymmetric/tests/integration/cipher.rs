@@ -4,7 +4,7 @@
 // The helpers below are test code too (clippy only relaxes these lints inside `#[test]` functions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{ctx, wire};

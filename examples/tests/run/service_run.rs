@@ -2,7 +2,7 @@
 //! exchange, including the error replies as typed errors, and exits 0. The wait is bounded, and the
 //! child is killed if it does not finish.
 
-mod common;
+use crate::common;
 
 use common::run;
 

@@ -1,6 +1,6 @@
 //! The bundled symmetric plugins end to end on 127.0.0.1: HmacAuth + AeadCipher on a TcpServer and
 //! a TcpClient, a wrong secret, an inner plugin on one route, HashcashAuth, and the exact plugin
-//! order on both sides is proven in tests/tests/pipeline_order.rs.
+//! order on both sides is proven in tests/tests/e2e/pipeline_order.rs.
 
 // Helpers outside the #[test] functions unwrap too: a failure there is a failed test.
 #![allow(clippy::unwrap_used)]

@@ -12,7 +12,7 @@ use netaio::plugin::{AuthPlugin, CipherPlugin, PeerPlugin, PluginContext};
 use netaio::{Message, MessageType};
 use serde_json::Value as Json;
 
-const VECTORS: &str = include_str!("fixtures/python-netaio-0.0.9-vectors.json");
+const VECTORS: &str = include_str!("../fixtures/python-netaio-0.0.9-vectors.json");
 
 fn vectors() -> Json {
     serde_json::from_str(VECTORS).expect("the fixture is JSON")

@@ -1,5 +1,10 @@
 //! Shared helpers for the netaio-asymmetric tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,21 @@
+//! End-to-end tests over loopback sockets, one module per topic, built as one test binary
+//! (`cargo test -p netaio-tests --test e2e [module::]`). The multi-host tests in network namespaces
+//! are the separate `netns` target (needs root; run by `.ci/run` in its own step).
+mod asymmetric_discovery;
+mod compat_tcp;
+mod compat_udp;
+mod pipeline_order;
+mod tcp_bad_input;
+mod tcp_broadcast_plugins;
+mod tcp_client;
+mod tcp_handler_panic;
+mod tcp_peers;
+mod tcp_pipelining;
+mod tcp_pubsub;
+mod tcp_request_response;
+mod tcp_routing;
+mod tcp_shutdown;
+mod tcp_timeouts;
+mod udp_discovery;
+mod udp_macros;
+mod udp_node;
