@@ -367,6 +367,40 @@ mod tests {
             prop_assert_eq!(PostcardCodec.decode(&buf.freeze()).unwrap(), fields);
         }
 
+        /// The map behaves like a sorted map (`BTreeMap`) through any sequence of inserts and
+        /// removes, and a map rebuilt from the same fields is equal and encodes the same.
+        #[test]
+        fn behaves_like_a_sorted_map(
+            ops in proptest::collection::vec((any::<bool>(), "[abc]{1,2}", any::<u8>()), 0..24)
+        ) {
+            let mut fields = AuthFields::new();
+            let mut model = std::collections::BTreeMap::new();
+            for (insert, name, value) in ops {
+                if insert {
+                    let old = fields.insert(&name, vec![value]);
+                    prop_assert_eq!(old, model.insert(name.clone(), Bytes::from(vec![value])));
+                } else {
+                    prop_assert_eq!(fields.remove(&name), model.remove(&name));
+                }
+                prop_assert_eq!(fields.len(), model.len());
+                prop_assert_eq!(fields.is_empty(), model.is_empty());
+                let got: Vec<(&str, &Bytes)> = fields.iter().collect();
+                let want: Vec<(&str, &Bytes)> = model.iter().map(|(n, v)| (n.as_str(), v)).collect();
+                prop_assert_eq!(got, want);
+                for (name, value) in &model {
+                    prop_assert_eq!(fields.get(name), Some(value));
+                }
+                // Rebuilt from scratch, it is equal and encodes the same.
+                let rebuilt: AuthFields = model.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+                prop_assert_eq!(&rebuilt, &fields);
+                let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+                PostcardCodec.encode(&fields, &mut a).unwrap();
+                PostcardCodec.encode(&rebuilt, &mut b).unwrap();
+                prop_assert_eq!(&a, &b);
+                prop_assert_eq!(PostcardCodec.decode(&a.freeze()).unwrap(), fields.clone());
+            }
+        }
+
         #[test]
         fn decoding_agrees_with_postcard_on_any_bytes(
             block in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(2), Just(0x80), Just(0xff), any::<u8>()], 0..24)
