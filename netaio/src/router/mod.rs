@@ -146,17 +146,44 @@ struct Entry {
 }
 
 /// The handler chosen for a message, with its inner plugins.
-#[derive(Clone)]
-pub(crate) struct Matched {
-    pub(crate) handler: BoxedHandler,
+pub(crate) struct Matched<'a> {
+    /// The route's handler, else the fallback; `None` when neither exists.
+    pub(crate) handler: Option<BoxedHandler>,
+    /// The route's inner plugins (none for the fallback).
     pub(crate) inner: Plugins,
+    /// For a one-shot route: the claim to [`take`](OnceClaim::take) once the message has passed
+    /// the inner plugins (dropping it leaves the route in place).
+    pub(crate) once: Option<OnceClaim<'a>>,
 }
 
-impl From<&Entry> for Matched {
+/// A one-shot route selected for a message and not taken yet. It holds the routing table's write
+/// lock, so that no other message can select the route meanwhile: keep it only while the inner
+/// plugins run (it is not `Send`, so it cannot be held across an `.await` of a node's tasks).
+pub(crate) struct OnceClaim<'a> {
+    table: std::sync::RwLockWriteGuard<'a, Table>,
+    key: RouteKey,
+    once_count: &'a AtomicUsize,
+}
+
+impl OnceClaim<'_> {
+    /// Remove the one-shot route: the message passed its checks and its handler will run.
+    pub(crate) fn take(mut self) {
+        let slot = self.table.slot_mut(self.key.clone());
+        if slot.once.take().is_some() {
+            self.once_count.fetch_sub(1, Ordering::AcqRel);
+        }
+        if slot.is_empty() {
+            self.table.remove(&self.key, false);
+        }
+    }
+}
+
+impl From<&Entry> for Matched<'_> {
     fn from(r: &Entry) -> Self {
         Matched {
-            handler: r.handler.clone(),
+            handler: Some(r.handler.clone()),
             inner: r.inner.clone(),
+            once: None,
         }
     }
 }
@@ -461,7 +488,9 @@ impl Router {
         }
     }
 
-    /// [`once`](Router::once) with inner plugins.
+    /// [`once`](Router::once) with inner plugins. The route is taken only by a message that passes
+    /// them: a message the inner auth check or decryption refuses is refused as for any route, and
+    /// leaves the one-shot handler in place for the message it is waiting for.
     ///
     /// # Panics
     ///
@@ -785,39 +814,51 @@ impl Routes {
         &self.state
     }
 
-    pub(crate) fn fallback(&self) -> Option<&BoxedHandler> {
-        self.fallback.as_ref()
-    }
-
-    /// The handler for a message, most specific key first; a one-shot handler at the matching key
-    /// is taken (removed) before the persistent one. `None` when nothing matches (the caller
-    /// decides what the fallback is).
-    pub(crate) fn select(&self, t: MessageType, uri: &Bytes, peer: SocketAddr) -> Option<Matched> {
+    /// The handler for a message, most specific key first, else the router's fallback.
+    ///
+    /// A one-shot handler at the matching key comes before the persistent one; it comes with a
+    /// [`OnceClaim`] that the caller takes once the message has passed the route's inner plugins,
+    /// and drops when they refuse it: a refused message leaves the route for the message it is
+    /// waiting for. The claim holds the table's write lock, taken only while one-shot routes exist.
+    pub(crate) fn select(&self, t: MessageType, uri: &Bytes, peer: SocketAddr) -> Matched<'_> {
         if self.once_count.load(Ordering::Acquire) == 0 {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
             match table.find(t, uri, peer) {
                 // A one-shot route registered since the count was read: take the write path.
                 Some((_, slot)) if slot.once.is_some() => {}
                 found => {
-                    return found
-                        .and_then(|(_, s)| s.persistent.as_ref())
-                        .map(Matched::from);
+                    return match found.and_then(|(_, s)| s.persistent.as_ref()) {
+                        Some(route) => Matched::from(route),
+                        None => self.fallback_matched(),
+                    };
                 }
             }
         }
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        let (level, slot) = table.find(t, uri, peer)?;
-        if slot.once.is_none() {
-            return slot.persistent.as_ref().map(Matched::from);
+        let table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let Some((level, slot)) = table.find(t, uri, peer) else {
+            return self.fallback_matched();
+        };
+        let Some(once) = slot.once.as_ref() else {
+            return match slot.persistent.as_ref() {
+                Some(route) => Matched::from(route),
+                None => self.fallback_matched(),
+            };
+        };
+        let mut matched = Matched::from(once);
+        matched.once = Some(OnceClaim {
+            key: level.key(t, uri, peer),
+            table,
+            once_count: &self.once_count,
+        });
+        matched
+    }
+
+    fn fallback_matched(&self) -> Matched<'_> {
+        Matched {
+            handler: self.fallback.clone(),
+            inner: Plugins::new(),
+            once: None,
         }
-        let key = level.key(t, uri, peer);
-        let slot = table.slot_mut(key.clone());
-        let route = slot.once.take();
-        if slot.is_empty() {
-            table.remove(&key, false);
-        }
-        self.once_count.fetch_sub(1, Ordering::AcqRel);
-        route.as_ref().map(Matched::from)
     }
 
     #[track_caller]
@@ -882,7 +923,11 @@ mod tests {
         peer: SocketAddr,
     ) -> Option<String> {
         let uri = Bytes::copy_from_slice(uri.as_bytes());
-        let handler = routes.select(t, &uri, peer)?.handler;
+        let matched = routes.select(t, &uri, peer);
+        let handler = matched.handler?;
+        if let Some(claim) = matched.once {
+            claim.take();
+        }
         let req = Request {
             message: Message::new(t, uri, ""),
             ctx: Context::detached(peer),
@@ -1033,6 +1078,37 @@ mod tests {
             ran,
             ["type+uri", "one-shot", "type-only persistent", "type+uri"]
         );
+    }
+
+    #[test]
+    fn one_shot_is_taken_only_when_its_claim_is() {
+        let routes = Router::new()
+            .once((REQ, "x"), tagged("once"))
+            .on(REQ, tagged("type"))
+            .into_shared();
+        let uri = Bytes::from_static(b"x");
+        let run = |h: BoxedHandler| {
+            let msg = Message::new(REQ, "x", "");
+            let reply = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(call(&h, msg, Context::detached(addr(1))));
+            String::from_utf8(reply.unwrap().content().to_vec()).unwrap()
+        };
+        // Selected for messages its checks refuse (the claim dropped): the route stays.
+        for _ in 0..3 {
+            let refused = routes.select(REQ, &uri, addr(1));
+            assert_eq!(run(refused.handler.unwrap()), "once");
+            assert!(refused.once.is_some());
+        }
+        assert_eq!(routes.once_count.load(Ordering::Acquire), 1);
+        // The message it waits for takes it; the next one goes to the persistent route.
+        let taken = routes.select(REQ, &uri, addr(1));
+        taken.once.unwrap().take();
+        assert_eq!(routes.once_count.load(Ordering::Acquire), 0);
+        let next = routes.select(REQ, &uri, addr(1));
+        assert!(next.once.is_none());
+        assert_eq!(run(next.handler.unwrap()), "type");
     }
 
     #[tokio::test]
@@ -1208,12 +1284,15 @@ mod tests {
     #[tokio::test]
     async fn fallback_and_merge_keep_the_first_fallback() {
         let peer = addr(1);
+        // What a message no route matches gets.
+        let fallback =
+            |routes: &Routes| routes.select(MessageType::OK, &Bytes::new(), peer).handler;
         let no_fallback = Router::new().into_shared();
-        assert!(no_fallback.fallback().is_none());
+        assert!(fallback(&no_fallback).is_none());
 
         let routes = Router::new().fallback(tagged("fallback")).into_shared();
         let reply = call(
-            routes.fallback().unwrap(),
+            &fallback(&routes).unwrap(),
             Message::ok("", ""),
             Context::detached(peer),
         )
@@ -1225,7 +1304,7 @@ mod tests {
         let theirs = Router::new().fallback(tagged("theirs"));
         let routes = mine.merge(theirs).into_shared();
         let reply = call(
-            routes.fallback().unwrap(),
+            &fallback(&routes).unwrap(),
             Message::ok("", ""),
             Context::detached(peer),
         )
@@ -1237,7 +1316,7 @@ mod tests {
             .merge(Router::new().fallback(tagged("theirs")))
             .into_shared();
         let reply = call(
-            routes.fallback().unwrap(),
+            &fallback(&routes).unwrap(),
             Message::ok("", ""),
             Context::detached(peer),
         )
@@ -1257,7 +1336,7 @@ mod tests {
             .with_state(42u32) // replaces the first value of the same type
             .merge(Router::new().with_state("from merge"))
             .into_shared();
-        let handler = routes.select(REQ, &Bytes::new(), addr(1)).unwrap().handler;
+        let handler = routes.select(REQ, &Bytes::new(), addr(1)).handler.unwrap();
         let ctx = Context::new(addr(1), Link::Detached, routes.state().clone());
         let reply = call(&handler, Message::new(REQ, "", ""), ctx)
             .await

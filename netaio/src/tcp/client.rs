@@ -1012,23 +1012,29 @@ impl Dispatch for ClientDispatch {
             return;
         }
         // A route, else the router's fallback when the application set one, else the inbox.
-        let matched = self
-            .routes
-            .select(msg.message_type, msg.uri(), peer)
-            .or_else(|| {
-                self.routes.fallback().map(|h| Matched {
-                    handler: h.clone(),
-                    inner: Plugins::new(),
-                })
-            });
-        if let Some(Matched { handler, inner }) = matched {
+        // In a block: a claim on a one-shot route holds the routing table's lock, and must be
+        // taken or dropped before anything is awaited.
+        let (handler, inner, msg) = {
+            let Matched {
+                handler,
+                inner,
+                once,
+            } = self.routes.select(msg.message_type, msg.uri(), peer);
             let msg = match open_inner(msg, &inner, &pctx) {
                 Ok(m) => m,
                 Err(e) => {
+                    // The claim on a one-shot route is dropped: the route stays.
+                    drop(once);
                     tracing::warn!(error = %e, "message from server refused by the handler's plugins");
                     return;
                 }
             };
+            if let Some(claim) = once {
+                claim.take();
+            }
+            (handler, inner, msg)
+        };
+        if let Some(handler) = handler {
             let rid = msg.request_id();
             let req = Request {
                 message: msg,

@@ -929,6 +929,22 @@ struct ServerDispatch {
 }
 
 impl ServerDispatch {
+    /// Open a routed message with its route's inner plugins; on refusal, the message as routed
+    /// (for the error reply) and why. Out of line: the common route has no inner plugins.
+    #[inline(never)]
+    fn open_routed(
+        &self,
+        msg: Message,
+        inner: &Plugins,
+        peer_info: Option<Arc<Peer>>,
+    ) -> Result<Message, Box<(Message, OpenError)>> {
+        let peer_info = peer_info.or_else(|| self.peer_info.get());
+        let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
+        let routed = msg.clone();
+        // Boxed: the refusal is the rare path, the message the common one.
+        open_inner(msg, inner, &ctx).map_err(|e| Box::new((routed, e)))
+    }
+
     /// Encode a finished (already sealed) message; a reply that cannot be encoded is answered with
     /// ERROR `reply too large` sealed with the instance plugins.
     fn write(&self, reply: &Message, out: &mut BytesMut) {
@@ -1073,24 +1089,31 @@ impl Dispatch for ServerDispatch {
             .get(crate::message::fields::REQUEST_ID)
             .filter(|v| (1..=8).contains(&v.len()))
             .cloned();
-        let matched = self.routes.select(msg.message_type, msg.uri(), self.peer);
-        let (handler, inner) = match matched {
-            Some(Matched { handler, inner }) => (Some(handler), inner),
-            None => (self.routes.fallback().cloned(), Plugins::new()),
-        };
-        let msg = if inner.is_empty() {
-            msg
-        } else {
-            let peer_info = match peer_info {
-                Some(p) => Some(p),
-                None => self.peer_info.get(),
+        // In a block: a claim on a one-shot route holds the routing table's lock, and must be
+        // taken or dropped before anything is awaited.
+        let (handler, inner, msg) = {
+            let Matched {
+                handler,
+                inner,
+                once,
+            } = self.routes.select(msg.message_type, msg.uri(), self.peer);
+            let msg = if inner.is_empty() {
+                msg
+            } else {
+                match self.open_routed(msg, &inner, peer_info) {
+                    Ok(m) => m,
+                    Err(refused) => {
+                        // The claim on a one-shot route is dropped: the route stays.
+                        drop(once);
+                        let (routed, e) = *refused;
+                        return self.refused(&routed, &e, inner.auth.as_deref(), out);
+                    }
+                }
             };
-            let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
-            let routed = msg.clone();
-            match open_inner(msg, &inner, &ctx) {
-                Ok(m) => m,
-                Err(e) => return self.refused(&routed, &e, inner.auth.as_deref(), out),
+            if let Some(claim) = once {
+                claim.take();
             }
+            (handler, inner, msg)
         };
         let is_error = msg.message_type.is_error();
         let reply = match handler {

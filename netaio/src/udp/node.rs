@@ -790,37 +790,39 @@ impl UdpHandle {
             self.complete(id, src, msg);
             return;
         }
-        let matched = shared
-            .routes
-            .select(msg.message_type, msg.uri(), src)
-            .or_else(|| {
-                shared.routes.fallback().map(|h| Matched {
-                    handler: h.clone(),
-                    inner: Plugins::new(),
-                })
-            });
-        let (handler, inner) = match matched {
-            Some(Matched { handler, inner }) => (Some(handler), inner),
-            None => (None, Plugins::new()),
-        };
-        let msg = if inner.is_empty() {
-            msg
-        } else {
-            if peer.is_none() {
-                peer = shared.peers.by_addr(src);
-            }
-            match open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src))) {
-                Ok(m) => m,
-                Err(e) => {
-                    let counter = match e {
-                        crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
-                        _ => &c.decrypt_failed,
-                    };
-                    self.count(counter);
-                    tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
-                    return;
+        // In a block: a claim on a one-shot route holds the routing table's lock, and must be
+        // taken or dropped before anything is awaited.
+        let (handler, inner, msg) = {
+            let Matched {
+                handler,
+                inner,
+                once,
+            } = shared.routes.select(msg.message_type, msg.uri(), src);
+            let msg = if inner.is_empty() {
+                msg
+            } else {
+                if peer.is_none() {
+                    peer = shared.peers.by_addr(src);
                 }
+                match open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src))) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // The claim on a one-shot route is dropped: the route stays.
+                        drop(once);
+                        let counter = match e {
+                            crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
+                            _ => &c.decrypt_failed,
+                        };
+                        self.count(counter);
+                        tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
+                        return;
+                    }
+                }
+            };
+            if let Some(claim) = once {
+                claim.take();
             }
+            (handler, inner, msg)
         };
         let rid = msg.request_id();
         // One permit per running handler and per reply still being sealed or sent, so that neither

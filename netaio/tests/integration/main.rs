@@ -3,6 +3,7 @@
 mod dox_coverage;
 mod inner_auth_error_reply;
 mod macros_e2e;
+mod one_shot_checks;
 mod packify_props;
 mod peer_context;
 mod plugins_tcp;
