@@ -357,3 +357,83 @@ async fn a_panicking_client_handler_ends_only_that_connection_cleanly() {
     within(WAIT, "close", conn.close()).await;
     server.stop().await;
 }
+
+/// An inner auth plugin for the one-shot test: a `token` field that must equal its own.
+struct Token(&'static [u8]);
+
+impl netaio::plugin::AuthPlugin for Token {
+    fn make(
+        &self,
+        msg: &mut Message,
+        _: &netaio::plugin::PluginContext<'_>,
+    ) -> Result<(), netaio::plugin::AuthError> {
+        msg.auth.insert("token", self.0);
+        Ok(())
+    }
+    fn check(
+        &self,
+        msg: &mut Message,
+        _: &netaio::plugin::PluginContext<'_>,
+    ) -> Result<(), netaio::plugin::AuthError> {
+        match msg.auth.remove("token") {
+            Some(t) if t.as_ref() == self.0 => Ok(()),
+            _ => Err(netaio::plugin::AuthError::Invalid),
+        }
+    }
+}
+
+/// On the client too, a message that fails a one-shot route's inner plugins is refused and leaves
+/// the route for the message it waits for.
+#[tokio::test]
+async fn client_one_shot_route_is_taken_only_by_a_message_that_passes_its_checks() {
+    let (tx, mut seen) = mpsc::unbounded_channel::<String>();
+    let (once_tx, persistent_tx) = (tx.clone(), tx);
+    let client_router = Router::new()
+        .once_with(
+            (MessageType::NOTIFY_URI, "push"),
+            move |msg: Message| {
+                let tx = once_tx.clone();
+                async move {
+                    let text = String::from_utf8_lossy(msg.content()).into_owned();
+                    tx.send(format!("one-shot {text}")).unwrap();
+                }
+            },
+            netaio::plugin::Plugins::new().auth(Token(b"right")),
+        )
+        .on(MessageType::NOTIFY_URI, move |msg: Message| {
+            let tx = persistent_tx.clone();
+            async move {
+                let text = String::from_utf8_lossy(msg.content()).into_owned();
+                tx.send(format!("persistent {text}")).unwrap();
+            }
+        });
+    let server = start(echo_router()).await;
+    let mut events = server.events();
+    let client = TcpClient::builder().router(client_router).build();
+    let conn = client.connect(server.addr).await.unwrap();
+    let id = connected(&mut events, None).await;
+
+    let push = |token: &'static [u8], content: &str| {
+        let mut msg = Message::new(MessageType::NOTIFY_URI, "push", content.to_owned());
+        msg.auth.insert("token", token);
+        msg
+    };
+    server.handle.send(id, &push(b"wrong", "a")).unwrap();
+    server.handle.send(id, &push(b"wrong", "b")).unwrap();
+    server.handle.send(id, &push(b"right", "c")).unwrap();
+    server.handle.send(id, &push(b"right", "d")).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(within(WAIT, "a pushed message", seen.recv()).await.unwrap());
+    }
+    assert_eq!(got, ["one-shot c", "persistent d"]);
+    // The refused ones ran no handler at all.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), seen.recv())
+            .await
+            .is_err()
+    );
+
+    conn.close().await;
+    server.stop().await;
+}
