@@ -8,6 +8,7 @@
 //! timeout, and a write that makes no progress fails after the write timeout.
 
 use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -104,18 +105,20 @@ enum Deadline {
 /// Move the messages queued for this connection while a frame was handled (a handler's `send` or
 /// `notify` to its own connection) in front of the reply the dispatcher appended at `mark`, so
 /// they go out in the order the handler produced them: what it sent first, then its reply.
+///
+/// Returns whether it took anything from the queue.
 fn queued_before_reply(
     outbound: &mut mpsc::Receiver<Bytes>,
     wbuf: &mut BytesMut,
     mark: usize,
     high_water: usize,
-) {
+) -> bool {
     // Usually nothing was queued: a cheap look before the receive (which costs atomics).
     if outbound.is_empty() {
-        return;
+        return false;
     }
     let Ok(first) = outbound.try_recv() else {
-        return;
+        return false;
     };
     let reply = wbuf.split_off(mark.min(wbuf.len()));
     wbuf.extend_from_slice(&first);
@@ -126,6 +129,7 @@ fn queued_before_reply(
         }
     }
     wbuf.unsplit(reply);
+    true
 }
 
 /// Run a connection until it closes. Returns why it closed.
@@ -135,6 +139,14 @@ fn queued_before_reply(
 /// write (one `write` syscall per batch, no `select!` round when the socket takes everything),
 /// the cancellation future is created once, and the deadline timer is only moved earlier, never
 /// later (a timer that fires before the current deadline is a spurious wake-up and is re-armed).
+///
+/// Nor are the cancellation future and the outbound queue polled for real on every round (each
+/// such poll costs a few hundred instructions: mutexes, atomics, the cooperative budget). A poll
+/// that returns `Pending` leaves the task's waker registered until the event happens, so while it
+/// is registered a cheap look stands in for the poll: the token's flag for the cancellation (it is
+/// set before the waiters are woken), and whether the queue holds anything for the outbound queue
+/// (a send uses up the registered waker and leaves a message; taking messages with `try_recv`
+/// therefore counts as unregistering).
 pub(crate) async fn drive<D: Dispatch>(
     mut stream: TcpStream,
     mut codec: FrameCodec,
@@ -160,6 +172,10 @@ pub(crate) async fn drive<D: Dispatch>(
     tokio::pin!(sleep);
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
+    // Whether the last real poll of `cancelled` / `outbound` returned `Pending`, so that the task's
+    // waker is registered with it (see above).
+    let mut cancel_armed = false;
+    let mut outbound_armed = false;
 
     'conn: loop {
         // Hand every complete frame to the dispatcher, in order, unless the write backlog is full.
@@ -172,7 +188,9 @@ pub(crate) async fn drive<D: Dispatch>(
                 Ok(Some(frame)) => {
                     let mark = wbuf.len();
                     dispatch.on_frame(frame, &mut wbuf).await;
-                    queued_before_reply(outbound, &mut wbuf, mark, cfg.write_high_water);
+                    if queued_before_reply(outbound, &mut wbuf, mark, cfg.write_high_water) {
+                        outbound_armed = false;
+                    }
                     dispatched = true;
                 }
                 Ok(None) => {
@@ -263,7 +281,14 @@ pub(crate) async fn drive<D: Dispatch>(
 
         tokio::select! {
             biased;
-            () = &mut cancelled, if !stopping => {
+            () = std::future::poll_fn(|cx| {
+                if cancel_armed && !cancel.is_cancelled() {
+                    return Poll::Pending;
+                }
+                let r = cancelled.as_mut().poll(cx);
+                cancel_armed = r.is_pending();
+                r
+            }), if !stopping => {
                 // Graceful: stop reading, finish what was received, flush, close.
                 stopping = true;
                 reading = false;
@@ -288,7 +313,14 @@ pub(crate) async fn drive<D: Dispatch>(
                     break;
                 }
             },
-            m = outbound.recv(), if outbound_open && room && !stopping => match m {
+            m = std::future::poll_fn(|cx| {
+                if outbound_armed && outbound.is_empty() {
+                    return Poll::Pending;
+                }
+                let r = outbound.poll_recv(cx);
+                outbound_armed = r.is_pending();
+                r
+            }), if outbound_open && room && !stopping => match m {
                 Some(b) => {
                     if wbuf.is_empty() {
                         write_progress = Instant::now();

@@ -16,6 +16,7 @@ mod tcp_request_response;
 mod tcp_routing;
 mod tcp_shutdown;
 mod tcp_timeouts;
+mod tcp_wakeups;
 mod udp_discovery;
 mod udp_macros;
 mod udp_node;
