@@ -379,9 +379,22 @@ impl UdpNode {
         let background = super::peers::start(&self.handle);
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(signal);
+        // Created once and polled for real only until it has registered the task's waker (a
+        // few hundred instructions a poll); then the token's flag, set before the waiters are
+        // woken, stands in for it (as in the TCP connection driver).
+        let cancelled = shared.cancel.cancelled();
+        tokio::pin!(cancelled);
+        let mut cancel_armed = false;
         loop {
             let (len, src) = tokio::select! {
-                () = shared.cancel.cancelled() => break,
+                () = std::future::poll_fn(|cx| {
+                    if cancel_armed && !shared.cancel.is_cancelled() {
+                        return Poll::Pending;
+                    }
+                    let r = cancelled.as_mut().poll(cx);
+                    cancel_armed = r.is_pending();
+                    r
+                }) => break,
                 () = &mut signal => break,
                 r = shared.socket.recv_from(&mut buf) => match r {
                     Ok(x) => x,
@@ -791,7 +804,7 @@ impl UdpHandle {
             return;
         }
         // In a block: a claim on a one-shot route holds the routing table's lock, and must be
-        // taken or dropped before anything is awaited.
+        // taken or dropped before the handler runs.
         let (handler, inner, msg) = {
             let Matched {
                 handler,
@@ -888,6 +901,16 @@ impl UdpHandle {
         if let Some(id) = rid {
             reply.set_reply_ref(id);
         }
+        if inner.is_empty() && self.shared.plugins.outer.is_empty() {
+            // Nothing to seal: encode the reply as it is.
+            return match self.shared.codec.to_frame(&reply) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::warn!(%src, error = %e, "reply cannot be sent");
+                    None
+                }
+            };
+        }
         match self.prepare(reply, &SendOptions::new().inner(inner.clone()), None, src) {
             Ok(b) => Some(b),
             Err(e) => {
@@ -949,6 +972,11 @@ impl UdpHandle {
     }
 
     fn match_by_uri(&self, reply: &Message, src: SocketAddr) -> Option<u64> {
+        let t = reply.message_type;
+        if !(t.is_error() || matches!(t, MessageType::RESPOND_URI | MessageType::OK)) {
+            // Not a reply: no need to lock the table of waiting requests.
+            return None;
+        }
         let p = self
             .shared
             .pending
