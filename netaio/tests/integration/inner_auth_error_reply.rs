@@ -1,24 +1,10 @@
 //! A call made with inner plugins to a route whose inner auth check fails gets the server's
 //! AUTH_ERROR (sent without plugins) as `RequestError::Auth`, not a refusal of that reply.
 
-use netaio::plugin::{AuthError, AuthPlugin, PluginContext, Plugins, SendOptions};
+use netaio::plugin::{Plugins, SendOptions};
 use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
 
-struct Token(&'static [u8]);
-
-impl AuthPlugin for Token {
-    fn make(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        msg.auth.insert("token", self.0);
-        Ok(())
-    }
-    fn check(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        match msg.auth.remove("token") {
-            Some(t) if t.as_ref() == self.0 => Ok(()),
-            Some(_) => Err(AuthError::Invalid),
-            None => Err(AuthError::MissingField("token".into())),
-        }
-    }
-}
+use crate::common::Token;
 
 #[tokio::test]
 async fn failed_inner_check_is_an_auth_error_for_the_caller() {

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use netaio::plugin::{
-    AuthError, AuthPlugin, CipherError, CipherPlugin, PluginContext, Plugins, SendOptions,
-};
+use netaio::plugin::{CipherError, CipherPlugin, PluginContext, Plugins, SendOptions};
 use netaio::router::{Content, Context, PeerAddr, Postcard, State, Uri};
 use netaio::{
     Message, MessageType, RequestError, Router, TcpClient, TcpServer, handlers, on, once, service,
 };
 use tokio::sync::mpsc;
+
+use crate::common::Token;
 
 const LIMIT: Duration = Duration::from_secs(5);
 
@@ -125,24 +125,6 @@ async fn push(ctx: Context, Content(content): Content) -> Result<Message, String
 #[once(REQUEST_URI, uri = "ticket")]
 async fn ticket() -> Message {
     Message::respond("ticket", "only one")
-}
-
-/// Accepts messages carrying a fixed token (a test plugin, not security).
-#[derive(Clone)]
-struct Token(&'static [u8]);
-
-impl AuthPlugin for Token {
-    fn make(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        msg.auth.insert("token", self.0);
-        Ok(())
-    }
-    fn check(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        match msg.auth.remove("token") {
-            Some(t) if t.as_ref() == self.0 => Ok(()),
-            Some(_) => Err(AuthError::Invalid),
-            None => Err(AuthError::MissingField("token".into())),
-        }
-    }
 }
 
 /// XORs the content with one byte (a test plugin, not security).

@@ -5,25 +5,11 @@
 
 use std::time::Duration;
 
-use netaio::plugin::{AuthError, AuthPlugin, PluginContext, Plugins, SendOptions};
+use netaio::plugin::{Plugins, SendOptions};
 use netaio::udp::UdpNode;
 use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
 
-struct Token(&'static [u8]);
-
-impl AuthPlugin for Token {
-    fn make(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        msg.auth.insert("token", self.0);
-        Ok(())
-    }
-    fn check(&self, msg: &mut Message, _: &PluginContext<'_>) -> Result<(), AuthError> {
-        match msg.auth.remove("token") {
-            Some(t) if t.as_ref() == self.0 => Ok(()),
-            Some(_) => Err(AuthError::Invalid),
-            None => Err(AuthError::MissingField("token".into())),
-        }
-    }
-}
+use crate::common::Token;
 
 /// A one-shot route guarded by `Token(b"right")`, and a persistent route of the type behind it.
 fn router() -> Router {
