@@ -250,7 +250,9 @@ impl PeerTable {
                     let mut p = (**known).clone();
                     let added = !p.addrs.contains(&addr);
                     let changed = p.data != peer.data;
-                    p.data = peer.data;
+                    if changed {
+                        p.data = Bytes::copy_from_slice(&peer.data);
+                    }
                     p = p.with_addr(addr);
                     for old in p.addrs.split_off(Self::MAX_ADDRS.min(p.addrs.len())) {
                         if t.by_addr.get(&old) == Some(&p.id) {
@@ -282,7 +284,11 @@ impl PeerTable {
                     Err(PeerTableError::Full(t.capacity))
                 }
                 None => {
-                    let mut p = Peer::new(peer.id).with_data(peer.data).with_addr(addr);
+                    // Stored id and data get their own allocations: slices of a received frame
+                    // would keep the whole read chunk alive for as long as the peer is known.
+                    let mut p = Peer::new(Bytes::copy_from_slice(&peer.id))
+                        .with_data(Bytes::copy_from_slice(&peer.data))
+                        .with_addr(addr);
                     p.last_seen = Some(now);
                     let p = Arc::new(p);
                     t.by_addr.insert(addr, p.id.clone());
@@ -422,6 +428,45 @@ mod tests {
 
     fn drain(rx: &mut broadcast::Receiver<PeerEvent>) -> Vec<PeerEvent> {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// Within `frame`, as a received frame's slices are.
+    fn inside(b: &Bytes, frame: &Bytes) -> bool {
+        let range = frame.as_ptr_range();
+        range.contains(&b.as_ptr())
+    }
+
+    #[test]
+    fn stored_id_and_data_do_not_keep_the_received_frame_alive() {
+        let t = PeerTable::new();
+        // A large received chunk, and the advert's id and data sliced out of it.
+        let frame = Bytes::from(vec![7u8; 16 * 1024]);
+        let advert = |frame: &Bytes, data: std::ops::Range<usize>| {
+            Peer::new(frame.slice(0..4)).with_data(frame.slice(data))
+        };
+        t.observe(advert(&frame, 4..8), addr(1)).unwrap();
+        let stored = t.get(frame.slice(0..4)).unwrap();
+        assert!(!inside(&stored.id, &frame) && !inside(&stored.data, &frame));
+        assert_eq!(
+            (&stored.id[..], &stored.data[..]),
+            (&frame[0..4], &frame[4..8])
+        );
+
+        // The same advert again, from a new chunk: the stored bytes stay as they were.
+        let again = Bytes::from(vec![7u8; 16 * 1024]);
+        t.observe(advert(&again, 4..8), addr(1)).unwrap();
+        let refreshed = t.get(again.slice(0..4)).unwrap();
+        assert_eq!(refreshed.data.as_ptr(), stored.data.as_ptr());
+        assert!(!inside(&refreshed.id, &again) && !inside(&refreshed.data, &again));
+
+        // Changed data is stored, copied too.
+        let changed = Bytes::from(vec![9u8; 16 * 1024]);
+        let mut update = advert(&changed, 4..9);
+        update.id = Bytes::from_static(&[7, 7, 7, 7]);
+        t.observe(update, addr(1)).unwrap();
+        let updated = t.get(&[7u8, 7, 7, 7][..]).unwrap();
+        assert_eq!(&updated.data[..], &[9u8; 5][..]);
+        assert!(!inside(&updated.data, &changed));
     }
 
     #[test]

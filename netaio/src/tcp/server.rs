@@ -689,6 +689,13 @@ impl ServerHandle {
     ) -> Result<(), SubscribeError> {
         let key = key.into();
         let mut reg = self.registry();
+        // A stored key gets its own allocation (or shares the one already stored): a key sliced
+        // out of a received frame would otherwise keep the whole read chunk (up to 16 KiB) alive
+        // for as long as the subscription lasts.
+        let key = match reg.subs.get_key_value(key.as_ref()) {
+            Some((stored, _)) => stored.clone(),
+            None => Bytes::copy_from_slice(&key),
+        };
         let entry = reg
             .conns
             .get_mut(&conn)

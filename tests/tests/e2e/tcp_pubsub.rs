@@ -9,10 +9,12 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use netaio::router::Context;
 use netaio::tcp::ConnectionId;
 use netaio::{Connection, Message, MessageType, ReceiveError, Router, TcpClient};
-use netaio_tests::{WAIT, connected, disconnected, start};
+use netaio_tests::{WAIT, connected, disconnected, echo_router, start};
 
 const TOPIC: &str = "news";
 
@@ -233,5 +235,47 @@ async fn messages_a_handler_queues_for_its_own_connection_precede_its_reply() {
         assert_eq!(first.content().as_ref(), content.as_bytes());
         assert_eq!(second.content().as_ref(), b"1");
     }
+    server.stop().await;
+}
+
+/// A subscription key sliced out of a larger buffer (as keys taken from a received frame are) is
+/// stored in its own allocation, so it does not keep the buffer alive; a second subscriber to
+/// the same key shares the stored copy.
+#[tokio::test]
+async fn stored_subscription_keys_do_not_keep_the_received_buffer_alive() {
+    let server = start(echo_router()).await;
+    let mut events = server.events();
+    let a = TcpClient::new().connect(server.addr).await.unwrap();
+    let a_id = connected(&mut events, None).await;
+    let b = TcpClient::new().connect(server.addr).await.unwrap();
+    let b_id = connected(&mut events, None).await;
+
+    let chunk = Bytes::from(vec![b'k'; 16 * 1024]);
+    let inside = |k: &Bytes| chunk.as_ptr_range().contains(&k.as_ptr());
+    server.handle.subscribe(chunk.slice(0..5), a_id).unwrap();
+    server
+        .handle
+        .subscribe(chunk.slice(100..105), b_id)
+        .unwrap();
+    let keys: Vec<Bytes> = server
+        .handle
+        .connections()
+        .into_iter()
+        .flat_map(|c| c.subscriptions)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    for k in &keys {
+        assert_eq!(&k[..], b"kkkkk");
+        assert!(!inside(k), "a stored key points into the received buffer");
+    }
+    assert_eq!(
+        keys[0].as_ptr(),
+        keys[1].as_ptr(),
+        "one stored copy per key"
+    );
+    assert_eq!(server.handle.subscribers(b"kkkkk"), vec![a_id, b_id]);
+
+    a.close().await;
+    b.close().await;
     server.stop().await;
 }
