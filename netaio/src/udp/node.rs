@@ -406,7 +406,7 @@ impl UdpNode {
                 },
             };
             let datagram = Bytes::copy_from_slice(buf.get(..len).unwrap_or_default());
-            self.handle.on_datagram(datagram, src);
+            self.handle.on_datagram(datagram, src, false);
         }
         shared.cancel.cancel();
         super::peers::stop(&self.handle, background).await;
@@ -760,7 +760,11 @@ impl UdpHandle {
 
     /// Handle one datagram: decode, instance plugins, reply matching, routing, handler. Never
     /// answers a datagram that failed a check.
-    pub(super) fn on_datagram(&self, datagram: Bytes, src: SocketAddr) {
+    /// Handle one datagram. `via_group`: it arrived on the multicast group's own socket (sent to
+    /// the group, not to this node), so it gets no default reply: a datagram no route takes is
+    /// dropped instead of answered NOT_FOUND, or one datagram to the group (its source address
+    /// possibly spoofed) would make every node in the group answer it.
+    pub(super) fn on_datagram(&self, datagram: Bytes, src: SocketAddr, via_group: bool) {
         let shared = &self.shared;
         let c = &shared.counters;
         self.count(&c.received);
@@ -847,6 +851,10 @@ impl UdpHandle {
         };
         let Some(handler) = handler else {
             if msg.message_type.is_error() {
+                return;
+            }
+            if via_group {
+                tracing::debug!(%src, r#type = %msg.message_type, "no route for a group datagram: dropped, not answered");
                 return;
             }
             let reply = if shared.python_errors {

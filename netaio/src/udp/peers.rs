@@ -75,7 +75,7 @@ pub(super) fn start(h: &UdpHandle) -> Vec<JoinHandle<()>> {
         tasks.push(tokio::spawn(super::multicast::receive(
             sock,
             cancel,
-            move |datagram, src| node.on_datagram(datagram, src),
+            move |datagram, src| node.on_datagram(datagram, src, true),
         )));
     }
     if h.shared.manager.is_some() {

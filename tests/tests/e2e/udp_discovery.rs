@@ -661,3 +661,60 @@ async fn a_full_peer_table_refuses_new_peers_and_keeps_the_ones_it_has() {
         n.stop().await;
     }
 }
+
+/// A datagram sent to the multicast group that no route takes is dropped by every member, not
+/// answered NOT_FOUND: otherwise one datagram to the group, its source possibly spoofed, would
+/// make every node answer it. The same request sent to a node directly still gets NOT_FOUND.
+#[tokio::test]
+async fn group_datagrams_without_a_route_are_not_answered() {
+    let port = group_port();
+    let quiet = start(UdpNode::builder().multicast(multicast(port))).await;
+    // The sender records everything that reaches it unsolicited.
+    let (tx, mut seen) = mpsc::unbounded_channel::<(MessageType, SocketAddr)>();
+    let sender = start(UdpNode::builder().multicast(multicast(port)).router(
+        Router::new().fallback(move |msg: Message, ctx: Context| {
+            let tx = tx.clone();
+            async move {
+                tx.send((msg.message_type, ctx.peer_addr())).unwrap();
+            }
+        }),
+    ))
+    .await;
+
+    let before = quiet.handle.stats().received;
+    sender
+        .handle
+        .multicast(&Message::new(MessageType::REQUEST_URI, "nobody", ""))
+        .await
+        .unwrap();
+    within(WAIT, "the group datagram to reach the other node", async {
+        while quiet.handle.stats().received == before {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Whatever the sender gets within a while: at most its own group datagram (loopback), never
+    // an answer.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some((t, from))) = tokio::time::timeout_at(deadline, seen.recv()).await {
+        assert_eq!(
+            t,
+            MessageType::REQUEST_URI,
+            "the sender got a {t} from {from} for a group datagram"
+        );
+    }
+
+    // Sent to the node itself, the same request is answered.
+    let direct = sender
+        .handle
+        .request(quiet.addr, "nobody", "")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(direct, netaio::RequestError::NotFound(_)),
+        "{direct:?}"
+    );
+
+    quiet.stop().await;
+    sender.stop().await;
+}
