@@ -461,8 +461,48 @@ pub(super) struct ConnShared {
     connected: AtomicBool,
     cancel: CancellationToken,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
-    done: tokio::sync::watch::Receiver<bool>,
+    state: tokio::sync::watch::Sender<ConnectionState>,
     peer_info: PeerSlot,
+}
+
+/// Where a client [`Connection`] is: [`Connection::state`] now, [`Connection::state_changes`] to
+/// follow it, [`Connection::wait_connected`] to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Connected to the server.
+    Connected,
+    /// The connection dropped and the client is reconnecting (it has a [`Reconnect`] policy);
+    /// requests fail at once meanwhile.
+    Reconnecting {
+        /// Why the connection dropped.
+        reason: CloseReason,
+    },
+    /// Ended for good: closed locally, dropped without a reconnect policy, or reconnecting gave up.
+    Closed {
+        /// Why it ended (for a reconnecting connection that gave up: why it last dropped).
+        reason: CloseReason,
+    },
+}
+
+impl ConnectionState {
+    /// True when connected.
+    pub fn is_connected(&self) -> bool {
+        matches!(self, ConnectionState::Connected)
+    }
+
+    /// True once the connection has ended for good.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, ConnectionState::Closed { .. })
+    }
+}
+
+/// [`Connection::wait_connected`] found the connection ended for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("connection closed: {reason}")]
+pub struct ConnectionClosed {
+    /// Why it ended.
+    pub reason: CloseReason,
 }
 
 /// One client connection to one server; cheap to clone. Requests sent on it are matched to their
@@ -500,7 +540,7 @@ impl Connection {
     fn start(client: Arc<ClientShared>, stream: TcpStream, peer: SocketAddr) -> Connection {
         let (tx, rx) = mpsc::channel(client.send_queue);
         let (inbox_tx, inbox_rx) = mpsc::channel(client.inbox);
-        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+        let (state, _) = tokio::sync::watch::channel(ConnectionState::Connected);
         let conn = Connection {
             inner: Arc::new(ConnShared {
                 peer,
@@ -511,7 +551,7 @@ impl Connection {
                 connected: AtomicBool::new(true),
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
-                done: done_rx,
+                state,
                 peer_info: PeerSlot::default(),
             }),
         };
@@ -523,7 +563,6 @@ impl Connection {
                 // connection is marked down, its waiting requests fail and `close()` returns.
                 let _ended = Ended {
                     conn: task_conn.clone(),
-                    done: done_tx,
                 };
                 task_conn.run(stream, rx, inbox_tx).await;
             }
@@ -564,23 +603,37 @@ impl Connection {
             self.fail_pending(false);
             super::peers::connection_lost(&self);
             tracing::info!(%reason, "connection closed");
-            let Some(policy) = client.reconnect.as_ref() else {
-                break;
+            let policy = client
+                .reconnect
+                .as_ref()
+                .filter(|_| reason != CloseReason::Local && !self.inner.cancel.is_cancelled());
+            let Some(policy) = policy else {
+                self.fail_pending(true);
+                self.set_state(ConnectionState::Closed { reason });
+                return;
             };
-            if reason == CloseReason::Local || self.inner.cancel.is_cancelled() {
-                break;
-            }
+            self.set_state(ConnectionState::Reconnecting {
+                reason: reason.clone(),
+            });
             match self.reconnect(policy).await {
                 Some(s) => {
                     stream = s;
                     self.inner.connected.store(true, Ordering::Release);
+                    self.set_state(ConnectionState::Connected);
                     tracing::info!("reconnected");
                     super::peers::reconnected(&self);
                 }
-                None => break,
+                None => {
+                    self.fail_pending(true);
+                    self.set_state(ConnectionState::Closed { reason });
+                    return;
+                }
             }
         }
-        self.fail_pending(true);
+    }
+
+    fn set_state(&self, state: ConnectionState) {
+        self.inner.state.send_replace(state);
     }
 
     async fn reconnect(&self, policy: &Reconnect) -> Option<TcpStream> {
@@ -642,7 +695,53 @@ impl Connection {
 
     /// True once the connection has ended for good.
     pub fn is_closed(&self) -> bool {
-        *self.inner.done.borrow()
+        self.inner.state.borrow().is_closed()
+    }
+
+    /// Where the connection is now.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.state.borrow().clone()
+    }
+
+    /// Follow the connection's state: a `watch` receiver that sees every change (connected,
+    /// reconnecting and why, closed and why).
+    ///
+    /// ```no_run
+    /// # async fn f(conn: netaio::Connection) {
+    /// let mut changes = conn.state_changes();
+    /// while changes.changed().await.is_ok() {
+    ///     println!("{:?}", *changes.borrow_and_update());
+    /// }
+    /// # }
+    /// ```
+    pub fn state_changes(&self) -> tokio::sync::watch::Receiver<ConnectionState> {
+        self.inner.state.subscribe()
+    }
+
+    /// Wait until the connection is connected (at once if it is): after a drop, a reconnecting
+    /// connection gets there when the server is back. Fails when the connection has ended for
+    /// good (closed, dropped without a reconnect policy, or reconnecting gave up).
+    ///
+    /// ```no_run
+    /// # async fn f(conn: netaio::Connection) -> Result<(), netaio::tcp::ConnectionClosed> {
+    /// conn.wait_connected().await?;
+    /// let reply = conn.request("echo", "hi").await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_connected(&self) -> Result<(), ConnectionClosed> {
+        let mut changes = self.inner.state.subscribe();
+        let state = changes
+            .wait_for(|s| s.is_connected() || s.is_closed())
+            .await
+            .map(|s| s.clone());
+        match state {
+            Ok(ConnectionState::Closed { reason }) => Err(ConnectionClosed { reason }),
+            Ok(_) => Ok(()),
+            // The sender lives in the connection, which `self` keeps alive.
+            Err(_) => Err(ConnectionClosed {
+                reason: CloseReason::Local,
+            }),
+        }
     }
 
     /// Seal (instance plugins as `opts` says, plus its inner plugins) and encode.
@@ -822,10 +921,10 @@ impl Connection {
     pub async fn close(&self) {
         super::peers::goodbye(self).await;
         self.inner.cancel.cancel();
-        let mut done = self.inner.done.clone();
+        let mut done = self.inner.state.subscribe();
         // A client handler that never finishes must not hang `close` forever.
         let limit = self.inner.client.driver.write_timeout;
-        if tokio::time::timeout(limit, done.wait_for(|d| *d))
+        if tokio::time::timeout(limit, done.wait_for(ConnectionState::is_closed))
             .await
             .is_err()
         {
@@ -909,14 +1008,24 @@ impl Connection {
 /// Marks a connection as ended when its task ends, panics included.
 struct Ended {
     conn: Connection,
-    done: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for Ended {
     fn drop(&mut self) {
         self.conn.inner.connected.store(false, Ordering::Release);
         self.conn.fail_pending(true);
-        let _ = self.done.send(true);
+        // Normally already closed with its reason; a panic in a client handler ends it here.
+        self.conn.inner.state.send_if_modified(|s| {
+            if s.is_closed() {
+                return false;
+            }
+            *s = ConnectionState::Closed {
+                reason: CloseReason::Io(
+                    "the connection task ended (a client handler panicked)".into(),
+                ),
+            };
+            true
+        });
     }
 }
 

@@ -13,7 +13,9 @@ pub(crate) mod driver;
 mod peers;
 mod server;
 
-pub use client::{Connection, Reconnect, TcpClient, TcpClientBuilder};
+pub use client::{
+    Connection, ConnectionClosed, ConnectionState, Reconnect, TcpClient, TcpClientBuilder,
+};
 pub use driver::CloseReason;
 pub use server::{
     ConnectionEvent, ConnectionId, ConnectionInfo, ServerHandle, TcpServer, TcpServerBuilder,

@@ -10,38 +10,17 @@
 use std::time::{Duration, Instant};
 
 use netaio::router::Context;
-use netaio::tcp::{ConnectionId, Reconnect};
+use netaio::tcp::{CloseReason, ConnectionClosed, ConnectionId, ConnectionState, Reconnect};
 use netaio::{
-    ConnectError, Connection, Message, MessageType, ReceiveError, RequestError, Router, SendError,
-    TcpClient, TcpServer,
+    ConnectError, Message, MessageType, ReceiveError, RequestError, Router, SendError, TcpClient,
+    TcpServer,
 };
 use netaio_tests::{ECHO, WAIT, connected, echo_router, start, start_on, within};
 use tokio::sync::mpsc;
 
-/// Poll `cond` every 10 ms, at most `limit` long. Only for client state that has no event to wait
-/// on (the client has no connection-event stream).
-async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    within(limit, what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
-
-/// Retry `request` (bounded) while the connection reports it is between two connections.
-async fn request_when_connected(conn: &Connection, content: &str) -> Message {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match conn.request(ECHO, content.to_owned()).await {
-            Err(RequestError::Send(SendError::Closed)) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            other => return other.unwrap(),
-        }
-    }
-}
-
+/// The connection's state, followed through `state_changes`: connected, reconnecting (and why)
+/// when the server goes away, connected again when a server is back on the port, closed (and
+/// why) after `close`.
 #[tokio::test]
 async fn client_reconnects_with_backoff_to_a_server_restarted_on_the_same_port() {
     let first = start(echo_router()).await;
@@ -55,16 +34,32 @@ async fn client_reconnects_with_backoff_to_a_server_restarted_on_the_same_port()
         ))
         .build();
     let conn = client.connect(addr).await.unwrap();
+    assert_eq!(conn.state(), ConnectionState::Connected);
+    let mut changes = conn.state_changes();
     assert_eq!(
         conn.request(ECHO, "one").await.unwrap().content().as_ref(),
         b"one"
     );
 
     first.stop().await;
-    eventually(WAIT, "the client to notice the server left", || {
-        !conn.is_connected()
-    })
-    .await;
+    within(
+        WAIT,
+        "the client to notice the server left",
+        changes.changed(),
+    )
+    .await
+    .unwrap();
+    let state = changes.borrow_and_update().clone();
+    assert!(
+        matches!(
+            &state,
+            ConnectionState::Reconnecting {
+                reason: CloseReason::PeerClosed | CloseReason::Io(_)
+            }
+        ),
+        "{state:?}"
+    );
+    assert!(!conn.is_connected());
     assert!(!conn.is_closed(), "a reconnecting connection is not closed");
     // While disconnected, requests fail at once instead of waiting for the timeout.
     let t0 = Instant::now();
@@ -77,17 +72,55 @@ async fn client_reconnects_with_backoff_to_a_server_restarted_on_the_same_port()
 
     // A new server on the same port: the client finds it on its own.
     let second = start_on(addr, TcpServer::builder().router(echo_router())).await;
-    let mut events = second.events();
-    let t0 = Instant::now();
-    connected(&mut events, None).await;
-    assert!(t0.elapsed() < WAIT);
-    let r = request_when_connected(&conn, "two").await;
-    assert_eq!(r.content().as_ref(), b"two");
+    within(WAIT, "the client to reconnect", conn.wait_connected())
+        .await
+        .unwrap();
     assert!(conn.is_connected());
+    assert_eq!(*changes.borrow_and_update(), ConnectionState::Connected);
+    let r = conn.request(ECHO, "two").await.unwrap();
+    assert_eq!(r.content().as_ref(), b"two");
 
     conn.close().await;
     assert!(conn.is_closed());
+    assert_eq!(
+        conn.state(),
+        ConnectionState::Closed {
+            reason: CloseReason::Local
+        }
+    );
+    assert_eq!(
+        conn.wait_connected().await,
+        Err(ConnectionClosed {
+            reason: CloseReason::Local
+        })
+    );
     second.stop().await;
+}
+
+/// A reconnecting connection that runs out of attempts ends for good: `wait_connected` fails with
+/// why it last dropped.
+#[tokio::test]
+async fn reconnecting_gives_up_after_its_attempts() {
+    let server = start(echo_router()).await;
+    let client = TcpClient::builder()
+        .reconnect(Some(
+            Reconnect::default()
+                .initial_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(20))
+                .max_attempts(Some(2)),
+        ))
+        .build();
+    let conn = client.connect(server.addr).await.unwrap();
+    conn.request(ECHO, "x").await.unwrap();
+    server.stop().await;
+    let e = within(WAIT, "the client to give up", conn.wait_connected())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.reason, CloseReason::PeerClosed | CloseReason::Io(_)),
+        "{e:?}"
+    );
+    assert!(conn.is_closed());
 }
 
 #[tokio::test]
@@ -102,6 +135,12 @@ async fn without_reconnect_the_connection_ends_with_the_server() {
     server.stop().await;
     within(WAIT, "the connection to end", conn.close()).await;
     assert!(conn.is_closed());
+    assert!(
+        matches!(conn.state(), ConnectionState::Closed { .. }),
+        "{:?}",
+        conn.state()
+    );
+    assert!(conn.wait_connected().await.is_err());
     assert!(client.connections().is_empty());
     let r = conn.request(ECHO, "y").await;
     assert!(
@@ -340,12 +379,19 @@ async fn a_panicking_client_handler_ends_only_that_connection_cleanly() {
         .await
         .unwrap();
     assert!(matches!(r, Err(RequestError::Closed)), "{r:?}");
-    within(WAIT, "the connection to be marked closed", async {
-        while !conn.is_closed() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    // The state says why it ended.
+    let e = within(
+        WAIT,
+        "the connection to be marked closed",
+        conn.wait_connected(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e.reason, CloseReason::Io(why) if why.contains("panicked")),
+        "{e:?}"
+    );
+    assert!(conn.is_closed());
     assert!(!conn.is_connected());
     // connect() gives a fresh connection, not the dead one.
     let again = client.connect(server.addr).await.unwrap();
