@@ -77,7 +77,8 @@ pub(super) fn fixed_field<const N: usize>(
 
 /// HMAC-SHA256 authentication of whole messages, with a timestamp window and a replay cache.
 ///
-/// `make` adds three auth fields: a 16-byte random nonce (`nonce`), the sender's clock as
+/// `make` adds three auth fields: a 24-byte nonce (`nonce`: the sending node's instance id,
+/// [`PluginContext::node`], as 8 big-endian bytes, then 16 random bytes), the sender's clock as
 /// 8-byte big-endian seconds since the Unix epoch (`ts`), and a 32-byte MAC (`hmac`). The MAC is
 /// HMAC-SHA256 over an unambiguous, length-prefixed encoding of:
 ///
@@ -92,9 +93,15 @@ pub(super) fn fixed_field<const N: usize>(
 /// So changing the type byte, the uri, the content or any auth field is detected (unlike the
 /// Python plugin, whose MAC covers only the timestamp and the body).
 ///
-/// `check` verifies the MAC in constant time, then the timestamp (±60 s by default) and the
-/// nonce (refused if seen within the window; see [`Freshness`]), then removes the three fields.
-/// Only authenticated messages reach the replay cache, so forged traffic cannot fill it.
+/// `check` verifies the MAC in constant time; refuses a message whose nonce starts with this
+/// node's own id ([`AuthError::Reflected`]: this node sent it, and someone sent it back); then
+/// checks the timestamp (±60 s by default) and the nonce (refused if seen within the window; see
+/// [`Freshness`]), then removes the three fields. Only authenticated messages reach the replay
+/// cache, so forged traffic cannot fill it.
+///
+/// The replay cache is per receiving node, so within the window a message can still be replayed
+/// once to *another* node that shares the secret (the MAC binds no recipient); bind recipients at
+/// the application level, or use `netaio-asymmetric`'s per-peer keys, where that matters.
 ///
 /// # Keys
 ///
@@ -167,8 +174,9 @@ impl HmacAuth {
     pub const TS_FIELD: &'static str = "ts";
     /// Default MAC field name.
     pub const MAC_FIELD: &'static str = "hmac";
-    /// Length of the nonce `make` generates and `check` requires.
-    pub const NONCE_LEN: usize = 16;
+    /// Length of the nonce `make` generates and `check` requires: the sender's 8-byte node id,
+    /// then 16 random bytes.
+    pub const NONCE_LEN: usize = 24;
 
     /// A plugin keyed from a shared secret (see the type docs for the derivation), with the
     /// default field names and a default [`Freshness`] (±60 s, 65,536 nonces).
@@ -265,13 +273,16 @@ impl HmacAuth {
 }
 
 impl AuthPlugin for HmacAuth {
-    fn make(&self, msg: &mut Message, _ctx: &PluginContext<'_>) -> Result<(), AuthError> {
+    fn make(&self, msg: &mut Message, ctx: &PluginContext<'_>) -> Result<(), AuthError> {
         ensure_absent(
             &msg.auth,
             &[&self.nonce_field, &self.ts_field, &self.mac_field],
         )?;
         let mut nonce = [0u8; Self::NONCE_LEN];
         rand::fill(&mut nonce[..]);
+        if let (Some(node), Some(head)) = (ctx.node, nonce.first_chunk_mut::<8>()) {
+            *head = node.to_be_bytes();
+        }
         put_field(&mut msg.auth, &self.nonce_field, nonce.to_vec());
         let ts = self.freshness.now();
         put_field(&mut msg.auth, &self.ts_field, ts.to_be_bytes().to_vec());
@@ -280,7 +291,7 @@ impl AuthPlugin for HmacAuth {
         Ok(())
     }
 
-    fn check(&self, msg: &mut Message, _ctx: &PluginContext<'_>) -> Result<(), AuthError> {
+    fn check(&self, msg: &mut Message, ctx: &PluginContext<'_>) -> Result<(), AuthError> {
         let mac = msg
             .auth
             .get(&self.mac_field)
@@ -291,6 +302,12 @@ impl AuthPlugin for HmacAuth {
         self.transcript(msg)
             .verify_slice(&mac)
             .map_err(|_| AuthError::Invalid)?;
+        if ctx
+            .node
+            .is_some_and(|me| nonce.first_chunk::<8>() == Some(&me.to_be_bytes()))
+        {
+            return Err(AuthError::Reflected);
+        }
         self.freshness.accept(ts, &nonce)?;
         msg.auth.remove(&self.nonce_field);
         msg.auth.remove(&self.ts_field);
@@ -381,13 +398,67 @@ mod tests {
         );
     }
 
+    /// A node refuses its own message sent back to it; another node (another id) and a context
+    /// without a node id accept it. The node id is the nonce's first 8 bytes, under the MAC.
+    #[test]
+    fn a_message_reflected_to_its_sender_is_refused() {
+        let c = Clocked::new();
+        // One plugin instance shared by both nodes (as in one process): the node id tells them apart.
+        let node = Plugins::new().auth(c.auth(b"secret"));
+        let at = |id: u64| PluginContext {
+            node: Some(id),
+            ..PluginContext::default()
+        };
+        let sealed = seal(request(), &Plugins::new(), &node, &at(1)).unwrap();
+        assert_eq!(
+            &sealed.auth.get("nonce").unwrap()[..8],
+            &1u64.to_be_bytes()[..]
+        );
+        let e = open_outer(sealed.clone(), &node, &at(1)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OpenError::Auth {
+                    source: AuthError::Reflected,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // Refused before the replay cache: the other node still accepts it, once.
+        assert_eq!(
+            open_outer(sealed.clone(), &node, &at(2)).unwrap(),
+            request()
+        );
+        assert!(open_outer(sealed, &node, &at(2)).is_err());
+        // Outside a node (no id) nothing is compared.
+        let plain = seal(request(), &Plugins::new(), &node, &ctx()).unwrap();
+        assert_eq!(open_outer(plain, &node, &at(1)).unwrap(), request());
+        // The id cannot be changed without breaking the MAC.
+        let mut forged = seal(request(), &Plugins::new(), &node, &at(1)).unwrap();
+        let mut nonce = forged.auth.get("nonce").unwrap().to_vec();
+        nonce[..8].copy_from_slice(&3u64.to_be_bytes());
+        forged.auth.insert("nonce", nonce);
+        let e = open_outer(forged, &node, &at(1)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OpenError::Auth {
+                    source: AuthError::Invalid,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn round_trip_through_seal_and_open() {
         let c = Clocked::new();
         let node = Plugins::new().auth(c.auth(b"secret"));
         let msg = request();
         let sealed = seal(msg.clone(), &Plugins::new(), &node, &ctx()).unwrap();
-        assert_eq!(sealed.auth.get("nonce").unwrap().len(), 16);
+        assert_eq!(sealed.auth.get("nonce").unwrap().len(), HmacAuth::NONCE_LEN);
         assert_eq!(
             sealed.auth.get("ts").unwrap().as_ref(),
             &T0.to_be_bytes()[..]

@@ -81,6 +81,11 @@ pub struct PluginContext<'a> {
     pub local: Option<&'a Peer>,
     /// The node's peer plugin, to decode peer data.
     pub peer_plugin: Option<&'a dyn PeerPlugin>,
+    /// This node's instance id: random, drawn when the node is bound or built (so two nodes in
+    /// one process differ even when they share plugin instances). An auth plugin binds it into
+    /// what it sends, and refuses a message carrying its own id: that message was sent by this
+    /// node and reflected back ([`AuthError::Reflected`]). `None` outside a node.
+    pub node: Option<u64>,
 }
 
 impl fmt::Debug for PluginContext<'_> {
@@ -131,6 +136,9 @@ pub enum AuthError {
     /// The nonce was already seen within the window.
     #[error("replayed nonce")]
     Replay,
+    /// The message was sent by this very node and came back (reflected by someone on the path).
+    #[error("message sent by this node, reflected back")]
+    Reflected,
     /// The replay cache is full of live nonces; the message is refused rather than risk a replay.
     #[error("replay cache full")]
     CacheFull,
@@ -544,6 +552,8 @@ pub(crate) struct NodePlugins {
     pub(crate) local: Option<Peer>,
     pub(crate) peer_plugin: Arc<dyn PeerPlugin>,
     pub(crate) auth_error: AuthErrorHook,
+    /// [`PluginContext::node`]; drawn again by [`for_new_node`](Self::for_new_node).
+    pub(crate) node: u64,
 }
 
 impl fmt::Debug for NodePlugins {
@@ -562,11 +572,19 @@ impl Default for NodePlugins {
             local: None,
             peer_plugin: Arc::new(PostcardPeerPlugin),
             auth_error: Arc::new(default_auth_error_reply),
+            node: rand::random(),
         }
     }
 }
 
 impl NodePlugins {
+    /// The setup for a node being bound or built: its own instance id, whatever template (a
+    /// cloned builder) it came from.
+    pub(crate) fn for_new_node(mut self) -> Self {
+        self.node = rand::random();
+        self
+    }
+
     pub(crate) fn ctx<'a>(
         &'a self,
         peer: Option<&'a Peer>,
@@ -577,6 +595,7 @@ impl NodePlugins {
             addr,
             local: self.local.as_ref(),
             peer_plugin: Some(&*self.peer_plugin),
+            node: Some(self.node),
         }
     }
 

@@ -258,7 +258,7 @@ impl TcpClientBuilder {
     /// handler for it is not installed (logged as a warning).
     pub fn build(self) -> TcpClient {
         let routes = self.router.into_shared();
-        let mut plugins = self.plugins;
+        let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
         let manager = self.peer_config.and_then(|config| {
             super::peers::install_client(&routes, &peers, &mut plugins, config)

@@ -271,7 +271,7 @@ impl TcpServerBuilder {
         let codec =
             FrameCodec::with_auth_codec(self.auth_codec).max_frame_size(self.max_frame_size);
         let routes = self.router.into_shared();
-        let mut plugins = self.plugins;
+        let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
         let manager = match self.peer_config {
             Some(config) => Some(

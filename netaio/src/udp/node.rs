@@ -235,7 +235,7 @@ impl UdpNodeBuilder {
         let socket = bind_socket(addr, self.reuse_address).map_err(err)?;
         let local_addr = socket.local_addr().map_err(err)?;
         let routes = self.router.into_shared();
-        let mut plugins = self.plugins;
+        let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
         let manager = match self.peer_config {
             Some(config) => Some(
@@ -788,6 +788,13 @@ impl UdpHandle {
                 &shared.plugins.ctx(peer.as_deref(), Some(src)),
             ) {
                 Ok(m) => m,
+                Err(crate::plugin::OpenError::Auth {
+                    source: crate::plugin::AuthError::Reflected,
+                    ..
+                }) if via_group => {
+                    // This node's own group datagram, looped back to it: expected, not counted.
+                    return;
+                }
                 Err(e) => {
                     let counter = match e {
                         crate::plugin::OpenError::Auth { .. } => &c.auth_failed,

@@ -10,4 +10,5 @@ mod peer_context;
 mod plugins_tcp;
 mod proptest_codec;
 mod python_vectors;
+mod reflection;
 mod smoke;

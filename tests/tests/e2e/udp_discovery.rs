@@ -718,3 +718,61 @@ async fn group_datagrams_without_a_route_are_not_answered() {
     quiet.stop().await;
     sender.stop().await;
 }
+
+/// With `HmacAuth`, a node's own group datagrams come back to it through the loopback of the
+/// group: they carry its own node id and are dropped quietly, not counted as auth failures (a
+/// unicast datagram reflected back to it is, see netaio's reflection test), while another member
+/// takes them.
+#[tokio::test]
+async fn own_group_datagrams_are_not_auth_failures() {
+    let port = group_port();
+    let (tx, mut got) = mpsc::unbounded_channel::<SocketAddr>();
+    let router = move || {
+        let tx = tx.clone();
+        Router::new().on((MessageType::NOTIFY_URI, "news"), move |ctx: Context| {
+            let tx = tx.clone();
+            async move {
+                tx.send(ctx.peer_addr()).unwrap();
+            }
+        })
+    };
+    let a = start(
+        UdpNode::builder()
+            .multicast(multicast(port))
+            .auth(HmacAuth::new(b"group secret"))
+            .router(router()),
+    )
+    .await;
+    let b = start(
+        UdpNode::builder()
+            .multicast(multicast(port))
+            .auth(HmacAuth::new(b"group secret"))
+            .router(router()),
+    )
+    .await;
+    let a_received = a.handle.stats().received;
+    a.handle
+        .multicast(&Message::new(MessageType::NOTIFY_URI, "news", "hello"))
+        .await
+        .unwrap();
+    // B takes it; A gets its own copy back and drops it without a word.
+    let from = within(WAIT, "B to take the group datagram", got.recv())
+        .await
+        .unwrap();
+    assert_eq!(from, a.addr);
+    within(WAIT, "A to receive its own copy", async {
+        while a.handle.stats().received == a_received {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        got.try_recv().is_err(),
+        "A ran a handler for its own datagram"
+    );
+    assert_eq!(a.handle.stats().auth_failed, 0);
+    assert_eq!(b.handle.stats().auth_failed, 0);
+    a.stop().await;
+    b.stop().await;
+}

@@ -421,26 +421,24 @@ async fn frames_too_large_for_a_datagram_are_refused_at_send_time() {
         .await
         .unwrap();
     assert_eq!(r.content().len(), big.len());
-    // …and so does it with a default HMAC block (74 bytes: the frame is exactly 65,507 bytes)…
+    // …and so does a body 8 bytes shorter with a default HMAC block (82 bytes: the frame is
+    // exactly 65,507 bytes)…
+    let fits = vec![b'x'; MAX_URI_AND_CONTENT - 4 - 8];
     let hmac = start(UdpNode::builder().auth(HmacAuth::new(b"k")), [127, 0, 0, 1]).await;
     hmac.handle
         .send(
-            &Message::new(MessageType::REQUEST_URI, "echo", big.clone()),
+            &Message::new(MessageType::REQUEST_URI, "echo", fits.clone()),
             server.addr,
         )
         .await
         .unwrap();
-    hmac.stop().await;
     // …but not one byte more: refused with a typed error, nothing silently dropped.
-    let hmac = start(
-        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("x")),
-        [127, 0, 0, 1],
-    )
-    .await;
+    let mut over = fits;
+    over.push(b'x');
     let e = hmac
         .handle
         .send(
-            &Message::new(MessageType::REQUEST_URI, "echo", big),
+            &Message::new(MessageType::REQUEST_URI, "echo", over),
             server.addr,
         )
         .await
@@ -448,7 +446,10 @@ async fn frames_too_large_for_a_datagram_are_refused_at_send_time() {
     assert!(
         matches!(
             e,
-            SendError::Encode(netaio::message::EncodeError::FrameTooLarge { max: 65_507, .. })
+            SendError::Encode(netaio::message::EncodeError::FrameTooLarge {
+                len: 65_508,
+                max: 65_507
+            })
         ),
         "{e:?}"
     );
@@ -576,10 +577,11 @@ async fn a_refused_subscription_leaves_nothing_behind() {
 async fn frames_too_large_for_an_ipv6_datagram_are_refused_at_send_time() {
     let server = start_plain(V6).await;
     let big = vec![b'x'; MAX_URI_AND_CONTENT - 4];
-    // Each character of an HMAC field prefix adds 3 bytes (three field names): with 6 the frame
-    // is 65,525 bytes and fits the IPv6 limit of 65,527; with 7 it is 65,528 and is refused.
+    // Each character of an HMAC field prefix adds 3 bytes (three field names): with 4 the frame
+    // is 65,527 bytes and fits the IPv6 limit of 65,527 exactly; with 5 it is 65,530 and is
+    // refused.
     let fits = start(
-        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("xxxxxx")),
+        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("xxxx")),
         V6,
     )
     .await;
@@ -591,7 +593,7 @@ async fn frames_too_large_for_an_ipv6_datagram_are_refused_at_send_time() {
         .await
         .unwrap();
     let over = start(
-        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("xxxxxxx")),
+        UdpNode::builder().auth(HmacAuth::new(b"k").field_prefix("xxxxx")),
         V6,
     )
     .await;
@@ -607,7 +609,7 @@ async fn frames_too_large_for_an_ipv6_datagram_are_refused_at_send_time() {
         matches!(
             e,
             SendError::Encode(netaio::message::EncodeError::FrameTooLarge {
-                len: 65_528,
+                len: 65_530,
                 max: 65_527
             })
         ),
