@@ -145,6 +145,21 @@ impl Identity {
         self.peer_with(id, PeerData::new())
     }
 
+    /// This identity as a peer whose id is self-certifying ([`peer_id`](crate::peer_id) of
+    /// its keys), for nodes that use [`SelfCertifyingPeerPlugin`](crate::SelfCertifyingPeerPlugin).
+    ///
+    /// ```
+    /// use netaio_asymmetric::{peer_id, Identity};
+    ///
+    /// let me = Identity::generate();
+    /// let peer = me.self_certified_peer().unwrap();
+    /// assert_eq!(peer.id.as_ref(), peer_id(&me.public_keys()).as_slice());
+    /// ```
+    pub fn self_certified_peer(&self) -> Result<Peer, PeerError> {
+        let id = crate::peer_id(&self.public_keys());
+        self.peer(Bytes::copy_from_slice(&id))
+    }
+
     /// [`peer`](Self::peer) with more peer data; the key entries are overwritten with this
     /// identity's keys.
     pub fn peer_with(&self, id: impl Into<Bytes>, mut data: PeerData) -> Result<Peer, PeerError> {

@@ -58,7 +58,10 @@ mod peer;
 pub use auth::Ed25519Auth;
 pub use cipher::X25519Cipher;
 pub use identity::{Identity, PublicKeys};
-pub use peer::{AsymmetricPeerPlugin, ED25519_FIELD, X25519_FIELD};
+pub use peer::{
+    AsymmetricPeerPlugin, ED25519_FIELD, PEER_ID_DOMAIN, PEER_ID_LEN, SelfCertifyingPeerPlugin,
+    X25519_FIELD, peer_id,
+};
 
 /// The `ed25519-dalek` crate this crate uses (for [`VerifyingKey`](ed25519_dalek::VerifyingKey)).
 pub use ed25519_dalek;

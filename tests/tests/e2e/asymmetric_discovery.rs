@@ -192,3 +192,81 @@ async fn x25519_and_ed25519_work_between_a_tcp_client_and_server_after_the_adver
     handle.shutdown();
     within(WAIT, "server stops", serving).await.unwrap();
 }
+
+/// With `SelfCertifyingPeerPlugin`, a node that advertises a known peer's id with its own keys
+/// (it passes `Ed25519Auth`: it signs with its own key) cannot replace that peer's keys: the
+/// advert fails validation, and the victim's entry keeps its keys. The impostor still hears the
+/// others (the multicast path works both ways).
+#[tokio::test]
+async fn self_certifying_ids_stop_an_advert_that_claims_another_peers_id() {
+    use netaio_asymmetric::SelfCertifyingPeerPlugin;
+    init_tracing();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let node = |id: &Identity, local: netaio::peer::Peer, self_certifying: bool| {
+        let mut b = UdpNode::builder()
+            .address(([127, 0, 0, 1], 0))
+            .router(secret_router(id))
+            .local_peer(local)
+            .multicast(
+                MulticastConfig::default()
+                    .with_port(port)
+                    .with_interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+            )
+            .peer_management(
+                PeerConfig::default()
+                    .with_app_id("asym-sc")
+                    .with_advertise_interval(Duration::from_millis(200)),
+            );
+        b = if self_certifying {
+            b.peer_plugin(SelfCertifyingPeerPlugin)
+        } else {
+            b.peer_plugin(AsymmetricPeerPlugin)
+        };
+        async move {
+            let node = b.bind().await.unwrap();
+            let h = node.handle();
+            (h, tokio::spawn(node.serve()))
+        }
+    };
+    let (alice, bob, mallory) = (
+        Identity::generate(),
+        Identity::generate(),
+        Identity::generate(),
+    );
+    let alice_peer = alice.self_certified_peer().unwrap();
+    let (a, ja) = node(&alice, alice_peer.clone(), true).await;
+    let (b, jb) = node(&bob, bob.self_certified_peer().unwrap(), true).await;
+    within(WAIT, "bob to learn alice", async {
+        while !b.peers().contains(&alice_peer.id) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+
+    // Mallory claims Alice's id with her own keys (her node does not check itself).
+    let (m, jm) = node(
+        &mallory,
+        mallory.peer(alice_peer.id.clone()).unwrap(),
+        false,
+    )
+    .await;
+    let bob_id = bob.self_certified_peer().unwrap().id;
+    within(WAIT, "mallory to hear bob", async {
+        while !m.peers().contains(&bob_id) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Several of Mallory's adverts later, Bob still holds Alice's keys.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(b.peers().get(&alice_peer.id).unwrap().data, alice_peer.data);
+
+    for (h, j) in [(a, ja), (b, jb), (m, jm)] {
+        h.shutdown();
+        within(WAIT, "a node to stop", j).await.unwrap();
+    }
+}
