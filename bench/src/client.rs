@@ -26,6 +26,7 @@ use crate::{Mode, Result};
 
 /// Flags of the client role.
 pub const VALUED: &[&str] = &[
+    "codec",
     "address",
     "workload",
     "mode",
@@ -53,7 +54,15 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let sealer = Arc::new(Sealer::new(mode, size));
+    // `--codec python`: packify auth blocks, for the Python server.
+    let codec = match args.raw("codec").unwrap_or("native") {
+        "native" => netaio::codec::FrameCodec::new(),
+        "python" => {
+            netaio::codec::FrameCodec::with_auth_codec(Arc::new(netaio::compat::PackifyCodec))
+        }
+        other => return Err(format!("unknown codec `{other}` (native, python)").into()),
+    };
+    let sealer = Arc::new(Sealer::with_codec(mode, size, codec));
     let sample = rt.block_on(async {
         let run = async {
             match workload {

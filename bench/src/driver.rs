@@ -27,7 +27,10 @@ const VALUED: &[&str] = &[
     "idle-conns",
     "rate-estimate",
 ];
-const SWITCHES: &[&str] = &["quick", "no-pin", "no-nice", "no-memory", "help"];
+const SWITCHES: &[&str] = &["quick", "no-pin", "no-nice", "no-memory", "python", "help"];
+
+/// The most W2 messages sent to the Python server (it handles a few tens of thousands a second).
+const PYTHON_W2_MAX: usize = 100_000;
 
 const USAGE: &str = "\
 netaio benchmark driver
@@ -35,12 +38,14 @@ netaio benchmark driver
   bench [--quick] [--runs N] [--workloads w1,w2,w3,w4,w5] [--modes none,hmac,hmac+aead]
         [--json PATH] [--no-pin] [--no-nice] [--no-memory] [--w1-count N] [--w2-count N]
         [--w3-seconds S] [--w3-conns N] [--w4-count N] [--w5-count N] [--idle-conns N]
-        [--rate-estimate R]
+        [--rate-estimate R] [--python]
 
 Runs each workload against the hand-written tokio baseline (mode none) and against netaio in
 each mode, alternating, in separate processes (server pinned to CPU 0, client to CPU 1 when
 `taskset` works; at nice -20 when allowed, so that other processes disturb less), then prints medians with the ratio netaio / baseline and writes JSON
 (default: bench-results.json). --quick scales the counts down (and 3 runs instead of 5).
+--python adds the Python library (netaio 0.0.9, from NETAIO_PYTHON or the workspace's .venv) as a
+third server, mode none, with W2 capped at 100,000 messages; its ratio is python / baseline.
 ";
 
 /// Everything a run is configured with.
@@ -50,6 +55,8 @@ pub struct Config {
     pub quick: bool,
     /// Runs per (workload, server, mode).
     pub runs: usize,
+    /// `--python`: the Python library as a third server.
+    pub python: bool,
     /// Workloads to run.
     pub workloads: Vec<String>,
     /// Netaio modes to run.
@@ -180,6 +187,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
     let cfg = Config {
         quick,
         runs: args.get_or("runs", if quick { 3 } else { 5 })?,
+        python: args.has("python"),
         workloads: workloads.iter().map(|w| w.name().to_owned()).collect(),
         modes: modes.iter().map(|m| m.name().to_owned()).collect(),
         w1_count: args.get_or("w1-count", if quick { 20_000 } else { 50_000 })?,
@@ -221,6 +229,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
     let mut runs = Vec::new();
     for &w in &workloads {
         let mut order: Vec<(Impl, Mode)> = vec![(Impl::Baseline, Mode::None)];
+        if cfg.python {
+            order.push((Impl::Python, Mode::None));
+        }
         order.extend(modes.iter().map(|&m| (Impl::Netaio, m)));
         for run in 0..cfg.runs {
             // Alternate the order between runs so that a slow drift does not favour one side.
@@ -376,7 +387,13 @@ impl Server {
         let stdout = child.stdout.take().ok_or("no server stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix("listening ") else {
+        let Some(addr) = line.trim().strip_prefix("listening ").map(|a| {
+            // The Python servers print only the port.
+            match a.parse::<u16>() {
+                Ok(port) => format!("127.0.0.1:{port}"),
+                Err(_) => a.to_owned(),
+            }
+        }) else {
             let _ = child.kill();
             let status = child.wait()?;
             if status.code() == Some(97) {
@@ -384,10 +401,7 @@ impl Server {
             }
             return Err(format!("server did not start ({status}): {line:?}").into());
         };
-        Ok(Server {
-            addr: addr.to_owned(),
-            child,
-        })
+        Ok(Server { addr, child })
     }
 
     fn status_kib(&self, field: &str) -> Option<u64> {
@@ -450,7 +464,12 @@ fn one_run(
             "--size".into(),
             "64".into(),
             "--count".into(),
-            cfg.w2_count.to_string(),
+            if imp == Impl::Python {
+                cfg.w2_count.min(PYTHON_W2_MAX)
+            } else {
+                cfg.w2_count
+            }
+            .to_string(),
         ],
         Workload::W3 => vec![
             "w3".into(),
@@ -489,6 +508,9 @@ fn one_run(
         ],
     };
     args.extend(more);
+    if imp == Impl::Python {
+        args.extend(["--codec".to_owned(), "python".to_owned()]);
+    }
     let out = role(exe, cfg, 1, None, &args)
         .stdout(Stdio::piped())
         .output()?;
@@ -552,7 +574,7 @@ fn summarize(runs: &[RunRecord]) -> Vec<Summary> {
         .map(|s| (s.workload.clone(), (s.rate, s.p50_us)))
         .collect();
     for s in &mut out {
-        if s.server == Impl::Netaio.name()
+        if s.server != Impl::Baseline.name()
             && let Some((rate, p50)) = baselines.get(&s.workload)
         {
             s.ratio = (*rate > 0.0).then(|| s.rate / rate);
@@ -563,10 +585,15 @@ fn summarize(runs: &[RunRecord]) -> Vec<Summary> {
         }
     }
     let mode_rank = |m: &str| Mode::ALL.iter().position(|x| x.name() == m).unwrap_or(9);
+    let server_rank = |s: &str| match s {
+        "baseline" => 0,
+        "python" => 1,
+        _ => 2,
+    };
     out.sort_by(|a, b| {
-        (&a.workload, a.server != "baseline", mode_rank(&a.mode)).cmp(&(
+        (&a.workload, server_rank(&a.server), mode_rank(&a.mode)).cmp(&(
             &b.workload,
-            b.server != "baseline",
+            server_rank(&b.server),
             mode_rank(&b.mode),
         ))
     });
@@ -747,7 +774,7 @@ pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |x| format!("{x:.prec$}"));
     s.push_str(&format!(
-        "\nnetaio vs raw tokio baseline — medians of {} runs{}; ratio = netaio rate ÷ baseline rate; p50 ratio = baseline p50 ÷ netaio p50\n\n",
+        "\nnetaio vs raw tokio baseline — medians of {} runs{}; ratio = server rate ÷ baseline rate; p50 ratio = baseline p50 ÷ server p50\n\n",
         r.config.runs,
         match (r.config.pinned, r.config.niced) {
             (true, true) => ", server on CPU 0, client on CPU 1, both at nice -20",
@@ -846,8 +873,9 @@ mod tests {
             rec("W1", "baseline", "none", 80.0),
             rec("W1", "netaio", "none", 90.0),
             rec("W1", "netaio", "hmac", 50.0),
-            rec("W2", "baseline", "none", 1000.0),
             rec("W2", "netaio", "none", 600.0),
+            rec("W2", "python", "none", 10.0),
+            rec("W2", "baseline", "none", 1000.0),
         ];
         let s = summarize(&runs);
         let get = |w: &str, srv: &str, m: &str| {
@@ -860,7 +888,23 @@ mod tests {
         assert_eq!(get("W1", "netaio", "none").ratio, Some(0.9));
         assert_eq!(get("W1", "netaio", "hmac").ratio, Some(0.5));
         assert_eq!(get("W2", "netaio", "none").ratio, Some(0.6));
-        // Baseline first within a workload.
-        assert_eq!(s[0].server, "baseline");
+        // The Python server (--python) gets its ratio to the same baseline too.
+        assert_eq!(get("W2", "python", "none").ratio, Some(0.01));
+        // Within a workload: baseline, then Python, then netaio by mode.
+        let order: Vec<(&str, &str, &str)> = s
+            .iter()
+            .map(|x| (x.workload.as_str(), x.server.as_str(), x.mode.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("W1", "baseline", "none"),
+                ("W1", "netaio", "none"),
+                ("W1", "netaio", "hmac"),
+                ("W2", "baseline", "none"),
+                ("W2", "python", "none"),
+                ("W2", "netaio", "none"),
+            ]
+        );
     }
 }

@@ -42,10 +42,16 @@ pub struct Sealer {
 impl Sealer {
     /// A sealer for `mode` and a content of `size` bytes.
     pub fn new(mode: Mode, size: usize) -> Self {
+        Self::with_codec(mode, size, FrameCodec::new())
+    }
+
+    /// The same, writing the auth block with `codec` (packify for the Python server, which reads
+    /// and ignores the request id).
+    pub fn with_codec(mode: Mode, size: usize, codec: FrameCodec) -> Self {
         let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         Self {
             plugins: plugins(mode, 1),
-            codec: FrameCodec::new(),
+            codec,
             content: Bytes::from(content),
         }
     }
@@ -94,12 +100,17 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// An echo of a request with a body of `body_len` bytes: RESPOND_URI with the same body length
-    /// (the netaio server seals its reply with the same plugins, so the length matches there too).
+    /// An echo of a request with a body of `body_len` bytes: RESPOND_URI (OK from the Python
+    /// UDP node) with the same body length (the netaio server seals its reply with the same
+    /// plugins, so the length matches there too).
     pub fn check(&self, body_len: usize) -> Result<()> {
-        if self.message_type != MessageType::RESPOND_URI || self.body_len != body_len {
+        let echo = matches!(
+            self.message_type,
+            MessageType::RESPOND_URI | MessageType::OK
+        );
+        if !echo || self.body_len != body_len {
             return Err(format!(
-                "unexpected reply: type {} with a {}-byte body (expected RESPOND_URI, {body_len} bytes)",
+                "unexpected reply: type {} with a {}-byte body (expected RESPOND_URI or OK, {body_len} bytes)",
                 self.message_type, self.body_len
             )
             .into());

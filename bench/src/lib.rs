@@ -86,6 +86,9 @@ pub enum Impl {
     Baseline,
     /// A netaio `TcpServer` with one echo handler (and a few dozen other routes).
     Netaio,
+    /// The Python library, netaio 0.0.9 (`--python`): its `TCPServer` / `UDPNode` echo from
+    /// `examples/python/compat_server.py` / `compat_udp_node.py`, mode none only.
+    Python,
 }
 
 impl Impl {
@@ -94,6 +97,7 @@ impl Impl {
         match self {
             Impl::Baseline => "baseline",
             Impl::Netaio => "netaio",
+            Impl::Python => "python",
         }
     }
 }
@@ -110,7 +114,8 @@ impl FromStr for Impl {
         match s {
             "baseline" => Ok(Impl::Baseline),
             "netaio" => Ok(Impl::Netaio),
-            _ => Err(format!("unknown server `{s}` (baseline, netaio)")),
+            "python" => Ok(Impl::Python),
+            _ => Err(format!("unknown server `{s}` (baseline, netaio, python)")),
         }
     }
 }

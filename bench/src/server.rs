@@ -66,8 +66,11 @@ pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -
     let transport: Transport = args.get_or("transport", Transport::Tcp)?;
     // Seconds; 0 turns the idle timeout off (the default is the library's, 300 s).
     let idle: Option<u64> = args.raw("idle-timeout").map(str::parse).transpose()?;
-    if imp == Impl::Baseline && mode != Mode::None {
-        return Err("the baseline has no plugins: use --mode none".into());
+    if imp != Impl::Netaio && mode != Mode::None {
+        return Err(format!("the {imp} server has no plugins here: use --mode none").into());
+    }
+    if imp == Impl::Python {
+        return exec_python(addr, transport);
     }
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -85,8 +88,42 @@ pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -
             (Impl::Baseline, Transport::Tcp) => baseline_server(addr).await,
             (Impl::Netaio, Transport::Udp) => netaio_udp_server(addr, mode, capacity).await,
             (Impl::Baseline, Transport::Udp) => baseline_udp_server(addr).await,
+            (Impl::Python, _) => Err("the Python server is not run in this process".into()),
         }
     })
+}
+
+/// The Python interpreter with netaio 0.0.9: `NETAIO_PYTHON`, else the workspace's `.venv` (as
+/// `.ci/run` makes it), else `python3`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("NETAIO_PYTHON") {
+        return p.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    "python3".into()
+}
+
+/// Become the Python echo server (same process, so the driver's pinning, priority and RSS
+/// measurement apply to it): `examples/python/compat_server.py` (TCPServer; REQUEST_URI →
+/// RESPOND_URI) or `compat_udp_node.py` (UDPNode; REQUEST_URI → OK). Both print `listening PORT`.
+fn exec_python(addr: SocketAddr, transport: Transport) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python");
+    let mut cmd = std::process::Command::new(python());
+    match transport {
+        Transport::Tcp => cmd
+            .arg(dir.join("compat_server.py"))
+            .args(["--bind", &addr.ip().to_string()]),
+        Transport::Udp => cmd.arg(dir.join("compat_udp_node.py")),
+    };
+    cmd.args(["--port", &addr.port().to_string()]);
+    let program = cmd.get_program().to_owned();
+    // Only returns on failure.
+    let err = cmd.exec();
+    Err(format!("cannot run {program:?}: {err}").into())
 }
 
 fn announce(addr: SocketAddr) -> Result<()> {
