@@ -9,10 +9,10 @@
 //! cargo test -p netaio-chat --test netns_chat
 //! ```
 //!
-//! If a namespace cannot be created the test fails; it never skips. The LAN is built as in
-//! `tests/tests/netns.rs` (a switch namespace with a bridge, multicast snooping off; host `i` has
-//! `eth0` with `10.232.0.<i>/24` and `fd00:232::<i>/64`, addresses that exist only inside these
-//! namespaces). Guards kill the chats and delete the namespaces even when an assertion fails.
+//! If a namespace cannot be created the test fails; it never skips. The LAN is
+//! `netaio_tests::netns::Lan` (a switch namespace with a bridge, multicast snooping off; host `i`
+//! has `eth0` with `10.232.0.<i>/24` and `fd00:232::<i>/64`, addresses that exist only inside
+//! these namespaces). Guards kill the chats and delete the namespaces even when an assertion fails.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,120 +22,8 @@
 
 mod common;
 
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use common::Chat;
-
-static RUN: AtomicUsize = AtomicUsize::new(0);
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2 is required): {e}"));
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// A switch namespace with a bridge and `hosts` host namespaces plugged into it; deleted on drop.
-struct Lan {
-    names: Vec<String>,
-    hosts: Vec<String>,
-}
-
-impl Lan {
-    fn new(tag: &str, hosts: usize) -> Lan {
-        let prefix = format!(
-            "nc{}-{}-{tag}",
-            std::process::id(),
-            RUN.fetch_add(1, Ordering::SeqCst)
-        );
-        let mut lan = Lan {
-            names: Vec::new(),
-            hosts: Vec::new(),
-        };
-        let add = |lan: &mut Lan, name: &str| {
-            let full = format!("{prefix}-{name}");
-            ip(&["netns", "add", &full]);
-            lan.names.push(full.clone());
-            full
-        };
-        let sw = add(&mut lan, "sw");
-        ip(&[
-            "-n",
-            &sw,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        ip(&["-n", &sw, "link", "set", "br0", "up"]);
-        for i in 1..=hosts {
-            let h = add(&mut lan, &format!("h{i}"));
-            ip(&[
-                "netns",
-                "exec",
-                &h,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-            ]);
-            ip(&["-n", &h, "link", "set", "lo", "up"]);
-            let port = format!("p{i}");
-            ip(&[
-                "-n", &h, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
-                &sw,
-            ]);
-            ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"]);
-            ip(&[
-                "-n",
-                &h,
-                "addr",
-                "add",
-                &format!("10.232.0.{i}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip(&[
-                "-n",
-                &h,
-                "addr",
-                "add",
-                &format!("fd00:232::{i}/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ]);
-            ip(&["-n", &h, "link", "set", "eth0", "up"]);
-            lan.hosts.push(h);
-        }
-        lan
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for n in self.names.iter().rev() {
-            match Command::new("ip").args(["netns", "del", n]).output() {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => eprintln!(
-                    "cleanup: ip netns del {n}: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-                Err(e) => eprintln!("cleanup: ip netns del {n}: {e}"),
-            }
-        }
-    }
-}
+use netaio_tests::netns::Lan;
 
 fn said<'a>(nick: &'a str, text: &'a str) -> impl Fn(&str) -> bool + 'a {
     move |l| l == format!("<{nick}> {text}")
@@ -143,19 +31,15 @@ fn said<'a>(nick: &'a str, text: &'a str) -> impl Fn(&str) -> bool + 'a {
 
 /// Three chats, one per host, bound to their LAN address of one family.
 fn three_hosts_talk(v6: bool) {
-    let lan = Lan::new(if v6 { "v6" } else { "v4" }, 3);
+    let lan = Lan::new(if v6 { "v6" } else { "v4" }, 232, 3);
     let home = tempfile::tempdir().unwrap();
     let nicks = ["alice", "bob", "carol"];
     let mut chats: Vec<Chat> = nicks
         .iter()
         .enumerate()
         .map(|(i, nick)| {
-            let bind = if v6 {
-                format!("fd00:232::{}", i + 1)
-            } else {
-                format!("10.232.0.{}", i + 1)
-            };
-            let ns = lan.hosts[i].as_str();
+            let bind = if v6 { lan.v6(i + 1) } else { lan.v4(i + 1) }.to_string();
+            let ns = lan.host(i + 1);
             Chat::spawn(
                 &["ip", "netns", "exec", ns],
                 home.path(),

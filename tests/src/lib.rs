@@ -333,6 +333,8 @@ impl RawConn {
     }
 }
 
+pub mod netns;
+
 /// Plugins that record what they do, for proving the order of the plugin pipeline.
 pub mod recording {
     use std::sync::{Arc, Mutex};

@@ -8,8 +8,8 @@
 //! cargo test -p netaio-tests --test netns
 //! ```
 //!
-//! If a namespace cannot be created the tests fail; they never skip. Each test builds its own
-//! topology under names unique to the run (`nx<pid>-<n>-…`): a switch namespace holding a bridge
+//! If a namespace cannot be created the tests fail; they never skip. Each test builds its own LAN
+//! (`netaio_tests::netns::Lan`, names unique to the run): a switch namespace holding a bridge
 //! (multicast snooping off), and one namespace per host with a veth `eth0` plugged into the bridge,
 //! addressed `10.231.0.<i>/24` and `fd00:231::<i>/64` (addresses that exist only inside these
 //! namespaces). The node program (`netaio-netns-node`, built by cargo before the tests run) is
@@ -24,12 +24,16 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netaio_tests::netns::Lan;
+
 const NODE: &str = env!("CARGO_BIN_EXE_netaio-netns-node");
+
+/// This binary's subnet: hosts are `10.231.0.<i>` and `fd00:231::<i>`.
+const NET: u8 = 231;
 
 /// Advert interval of the nodes under test.
 const INTERVAL: Duration = Duration::from_millis(400);
@@ -38,136 +42,6 @@ const INTERVAL: Duration = Duration::from_millis(400);
 const TIMEOUT: Duration = Duration::from_millis(3000);
 /// How long a node process may take to start (debug build on a busy machine).
 const START: Duration = Duration::from_secs(30);
-
-static RUN: AtomicUsize = AtomicUsize::new(0);
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2 is required): {e}"));
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// Namespaces created by one test, deleted (in reverse order) when it ends, failed or not.
-struct Namespaces {
-    prefix: String,
-    names: Vec<String>,
-}
-
-impl Namespaces {
-    fn new(tag: &str) -> Self {
-        let n = RUN.fetch_add(1, Ordering::SeqCst);
-        Self {
-            prefix: format!("nx{}-{n}-{tag}", std::process::id()),
-            names: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, name: &str) -> String {
-        let full = format!("{}-{name}", self.prefix);
-        // Fails the test (never skips) when namespaces cannot be created.
-        ip(&["netns", "add", &full]);
-        self.names.push(full.clone());
-        full
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for n in self.names.iter().rev() {
-            match Command::new("ip").args(["netns", "del", n]).output() {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => eprintln!(
-                    "cleanup: ip netns del {n}: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-                Err(e) => eprintln!("cleanup: ip netns del {n}: {e}"),
-            }
-        }
-    }
-}
-
-/// A LAN: a switch namespace with a bridge, and `hosts` host namespaces plugged into it.
-struct Lan {
-    hosts: Vec<String>,
-    // Last field: dropped after everything else in a test that owns the LAN.
-    _ns: Namespaces,
-}
-
-impl Lan {
-    fn new(tag: &str, hosts: usize) -> Lan {
-        let mut ns = Namespaces::new(tag);
-        let sw = ns.add("sw");
-        ip(&[
-            "-n",
-            &sw,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        ip(&["-n", &sw, "link", "set", "br0", "up"]);
-        let mut names = Vec::new();
-        for i in 1..=hosts {
-            let h = ns.add(&format!("h{i}"));
-            // No duplicate address detection: addresses are usable at once.
-            ip(&[
-                "netns",
-                "exec",
-                &h,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-            ]);
-            ip(&["-n", &h, "link", "set", "lo", "up"]);
-            let port = format!("p{i}");
-            ip(&[
-                "-n", &h, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
-                &sw,
-            ]);
-            ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"]);
-            ip(&[
-                "-n",
-                &h,
-                "addr",
-                "add",
-                &format!("10.231.0.{i}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip(&[
-                "-n",
-                &h,
-                "addr",
-                "add",
-                &format!("fd00:231::{i}/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ]);
-            ip(&["-n", &h, "link", "set", "eth0", "up"]);
-            names.push(h);
-        }
-        Lan {
-            hosts: names,
-            _ns: ns,
-        }
-    }
-
-    fn host(&self, i: usize) -> &str {
-        &self.hosts[i - 1]
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Family {
@@ -305,7 +179,7 @@ fn all_discover_each_other(nodes: &mut [Node], deadline: Instant) {
 }
 
 fn multi_host(family: Family) {
-    let lan = Lan::new(&format!("{family:?}").to_lowercase(), 4);
+    let lan = Lan::new(&format!("{family:?}").to_lowercase(), NET, 4);
     let secret = ["--secret", "s3cret"];
     // The intruder (host 4) has no secret; it starts first so its adverts are there all along.
     let mut intruder = Node::start(lan.host(4), "intruder", &family.bind(4), &[]);
@@ -409,7 +283,7 @@ fn ipv6_discovery_auth_disconnect_and_expiry_across_namespaces() {
 /// sharing the group port.
 #[test]
 fn ipv6_three_nodes_on_one_host_share_the_group_port() {
-    let lan = Lan::new("v6host", 1);
+    let lan = Lan::new("v6host", NET, 1);
     let secret = ["--secret", "s3cret"];
     let mut nodes: Vec<Node> = ["a", "b", "c"]
         .into_iter()
@@ -436,7 +310,7 @@ fn ipv6_three_nodes_on_one_host_share_the_group_port() {
 /// same port, received on the node's own socket (one node per host).
 #[test]
 fn ipv4_python_layout_all_hosts_group_on_the_node_port() {
-    let lan = Lan::new("pylayout", 3);
+    let lan = Lan::new("pylayout", NET, 3);
     let mut nodes: Vec<Node> = (1..=3)
         .map(|i| {
             Node::start(
