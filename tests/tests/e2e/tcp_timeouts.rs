@@ -1,6 +1,8 @@
 //! Connection deadlines under traffic: activity keeps moving the idle deadline later (the driver
-//! re-arms its timer lazily when it fires early), silence then closes the connection, and a
-//! partial frame after a stretch of activity still gets the read timeout from when it started.
+//! re-arms its timer lazily when it fires early), silence then closes the connection, a partial
+//! frame after a stretch of activity still gets the read timeout from when it started, and a
+//! client that does not read its replies is closed after the write timeout while one that keeps
+//! up is not.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -113,5 +115,93 @@ async fn timeouts_of_duration_max_mean_never_and_do_not_overflow() {
         other.request("echo", "x").await.unwrap().content().as_ref(),
         b"x"
     );
+    server.stop().await;
+}
+
+/// The write timeout of the tests below.
+const WRITE: Duration = Duration::from_millis(300);
+
+/// A connection to `addr` with a 4 KiB receive buffer (so the kernel holds little of what the
+/// server sends), split: a task writes `n` requests for 60,000-byte echoes (it blocks when the
+/// server stops reading; it is aborted at the end), the read half is returned.
+async fn flood(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> (tokio::net::tcp::OwnedReadHalf, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncWriteExt;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(sock)).unwrap();
+    let (rd, mut wr) = stream.into_split();
+    let frame = netaio::Message::new(MessageType::REQUEST_URI, "echo", vec![7u8; 60_000])
+        .to_bytes(&netaio::message::PostcardCodec)
+        .unwrap();
+    let writer = tokio::spawn(async move {
+        for _ in 0..n {
+            if wr.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    (rd, writer)
+}
+
+/// A client that sends requests and never reads the replies is closed with `WriteTimeout`.
+#[tokio::test]
+async fn a_client_that_reads_nothing_is_closed_after_the_write_timeout() {
+    let server = start_with(
+        TcpServer::builder()
+            .router(echo_router())
+            .write_timeout(WRITE),
+    )
+    .await;
+    let mut events = server.events();
+    let (_rd, writer) = flood(server.addr, 300).await;
+    let id = connected(&mut events, None).await;
+    assert_eq!(
+        disconnected(&mut events, id).await,
+        CloseReason::WriteTimeout
+    );
+    writer.abort();
+    server.stop().await;
+}
+
+/// A client that keeps up is never closed by the write timeout, however much it is sent: 300
+/// echoes of 60,000 bytes (18 MB, through a 4 KiB receive buffer), all received.
+#[tokio::test]
+async fn a_client_that_keeps_up_is_not_closed_by_the_write_timeout() {
+    use tokio::io::AsyncReadExt;
+    let server = start_with(
+        TcpServer::builder()
+            .router(echo_router())
+            .write_timeout(WRITE),
+    )
+    .await;
+    let mut events = server.events();
+    let (mut rd, writer) = flood(server.addr, 300).await;
+    let id = connected(&mut events, None).await;
+    let mut replies = 0;
+    let mut header = [0u8; 9];
+    let mut body = vec![0u8; 70_000];
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while replies < 300 {
+            rd.read_exact(&mut header).await.unwrap();
+            let auth = usize::from(u16::from_be_bytes([header[1], header[2]]));
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            rd.read_exact(&mut body[..auth + len]).await.unwrap();
+            assert_eq!(header[0], MessageType::RESPOND_URI.value());
+            replies += 1;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(replies, 300);
+    // The writer, done, dropped its half: the connection ends because the client closed its side
+    // (after every reply was delivered), not by the write timeout.
+    assert_eq!(disconnected(&mut events, id).await, CloseReason::PeerClosed);
+    drop(rd);
+    writer.abort();
     server.stop().await;
 }
