@@ -151,8 +151,8 @@ pub(crate) struct Matched<'a> {
     pub(crate) handler: Option<BoxedHandler>,
     /// The route's inner plugins (none for the fallback).
     pub(crate) inner: Plugins,
-    /// For a one-shot route: the claim to [`take`](OnceClaim::take) once the message has passed
-    /// the inner plugins (dropping it leaves the route in place).
+    /// For a one-shot route: the claim to [`settle`](OnceClaim::settle) once the inner plugins
+    /// have run (taken when the message passed them, left in place otherwise).
     pub(crate) once: Option<OnceClaim<'a>>,
 }
 
@@ -166,8 +166,20 @@ pub(crate) struct OnceClaim<'a> {
 }
 
 impl OnceClaim<'_> {
+    /// Settle the claim of a selected route (none for a persistent one) once its inner plugins
+    /// have run: a message that `passed` them takes the one-shot route; a refused one leaves it
+    /// for the message it is waiting for. Either way the routing table's lock is released.
+    #[inline]
+    pub(crate) fn settle(claim: Option<Self>, passed: bool) {
+        if let Some(claim) = claim
+            && passed
+        {
+            claim.take();
+        }
+    }
+
     /// Remove the one-shot route: the message passed its checks and its handler will run.
-    pub(crate) fn take(mut self) {
+    fn take(mut self) {
         let slot = self.table.slot_mut(self.key.clone());
         if slot.once.take().is_some() {
             self.once_count.fetch_sub(1, Ordering::AcqRel);
@@ -817,9 +829,10 @@ impl Routes {
     /// The handler for a message, most specific key first, else the router's fallback.
     ///
     /// A one-shot handler at the matching key comes before the persistent one; it comes with a
-    /// [`OnceClaim`] that the caller takes once the message has passed the route's inner plugins,
-    /// and drops when they refuse it: a refused message leaves the route for the message it is
-    /// waiting for. The claim holds the table's write lock, taken only while one-shot routes exist.
+    /// [`OnceClaim`] that the caller settles ([`OnceClaim::settle`]) once the route's inner plugins
+    /// have run: a message that passed takes the route, a refused message leaves it for the
+    /// message it is waiting for. The claim holds the table's write lock, taken only while
+    /// one-shot routes exist.
     pub(crate) fn select(&self, t: MessageType, uri: &Bytes, peer: SocketAddr) -> Matched<'_> {
         if self.once_count.load(Ordering::Acquire) == 0 {
             let table = self.table.read().unwrap_or_else(|e| e.into_inner());
@@ -924,10 +937,8 @@ mod tests {
     ) -> Option<String> {
         let uri = Bytes::copy_from_slice(uri.as_bytes());
         let matched = routes.select(t, &uri, peer);
+        OnceClaim::settle(matched.once, true);
         let handler = matched.handler?;
-        if let Some(claim) = matched.once {
-            claim.take();
-        }
         let req = Request {
             message: Message::new(t, uri, ""),
             ctx: Context::detached(peer),
@@ -1081,7 +1092,7 @@ mod tests {
     }
 
     #[test]
-    fn one_shot_is_taken_only_when_its_claim_is() {
+    fn one_shot_is_taken_only_when_its_checks_pass() {
         let routes = Router::new()
             .once((REQ, "x"), tagged("once"))
             .on(REQ, tagged("type"))
@@ -1095,16 +1106,18 @@ mod tests {
                 .block_on(call(&h, msg, Context::detached(addr(1))));
             String::from_utf8(reply.unwrap().content().to_vec()).unwrap()
         };
-        // Selected for messages its checks refuse (the claim dropped): the route stays.
+        // Selected for messages its checks refuse: refused, and the route stays.
         for _ in 0..3 {
-            let refused = routes.select(REQ, &uri, addr(1));
-            assert_eq!(run(refused.handler.unwrap()), "once");
-            assert!(refused.once.is_some());
+            let selected = routes.select(REQ, &uri, addr(1));
+            assert_eq!(run(selected.handler.clone().unwrap()), "once");
+            assert!(selected.once.is_some());
+            OnceClaim::settle(selected.once, false);
         }
         assert_eq!(routes.once_count.load(Ordering::Acquire), 1);
         // The message it waits for takes it; the next one goes to the persistent route.
         let taken = routes.select(REQ, &uri, addr(1));
-        taken.once.unwrap().take();
+        OnceClaim::settle(taken.once, true);
+        assert_eq!(run(taken.handler.unwrap()), "once");
         assert_eq!(routes.once_count.load(Ordering::Acquire), 0);
         let next = routes.select(REQ, &uri, addr(1));
         assert!(next.once.is_none());

@@ -20,7 +20,7 @@ use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
-use crate::router::{Context, Link, Matched, Request, Router, Routes};
+use crate::router::{Context, Link, Matched, OnceClaim, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Reconnect policy: exponential backoff from `initial_delay`, doubling up to `max_delay`.
@@ -1121,27 +1121,19 @@ impl Dispatch for ClientDispatch {
             return;
         }
         // A route, else the router's fallback when the application set one, else the inbox.
-        // In a block: a claim on a one-shot route holds the routing table's lock, and must be
-        // taken or dropped before anything is awaited.
-        let (handler, inner, msg) = {
-            let Matched {
-                handler,
-                inner,
-                once,
-            } = self.routes.select(msg.message_type, msg.uri(), peer);
-            let msg = match open_inner(msg, &inner, &pctx) {
-                Ok(m) => m,
-                Err(e) => {
-                    // The claim on a one-shot route is dropped: the route stays.
-                    drop(once);
-                    tracing::warn!(error = %e, "message from server refused by the handler's plugins");
-                    return;
-                }
-            };
-            if let Some(claim) = once {
-                claim.take();
+        let Matched {
+            handler,
+            inner,
+            once,
+        } = self.routes.select(msg.message_type, msg.uri(), peer);
+        let opened = open_inner(msg, &inner, &pctx);
+        OnceClaim::settle(once, opened.is_ok());
+        let msg = match opened {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "message from server refused by the handler's plugins");
+                return;
             }
-            (handler, inner, msg)
         };
         if let Some(handler) = handler {
             let rid = msg.request_id();

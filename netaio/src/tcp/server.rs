@@ -24,7 +24,7 @@ use crate::plugin::{
     AuthErrorHook, AuthFailure, AuthPlugin, NodePlugins, OpenError, Plugins, SendOptions,
     open_inner, open_outer,
 };
-use crate::router::{Context, Link, Matched, Request, Router, Routes};
+use crate::router::{Context, Link, Matched, OnceClaim, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Identifies one accepted connection for the life of a server.
@@ -1096,31 +1096,23 @@ impl Dispatch for ServerDispatch {
             .get(crate::message::fields::REQUEST_ID)
             .filter(|v| (1..=8).contains(&v.len()))
             .cloned();
-        // In a block: a claim on a one-shot route holds the routing table's lock, and must be
-        // taken or dropped before anything is awaited.
-        let (handler, inner, msg) = {
-            let Matched {
-                handler,
-                inner,
-                once,
-            } = self.routes.select(msg.message_type, msg.uri(), self.peer);
-            let msg = if inner.is_empty() {
-                msg
-            } else {
-                match self.open_routed(msg, &inner, peer_info) {
-                    Ok(m) => m,
-                    Err(refused) => {
-                        // The claim on a one-shot route is dropped: the route stays.
-                        drop(once);
-                        let (routed, e) = *refused;
-                        return self.refused(&routed, &e, inner.auth.as_deref(), out);
-                    }
-                }
-            };
-            if let Some(claim) = once {
-                claim.take();
+        let Matched {
+            handler,
+            inner,
+            once,
+        } = self.routes.select(msg.message_type, msg.uri(), self.peer);
+        let opened = if inner.is_empty() {
+            Ok(msg)
+        } else {
+            self.open_routed(msg, &inner, peer_info)
+        };
+        OnceClaim::settle(once, opened.is_ok());
+        let msg = match opened {
+            Ok(m) => m,
+            Err(refused) => {
+                let (routed, e) = *refused;
+                return self.refused(&routed, &e, inner.auth.as_deref(), out);
             }
-            (handler, inner, msg)
         };
         let is_error = msg.message_type.is_error();
         let reply = match handler {

@@ -22,7 +22,7 @@ use crate::message::{AuthFieldsCodec, PostcardCodec};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
-use crate::router::{Context, Link, Matched, Request, Router, Routes};
+use crate::router::{Context, Link, Matched, OnceClaim, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Counters of what a node dropped; see [`UdpHandle::stats`].
@@ -379,21 +379,19 @@ impl UdpNode {
         let background = super::peers::start(&self.handle);
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(signal);
-        // Created once and polled for real only until it has registered the task's waker (a
-        // few hundred instructions a poll); then the token's flag, set before the waiters are
-        // woken, stands in for it (as in the TCP connection driver).
+        // Created once, polled for real only until it has registered the task's waker.
         let cancelled = shared.cancel.cancelled();
         tokio::pin!(cancelled);
         let mut cancel_armed = false;
         loop {
             let (len, src) = tokio::select! {
                 () = std::future::poll_fn(|cx| {
-                    if cancel_armed && !shared.cancel.is_cancelled() {
-                        return Poll::Pending;
-                    }
-                    let r = cancelled.as_mut().poll(cx);
-                    cancel_armed = r.is_pending();
-                    r
+                    crate::tcp::driver::poll_cancelled(
+                        &shared.cancel,
+                        cancelled.as_mut(),
+                        &mut cancel_armed,
+                        cx,
+                    )
                 }) => break,
                 () = &mut signal => break,
                 r = shared.socket.recv_from(&mut buf) => match r {
@@ -814,39 +812,31 @@ impl UdpHandle {
             self.complete(id, src, msg);
             return;
         }
-        // In a block: a claim on a one-shot route holds the routing table's lock, and must be
-        // taken or dropped before the handler runs.
-        let (handler, inner, msg) = {
-            let Matched {
-                handler,
-                inner,
-                once,
-            } = shared.routes.select(msg.message_type, msg.uri(), src);
-            let msg = if inner.is_empty() {
-                msg
-            } else {
-                if peer.is_none() {
-                    peer = shared.peers.by_addr(src);
-                }
-                match open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src))) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        // The claim on a one-shot route is dropped: the route stays.
-                        drop(once);
-                        let counter = match e {
-                            crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
-                            _ => &c.decrypt_failed,
-                        };
-                        self.count(counter);
-                        tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
-                        return;
-                    }
-                }
-            };
-            if let Some(claim) = once {
-                claim.take();
+        let Matched {
+            handler,
+            inner,
+            once,
+        } = shared.routes.select(msg.message_type, msg.uri(), src);
+        let opened = if inner.is_empty() {
+            Ok(msg)
+        } else {
+            if peer.is_none() {
+                peer = shared.peers.by_addr(src);
             }
-            (handler, inner, msg)
+            open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src)))
+        };
+        OnceClaim::settle(once, opened.is_ok());
+        let msg = match opened {
+            Ok(m) => m,
+            Err(e) => {
+                let counter = match e {
+                    crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
+                    _ => &c.decrypt_failed,
+                };
+                self.count(counter);
+                tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
+                return;
+            }
         };
         let rid = msg.request_id();
         // One permit per running handler and per reply still being sealed or sent, so that neither
