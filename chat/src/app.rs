@@ -412,7 +412,7 @@ async fn deliver_one(
         else {
             return Err("no longer here".into());
         };
-        match handle.call_with(msg.clone(), addr, &opts).await {
+        match handle.call_with(addr, msg.clone(), &opts).await {
             Ok(_) => return Ok(()),
             Err(RequestError::Timeout(_)) => {}
             Err(e) => return Err(e.to_string()),

@@ -313,7 +313,7 @@ async fn impostors_and_forgeries() {
         let forger = forger.clone();
         async move {
             forger
-                .send_with(&msg, bob_addr, &SendOptions::new().inner(plugins))
+                .send_with(bob_addr, &msg, &SendOptions::new().inner(plugins))
                 .await
                 .unwrap();
         }
@@ -346,8 +346,8 @@ async fn impostors_and_forgeries() {
     for _ in 0..2 {
         forger
             .send_with(
-                &control.to_message(),
                 bob_addr,
+                &control.to_message(),
                 &SendOptions::new().inner(chat_plugins(&alice_id)),
             )
             .await

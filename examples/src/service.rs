@@ -76,7 +76,7 @@ pub async fn publish(msg: Message, ctx: Context) -> Result<Message, SendError> {
         msg.uri().clone(),
         msg.content().clone(),
     );
-    let n = ctx.notify(msg.uri(), &note)?;
+    let n = ctx.notify(msg.uri(), &note).await?;
     Ok(Message::ok(
         msg.uri().clone(),
         Bytes::from(format!("notified {n}")),

@@ -27,9 +27,9 @@ pub enum SendError {
     /// No connection with that id (it has ended).
     #[error("no such connection")]
     UnknownConnection,
-    /// The socket refused the datagram.
+    /// The socket refused the datagram (no route, unreachable, …); the OS error is kept.
     #[error("send failed: {0}")]
-    Io(String),
+    Io(#[from] io::Error),
     /// This operation is not available on this kind of node (for example `subscribe` on a client).
     #[error("not supported here: {0}")]
     Unsupported(&'static str),
@@ -39,9 +39,13 @@ pub enum SendError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubscribeError {
-    /// The connection already has the maximum number of subscriptions.
-    #[error("too many subscriptions for this connection (limit {0})")]
+    /// The subscriber (a connection, an address) already has the maximum number of
+    /// subscriptions.
+    #[error("too many subscriptions for this subscriber (limit {0})")]
     Limit(usize),
+    /// The node already holds the maximum number of subscriptions in total.
+    #[error("too many subscriptions on this node (limit {0})")]
+    NodeLimit(usize),
     /// The connection has ended.
     #[error("no such connection")]
     UnknownConnection,

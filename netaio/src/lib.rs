@@ -8,6 +8,7 @@ pub mod codec;
 pub mod compat;
 pub mod error;
 pub mod message;
+pub(crate) mod node;
 pub mod peer;
 pub mod plugin;
 pub mod router;

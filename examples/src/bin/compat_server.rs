@@ -106,7 +106,7 @@ async fn publish(msg: Message, ctx: Context) -> Result<Message, SendError> {
         msg.content().clone(),
     );
     // Queued before the reply is returned, so a subscribed publisher gets NOTIFY_URI, then OK.
-    ctx.notify(msg.uri(), &note)?;
+    ctx.notify(msg.uri(), &note).await?;
     Ok(Message::ok(msg.uri().clone(), "published"))
 }
 

@@ -97,7 +97,7 @@ async fn send_checks(
         let uri = format!("echo/{i}");
         let msg = Message::new(MessageType::REQUEST_URI, uri.clone(), content.clone());
         let reply = node
-            .call_with(msg, peer, &opts)
+            .call_with(peer, msg, &opts)
             .await
             .map_err(|e| format!("request {i}: {}", request_error(&e)))?;
         if reply.message_type != MessageType::OK

@@ -163,7 +163,7 @@ async fn requests_replies_and_pushes_between_peers_that_exchanged_keys() {
 
     // A server push, sealed for this connection's peer, opened by the client.
     let push = Message::new(MessageType::PUBLISH_URI, "news", "sealed for you");
-    s.handle.send(conn_id, &push).unwrap();
+    s.handle.send(conn_id, &push).await.unwrap();
     let got = conn.receive_timeout(WAIT).await.unwrap();
     assert_eq!(got, push);
 

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::Extensions;
+use super::ops::{NodeOps, PeerLink};
 use crate::Message;
-use crate::error::{SendError, SubscribeError};
-use crate::tcp::{Connection, ConnectionId, ServerHandle};
+use crate::error::{RequestError, SendError, SubscribeError};
+use crate::plugin::SendOptions;
 
 /// A message being handled, with its [`Context`]. Extractors read from it.
 #[derive(Debug, Clone)]
@@ -19,25 +20,9 @@ pub struct Request {
     pub ctx: Context,
 }
 
-/// Which node a handler runs on, and the peer the message came from.
-#[derive(Clone)]
-pub(crate) enum Link {
-    /// Not attached to a node (handlers called directly in tests).
-    Detached,
-    /// A server connection.
-    Server {
-        handle: ServerHandle,
-        conn: ConnectionId,
-    },
-    /// A client connection to one server.
-    Client(Connection),
-    /// A UDP node; the peer is the datagram's source.
-    Udp(crate::udp::UdpHandle),
-}
-
 /// The handler's view of where a message came from and of the node that received it: the peer
-/// address, shared state, and operations on the node (reply out of band, subscribe, notify,
-/// broadcast).
+/// address, shared state, and operations on the node (send to the peer out of band, request it,
+/// subscribe it, notify subscribers, broadcast), the same on every transport.
 ///
 /// ```
 /// use netaio::router::Context;
@@ -52,40 +37,61 @@ pub(crate) enum Link {
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    peer: SocketAddr,
-    link: Link,
+    link: PeerLink,
+    node: Option<Arc<dyn NodeOps>>,
     state: Arc<Extensions>,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let node = match &self.link {
-            Link::Detached => "detached",
-            Link::Server { .. } => "server",
-            Link::Client(_) => "client",
-            Link::Udp(_) => "udp",
-        };
         f.debug_struct("Context")
-            .field("peer", &self.peer)
-            .field("node", &node)
+            .field("peer", &self.link.addr)
+            .field("node", &self.node.as_ref().map_or("detached", |n| n.kind()))
             .finish()
     }
 }
 
 impl Context {
-    pub(crate) fn new(peer: SocketAddr, link: Link, state: Arc<Extensions>) -> Self {
-        Self { peer, link, state }
+    /// A context for a message from `link`, on `node`, with the router's shared state. Transports
+    /// make one per connection (or per datagram); handlers receive it.
+    pub(crate) fn new(link: PeerLink, node: Arc<dyn NodeOps>, state: Arc<Extensions>) -> Self {
+        Self {
+            link,
+            node: Some(node),
+            state,
+        }
     }
 
     /// A context attached to no node, for calling handlers directly (unit tests). Node operations
     /// return [`SendError::Unsupported`] / [`SubscribeError::Unsupported`].
     pub fn detached(peer: SocketAddr) -> Self {
-        Self::new(peer, Link::Detached, Arc::new(Extensions::default()))
+        Self {
+            link: PeerLink {
+                addr: peer,
+                link: 0,
+            },
+            node: None,
+            state: Arc::new(Extensions::default()),
+        }
+    }
+
+    /// A detached context with the router's state (unit tests of extractors).
+    #[cfg(test)]
+    pub(crate) fn detached_with_state(peer: SocketAddr, state: Arc<Extensions>) -> Self {
+        Self {
+            state,
+            ..Self::detached(peer)
+        }
     }
 
     /// The peer's address: the client's on a server, the server's on a client.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.link.addr
+    }
+
+    /// The peer's address and the node's id for the link to it.
+    pub fn link(&self) -> PeerLink {
+        self.link
     }
 
     /// Shared state of type `T` registered with [`Router::with_state`](super::Router::with_state).
@@ -93,149 +99,113 @@ impl Context {
         self.state.get::<T>()
     }
 
-    /// The server, when the handler runs on one.
-    pub fn server(&self) -> Option<&ServerHandle> {
-        match &self.link {
-            Link::Server { handle, .. } => Some(handle),
-            _ => None,
-        }
+    /// The node the handler runs on, as its concrete type: a
+    /// [`ServerHandle`](crate::tcp::ServerHandle), a [`Connection`](crate::tcp::Connection), a
+    /// [`UdpHandle`](crate::udp::UdpHandle), or a transport of your own.
+    ///
+    /// ```
+    /// # use netaio::router::Context;
+    /// fn on_udp(ctx: &Context) -> bool {
+    ///     ctx.node::<netaio::udp::UdpHandle>().is_some()
+    /// }
+    /// ```
+    pub fn node<T: NodeOps>(&self) -> Option<&T> {
+        self.node.as_deref()?.as_any().downcast_ref::<T>()
     }
 
-    /// The connection id, when the handler runs on a server.
-    pub fn connection_id(&self) -> Option<ConnectionId> {
-        match &self.link {
-            Link::Server { conn, .. } => Some(*conn),
-            _ => None,
-        }
+    /// The node's operations, when attached to one.
+    pub fn ops(&self) -> Option<&Arc<dyn NodeOps>> {
+        self.node.as_ref()
     }
 
-    /// The client connection, when the handler runs on a client.
-    pub fn client(&self) -> Option<&Connection> {
-        match &self.link {
-            Link::Client(c) => Some(c),
-            _ => None,
-        }
+    fn ops_or(&self) -> Result<&Arc<dyn NodeOps>, SendError> {
+        self.node
+            .as_ref()
+            .ok_or(SendError::Unsupported("detached context"))
     }
 
-    /// The peer behind this connection (its id and data), when known.
+    /// The peer behind this link (its id and data), when known.
     pub fn peer(&self) -> Option<Arc<crate::peer::Peer>> {
-        match &self.link {
-            Link::Server { handle, conn } => handle.peer(*conn),
-            Link::Client(c) => c.peer(),
-            // A UDP node has no connections: the peer last heard at the datagram's source.
-            Link::Udp(h) => h.peers().by_addr(self.peer),
-            Link::Detached => None,
-        }
+        self.node.as_ref()?.peer(self.link)
     }
 
-    /// Record the peer behind this connection (peer management does this on ADVERTISE_PEER);
-    /// plugins receive it for the connection's later messages. On a UDP node the peer is recorded
-    /// in the node's peer table at the datagram's source address (`None` forgets that address).
+    /// Record the peer behind this link (peer management does this on ADVERTISE_PEER); plugins
+    /// receive it for the link's later messages. On a UDP node the peer is recorded in the node's
+    /// peer table at the datagram's source address (`None` forgets that address).
     pub fn set_peer(&self, peer: Option<crate::peer::Peer>) {
-        match &self.link {
-            Link::Server { handle, conn } => {
-                handle.set_peer(*conn, peer);
-            }
-            Link::Client(c) => c.set_peer(peer),
-            Link::Udp(h) => match peer {
-                Some(p) => {
-                    if let Err(e) = h.peers().observe(p, self.peer) {
-                        tracing::debug!(peer = %self.peer, error = %e, "peer not recorded");
-                    }
-                }
-                None => {
-                    h.peers().remove_addr(self.peer);
-                }
-            },
-            Link::Detached => {}
+        if let Some(n) = &self.node {
+            n.set_peer(self.link, peer);
         }
     }
 
-    /// The UDP node, when the handler runs on one.
-    pub fn udp(&self) -> Option<&crate::udp::UdpHandle> {
-        match &self.link {
-            Link::Udp(h) => Some(h),
-            _ => None,
-        }
+    /// This node's own peer, when it has one.
+    pub fn local_peer(&self) -> Option<&crate::peer::Peer> {
+        self.node.as_ref()?.local_peer()
     }
 
-    /// Queue a message to the peer, out of band (the handler's return value is the normal reply).
-    /// Does not wait on TCP ([`SendError::QueueFull`]); on UDP the datagram is sent in a task.
-    pub fn send(&self, msg: &Message) -> Result<(), SendError> {
-        match &self.link {
-            Link::Server { handle, conn } => handle.send(*conn, msg),
-            Link::Client(c) => c.try_send(msg),
-            Link::Udp(h) => {
-                let (h, msg, peer) = (h.clone(), msg.clone(), self.peer);
-                tokio::spawn(async move {
-                    if let Err(e) = h.send(&msg, peer).await {
-                        tracing::debug!(%peer, error = %e, "udp send failed");
-                    }
-                });
-                Ok(())
-            }
-            Link::Detached => Err(SendError::Unsupported("detached context")),
-        }
+    /// Send a message to the peer, out of band (the handler's return value is the normal reply),
+    /// sealed with the node's instance plugins. Waits for room in the connection's send queue on
+    /// TCP, for the socket on UDP.
+    pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
+        self.send_with(msg, &SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with inner plugins and the `use_auth` / `use_cipher` switches.
+    pub async fn send_with(&self, msg: &Message, opts: &SendOptions) -> Result<(), SendError> {
+        self.ops_or()?
+            .send(self.link, msg.clone(), opts.clone())
+            .await
+    }
+
+    /// Send a request to the peer and wait for its reply: a server can ask the client whose
+    /// message it is handling. Error replies become typed errors.
+    ///
+    /// A TCP connection handles its messages one at a time, in order: the peer's answer is read
+    /// after the running handler returns. So a handler on a TCP node does not await a call to its
+    /// own peer (it would wait until the timeout); it spawns the call instead. On a UDP node,
+    /// handlers run in tasks and may await it.
+    pub async fn call(&self, msg: Message) -> Result<Message, RequestError> {
+        self.call_with(msg, &SendOptions::default()).await
+    }
+
+    /// [`call`](Self::call) with inner plugins, switches and a timeout.
+    pub async fn call_with(
+        &self,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<Message, RequestError> {
+        self.ops_or()?.call(self.link, msg, opts.clone()).await
     }
 
     /// Subscribe the peer to `key` (server and UDP node).
     pub fn subscribe(&self, key: impl Into<Bytes>) -> Result<(), SubscribeError> {
-        match &self.link {
-            Link::Server { handle, conn } => handle.subscribe(key, *conn),
-            Link::Udp(h) => h.subscribe(key, self.peer),
-            _ => Err(SubscribeError::Unsupported),
+        match &self.node {
+            Some(n) => n.subscribe(self.link, key.into()),
+            None => Err(SubscribeError::Unsupported),
         }
     }
 
     /// Remove the peer's subscription to `key`; false if it had none (server and UDP node).
     pub fn unsubscribe(&self, key: impl AsRef<[u8]>) -> bool {
-        match &self.link {
-            Link::Server { handle, conn } => handle.unsubscribe(key, *conn),
-            Link::Udp(h) => h.unsubscribe(key, self.peer),
-            _ => false,
-        }
+        self.node
+            .as_ref()
+            .is_some_and(|n| n.unsubscribe(self.link, key.as_ref()))
     }
 
-    /// Send `msg` to every subscriber of `key` (server and UDP node). Returns how many queued it
-    /// (on UDP: how many subscribers there are; the datagrams are sent in a task).
-    pub fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
-        match &self.link {
-            Link::Udp(h) => {
-                let addrs = h.subscribers(key);
-                let n = addrs.len();
-                let (h, msg) = (h.clone(), msg.clone());
-                tokio::spawn(async move {
-                    let opts = crate::plugin::SendOptions::default();
-                    if let Err(e) = h.send_many(&msg, &addrs, &opts).await {
-                        tracing::debug!(error = %e, "udp notify failed");
-                    }
-                });
-                Ok(n)
-            }
-            Link::Server { handle, .. } => handle.notify(key, msg),
-            _ => Err(SendError::Unsupported("notify needs a server")),
-        }
+    /// Send `msg` to every subscriber of `key` (server and UDP node), sealed once unless a plugin
+    /// is peer-specific. Returns how many it was sent (or queued) to.
+    pub async fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
+        let key = Bytes::copy_from_slice(key.as_ref());
+        self.ops_or()?
+            .notify(key, msg.clone(), SendOptions::default())
+            .await
     }
 
-    /// Send `msg` to every connected client (server), or by unicast to every known peer (UDP
-    /// node: returns how many peers there are; the datagrams are sent in a task). Returns how
-    /// many queued it.
-    pub fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
-        match &self.link {
-            Link::Server { handle, .. } => handle.broadcast(msg),
-            Link::Udp(h) => {
-                let n = h.peers().len();
-                let (h, msg) = (h.clone(), msg.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = h.broadcast(&msg).await {
-                        tracing::debug!(error = %e, "udp broadcast failed");
-                    }
-                });
-                Ok(n)
-            }
-            _ => Err(SendError::Unsupported(
-                "broadcast needs a server or a UDP node",
-            )),
-        }
+    /// Send `msg` to every connected client (server), every known peer (UDP node), or the server
+    /// (client). Returns how many it was sent (or queued) to.
+    pub async fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
+        self.ops_or()?
+            .broadcast(msg.clone(), SendOptions::default())
+            .await
     }
 }

@@ -16,6 +16,7 @@
 mod context;
 mod extract;
 mod handler;
+mod ops;
 mod route;
 
 use std::any::{Any, TypeId};
@@ -29,10 +30,10 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-pub(crate) use context::Link;
 pub use context::{Context, Request};
 pub use extract::{Content, FromRequest, PeerAddr, Postcard, Rejection, State, Uri};
 pub use handler::{BoxFuture, BoxedHandler, Handler, IntoErrorReply, IntoReply};
+pub use ops::{NodeFuture, NodeOps, PeerLink};
 pub use route::{IntoRoute, Route, Service};
 
 use crate::MessageType;
@@ -1350,7 +1351,7 @@ mod tests {
             .merge(Router::new().with_state("from merge"))
             .into_shared();
         let handler = routes.select(REQ, &Bytes::new(), addr(1)).handler.unwrap();
-        let ctx = Context::new(addr(1), Link::Detached, routes.state().clone());
+        let ctx = Context::detached_with_state(addr(1), routes.state().clone());
         let reply = call(&handler, Message::new(REQ, "", ""), ctx)
             .await
             .unwrap();

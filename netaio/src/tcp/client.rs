@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -17,10 +17,12 @@ use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
+use crate::node::outbound;
+use crate::node::requests::{self, Correlated, Limits, Matching, Requests};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
-use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
-use crate::router::{Context, Link, Matched, OnceClaim, Request, Router, Routes};
+use crate::plugin::{NodePlugins, SendOptions, open_inner, open_outer};
+use crate::router::{Context, Matched, OnceClaim, PeerLink, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Reconnect policy: exponential backoff from `initial_delay`, doubling up to `max_delay`.
@@ -170,14 +172,14 @@ impl TcpClientBuilder {
     /// How long `connect` waits (default 5 s).
     #[must_use]
     pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.connect_timeout = crate::tcp::driver::sane(t);
+        self.connect_timeout = crate::node::sane(t);
         self
     }
 
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
     pub fn request_timeout(mut self, t: Duration) -> Self {
-        self.request_timeout = crate::tcp::driver::sane(t);
+        self.request_timeout = crate::node::sane(t);
         self
     }
 
@@ -191,21 +193,21 @@ impl TcpClientBuilder {
     /// How long a started frame may take to arrive in full (default 10 s).
     #[must_use]
     pub fn read_timeout(mut self, t: Duration) -> Self {
-        self.read_timeout = crate::tcp::driver::sane(t);
+        self.read_timeout = crate::node::sane(t);
         self
     }
 
     /// Close a connection with no traffic for this long (default `None`: keep it).
     #[must_use]
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
-        self.idle_timeout = t.map(crate::tcp::driver::sane);
+        self.idle_timeout = t.map(crate::node::sane);
         self
     }
 
     /// How long the server may leave our data unread (default 30 s).
     #[must_use]
     pub fn write_timeout(mut self, t: Duration) -> Self {
-        self.write_timeout = crate::tcp::driver::sane(t);
+        self.write_timeout = crate::node::sane(t);
         self
     }
 
@@ -439,25 +441,12 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, 
     Ok(stream)
 }
 
-struct PendingRequest {
-    uri: Bytes,
-    expect: Option<MessageType>,
-    inner: Plugins,
-    tx: oneshot::Sender<Result<Message, RequestError>>,
-}
-
-#[derive(Default)]
-struct Pending {
-    map: HashMap<u64, PendingRequest>,
-    closed: bool,
-}
-
 pub(super) struct ConnShared {
     pub(super) peer: SocketAddr,
     pub(super) client: Arc<ClientShared>,
     tx: mpsc::Sender<Bytes>,
-    pending: Mutex<Pending>,
-    next_id: AtomicU64,
+    /// Requests sent on this connection and waiting for replies.
+    requests: Requests<()>,
     connected: AtomicBool,
     cancel: CancellationToken,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
@@ -521,21 +510,6 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// The reply type a request expects, for matching replies that carry no reply reference.
-fn expected_reply(t: MessageType) -> Option<MessageType> {
-    match t {
-        MessageType::REQUEST_URI => Some(MessageType::RESPOND_URI),
-        MessageType::CREATE_URI
-        | MessageType::UPDATE_URI
-        | MessageType::DELETE_URI
-        | MessageType::PUBLISH_URI => Some(MessageType::OK),
-        MessageType::SUBSCRIBE_URI => Some(MessageType::CONFIRM_SUBSCRIBE),
-        MessageType::UNSUBSCRIBE_URI => Some(MessageType::CONFIRM_UNSUBSCRIBE),
-        MessageType::ADVERTISE_PEER => Some(MessageType::PEER_DISCOVERED),
-        _ => None,
-    }
-}
-
 impl Connection {
     fn start(client: Arc<ClientShared>, stream: TcpStream, peer: SocketAddr) -> Connection {
         let (tx, rx) = mpsc::channel(client.send_queue);
@@ -546,8 +520,17 @@ impl Connection {
                 peer,
                 client: client.clone(),
                 tx,
-                pending: Mutex::new(Pending::default()),
-                next_id: AtomicU64::new(1),
+                requests: Requests::new(
+                    Limits {
+                        total: client.max_in_flight,
+                        per_peer: client.max_in_flight,
+                    },
+                    if client.python_errors {
+                        Matching::Python
+                    } else {
+                        Matching::Native
+                    },
+                ),
                 connected: AtomicBool::new(true),
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
@@ -578,12 +561,12 @@ impl Connection {
         inbox: mpsc::Sender<Message>,
     ) {
         let client = self.inner.client.clone();
+        let link = PeerLink {
+            addr: self.inner.peer,
+            link: 0,
+        };
         let mut dispatch = ClientDispatch {
-            ctx: Context::new(
-                self.inner.peer,
-                Link::Client(self.clone()),
-                client.routes.state().clone(),
-            ),
+            ctx: Context::new(link, Arc::new(self.clone()), client.routes.state().clone()),
             conn: self.clone(),
             routes: client.routes.clone(),
             codec: client.codec.clone(),
@@ -656,20 +639,9 @@ impl Connection {
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Fail every waiting request with [`RequestError::Closed`]; `for_good` refuses new ones.
     fn fail_pending(&self, for_good: bool) {
-        let drained: Vec<_> = {
-            let mut p = self.pending();
-            p.closed |= for_good;
-            p.map.drain().map(|(_, r)| r).collect()
-        };
-        for r in drained {
-            let _ = r.tx.send(Err(RequestError::Closed));
-        }
+        self.inner.requests.with(|t| t.fail_all(for_good));
     }
 
     /// Record the server's peer (its id and data, for example public keys); plugins then receive it
@@ -746,12 +718,17 @@ impl Connection {
 
     /// Seal (instance plugins as `opts` says, plus its inner plugins) and encode.
     async fn prepare(&self, msg: Message, opts: &SendOptions) -> Result<Bytes, SendError> {
-        let plugins = &self.inner.client.plugins;
+        let client = &self.inner.client;
         let peer = self.inner.peer_info.get();
-        let sealed = plugins
-            .seal(msg, opts, peer.as_deref(), Some(self.inner.peer))
-            .await?;
-        Ok(self.inner.client.codec.to_frame(&sealed)?)
+        outbound::seal(
+            &client.plugins,
+            &client.codec,
+            msg,
+            opts,
+            peer.as_deref(),
+            Some(self.inner.peer),
+        )
+        .await
     }
 
     /// Queue a message (sealed with the instance plugins), waiting while the send queue is full.
@@ -778,14 +755,15 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed);
         }
-        let plugins = &self.inner.client.plugins;
-        let sealed = plugins.seal_now(
+        let client = &self.inner.client;
+        let bytes = outbound::seal_now(
+            &client.plugins,
+            &client.codec,
             msg.clone(),
             &SendOptions::default(),
             self.inner.peer_info.get().as_deref(),
             Some(self.inner.peer),
         )?;
-        let bytes = self.inner.client.codec.to_frame(&sealed)?;
         self.inner.tx.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
@@ -812,52 +790,24 @@ impl Connection {
     /// instance plugin switches and a timeout.
     pub async fn call_with(
         &self,
-        mut msg: Message,
+        msg: Message,
         opts: &SendOptions,
     ) -> Result<Message, RequestError> {
-        let timeout = opts.timeout.unwrap_or(self.inner.client.request_timeout);
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        msg.set_request_id(id);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut p = self.pending();
-            if p.closed {
-                return Err(RequestError::Closed);
-            }
-            if p.map.len() >= self.inner.client.max_in_flight {
-                return Err(RequestError::TooManyInFlight(
-                    self.inner.client.max_in_flight,
-                ));
-            }
-            p.map.insert(
-                id,
-                PendingRequest {
-                    uri: msg.uri().clone(),
-                    expect: expected_reply(msg.message_type),
-                    inner: opts.inner.clone(),
-                    tx,
-                },
-            );
-        }
-        // Removes the entry however this future ends (timeout, error, or the caller dropping it).
-        let _guard = PendingGuard { conn: self, id };
         if !self.is_connected() {
             return Err(SendError::Closed.into());
         }
-        // The timeout covers the whole exchange, a send waiting on a full queue included.
-        let exchange = async {
-            let bytes = self.prepare(msg, opts).await?;
-            self.inner
-                .tx
-                .send(bytes)
-                .await
-                .map_err(|_| SendError::Closed)?;
-            rx.await.unwrap_or(Err(RequestError::Closed))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(RequestError::Timeout(timeout)),
-        }
+        let timeout = opts.timeout.unwrap_or(self.inner.client.request_timeout);
+        self.inner
+            .requests
+            .exchange((), msg, opts.inner.clone(), timeout, |msg| async move {
+                let bytes = self.prepare(msg, opts).await?;
+                self.inner
+                    .tx
+                    .send(bytes)
+                    .await
+                    .map_err(|_| SendError::Closed)
+            })
+            .await
     }
 
     /// REQUEST_URI; expects RESPOND_URI.
@@ -931,78 +881,6 @@ impl Connection {
             tracing::warn!("close: the connection did not end in time; giving up waiting");
         }
     }
-
-    fn take_pending(&self, id: u64) -> Option<PendingRequest> {
-        self.pending().map.remove(&id)
-    }
-
-    /// Answer a waiting request with a reply that passed the instance plugins: open it with the
-    /// call's inner plugins, then turn error types into typed errors.
-    fn complete(&self, id: u64, reply: Message) -> bool {
-        let Some(p) = self.take_pending(id) else {
-            return false;
-        };
-        let result = if p.inner.is_empty() {
-            RequestError::from_reply(reply)
-        } else {
-            let plugins = &self.inner.client.plugins;
-            let peer = self.inner.peer_info.get();
-            // A server answers a failed inner check with an error sent without the inner plugins:
-            // like an unauthenticated error past the instance plugins, it is accepted as the
-            // request's (error) answer.
-            let unauthenticated = reply.message_type.is_error().then(|| reply.clone());
-            match open_inner(
-                reply,
-                &p.inner,
-                &plugins.ctx(peer.as_deref(), Some(self.inner.peer)),
-            ) {
-                Ok(reply) => RequestError::from_reply(reply),
-                Err(e) => match unauthenticated {
-                    Some(reply) => {
-                        tracing::debug!(error = %e, "unauthenticated error reply completed its request");
-                        RequestError::from_reply(reply)
-                    }
-                    None => Err(RequestError::from(e)),
-                },
-            }
-        };
-        let _ = p.tx.send(result);
-        true
-    }
-
-    /// Answer a waiting request with an error reply that did not pass the instance plugins (a
-    /// server sends auth and decryption errors without plugins). Only error types are accepted
-    /// this way, and only as the answer to a request: they never reach a handler.
-    fn complete_unauthenticated(&self, id: u64, reply: Message) -> bool {
-        if !reply.message_type.is_error() {
-            return false;
-        }
-        let Some(p) = self.take_pending(id) else {
-            return false;
-        };
-        let _ = p.tx.send(RequestError::from_reply(reply));
-        true
-    }
-
-    /// The oldest request still waiting for its reply (Python-compatible mode: the request an
-    /// unreferenced error reply from a Python server answers).
-    fn oldest_pending(&self) -> Option<u64> {
-        self.pending().map.keys().min().copied()
-    }
-
-    /// Match a reply without a reference by (type, uri): the oldest request for that uri expecting
-    /// this type (or any request for that uri, for an error reply).
-    fn complete_by_uri(&self, reply: &Message) -> Option<u64> {
-        let p = self.pending();
-        p.map
-            .iter()
-            .filter(|(_, r)| {
-                r.uri == *reply.uri()
-                    && (reply.message_type.is_error() || r.expect == Some(reply.message_type))
-            })
-            .map(|(id, _)| *id)
-            .min()
-    }
 }
 
 /// Marks a connection as ended when its task ends, panics included.
@@ -1029,17 +907,6 @@ impl Drop for Ended {
     }
 }
 
-struct PendingGuard<'a> {
-    conn: &'a Connection,
-    id: u64,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.conn.pending().map.remove(&self.id);
-    }
-}
-
 struct ClientDispatch {
     ctx: Context,
     conn: Connection,
@@ -1055,7 +922,8 @@ impl Dispatch for ClientDispatch {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "invalid frame from server dropped");
-                // If the request id can still be read, fail that request now rather than at its timeout.
+                // If the reply reference can still be read, fail that request now rather than at
+                // its timeout.
                 if let Some(id) = self
                     .codec
                     .auth_codec()
@@ -1063,62 +931,51 @@ impl Dispatch for ClientDispatch {
                     .ok()
                     .and_then(|f| crate::message::reply_ref_in(&f))
                 {
-                    let text = format!("invalid reply: {e}");
-                    self.conn.complete_unauthenticated(
-                        id,
-                        Message::new(MessageType::ERROR, "ERROR", text),
-                    );
+                    let mut invalid =
+                        Message::new(MessageType::ERROR, "ERROR", format!("invalid reply: {e}"));
+                    invalid.set_reply_ref(id);
+                    if let Some(p) = self
+                        .conn
+                        .inner
+                        .requests
+                        .correlate_unauthenticated((), &invalid)
+                    {
+                        p.answer(RequestError::from_reply(invalid));
+                    }
                 }
                 return;
             }
         };
         let peer = self.ctx.peer_addr();
         let plugins = &self.conn.inner.client.plugins;
-        let received_ref = msg.reply_ref();
         // Kept only when a check can fail, for answering a request with an unauthenticated error.
         let received =
             (!plugins.outer.is_empty() && msg.message_type.is_error()).then(|| msg.clone());
         let peer_info = self.conn.inner.peer_info.get();
         let pctx = plugins.ctx(peer_info.as_deref(), Some(peer));
+        let requests = &self.conn.inner.requests;
         let msg = match open_outer(msg, &plugins.outer, &pctx) {
             Ok(m) => m,
             Err(e) => {
                 // An error reply sent without plugins answers its request: by reference, or in
                 // Python-compatible mode (no references) the oldest waiting request.
-                let target = received_ref.or_else(|| {
-                    self.conn
-                        .inner
-                        .client
-                        .python_errors
-                        .then(|| self.conn.oldest_pending())
-                        .flatten()
-                });
-                if let (Some(id), Some(received)) = (target, received)
-                    && self.conn.complete_unauthenticated(id, received)
+                if let Some(received) = received
+                    && let Some(p) = requests.correlate_unauthenticated((), &received)
                 {
                     tracing::debug!(error = %e, "unauthenticated error reply completed its request");
+                    p.answer(RequestError::from_reply(received));
                     return;
                 }
                 tracing::warn!(error = %e, "message from server refused");
                 return;
             }
         };
-        if let Some(id) = msg.reply_ref() {
-            if !self.conn.complete(id, msg) {
-                tracing::debug!(id, "reply for a request no longer waiting dropped");
+        match requests.correlate((), &msg) {
+            Correlated::NotAReply => {}
+            Correlated::Answers(p) => {
+                return requests::complete(p, msg, plugins, peer_info.as_deref(), peer);
             }
-            return;
-        }
-        if let Some(id) = self.conn.complete_by_uri(&msg) {
-            self.conn.complete(id, msg);
-            return;
-        }
-        if self.conn.inner.client.python_errors
-            && msg.message_type.is_error()
-            && let Some(id) = self.conn.oldest_pending()
-        {
-            self.conn.complete(id, msg);
-            return;
+            Correlated::Stale => return,
         }
         // A route, else the router's fallback when the application set one, else the inbox.
         let Matched {

@@ -35,12 +35,6 @@ const READ_SMALL: usize = 2 * 1024;
 /// A deadline far enough to mean "none" (the timer's initial value).
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
-/// The longest timeout honoured: a year. Longer ones (`Duration::MAX`) are clamped so that
-/// `Instant + timeout` cannot overflow.
-pub(crate) fn sane(t: Duration) -> Duration {
-    t.min(Duration::from_secs(365 * 24 * 3600))
-}
-
 /// Limits applied to one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct DriverConfig {

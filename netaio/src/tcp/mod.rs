@@ -10,6 +10,7 @@
 
 mod client;
 pub(crate) mod driver;
+mod node_ops;
 mod peers;
 mod server;
 

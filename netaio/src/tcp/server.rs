@@ -1,6 +1,6 @@
 //! [`TcpServer`]: accept connections and dispatch their frames to a [`Router`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,15 +16,18 @@ use tracing::Instrument;
 
 use super::driver::{self, CloseReason, Dispatch, DriverConfig};
 use crate::codec::{Frame, FrameCodec, FrameError};
-use crate::error::{BindError, SendError, SubscribeError};
+use crate::error::{BindError, RequestError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, DecodeError, MAX_FRAME, PostcardCodec};
+use crate::node::outbound::{self, Recipient};
+use crate::node::requests::{self, Correlated, Limits, Matching, Requests};
+use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{
     AuthErrorHook, AuthFailure, AuthPlugin, NodePlugins, OpenError, Plugins, SendOptions,
     open_inner, open_outer,
 };
-use crate::router::{Context, Link, Matched, OnceClaim, Request, Router, Routes};
+use crate::router::{Context, Matched, OnceClaim, PeerLink, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Identifies one accepted connection for the life of a server.
@@ -99,6 +102,9 @@ pub struct TcpServerBuilder {
     write_timeout: Duration,
     send_queue: usize,
     max_subscriptions: usize,
+    max_total_subscriptions: usize,
+    request_timeout: Duration,
+    max_in_flight: usize,
     shutdown_timeout: Duration,
     plugins: NodePlugins,
     peer_config: Option<PeerConfig>,
@@ -117,6 +123,9 @@ impl Default for TcpServerBuilder {
             write_timeout: Duration::from_secs(30),
             send_queue: 1024,
             max_subscriptions: 1024,
+            max_total_subscriptions: 1 << 20,
+            request_timeout: Duration::from_secs(10),
+            max_in_flight: 4096,
             shutdown_timeout: Duration::from_secs(10),
             plugins: NodePlugins::default(),
             peer_config: None,
@@ -195,21 +204,21 @@ impl TcpServerBuilder {
     /// a header and stops is disconnected after this.
     #[must_use]
     pub fn read_timeout(mut self, t: Duration) -> Self {
-        self.read_timeout = crate::tcp::driver::sane(t);
+        self.read_timeout = crate::node::sane(t);
         self
     }
 
     /// Close connections with no traffic for this long (default 300 s; `None` keeps them).
     #[must_use]
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
-        self.idle_timeout = t.map(crate::tcp::driver::sane);
+        self.idle_timeout = t.map(crate::node::sane);
         self
     }
 
     /// How long a client may leave our data unread before it is disconnected (default 30 s).
     #[must_use]
     pub fn write_timeout(mut self, t: Duration) -> Self {
-        self.write_timeout = crate::tcp::driver::sane(t);
+        self.write_timeout = crate::node::sane(t);
         self
     }
 
@@ -221,17 +230,40 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Subscriptions per connection (default 1024).
+    /// Subscriptions per connection (default 1024); beyond, `subscribe` fails with
+    /// [`SubscribeError::Limit`].
     #[must_use]
     pub fn max_subscriptions(mut self, n: usize) -> Self {
         self.max_subscriptions = n;
         self
     }
 
+    /// Subscriptions of all connections together (default 1,048,576); beyond, `subscribe` fails
+    /// with [`SubscribeError::NodeLimit`].
+    #[must_use]
+    pub fn max_total_subscriptions(mut self, n: usize) -> Self {
+        self.max_total_subscriptions = n;
+        self
+    }
+
+    /// How long [`ServerHandle::call`] waits for a client's reply (default 10 s).
+    #[must_use]
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = crate::node::sane(t);
+        self
+    }
+
+    /// Requests to clients waiting for replies, per connection (default 4096; 4× that in all).
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
     /// How long a graceful shutdown waits for in-flight handlers before aborting them (default 10 s).
     #[must_use]
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
-        self.shutdown_timeout = crate::tcp::driver::sane(t);
+        self.shutdown_timeout = crate::node::sane(t);
         self
     }
 
@@ -293,14 +325,27 @@ impl TcpServerBuilder {
                 write_timeout: self.write_timeout,
                 write_high_water: 1 << 20,
             },
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(Registry {
+                conns: HashMap::new(),
+                subs: Subscriptions::new(SubscriptionLimits {
+                    per_subscriber: self.max_subscriptions,
+                    total: self.max_total_subscriptions,
+                }),
+            }),
+            requests: Requests::new(
+                Limits {
+                    total: self.max_in_flight.saturating_mul(4),
+                    per_peer: self.max_in_flight,
+                },
+                Matching::Native,
+            ),
+            request_timeout: self.request_timeout,
             events,
             cancel: CancellationToken::new(),
             next_id: AtomicU64::new(1),
             local_addr,
             max_connections: self.max_connections,
             send_queue: self.send_queue,
-            max_subscriptions: self.max_subscriptions,
             shutdown_timeout: self.shutdown_timeout,
             plugins,
             peers,
@@ -440,17 +485,15 @@ impl TcpServer {
     }
 }
 
-#[derive(Default)]
 struct Registry {
     conns: HashMap<ConnectionId, ConnEntry>,
-    subs: HashMap<Bytes, HashSet<ConnectionId>>,
+    subs: Subscriptions<ConnectionId>,
 }
 
 struct ConnEntry {
     peer: SocketAddr,
     tx: mpsc::Sender<Bytes>,
     cancel: CancellationToken,
-    subs: HashSet<Bytes>,
     /// The peer behind this connection, once known (peer management).
     peer_info: PeerSlot,
     /// Aborts the connection's task (disconnect after the grace period).
@@ -462,13 +505,15 @@ pub(super) struct ServerShared {
     codec: FrameCodec,
     driver: DriverConfig,
     registry: Mutex<Registry>,
+    /// Requests this server sent to its clients ([`ServerHandle::call`]).
+    requests: Requests<ConnectionId>,
+    request_timeout: Duration,
     events: broadcast::Sender<ConnectionEvent>,
     cancel: CancellationToken,
     next_id: AtomicU64,
     local_addr: SocketAddr,
     max_connections: usize,
     send_queue: usize,
-    max_subscriptions: usize,
     shutdown_timeout: Duration,
     pub(super) plugins: NodePlugins,
     /// Clients that advertised themselves (peer management).
@@ -518,7 +563,6 @@ impl ServerHandle {
                     peer,
                     tx,
                     cancel: cancel.clone(),
-                    subs: HashSet::new(),
                     peer_info: peer_slot.clone(),
                     abort: None,
                 },
@@ -539,15 +583,18 @@ impl ServerHandle {
                     peer,
                     reason: None,
                 };
+                let link = PeerLink {
+                    addr: peer,
+                    link: id.0,
+                };
                 let mut dispatch = ServerDispatch {
                     ctx: Context::new(
-                        peer,
-                        Link::Server {
-                            handle: handle.clone(),
-                            conn: id,
-                        },
+                        link,
+                        Arc::new(handle.clone()),
                         handle.shared.routes.state().clone(),
                     ),
+                    id,
+                    server: handle.clone(),
                     routes: handle.shared.routes.clone(),
                     codec: handle.shared.codec.clone(),
                     plugins: handle.shared.plugins.clone(),
@@ -579,172 +626,194 @@ impl ServerHandle {
         self.shared.local_addr
     }
 
-    /// Seal with the instance plugins (as `opts` says) for one recipient and encode.
-    fn prepare(
-        &self,
-        msg: &Message,
-        opts: &SendOptions,
-        peer: Option<&Peer>,
-        addr: Option<SocketAddr>,
-    ) -> Result<Bytes, SendError> {
-        let sealed = self
-            .shared
-            .plugins
-            .seal_now(msg.clone(), opts, peer, addr)?;
-        Ok(self.shared.codec.to_frame(&sealed)?)
+    /// The recipient behind a connection, copied out of the registry so that no lock is held
+    /// while sealing.
+    fn recipient(&self, conn: ConnectionId) -> Result<Recipient<mpsc::Sender<Bytes>>, SendError> {
+        self.registry()
+            .conns
+            .get(&conn)
+            .map(ConnEntry::recipient)
+            .ok_or(SendError::UnknownConnection)
     }
 
-    /// Queue a message for one connection, sealed with the instance plugins. Does not wait: a full
-    /// queue is [`SendError::QueueFull`].
-    pub fn send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
-        self.send_with(conn, msg, &SendOptions::default())
+    /// Queue a message for one connection, sealed with the instance plugins, waiting while its
+    /// send queue is full (a client that does not read is disconnected by the write timeout).
+    pub async fn send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
+        self.send_with(conn, msg, &SendOptions::default()).await
     }
 
     /// [`send`](Self::send) with inner plugins and the `use_auth` / `use_cipher` switches.
-    pub fn send_with(
+    pub async fn send_with(
         &self,
         conn: ConnectionId,
         msg: &Message,
         opts: &SendOptions,
     ) -> Result<(), SendError> {
-        let target = self
-            .registry()
-            .conns
-            .get(&conn)
-            .map(Target::from)
-            .ok_or(SendError::UnknownConnection)?;
-        let bytes = self.prepare(msg, opts, target.peer.as_deref(), Some(target.addr))?;
-        target.tx.try_send(bytes).map_err(|e| match e {
+        let r = self.recipient(conn)?;
+        let shared = &self.shared;
+        let bytes = outbound::seal(
+            &shared.plugins,
+            &shared.codec,
+            msg.clone(),
+            opts,
+            r.peer.as_deref(),
+            Some(r.addr),
+        )
+        .await?;
+        r.to.send(bytes).await.map_err(|_| SendError::Closed)
+    }
+
+    /// Queue a message for one connection without waiting: a full queue is
+    /// [`SendError::QueueFull`]. Plugins run inline.
+    pub fn try_send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
+        let r = self.recipient(conn)?;
+        let shared = &self.shared;
+        let bytes = outbound::seal_now(
+            &shared.plugins,
+            &shared.codec,
+            msg.clone(),
+            &SendOptions::default(),
+            r.peer.as_deref(),
+            Some(r.addr),
+        )?;
+        r.to.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }
 
+    /// Send a request to one client and wait for its reply (within the server's request
+    /// timeout): the client's router answers it like any request. Error replies become typed
+    /// errors ([`RequestError::NotFound`], …); the end of the connection fails it with
+    /// [`RequestError::Closed`].
+    ///
+    /// ```no_run
+    /// # async fn f(server: netaio::ServerHandle, conn: netaio::tcp::ConnectionId) -> Result<(), netaio::RequestError> {
+    /// use netaio::{Message, MessageType};
+    /// let reply = server.call(conn, Message::new(MessageType::REQUEST_URI, "status", "")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(&self, conn: ConnectionId, msg: Message) -> Result<Message, RequestError> {
+        self.call_with(conn, msg, &SendOptions::default()).await
+    }
+
+    /// [`call`](Self::call) with inner plugins (the reply is opened with them too), switches and
+    /// a timeout.
+    pub async fn call_with(
+        &self,
+        conn: ConnectionId,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<Message, RequestError> {
+        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
+        self.recipient(conn)?;
+        self.shared
+            .requests
+            .exchange(conn, msg, opts.inner.clone(), timeout, |msg| async move {
+                self.send_with(conn, &msg, opts).await
+            })
+            .await
+    }
+
     /// Send a message to every connected client. It is sealed once and the same bytes go to all,
     /// unless a plugin is peer-specific (then once per client). Returns how many queued it
     /// (clients whose queue is full are skipped and logged).
-    pub fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
-        self.broadcast_with(msg, &SendOptions::default())
+    pub async fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
+        self.broadcast_with(msg, &SendOptions::default()).await
     }
 
     /// [`broadcast`](Self::broadcast) with inner plugins and switches.
-    pub fn broadcast_with(&self, msg: &Message, opts: &SendOptions) -> Result<usize, SendError> {
-        let targets: Vec<_> = self.registry().conns.values().map(Target::from).collect();
-        self.fan_out(msg, opts, targets)
+    pub async fn broadcast_with(
+        &self,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
+        let targets = self.recipients(|_| true);
+        self.fan_out(msg, opts, targets).await
     }
 
     /// Send a message to every client whose peer is known (it advertised itself, see
     /// [`TcpServerBuilder::peer_management`]); sealed once unless a plugin is peer-specific.
     /// Returns how many queued it.
-    pub fn broadcast_to_peers(&self, msg: &Message) -> Result<usize, SendError> {
+    pub async fn broadcast_to_peers(&self, msg: &Message) -> Result<usize, SendError> {
         self.broadcast_to_peers_with(msg, &SendOptions::default())
+            .await
     }
 
     /// [`broadcast_to_peers`](Self::broadcast_to_peers) with inner plugins and switches.
-    pub fn broadcast_to_peers_with(
+    pub async fn broadcast_to_peers_with(
         &self,
         msg: &Message,
         opts: &SendOptions,
     ) -> Result<usize, SendError> {
-        let targets: Vec<_> = self
-            .registry()
-            .conns
-            .values()
-            .map(Target::from)
-            .filter(|t| t.peer.is_some())
-            .collect();
-        self.fan_out(msg, opts, targets)
+        let targets = self.recipients(|c| c.peer_info.get().is_some());
+        self.fan_out(msg, opts, targets).await
     }
 
-    fn fan_out(
+    fn recipients(&self, keep: impl Fn(&ConnEntry) -> bool) -> Vec<Recipient<mpsc::Sender<Bytes>>> {
+        self.registry()
+            .conns
+            .values()
+            .filter(|c| keep(c))
+            .map(ConnEntry::recipient)
+            .collect()
+    }
+
+    /// Seal once (or per recipient) and queue without waiting: one slow client must not hold up
+    /// the others.
+    async fn fan_out(
         &self,
         msg: &Message,
         opts: &SendOptions,
-        targets: Vec<Target>,
+        targets: Vec<Recipient<mpsc::Sender<Bytes>>>,
     ) -> Result<usize, SendError> {
-        if targets.is_empty() {
-            return Ok(0);
-        }
-        if !opts.is_peer_specific(&self.shared.plugins.outer) {
-            let bytes = self.prepare(msg, opts, None, None)?;
-            return Ok(deliver(targets.iter().map(|t| (&t.tx, bytes.clone()))));
-        }
-        let mut prepared = Vec::with_capacity(targets.len());
-        for t in &targets {
-            match self.prepare(msg, opts, t.peer.as_deref(), Some(t.addr)) {
-                Ok(b) => prepared.push((&t.tx, b)),
-                Err(e) => {
-                    tracing::warn!(peer = %t.addr, error = %e, "cannot prepare message for one recipient")
+        let shared = &self.shared;
+        let frames =
+            outbound::seal_each(&shared.plugins, &shared.codec, msg, opts, targets).await?;
+        let mut n = 0;
+        for (tx, bytes) in frames {
+            match tx.try_send(bytes) {
+                Ok(()) => n += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!("send queue full: message dropped for one connection");
                 }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        Ok(deliver(prepared.into_iter()))
+        Ok(n)
     }
 
     /// Subscribe a connection to a key (any bytes; usually a uri).
     pub fn subscribe(
         &self,
-        key: impl Into<Bytes>,
         conn: ConnectionId,
+        key: impl AsRef<[u8]>,
     ) -> Result<(), SubscribeError> {
-        let key = key.into();
         let mut reg = self.registry();
-        // A stored key gets its own allocation (or shares the one already stored): a key sliced
-        // out of a received frame would otherwise keep the whole read chunk (up to 16 KiB) alive
-        // for as long as the subscription lasts.
-        let key = match reg.subs.get_key_value(key.as_ref()) {
-            Some((stored, _)) => stored.clone(),
-            None => Bytes::copy_from_slice(&key),
-        };
-        let entry = reg
-            .conns
-            .get_mut(&conn)
-            .ok_or(SubscribeError::UnknownConnection)?;
-        if !entry.subs.contains(&key) {
-            if entry.subs.len() >= self.shared.max_subscriptions {
-                return Err(SubscribeError::Limit(self.shared.max_subscriptions));
-            }
-            entry.subs.insert(key.clone());
+        if !reg.conns.contains_key(&conn) {
+            return Err(SubscribeError::UnknownConnection);
         }
-        reg.subs.entry(key).or_default().insert(conn);
-        Ok(())
+        reg.subs.subscribe(key.as_ref(), conn)
     }
 
     /// Remove a subscription; false if there was none (unlike Python, not an error).
-    pub fn unsubscribe(&self, key: impl AsRef<[u8]>, conn: ConnectionId) -> bool {
-        let key = key.as_ref();
-        let mut reg = self.registry();
-        let removed = reg.conns.get_mut(&conn).is_some_and(|e| e.subs.remove(key));
-        if let Some(set) = reg.subs.get_mut(key) {
-            set.remove(&conn);
-            if set.is_empty() {
-                reg.subs.remove(key);
-            }
-        }
-        removed
+    pub fn unsubscribe(&self, conn: ConnectionId, key: impl AsRef<[u8]>) -> bool {
+        self.registry().subs.unsubscribe(key.as_ref(), conn)
     }
 
     /// The connections subscribed to a key.
     pub fn subscribers(&self, key: impl AsRef<[u8]>) -> Vec<ConnectionId> {
-        let key = key.as_ref();
-        let mut v: Vec<_> = self
-            .registry()
-            .subs
-            .get(key)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        v.sort();
-        v
+        self.registry().subs.subscribers(key.as_ref())
     }
 
     /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
     /// Returns how many queued it.
-    pub fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
-        self.notify_with(key, msg, &SendOptions::default())
+    pub async fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
+        self.notify_with(key, msg, &SendOptions::default()).await
     }
 
     /// [`notify`](Self::notify) with inner plugins and switches.
-    pub fn notify_with(
+    pub async fn notify_with(
         &self,
         key: impl AsRef<[u8]>,
         msg: &Message,
@@ -752,15 +821,14 @@ impl ServerHandle {
     ) -> Result<usize, SendError> {
         let targets: Vec<_> = {
             let reg = self.registry();
-            let Some(set) = reg.subs.get(key.as_ref()) else {
-                return Ok(0);
-            };
-            set.iter()
+            reg.subs
+                .subscribers(key.as_ref())
+                .iter()
                 .filter_map(|id| reg.conns.get(id))
-                .map(Target::from)
+                .map(ConnEntry::recipient)
                 .collect()
         };
-        self.fan_out(msg, opts, targets)
+        self.fan_out(msg, opts, targets).await
     }
 
     /// Record the peer behind a connection (its id and data, for example public keys); plugins
@@ -792,7 +860,11 @@ impl ServerHandle {
             .map(|(id, c)| ConnectionInfo {
                 id: *id,
                 peer: c.peer,
-                subscriptions: c.subs.iter().cloned().collect(),
+                subscriptions: {
+                    let mut keys = reg.subs.keys_of(*id);
+                    keys.sort();
+                    keys
+                },
             })
             .collect();
         v.sort_by_key(|c| c.id);
@@ -848,35 +920,14 @@ impl ServerHandle {
     runtime_routes!();
 }
 
-/// One recipient of a send, copied out of the registry so no lock is held while sealing.
-struct Target {
-    tx: mpsc::Sender<Bytes>,
-    addr: SocketAddr,
-    peer: Option<Arc<Peer>>,
-}
-
-impl From<&ConnEntry> for Target {
-    fn from(c: &ConnEntry) -> Self {
-        Target {
-            tx: c.tx.clone(),
-            addr: c.peer,
-            peer: c.peer_info.get(),
+impl ConnEntry {
+    fn recipient(&self) -> Recipient<mpsc::Sender<Bytes>> {
+        Recipient {
+            to: self.tx.clone(),
+            addr: self.peer,
+            peer: self.peer_info.get(),
         }
     }
-}
-
-fn deliver<'a>(items: impl Iterator<Item = (&'a mpsc::Sender<Bytes>, Bytes)>) -> usize {
-    let mut n = 0;
-    for (tx, bytes) in items {
-        match tx.try_send(bytes) {
-            Ok(()) => n += 1,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!("send queue full: message dropped for one connection");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
-    n
 }
 
 /// Removes a connection and its subscriptions when its task ends, even by a panic or an abort.
@@ -894,17 +945,11 @@ impl Drop for ConnGuard {
         self.handle.shared.peers.remove_addr(self.peer);
         {
             let mut reg = self.handle.registry();
-            if let Some(entry) = reg.conns.remove(&self.id) {
-                for key in entry.subs {
-                    if let Some(set) = reg.subs.get_mut(&key) {
-                        set.remove(&self.id);
-                        if set.is_empty() {
-                            reg.subs.remove(&key);
-                        }
-                    }
-                }
-            }
+            reg.conns.remove(&self.id);
+            reg.subs.remove_subscriber(self.id);
         }
+        // Requests to this client can no longer be answered.
+        self.handle.shared.requests.with(|t| t.fail_peer(self.id));
         let reason = self.reason.take().unwrap_or_else(|| {
             if std::thread::panicking() {
                 CloseReason::Io("handler panicked".into())
@@ -928,6 +973,8 @@ impl Drop for ConnGuard {
 
 struct ServerDispatch {
     ctx: Context,
+    id: ConnectionId,
+    server: ServerHandle,
     routes: Arc<Routes>,
     codec: FrameCodec,
     plugins: NodePlugins,
@@ -1082,6 +1129,18 @@ impl Dispatch for ServerDispatch {
             match open_outer(msg, &self.plugins.outer, &ctx) {
                 Ok(m) => m,
                 Err(e) => {
+                    // A client answers a request of ours that failed its checks with an error
+                    // sent without plugins: it fails that request (as the error it is).
+                    if let Some(p) = self
+                        .server
+                        .shared
+                        .requests
+                        .correlate_unauthenticated(self.id, &received)
+                    {
+                        tracing::debug!(error = %e, "unauthenticated error reply answered its request");
+                        p.answer(crate::RequestError::from_reply(received));
+                        return;
+                    }
                     let plugin = self.plugins.outer.auth.clone();
                     return self.refused(&received, &e, plugin.as_deref(), out);
                 }
@@ -1089,6 +1148,15 @@ impl Dispatch for ServerDispatch {
         } else {
             msg
         };
+        // A reply to a request this server sent the client ([`ServerHandle::call`]).
+        match self.server.shared.requests.correlate(self.id, &msg) {
+            Correlated::NotAReply => {}
+            Correlated::Answers(p) => {
+                let peer = self.peer_info.get();
+                return requests::complete(p, msg, &self.plugins, peer.as_deref(), self.peer);
+            }
+            Correlated::Stale => return,
+        }
         // The request id as sent: the reply carries the same bytes as its reply reference (no
         // re-encoding, no allocation).
         let rid = msg

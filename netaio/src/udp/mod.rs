@@ -41,6 +41,7 @@
 mod interfaces;
 mod multicast;
 mod node;
+mod node_ops;
 mod peers;
 
 pub use interfaces::{Interface, interfaces};

@@ -1,6 +1,5 @@
 //! [`UdpNode`]: bind, receive datagrams, dispatch them, send, request with ids and timeouts.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::multicast::{Multicast, MulticastConfig};
@@ -19,10 +18,13 @@ use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use crate::codec::FrameCodec;
 use crate::error::{BindError, RequestError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, PostcardCodec};
+use crate::node::outbound::{self, Recipient};
+use crate::node::requests::{self, Correlated, Limits, Matching, Requests};
+use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
 use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
-use crate::router::{Context, Link, Matched, OnceClaim, Request, Router, Routes};
+use crate::router::{Context, Matched, NodeOps, OnceClaim, PeerLink, Request, Router, Routes};
 use crate::{Message, MessageType};
 
 /// Counters of what a node dropped; see [`UdpHandle::stats`].
@@ -79,6 +81,7 @@ pub struct UdpNodeBuilder {
     max_handlers: usize,
     max_in_flight: usize,
     max_subscriptions: usize,
+    max_total_subscriptions: usize,
     reuse_address: bool,
     python_errors: bool,
     multicast: Option<MulticastConfig>,
@@ -95,7 +98,8 @@ impl Default for UdpNodeBuilder {
             request_timeout: Duration::from_secs(10),
             max_handlers: 1024,
             max_in_flight: 4096,
-            max_subscriptions: 4096,
+            max_subscriptions: 1024,
+            max_total_subscriptions: 4096,
             reuse_address: false,
             python_errors: false,
             multicast: None,
@@ -175,7 +179,7 @@ impl UdpNodeBuilder {
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
     pub fn request_timeout(mut self, t: Duration) -> Self {
-        self.request_timeout = crate::tcp::driver::sane(t);
+        self.request_timeout = crate::node::sane(t);
         self
     }
 
@@ -187,17 +191,26 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// Requests waiting for replies (default 4096).
+    /// Requests waiting for replies (default 4096), in total and per peer address.
     #[must_use]
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
         self
     }
 
-    /// Subscriptions in total (default 4096).
+    /// Subscriptions per subscriber address (default 1024); beyond, `subscribe` fails with
+    /// [`SubscribeError::Limit`].
     #[must_use]
     pub fn max_subscriptions(mut self, n: usize) -> Self {
         self.max_subscriptions = n;
+        self
+    }
+
+    /// Subscriptions in total (default 4096); beyond, `subscribe` fails with
+    /// [`SubscribeError::NodeLimit`].
+    #[must_use]
+    pub fn max_total_subscriptions(mut self, n: usize) -> Self {
+        self.max_total_subscriptions = n;
         self
     }
 
@@ -265,11 +278,21 @@ impl UdpNodeBuilder {
                     plugins,
                     request_timeout: self.request_timeout,
                     handlers: Arc::new(Semaphore::new(self.max_handlers)),
-                    max_in_flight: self.max_in_flight,
-                    max_subscriptions: self.max_subscriptions,
-                    pending: Mutex::new(HashMap::new()),
-                    next_id: AtomicU64::new(1),
-                    subs: Mutex::new(Subscriptions::default()),
+                    requests: Requests::new(
+                        Limits {
+                            total: self.max_in_flight,
+                            per_peer: self.max_in_flight,
+                        },
+                        if self.python_errors {
+                            Matching::Python
+                        } else {
+                            Matching::Native
+                        },
+                    ),
+                    subs: Mutex::new(Subscriptions::new(SubscriptionLimits {
+                        per_subscriber: self.max_subscriptions,
+                        total: self.max_total_subscriptions,
+                    })),
                     python_errors: self.python_errors,
                     counters: Counters::default(),
                     cancel: CancellationToken::new(),
@@ -298,19 +321,6 @@ fn bind_socket(addr: SocketAddr, reuse: bool) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-#[derive(Default)]
-struct Subscriptions {
-    by_key: HashMap<Bytes, HashSet<SocketAddr>>,
-    total: usize,
-}
-
-struct PendingRequest {
-    addr: SocketAddr,
-    uri: Bytes,
-    inner: Plugins,
-    tx: oneshot::Sender<Result<Message, RequestError>>,
-}
-
 pub(super) struct UdpShared {
     pub(super) socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
@@ -319,11 +329,8 @@ pub(super) struct UdpShared {
     pub(super) plugins: NodePlugins,
     request_timeout: Duration,
     handlers: Arc<Semaphore>,
-    max_in_flight: usize,
-    max_subscriptions: usize,
-    pending: Mutex<HashMap<u64, PendingRequest>>,
-    next_id: AtomicU64,
-    subs: Mutex<Subscriptions>,
+    requests: Requests<SocketAddr>,
+    subs: Mutex<Subscriptions<SocketAddr>>,
     /// Python-compatible mode: the default NOT_FOUND has uri `ERROR`, as Python's UDP node.
     python_errors: bool,
     counters: Counters,
@@ -376,7 +383,9 @@ impl UdpNode {
     /// [`RequestError::Closed`].
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) {
         let shared = self.handle.shared.clone();
-        let background = super::peers::start(&self.handle);
+        // The handlers' view of this node: made once, shared by every datagram's `Context`.
+        let ops: Arc<dyn NodeOps> = Arc::new(self.handle.clone());
+        let background = super::peers::start(&self.handle, &ops);
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(signal);
         // Created once, polled for real only until it has registered the task's waker.
@@ -404,20 +413,11 @@ impl UdpNode {
                 },
             };
             let datagram = Bytes::copy_from_slice(buf.get(..len).unwrap_or_default());
-            self.handle.on_datagram(datagram, src, false);
+            self.handle.on_datagram(datagram, src, false, &ops);
         }
         shared.cancel.cancel();
         super::peers::stop(&self.handle, background).await;
-        let drained: Vec<_> = shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, p)| p)
-            .collect();
-        for p in drained {
-            let _ = p.tx.send(Err(RequestError::Closed));
-        }
+        shared.requests.with(|t| t.fail_all(true));
         tracing::info!(addr = %shared.local_addr, "udp node stopped");
     }
 }
@@ -479,22 +479,6 @@ impl UdpHandle {
         !opts.inner.is_empty() || !self.shared.plugins.outer.is_empty()
     }
 
-    fn prepare(
-        &self,
-        msg: Message,
-        opts: &SendOptions,
-        peer: Option<&Peer>,
-        addr: SocketAddr,
-    ) -> Result<Bytes, SendError> {
-        let known = match peer {
-            Some(_) => None,
-            None => self.peer_for(addr, self.seals(opts)),
-        };
-        let peer = peer.or(known.as_deref());
-        let sealed = self.shared.plugins.seal_now(msg, opts, peer, Some(addr))?;
-        Ok(self.shared.codec.to_frame(&sealed)?)
-    }
-
     pub(super) async fn prepare_async(
         &self,
         msg: Message,
@@ -502,34 +486,34 @@ impl UdpHandle {
         addr: SocketAddr,
     ) -> Result<Bytes, SendError> {
         let peer = self.peer_for(addr, self.seals(opts));
-        let sealed = self
-            .shared
-            .plugins
-            .seal(msg, opts, peer.as_deref(), Some(addr))
-            .await?;
-        Ok(self.shared.codec.to_frame(&sealed)?)
+        let shared = &self.shared;
+        outbound::seal(
+            &shared.plugins,
+            &shared.codec,
+            msg,
+            opts,
+            peer.as_deref(),
+            Some(addr),
+        )
+        .await
     }
 
     pub(super) async fn send_bytes(&self, bytes: &[u8], addr: SocketAddr) -> Result<(), SendError> {
-        self.shared
-            .socket
-            .send_to(bytes, addr)
-            .await
-            .map(|_| ())
-            .map_err(|e| SendError::Io(e.to_string()))
+        self.shared.socket.send_to(bytes, addr).await?;
+        Ok(())
     }
 
     /// Send a message (sealed with the instance plugins) to `addr`. A frame larger than a datagram
     /// can carry is refused with [`SendError::Encode`].
-    pub async fn send(&self, msg: &Message, addr: SocketAddr) -> Result<(), SendError> {
-        self.send_with(msg, addr, &SendOptions::default()).await
+    pub async fn send(&self, addr: SocketAddr, msg: &Message) -> Result<(), SendError> {
+        self.send_with(addr, msg, &SendOptions::default()).await
     }
 
     /// [`send`](Self::send) with inner plugins and the `use_auth` / `use_cipher` switches.
     pub async fn send_with(
         &self,
-        msg: &Message,
         addr: SocketAddr,
+        msg: &Message,
         opts: &SendOptions,
     ) -> Result<(), SendError> {
         let bytes = self.prepare_async(msg.clone(), opts, addr).await?;
@@ -540,168 +524,102 @@ impl UdpHandle {
     /// succeeded; failures are logged.
     pub async fn send_many(
         &self,
-        msg: &Message,
         addrs: &[SocketAddr],
+        msg: &Message,
         opts: &SendOptions,
     ) -> Result<usize, SendError> {
+        let plugins_run = self.seals(opts);
+        let recipients = addrs
+            .iter()
+            .map(|a| Recipient {
+                to: *a,
+                addr: *a,
+                peer: self.peer_for(*a, plugins_run),
+            })
+            .collect();
+        let shared = &self.shared;
+        let frames =
+            outbound::seal_each(&shared.plugins, &shared.codec, msg, opts, recipients).await?;
         let mut n = 0;
-        if !opts.is_peer_specific(&self.shared.plugins.outer) {
-            let Some(first) = addrs.first() else {
-                return Ok(0);
-            };
-            let bytes = self.prepare_async(msg.clone(), opts, *first).await?;
-            for a in addrs {
-                match self.send_bytes(&bytes, *a).await {
-                    Ok(()) => n += 1,
-                    Err(e) => tracing::debug!(addr = %a, error = %e, "udp send failed"),
-                }
-            }
-            return Ok(n);
-        }
-        for a in addrs {
-            let sent = match self.prepare(msg.clone(), opts, None, *a) {
-                Ok(bytes) => self.send_bytes(&bytes, *a).await,
-                Err(e) => Err(e),
-            };
-            match sent {
+        for (addr, bytes) in frames {
+            match self.send_bytes(&bytes, addr).await {
                 Ok(()) => n += 1,
-                Err(e) => tracing::debug!(addr = %a, error = %e, "udp send failed"),
+                Err(e) => tracing::debug!(%addr, error = %e, "udp send failed"),
             }
         }
         Ok(n)
     }
 
+    fn subs(&self) -> std::sync::MutexGuard<'_, Subscriptions<SocketAddr>> {
+        self.shared.subs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Subscribe an address to a key.
-    pub fn subscribe(&self, key: impl Into<Bytes>, addr: SocketAddr) -> Result<(), SubscribeError> {
-        let key: Bytes = key.into();
-        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        if subs.by_key.get(&key).is_some_and(|set| set.contains(&addr)) {
-            return Ok(());
-        }
-        // Refuse before touching the map: a refused key must leave nothing behind.
-        let limit = self.shared.max_subscriptions;
-        if subs.total >= limit {
-            return Err(SubscribeError::Limit(limit));
-        }
-        // A copy: a key sliced from a datagram would keep the whole datagram alive.
-        let key = Bytes::copy_from_slice(&key);
-        subs.by_key.entry(key).or_default().insert(addr);
-        subs.total += 1;
-        Ok(())
+    pub fn subscribe(&self, addr: SocketAddr, key: impl AsRef<[u8]>) -> Result<(), SubscribeError> {
+        self.subs().subscribe(key.as_ref(), addr)
     }
 
     /// Remove a subscription; false if there was none.
-    pub fn unsubscribe(&self, key: impl AsRef<[u8]>, addr: SocketAddr) -> bool {
-        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        let key = key.as_ref();
-        let Some(set) = subs.by_key.get_mut(key) else {
-            return false;
-        };
-        let removed = set.remove(&addr);
-        if set.is_empty() {
-            subs.by_key.remove(key);
-        }
-        if removed {
-            subs.total -= 1;
-        }
-        removed
+    pub fn unsubscribe(&self, addr: SocketAddr, key: impl AsRef<[u8]>) -> bool {
+        self.subs().unsubscribe(key.as_ref(), addr)
     }
 
     /// Remove every subscription of an address (for example when a peer leaves).
     pub fn unsubscribe_all(&self, addr: SocketAddr) -> usize {
-        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut n = 0;
-        subs.by_key.retain(|_, set| {
-            if set.remove(&addr) {
-                n += 1;
-            }
-            !set.is_empty()
-        });
-        subs.total -= n;
-        n
+        self.subs().remove_subscriber(addr)
     }
 
     /// How many keys have subscribers.
     pub fn subscription_keys(&self) -> usize {
-        self.shared
-            .subs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_key
-            .len()
+        self.subs().key_count()
     }
 
     /// The addresses subscribed to a key.
     pub fn subscribers(&self, key: impl AsRef<[u8]>) -> Vec<SocketAddr> {
-        let subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = subs
-            .by_key
-            .get(key.as_ref())
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        v.sort();
-        v
+        self.subs().subscribers(key.as_ref())
     }
 
     /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
     pub async fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
+        self.notify_with(key, msg, &SendOptions::default()).await
+    }
+
+    /// [`notify`](Self::notify) with inner plugins and switches.
+    pub async fn notify_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
         let addrs = self.subscribers(key);
-        self.send_many(msg, &addrs, &SendOptions::default()).await
+        self.send_many(&addrs, msg, opts).await
     }
 
     /// Send a message with a fresh request id to `addr` and wait for the reply (within the node's
     /// request timeout). Error replies become typed errors. Only a reply from `addr` is accepted.
-    pub async fn call(&self, msg: Message, addr: SocketAddr) -> Result<Message, RequestError> {
-        self.call_with(msg, addr, &SendOptions::default()).await
+    pub async fn call(&self, addr: SocketAddr, msg: Message) -> Result<Message, RequestError> {
+        self.call_with(addr, msg, &SendOptions::default()).await
     }
 
     /// [`call`](Self::call) with inner plugins (the reply is opened with them too), switches and a
     /// timeout.
     pub async fn call_with(
         &self,
-        mut msg: Message,
         addr: SocketAddr,
+        msg: Message,
         opts: &SendOptions,
     ) -> Result<Message, RequestError> {
-        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
         if self.shared.cancel.is_cancelled() {
             return Err(RequestError::Closed);
         }
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        msg.set_request_id(id);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut p = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if p.len() >= self.shared.max_in_flight {
-                return Err(RequestError::TooManyInFlight(self.shared.max_in_flight));
-            }
-            p.insert(
-                id,
-                PendingRequest {
-                    addr,
-                    uri: msg.uri().clone(),
-                    inner: opts.inner.clone(),
-                    tx,
-                },
-            );
-        }
-        let _guard = PendingGuard {
-            shared: &self.shared,
-            id,
-        };
-        let exchange = async {
-            let bytes = self.prepare_async(msg, opts, addr).await?;
-            self.send_bytes(&bytes, addr).await?;
-            rx.await.unwrap_or(Err(RequestError::Closed))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(RequestError::Timeout(timeout)),
-        }
+        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
+        self.shared
+            .requests
+            .exchange(addr, msg, opts.inner.clone(), timeout, |msg| async move {
+                let bytes = self.prepare_async(msg, opts, addr).await?;
+                self.send_bytes(&bytes, addr).await
+            })
+            .await
     }
 
     /// REQUEST_URI to `addr`; expects RESPOND_URI (or OK).
@@ -711,7 +629,7 @@ impl UdpHandle {
         uri: impl Into<Bytes>,
         content: impl Into<Bytes>,
     ) -> Result<Message, RequestError> {
-        self.call(Message::new(MessageType::REQUEST_URI, uri, content), addr)
+        self.call(addr, Message::new(MessageType::REQUEST_URI, uri, content))
             .await
     }
 
@@ -722,7 +640,7 @@ impl UdpHandle {
         uri: impl Into<Bytes>,
         content: impl Into<Bytes>,
     ) -> Result<Message, RequestError> {
-        self.call(Message::new(MessageType::CREATE_URI, uri, content), addr)
+        self.call(addr, Message::new(MessageType::CREATE_URI, uri, content))
             .await
     }
 
@@ -733,7 +651,7 @@ impl UdpHandle {
         uri: impl Into<Bytes>,
         content: impl Into<Bytes>,
     ) -> Result<Message, RequestError> {
-        self.call(Message::new(MessageType::UPDATE_URI, uri, content), addr)
+        self.call(addr, Message::new(MessageType::UPDATE_URI, uri, content))
             .await
     }
 
@@ -744,8 +662,8 @@ impl UdpHandle {
         uri: impl Into<Bytes>,
     ) -> Result<Message, RequestError> {
         self.call(
-            Message::new(MessageType::DELETE_URI, uri, Bytes::new()),
             addr,
+            Message::new(MessageType::DELETE_URI, uri, Bytes::new()),
         )
         .await
     }
@@ -762,7 +680,13 @@ impl UdpHandle {
     /// the group, not to this node), so it gets no default reply: a datagram no route takes is
     /// dropped instead of answered NOT_FOUND, or one datagram to the group (its source address
     /// possibly spoofed) would make every node in the group answer it.
-    pub(super) fn on_datagram(&self, datagram: Bytes, src: SocketAddr, via_group: bool) {
+    pub(super) fn on_datagram(
+        &self,
+        datagram: Bytes,
+        src: SocketAddr,
+        via_group: bool,
+        ops: &Arc<dyn NodeOps>,
+    ) {
         let shared = &self.shared;
         let c = &shared.counters;
         self.count(&c.received);
@@ -804,13 +728,16 @@ impl UdpHandle {
                 }
             }
         };
-        if let Some(id) = msg.reply_ref() {
-            self.complete(id, src, msg);
-            return;
-        }
-        if let Some(id) = self.match_by_uri(&msg, src) {
-            self.complete(id, src, msg);
-            return;
+        match shared.requests.correlate(src, &msg) {
+            Correlated::NotAReply => {}
+            Correlated::Answers(p) => {
+                self.count(&c.replies);
+                if peer.is_none() && !p.inner().is_empty() {
+                    peer = shared.peers.by_addr(src);
+                }
+                return requests::complete(p, msg, &shared.plugins, peer.as_deref(), src);
+            }
+            Correlated::Stale => return,
         }
         let Matched {
             handler,
@@ -864,7 +791,11 @@ impl UdpHandle {
         };
         let req = Request {
             message: msg,
-            ctx: Context::new(src, Link::Udp(self.clone()), shared.routes.state().clone()),
+            ctx: Context::new(
+                PeerLink { addr: src, link: 0 },
+                ops.clone(),
+                shared.routes.state().clone(),
+            ),
         };
         let mut fut = handler.call(req);
         // Run the handler inline when it finishes at once (the common case), else in a task. A
@@ -916,7 +847,17 @@ impl UdpHandle {
                 }
             };
         }
-        match self.prepare(reply, &SendOptions::new().inner(inner.clone()), None, src) {
+        let opts = SendOptions::new().inner(inner.clone());
+        let peer = self.peer_for(src, true);
+        let shared = &self.shared;
+        match outbound::seal_now(
+            &shared.plugins,
+            &shared.codec,
+            reply,
+            &opts,
+            peer.as_deref(),
+            Some(src),
+        ) {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::warn!(%src, error = %e, "reply cannot be sent");
@@ -974,81 +915,5 @@ impl UdpHandle {
         if let Err(e) = sent {
             tracing::debug!(%src, error = %e, "reply not sent");
         }
-    }
-
-    fn match_by_uri(&self, reply: &Message, src: SocketAddr) -> Option<u64> {
-        let t = reply.message_type;
-        if !(t.is_error() || matches!(t, MessageType::RESPOND_URI | MessageType::OK)) {
-            // Not a reply: no need to lock the table of waiting requests.
-            return None;
-        }
-        let p = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        p.iter()
-            .filter(|(_, r)| {
-                r.addr == src
-                    && r.uri == *reply.uri()
-                    && (reply.message_type.is_error()
-                        || matches!(
-                            reply.message_type,
-                            MessageType::RESPOND_URI | MessageType::OK
-                        ))
-            })
-            .map(|(id, _)| *id)
-            .min()
-    }
-
-    fn complete(&self, id: u64, src: SocketAddr, reply: Message) {
-        let p = {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match pending.get(&id) {
-                Some(p) if p.addr == src => pending.remove(&id),
-                Some(_) => {
-                    tracing::debug!(%src, id, "reply from another address than the request's dropped");
-                    None
-                }
-                None => None,
-            }
-        };
-        let Some(p) = p else {
-            tracing::debug!(%src, id, "reply for no waiting request dropped");
-            return;
-        };
-        self.count(&self.shared.counters.replies);
-        let result = if p.inner.is_empty() {
-            RequestError::from_reply(reply)
-        } else {
-            let peer = self.shared.peers.by_addr(src);
-            open_inner(
-                reply,
-                &p.inner,
-                &self.shared.plugins.ctx(peer.as_deref(), Some(src)),
-            )
-            .map_err(RequestError::from)
-            .and_then(RequestError::from_reply)
-        };
-        let _ = p.tx.send(result);
-    }
-}
-
-struct PendingGuard<'a> {
-    shared: &'a UdpShared,
-    id: u64,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
     }
 }

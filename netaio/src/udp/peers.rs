@@ -3,6 +3,7 @@
 //! `multicast` / `broadcast` / `peers` operations of [`UdpHandle`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -13,7 +14,7 @@ use crate::error::SendError;
 use crate::peer::wire::{self, Heard, PeerManager};
 use crate::peer::{Peer, PeerConfig, PeerEvent, PeerTable};
 use crate::plugin::{NodePlugins, SendOptions};
-use crate::router::{BoxedHandler, Context, Routes};
+use crate::router::{BoxedHandler, Context, NodeOps, Routes};
 use crate::{Message, MessageType};
 
 /// How long the goodbye (`DISCONNECT`) may take when the node stops.
@@ -67,16 +68,15 @@ async fn on_disconnect(msg: Message, ctx: Context) {
 }
 
 /// Start the node's background tasks: the group receiver and the advertiser.
-pub(super) fn start(h: &UdpHandle) -> Vec<JoinHandle<()>> {
+pub(super) fn start(h: &UdpHandle, ops: &Arc<dyn NodeOps>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let Some(sock) = h.shared.multicast.as_ref().and_then(|m| m.recv.clone()) {
         let node = h.clone();
         let cancel = h.shared.cancel.clone();
-        tasks.push(tokio::spawn(super::multicast::receive(
-            sock,
-            cancel,
-            move |datagram, src| node.on_datagram(datagram, src, true),
-        )));
+        tasks.push(tokio::spawn(super::multicast::receive(sock, cancel, {
+            let ops = ops.clone();
+            move |datagram, src| node.on_datagram(datagram, src, true, &ops)
+        })));
     }
     if h.shared.manager.is_some() {
         tasks.push(tokio::spawn(advertise_loop(h.clone())));
@@ -159,7 +159,7 @@ impl UdpHandle {
             self.multicast_with(&m.disconnect, &opts).await
         } else {
             let addrs = self.shared.peers.addrs();
-            self.send_many(&m.disconnect, &addrs, &opts).await
+            self.send_many(&addrs, &m.disconnect, &opts).await
         }
     }
 
@@ -204,7 +204,7 @@ impl UdpHandle {
         let bytes = self.prepare_async(msg.clone(), opts, mc.group()).await?;
         mc.send(&self.shared.socket, &bytes)
             .await
-            .map_err(|e| SendError::Io(e.to_string()))
+            .map_err(SendError::from)
     }
 
     /// Send a message by unicast to every known peer, once per peer, at its most recent address.
@@ -221,7 +221,7 @@ impl UdpHandle {
         opts: &SendOptions,
     ) -> Result<usize, SendError> {
         let addrs = self.shared.peers.addrs();
-        self.send_many(msg, &addrs, opts).await
+        self.send_many(&addrs, msg, opts).await
     }
 
     /// Multicast an `ADVERTISE_PEER` now (peer management does it every interval). Returns on
@@ -239,6 +239,6 @@ impl UdpHandle {
         let Some(m) = self.shared.manager.as_ref() else {
             return Err(SendError::Unsupported("peer management is off"));
         };
-        self.send_with(&m.advert, addr, &self.peer_options()).await
+        self.send_with(addr, &m.advert, &self.peer_options()).await
     }
 }

@@ -117,6 +117,7 @@ async fn kv_size(State(kv): State<Arc<Kv>>) -> Message {
 #[on(REQUEST_URI, uri = "push")]
 async fn push(ctx: Context, Content(content): Content) -> Result<Message, String> {
     ctx.send(&Message::new(MessageType::NOTIFY_URI, "news", content))
+        .await
         .map_err(|e| e.to_string())?;
     Ok(Message::respond("push", "sent"))
 }

@@ -77,18 +77,18 @@ async fn udp_refused_datagrams_do_not_take_a_one_shot_route() {
     // Refused datagrams are never answered on UDP: the request times out.
     for _ in 0..2 {
         let e = handle
-            .call_with(msg(), addr, &opts(b"wrong"))
+            .call_with(addr, msg(), &opts(b"wrong"))
             .await
             .unwrap_err();
         assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
     }
     let r = handle
-        .call_with(msg(), addr, &opts(b"right"))
+        .call_with(addr, msg(), &opts(b"right"))
         .await
         .unwrap();
     assert_eq!(r.content().as_ref(), b"one-shot");
     // Taken: the next request goes to the persistent route (which has no inner plugins).
-    let r = handle.call(msg(), addr).await.unwrap();
+    let r = handle.call(addr, msg()).await.unwrap();
     assert_eq!(r.content().as_ref(), b"persistent");
 
     handle.shutdown();

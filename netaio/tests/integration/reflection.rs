@@ -52,8 +52,8 @@ async fn a_datagram_reflected_to_its_sender_is_refused() {
     // Someone on the path: a plain socket that captures what A sends.
     let mirror = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     a.send(
-        &Message::new(MessageType::REQUEST_URI, "ping", ""),
         mirror.local_addr().unwrap(),
+        &Message::new(MessageType::REQUEST_URI, "ping", ""),
     )
     .await
     .unwrap();

@@ -109,8 +109,8 @@ async fn x25519_and_ed25519_work_between_udp_nodes_that_discovered_each_other() 
     let opts = SendOptions::new().inner(sealed(&idb));
     let r = b
         .call_with(
-            Message::new(MessageType::REQUEST_URI, "secret", "hello"),
             a.local_addr(),
+            Message::new(MessageType::REQUEST_URI, "secret", "hello"),
             &opts,
         )
         .await
@@ -124,8 +124,8 @@ async fn x25519_and_ed25519_work_between_udp_nodes_that_discovered_each_other() 
         .timeout(Duration::from_millis(500));
     let e = stranger
         .call_with(
-            Message::new(MessageType::REQUEST_URI, "secret", "x"),
             a.local_addr(),
+            Message::new(MessageType::REQUEST_URI, "secret", "x"),
             &opts_c,
         )
         .await
@@ -138,8 +138,8 @@ async fn x25519_and_ed25519_work_between_udp_nodes_that_discovered_each_other() 
         .unwrap();
     let e = stranger
         .call_with(
-            Message::new(MessageType::REQUEST_URI, "secret", "x"),
             a.local_addr(),
+            Message::new(MessageType::REQUEST_URI, "secret", "x"),
             &opts_c,
         )
         .await

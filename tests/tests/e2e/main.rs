@@ -14,6 +14,7 @@ mod tcp_pipelining;
 mod tcp_pubsub;
 mod tcp_request_response;
 mod tcp_routing;
+mod tcp_server_call;
 mod tcp_shutdown;
 mod tcp_timeouts;
 mod tcp_wakeups;

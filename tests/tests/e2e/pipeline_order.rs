@@ -77,7 +77,7 @@ async fn udp_nodes() {
     let ch = client.handle();
     let cj = tokio::spawn(client.serve());
     let opts = SendOptions::new().inner(plugins("client inner", "inner", &log));
-    let reply = within(WAIT, "the reply", ch.call_with(request(), addr, &opts))
+    let reply = within(WAIT, "the reply", ch.call_with(addr, request(), &opts))
         .await
         .unwrap();
     assert_eq!(reply.content().as_ref(), b"pong");

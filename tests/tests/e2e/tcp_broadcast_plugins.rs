@@ -44,12 +44,12 @@ async fn run(peer_specific: bool) -> (usize, usize) {
         conns.push((c, id));
     }
     for (_, id) in &conns {
-        server.handle.subscribe("topic", *id).unwrap();
+        server.handle.subscribe(*id, "topic").unwrap();
     }
 
     let before = encrypts.load(Ordering::SeqCst);
     let msg = Message::new(MessageType::NOTIFY_URI, "all", "hello");
-    assert_eq!(server.handle.broadcast(&msg).unwrap(), 3);
+    assert_eq!(server.handle.broadcast(&msg).await.unwrap(), 3);
     for (c, _) in &conns {
         assert_eq!(c.receive_timeout(WAIT).await.unwrap(), msg);
     }
@@ -57,7 +57,7 @@ async fn run(peer_specific: bool) -> (usize, usize) {
 
     let before = encrypts.load(Ordering::SeqCst);
     let msg = Message::new(MessageType::NOTIFY_URI, "topic", "news");
-    assert_eq!(server.handle.notify("topic", &msg).unwrap(), 3);
+    assert_eq!(server.handle.notify("topic", &msg).await.unwrap(), 3);
     for (c, _) in &conns {
         assert_eq!(c.receive_timeout(WAIT).await.unwrap(), msg);
     }

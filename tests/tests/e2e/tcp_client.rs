@@ -184,8 +184,8 @@ async fn receive_once_gets_messages_the_server_sends_on_its_own() {
 
     let first = Message::new(MessageType::custom(60), "push", "one");
     let second = Message::new(MessageType::NOTIFY_URI, "push", "two");
-    server.handle.send(id, &first).unwrap();
-    server.handle.send(id, &second).unwrap();
+    server.handle.send(id, &first).await.unwrap();
+    server.handle.send(id, &second).await.unwrap();
     assert_eq!(
         within(WAIT, "receive_once", conn.receive_once())
             .await
@@ -209,7 +209,7 @@ async fn receive_once_gets_messages_the_server_sends_on_its_own() {
     ));
 
     assert!(matches!(
-        server.handle.send(ConnectionId(9_999), &first),
+        server.handle.send(ConnectionId(9_999), &first).await,
         Err(SendError::UnknownConnection)
     ));
     conn.close().await;
@@ -240,6 +240,7 @@ async fn client_router_answers_requests_from_the_server() {
                     "ping",
                     "from a handler",
                 ))
+                .await
                 .unwrap();
                 Message::ok("trigger", "")
             },
@@ -260,17 +261,25 @@ async fn client_router_answers_requests_from_the_server() {
     let conn = client.connect(server.addr).await.unwrap();
     let id = connected(&mut events, None).await;
 
-    // From the server handle, with a request id: the client's reply refers to it.
-    let mut ping = Message::new(MessageType::REQUEST_URI, "ping", "hello");
-    ping.set_request_id(42);
-    server.handle.send(id, &ping).unwrap();
-    let (answer, from) = within(WAIT, "the client's answer", answers.recv())
+    // From the server handle, as a request: the client's reply answers it (matched by the request
+    // id the server gave it), it is not routed to the server's RESPOND_URI handler.
+    let ping = Message::new(MessageType::REQUEST_URI, "ping", "hello");
+    let answer = within(WAIT, "the client's answer", server.handle.call(id, ping))
         .await
         .unwrap();
-    assert_eq!(from, id);
     assert_eq!(answer.message_type, MessageType::RESPOND_URI);
     assert_eq!(answer.content().as_ref(), b"pong: hello");
-    assert_eq!(answer.reply_ref(), Some(42));
+    // A reply that refers to a request id the server is not waiting for (a hand-made one) is
+    // dropped, as on a client and a UDP node: it never reaches a handler.
+    let mut stray = Message::new(MessageType::REQUEST_URI, "ping", "stray");
+    stray.set_request_id(42);
+    server.handle.send(id, &stray).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), answers.recv())
+            .await
+            .is_err(),
+        "a stale reply was routed"
+    );
 
     // From a server handler's context.
     let ok = conn
@@ -314,8 +323,8 @@ async fn client_fallback_takes_unsolicited_messages_no_route_matches() {
     let id = connected(&mut events, None).await;
     let routed = Message::new(MessageType::NOTIFY_URI, "routed", "a");
     let other = Message::new(MessageType::NOTIFY_URI, "elsewhere", "b");
-    server.handle.send(id, &routed).unwrap();
-    server.handle.send(id, &other).unwrap();
+    server.handle.send(id, &routed).await.unwrap();
+    server.handle.send(id, &other).await.unwrap();
     let got = within(WAIT, "the fallback to run", rx.recv())
         .await
         .unwrap();
@@ -374,6 +383,7 @@ async fn a_panicking_client_handler_ends_only_that_connection_cleanly() {
     server
         .handle
         .send(id, &Message::new(MessageType::NOTIFY_URI, "boom", ""))
+        .await
         .unwrap();
     let r = within(WAIT, "the pending call to fail", slow)
         .await
@@ -464,10 +474,10 @@ async fn client_one_shot_route_is_taken_only_by_a_message_that_passes_its_checks
         msg.auth.insert("token", token);
         msg
     };
-    server.handle.send(id, &push(b"wrong", "a")).unwrap();
-    server.handle.send(id, &push(b"wrong", "b")).unwrap();
-    server.handle.send(id, &push(b"right", "c")).unwrap();
-    server.handle.send(id, &push(b"right", "d")).unwrap();
+    server.handle.send(id, &push(b"wrong", "a")).await.unwrap();
+    server.handle.send(id, &push(b"wrong", "b")).await.unwrap();
+    server.handle.send(id, &push(b"right", "c")).await.unwrap();
+    server.handle.send(id, &push(b"right", "d")).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..2 {
         got.push(within(WAIT, "a pushed message", seen.recv()).await.unwrap());

@@ -252,7 +252,7 @@ async fn both_sides_broadcast_to_known_peers_only() {
     })
     .await;
     let msg = Message::new(MessageType::PUBLISH_URI, "news", "to peers");
-    assert_eq!(s.handle.broadcast_to_peers(&msg).unwrap(), 2);
+    assert_eq!(s.handle.broadcast_to_peers(&msg).await.unwrap(), 2);
     for k in [&k1, &k2] {
         let m = k.receive_timeout(WAIT).await.unwrap();
         assert_eq!(m.content().as_ref(), b"to peers");

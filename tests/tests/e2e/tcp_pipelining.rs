@@ -129,7 +129,7 @@ async fn replies_in_reverse_order_reach_their_own_callers() {
         for (rid, ctx, content) in ready.into_iter().rev() {
             let mut reply = Message::respond("same", content);
             reply.set_reply_ref(rid);
-            ctx.send(&reply).unwrap();
+            ctx.send(&reply).await.unwrap();
         }
     }
     let router = Router::new()

@@ -27,7 +27,7 @@ async fn queued_messages_and_requests_reach_an_idle_connection() {
         // Both drivers idle, wakers registered.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let push = Message::new(MessageType::NOTIFY_URI, "push", format!("p{i}"));
-        server.handle.send(id, &push).unwrap();
+        server.handle.send(id, &push).await.unwrap();
         let got = within(WAIT, "the pushed message", conn.receive_once())
             .await
             .unwrap();

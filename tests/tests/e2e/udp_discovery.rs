@@ -284,7 +284,7 @@ async fn a_stopping_node_sends_disconnect_and_leaves_the_tables_before_any_timeo
     let mut a_events = a.handle.peer_events();
     let mut b_events = b.handle.peer_events();
     // Subscriptions of a leaving peer go with it.
-    a.handle.subscribe("news", c.addr).unwrap();
+    a.handle.subscribe(c.addr, "news").unwrap();
 
     c.stop().await;
     // The timeout is 30 s: only the DISCONNECT can remove it this fast.
@@ -505,8 +505,8 @@ async fn plugins_and_handlers_see_the_senders_peer_from_the_table() {
     let r = b
         .handle
         .call_with(
-            Message::new(MessageType::REQUEST_URI, "bound", "secret"),
             a.addr,
+            Message::new(MessageType::REQUEST_URI, "bound", "secret"),
             &opts,
         )
         .await
@@ -516,8 +516,8 @@ async fn plugins_and_handlers_see_the_senders_peer_from_the_table() {
     let e = stranger
         .handle
         .call_with(
-            Message::new(MessageType::REQUEST_URI, "bound", "x"),
             a.addr,
+            Message::new(MessageType::REQUEST_URI, "bound", "x"),
             &opts.clone().timeout(Duration::from_millis(300)),
         )
         .await

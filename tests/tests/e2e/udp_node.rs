@@ -184,8 +184,8 @@ async fn subscribers_get_notified(ip: IpAddr) {
         let r = n
             .handle
             .call(
-                Message::new(MessageType::SUBSCRIBE_URI, "news", ""),
                 server.addr,
+                Message::new(MessageType::SUBSCRIBE_URI, "news", ""),
             )
             .await
             .unwrap();
@@ -212,7 +212,7 @@ async fn subscribers_get_notified(ip: IpAddr) {
     got.sort();
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), expected);
     assert!(got.iter().all(|g| g.1.as_ref() == b"extra"));
-    assert!(server.handle.unsubscribe("news", a.addr));
+    assert!(server.handle.unsubscribe(a.addr, "news"));
     assert_eq!(server.handle.subscribers("news"), vec![b.addr]);
     for n in [a, b, server] {
         n.stop().await;
@@ -314,8 +314,8 @@ async fn inner_plugin_refusals_are_counted_by_kind() {
         let (h, addr) = (client.handle.clone(), server.addr);
         async move {
             h.call_with(
-                Message::new(MessageType::REQUEST_URI, "inner", "x"),
                 addr,
+                Message::new(MessageType::REQUEST_URI, "inner", "x"),
                 &SendOptions::new().inner(plugins),
             )
             .await
@@ -427,8 +427,8 @@ async fn frames_too_large_for_a_datagram_are_refused_at_send_time() {
     let hmac = start(UdpNode::builder().auth(HmacAuth::new(b"k")), [127, 0, 0, 1]).await;
     hmac.handle
         .send(
-            &Message::new(MessageType::REQUEST_URI, "echo", fits.clone()),
             server.addr,
+            &Message::new(MessageType::REQUEST_URI, "echo", fits.clone()),
         )
         .await
         .unwrap();
@@ -438,8 +438,8 @@ async fn frames_too_large_for_a_datagram_are_refused_at_send_time() {
     let e = hmac
         .handle
         .send(
-            &Message::new(MessageType::REQUEST_URI, "echo", over),
             server.addr,
+            &Message::new(MessageType::REQUEST_URI, "echo", over),
         )
         .await
         .unwrap_err();
@@ -491,8 +491,8 @@ async fn datagrams_beyond_the_handler_limit_are_dropped_and_counted() {
     client
         .handle
         .send(
-            &Message::new(MessageType::REQUEST_URI, "hold", "2"),
             server.addr,
+            &Message::new(MessageType::REQUEST_URI, "hold", "2"),
         )
         .await
         .unwrap();
@@ -552,23 +552,51 @@ both_families!(panicking_handler: a_panicking_handler_does_not_stop_the_node_v4,
 
 #[tokio::test]
 async fn a_refused_subscription_leaves_nothing_behind() {
-    let node = start(UdpNode::builder().max_subscriptions(2), [127, 0, 0, 1]).await;
+    let node = start(
+        UdpNode::builder().max_total_subscriptions(2),
+        [127, 0, 0, 1],
+    )
+    .await;
     let a: SocketAddr = "127.0.0.1:1001".parse().unwrap();
     let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
-    node.handle.subscribe("k1", a).unwrap();
-    node.handle.subscribe("k1", a).unwrap(); // already there: no second slot used
-    node.handle.subscribe("k2", b).unwrap();
+    node.handle.subscribe(a, "k1").unwrap();
+    node.handle.subscribe(a, "k1").unwrap(); // already there: no second slot used
+    node.handle.subscribe(b, "k2").unwrap();
     for i in 0..100 {
         let e = node
             .handle
-            .subscribe(format!("refused-{i}"), a)
+            .subscribe(a, format!("refused-{i}"))
             .unwrap_err();
-        assert_eq!(e, netaio::SubscribeError::Limit(2));
+        assert_eq!(e, netaio::SubscribeError::NodeLimit(2));
     }
     assert_eq!(node.handle.subscription_keys(), 2, "refused keys were kept");
     assert!(node.handle.subscribers("refused-0").is_empty());
-    assert!(node.handle.unsubscribe("k2", b));
-    node.handle.subscribe("k3", b).unwrap();
+    assert!(node.handle.unsubscribe(b, "k2"));
+    node.handle.subscribe(b, "k3").unwrap();
+    assert_eq!(node.handle.subscribers("k3"), vec![b]);
+    node.stop().await;
+}
+
+/// One address cannot take the whole node's subscriptions: a per-subscriber limit applies
+/// before the total one (the same rule as a TCP server's per-connection limit).
+#[tokio::test]
+async fn one_address_is_limited_before_the_node_is_full() {
+    let node = start(
+        UdpNode::builder()
+            .max_subscriptions(2)
+            .max_total_subscriptions(100),
+        [127, 0, 0, 1],
+    )
+    .await;
+    let a: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+    node.handle.subscribe(a, "k1").unwrap();
+    node.handle.subscribe(a, "k2").unwrap();
+    assert_eq!(
+        node.handle.subscribe(a, "k3").unwrap_err(),
+        netaio::SubscribeError::Limit(2)
+    );
+    node.handle.subscribe(b, "k3").unwrap();
     assert_eq!(node.handle.subscribers("k3"), vec![b]);
     node.stop().await;
 }
@@ -587,8 +615,8 @@ async fn frames_too_large_for_an_ipv6_datagram_are_refused_at_send_time() {
     .await;
     fits.handle
         .send(
-            &Message::new(MessageType::REQUEST_URI, "echo", big.clone()),
             server.addr,
+            &Message::new(MessageType::REQUEST_URI, "echo", big.clone()),
         )
         .await
         .unwrap();
@@ -600,8 +628,8 @@ async fn frames_too_large_for_an_ipv6_datagram_are_refused_at_send_time() {
     let e = over
         .handle
         .send(
-            &Message::new(MessageType::REQUEST_URI, "echo", big),
             server.addr,
+            &Message::new(MessageType::REQUEST_URI, "echo", big),
         )
         .await
         .unwrap_err();
