@@ -105,9 +105,9 @@ pub fn fingerprint(ed25519: &[u8; 32]) -> String {
     hex(Sha256::digest(ed25519).get(..8).unwrap_or_default())
 }
 
-/// Lowercase hex.
+/// Lowercase hex (`hex::encode`, under the name the chat's modules call).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// The chat's [`PeerPlugin`]: `AsymmetricPeerPlugin`'s encoding (the two public keys), plus a

@@ -191,15 +191,10 @@ pub struct PublicKeys {
 
 impl fmt::Debug for PublicKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Hex<'a>(&'a [u8]);
-        impl fmt::Debug for Hex<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-            }
-        }
+        // Hex without quotes, as the keys are usually written.
         f.debug_struct("PublicKeys")
-            .field("x25519", &Hex(&self.x25519))
-            .field("ed25519", &Hex(&self.ed25519))
+            .field("x25519", &format_args!("{}", hex::encode(self.x25519)))
+            .field("ed25519", &format_args!("{}", hex::encode(self.ed25519)))
             .finish()
     }
 }

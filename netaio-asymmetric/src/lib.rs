@@ -52,7 +52,6 @@
 pub mod auth;
 pub mod cipher;
 mod identity;
-mod kdf;
 mod peer;
 
 pub use auth::Ed25519Auth;

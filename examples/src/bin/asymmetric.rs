@@ -126,8 +126,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let handle = server.handle();
     let serving = tokio::spawn(server.serve());
     println!(
-        "vault listening on {addr}, Ed25519 key {}",
-        hex(&vault_keys.ed25519[..8])
+        "vault listening on {addr}, Ed25519 key {}…",
+        hex::encode(&vault_keys.ed25519[..8])
     );
 
     let question = || Message::new(MessageType::REQUEST_URI, "secret", "what is the answer?");
@@ -247,8 +247,8 @@ async fn handshake(
     let packed: Bytes = AsymmetricPeerPlugin.pack(&identity.peer(id)?)?;
     let advert = Message::new(MessageType::ADVERTISE_PEER, "vault", packed);
     println!(
-        "> ADVERTISE_PEER \"vault\" (peer \"{id}\", Ed25519 key {}; no plugins)",
-        hex(&identity.public_keys().ed25519[..8])
+        "> ADVERTISE_PEER \"vault\" (peer \"{id}\", Ed25519 key {}…; no plugins)",
+        hex::encode(&identity.public_keys().ed25519[..8])
     );
     let reply = match conn.call(advert).await {
         Ok(reply) => reply,
@@ -262,9 +262,9 @@ async fn handshake(
     let peer = AsymmetricPeerPlugin.unpack(reply.content())?;
     AsymmetricPeerPlugin.validate(&peer)?;
     println!(
-        "< PEER_DISCOVERED \"vault\" (peer \"{}\", Ed25519 key {})",
+        "< PEER_DISCOVERED \"vault\" (peer \"{}\", Ed25519 key {}…)",
         peer.id.escape_ascii(),
-        hex(&PublicKeys::from_peer(&peer)?.ed25519[..8])
+        hex::encode(&PublicKeys::from_peer(&peer)?.ed25519[..8])
     );
     Ok(Ok(peer))
 }
@@ -301,10 +301,6 @@ async fn refused(
         Err(e) => Err(format!("expected RequestError::Auth, got {e}").into()),
         Ok(m) => Err(format!("expected RequestError::Auth, got {}", show::message(&m)).into()),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() + "…"
 }
 
 fn expect(ok: bool, what: &str) -> Result<(), Box<dyn Error>> {

@@ -4,10 +4,7 @@
 // The helpers below are test code too (clippy only relaxes these lints inside `#[test]` functions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use crate::common;
-
 use bytes::Bytes;
-use common::hex;
 use ed25519_dalek::Signer;
 use netaio::peer::{Peer, PeerData};
 use netaio::plugin::{PeerError, PeerPlugin, PostcardPeerPlugin};
@@ -21,11 +18,11 @@ fn x25519_public_key_matches_python_vectors() {
     let b = Identity::from_seed([2; 32]);
     assert_eq!(
         a.public_keys().x25519.to_vec(),
-        hex("1b1b58dd50ea14b60da17b790cd02754d970c9bab864ebb3c0f3016fe51d3f57")
+        hex::decode("1b1b58dd50ea14b60da17b790cd02754d970c9bab864ebb3c0f3016fe51d3f57").unwrap()
     );
     assert_eq!(
         b.public_keys().x25519.to_vec(),
-        hex("60346e7c911a5f6ba154129174cafe75b294ac3bbd5549632f48cec6266f8410")
+        hex::decode("60346e7c911a5f6ba154129174cafe75b294ac3bbd5549632f48cec6266f8410").unwrap()
     );
 }
 
@@ -36,16 +33,18 @@ fn ed25519_key_and_signature_match_python_vectors() {
     let a = Identity::from_seed([1; 32]);
     assert_eq!(
         a.public_keys().ed25519.to_vec(),
-        hex("8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c")
+        hex::decode("8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c").unwrap()
     );
-    let msg = hex("00046563686f68656c6c6f000102030405060708090a0b0c0d0e0f6553f100");
+    let msg =
+        hex::decode("00046563686f68656c6c6f000102030405060708090a0b0c0d0e0f6553f100").unwrap();
     let sig = a.signing_key().sign(&msg);
     assert_eq!(
         sig.to_bytes().to_vec(),
-        hex(
-            "ee9fc1a5a5b15da97ad942e368e6c6cd06753f904d438af7924c57cdee64aa9b
-             77780d1bf7d7c57a7a9f9d21331567671362d25607181b9aa950391e6e493803"
-        )
+        hex::decode(concat!(
+            "ee9fc1a5a5b15da97ad942e368e6c6cd06753f904d438af7924c57cdee64aa9b",
+            "77780d1bf7d7c57a7a9f9d21331567671362d25607181b9aa950391e6e493803"
+        ))
+        .unwrap()
     );
     assert!(a.verifying_key().verify_strict(&msg, &sig).is_ok());
 }

@@ -321,40 +321,32 @@ mod tests {
 
     const VECTORS: &str = include_str!("../../tests/fixtures/python-netaio-0.0.9-vectors.json");
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     #[test]
     fn intermediate_values_match_python() {
         let v: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
         let h = &v["primitives"]["hmac"];
         let auth = LegacyHmacAuth::new(h["secret"].as_str().unwrap());
-        assert_eq!(hex(&auth.key), h["secret_sha256_hex"]);
-        let nonce = unhex(h["nonce_hex"].as_str().unwrap());
+        assert_eq!(hex::encode(auth.key), h["secret_sha256_hex"]);
+        let nonce = hex::decode(h["nonce_hex"].as_str().unwrap()).unwrap();
         assert_eq!(
-            hex(&derive_key(&[&auth.key, &nonce, b"mac"])),
+            hex::encode(derive_key(&[&auth.key, &nonce, b"mac"])),
             h["mac_key_hex"]
         );
-        let mut message = unhex(h["ts_bytes_hex"].as_str().unwrap());
-        message.extend(unhex(h["body_hex"].as_str().unwrap()));
+        let mut message = hex::decode(h["ts_bytes_hex"].as_str().unwrap()).unwrap();
+        message.extend(hex::decode(h["body_hex"].as_str().unwrap()).unwrap());
         assert_eq!(
-            hex(&legacy_mac(&auth.key, &nonce, &[&message])),
+            hex::encode(legacy_mac(&auth.key, &nonce, &[&message])),
             h["mac_hex"]
         );
 
         let s = &v["primitives"]["stream_cipher"];
         let key = sha256(&[s["key"].as_str().unwrap().as_bytes()]);
-        assert_eq!(hex(&key), s["key_sha256_hex"]);
-        let iv = unhex(s["iv_hex"].as_str().unwrap());
-        assert_eq!(hex(&derive_key(&[&key, &iv, b"enc"])), s["enc_key_hex"]);
+        assert_eq!(hex::encode(key), s["key_sha256_hex"]);
+        let iv = hex::decode(s["iv_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            hex::encode(derive_key(&[&key, &iv, b"enc"])),
+            s["enc_key_hex"]
+        );
     }
 
     fn msg() -> Message {

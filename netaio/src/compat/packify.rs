@@ -38,9 +38,8 @@
 //! ]);
 //! let bytes = packify::encode(&value).unwrap();
 //! // Python: packify.pack({'b': 1, 'a': b'x'}).hex()
-//! assert_eq!(hex(&bytes), "4d40020a0b4c4002030243016244014c40020303430161410178");
+//! assert_eq!(hex::encode(&bytes), "4d40020a0b4c4002030243016244014c40020303430161410178");
 //! assert_eq!(packify::decode(&bytes).unwrap(), value);
-//! # fn hex(b: &[u8]) -> String { b.iter().map(|x| format!("{x:02x}")).collect() }
 //! ```
 
 use std::collections::HashMap;
@@ -911,12 +910,8 @@ pub fn decode(src: &[u8]) -> Result<Value, PackifyError> {
 mod tests {
     use super::*;
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
     fn enc(v: &Value) -> String {
-        hex(&encode(v).unwrap())
+        hex::encode(encode(v).unwrap())
     }
 
     #[test]
@@ -937,11 +932,11 @@ mod tests {
         assert_eq!(enc(&Value::from(i64::MIN)), "05088000000000000000");
         let huge = Int::from_magnitude(false, &[1u8; 256]);
         let e = encode(&Value::Int(huge.clone())).unwrap();
-        assert_eq!(hex(&e[..5]), "0e00000100");
+        assert_eq!(hex::encode(&e[..5]), "0e00000100");
         assert_eq!(decode(&e).unwrap(), Value::Int(huge));
         let neg = Int::from_magnitude(true, &[2u8; 300]);
         let e = encode(&Value::Int(neg.clone())).unwrap();
-        assert_eq!(hex(&e[..5]), "0f0000012c");
+        assert_eq!(hex::encode(&e[..5]), "0f0000012c");
         assert_eq!(decode(&e).unwrap(), Value::Int(neg));
         assert_eq!(Int::from(i128::MIN).to_i128(), Some(i128::MIN));
         assert_eq!(Int::from(-1).to_u64(), None);

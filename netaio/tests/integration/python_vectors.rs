@@ -18,18 +18,6 @@ fn vectors() -> Json {
     serde_json::from_str(VECTORS).expect("the fixture is JSON")
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// A packify value from the fixture's description (`{"type": ..., ...}`).
 fn value_of(j: &Json) -> Value {
     let items = |j: &Json| -> Vec<Value> {
@@ -51,7 +39,7 @@ fn value_of(j: &Json) -> Value {
                 _ => panic!("int out of range in the fixture: {v}"),
             }
         }
-        "bytes" => Value::bytes(unhex(j["hex"].as_str().unwrap())),
+        "bytes" => Value::bytes(hex::decode(j["hex"].as_str().unwrap()).unwrap()),
         "str" => Value::from(j["value"].as_str().unwrap()),
         "tuple" => Value::Tuple(items(j)),
         "list" => Value::List(items(j)),
@@ -80,11 +68,11 @@ fn every_packify_vector_encodes_and_decodes_byte_for_byte() {
     let v = vectors();
     for case in v["packify"].as_array().unwrap() {
         let value = value_of(&case["value"]);
-        let expected = unhex(case["hex"].as_str().unwrap());
+        let expected = hex::decode(case["hex"].as_str().unwrap()).unwrap();
         let encoded = packify::encode(&value).unwrap();
         assert_eq!(
-            hex(&encoded),
-            hex(&expected),
+            hex::encode(&encoded),
+            hex::encode(&expected),
             "encoding of {value:?} differs from Python's"
         );
         assert_eq!(
@@ -112,9 +100,12 @@ struct Fixed {
 fn fixed(case: &Json) -> Fixed {
     let f = &case["fixed"];
     Fixed {
-        nonce: unhex(f["nonce_hex"].as_str().unwrap()),
+        nonce: hex::decode(f["nonce_hex"].as_str().unwrap()).unwrap(),
         ts: u32::try_from(f["ts"].as_u64().unwrap()).unwrap(),
-        iv: unhex(f["iv_hex"].as_str().unwrap()).try_into().unwrap(),
+        iv: hex::decode(f["iv_hex"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
         split: f["uri_split"].as_u64().map_or(0, |s| s as usize),
     }
 }
@@ -130,8 +121,8 @@ fn plugins(case: &Json) -> (Option<LegacyHmacAuth>, Option<LegacySha256StreamCip
 fn plain_message(case: &Json) -> Message {
     Message::new(
         MessageType::from_u8(u8::try_from(case["message_type"].as_u64().unwrap()).unwrap()),
-        unhex(case["plain_uri_hex"].as_str().unwrap()),
-        unhex(case["plain_content_hex"].as_str().unwrap()),
+        hex::decode(case["plain_uri_hex"].as_str().unwrap()).unwrap(),
+        hex::decode(case["plain_content_hex"].as_str().unwrap()).unwrap(),
     )
 }
 
@@ -167,7 +158,7 @@ fn every_frame_is_reproduced_byte_for_byte_and_opens_back() {
         // Encode: the whole frame, and its parts.
         let wire = sealed.to_bytes(&PackifyCodec).unwrap();
         assert_eq!(
-            hex(&wire),
+            hex::encode(&wire),
             case["wire_hex"].as_str().unwrap(),
             "{name}: frame differs from Python's"
         );
@@ -179,14 +170,14 @@ fn every_frame_is_reproduced_byte_for_byte_and_opens_back() {
         assert_eq!(u64::from(header.checksum), h["checksum"], "{name}");
         let auth_end = Header::LEN + usize::from(header.auth_length);
         assert_eq!(
-            hex(&wire[Header::LEN..auth_end]),
+            hex::encode(&wire[Header::LEN..auth_end]),
             case["auth_hex"],
             "{name}"
         );
-        assert_eq!(hex(&wire[auth_end..]), case["body_hex"], "{name}");
+        assert_eq!(hex::encode(&wire[auth_end..]), case["body_hex"], "{name}");
 
         // Decode Python's bytes: the auth fields are the recorded ones.
-        let frame = Bytes::from(unhex(case["wire_hex"].as_str().unwrap()));
+        let frame = Bytes::from(hex::decode(case["wire_hex"].as_str().unwrap()).unwrap());
         let mut received = Message::decode(frame, &PackifyCodec).unwrap();
         let recorded = PackifyCodec::fields_from_value(&value_of(&case["auth_fields"])).unwrap();
         assert_eq!(received.auth, recorded, "{name}: auth fields");
@@ -213,7 +204,7 @@ fn frames_with_plugins_fail_their_checks_when_tampered_or_keyed_wrongly() {
         let Some(secret) = case["hmac_secret"].as_str() else {
             continue;
         };
-        let frame = Bytes::from(unhex(case["wire_hex"].as_str().unwrap()));
+        let frame = Bytes::from(hex::decode(case["wire_hex"].as_str().unwrap()).unwrap());
         let msg = Message::decode(frame, &PackifyCodec).unwrap();
         let wrong = LegacyHmacAuth::new(format!("{secret}!"));
         assert!(wrong.check(&mut msg.clone(), &ctx).is_err());
@@ -244,8 +235,13 @@ fn the_peer_vectors_pack_and_unpack_as_python_default_peer_plugin() {
             .iter()
             .find(|c| c["name"] == name)
             .unwrap();
-        let content = Bytes::from(unhex(case["plain_content_hex"].as_str().unwrap()));
-        assert_eq!(case["plain_uri_hex"], hex(b"netaio"), "uri is the app id");
+        let content =
+            Bytes::from(hex::decode(case["plain_content_hex"].as_str().unwrap()).unwrap());
+        assert_eq!(
+            case["plain_uri_hex"],
+            hex::encode(b"netaio"),
+            "uri is the app id"
+        );
         let peer = PackifyPeerPlugin.unpack(&content).unwrap();
         assert_eq!(peer.id.as_ref(), b"peer-id-0001");
         let data = PackifyPeerPlugin.decode_data(&peer.data).unwrap();
@@ -259,7 +255,7 @@ fn the_peer_vectors_pack_and_unpack_as_python_default_peer_plugin() {
         let packed = PackifyPeerPlugin
             .pack(&netaio::peer::Peer::new("peer-id-0001").with_data(encoded))
             .unwrap();
-        assert_eq!(hex(&packed), hex(&content), "{name}");
+        assert_eq!(hex::encode(&packed), hex::encode(&content), "{name}");
     }
 }
 
@@ -268,25 +264,31 @@ fn the_primitive_vectors_match() {
     let v = vectors();
     let h = &v["primitives"]["hmac"];
     let auth = LegacyHmacAuth::new(h["secret"].as_str().unwrap());
-    let body = Body::decode(Bytes::from(unhex(h["body_hex"].as_str().unwrap()))).unwrap();
+    let body = Body::decode(Bytes::from(
+        hex::decode(h["body_hex"].as_str().unwrap()).unwrap(),
+    ))
+    .unwrap();
     let mac = auth.mac(
-        &unhex(h["nonce_hex"].as_str().unwrap()),
-        &unhex(h["ts_bytes_hex"].as_str().unwrap()),
+        &hex::decode(h["nonce_hex"].as_str().unwrap()).unwrap(),
+        &hex::decode(h["ts_bytes_hex"].as_str().unwrap()).unwrap(),
         &body,
     );
-    assert_eq!(hex(&mac), h["mac_hex"]);
+    assert_eq!(hex::encode(mac), h["mac_hex"]);
 
     let s = &v["primitives"]["stream_cipher"];
     let cipher = LegacySha256StreamCipher::new(s["key"].as_str().unwrap());
-    let iv = unhex(s["iv_hex"].as_str().unwrap());
-    assert_eq!(hex(&cipher.keystream(&iv, 70)), s["keystream_70_hex"]);
-    let pt = unhex(s["plaintext_hex"].as_str().unwrap());
+    let iv = hex::decode(s["iv_hex"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        hex::encode(cipher.keystream(&iv, 70)),
+        s["keystream_70_hex"]
+    );
+    let pt = hex::decode(s["plaintext_hex"].as_str().unwrap()).unwrap();
     let ct: Vec<u8> = pt
         .iter()
         .zip(cipher.keystream(&iv, pt.len()))
         .map(|(p, k)| p ^ k)
         .collect();
-    assert_eq!(hex(&ct), s["ciphertext_hex"]);
+    assert_eq!(hex::encode(&ct), s["ciphertext_hex"]);
 }
 
 #[test]

@@ -41,11 +41,3 @@ pub fn wire(msg: &Message) -> Message {
     let frame = msg.to_bytes(&PostcardCodec).unwrap();
     Message::decode(frame, &PostcardCodec).unwrap()
 }
-
-pub fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
