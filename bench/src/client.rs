@@ -19,43 +19,24 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::args::Args;
+use crate::Result;
+use crate::args::ClientArgs;
 use crate::frames::{FrameReader, Sealer, body_len};
 use crate::stats::{Sample, percentile};
-use crate::{Mode, Result};
-
-/// Flags of the client role.
-pub const VALUED: &[&str] = &[
-    "codec",
-    "address",
-    "workload",
-    "mode",
-    "count",
-    "warmup",
-    "size",
-    "conns",
-    "seconds",
-    "rate-estimate",
-    "timeout",
-];
 
 /// Run the client role (`bench client …`, `loadgen`): prints one JSON [`Sample`] line (or
 /// `ready N` for the idle workload).
-pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
-    let args = Args::parse(args, VALUED, &[])?;
-    let addr: SocketAddr = args
-        .raw("address")
-        .ok_or("--address is required")?
-        .parse()?;
-    let workload = args.raw("workload").ok_or("--workload is required")?;
-    let mode: Mode = args.get_or("mode", Mode::None)?;
-    let size: usize = args.get_or("size", 64)?;
-    let timeout = Duration::from_secs(args.get_or("timeout", 120)?);
+pub fn run(args: ClientArgs) -> Result<()> {
+    let addr = args.address;
+    let workload = args.workload.as_str();
+    let mode = args.mode;
+    let size = args.size;
+    let timeout = Duration::from_secs(args.timeout);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     // `--codec python`: packify auth blocks, for the Python server.
-    let codec = match args.raw("codec").unwrap_or("native") {
+    let codec = match args.codec.as_str() {
         "native" => netaio::codec::FrameCodec::new(),
         "python" => {
             netaio::codec::FrameCodec::with_auth_codec(Arc::new(netaio::compat::PackifyCodec))
@@ -67,29 +48,29 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
         let run = async {
             match workload {
                 "w1" | "w5" | "rt" => {
-                    let count = args.get_or("count", 20_000)?;
-                    let warmup = args.get_or("warmup", 1_000)?;
+                    let count = args.count.unwrap_or(20_000);
+                    let warmup = args.warmup.unwrap_or(1_000);
                     round_trips(addr, &sealer, count, warmup).await.map(Some)
                 }
                 "w4" | "udp" => {
-                    let count = args.get_or("count", 20_000)?;
-                    let warmup = args.get_or("warmup", 1_000)?;
+                    let count = args.count.unwrap_or(20_000);
+                    let warmup = args.warmup.unwrap_or(1_000);
                     udp_round_trips(addr, &sealer, count, warmup).map(Some)
                 }
                 "w2" | "pipeline" => {
-                    let count = args.get_or("count", 400_000)?;
+                    let count = args.count.unwrap_or(400_000);
                     pipelined(addr, &sealer, count).await.map(Some)
                 }
                 "w3" | "many" => {
-                    let conns = args.get_or("conns", 50)?;
-                    let secs: f64 = args.get_or("seconds", 5.0)?;
-                    let rate: f64 = args.get_or("rate-estimate", 250_000.0)?;
+                    let conns = args.conns.unwrap_or(50);
+                    let secs = args.seconds;
+                    let rate = args.rate_estimate;
                     many(addr, &sealer, conns, Duration::from_secs_f64(secs), rate)
                         .await
                         .map(Some)
                 }
                 "idle" => {
-                    let conns = args.get_or("conns", 5_000)?;
+                    let conns = args.conns.unwrap_or(5_000);
                     idle(addr, &sealer, conns).await.map(|()| None)
                 }
                 other => Err(format!("unknown workload `{other}`").into()),

@@ -3,50 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::args::Args;
+use crate::args::DriverArgs;
 use crate::stats::{Sample, median};
 use crate::{Impl, Mode, Result, Transport, Workload};
 
-const VALUED: &[&str] = &[
-    "runs",
-    "workloads",
-    "modes",
-    "json",
-    "w1-count",
-    "w2-count",
-    "w3-seconds",
-    "w3-conns",
-    "w4-count",
-    "w5-count",
-    "idle-conns",
-    "rate-estimate",
-];
-const SWITCHES: &[&str] = &["quick", "no-pin", "no-nice", "no-memory", "python", "help"];
-
 /// The most W2 messages sent to the Python server (it handles a few tens of thousands a second).
 const PYTHON_W2_MAX: usize = 100_000;
-
-const USAGE: &str = "\
-netaio benchmark driver
-
-  bench [--quick] [--runs N] [--workloads w1,w2,w3,w4,w5] [--modes none,hmac,hmac+aead]
-        [--json PATH] [--no-pin] [--no-nice] [--no-memory] [--w1-count N] [--w2-count N]
-        [--w3-seconds S] [--w3-conns N] [--w4-count N] [--w5-count N] [--idle-conns N]
-        [--rate-estimate R] [--python]
-
-Runs each workload against the hand-written tokio baseline (mode none) and against netaio in
-each mode, alternating, in separate processes (server pinned to CPU 0, client to CPU 1 when
-`taskset` works; at nice -20 when allowed, so that other processes disturb less), then prints medians with the ratio netaio / baseline and writes JSON
-(default: bench-results.json). --quick scales the counts down (and 3 runs instead of 5).
---python adds the Python library (netaio 0.0.9, from NETAIO_PYTHON or the workspace's .venv) as a
-third server, mode none, with W2 capped at 100,000 messages; its ratio is python / baseline.
-";
 
 /// Everything a run is configured with.
 #[derive(Debug, Clone, Serialize)]
@@ -173,40 +140,33 @@ pub struct Report {
 }
 
 /// Run the driver.
-pub fn main_with(args: impl IntoIterator<Item = String>) -> Result<()> {
-    let args = Args::parse(args, VALUED, SWITCHES)?;
-    if args.has("help") {
-        print!("{USAGE}");
-        return Ok(());
-    }
-    let quick = args.has("quick");
-    let workloads: Vec<Workload> = args.list_or("workloads", &Workload::ALL)?;
-    let modes: Vec<Mode> = args.list_or("modes", &Mode::ALL)?;
-    let pinned = !args.has("no-pin") && pinning_works();
-    let niced = !args.has("no-nice") && nice_works();
+pub fn run(args: DriverArgs) -> Result<()> {
+    let quick = args.quick;
+    let workloads = args.workloads;
+    let modes = args.modes;
+    let pinned = !args.no_pin && pinning_works();
+    let niced = !args.no_nice && nice_works();
     let cfg = Config {
         quick,
-        runs: args.get_or("runs", if quick { 3 } else { 5 })?,
-        python: args.has("python"),
+        runs: args.runs.unwrap_or(if quick { 3 } else { 5 }),
+        python: args.python,
         workloads: workloads.iter().map(|w| w.name().to_owned()).collect(),
         modes: modes.iter().map(|m| m.name().to_owned()).collect(),
-        w1_count: args.get_or("w1-count", if quick { 20_000 } else { 50_000 })?,
+        w1_count: args.w1_count.unwrap_or(if quick { 20_000 } else { 50_000 }),
         warmup: if quick { 1_000 } else { 3_000 },
-        w2_count: args.get_or("w2-count", if quick { 400_000 } else { 2_000_000 })?,
-        w3_seconds: args.get_or("w3-seconds", 5.0)?,
-        w3_conns: args.get_or("w3-conns", 50)?,
-        w4_count: args.get_or("w4-count", if quick { 20_000 } else { 50_000 })?,
-        w5_count: args.get_or("w5-count", if quick { 1_000 } else { 3_000 })?,
-        idle_conns: if args.has("no-memory") {
-            0
-        } else {
-            args.get_or("idle-conns", 5_000)?
-        },
-        rate_estimate: args.get_or("rate-estimate", 250_000.0)?,
+        w2_count: args
+            .w2_count
+            .unwrap_or(if quick { 400_000 } else { 2_000_000 }),
+        w3_seconds: args.w3_seconds,
+        w3_conns: args.w3_conns,
+        w4_count: args.w4_count.unwrap_or(if quick { 20_000 } else { 50_000 }),
+        w5_count: args.w5_count.unwrap_or(if quick { 1_000 } else { 3_000 }),
+        idle_conns: if args.no_memory { 0 } else { args.idle_conns },
+        rate_estimate: args.rate_estimate,
         pinned,
         niced,
     };
-    let json_path = PathBuf::from(args.raw("json").unwrap_or("bench-results.json"));
+    let json_path = args.json;
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let load_start = loadavg();

@@ -8,7 +8,9 @@
 //!   needs no other binary.
 //! - `netaio-echo`: the netaio echo server (`--mode none|hmac|hmac+aead`).
 //! - `baseline-echo`: the hand-written tokio echo server.
-//! - `loadgen`: the client (`--workload w1|w2|w3|w5|idle`).
+//! - `loadgen`: the client (`--workload w1|w2|w3|w4|w5|idle`).
+//!
+//! Their flags are in [`args`] (clap); each takes `--help`.
 //!
 //! See `BENCHMARKS.md` at the repository root for what each workload measures and why the client
 //! is built the way it is.
@@ -223,7 +225,7 @@ impl FromStr for Workload {
             "w3" => Ok(Workload::W3),
             "w4" => Ok(Workload::W4),
             "w5" => Ok(Workload::W5),
-            _ => Err(format!("unknown workload `{s}` (w1, w2, w3, w5)")),
+            _ => Err(format!("unknown workload `{s}` (w1, w2, w3, w4, w5)")),
         }
     }
 }

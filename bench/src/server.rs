@@ -15,20 +15,9 @@ use netaio::{Message, MessageType, Router, TcpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-use crate::args::Args;
+use crate::args::ServerArgs;
 use crate::frames::plugins;
 use crate::{ECHO_URI, Impl, Mode, Result, Transport};
-
-/// Flags of the server role.
-pub const VALUED: &[&str] = &[
-    "impl",
-    "mode",
-    "address",
-    "threads",
-    "replay-capacity",
-    "transport",
-    "idle-timeout",
-];
 
 /// Default replay-cache capacity of the netaio server in the plugin modes (see
 /// [`plugins`]): room for every nonce of the largest workload.
@@ -51,21 +40,18 @@ pub fn router() -> Router {
     router
 }
 
-/// Run the server role (`bench server …`, `netaio-echo`, `baseline-echo`). `forced` fixes the
-/// implementation for the dedicated binaries.
-pub fn main_with(args: impl IntoIterator<Item = String>, forced: Option<Impl>) -> Result<()> {
-    let args = Args::parse(args, VALUED, &[])?;
-    let imp = match forced {
-        Some(i) => i,
-        None => args.get_or("impl", Impl::Netaio)?,
-    };
-    let mode: Mode = args.get_or("mode", Mode::None)?;
-    let addr: SocketAddr = args.get_or("address", SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    let threads: usize = args.get_or("threads", 1)?;
-    let capacity: usize = args.get_or("replay-capacity", DEFAULT_REPLAY_CAPACITY)?;
-    let transport: Transport = args.get_or("transport", Transport::Tcp)?;
-    // Seconds; 0 turns the idle timeout off (the default is the library's, 300 s).
-    let idle: Option<u64> = args.raw("idle-timeout").map(str::parse).transpose()?;
+/// Run the server role (`bench server …`, `netaio-echo`, `baseline-echo`) with implementation
+/// `imp`.
+pub fn run(args: ServerArgs, imp: Impl) -> Result<()> {
+    let ServerArgs {
+        mode,
+        address: addr,
+        threads,
+        replay_capacity: capacity,
+        transport,
+        // Seconds; 0 turns the idle timeout off (the default is the library's, 300 s).
+        idle_timeout: idle,
+    } = args;
     if imp != Impl::Netaio && mode != Mode::None {
         return Err(format!("the {imp} server has no plugins here: use --mode none").into());
     }

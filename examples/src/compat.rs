@@ -3,13 +3,17 @@
 //! the request contents the client sends.
 //!
 //! ```
-//! use netaio_examples::args::Flags;
+//! use clap::Parser;
 //! use netaio_examples::compat::{content_for, PluginFlags};
 //!
-//! let args = ["--hmac", "s", "--cipher", "k", "--no-encrypt-uri"].map(String::from);
-//! let flags = Flags::parse_with_switches(args, PluginFlags::VALUES, PluginFlags::SWITCHES).unwrap();
-//! let plugins = PluginFlags::from_flags(&flags);
-//! assert_eq!(plugins.describe(), "hmac + cipher (uri in clear)");
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     plugins: PluginFlags,
+//! }
+//!
+//! let cli = Cli::try_parse_from(["prog", "--hmac", "s", "--cipher", "k", "--no-encrypt-uri"]).unwrap();
+//! assert_eq!(cli.plugins.describe(), "hmac + cipher (uri in clear)");
 //! assert_eq!(content_for(0).len(), 0);
 //! assert_eq!(content_for(1).len(), 1000);
 //! ```
@@ -18,34 +22,38 @@ use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
 use netaio::tcp::{TcpClientBuilder, TcpServerBuilder};
 use netaio::udp::UdpNodeBuilder;
 
-use crate::args::Flags;
-
-/// The plugin options of the interop programs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The plugin options of the interop programs (flatten them into a `clap::Parser` with
+/// `#[command(flatten)]`). The doc comments of the fields are the `--help` text.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct PluginFlags {
-    /// `--hmac SECRET`: Python's `HMACAuthPlugin({"secret": SECRET})`.
+    /// Python's HMACAuthPlugin with this secret (insecure legacy MAC)
+    #[arg(long, value_name = "SECRET")]
     pub hmac: Option<String>,
-    /// `--cipher KEY`: Python's `Sha256StreamCipherPlugin({"key": KEY})`.
+    /// Python's Sha256StreamCipherPlugin with this key (insecure legacy cipher)
+    #[arg(long, value_name = "KEY")]
     pub cipher: Option<String>,
-    /// False with `--no-encrypt-uri` (Python's default `encrypt_uri=True` otherwise).
+    /// The cipher leaves the uri in clear (Python: encrypt_uri=False)
+    // The field is the Python option, true unless the flag is given.
+    #[arg(long = "no-encrypt-uri", action = clap::ArgAction::SetFalse)]
     pub encrypt_uri: bool,
+    /// Ignored (the Python programs take it)
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+impl Default for PluginFlags {
+    /// Python's defaults: no plugins, and a cipher would encrypt the uri.
+    fn default() -> Self {
+        Self {
+            hmac: None,
+            cipher: None,
+            encrypt_uri: true,
+            verbose: false,
+        }
+    }
 }
 
 impl PluginFlags {
-    /// The flags that take a value.
-    pub const VALUES: &'static [&'static str] = &["hmac", "cipher"];
-    /// The switches (`--verbose` is accepted and ignored, like the Python programs do).
-    pub const SWITCHES: &'static [&'static str] = &["no-encrypt-uri", "verbose"];
-
-    /// Read the options from parsed flags.
-    pub fn from_flags(flags: &Flags) -> Self {
-        Self {
-            hmac: flags.raw("hmac").map(str::to_owned),
-            cipher: flags.raw("cipher").map(str::to_owned),
-            encrypt_uri: !flags.is_set("no-encrypt-uri"),
-        }
-    }
-
     /// The auth plugin, if any.
     pub fn auth(&self) -> Option<LegacyHmacAuth> {
         self.hmac.as_deref().map(LegacyHmacAuth::new)
@@ -125,4 +133,43 @@ pub fn content_for(i: usize) -> Vec<u8> {
         _ => (i * 379) % 1001,
     };
     (0..len).map(|j| ((i * 7 + j) % 256) as u8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        plugins: PluginFlags,
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_python_s() {
+        let cli = Cli::try_parse_from(["prog"]).unwrap();
+        assert_eq!(cli.plugins, PluginFlags::default());
+        assert!(cli.plugins.encrypt_uri);
+        assert_eq!(cli.plugins.describe(), "plain");
+    }
+
+    #[test]
+    fn flags() {
+        let cli =
+            Cli::try_parse_from(["prog", "--cipher=k", "--no-encrypt-uri", "--verbose"]).unwrap();
+        assert_eq!(cli.plugins.cipher.as_deref(), Some("k"));
+        assert!(!cli.plugins.encrypt_uri);
+        assert_eq!(cli.plugins.describe(), "cipher (uri in clear)");
+        // A switch takes no value, and is given once.
+        assert!(Cli::try_parse_from(["prog", "--no-encrypt-uri=1"]).is_err());
+        assert!(Cli::try_parse_from(["prog", "--verbose", "--verbose"]).is_err());
+        assert!(Cli::try_parse_from(["prog", "--hmac"]).is_err());
+    }
 }

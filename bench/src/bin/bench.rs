@@ -4,12 +4,15 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use netaio_bench::args::{BenchCli, Role};
+
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1).peekable();
-    let result = match args.peek().map(String::as_str) {
-        Some("server") => netaio_bench::server::main_with(args.skip(1), None),
-        Some("client") => netaio_bench::client::main_with(args.skip(1)),
-        _ => netaio_bench::driver::main_with(args),
+    let cli = BenchCli::parse();
+    let result = match cli.role {
+        Some(Role::Server(s)) => netaio_bench::server::run(s.server, s.imp),
+        Some(Role::Client(c)) => netaio_bench::client::run(c),
+        None => netaio_bench::driver::run(cli.driver),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,19 +4,16 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use netaio_chat::options::{USAGE, from_env};
+use netaio_chat::options::from_env;
 use netaio_chat::ui::Ui;
 use netaio_chat::{app, input};
-use netaio_examples::args::usage_exit;
-use netaio_examples::init_tracing;
-use netaio_examples::signals::stop_signals;
+use netaio_support::init_tracing;
+use netaio_support::signals::stop_signals;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (opts, color) = match from_env() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("chat", USAGE, &e),
-    };
+    // `--help` prints the help and exits 0; a usage error exits 2 with the usage.
+    let (opts, color) = from_env().unwrap_or_else(|e| e.exit());
     init_tracing("warn");
     let ui = Arc::new(Ui::stdout(color.for_stdout()));
     let stop = stop_signals();

@@ -14,66 +14,51 @@
 //! (2 for a usage error). `--verbose` is accepted and ignored; logs go to stderr (`RUST_LOG`).
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use netaio::{Connection, Message, MessageType, ReceiveError, TcpClient};
-use netaio_examples::args::{Flags, UsageError, usage_exit};
 use netaio_examples::compat::{PluginFlags, content_for};
 use netaio_examples::init_tracing;
 use netaio_examples::show::{message as line, request_error};
-
-const USAGE: &str = "--port P [--hmac SECRET] [--cipher KEY] [--no-encrypt-uri] --n N [--timeout S] [--no-pubsub] [--host ADDR]
-  --port P          the server's port
-  --n N             how many echo requests to send
-  --timeout S       seconds to wait for each reply (default 10, as Python's request)
-  --hmac SECRET     Python's HMACAuthPlugin with this secret (insecure legacy MAC)
-  --cipher KEY      Python's Sha256StreamCipherPlugin with this key (insecure legacy cipher)
-  --no-encrypt-uri  the cipher leaves the uri in clear (Python: encrypt_uri=False)
-  --no-pubsub       skip the subscribe / publish / notify / unsubscribe checks
-  --host ADDR       the server's address (default 127.0.0.1, as Python)
-  --verbose         ignored";
+use netaio_support::parse_ip;
 
 /// The topic of the pub/sub checks.
 pub const TOPIC: &str = "compat/topic";
 
-struct Options {
-    addr: SocketAddr,
-    n: usize,
-    timeout: Duration,
-    pubsub: bool,
+/// The interop client: N echo requests (0 to 1,000 bytes) and the pub/sub checks against a Python
+/// netaio 0.0.9 server (or compat_server), in Python-compatible mode. Prints `ok N`.
+#[derive(Debug, Parser)]
+#[command(name = "compat_client")]
+struct Cli {
+    /// The server's port
+    #[arg(long, value_name = "P")]
+    port: u16,
+    #[command(flatten)]
     plugins: PluginFlags,
+    /// How many echo requests to send
+    #[arg(long, value_name = "N")]
+    n: usize,
+    /// Seconds to wait for each reply (as Python's request)
+    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
+    timeout: Duration,
+    /// Skip the subscribe / publish / notify / unsubscribe checks
+    #[arg(long)]
+    no_pubsub: bool,
+    /// The server's address (as Python)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1", value_parser = parse_ip)]
+    host: IpAddr,
 }
 
-fn options() -> Result<Options, UsageError> {
-    let mut values = vec!["port", "n", "timeout", "host"];
-    values.extend_from_slice(PluginFlags::VALUES);
-    let mut switches = vec!["no-pubsub"];
-    switches.extend_from_slice(PluginFlags::SWITCHES);
-    let flags = Flags::from_env_with_switches(&values, &switches)?;
-    let port = flags
-        .value::<u16>("port")?
-        .ok_or_else(|| UsageError::MissingValue("port".into()))?;
-    let n = flags
-        .value::<usize>("n")?
-        .ok_or_else(|| UsageError::MissingValue("n".into()))?;
-    let timeout = flags.value_or("timeout", 10.0f64)?;
-    if !(timeout.is_finite() && timeout > 0.0 && timeout < 86_400.0) {
-        return Err(UsageError::Invalid {
-            flag: "timeout".into(),
-            value: timeout.to_string(),
-            reason: "not a number of seconds above 0".into(),
-        });
+/// A number of seconds above 0 and under a day (`Duration::from_secs_f64` panics on huge ones).
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t < 86_400.0 => Ok(Duration::from_secs_f64(t)),
+        Ok(_) => Err("not a number of seconds above 0".into()),
+        Err(e) => Err(e.to_string()),
     }
-    let ip = flags.ip_or("host", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
-    Ok(Options {
-        addr: SocketAddr::new(ip, port),
-        n,
-        timeout: Duration::from_secs_f64(timeout),
-        pubsub: !flags.is_set("no-pubsub"),
-        plugins: PluginFlags::from_flags(&flags),
-    })
 }
 
 /// Send `msg`, wait for the reply, and check its type, uri and content.
@@ -156,15 +141,16 @@ async fn pubsub_checks(conn: &Connection, timeout: Duration) -> Result<(), Strin
     }
 }
 
-async fn run(opts: &Options) -> Result<(), String> {
+async fn run(opts: &Cli) -> Result<(), String> {
+    let addr = SocketAddr::new(opts.host, opts.port);
     let client = opts.plugins.client(TcpClient::builder()).build();
     let conn = client
-        .connect(opts.addr)
+        .connect(addr)
         .await
-        .map_err(|e| format!("connect {}: {e}", opts.addr))?;
+        .map_err(|e| format!("connect {addr}: {e}"))?;
     let result = async {
         echo_checks(&conn, opts.n, opts.timeout).await?;
-        if opts.pubsub {
+        if !opts.no_pubsub {
             pubsub_checks(&conn, opts.timeout).await?;
         }
         Ok(())
@@ -176,10 +162,7 @@ async fn run(opts: &Options) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let opts = match options() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("compat_client", USAGE, &e),
-    };
+    let opts: Cli = netaio_support::parse_args();
     init_tracing("warn");
     tracing::info!(plugins = %opts.plugins.describe(), "python-compatible client");
     match run(&opts).await {
@@ -191,6 +174,70 @@ async fn main() -> ExitCode {
         Err(reason) => {
             eprintln!("compat_client: {reason}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["compat_client", "--port", "9", "--n", "3"]).unwrap();
+        assert_eq!(
+            SocketAddr::new(cli.host, cli.port),
+            "127.0.0.1:9".parse().unwrap()
+        );
+        assert_eq!((cli.n, cli.timeout), (3, Duration::from_secs(10)));
+        assert!(!cli.no_pubsub);
+        let cli = Cli::try_parse_from([
+            "compat_client",
+            "--port=9",
+            "--n=0",
+            "--timeout",
+            "0.5",
+            "--no-pubsub",
+            "--host",
+            "::1",
+            "--cipher",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(cli.timeout, Duration::from_millis(500));
+        assert!(cli.no_pubsub);
+        assert_eq!(cli.host, IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
+        assert_eq!(cli.plugins.describe(), "cipher");
+        for bad in [
+            &["compat_client", "--port", "9"][..],
+            &["compat_client", "--port", "9", "--n", "1", "--timeout", "0"],
+            &[
+                "compat_client",
+                "--port",
+                "9",
+                "--n",
+                "1",
+                "--timeout",
+                "1e9",
+            ],
+            &[
+                "compat_client",
+                "--port",
+                "9",
+                "--n",
+                "1",
+                "--timeout",
+                "NaN",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -23,52 +23,40 @@
 //! (`RUST_LOG`).
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
+use clap::Parser;
 use netaio::compat::PackifyPeerPlugin;
 use netaio::peer::{Peer, PeerConfig, PeerData, PeerEvent};
 use netaio::plugin::PeerPlugin;
 use netaio::router::Context;
 use netaio::{Message, MessageType, Router, SendError, SubscribeError, TcpServer};
-use netaio_examples::args::{Flags, UsageError, usage_exit};
 use netaio_examples::compat::PluginFlags;
 use netaio_examples::init_tracing;
-
-const USAGE: &str =
-    "--port P [--hmac SECRET] [--cipher KEY] [--no-encrypt-uri] [--seconds N] [--bind ADDR]
-  --port P          port to listen on (0 picks a free one; `listening P` tells which)
-  --hmac SECRET     Python's HMACAuthPlugin with this secret (insecure legacy MAC)
-  --cipher KEY      Python's Sha256StreamCipherPlugin with this key (insecure legacy cipher)
-  --no-encrypt-uri  the cipher leaves the uri in clear (Python: encrypt_uri=False)
-  --seconds N       exit after N seconds (default: run until Ctrl-C)
-  --bind ADDR       address to listen on (default 0.0.0.0, as Python)
-  --verbose         ignored";
+use netaio_support::parse_ip;
 
 /// This server's own peer id in adverts.
 const PEER_ID: &str = "netaio-rs-compat-server";
 
-struct Options {
-    addr: SocketAddr,
-    seconds: Option<u64>,
+/// The interop server: a TcpServer in Python-compatible mode (echo, subscribe, unsubscribe,
+/// publish, peer management). Prints `listening P` once bound.
+#[derive(Debug, Parser)]
+#[command(name = "compat_server")]
+struct Cli {
+    /// Port to listen on (0 picks a free one; `listening P` tells which)
+    #[arg(long, value_name = "P")]
+    port: u16,
+    #[command(flatten)]
     plugins: PluginFlags,
-}
-
-fn options() -> Result<Options, UsageError> {
-    let mut values = vec!["port", "seconds", "bind"];
-    values.extend_from_slice(PluginFlags::VALUES);
-    let flags = Flags::from_env_with_switches(&values, PluginFlags::SWITCHES)?;
-    let port = flags
-        .value::<u16>("port")?
-        .ok_or_else(|| UsageError::MissingValue("port".into()))?;
-    let ip = flags.ip_or("bind", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
-    Ok(Options {
-        addr: SocketAddr::new(ip, port),
-        seconds: flags.value("seconds")?,
-        plugins: PluginFlags::from_flags(&flags),
-    })
+    /// Exit after N seconds (default: run until Ctrl-C)
+    #[arg(long, value_name = "N")]
+    seconds: Option<u64>,
+    /// Address to listen on (as Python)
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", value_parser = parse_ip)]
+    bind: IpAddr,
 }
 
 /// Print a line on stdout at once (scripts and tests read it).
@@ -118,10 +106,7 @@ fn local_peer() -> Result<Peer, netaio::plugin::PeerError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let opts = match options() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("compat_server", USAGE, &e),
-    };
+    let opts: Cli = netaio_support::parse_args();
     init_tracing("warn");
     let local = match local_peer() {
         Ok(peer) => peer,
@@ -138,7 +123,7 @@ async fn main() -> ExitCode {
     // The library's peer management: its defaults are Python's (app id `netaio`).
     let builder = opts.plugins.server(
         TcpServer::builder()
-            .address(opts.addr)
+            .address(SocketAddr::new(opts.bind, opts.port))
             .router(router)
             .local_peer(local)
             .peer_management(PeerConfig::default()),
@@ -177,4 +162,49 @@ async fn main() -> ExitCode {
         })
         .await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["compat_server", "--port", "0"]).unwrap();
+        assert_eq!(
+            SocketAddr::new(cli.bind, cli.port),
+            "0.0.0.0:0".parse().unwrap()
+        );
+        assert_eq!((cli.seconds, &cli.plugins), (None, &PluginFlags::default()));
+        let cli = Cli::try_parse_from([
+            "compat_server",
+            "--port=9000",
+            "--hmac",
+            "s",
+            "--seconds",
+            "5",
+            "--bind",
+            "127.0.0.1",
+            "--verbose",
+        ])
+        .unwrap();
+        assert_eq!(
+            SocketAddr::new(cli.bind, cli.port),
+            "127.0.0.1:9000".parse().unwrap()
+        );
+        assert_eq!(
+            (cli.seconds, cli.plugins.describe()),
+            (Some(5), "hmac".into())
+        );
+        // --port is required.
+        assert!(Cli::try_parse_from(["compat_server", "--hmac", "x"]).is_err());
+        assert!(Cli::try_parse_from(["compat_server", "--port", "0", "--no-such-flag"]).is_err());
+    }
 }

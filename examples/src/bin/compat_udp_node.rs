@@ -19,69 +19,46 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use netaio::plugin::SendOptions;
 use netaio::udp::{UdpHandle, UdpNode};
 use netaio::{Message, MessageType, Router};
-use netaio_examples::args::{Flags, UsageError, usage_exit};
 use netaio_examples::compat::{PluginFlags, content_for};
 use netaio_examples::init_tracing;
 use netaio_examples::show::{message as line, request_error};
 
-const USAGE: &str = "--port P [--peer-port Q --send N] [--hmac SECRET] [--cipher KEY] [--no-encrypt-uri] [--seconds S] [--timeout T]
-  --port P          port to bind on 127.0.0.1 (0 picks a free one; `listening P` tells which)
-  --peer-port Q     with --send: the port of the node to send to, on 127.0.0.1
-  --send N          send N requests to the peer, check the replies, print `ok N` and exit
-  --hmac SECRET     Python's HMACAuthPlugin with this secret (insecure legacy MAC)
-  --cipher KEY      Python's Sha256StreamCipherPlugin with this key (insecure legacy cipher)
-  --no-encrypt-uri  the cipher leaves the uri in clear (Python: encrypt_uri=False)
-  --seconds S       answer requests for S seconds, then exit (default: until Ctrl-C)
-  --timeout T       seconds to wait for each reply (default 10, as Python's request)
-  --verbose         ignored";
-
-struct Options {
+/// The UDP interop node: a UdpNode in Python-compatible mode on 127.0.0.1, answering REQUEST_URI
+/// with OK, or with --send sending N requests to another node and checking the replies. Prints
+/// `listening P` once bound, and `ok N` after --send.
+#[derive(Debug, Parser)]
+#[command(name = "compat_udp_node")]
+struct Cli {
+    /// Port to bind on 127.0.0.1 (0 picks a free one; `listening P` tells which)
+    #[arg(long, value_name = "P")]
     port: u16,
-    send: Option<(u16, usize)>,
-    seconds: Option<f64>,
-    timeout: Duration,
+    /// With --send: the port of the node to send to, on 127.0.0.1
+    #[arg(long, value_name = "Q", requires = "send")]
+    peer_port: Option<u16>,
+    /// Send N requests to the peer, check the replies, print `ok N` and exit
+    #[arg(long, value_name = "N", requires = "peer_port")]
+    send: Option<usize>,
+    #[command(flatten)]
     plugins: PluginFlags,
+    /// Answer requests for S seconds, then exit (default: until Ctrl-C)
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    seconds: Option<Duration>,
+    /// Seconds to wait for each reply (as Python's request)
+    #[arg(long, value_name = "T", default_value = "10", value_parser = seconds)]
+    timeout: Duration,
 }
 
-fn seconds(flags: &Flags, flag: &str) -> Result<Option<f64>, UsageError> {
-    match flags.value::<f64>(flag)? {
-        Some(s) if !(s.is_finite() && s > 0.0 && s < 86_400.0 * 365.0) => {
-            Err(UsageError::Invalid {
-                flag: flag.into(),
-                value: s.to_string(),
-                reason: "not a number of seconds above 0".into(),
-            })
-        }
-        other => Ok(other),
+/// A number of seconds above 0 and under a year (`Duration::from_secs_f64` panics on huge ones).
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t < 86_400.0 * 365.0 => Ok(Duration::from_secs_f64(t)),
+        Ok(_) => Err("not a number of seconds above 0".into()),
+        Err(e) => Err(e.to_string()),
     }
-}
-
-fn options() -> Result<Options, UsageError> {
-    let mut values = vec!["port", "peer-port", "send", "seconds", "timeout"];
-    values.extend_from_slice(PluginFlags::VALUES);
-    let flags = Flags::from_env_with_switches(&values, PluginFlags::SWITCHES)?;
-    let port = flags
-        .value::<u16>("port")?
-        .ok_or_else(|| UsageError::MissingValue("port".into()))?;
-    let send = match (
-        flags.value::<u16>("peer-port")?,
-        flags.value::<usize>("send")?,
-    ) {
-        (Some(q), Some(n)) => Some((q, n)),
-        (None, None) => None,
-        (None, Some(_)) => return Err(UsageError::MissingValue("peer-port".into())),
-        (Some(_), None) => return Err(UsageError::MissingValue("send".into())),
-    };
-    Ok(Options {
-        port,
-        send,
-        seconds: seconds(&flags, "seconds")?,
-        timeout: Duration::from_secs_f64(seconds(&flags, "timeout")?.unwrap_or(10.0)),
-        plugins: PluginFlags::from_flags(&flags),
-    })
 }
 
 /// Send `n` requests to `peer` and check every reply.
@@ -116,10 +93,7 @@ async fn send_checks(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let opts = match options() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("compat_udp_node", USAGE, &e),
-    };
+    let opts: Cli = netaio_support::parse_args();
     init_tracing("warn");
     let router = Router::new().on(MessageType::REQUEST_URI, |m: Message| async move {
         Message::ok(m.uri().clone(), m.content().clone())
@@ -144,7 +118,7 @@ async fn main() -> ExitCode {
     let seconds = opts.seconds;
     let serving = tokio::spawn(node.serve_with_shutdown(async move {
         match seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+            Some(s) => tokio::time::sleep(s).await,
             None => {
                 if let Err(e) = tokio::signal::ctrl_c().await {
                     tracing::warn!(error = %e, "cannot listen for Ctrl-C");
@@ -153,7 +127,8 @@ async fn main() -> ExitCode {
             }
         }
     }));
-    let code = match opts.send {
+    // `requires` makes clap refuse one of --peer-port and --send without the other.
+    let code = match opts.peer_port.zip(opts.send) {
         None => ExitCode::SUCCESS,
         Some((q, n)) => {
             let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, q));
@@ -174,4 +149,53 @@ async fn main() -> ExitCode {
     };
     let _ = serving.await;
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["compat_udp_node", "--port", "0"]).unwrap();
+        assert_eq!(
+            (cli.port, cli.peer_port, cli.send, cli.seconds),
+            (0, None, None, None)
+        );
+        assert_eq!(cli.timeout, Duration::from_secs(10));
+        let cli = Cli::try_parse_from([
+            "compat_udp_node",
+            "--port",
+            "0",
+            "--peer-port",
+            "9",
+            "--send",
+            "4",
+            "--seconds=1.5",
+            "--timeout",
+            "2",
+            "--hmac",
+            "s",
+        ])
+        .unwrap();
+        assert_eq!(cli.peer_port.zip(cli.send), Some((9, 4)));
+        assert_eq!(cli.seconds, Some(Duration::from_millis(1500)));
+        assert_eq!(cli.timeout, Duration::from_secs(2));
+        for bad in [
+            &["compat_udp_node"][..],
+            &["compat_udp_node", "--port", "0", "--send", "4"],
+            &["compat_udp_node", "--port", "0", "--peer-port", "9"],
+            &["compat_udp_node", "--port", "0", "--seconds", "-1"],
+            &["compat_udp_node", "--port", "0", "--timeout", "inf"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -19,83 +19,53 @@
 //! ```
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
+
+use clap::Parser;
 
 use netaio::Router;
 use netaio::peer::{Peer, PeerConfig};
 use netaio::plugin::HmacAuth;
-use netaio::udp::{MulticastConfig, MulticastInterface, UdpNode};
-use netaio_examples::args::{Flags, UsageError, usage_exit};
-use netaio_examples::signals::{after, stop_signals};
+use netaio::udp::UdpNode;
 use netaio_examples::{init_tracing, show};
+use netaio_support::MulticastArgs;
+use netaio_support::signals::{after, stop_signals};
 
-const USAGE: &str = "[--bind ADDR] [--port P] [--group IP] [--group-port P] [--interface NAME]
-          [--interval-ms N] [--timeout-ms N] [--app ID] [--secret S] [--id ID] [--seconds N]
-  --bind ADDR       address to bind (default 0.0.0.0: every multicast-capable interface;
-                    an address such as 127.0.0.1 uses the interface holding it)
-  --port P          this node's unicast port (default 0: any free port)
-  --group IP        multicast group (default 239.255.110.97, or ff02::6e61:696f for IPv6)
-  --group-port P    multicast port (default 8889)
-  --interface NAME  join and send on this interface only
-  --interval-ms N   time between adverts (default 20000, as in Python)
-  --timeout-ms N    forget a peer silent for this long (default 60000)
-  --app ID          app id: only nodes with the same app id see each other (default netaio)
-  --secret S        authenticate every message with HMAC-SHA256 and this secret
-  --id ID           this node's peer id (default: random)
-  --seconds N       stop after N seconds (default: run until Ctrl-C)";
-
-struct Options {
-    bind: SocketAddr,
-    multicast: MulticastConfig,
-    peers: PeerConfig,
+/// LAN discovery: a UDP node finding the other nodes of its app by multicast, printing peer
+/// events as they come and go.
+#[derive(Debug, Parser)]
+#[command(name = "discovery")]
+struct Cli {
+    #[command(flatten)]
+    lan: MulticastArgs,
+    /// Time between adverts, ms (as in Python)
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    interval_ms: u64,
+    /// Forget a peer silent for this long, ms
+    #[arg(long, value_name = "N", default_value_t = 60_000)]
+    timeout_ms: u64,
+    /// App id: only nodes with the same app id see each other
+    #[arg(long, value_name = "ID", default_value = "netaio")]
+    app: String,
+    /// Authenticate every message with HMAC-SHA256 and this secret
+    #[arg(long, value_name = "S")]
     secret: Option<String>,
+    /// This node's peer id (default: random)
+    #[arg(long, value_name = "ID")]
     id: Option<String>,
+    /// Stop after N seconds (default: run until Ctrl-C)
+    #[arg(long, value_name = "N")]
     seconds: Option<u64>,
 }
 
-fn options() -> Result<Options, UsageError> {
-    let flags = Flags::from_env(&[
-        "bind",
-        "port",
-        "group",
-        "group-port",
-        "interface",
-        "interval-ms",
-        "timeout-ms",
-        "app",
-        "secret",
-        "id",
-        "seconds",
-    ])?;
-    let ip = flags.ip_or("bind", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
-    let mut multicast = MulticastConfig::default();
-    if flags.raw("group").is_some() {
-        multicast = multicast.with_group(flags.ip_or("group", ip)?);
+impl Cli {
+    fn peers(&self) -> PeerConfig {
+        PeerConfig::default()
+            .with_app_id(self.app.clone())
+            .with_advertise_interval(Duration::from_millis(self.interval_ms))
+            .with_peer_timeout(Duration::from_millis(self.timeout_ms))
     }
-    if let Some(port) = flags.value("group-port")? {
-        multicast = multicast.with_port(port);
-    }
-    if let Some(name) = flags.value::<String>("interface")? {
-        multicast = multicast.with_interface(MulticastInterface::Name(name));
-    }
-    let peers = PeerConfig::default()
-        .with_app_id(flags.value_or("app", "netaio".to_owned())?)
-        .with_advertise_interval(Duration::from_millis(
-            flags.value_or("interval-ms", 20_000u64)?,
-        ))
-        .with_peer_timeout(Duration::from_millis(
-            flags.value_or("timeout-ms", 60_000u64)?,
-        ));
-    Ok(Options {
-        bind: SocketAddr::new(ip, flags.value_or("port", 0u16)?),
-        multicast,
-        peers,
-        secret: flags.value("secret")?,
-        id: flags.value("id")?,
-        seconds: flags.value("seconds")?,
-    })
 }
 
 fn say(line: &str) {
@@ -105,17 +75,14 @@ fn say(line: &str) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let opts = match options() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("discovery", USAGE, &e),
-    };
+    let opts: Cli = netaio_support::parse_args();
     init_tracing("info");
     let signals = stop_signals();
     let mut builder = UdpNode::builder()
-        .address(opts.bind)
+        .address(opts.lan.bind_addr())
         .router(Router::new())
-        .multicast(opts.multicast)
-        .peer_management(opts.peers);
+        .multicast(opts.lan.multicast())
+        .peer_management(opts.peers());
     if let Some(id) = opts.id {
         builder = builder.local_peer(Peer::new(id));
     }
@@ -152,4 +119,51 @@ async fn main() -> ExitCode {
     .await;
     printer.abort();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use netaio::udp::MulticastConfig;
+
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["discovery"]).unwrap();
+        assert_eq!(cli.lan.bind_addr(), "0.0.0.0:0".parse().unwrap());
+        assert_eq!(cli.lan.multicast(), MulticastConfig::default());
+        let peers = cli.peers();
+        assert_eq!(peers.app_id().as_ref(), b"netaio");
+        assert_eq!(peers.advertise_interval(), Duration::from_secs(20));
+        assert_eq!(peers.peer_timeout(), Duration::from_secs(60));
+        assert_eq!((cli.secret, cli.id, cli.seconds), (None, None, None));
+        let cli = Cli::try_parse_from([
+            "discovery",
+            "--bind",
+            "127.0.0.1",
+            "--group-port",
+            "7400",
+            "--interval-ms",
+            "200",
+            "--app=test",
+            "--secret",
+            "s3cret",
+            "--seconds",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(cli.lan.multicast().port(), Some(7400));
+        assert_eq!(cli.interval_ms, 200);
+        assert_eq!(cli.app, "test");
+        assert_eq!(cli.secret.as_deref(), Some("s3cret"));
+        assert_eq!(cli.seconds, Some(2));
+        assert!(Cli::try_parse_from(["discovery", "--interval-ms", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["discovery", "--group", "not-an-ip"]).is_err());
+    }
 }

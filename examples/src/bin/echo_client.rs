@@ -11,29 +11,34 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use netaio::{Connection, Message, MessageType, TcpClient};
-use netaio_examples::args::{Flags, UsageError, strip_brackets, usage_exit};
 use netaio_examples::{init_tracing, show};
+use netaio_support::strip_brackets;
 
-const USAGE: &str = "[--port P] [--host H]
-  --port P   server port (default 8888)
-  --host H   server host (default 127.0.0.1; IPv6 like ::1 works)";
+/// The echo client: echo, subscribe, publish, notification and unsubscribe against echo_server.
+#[derive(Debug, Parser)]
+#[command(name = "echo_client")]
+struct Cli {
+    /// Server port
+    #[arg(long, value_name = "P", default_value_t = 8888)]
+    port: u16,
+    /// Server host (IPv6 like ::1 works)
+    // A name is fine too (`localhost`), so it stays a string; only `[::1]`'s brackets go.
+    #[arg(long, value_name = "H", default_value = "127.0.0.1", value_parser = host)]
+    host: String,
+}
+
+fn host(s: &str) -> Result<String, std::convert::Infallible> {
+    Ok(strip_brackets(s).to_owned())
+}
+
 const TOPIC: &str = "news";
 const WAIT: Duration = Duration::from_secs(5);
 
-fn options() -> Result<(String, u16), UsageError> {
-    let flags = Flags::from_env(&["port", "host"])?;
-    let port = flags.value_or("port", 8888u16)?;
-    let host = strip_brackets(flags.raw("host").unwrap_or("127.0.0.1")).to_owned();
-    Ok((host, port))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (host, port) = match options() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("echo_client", USAGE, &e),
-    };
+    let Cli { host, port } = netaio_support::parse_args();
     init_tracing("warn");
 
     let client = TcpClient::builder()
@@ -138,5 +143,28 @@ fn expect(m: &Message, t: MessageType, uri: &[u8], content: &[u8]) -> Result<(),
             show::message(m),
             show::message(&Message::new(t, uri.to_vec(), content.to_vec()))
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["echo_client"]).unwrap();
+        assert_eq!((cli.host.as_str(), cli.port), ("127.0.0.1", 8888));
+        let cli = Cli::try_parse_from(["echo_client", "--host", "[::1]", "--port", "9"]).unwrap();
+        assert_eq!((cli.host.as_str(), cli.port), ("::1", 9));
+        let cli = Cli::try_parse_from(["echo_client", "--host=localhost"]).unwrap();
+        assert_eq!(cli.host, "localhost");
+        assert!(Cli::try_parse_from(["echo_client", "--bogus", "1"]).is_err());
     }
 }

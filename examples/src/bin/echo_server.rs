@@ -10,47 +10,41 @@
 //! in-flight handlers finish, closes the connections and exits 0. Logs go to stderr (`RUST_LOG`).
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
 
+use clap::Parser;
 use netaio::TcpServer;
-use netaio_examples::args::{Flags, usage_exit};
 use netaio_examples::{init_tracing, service};
+use netaio_support::parse_ip;
+use netaio_support::signals::{after, stop_signals};
 
-const USAGE: &str = "[--port P] [--bind ADDR] [--seconds N]
-  --port P      port to listen on (default 8888; 0 picks a free port)
-  --bind ADDR   address to listen on (default 0.0.0.0; IPv6 like ::1 works)
-  --seconds N   stop after N seconds (default: run until Ctrl-C)";
-
-struct Options {
-    addr: SocketAddr,
+/// The echo server: the Python README's TCPServer example (echo, subscribe, unsubscribe,
+/// publish/notify). Prints `listening P` once it accepts connections.
+#[derive(Debug, Parser)]
+#[command(name = "echo_server")]
+struct Cli {
+    /// Port to listen on (0 picks a free port)
+    #[arg(long, value_name = "P", default_value_t = 8888)]
+    port: u16,
+    /// Address to listen on (IPv6 like ::1 works)
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", value_parser = parse_ip)]
+    bind: IpAddr,
+    /// Stop after N seconds (default: run until Ctrl-C)
+    #[arg(long, value_name = "N")]
     seconds: Option<u64>,
-}
-
-fn options() -> Result<Options, netaio_examples::args::UsageError> {
-    let flags = Flags::from_env(&["port", "bind", "seconds"])?;
-    let port = flags.value_or("port", 8888u16)?;
-    let ip = flags.ip_or("bind", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
-    Ok(Options {
-        addr: SocketAddr::new(ip, port),
-        seconds: flags.value("seconds")?,
-    })
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let opts = match options() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("echo_server", USAGE, &e),
-    };
+    let cli: Cli = netaio_support::parse_args();
     init_tracing("info");
 
     // Listen for signals before announcing the port, so that a Ctrl-C right after `listening P`
     // already means a graceful shutdown rather than the default abrupt exit.
     let signals = stop_signals();
     let server = match TcpServer::builder()
-        .address(opts.addr)
+        .address(SocketAddr::new(cli.bind, cli.port))
         .router(service::router())
         .bind()
         .await
@@ -73,15 +67,9 @@ async fn main() -> ExitCode {
 
     server
         .serve_with_shutdown(async move {
-            let deadline = async {
-                match opts.seconds {
-                    Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 why = signals => tracing::info!("{why}: shutting down"),
-                () = deadline => tracing::info!("--seconds elapsed: shutting down"),
+                () = after(cli.seconds) => tracing::info!("--seconds elapsed: shutting down"),
             }
         })
         .await;
@@ -89,44 +77,39 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM, naming which. The handlers are installed by this call,
-/// not when the future is first polled.
-#[cfg(unix)]
-fn stop_signals() -> impl Future<Output = &'static str> {
-    use tokio::signal::unix::{Signal, SignalKind, signal};
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
 
-    fn install(kind: SignalKind, name: &str) -> Option<Signal> {
-        signal(kind)
-            .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for {name}"))
-            .ok()
-    }
-    async fn next(s: &mut Option<Signal>) {
-        match s {
-            // `None` means the signal stream ended: treat it as a stop request too.
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    }
-    let mut int = install(SignalKind::interrupt(), "Ctrl-C");
-    let mut term = install(SignalKind::terminate(), "SIGTERM");
-    async move {
-        tokio::select! {
-            () = next(&mut int) => "Ctrl-C",
-            () = next(&mut term) => "SIGTERM",
-        }
-    }
-}
+    use super::*;
 
-/// Completes on Ctrl-C.
-#[cfg(not(unix))]
-fn stop_signals() -> impl Future<Output = &'static str> {
-    async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-        "Ctrl-C"
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["echo_server"]).unwrap();
+        assert_eq!(
+            (cli.port, cli.bind, cli.seconds),
+            (8888, [0, 0, 0, 0].into(), None)
+        );
+        let cli = Cli::try_parse_from([
+            "echo_server",
+            "--port=0",
+            "--bind",
+            "[::1]",
+            "--seconds",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            SocketAddr::new(cli.bind, cli.port),
+            "[::1]:0".parse().unwrap()
+        );
+        assert_eq!(cli.seconds, Some(3));
+        assert!(Cli::try_parse_from(["echo_server", "--bind", "localhost"]).is_err());
+        assert!(Cli::try_parse_from(["echo_server", "8888"]).is_err());
     }
 }

@@ -19,43 +19,40 @@
 //! ```
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+
+use clap::Parser;
 
 use netaio::peer::{Peer, PeerConfig};
 use netaio::udp::UdpNode;
-use netaio_examples::args::{Flags, UsageError, usage_exit};
-use netaio_examples::signals::{after, stop_signals};
 use netaio_examples::{init_tracing, service, show};
+use netaio_support::parse_ip;
+use netaio_support::signals::{after, stop_signals};
 
-const USAGE: &str =
-    "[--port P] [--bind ADDR] [--peer ADDR] [--message TEXT] [--id ID] [--seconds N]
-  --port P        port to bind (default 8888; 0 picks a free port)
-  --bind ADDR     address to bind (default 0.0.0.0; IPv6 like ::1 works)
-  --peer ADDR     advertise to this node and send it an echo request (host:port)
-  --message TEXT  the echo request's content (default hello)
-  --id ID         this node's peer id (default: random)
-  --seconds N     stop after N seconds (default: run until Ctrl-C)";
-
-struct Options {
-    addr: SocketAddr,
+/// The echo UDP node: the Python README's UDPNode example (echo, subscribe, unsubscribe,
+/// publish/notify) with peer management. Prints `listening P`, then peer events.
+#[derive(Debug, Parser)]
+#[command(name = "udp_node")]
+struct Cli {
+    /// Port to bind (0 picks a free port)
+    #[arg(long, value_name = "P", default_value_t = 8888)]
+    port: u16,
+    /// Address to bind (IPv6 like ::1 works)
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", value_parser = parse_ip)]
+    bind: IpAddr,
+    /// Advertise to this node and send it an echo request (host:port)
+    #[arg(long, value_name = "ADDR")]
     peer: Option<SocketAddr>,
+    /// The echo request's content
+    #[arg(long, value_name = "TEXT", default_value = "hello")]
     message: String,
+    /// This node's peer id (default: random)
+    #[arg(long, value_name = "ID")]
     id: Option<String>,
+    /// Stop after N seconds (default: run until Ctrl-C)
+    #[arg(long, value_name = "N")]
     seconds: Option<u64>,
-}
-
-fn options() -> Result<Options, UsageError> {
-    let flags = Flags::from_env(&["port", "bind", "peer", "message", "id", "seconds"])?;
-    let port = flags.value_or("port", 8888u16)?;
-    let ip = flags.ip_or("bind", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
-    Ok(Options {
-        addr: SocketAddr::new(ip, port),
-        peer: flags.value("peer")?,
-        message: flags.value_or("message", "hello".to_owned())?,
-        id: flags.value("id")?,
-        seconds: flags.value("seconds")?,
-    })
 }
 
 fn say(line: &str) {
@@ -65,14 +62,11 @@ fn say(line: &str) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let opts = match options() {
-        Ok(o) => o,
-        Err(e) => return usage_exit("udp_node", USAGE, &e),
-    };
+    let opts: Cli = netaio_support::parse_args();
     init_tracing("info");
     let signals = stop_signals();
     let mut builder = UdpNode::builder()
-        .address(opts.addr)
+        .address(SocketAddr::new(opts.bind, opts.port))
         .router(service::router())
         .peer_management(PeerConfig::default());
     if let Some(id) = opts.id {
@@ -115,5 +109,53 @@ async fn main() -> ExitCode {
             eprintln!("udp_node: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let cli = Cli::try_parse_from(["udp_node"]).unwrap();
+        assert_eq!(
+            SocketAddr::new(cli.bind, cli.port),
+            "0.0.0.0:8888".parse().unwrap()
+        );
+        assert_eq!(
+            (cli.peer, cli.message.as_str(), cli.id, cli.seconds),
+            (None, "hello", None, None)
+        );
+        let cli = Cli::try_parse_from([
+            "udp_node",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--peer",
+            "127.0.0.1:9000",
+            "--message",
+            "hi there",
+            "--id",
+            "beta",
+            "--seconds",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(cli.peer, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(
+            (cli.message.as_str(), cli.id.as_deref()),
+            ("hi there", Some("beta"))
+        );
+        assert!(Cli::try_parse_from(["udp_node", "--port", "not-a-port"]).is_err());
+        assert!(Cli::try_parse_from(["udp_node", "--bogus", "1"]).is_err());
     }
 }

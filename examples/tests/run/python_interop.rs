@@ -511,7 +511,7 @@ fn the_rust_programs_talk_to_each_other_and_refuse_bad_usage() {
             "{program} {args:?}: {}",
             out.stderr
         );
-        assert!(out.stderr.contains("usage:"), "{}", out.stderr);
+        assert!(out.stderr.contains("Usage:"), "{}", out.stderr);
     }
 }
 

@@ -243,7 +243,7 @@ fn usage_errors_exit_2() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{program} {args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("usage:"), "{program} {args:?}: {err}");
+        assert!(err.contains("Usage:"), "{program} {args:?}: {err}");
     }
     // A group of the wrong family fails at bind, with a message, exit 1.
     let out = Command::new(DISCOVERY)

@@ -1,4 +1,5 @@
-//! [`stop_signals`]: a future that completes on Ctrl-C or SIGTERM, for the long-running examples.
+//! [`stop_signals`]: a future that completes on Ctrl-C or SIGTERM, for the long-running programs,
+//! and [`after`], for their `--seconds N`.
 
 use std::future::Future;
 
@@ -49,5 +50,15 @@ pub async fn after(seconds: Option<u64>) {
     match seconds {
         Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn after_zero_seconds_completes_and_none_does_not() {
+        super::after(Some(0)).await;
+        let never = tokio::time::timeout(std::time::Duration::from_millis(20), super::after(None));
+        assert!(never.await.is_err());
     }
 }
