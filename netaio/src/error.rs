@@ -54,15 +54,26 @@ pub enum SubscribeError {
     Unsupported,
 }
 
-/// Binding a server failed.
+pub use crate::node::peers::{AdvertiseError, PeerManagementError};
+
+/// Binding a server or a UDP node failed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot bind {addr}: {source}")]
-pub struct BindError {
-    /// The address asked for.
-    pub addr: SocketAddr,
-    /// The OS error.
-    #[source]
-    pub source: io::Error,
+#[non_exhaustive]
+pub enum BindError {
+    /// The OS refused the address (in use, not available, …), or the socket setup failed
+    /// (multicast group, interface).
+    #[error("cannot bind {addr}: {source}")]
+    Io {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Peer management cannot be set up (a route of the application at a peer-management key,
+    /// a local peer the peer plugin cannot pack): a configuration error, nothing was bound.
+    #[error(transparent)]
+    PeerManagement(#[from] PeerManagementError),
 }
 
 /// Connecting a client failed.

@@ -2,6 +2,8 @@
 //!
 //! - [`requests`]: the request table (ids, bounds, reply matching, deadlines as data);
 //! - [`subscriptions`]: who is subscribed to what, bounded per subscriber and in total;
+//! - [`peers`]: peer management (the three handlers, the messages) and [`peer_timers`] (adverts
+//!   and expiry as timer events), for every transport;
 //! - [`outbound`]: sealing and encoding for one recipient or many (sealed once unless a plugin
 //!   is peer-specific);
 //!
@@ -9,6 +11,8 @@
 //! (`tcp`, `udp`) are adapters that move frames between sockets and these pieces.
 
 pub(crate) mod outbound;
+pub(crate) mod peer_timers;
+pub(crate) mod peers;
 pub(crate) mod requests;
 pub(crate) mod subscriptions;
 

@@ -30,7 +30,6 @@
 
 mod config;
 mod table;
-pub(crate) mod wire;
 
 pub use config::PeerConfig;
 pub use table::{Observed, PeerEvent, PeerTable, PeerTableError};

@@ -84,6 +84,13 @@ pub trait NodeOps: Send + Sync + 'static {
     /// This node's own peer, when it has one.
     fn local_peer(&self) -> Option<&Peer>;
 
+    /// A peer this node knew has left (it said goodbye, or it expired): drop what the node keeps
+    /// for it beyond the peer table (a UDP node drops its addresses' subscriptions; a connection's
+    /// subscriptions end with the connection). Does nothing by default.
+    fn forget_peer(&self, peer: &Peer) {
+        let _ = peer;
+    }
+
     /// The node itself, for [`Context::node`](super::Context::node) to downcast.
     fn as_any(&self) -> &dyn Any;
 }

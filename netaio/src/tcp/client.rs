@@ -18,8 +18,8 @@ use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{ConnectError, ReceiveError, RequestError, SendError};
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::node::outbound;
+use crate::node::peers::{self as peer_management, PeerManager};
 use crate::node::requests::{self, Correlated, Limits, Matching, Requests};
-use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{NodePlugins, SendOptions, open_inner, open_outer};
 use crate::router::{Context, Matched, OnceClaim, PeerLink, Request, Router, Routes};
@@ -263,8 +263,8 @@ impl TcpClientBuilder {
         let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
         let manager = self.peer_config.and_then(|config| {
-            super::peers::install_client(&routes, &peers, &mut plugins, config)
-                .map_err(|e| tracing::warn!(error = %e, "peer management not fully installed"))
+            peer_management::install(&routes, &peers, &mut plugins, config, false)
+                .map_err(|e| tracing::warn!(error = %e, "peer management not installed"))
                 .ok()
         });
         TcpClient {
@@ -325,7 +325,7 @@ pub(super) struct ClientShared {
     conns: Mutex<HashMap<SocketAddr, Connection>>,
     /// Servers that answered our advert (peer management).
     pub(super) peers: PeerTable,
-    pub(super) manager: Option<PeerManager>,
+    pub(super) manager: Option<Arc<PeerManager>>,
 }
 
 /// A TCP client: connections to one or several servers, each a [`Connection`] handle, sharing one

@@ -1,100 +1,19 @@
-//! Peer management over TCP: the client advertises itself on every (re)connect and says goodbye
-//! (`DISCONNECT`) on close; the server answers with `PEER_DISCOVERED` and records the client, on
-//! its connection (so plugins see it) and in its peer table. Both sides can then broadcast to
-//! their known peers. A peer leaves the table with its `DISCONNECT` or its connection.
+//! Peer management over TCP (the handlers and messages are [`node::peers`](crate::node::peers)):
+//! the client advertises itself on every (re)connect and says goodbye (`DISCONNECT`) on close;
+//! the server answers with `PEER_DISCOVERED` and records the client, on its connection (so
+//! plugins see it) and in its peer table. A peer leaves the table with its `DISCONNECT` or its
+//! connection.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Connection, ServerHandle, TcpClient};
-use crate::error::{RequestError, SendError};
-use crate::peer::wire::{self, Heard, PeerManager};
-use crate::peer::{Peer, PeerConfig, PeerEvent, PeerTable};
-use crate::plugin::{NodePlugins, SendOptions};
-use crate::router::{BoxedHandler, Context, Routes};
-use crate::{Message, MessageType};
+use crate::Message;
+use crate::node::peers::AdvertiseError;
+use crate::peer::{Peer, PeerEvent, PeerTable};
 
 /// How long the goodbye (`DISCONNECT`) may wait for room in the send queue.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
-
-fn handlers() -> [(MessageType, BoxedHandler); 3] {
-    [
-        (MessageType::ADVERTISE_PEER, BoxedHandler::new(on_advertise)),
-        (
-            MessageType::PEER_DISCOVERED,
-            BoxedHandler::new(on_discovered),
-        ),
-        (MessageType::DISCONNECT, BoxedHandler::new(on_disconnect)),
-    ]
-}
-
-/// Peer management on a server being bound (a route already taken is an error).
-pub(super) fn install_server(
-    routes: &Routes,
-    peers: &PeerTable,
-    plugins: &mut NodePlugins,
-    config: PeerConfig,
-) -> Result<PeerManager, String> {
-    wire::install(routes, peers, plugins, config, handlers(), true)
-}
-
-/// Peer management on a client being built (a route already taken is kept).
-pub(super) fn install_client(
-    routes: &Routes,
-    peers: &PeerTable,
-    plugins: &mut NodePlugins,
-    config: PeerConfig,
-) -> Result<PeerManager, String> {
-    wire::install(routes, peers, plugins, config, handlers(), false)
-}
-
-/// The node's peer management and table, on either side of a connection.
-fn state(ctx: &Context) -> Option<(&PeerManager, &PeerTable)> {
-    if let Some(s) = ctx.server() {
-        return s.shared.manager.as_ref().map(|m| (m, &s.shared.peers));
-    }
-    let c = &ctx.client()?.inner.client;
-    c.manager.as_ref().map(|m| (m, &c.peers))
-}
-
-/// Record the sender on its connection too, so plugins see it.
-fn record(msg: &Message, ctx: &Context) -> bool {
-    let Some((m, table)) = state(ctx) else {
-        return false;
-    };
-    match m.heard(table, msg, ctx.peer_addr()) {
-        Heard::Recorded(peer, how) => {
-            tracing::debug!(peer = ?peer.id, ?how, "peer recorded");
-            ctx.set_peer(Some(Peer::clone(&peer)));
-            true
-        }
-        Heard::Own | Heard::Invalid(_) | Heard::Refused => false,
-    }
-}
-
-/// `ADVERTISE_PEER`: record the sender, answer `PEER_DISCOVERED`.
-async fn on_advertise(msg: Message, ctx: Context) -> Option<Message> {
-    let answer = state(&ctx)?.0.discovered.clone();
-    record(&msg, &ctx).then_some(answer)
-}
-
-/// `PEER_DISCOVERED` that answers no request of ours: record the sender.
-async fn on_discovered(msg: Message, ctx: Context) {
-    record(&msg, &ctx);
-}
-
-/// `DISCONNECT`: forget the sender (its connection stays open until it closes it).
-async fn on_disconnect(msg: Message, ctx: Context) {
-    if let Some((m, table)) = state(&ctx)
-        && m.left(table, &msg, ctx.peer_addr()).is_some()
-    {
-        ctx.set_peer(None);
-    }
-}
-
-fn peer_options(m: &PeerManager) -> SendOptions {
-    SendOptions::new().inner(m.config.plugins().clone())
-}
 
 /// The connection to the server dropped: the server leaves the client's table until the next
 /// advert answers.
@@ -127,7 +46,7 @@ pub(super) async fn goodbye(conn: &Connection) {
     }
     match tokio::time::timeout(
         GOODBYE_TIMEOUT,
-        conn.send_with(&m.disconnect, &peer_options(m)),
+        conn.send_with(&m.disconnect, &m.send_options()),
     )
     .await
     {
@@ -141,30 +60,15 @@ impl Connection {
     /// Send `ADVERTISE_PEER` and wait for the server's `PEER_DISCOVERED` (within the request
     /// timeout); the server's peer is then recorded on this connection and in
     /// [`TcpClient::peers`]. [`TcpClient::connect`] does this when peer management is on.
-    pub async fn advertise(&self) -> Result<Arc<Peer>, RequestError> {
+    pub async fn advertise(&self) -> Result<Arc<Peer>, AdvertiseError> {
         let client = &self.inner.client;
         let Some(m) = client.manager.as_ref() else {
-            return Err(RequestError::Send(SendError::Unsupported(
-                "peer management is off",
-            )));
+            return Err(AdvertiseError::Disabled);
         };
-        let reply = self.call_with(m.advert.clone(), &peer_options(m)).await?;
-        if reply.message_type != MessageType::PEER_DISCOVERED {
-            return Err(RequestError::Error(reply));
-        }
-        match m.heard(&client.peers, &reply, self.inner.peer) {
-            Heard::Recorded(peer, _) => {
-                self.set_peer(Some(Peer::clone(&peer)));
-                Ok(peer)
-            }
-            Heard::Invalid(e) => Err(RequestError::Error(Message::error(format!(
-                "unusable peer: {e}"
-            )))),
-            Heard::Own => Err(RequestError::Error(Message::error(
-                "the server has this client's own peer id",
-            ))),
-            Heard::Refused => Err(RequestError::Error(Message::error("peer table full"))),
-        }
+        let reply = self.call_with(m.advert.clone(), &m.send_options()).await?;
+        let peer = m.answered(&client.peers, &reply, self.inner.peer)?;
+        self.set_peer(Some(Peer::clone(&peer)));
+        Ok(peer)
     }
 }
 

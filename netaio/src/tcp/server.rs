@@ -19,9 +19,9 @@ use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{BindError, RequestError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, DecodeError, MAX_FRAME, PostcardCodec};
 use crate::node::outbound::{self, Recipient};
+use crate::node::peers as peer_management;
 use crate::node::requests::{self, Correlated, Limits, Matching, Requests};
 use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
-use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerSlot, PeerTable};
 use crate::plugin::{
     AuthErrorHook, AuthFailure, AuthPlugin, NodePlugins, OpenError, Plugins, SendOptions,
@@ -291,11 +291,11 @@ impl TcpServerBuilder {
     pub async fn bind(self) -> Result<TcpServer, BindError> {
         let listener = TcpListener::bind(self.addr)
             .await
-            .map_err(|source| BindError {
+            .map_err(|source| BindError::Io {
                 addr: self.addr,
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| BindError {
+        let local_addr = listener.local_addr().map_err(|source| BindError::Io {
             addr: self.addr,
             source,
         })?;
@@ -305,17 +305,10 @@ impl TcpServerBuilder {
         let routes = self.router.into_shared();
         let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
-        let manager = match self.peer_config {
-            Some(config) => Some(
-                super::peers::install_server(&routes, &peers, &mut plugins, config).map_err(
-                    |e| BindError {
-                        addr: self.addr,
-                        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                    },
-                )?,
-            ),
-            None => None,
-        };
+        // The handlers hold the peer management; the server has nothing else to do with it.
+        if let Some(config) = self.peer_config {
+            peer_management::install(&routes, &peers, &mut plugins, config, true)?;
+        }
         let shared = Arc::new(ServerShared {
             routes,
             codec,
@@ -349,7 +342,6 @@ impl TcpServerBuilder {
             shutdown_timeout: self.shutdown_timeout,
             plugins,
             peers,
-            manager,
         });
         tracing::info!(addr = %local_addr, "listening");
         Ok(TcpServer {
@@ -518,7 +510,6 @@ pub(super) struct ServerShared {
     pub(super) plugins: NodePlugins,
     /// Clients that advertised themselves (peer management).
     pub(super) peers: PeerTable,
-    pub(super) manager: Option<PeerManager>,
 }
 
 /// A cheap, cloneable handle to a running [`TcpServer`]: send to one client, broadcast to all,

@@ -19,9 +19,9 @@ use crate::codec::FrameCodec;
 use crate::error::{BindError, RequestError, SendError, SubscribeError};
 use crate::message::{AuthFieldsCodec, PostcardCodec};
 use crate::node::outbound::{self, Recipient};
+use crate::node::peers::{self as peer_management, PeerManager};
 use crate::node::requests::{self, Correlated, Limits, Matching, Requests};
 use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
-use crate::peer::wire::PeerManager;
 use crate::peer::{Peer, PeerConfig, PeerTable};
 use crate::plugin::{NodePlugins, Plugins, SendOptions, open_inner, open_outer};
 use crate::router::{Context, Matched, NodeOps, OnceClaim, PeerLink, Request, Router, Routes};
@@ -244,17 +244,20 @@ impl UdpNodeBuilder {
     /// Bind the socket (and join the multicast group, when configured).
     pub async fn bind(self) -> Result<UdpNode, BindError> {
         let addr = self.addr;
-        let err = |source| BindError { addr, source };
+        let err = |source| BindError::Io { addr, source };
         let socket = bind_socket(addr, self.reuse_address).map_err(err)?;
         let local_addr = socket.local_addr().map_err(err)?;
         let routes = self.router.into_shared();
         let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
         let manager = match self.peer_config {
-            Some(config) => Some(
-                super::peers::install(&routes, &peers, &mut plugins, config)
-                    .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?,
-            ),
+            Some(config) => Some(peer_management::install(
+                &routes,
+                &peers,
+                &mut plugins,
+                config,
+                true,
+            )?),
             None => None,
         };
         let multicast = match &self.multicast {
@@ -338,7 +341,7 @@ pub(super) struct UdpShared {
     /// Known peers (filled by peer management, or by [`Context::set_peer`]).
     pub(super) peers: PeerTable,
     /// Peer management, when enabled.
-    pub(super) manager: Option<PeerManager>,
+    pub(super) manager: Option<Arc<PeerManager>>,
     /// The joined multicast group, when configured.
     pub(super) multicast: Option<Multicast>,
 }

@@ -85,6 +85,13 @@ impl NodeOps for UdpHandle {
         UdpHandle::local_peer(self)
     }
 
+    /// Subscriptions belong to addresses on UDP: those of a peer that left go with it.
+    fn forget_peer(&self, peer: &Peer) {
+        for a in &peer.addrs {
+            self.unsubscribe_all(*a);
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -1,73 +1,26 @@
-//! Peer management and multicast on a [`UdpNode`](super::UdpNode): the three peer-management
-//! handlers, the advertiser (adverts with jitter, expiry), the goodbye on stop, and the
-//! `multicast` / `broadcast` / `peers` operations of [`UdpHandle`].
+//! Peer management and multicast on a [`UdpNode`](super::UdpNode) (the handlers and messages are
+//! [`node::peers`](crate::node::peers), the schedule [`PeerTimers`]): the background tasks (the
+//! group receiver, the advert and expiry timer), the goodbye on stop, and the `multicast` /
+//! `broadcast` / `peers` operations of [`UdpHandle`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::UdpHandle;
+use crate::Message;
 use crate::error::SendError;
-use crate::peer::wire::{self, Heard, PeerManager};
-use crate::peer::{Peer, PeerConfig, PeerEvent, PeerTable};
-use crate::plugin::{NodePlugins, SendOptions};
-use crate::router::{BoxedHandler, Context, NodeOps, Routes};
-use crate::{Message, MessageType};
+use crate::node::peer_timers::PeerTimers;
+use crate::peer::{Peer, PeerEvent, PeerTable};
+use crate::plugin::SendOptions;
+use crate::router::NodeOps;
 
 /// How long the goodbye (`DISCONNECT`) may take when the node stops.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Set up peer management on a node being bound (a route already taken is an error).
-pub(super) fn install(
-    routes: &Routes,
-    peers: &PeerTable,
-    plugins: &mut NodePlugins,
-    config: PeerConfig,
-) -> Result<PeerManager, String> {
-    let handlers = [
-        (MessageType::ADVERTISE_PEER, BoxedHandler::new(on_advertise)),
-        (
-            MessageType::PEER_DISCOVERED,
-            BoxedHandler::new(on_discovered),
-        ),
-        (MessageType::DISCONNECT, BoxedHandler::new(on_disconnect)),
-    ];
-    wire::install(routes, peers, plugins, config, handlers, true)
-}
-
-/// `ADVERTISE_PEER`: record the sender, answer with a unicast `PEER_DISCOVERED`.
-async fn on_advertise(msg: Message, ctx: Context) -> Option<Message> {
-    let h = ctx.udp()?;
-    let m = h.shared.manager.as_ref()?;
-    match m.heard(&h.shared.peers, &msg, ctx.peer_addr()) {
-        Heard::Recorded(..) => Some(m.discovered.clone()),
-        Heard::Own | Heard::Invalid(_) | Heard::Refused => None,
-    }
-}
-
-/// `PEER_DISCOVERED`: record the sender.
-async fn on_discovered(msg: Message, ctx: Context) {
-    if let Some(h) = ctx.udp()
-        && let Some(m) = h.shared.manager.as_ref()
-    {
-        m.heard(&h.shared.peers, &msg, ctx.peer_addr());
-    }
-}
-
-/// `DISCONNECT`: forget the sender and its subscriptions.
-async fn on_disconnect(msg: Message, ctx: Context) {
-    if let Some(h) = ctx.udp()
-        && let Some(m) = h.shared.manager.as_ref()
-        && let Some(gone) = m.left(&h.shared.peers, &msg, ctx.peer_addr())
-    {
-        h.forget_subscriptions(&gone);
-    }
-}
-
-/// Start the node's background tasks: the group receiver and the advertiser.
+/// Start the node's background tasks: the group receiver and the peer-management timer.
 pub(super) fn start(h: &UdpHandle, ops: &Arc<dyn NodeOps>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let Some(sock) = h.shared.multicast.as_ref().and_then(|m| m.recv.clone()) {
@@ -79,7 +32,7 @@ pub(super) fn start(h: &UdpHandle, ops: &Arc<dyn NodeOps>) -> Vec<JoinHandle<()>
         })));
     }
     if h.shared.manager.is_some() {
-        tasks.push(tokio::spawn(advertise_loop(h.clone())));
+        tasks.push(tokio::spawn(timer_loop(h.clone())));
     }
     tasks
 }
@@ -98,55 +51,46 @@ pub(super) async fn stop(h: &UdpHandle, tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-/// Advertise every interval (with jitter) and expire silent peers, until the node stops.
-async fn advertise_loop(h: UdpHandle) {
+/// Run the node's [`PeerTimers`] until the node stops: advertise (to the group, when joined) and
+/// expire silent peers when they are due.
+async fn timer_loop(h: UdpHandle) {
     let Some(m) = h.shared.manager.as_ref() else {
         return;
     };
     let cancel = h.shared.cancel.clone();
-    let mut next_advert = Instant::now();
+    let table = &h.shared.peers;
+    let mut timers = PeerTimers::new(h.shared.multicast.is_some(), Instant::now());
     loop {
-        let now = Instant::now();
-        if now >= next_advert {
-            if h.shared.multicast.is_some()
-                && let Err(e) = h.advertise().await
-            {
-                tracing::debug!(error = %e, "advert not sent");
+        let due = timers.handle_timeout(Instant::now(), table, &m.config);
+        if due.advertise
+            && let Err(e) = h.advertise().await
+        {
+            tracing::debug!(error = %e, "advert not sent");
+        }
+        for gone in &due.expired {
+            h.forget_peer(gone);
+        }
+        let Some(wake) = timers.poll_timeout(table) else {
+            // Nothing scheduled until a peer is recorded: look again at the advert interval.
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(m.config.advertise_interval()) => continue,
             }
-            next_advert = now + m.config.next_interval();
-        }
-        for gone in h.shared.peers.expire() {
-            h.forget_subscriptions(&gone);
-        }
-        // Expiry is strict (silent for longer than the timeout): wake just after the deadline.
-        let expiry = h
-            .shared
-            .peers
-            .next_expiry()
-            .map(|t| Instant::from_std(t) + Duration::from_millis(1))
-            .unwrap_or(next_advert);
+        };
         tokio::select! {
             () = cancel.cancelled() => break,
-            () = tokio::time::sleep_until(next_advert.min(expiry)) => {}
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
         }
     }
 }
 
 impl UdpHandle {
-    fn forget_subscriptions(&self, peer: &Peer) {
-        for a in &peer.addrs {
-            self.unsubscribe_all(*a);
-        }
-    }
-
     fn peer_options(&self) -> SendOptions {
-        let inner = self
-            .shared
+        self.shared
             .manager
             .as_ref()
-            .map(|m| m.config.plugins().clone())
-            .unwrap_or_default();
-        SendOptions::new().inner(inner)
+            .map(|m| m.send_options())
+            .unwrap_or_default()
     }
 
     /// `DISCONNECT` to the group, or, without one, to every known peer.
@@ -164,7 +108,7 @@ impl UdpHandle {
     }
 
     /// The peers this node knows (filled by peer management; empty without it, unless handlers
-    /// record peers with [`Context::set_peer`]).
+    /// record peers with [`Context::set_peer`](crate::router::Context::set_peer)).
     pub fn peers(&self) -> &PeerTable {
         &self.shared.peers
     }
@@ -202,9 +146,7 @@ impl UdpHandle {
             return Err(SendError::Unsupported("no multicast group joined"));
         };
         let bytes = self.prepare_async(msg.clone(), opts, mc.group()).await?;
-        mc.send(&self.shared.socket, &bytes)
-            .await
-            .map_err(SendError::from)
+        Ok(mc.send(&self.shared.socket, &bytes).await?)
     }
 
     /// Send a message by unicast to every known peer, once per peer, at its most recent address.

@@ -307,7 +307,13 @@ async fn with_an_auth_plugin_an_unauthenticated_advert_is_refused() {
     let conn = open.connect(s.addr).await.unwrap();
     assert!(conn.peer().is_none());
     let e = conn.advertise().await.unwrap_err();
-    assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            netaio::error::AdvertiseError::Request(RequestError::Auth(_))
+        ),
+        "{e:?}"
+    );
     // A forged DISCONNECT cannot evict a real peer either.
     let good = TcpClient::builder()
         .local_peer(named("good"))

@@ -585,7 +585,10 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
         .bind()
         .await
         .unwrap_err();
-    assert_eq!(err.source.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(
+        matches!(&err, netaio::BindError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput),
+        "{err}"
+    );
     let unicast = MulticastConfig::default().with_group("10.0.0.1".parse().unwrap());
     let err = UdpNode::builder()
         .address(([127, 0, 0, 1], 0))
@@ -593,7 +596,10 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
         .bind()
         .await
         .unwrap_err();
-    assert_eq!(err.source.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(
+        matches!(&err, netaio::BindError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput),
+        "{err}"
+    );
     // Peer management taking a route the application already uses.
     let taken = Router::new().on((MessageType::ADVERTISE_PEER, "netaio"), || async {});
     let err = UdpNode::builder()
@@ -604,6 +610,14 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already registered"), "{err}");
+    // A configuration error, typed as one (not an OS error of the bind).
+    assert!(
+        matches!(
+            err,
+            netaio::BindError::PeerManagement(netaio::error::PeerManagementError::Route(_))
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,45 +1,128 @@
-//! The peer-management messages (`ADVERTISE_PEER`, `PEER_DISCOVERED`, `DISCONNECT`, each with
-//! uri = app id and content = the packed local peer) and what a node does with incoming ones. The
-//! transports register handlers that call into [`PeerManager`].
+//! Peer management, written once for every transport: the messages (`ADVERTISE_PEER`,
+//! `PEER_DISCOVERED`, `DISCONNECT`, each with uri = app id and content = the packed local peer),
+//! the three handlers that record and forget peers, and the advert and expiry timers.
+//!
+//! The handlers reach the node only through its [`Context`] (`set_peer` records the peer on the
+//! link, `forget_peer` drops what the node keeps for a peer that left), so they are the same on a
+//! TCP server, a TCP client and a UDP node. [`PeerTimers`] is I/O-free: the transport asks it
+//! when to wake up and what to do then.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Observed, Peer, PeerConfig, PeerTable};
-use crate::plugin::{NodePlugins, PeerError, PeerPlugin};
-use crate::router::{BoxedHandler, Routes};
+use crate::peer::{Observed, Peer, PeerConfig, PeerTable, PeerTableError};
+use crate::plugin::{NodePlugins, PeerError, PeerPlugin, SendOptions};
+use crate::router::{BoxedHandler, Context, RouteError, Routes};
 use crate::{Message, MessageType};
+
+/// Peer management could not be set up on a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerManagementError {
+    /// The node's own peer cannot be packed by its peer plugin.
+    #[error("cannot pack the local peer: {0}")]
+    LocalPeer(#[from] PeerError),
+    /// The application already has a route at a peer-management key.
+    #[error("peer management: {0}")]
+    Route(#[from] RouteError),
+}
+
+/// [`advertise`](crate::tcp::Connection::advertise) did not record the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdvertiseError {
+    /// Peer management is off on this node.
+    #[error("peer management is off")]
+    Disabled,
+    /// The advert could not be sent or got no answer (timeout, refusal, error reply).
+    #[error(transparent)]
+    Request(#[from] crate::RequestError),
+    /// The server answered with something other than `PEER_DISCOVERED`.
+    #[error("the server answered {} instead of PEER_DISCOVERED", .0.message_type)]
+    UnexpectedReply(Message),
+    /// The server's peer does not unpack or validate.
+    #[error("unusable peer: {0}")]
+    InvalidPeer(PeerError),
+    /// The server has this node's own peer id.
+    #[error("the server has this node's own peer id")]
+    OwnId,
+    /// This node's peer table refused the server (it is full). A local limit, not the server's
+    /// answer.
+    #[error(transparent)]
+    Table(#[from] PeerTableError),
+}
 
 /// Set up peer management on a node being built: its local peer, its table's limits, and the
 /// handlers for `ADVERTISE_PEER`, `PEER_DISCOVERED` and `DISCONNECT` at `(type, app id)` with the
-/// config's inner plugins. `strict`: a route already taken is an error; otherwise it is kept and
-/// logged.
+/// config's inner plugins. `strict`: a route already taken is an error; otherwise the
+/// application's route is kept and logged (a client, which has no bind step to fail).
 pub(crate) fn install(
     routes: &Routes,
     peers: &PeerTable,
     plugins: &mut NodePlugins,
     config: PeerConfig,
-    handlers: [(MessageType, BoxedHandler); 3],
     strict: bool,
-) -> Result<PeerManager, String> {
+) -> Result<Arc<PeerManager>, PeerManagementError> {
     let local = ensure_local(&mut plugins.local).clone();
     peers.set_capacity(config.max_peers());
     peers.set_timeout(config.peer_timeout());
     let app = config.app_id().clone();
     let inner = config.plugins().clone();
-    let manager = PeerManager::new(config, &local, plugins.peer_plugin.clone())
-        .map_err(|e| format!("cannot pack the local peer: {e}"))?;
-    for (t, h) in handlers {
+    let manager = Arc::new(PeerManager::new(
+        config,
+        &local,
+        plugins.peer_plugin.clone(),
+    )?);
+    for (t, h) in handlers(&manager, peers) {
         if let Err(e) = routes.insert((t, app.clone()).into(), h, false, inner.clone()) {
             if strict {
-                return Err(format!("peer management: {e}"));
+                return Err(e.into());
             }
             tracing::warn!(error = %e, "peer management: the application's route is kept");
         }
     }
     Ok(manager)
+}
+
+/// The three handlers, each holding the manager and the table.
+fn handlers(m: &Arc<PeerManager>, table: &PeerTable) -> [(MessageType, BoxedHandler); 3] {
+    let advertise = {
+        let (m, table) = (m.clone(), table.clone());
+        BoxedHandler::new(move |msg: Message, ctx: Context| {
+            let (m, table) = (m.clone(), table.clone());
+            async move { m.record(&table, &msg, &ctx).then(|| m.discovered.clone()) }
+        })
+    };
+    let discovered = {
+        let (m, table) = (m.clone(), table.clone());
+        BoxedHandler::new(move |msg: Message, ctx: Context| {
+            let (m, table) = (m.clone(), table.clone());
+            async move {
+                m.record(&table, &msg, &ctx);
+            }
+        })
+    };
+    let disconnect = {
+        let (m, table) = (m.clone(), table.clone());
+        BoxedHandler::new(move |msg: Message, ctx: Context| {
+            let (m, table) = (m.clone(), table.clone());
+            async move {
+                if let Some(gone) = m.left(&table, &msg, ctx.peer_addr()) {
+                    ctx.set_peer(None);
+                    if let Some(node) = ctx.ops() {
+                        node.forget_peer(&gone);
+                    }
+                }
+            }
+        })
+    };
+    [
+        (MessageType::ADVERTISE_PEER, advertise),
+        (MessageType::PEER_DISCOVERED, discovered),
+        (MessageType::DISCONNECT, disconnect),
+    ]
 }
 
 /// A random peer id for a node that was given none: 32 hex digits (128 random bits).
@@ -57,6 +140,7 @@ pub(crate) fn ensure_local(local: &mut Option<Peer>) -> &Peer {
 }
 
 /// One node's peer management: its settings, its own id, and its three messages, built once.
+/// The transports keep it as `Option<Arc<PeerManager>>`.
 pub(crate) struct PeerManager {
     pub(crate) config: PeerConfig,
     pub(crate) local_id: Bytes,
@@ -82,8 +166,8 @@ pub(crate) enum Heard {
     Own,
     /// Not a usable peer (does not unpack or validate): ignored.
     Invalid(PeerError),
-    /// A new peer and the table is full: ignored.
-    Refused,
+    /// Not recorded by the table (it is full): ignored.
+    Refused(PeerTableError),
     /// Recorded.
     Recorded(Arc<Peer>, Observed),
 }
@@ -130,12 +214,49 @@ impl PeerManager {
             Ok(how) => match table.by_addr(addr) {
                 Some(p) => Heard::Recorded(p, how),
                 // Removed between the two calls (a racing DISCONNECT); nothing to record.
-                None => Heard::Refused,
+                None => Heard::Invalid(PeerError::Invalid("left while being recorded".into())),
             },
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "peer not recorded");
-                Heard::Refused
+                Heard::Refused(e)
             }
+        }
+    }
+
+    /// An `ADVERTISE_PEER` or `PEER_DISCOVERED` through a handler: record the sender in the
+    /// table and on the link (so plugins see it for the link's later messages). True when
+    /// recorded.
+    fn record(&self, table: &PeerTable, msg: &Message, ctx: &Context) -> bool {
+        match self.heard(table, msg, ctx.peer_addr()) {
+            Heard::Recorded(peer, how) => {
+                tracing::debug!(peer = ?peer.id, ?how, "peer recorded");
+                ctx.set_peer(Some(Peer::clone(&peer)));
+                true
+            }
+            Heard::Own | Heard::Invalid(_) | Heard::Refused(_) => false,
+        }
+    }
+
+    /// The options peer-management messages are sent with: the config's inner plugins.
+    pub(crate) fn send_options(&self) -> SendOptions {
+        SendOptions::new().inner(self.config.plugins().clone())
+    }
+
+    /// The server's answer to this client's advert, recorded: the peer, or why not.
+    pub(crate) fn answered(
+        &self,
+        table: &PeerTable,
+        reply: &Message,
+        addr: SocketAddr,
+    ) -> Result<Arc<Peer>, AdvertiseError> {
+        if reply.message_type != MessageType::PEER_DISCOVERED {
+            return Err(AdvertiseError::UnexpectedReply(reply.clone()));
+        }
+        match self.heard(table, reply, addr) {
+            Heard::Recorded(peer, _) => Ok(peer),
+            Heard::Invalid(e) => Err(AdvertiseError::InvalidPeer(e)),
+            Heard::Own => Err(AdvertiseError::OwnId),
+            Heard::Refused(e) => Err(AdvertiseError::Table(e)),
         }
     }
 
