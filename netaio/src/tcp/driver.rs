@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+use super::deadlines::{Deadline, Deadlines};
 use crate::codec::{Frame, FrameCodec, FrameError};
 
 /// How long a closing connection keeps discarding input, and how much at most.
@@ -88,12 +89,6 @@ pub(crate) trait Dispatch: Send {
 
     /// The framing broke (`err`); append a last message for the peer, if any, before the close.
     fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut);
-}
-
-enum Deadline {
-    Read,
-    Idle,
-    Write,
 }
 
 /// Poll `fut`, the cancellation future of `token`, for real only while it may not have
@@ -178,9 +173,7 @@ pub(crate) async fn drive<D: Dispatch>(
     let mut stopping = false;
     let mut result: Option<CloseReason> = None;
     let now = Instant::now();
-    let mut last_activity = now;
-    let mut frame_started: Option<Instant> = None;
-    let mut write_progress = now;
+    let mut deadlines = Deadlines::new(cfg.read_timeout, cfg.idle_timeout, cfg.write_timeout, now);
     let sleep = tokio::time::sleep_until(now + FAR);
     tokio::pin!(sleep);
     let cancelled = cancel.cancelled();
@@ -224,10 +217,10 @@ pub(crate) async fn drive<D: Dispatch>(
         if dispatched || (was_empty && !wbuf.is_empty()) {
             let now = Instant::now();
             if was_empty && !wbuf.is_empty() {
-                write_progress = now;
+                deadlines.backlog_started(now);
             }
             if dispatched {
-                frame_started = (!rbuf.is_empty()).then_some(now);
+                deadlines.dispatched(now, !rbuf.is_empty());
             }
             // Write the batch now, without waiting for a select round: usually the socket takes
             // it all and the connection goes straight back to reading.
@@ -251,8 +244,7 @@ pub(crate) async fn drive<D: Dispatch>(
                 }
             }
             if wrote {
-                write_progress = now;
-                last_activity = now;
+                deadlines.wrote(now);
             }
             if full && wbuf.len() < cfg.write_high_water {
                 // The write made room: go on with the frames still buffered.
@@ -267,16 +259,7 @@ pub(crate) async fn drive<D: Dispatch>(
             break;
         }
 
-        let deadline = if !wbuf.is_empty() {
-            Some((write_progress + cfg.write_timeout, Deadline::Write))
-        } else if let Some(started) = frame_started.filter(|_| reading) {
-            Some((started + cfg.read_timeout, Deadline::Read))
-        } else if reading {
-            cfg.idle_timeout
-                .map(|t| (last_activity + t, Deadline::Idle))
-        } else {
-            None
-        };
+        let deadline = deadlines.next(reading, !wbuf.is_empty());
         // Move the timer only when the deadline comes earlier (or the timer already fired): a
         // later deadline, the usual case as activity goes on, is checked when the timer fires.
         if let Some((until, _)) = &deadline
@@ -312,8 +295,7 @@ pub(crate) async fn drive<D: Dispatch>(
                 }
                 Ok(n) => {
                     wbuf.advance(n);
-                    write_progress = Instant::now();
-                    last_activity = write_progress;
+                    deadlines.wrote(Instant::now());
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "write failed");
@@ -331,7 +313,7 @@ pub(crate) async fn drive<D: Dispatch>(
             }), if outbound_open && room && !stopping => match m {
                 Some(b) => {
                     if wbuf.is_empty() {
-                        write_progress = Instant::now();
+                        deadlines.backlog_started(Instant::now());
                     }
                     wbuf.extend_from_slice(&b);
                     while wbuf.len() < cfg.write_high_water {
@@ -354,8 +336,7 @@ pub(crate) async fn drive<D: Dispatch>(
                     if n == room_before_read {
                         read_room = READ_CHUNK;
                     }
-                    last_activity = Instant::now();
-                    frame_started.get_or_insert(last_activity);
+                    deadlines.read(Instant::now());
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "read failed");
@@ -364,19 +345,15 @@ pub(crate) async fn drive<D: Dispatch>(
                 }
             },
             () = &mut sleep, if deadline.is_some() => {
-                let Some((until, kind)) = &deadline else { continue };
-                if Instant::now() < *until {
+                // Nothing else ran in this round, so the deadline is the one computed above.
+                let Some(kind) = deadlines.expired(Instant::now(), reading, !wbuf.is_empty()) else {
                     // Armed for an earlier deadline that has since moved: re-armed above.
                     continue;
-                }
-                let reason = match kind {
-                    Deadline::Write => CloseReason::WriteTimeout,
-                    Deadline::Read => CloseReason::ReadTimeout,
-                    Deadline::Idle => CloseReason::IdleTimeout,
                 };
+                let reason = kind.reason();
                 tracing::info!(reason = %reason, "closing connection");
                 result.get_or_insert(reason);
-                if matches!(kind, Deadline::Write) {
+                if kind == Deadline::Write {
                     break;
                 }
                 reading = false;
