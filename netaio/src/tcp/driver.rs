@@ -5,7 +5,9 @@
 //! cannot deadlock the connection; the write buffer has a high-water mark above which reading (and
 //! taking queued messages) pauses, so memory stays bounded. Every wait has a deadline: a started
 //! frame must complete within the read timeout, a connection with no traffic closes after the idle
-//! timeout, and a write that makes no progress fails after the write timeout.
+//! timeout, and a write that makes no progress fails after the write timeout. Which deadline
+//! applies, and when, is decided by `Deadlines` (in `deadlines.rs`, free of I/O); this loop reports
+//! its events to it and keeps the one timer.
 
 use std::future::Future;
 use std::task::Poll;
@@ -19,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+use super::deadlines::{Deadline, Deadlines};
 use crate::codec::{Frame, FrameCodec, FrameError};
 
 /// How long a closing connection keeps discarding input, and how much at most.
@@ -88,12 +91,6 @@ pub(crate) trait Dispatch: Send {
 
     /// The framing broke (`err`); append a last message for the peer, if any, before the close.
     fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut);
-}
-
-enum Deadline {
-    Read,
-    Idle,
-    Write,
 }
 
 /// Poll `fut`, the cancellation future of `token`, for real only while it may not have
@@ -178,9 +175,7 @@ pub(crate) async fn drive<D: Dispatch>(
     let mut stopping = false;
     let mut result: Option<CloseReason> = None;
     let now = Instant::now();
-    let mut last_activity = now;
-    let mut frame_started: Option<Instant> = None;
-    let mut write_progress = now;
+    let mut deadlines = Deadlines::new(cfg.read_timeout, cfg.idle_timeout, cfg.write_timeout, now);
     let sleep = tokio::time::sleep_until(now + FAR);
     tokio::pin!(sleep);
     let cancelled = cancel.cancelled();
@@ -224,10 +219,10 @@ pub(crate) async fn drive<D: Dispatch>(
         if dispatched || (was_empty && !wbuf.is_empty()) {
             let now = Instant::now();
             if was_empty && !wbuf.is_empty() {
-                write_progress = now;
+                deadlines.backlog_started(now);
             }
             if dispatched {
-                frame_started = (!rbuf.is_empty()).then_some(now);
+                deadlines.dispatched(now, !rbuf.is_empty());
             }
             // Write the batch now, without waiting for a select round: usually the socket takes
             // it all and the connection goes straight back to reading.
@@ -251,8 +246,7 @@ pub(crate) async fn drive<D: Dispatch>(
                 }
             }
             if wrote {
-                write_progress = now;
-                last_activity = now;
+                deadlines.wrote(now);
             }
             if full && wbuf.len() < cfg.write_high_water {
                 // The write made room: go on with the frames still buffered.
@@ -267,16 +261,7 @@ pub(crate) async fn drive<D: Dispatch>(
             break;
         }
 
-        let deadline = if !wbuf.is_empty() {
-            Some((write_progress + cfg.write_timeout, Deadline::Write))
-        } else if let Some(started) = frame_started.filter(|_| reading) {
-            Some((started + cfg.read_timeout, Deadline::Read))
-        } else if reading {
-            cfg.idle_timeout
-                .map(|t| (last_activity + t, Deadline::Idle))
-        } else {
-            None
-        };
+        let deadline = deadlines.next(reading, !wbuf.is_empty());
         // Move the timer only when the deadline comes earlier (or the timer already fired): a
         // later deadline, the usual case as activity goes on, is checked when the timer fires.
         if let Some((until, _)) = &deadline
@@ -312,8 +297,7 @@ pub(crate) async fn drive<D: Dispatch>(
                 }
                 Ok(n) => {
                     wbuf.advance(n);
-                    write_progress = Instant::now();
-                    last_activity = write_progress;
+                    deadlines.wrote(Instant::now());
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "write failed");
@@ -331,7 +315,7 @@ pub(crate) async fn drive<D: Dispatch>(
             }), if outbound_open && room && !stopping => match m {
                 Some(b) => {
                     if wbuf.is_empty() {
-                        write_progress = Instant::now();
+                        deadlines.backlog_started(Instant::now());
                     }
                     wbuf.extend_from_slice(&b);
                     while wbuf.len() < cfg.write_high_water {
@@ -354,8 +338,7 @@ pub(crate) async fn drive<D: Dispatch>(
                     if n == room_before_read {
                         read_room = READ_CHUNK;
                     }
-                    last_activity = Instant::now();
-                    frame_started.get_or_insert(last_activity);
+                    deadlines.read(Instant::now());
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "read failed");
@@ -364,19 +347,15 @@ pub(crate) async fn drive<D: Dispatch>(
                 }
             },
             () = &mut sleep, if deadline.is_some() => {
-                let Some((until, kind)) = &deadline else { continue };
-                if Instant::now() < *until {
+                // Nothing else ran in this round, so the deadline is the one computed above.
+                let Some(kind) = deadlines.expired(Instant::now(), reading, !wbuf.is_empty()) else {
                     // Armed for an earlier deadline that has since moved: re-armed above.
                     continue;
-                }
-                let reason = match kind {
-                    Deadline::Write => CloseReason::WriteTimeout,
-                    Deadline::Read => CloseReason::ReadTimeout,
-                    Deadline::Idle => CloseReason::IdleTimeout,
                 };
+                let reason = kind.reason();
                 tracing::info!(reason = %reason, "closing connection");
                 result.get_or_insert(reason);
-                if matches!(kind, Deadline::Write) {
+                if kind == Deadline::Write {
                     break;
                 }
                 reading = false;
@@ -402,4 +381,139 @@ pub(crate) async fn drive<D: Dispatch>(
         .await;
     }
     result.unwrap_or(CloseReason::PeerClosed)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The deadlines as the driver enforces them, over a real loopback connection in paused time.
+    //!
+    //! Paused time advances on its own only when the runtime has nothing to do, and it does so
+    //! even when the same idle round delivers socket events (the woken task runs after the jump).
+    //! So these tests never wait on a socket while a timer is pending: they let socket events in
+    //! with `settle` (yields, which poll the sockets without moving the clock) and wait only on
+    //! timers. Should a socket event slip past a timer anyway, the clock jumps and the exact
+    //! instants asserted below fail: the tests cannot pass by accident.
+
+    use super::*;
+    use crate::message::Header;
+    use tokio::net::TcpListener;
+
+    const READ: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(30);
+    const WRITE: Duration = Duration::from_secs(5);
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A dispatcher for connections that never complete a frame.
+    struct Ignore;
+
+    impl Dispatch for Ignore {
+        async fn on_frame(&mut self, _: Frame, _: &mut BytesMut) {}
+        fn on_fatal(&mut self, _: &FrameError, _: &mut BytesMut) {}
+    }
+
+    /// A connected pair on 127.0.0.1: (the peer, the driver's end).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (peer, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (peer.unwrap(), accepted.unwrap().0)
+    }
+
+    /// Run the driver on `stream` in a task; returns it and the sender of its outbound queue.
+    fn spawn_driver(
+        stream: TcpStream,
+        idle_timeout: Option<Duration>,
+    ) -> (tokio::task::JoinHandle<CloseReason>, mpsc::Sender<Bytes>) {
+        let cfg = DriverConfig {
+            read_timeout: READ,
+            idle_timeout,
+            write_timeout: WRITE,
+            write_high_water: 1 << 20,
+        };
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = tokio::spawn(async move {
+            let cancel = CancellationToken::new();
+            drive(
+                stream,
+                FrameCodec::new(),
+                &cfg,
+                &mut Ignore,
+                &mut rx,
+                &cancel,
+            )
+            .await
+        });
+        (task, tx)
+    }
+
+    /// Let pending socket events reach their tasks without moving the paused clock.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Read what `peer` has now: `Some(0)` at end of stream, `None` if nothing yet.
+    fn read_now(peer: &TcpStream, buf: &mut [u8]) -> Option<usize> {
+        match peer.try_read(buf) {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// Assert that the driver closes the connection at `at` exactly: still open just before, end
+    /// of stream at `at` without the clock moving on.
+    async fn assert_closes_at(peer: &TcpStream, at: Instant) {
+        let mut buf = [0u8; 64];
+        tokio::time::sleep_until(at - MS).await;
+        settle().await;
+        assert_eq!(read_now(peer, &mut buf), None, "closed before the deadline");
+        tokio::time::sleep_until(at).await;
+        settle().await;
+        assert_eq!(
+            read_now(peer, &mut buf),
+            Some(0),
+            "not closed at the deadline"
+        );
+        assert_eq!(Instant::now(), at);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_a_header_is_closed_after_exactly_the_read_timeout() {
+        let (mut peer, end) = pair().await;
+        // An idle timeout shorter than the read timeout: the started frame's deadline, not the
+        // idle one, applies.
+        let (driver, _tx) = spawn_driver(end, Some(READ / 2));
+        // Read by the driver before any timer of this test exists (see the module comment).
+        peer.write_all(&[0u8; Header::LEN / 2]).await.unwrap();
+        let t0 = Instant::now();
+        settle().await;
+
+        assert_closes_at(&peer, t0 + READ).await;
+        drop(peer);
+        assert_eq!(driver.await.unwrap(), CloseReason::ReadTimeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_postpones_the_idle_timeout() {
+        let (peer, end) = pair().await;
+        let t0 = Instant::now();
+        let (driver, tx) = spawn_driver(end, Some(IDLE));
+        settle().await;
+
+        // Halfway through the idle timeout, the driver writes a queued message: activity.
+        tokio::time::sleep_until(t0 + IDLE / 2).await;
+        tx.send(Bytes::from_static(b"hello")).await.unwrap();
+        settle().await;
+        let mut buf = [0u8; 64];
+        assert_eq!(read_now(&peer, &mut buf), Some(5));
+        assert_eq!(&buf[..5], b"hello");
+
+        // The timer armed for t0 + IDLE fires then and is re-armed: the close comes an idle
+        // timeout after the write.
+        assert_closes_at(&peer, t0 + IDLE / 2 + IDLE).await;
+        drop(peer);
+        assert_eq!(driver.await.unwrap(), CloseReason::IdleTimeout);
+    }
 }

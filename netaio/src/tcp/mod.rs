@@ -9,6 +9,7 @@
 //! of the connection) removes it.
 
 mod client;
+mod deadlines;
 pub(crate) mod driver;
 mod node_ops;
 mod peers;
