@@ -188,3 +188,104 @@ impl<T: Clone + Send + Sync + 'static> FromRequest for State<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::BoxedHandler;
+    use crate::router::test_support::{REQ, addr, call};
+
+    #[tokio::test]
+    async fn postcard_extractor() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Put {
+            key: String,
+            value: u32,
+        }
+        let handler = BoxedHandler::new(|Postcard(put): Postcard<Put>| async move {
+            Message::ok(put.key, put.value.to_string())
+        });
+        let content = postcard::to_allocvec(&Put {
+            key: "k".into(),
+            value: 7,
+        })
+        .unwrap();
+        let reply = call(
+            &handler,
+            Message::new(REQ, "put", content),
+            Context::detached(addr(1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply, Message::ok("k", "7"));
+
+        // Truncated content: rejected with ERROR, uri of the request, handler not run.
+        let reply = call(
+            &handler,
+            Message::new(REQ, "put", &b"\x05ab"[..]),
+            Context::detached(addr(1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.message_type, MessageType::ERROR);
+        assert_eq!(reply.uri().as_ref(), b"put");
+        assert!(
+            reply.content().starts_with(b"invalid content: "),
+            "{reply:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_argument_is_extracted_from_the_request_by_value() {
+        /// Says how it was extracted.
+        struct How(&'static str);
+        impl FromRequest for How {
+            fn from_request(_: &Request) -> Result<Self, Rejection> {
+                Ok(How("ref"))
+            }
+            fn from_request_owned(_: Request) -> Result<Self, Rejection> {
+                Ok(How("owned"))
+            }
+        }
+        let peer = addr(1);
+        let one = BoxedHandler::new(|a: How| async move { Message::ok("", a.0) });
+        let three = BoxedHandler::new(|a: How, b: How, c: How| async move {
+            Message::ok("", format!("{},{},{}", a.0, b.0, c.0))
+        });
+        let msg = || Message::new(REQ, "x", "");
+        let reply = call(&one, msg(), Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"owned");
+        let reply = call(&three, msg(), Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"ref,ref,owned");
+        // A final Message argument is the request's message itself (its auth fields included).
+        let echo = BoxedHandler::new(|t: MessageType, m: Message| async move {
+            Message::ok(t.to_string(), m.auth.get("k").cloned().unwrap_or_default())
+        });
+        let mut m = msg();
+        m.auth.insert("k", "v");
+        let reply = call(&echo, m, Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"v");
+    }
+
+    #[tokio::test]
+    async fn other_extractors() {
+        let handler = BoxedHandler::new(
+            |t: MessageType,
+             PeerAddr(peer): PeerAddr,
+             Uri(uri): Uri,
+             Content(content): Content,
+             ctx: Context| async move {
+                assert_eq!(ctx.peer_addr(), peer);
+                Message::ok(uri, format!("{t:?} {peer} {}", content.len()))
+            },
+        );
+        let reply = call(
+            &handler,
+            Message::new(REQ, "u", "abc"),
+            Context::detached(addr(9)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply, Message::ok("u", "REQUEST_URI 127.0.0.1:9 3"));
+    }
+}

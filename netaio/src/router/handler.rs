@@ -255,3 +255,59 @@ impl std::fmt::Debug for BoxedHandler {
         f.write_str("BoxedHandler")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MessageType;
+    use crate::router::Context;
+    use crate::router::test_support::{REQ, addr, call};
+
+    #[tokio::test]
+    async fn into_reply_variants() {
+        let msg = Message::ok("u", "c");
+        assert_eq!(().into_reply(), None);
+        assert_eq!(msg.clone().into_reply(), Some(msg.clone()));
+        assert_eq!(Some(msg.clone()).into_reply(), Some(msg.clone()));
+        assert_eq!(None::<Message>.into_reply(), None);
+        assert_eq!(Some(()).into_reply(), None);
+        assert_eq!(Ok::<_, String>(msg.clone()).into_reply(), Some(msg.clone()));
+        assert_eq!(Ok::<(), String>(()).into_reply(), None);
+        assert_eq!(
+            Err::<Message, String>("auth failed".into()).into_reply(),
+            Some(Message::new(
+                MessageType::AUTH_ERROR,
+                "ERROR",
+                "auth failed"
+            ))
+        );
+        assert_eq!(
+            Err::<(), String>("boom".into()).into_reply(),
+            Some(Message::new(MessageType::ERROR, "ERROR", "boom"))
+        );
+        assert_eq!(
+            Err::<(), Message>(Message::not_permitted()).into_reply(),
+            Some(Message::not_permitted())
+        );
+        assert_eq!(Ok::<Option<Message>, Message>(None).into_reply(), None);
+
+        // Through a handler: the return value becomes the reply.
+        let handler = BoxedHandler::new(|msg: Message| async move {
+            if msg.uri().as_ref() == b"ok" {
+                Ok(Some(Message::ok("ok", "")))
+            } else if msg.uri().as_ref() == b"none" {
+                Ok(None)
+            } else {
+                Err(format!("{:?} not found", msg.uri()))
+            }
+        });
+        let ctx = Context::detached(addr(1));
+        let run = |uri: &'static str| call(&handler, Message::new(REQ, uri, ""), ctx.clone());
+        assert_eq!(run("ok").await, Some(Message::ok("ok", "")));
+        assert_eq!(run("none").await, None);
+        assert_eq!(
+            run("zz").await.unwrap().message_type,
+            MessageType::NOT_FOUND
+        );
+    }
+}
