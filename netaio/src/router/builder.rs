@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::panic::Location;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,16 +10,15 @@ use bytes::Bytes;
 use super::live::Routes;
 use super::state::Extensions;
 use super::table::{Entry, Table};
-use super::{BoxedHandler, Handler, IntoRoute, Route, RouteError, RouteKey, Service};
+use super::{BoxedHandler, Handler, IntoRoute, IntoService, Route, RouteError, RouteKey, Service};
 use crate::MessageType;
-use crate::plugin::Plugins;
 
 /// Handlers keyed by [`RouteKey`], built with consuming methods and handed to a server or client.
 ///
 /// Registering two handlers of the same kind at one key is a mistake the user sees at once:
 /// [`on`](Router::on) and [`once`](Router::once) panic at the second registration (the panic location)
 /// with a message naming where the first was made (like axum), and
-/// [`try_on`](Router::try_on) / [`try_once`](Router::try_once) return a [`RouteError`]. A one-shot and a
+/// [`try_route`](Router::try_route) (and the other `try_` methods) return a [`RouteError`]. A one-shot and a
 /// persistent handler may share a key: the one-shot handler runs first and is then removed.
 ///
 /// Messages that match no key go to the fallback; a server's default fallback answers
@@ -47,7 +45,16 @@ impl Router {
         Self::default()
     }
 
-    /// Register a persistent handler.
+    /// Register a persistent handler (a shorthand for `route(Route::on(key, handler))`).
+    ///
+    /// ```
+    /// use netaio::{Message, MessageType, Router};
+    ///
+    /// let router = Router::new().on((MessageType::REQUEST_URI, "ping"), || async {
+    ///     Message::respond("ping", "pong")
+    /// });
+    /// assert_eq!(router.len(), 1);
+    /// ```
     ///
     /// # Panics
     ///
@@ -55,13 +62,18 @@ impl Router {
     #[track_caller]
     #[must_use]
     pub fn on<H: Handler<A>, A: 'static>(self, key: impl Into<RouteKey>, handler: H) -> Self {
-        match self.try_on(key, handler) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        }
+        self.route(Route::on(key, handler))
     }
 
-    /// Register a one-shot handler: it runs for the first matching message and is then removed.
+    /// Register a one-shot handler: it runs for the first matching message and is then removed (a
+    /// shorthand for `route(Route::once(key, handler))`).
+    ///
+    /// ```
+    /// use netaio::{MessageType, Router};
+    ///
+    /// let router = Router::new().once((MessageType::OK, "ready"), || async {});
+    /// assert_eq!(router.len(), 1);
+    /// ```
     ///
     /// # Panics
     ///
@@ -69,105 +81,27 @@ impl Router {
     #[track_caller]
     #[must_use]
     pub fn once<H: Handler<A>, A: 'static>(self, key: impl Into<RouteKey>, handler: H) -> Self {
-        match self.try_once(key, handler) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Register a persistent handler with inner plugins: incoming messages for it pass the inner auth
-    /// check and inner decryption before it runs, and its replies are sealed with them.
-    ///
-    /// # Panics
-    ///
-    /// If a persistent handler is already registered at `key`.
-    #[track_caller]
-    #[must_use]
-    pub fn on_with<H: Handler<A>, A: 'static>(
-        self,
-        key: impl Into<RouteKey>,
-        handler: H,
-        inner: Plugins,
-    ) -> Self {
-        match self.try_insert_with(key.into(), BoxedHandler::new(handler), false, inner) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// [`once`](Router::once) with inner plugins. The route is taken only by a message that passes
-    /// them: a message the inner auth check or decryption refuses is refused as for any route, and
-    /// leaves the one-shot handler in place for the message it is waiting for.
-    ///
-    /// # Panics
-    ///
-    /// If a one-shot handler is already registered at `key`.
-    #[track_caller]
-    #[must_use]
-    pub fn once_with<H: Handler<A>, A: 'static>(
-        self,
-        key: impl Into<RouteKey>,
-        handler: H,
-        inner: Plugins,
-    ) -> Self {
-        match self.try_insert_with(key.into(), BoxedHandler::new(handler), true, inner) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Register a persistent handler, or say why not.
-    #[track_caller]
-    pub fn try_on<H: Handler<A>, A: 'static>(
-        self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<Self, RouteError> {
-        self.try_insert(key.into(), BoxedHandler::new(handler), false)
-    }
-
-    /// Register a one-shot handler, or say why not.
-    #[track_caller]
-    pub fn try_once<H: Handler<A>, A: 'static>(
-        self,
-        key: impl Into<RouteKey>,
-        handler: H,
-    ) -> Result<Self, RouteError> {
-        self.try_insert(key.into(), BoxedHandler::new(handler), true)
-    }
-
-    /// Register an already erased handler (used by the attribute macros and by services).
-    #[track_caller]
-    pub fn try_insert(
-        self,
-        key: RouteKey,
-        handler: BoxedHandler,
-        once: bool,
-    ) -> Result<Self, RouteError> {
-        self.try_insert_with(key, handler, once, Plugins::new())
-    }
-
-    /// Register an already erased handler with inner plugins.
-    #[track_caller]
-    pub fn try_insert_with(
-        mut self,
-        key: RouteKey,
-        handler: BoxedHandler,
-        once: bool,
-        inner: Plugins,
-    ) -> Result<Self, RouteError> {
-        let route = Entry {
-            handler,
-            inner,
-            at: Location::caller(),
-        };
-        self.table.insert(key, route, once)?;
-        Ok(self)
+        self.route(Route::once(key, handler))
     }
 
     /// Register a [`Route`]: one declared with [`#[on]`](crate::on) / [`#[once]`](crate::once) (pass
     /// `echo {}` for the function `echo`; see also [`routes`](Router::routes)), or built with
-    /// [`Route::on`] / [`Route::once`].
+    /// [`Route::on`] / [`Route::once`], with inner plugins if it has them
+    /// ([`Route::with_inner`]): incoming messages for such a route pass the inner auth check and
+    /// decryption before it runs, and its replies are sealed with them.
+    ///
+    /// ```
+    /// use netaio::plugin::{HmacAuth, Plugins};
+    /// use netaio::router::{Route, Router};
+    /// use netaio::{Message, MessageType};
+    ///
+    /// let admin = Route::on((MessageType::REQUEST_URI, "admin"), |m: Message| async move {
+    ///     Message::respond(m.uri().clone(), "done")
+    /// })
+    /// .with_inner(Plugins::new().auth(HmacAuth::new(b"admin secret")));
+    /// let router = Router::new().route(admin);
+    /// assert_eq!(router.len(), 1);
+    /// ```
     ///
     /// # Panics
     ///
@@ -182,7 +116,17 @@ impl Router {
         }
     }
 
-    /// [`route`](Router::route), or say why not.
+    /// [`route`](Router::route), or say why not: [`RouteError::Duplicate`] names the key and where
+    /// the handler already there was declared.
+    ///
+    /// ```
+    /// use netaio::router::{Route, RouteError, Router};
+    /// use netaio::MessageType;
+    ///
+    /// let router = Router::new().on(MessageType::OK, || async {});
+    /// let err = router.try_route(Route::on(MessageType::OK, || async {})).unwrap_err();
+    /// assert!(matches!(err, RouteError::Duplicate { kind: "persistent", .. }));
+    /// ```
     pub fn try_route(mut self, route: impl IntoRoute) -> Result<Self, RouteError> {
         let Route {
             key,
@@ -227,7 +171,15 @@ impl Router {
         }
     }
 
-    /// [`routes`](Router::routes), or say why not.
+    /// [`routes`](Router::routes), or say why not (the first duplicate).
+    ///
+    /// ```
+    /// use netaio::router::{Route, Router};
+    /// use netaio::MessageType;
+    ///
+    /// let twice = [Route::on(MessageType::OK, || async {}), Route::on(MessageType::OK, || async {})];
+    /// assert!(Router::new().try_routes(twice).is_err());
+    /// ```
     pub fn try_routes<I>(self, routes: I) -> Result<Self, RouteError>
     where
         I: IntoIterator,
@@ -238,11 +190,12 @@ impl Router {
             .try_fold(self, |router, r| router.try_route(r))
     }
 
-    /// Mount a [`Service`] (an `impl` block marked [`#[service]`](crate::service)): register every
-    /// route of the service and add it, in an `Arc`, as shared state (so other handlers can take
-    /// `State<Arc<S>>`).
+    /// Mount a [`Service`] (an `impl` block marked [`#[service]`](crate::service)), given by value or
+    /// as an `Arc` you keep a handle to: register every route of the service and add the `Arc` as
+    /// shared state (so other handlers can take `State<Arc<S>>`).
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use netaio::{service, Message, Router};
     ///
     /// struct Greeter {
@@ -260,6 +213,11 @@ impl Router {
     ///
     /// let router = Router::new().mount(Greeter { greeting: "hi".into() });
     /// assert_eq!(router.len(), 1);
+    ///
+    /// // Keep a handle to the service's state.
+    /// let greeter = Arc::new(Greeter { greeting: "hello".into() });
+    /// let router = Router::new().mount(Arc::clone(&greeter));
+    /// assert_eq!(router.len(), 1);
     /// ```
     ///
     /// # Panics
@@ -267,31 +225,33 @@ impl Router {
     /// If one of its routes is already registered (with the place it was first declared).
     #[track_caller]
     #[must_use]
-    pub fn mount<S: Service>(self, service: S) -> Self {
-        self.mount_shared(Arc::new(service))
-    }
-
-    /// [`mount`](Router::mount) a service you keep a handle to.
-    ///
-    /// # Panics
-    ///
-    /// If one of its routes is already registered.
-    #[track_caller]
-    #[must_use]
-    pub fn mount_shared<S: Service>(self, service: Arc<S>) -> Self {
-        match self.try_mount_shared(service) {
+    pub fn mount(self, service: impl IntoService) -> Self {
+        match self.try_mount(service) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         }
     }
 
-    /// [`mount`](Router::mount), or say why not.
-    pub fn try_mount<S: Service>(self, service: S) -> Result<Self, RouteError> {
-        self.try_mount_shared(Arc::new(service))
-    }
-
-    /// [`mount_shared`](Router::mount_shared), or say why not.
-    pub fn try_mount_shared<S: Service>(self, service: Arc<S>) -> Result<Self, RouteError> {
+    /// [`mount`](Router::mount), or say why not (the first duplicate route).
+    ///
+    /// ```
+    /// use netaio::{service, Message, Router};
+    ///
+    /// struct Ping;
+    ///
+    /// #[service]
+    /// impl Ping {
+    ///     #[on(REQUEST_URI, uri = "ping")]
+    ///     async fn ping(&self) -> Message {
+    ///         Message::respond("ping", "pong")
+    ///     }
+    /// }
+    ///
+    /// let router = Router::new().mount(Ping);
+    /// assert!(router.try_mount(Ping).is_err());
+    /// ```
+    pub fn try_mount(self, service: impl IntoService) -> Result<Self, RouteError> {
+        let service = service.into_service();
         let routes = Arc::clone(&service).routes();
         Ok(self.try_routes(routes)?.with_state(service))
     }
@@ -413,7 +373,7 @@ mod tests {
     async fn persistent_and_one_shot_may_share_a_key() {
         let router = Router::new()
             .on((REQ, "x"), tagged("persistent"))
-            .try_once((REQ, "x"), tagged("once"))
+            .try_route(Route::once((REQ, "x"), tagged("once")))
             .expect("a one-shot next to a persistent handler is allowed");
         assert_eq!(router.len(), 2);
         let routes = router.into_shared();
@@ -434,8 +394,11 @@ mod tests {
     #[test]
     fn duplicate_registration_is_an_error_naming_the_first_place() {
         let first_line = line!() + 1;
-        let router = Router::new().try_on((REQ, "x"), tagged("a")).unwrap();
-        let err = router.try_on((REQ, "x"), tagged("b")).unwrap_err();
+        let first = Route::on((REQ, "x"), tagged("a"));
+        let router = Router::new().try_route(first).unwrap();
+        let err = router
+            .try_route(Route::on((REQ, "x"), tagged("b")))
+            .unwrap_err();
         let RouteError::Duplicate { key, kind, first } = &err;
         assert_eq!(*key, RouteKey::Uri(REQ, Bytes::from_static(b"x")));
         assert_eq!(*kind, "persistent");
@@ -448,14 +411,15 @@ mod tests {
         );
 
         let first_line = line!() + 1;
-        let router = Router::new().try_once(REQ, tagged("a")).unwrap();
-        let err = router.try_once(REQ, tagged("b")).unwrap_err();
+        let first = Route::once(REQ, tagged("a"));
+        let router = Router::new().try_route(first).unwrap();
+        let err = router.try_route(Route::once(REQ, tagged("b"))).unwrap_err();
         let RouteError::Duplicate { kind, first, .. } = &err;
         assert_eq!((*kind, first.line()), ("one-shot", first_line));
 
         let peer_key = (REQ, "x", addr(1));
         let router = Router::new().on(peer_key, tagged("a"));
-        assert!(router.try_on(peer_key, tagged("b")).is_err());
+        assert!(router.try_route(Route::on(peer_key, tagged("b"))).is_err());
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use extract::{Content, FromRequest, PeerAddr, Postcard, Rejection, State, Ur
 pub use handler::{BoxFuture, BoxedHandler, Handler, IntoErrorReply, IntoReply};
 pub use key::{RouteError, RouteKey};
 pub(crate) use live::{Matched, OnceClaim, Routes};
-pub use route::{IntoRoute, Route, Service};
+pub use route::{IntoRoute, IntoService, Route, Service};
 pub(crate) use state::Extensions;
 
 use crate::plugin::Plugins;

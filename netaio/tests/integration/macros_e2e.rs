@@ -188,7 +188,7 @@ async fn service_and_functions_served_over_tcp() {
     let kv = Arc::new(Kv::default());
     let router = Router::new()
         .routes(handlers![sum, kv_size, push, ticket, secret])
-        .mount_shared(Arc::clone(&kv))
+        .mount(Arc::clone(&kv))
         .mount(Vault {
             token: Token(b"vault key"),
         });
