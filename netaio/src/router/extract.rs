@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::{Context, Request};
+use super::{Context, ErrorReply, Request};
 use crate::{Message, MessageType};
 
 /// A handler argument that can be taken from a request.
@@ -47,13 +47,25 @@ pub trait FromRequest: Sized {
 }
 
 /// Why an extractor refused a request; sent back as an error reply.
+///
+/// Built from text (an ERROR reply), from an [`ErrorReply`] (its type chosen by the extractor) or
+/// from any message.
+///
+/// ```
+/// use netaio::router::{ErrorReply, Rejection};
+/// use netaio::MessageType;
+///
+/// assert_eq!(Rejection::new("bad uri").into_message().message_type, MessageType::ERROR);
+/// let r = Rejection::from(ErrorReply::auth("token missing"));
+/// assert_eq!(r.into_message().message_type, MessageType::AUTH_ERROR);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection(Message);
 
 impl Rejection {
-    /// A rejection answered with [`Message::error`] of this text.
+    /// A rejection answered with ERROR of this text ([`ErrorReply::error`]).
     pub fn new(text: impl Into<String>) -> Self {
-        Self(Message::error(text))
+        ErrorReply::error(text).into()
     }
 
     /// A rejection answered with this message.
@@ -64,6 +76,12 @@ impl Rejection {
     /// The reply to send.
     pub fn into_message(self) -> Message {
         self.0
+    }
+}
+
+impl From<ErrorReply> for Rejection {
+    fn from(reply: ErrorReply) -> Self {
+        Self(reply.into_message())
     }
 }
 
@@ -142,11 +160,9 @@ impl<T: DeserializeOwned> FromRequest for Postcard<T> {
             .map(Postcard)
             .map_err(|e| {
                 tracing::debug!(error = %e, "content did not deserialize");
-                Rejection(Message::new(
-                    MessageType::ERROR,
-                    req.message.uri().clone(),
-                    format!("invalid content: {e}"),
-                ))
+                ErrorReply::error(format!("invalid content: {e}"))
+                    .with_uri(req.message.uri().clone())
+                    .into()
             })
     }
 }
