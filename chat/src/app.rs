@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use netaio::peer::{Peer, PeerConfig, PeerEvent, PeerTable};
 use netaio::plugin::{Plugins, SendOptions};
-use netaio::router::Context;
+use netaio::router::{Context, Route};
 use netaio::udp::{MulticastConfig, UdpHandle, UdpNode};
 use netaio::{BindError, Message, MessageType, RequestError, Router};
 use netaio_asymmetric::PublicKeys;
@@ -775,13 +775,15 @@ pub async fn run(
         outbox: outbox_tx,
     });
     let s = shared.clone();
-    let router = Router::new().on_with(
-        (MessageType::PUBLISH_URI, CHAT_URI),
-        move |msg: Message, ctx: Context| {
-            let s = s.clone();
-            async move { s.on_message(&msg, &ctx) }
-        },
-        plugins.clone(),
+    let router = Router::new().route(
+        Route::on(
+            (MessageType::PUBLISH_URI, CHAT_URI),
+            move |msg: Message, ctx: Context| {
+                let s = s.clone();
+                async move { s.on_message(&msg, &ctx) }
+            },
+        )
+        .with_inner(plugins.clone()),
     );
     let mut builder = UdpNode::builder()
         .address(opts.bind)

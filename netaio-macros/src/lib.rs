@@ -121,6 +121,7 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
+/// use netaio::router::ErrorReply;
 /// use netaio::{service, Message, Router};
 ///
 /// #[derive(Default)]
@@ -138,9 +139,11 @@ pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     }
 ///
 ///     #[on(REQUEST_URI)]
-///     async fn get(&self, msg: Message) -> Result<Message, &'static str> {
+///     async fn get(&self, msg: Message) -> Result<Message, ErrorReply> {
 ///         let items = self.items.lock().unwrap();
-///         let value = items.get(msg.uri().as_ref()).ok_or("not found")?;
+///         let value = items
+///             .get(msg.uri().as_ref())
+///             .ok_or(ErrorReply::not_found("not found"))?;
 ///         Ok(Message::respond(msg.uri().clone(), value.clone()))
 ///     }
 ///

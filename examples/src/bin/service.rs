@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use netaio::router::{Content, Uri};
+use netaio::router::{Content, ErrorReply, Uri};
 use netaio::{Message, RequestError, TcpClient, TcpServer, service};
 use netaio_examples::{init_tracing, show};
 
@@ -33,9 +33,14 @@ struct KvStore {
     items: Mutex<BTreeMap<Bytes, Bytes>>,
 }
 
+/// The reply to a request for a key the store does not have.
+fn key_not_found() -> ErrorReply {
+    ErrorReply::not_found("key not found")
+}
+
 #[service]
 impl KvStore {
-    /// CREATE_URI: add a key; an existing key is an error (the `String` becomes an ERROR reply).
+    /// CREATE_URI: add a key; an existing key is an error (a `String` error is an ERROR reply).
     #[on(CREATE_URI)]
     async fn create(&self, Uri(key): Uri, Content(value): Content) -> Result<Message, String> {
         let mut items = self.items();
@@ -46,19 +51,19 @@ impl KvStore {
         Ok(Message::ok(key, "created"))
     }
 
-    /// UPDATE_URI: replace a value ("not found" in the error text makes it a NOT_FOUND reply).
+    /// UPDATE_URI: replace a value (an `ErrorReply::not_found` error is a NOT_FOUND reply).
     #[on(UPDATE_URI)]
-    async fn update(&self, Uri(key): Uri, Content(value): Content) -> Result<Message, String> {
+    async fn update(&self, Uri(key): Uri, Content(value): Content) -> Result<Message, ErrorReply> {
         let mut items = self.items();
-        let slot = items.get_mut(&key).ok_or("key not found")?;
+        let slot = items.get_mut(&key).ok_or_else(key_not_found)?;
         *slot = value;
         Ok(Message::ok(key, "updated"))
     }
 
     /// DELETE_URI: remove a key.
     #[on(DELETE_URI)]
-    async fn delete(&self, Uri(key): Uri) -> Result<Message, String> {
-        self.items().remove(&key).ok_or("key not found")?;
+    async fn delete(&self, Uri(key): Uri) -> Result<Message, ErrorReply> {
+        self.items().remove(&key).ok_or_else(key_not_found)?;
         Ok(Message::ok(key, "deleted"))
     }
 
@@ -75,8 +80,8 @@ impl KvStore {
 
     /// REQUEST_URI any other uri: the value of that key.
     #[on(REQUEST_URI)]
-    async fn get(&self, Uri(key): Uri) -> Result<Message, String> {
-        let value = self.items().get(&key).cloned().ok_or("key not found")?;
+    async fn get(&self, Uri(key): Uri) -> Result<Message, ErrorReply> {
+        let value = self.items().get(&key).cloned().ok_or_else(key_not_found)?;
         Ok(Message::respond(key, value))
     }
 

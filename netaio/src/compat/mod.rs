@@ -7,6 +7,8 @@
 //! - [`PackifyCodec`]: the auth block as Python's `packify` dict (the [`packify`] module has the
 //!   general encoder and decoder);
 //! - [`PackifyPeerPlugin`]: peer data and peer adverts as Python's `DefaultPeerPlugin`;
+//! - [`python_error`] / [`python_error_type`]: Python's `make_error_msg`, which picks an error
+//!   reply's type from its text (the native library types it by the error's type instead);
 //! - [`LegacyHmacAuth`] and [`LegacySha256StreamCipher`]: Python's `HMACAuthPlugin` and
 //!   `Sha256StreamCipherPlugin`, byte for byte. **They are insecure** (no replay protection, the
 //!   message type is not authenticated, an unauthenticated XOR cipher) and exist only to talk to
@@ -81,12 +83,14 @@
 //! a dict of byte strings is refused.
 
 mod codec;
+mod errors;
 mod legacy_cipher;
 mod legacy_hmac;
 pub mod packify;
 mod peer;
 
 pub use codec::PackifyCodec;
+pub use errors::{python_error, python_error_type};
 pub use legacy_cipher::LegacySha256StreamCipher;
 pub use legacy_hmac::LegacyHmacAuth;
 pub use peer::PackifyPeerPlugin;

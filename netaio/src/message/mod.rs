@@ -90,34 +90,19 @@ impl Message {
         Self::new(MessageType::OK, uri, content)
     }
 
-    /// An error reply with uri `ERROR`, its type picked from the text as Python's `make_error_msg`
-    /// does: "not found" gives NOT_FOUND, else "auth" gives AUTH_ERROR, else "not permitted" gives
-    /// NOT_PERMITTED, else ERROR.
+    /// An ERROR reply with uri `ERROR` and the text as content, whatever the text says. For another
+    /// error type use [`ErrorReply`](crate::router::ErrorReply) (or [`Message::new`]); Python's
+    /// `make_error_msg`, which picks the type from the text, is
+    /// [`compat::python_error`](crate::compat::python_error).
     ///
     /// ```
     /// use netaio::{Message, MessageType};
-    /// assert_eq!(Message::error("user not found").message_type, MessageType::NOT_FOUND);
-    /// assert_eq!(Message::error("auth failed").message_type, MessageType::AUTH_ERROR);
     /// assert_eq!(Message::error("boom").message_type, MessageType::ERROR);
+    /// assert_eq!(Message::error("user not found").message_type, MessageType::ERROR);
+    /// assert_eq!(Message::error("boom").uri().as_ref(), b"ERROR");
     /// ```
     pub fn error(text: impl Into<String>) -> Self {
-        let text = text.into();
-        let message_type = Self::error_type_for(&text);
-        Self::new(message_type, "ERROR", text)
-    }
-
-    /// The error type [`Message::error`] picks for a text (case-sensitive substring match, as in
-    /// Python).
-    pub fn error_type_for(text: &str) -> MessageType {
-        if text.contains("not found") {
-            MessageType::NOT_FOUND
-        } else if text.contains("auth") {
-            MessageType::AUTH_ERROR
-        } else if text.contains("not permitted") {
-            MessageType::NOT_PERMITTED
-        } else {
-            MessageType::ERROR
-        }
+        Self::new(MessageType::ERROR, "ERROR", text.into())
     }
 
     /// NOT_FOUND with content `not found` and an empty uri (Python `make_not_found_msg`).
@@ -706,26 +691,18 @@ mod tests {
     }
 
     #[test]
-    fn error_type_from_text() {
-        let cases = [
-            ("user not found", MessageType::NOT_FOUND),
-            ("auth failed", MessageType::AUTH_ERROR),
-            ("invalid auth", MessageType::AUTH_ERROR),
-            ("action not permitted", MessageType::NOT_PERMITTED),
-            ("boom", MessageType::ERROR),
-            ("", MessageType::ERROR),
-            // "not found" wins over "auth", and "auth" over "not permitted".
-            ("auth not found", MessageType::NOT_FOUND),
-            ("auth not permitted", MessageType::AUTH_ERROR),
-            ("not permitted: not found", MessageType::NOT_FOUND),
-            // Case-sensitive, as in Python.
-            ("Not Found", MessageType::ERROR),
-            ("AUTH", MessageType::ERROR),
-        ];
-        for (text, t) in cases {
-            assert_eq!(Message::error_type_for(text), t, "{text:?}");
+    fn error_is_error_whatever_the_text() {
+        // Python's text rule (compat::python_error) would give NOT_FOUND, AUTH_ERROR,
+        // NOT_PERMITTED for the first three.
+        for text in [
+            "user not found",
+            "author missing",
+            "not permitted",
+            "boom",
+            "",
+        ] {
             let m = Message::error(text);
-            assert_eq!(m.message_type, t, "{text:?}");
+            assert_eq!(m.message_type, MessageType::ERROR, "{text:?}");
             assert_eq!(m.uri().as_ref(), b"ERROR");
             assert_eq!(m.content().as_ref(), text.as_bytes());
         }

@@ -33,7 +33,7 @@ use crate::{Message, MessageType};
 /// [`require_incoming(false)`](Self::require_incoming).
 ///
 /// Difficulty is per plugin: one on the node's instance plugins sets the node-wide cost, and one
-/// attached to a handler with `Router::on_with` as an inner plugin (with other field names, see
+/// attached to a route with `Route::with_inner` as an inner plugin (with other field names, see
 /// [`field_prefix`](Self::field_prefix)) sets a higher cost for that route.
 ///
 /// # Cost

@@ -135,13 +135,15 @@ pub(super) fn fixed_field<const N: usize>(
 ///
 /// ```
 /// use netaio::plugin::{HmacAuth, Plugins};
+/// use netaio::router::Route;
 /// use netaio::{Message, MessageType, Router};
 ///
 /// let inner = Plugins::new().auth(HmacAuth::new(b"admin secret").field_prefix("admin."));
-/// let router = Router::new().on_with(
-///     (MessageType::REQUEST_URI, "admin"),
-///     |m: Message| async move { Message::respond("admin", "ok") },
-///     inner,
+/// let router = Router::new().route(
+///     Route::on((MessageType::REQUEST_URI, "admin"), |m: Message| async move {
+///         Message::respond("admin", "ok")
+///     })
+///     .with_inner(inner),
 /// );
 /// ```
 pub struct HmacAuth {

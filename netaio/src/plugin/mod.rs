@@ -22,6 +22,7 @@
 //!
 //! ```
 //! use netaio::plugin::{AeadCipher, HmacAuth, Plugins};
+//! use netaio::router::Route;
 //! use netaio::{Message, MessageType, Router, TcpServer};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,12 +31,15 @@
 //!         Message::respond(m.uri().clone(), m.content().clone())
 //!     })
 //!     // A second layer for one route: its own secret and field names.
-//!     .on_with(
-//!         (MessageType::REQUEST_URI, "admin"),
-//!         |_: Message| async { Message::respond("admin", "ok") },
-//!         Plugins::new()
-//!             .auth(HmacAuth::new(b"admin secret").field_prefix("admin."))
-//!             .cipher(AeadCipher::new(b"admin secret").nonce_field("admin.iv")),
+//!     .route(
+//!         Route::on((MessageType::REQUEST_URI, "admin"), |_: Message| async {
+//!             Message::respond("admin", "ok")
+//!         })
+//!         .with_inner(
+//!             Plugins::new()
+//!                 .auth(HmacAuth::new(b"admin secret").field_prefix("admin."))
+//!                 .cipher(AeadCipher::new(b"admin secret").nonce_field("admin.iv")),
+//!         ),
 //!     );
 //! let server = TcpServer::builder()
 //!     .address(([127, 0, 0, 1], 0))

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::{Context, Request};
+use super::{Context, ErrorReply, Request};
 use crate::{Message, MessageType};
 
 /// A handler argument that can be taken from a request.
@@ -47,13 +47,25 @@ pub trait FromRequest: Sized {
 }
 
 /// Why an extractor refused a request; sent back as an error reply.
+///
+/// Built from text (an ERROR reply), from an [`ErrorReply`] (its type chosen by the extractor) or
+/// from any message.
+///
+/// ```
+/// use netaio::router::{ErrorReply, Rejection};
+/// use netaio::MessageType;
+///
+/// assert_eq!(Rejection::new("bad uri").into_message().message_type, MessageType::ERROR);
+/// let r = Rejection::from(ErrorReply::auth("token missing"));
+/// assert_eq!(r.into_message().message_type, MessageType::AUTH_ERROR);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection(Message);
 
 impl Rejection {
-    /// A rejection answered with [`Message::error`] of this text.
+    /// A rejection answered with ERROR of this text ([`ErrorReply::error`]).
     pub fn new(text: impl Into<String>) -> Self {
-        Self(Message::error(text))
+        ErrorReply::error(text).into()
     }
 
     /// A rejection answered with this message.
@@ -64,6 +76,12 @@ impl Rejection {
     /// The reply to send.
     pub fn into_message(self) -> Message {
         self.0
+    }
+}
+
+impl From<ErrorReply> for Rejection {
+    fn from(reply: ErrorReply) -> Self {
+        Self(reply.into_message())
     }
 }
 
@@ -142,11 +160,9 @@ impl<T: DeserializeOwned> FromRequest for Postcard<T> {
             .map(Postcard)
             .map_err(|e| {
                 tracing::debug!(error = %e, "content did not deserialize");
-                Rejection(Message::new(
-                    MessageType::ERROR,
-                    req.message.uri().clone(),
-                    format!("invalid content: {e}"),
-                ))
+                ErrorReply::error(format!("invalid content: {e}"))
+                    .with_uri(req.message.uri().clone())
+                    .into()
             })
     }
 }
@@ -186,5 +202,106 @@ impl<T: Clone + Send + Sync + 'static> FromRequest for State<T> {
                 Err(Rejection::new("missing state"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::BoxedHandler;
+    use crate::router::test_support::{REQ, addr, call};
+
+    #[tokio::test]
+    async fn postcard_extractor() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Put {
+            key: String,
+            value: u32,
+        }
+        let handler = BoxedHandler::new(|Postcard(put): Postcard<Put>| async move {
+            Message::ok(put.key, put.value.to_string())
+        });
+        let content = postcard::to_allocvec(&Put {
+            key: "k".into(),
+            value: 7,
+        })
+        .unwrap();
+        let reply = call(
+            &handler,
+            Message::new(REQ, "put", content),
+            Context::detached(addr(1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply, Message::ok("k", "7"));
+
+        // Truncated content: rejected with ERROR, uri of the request, handler not run.
+        let reply = call(
+            &handler,
+            Message::new(REQ, "put", &b"\x05ab"[..]),
+            Context::detached(addr(1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.message_type, MessageType::ERROR);
+        assert_eq!(reply.uri().as_ref(), b"put");
+        assert!(
+            reply.content().starts_with(b"invalid content: "),
+            "{reply:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_argument_is_extracted_from_the_request_by_value() {
+        /// Says how it was extracted.
+        struct How(&'static str);
+        impl FromRequest for How {
+            fn from_request(_: &Request) -> Result<Self, Rejection> {
+                Ok(How("ref"))
+            }
+            fn from_request_owned(_: Request) -> Result<Self, Rejection> {
+                Ok(How("owned"))
+            }
+        }
+        let peer = addr(1);
+        let one = BoxedHandler::new(|a: How| async move { Message::ok("", a.0) });
+        let three = BoxedHandler::new(|a: How, b: How, c: How| async move {
+            Message::ok("", format!("{},{},{}", a.0, b.0, c.0))
+        });
+        let msg = || Message::new(REQ, "x", "");
+        let reply = call(&one, msg(), Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"owned");
+        let reply = call(&three, msg(), Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"ref,ref,owned");
+        // A final Message argument is the request's message itself (its auth fields included).
+        let echo = BoxedHandler::new(|t: MessageType, m: Message| async move {
+            Message::ok(t.to_string(), m.auth.get("k").cloned().unwrap_or_default())
+        });
+        let mut m = msg();
+        m.auth.insert("k", "v");
+        let reply = call(&echo, m, Context::detached(peer)).await.unwrap();
+        assert_eq!(reply.content().as_ref(), b"v");
+    }
+
+    #[tokio::test]
+    async fn other_extractors() {
+        let handler = BoxedHandler::new(
+            |t: MessageType,
+             PeerAddr(peer): PeerAddr,
+             Uri(uri): Uri,
+             Content(content): Content,
+             ctx: Context| async move {
+                assert_eq!(ctx.peer_addr(), peer);
+                Message::ok(uri, format!("{t:?} {peer} {}", content.len()))
+            },
+        );
+        let reply = call(
+            &handler,
+            Message::new(REQ, "u", "abc"),
+            Context::detached(addr(9)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply, Message::ok("u", "REQUEST_URI 127.0.0.1:9 3"));
     }
 }

@@ -1,95 +1,15 @@
-//! [`Handler`] (any async fn of extractors) and [`IntoReply`] (what a handler may return).
+//! [`Handler`] (any async fn of extractors) and [`BoxedHandler`] (one with its types erased).
 
-use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::Request;
 use super::extract::FromRequest;
+use super::{IntoReply, Request};
 use crate::Message;
 
 /// A boxed, sendable future: what an erased handler returns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// What a handler returns, turned into an optional reply.
-///
-/// Implemented for [`Message`] (the reply), `()` (no reply), `Option<T>` and `Result<T, E>` where the
-/// error becomes an error reply ([`IntoErrorReply`]: any `Display` gives [`Message::error`], a
-/// `Message` is sent as it is).
-///
-/// ```
-/// use netaio::router::IntoReply;
-/// use netaio::{Message, MessageType};
-///
-/// assert!(().into_reply().is_none());
-/// let r: Result<Message, String> = Err("item not found".into());
-/// assert_eq!(r.into_reply().unwrap().message_type, MessageType::NOT_FOUND);
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "a handler cannot return `{Self}` (it does not implement `IntoReply`)",
-    label = "not a reply",
-    note = "return a `Message`, `Option<Message>`, `()` (no reply), or `Result<T, E>` with `T` one of these and `E` a `Message` or any `Display` error (sent as an ERROR reply)"
-)]
-pub trait IntoReply {
-    /// The reply to send, if any.
-    fn into_reply(self) -> Option<Message>;
-}
-
-impl IntoReply for Message {
-    fn into_reply(self) -> Option<Message> {
-        Some(self)
-    }
-}
-
-impl IntoReply for () {
-    fn into_reply(self) -> Option<Message> {
-        None
-    }
-}
-
-impl IntoReply for std::convert::Infallible {
-    fn into_reply(self) -> Option<Message> {
-        match self {}
-    }
-}
-
-impl<T: IntoReply> IntoReply for Option<T> {
-    fn into_reply(self) -> Option<Message> {
-        self.and_then(IntoReply::into_reply)
-    }
-}
-
-impl<T: IntoReply, E: IntoErrorReply> IntoReply for Result<T, E> {
-    fn into_reply(self) -> Option<Message> {
-        match self {
-            Ok(v) => v.into_reply(),
-            Err(e) => Some(e.into_error_reply()),
-        }
-    }
-}
-
-/// The error half of a handler's `Result`: how it becomes the error reply.
-///
-/// Anything `Display` becomes [`Message::error`] (its type chosen from the text: "not found" gives
-/// NOT_FOUND, and so on); a [`Message`] is sent as it is, so a handler can return
-/// `Err(Message::not_permitted())`.
-pub trait IntoErrorReply {
-    /// The error reply.
-    fn into_error_reply(self) -> Message;
-}
-
-impl<E: Display> IntoErrorReply for E {
-    fn into_error_reply(self) -> Message {
-        Message::error(self.to_string())
-    }
-}
-
-impl IntoErrorReply for Message {
-    fn into_error_reply(self) -> Message {
-        self
-    }
-}
 
 /// An async function usable as a handler: its arguments are extractors ([`FromRequest`]) and its
 /// output implements [`IntoReply`].

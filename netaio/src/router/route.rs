@@ -61,9 +61,11 @@ impl Route {
     }
 
     /// With inner plugins: messages for this route pass the inner auth check and decryption before
-    /// the handler runs, and its replies are sealed with them (see [`Router::on_with`]).
+    /// the handler runs, and its replies are sealed with them (see [`Router::route`]). A one-shot
+    /// route is taken only by a message that passes them: a message they refuse leaves it in place
+    /// for the message it is waiting for.
     ///
-    /// [`Router::on_with`]: super::Router::on_with
+    /// [`Router::route`]: super::Router::route
     #[must_use]
     pub fn with_inner(mut self, inner: InnerPlugins) -> Self {
         self.inner = inner;
@@ -138,6 +140,57 @@ impl IntoRoute for Route {
 pub trait Service: Send + Sync + 'static {
     /// The service's routes, each holding a clone of the `Arc`.
     fn routes(self: Arc<Self>) -> Vec<Route>;
+}
+
+/// What [`Router::mount`](super::Router::mount) accepts: a [`Service`] by value (put in a new
+/// `Arc`), or an `Arc` of one that you keep a handle to.
+///
+/// ```
+/// use std::sync::Arc;
+/// use netaio::router::IntoService;
+/// use netaio::{service, Message};
+///
+/// struct Ping;
+///
+/// #[service]
+/// impl Ping {
+///     #[on(REQUEST_URI, uri = "ping")]
+///     async fn ping(&self) -> Message {
+///         Message::respond("ping", "pong")
+///     }
+/// }
+///
+/// let shared = Arc::new(Ping);
+/// // The same `Arc`, not a copy of the service.
+/// assert!(Arc::ptr_eq(&Arc::clone(&shared).into_service(), &shared));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a netaio service",
+    label = "not a service",
+    note = "put `#[netaio::service]` on an `impl {Self}` block whose methods carry `#[on(...)]`, then mount the value or an `Arc` of it"
+)]
+pub trait IntoService {
+    /// The service.
+    type Service: Service;
+
+    /// The service in an `Arc` (the one given, for an `Arc`).
+    fn into_service(self) -> Arc<Self::Service>;
+}
+
+impl<S: Service> IntoService for S {
+    type Service = S;
+
+    fn into_service(self) -> Arc<S> {
+        Arc::new(self)
+    }
+}
+
+impl<S: Service> IntoService for Arc<S> {
+    type Service = S;
+
+    fn into_service(self) -> Arc<S> {
+        self
+    }
 }
 
 /// Collect routes declared with [`#[on]`](crate::on) / [`#[once]`](crate::once) (or any

@@ -785,7 +785,7 @@ impl UdpHandle {
                 return;
             }
             let reply = if shared.python_errors {
-                Message::error("not found")
+                crate::compat::python_error("not found")
             } else {
                 Message::not_found()
             };

@@ -2,16 +2,18 @@
 //! AUTH_ERROR (sent without plugins) as `RequestError::Auth`, not a refusal of that reply.
 
 use netaio::plugin::{Plugins, SendOptions};
+use netaio::router::Route;
 use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
 
 use crate::common::Token;
 
 #[tokio::test]
 async fn failed_inner_check_is_an_auth_error_for_the_caller() {
-    let router = Router::new().on_with(
-        (MessageType::REQUEST_URI, "secret"),
-        || async { Message::respond("secret", "ok") },
-        Plugins::new().auth(Token(b"right")),
+    let router = Router::new().route(
+        Route::on((MessageType::REQUEST_URI, "secret"), || async {
+            Message::respond("secret", "ok")
+        })
+        .with_inner(Plugins::new().auth(Token(b"right"))),
     );
     let server = TcpServer::bind(([127, 0, 0, 1], 0), router).await.unwrap();
     let addr = server.local_addr();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use netaio::plugin::{CipherError, CipherPlugin, PluginContext, Plugins, SendOptions};
-use netaio::router::{Content, Context, PeerAddr, Postcard, State, Uri};
+use netaio::router::{Content, Context, ErrorReply, PeerAddr, Postcard, State, Uri};
 use netaio::{
     Message, MessageType, RequestError, Router, TcpClient, TcpServer, handlers, on, once, service,
 };
@@ -43,9 +43,11 @@ impl Kv {
     }
 
     #[on(UPDATE_URI)]
-    async fn update(&self, msg: Message) -> Result<Message, &'static str> {
+    async fn update(&self, msg: Message) -> Result<Message, ErrorReply> {
         let mut items = lock(&self.items);
-        let slot = items.get_mut(msg.uri()).ok_or("key not found")?;
+        let slot = items
+            .get_mut(msg.uri())
+            .ok_or(ErrorReply::not_found("key not found"))?;
         *slot = msg.content().clone();
         Ok(Message::ok(msg.uri().clone(), "updated"))
     }
@@ -63,7 +65,9 @@ impl Kv {
         let items = lock(&self.items);
         let reply = match items.get(&key) {
             Some(value) => Message::respond(key, value.clone()),
-            None => Message::error("key not found").with_uri(key),
+            None => ErrorReply::not_found("key not found")
+                .with_uri(key)
+                .into_message(),
         };
         Some(reply)
     }
@@ -189,7 +193,7 @@ async fn service_and_functions_served_over_tcp() {
     let kv = Arc::new(Kv::default());
     let router = Router::new()
         .routes(handlers![sum, kv_size, push, ticket, secret])
-        .mount_shared(Arc::clone(&kv))
+        .mount(Arc::clone(&kv))
         .mount(Vault {
             token: Token(b"vault key"),
         });
@@ -226,7 +230,7 @@ async fn service_and_functions_served_over_tcp() {
     let r = conn.request("a", "").await.unwrap();
     assert_eq!((r.message_type, text(&r)), (MessageType::RESPOND_URI, "1"));
 
-    // UPDATE an existing key, and a missing one (a `&str` error containing "not found").
+    // UPDATE an existing key, and a missing one (an `ErrorReply::not_found` error).
     let r = conn.update("a", "3").await.unwrap();
     assert_eq!(text(&r), "updated");
     assert_eq!(text(&conn.request("a", "").await.unwrap()), "3");

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use netaio::plugin::{Plugins, SendOptions};
+use netaio::router::Route;
 use netaio::udp::UdpNode;
 use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
 
@@ -14,10 +15,11 @@ use crate::common::Token;
 /// A one-shot route guarded by `Token(b"right")`, and a persistent route of the type behind it.
 fn router() -> Router {
     Router::new()
-        .once_with(
-            (MessageType::REQUEST_URI, "ticket"),
-            || async { Message::respond("ticket", "one-shot") },
-            Plugins::new().auth(Token(b"right")),
+        .route(
+            Route::once((MessageType::REQUEST_URI, "ticket"), || async {
+                Message::respond("ticket", "one-shot")
+            })
+            .with_inner(Plugins::new().auth(Token(b"right"))),
         )
         .on(MessageType::REQUEST_URI, || async {
             Message::respond("ticket", "persistent")

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use netaio::plugin::{AeadCipher, HashcashAuth, HmacAuth, Plugins, SendOptions};
+use netaio::router::Route;
 use netaio::tcp::TcpClientBuilder;
 use netaio::{Message, MessageType, RequestError, Router, ServerHandle, TcpClient, TcpServer};
 use tokio::task::JoinHandle;
@@ -135,10 +136,8 @@ async fn inner_plugin_on_one_route_only() {
     };
     let router = Router::new()
         .on((MessageType::REQUEST_URI, "open"), echo(&open_calls))
-        .on_with(
-            (MessageType::REQUEST_URI, "admin"),
-            echo(&admin_calls),
-            inner(),
+        .route(
+            Route::on((MessageType::REQUEST_URI, "admin"), echo(&admin_calls)).with_inner(inner()),
         );
     let (addr, handle, task) = start(
         TcpServer::builder()
@@ -194,7 +193,7 @@ async fn hashcash_node_wide_and_per_route() {
     let costly = || Plugins::new().auth(HashcashAuth::new(12).field_prefix("route."));
     let router = Router::new()
         .on((MessageType::REQUEST_URI, "post"), echo(&calls))
-        .on_with((MessageType::REQUEST_URI, "costly"), echo(&calls), costly());
+        .route(Route::on((MessageType::REQUEST_URI, "costly"), echo(&calls)).with_inner(costly()));
     let (addr, handle, task) = start(
         TcpServer::builder()
             .router(router)

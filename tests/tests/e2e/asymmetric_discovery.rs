@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use netaio::peer::{PeerConfig, PeerEvent};
 use netaio::plugin::{Plugins, SendOptions};
+use netaio::router::Route;
 use netaio::udp::{MulticastConfig, MulticastInterface, UdpHandle, UdpNode};
 use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
 use netaio_asymmetric::{AsymmetricPeerPlugin, Ed25519Auth, Identity, X25519Cipher};
@@ -27,14 +28,16 @@ fn sealed(id: &Identity) -> Plugins {
 }
 
 fn secret_router(id: &Identity) -> Router {
-    Router::new().on_with(
-        (MessageType::REQUEST_URI, "secret"),
-        |m: Message| async move {
-            let mut text = b"got ".to_vec();
-            text.extend_from_slice(m.content());
-            Message::respond("secret", text)
-        },
-        sealed(id),
+    Router::new().route(
+        Route::on(
+            (MessageType::REQUEST_URI, "secret"),
+            |m: Message| async move {
+                let mut text = b"got ".to_vec();
+                text.extend_from_slice(m.content());
+                Message::respond("secret", text)
+            },
+        )
+        .with_inner(sealed(id)),
     )
 }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use netaio::plugin::SendOptions;
+use netaio::router::Route;
 use netaio::udp::UdpNode;
 use netaio::{Message, MessageType, Router, TcpClient, TcpServer};
 use netaio_tests::recording::{EXPECTED, Log, plugins, push};
@@ -10,16 +11,15 @@ use netaio_tests::{WAIT, start_with, within};
 
 fn router(log: &Log) -> Router {
     let handler_log = log.clone();
-    Router::new().on_with(
-        (MessageType::REQUEST_URI, "rec"),
-        move |m: Message| {
+    Router::new().route(
+        Route::on((MessageType::REQUEST_URI, "rec"), move |m: Message| {
             push(
                 &handler_log,
                 format!("handler sees {:?}", String::from_utf8_lossy(m.content())),
             );
             std::future::ready(Message::respond("rec", "pong"))
-        },
-        plugins("server inner", "inner", log),
+        })
+        .with_inner(plugins("server inner", "inner", log)),
     )
 }
 

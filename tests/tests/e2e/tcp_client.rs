@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use netaio::router::Context;
+use netaio::router::{Context, Route};
 use netaio::tcp::{CloseReason, ConnectionClosed, ConnectionId, ConnectionState, Reconnect};
 use netaio::{
     ConnectError, Message, MessageType, ReceiveError, RequestError, Router, SendError, TcpClient,
@@ -445,16 +445,15 @@ async fn client_one_shot_route_is_taken_only_by_a_message_that_passes_its_checks
     let (tx, mut seen) = mpsc::unbounded_channel::<String>();
     let (once_tx, persistent_tx) = (tx.clone(), tx);
     let client_router = Router::new()
-        .once_with(
-            (MessageType::NOTIFY_URI, "push"),
-            move |msg: Message| {
+        .route(
+            Route::once((MessageType::NOTIFY_URI, "push"), move |msg: Message| {
                 let tx = once_tx.clone();
                 async move {
                     let text = String::from_utf8_lossy(msg.content()).into_owned();
                     tx.send(format!("one-shot {text}")).unwrap();
                 }
-            },
-            netaio::plugin::Plugins::new().auth(Token(b"right")),
+            })
+            .with_inner(netaio::plugin::Plugins::new().auth(Token(b"right"))),
         )
         .on(MessageType::NOTIFY_URI, move |msg: Message| {
             let tx = persistent_tx.clone();

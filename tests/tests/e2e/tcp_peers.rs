@@ -17,7 +17,7 @@ use netaio::plugin::{
     AuthError, AuthPlugin, HmacAuth, PeerPlugin, PluginContext, Plugins, PostcardPeerPlugin,
     SendOptions,
 };
-use netaio::router::Context;
+use netaio::router::{Context, Route};
 use netaio::tcp::Reconnect;
 use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
 use netaio_tests::{RawConn, TestServer, WAIT, start_with, within};
@@ -372,10 +372,12 @@ impl AuthPlugin for PeerBound {
 
 #[tokio::test]
 async fn plugins_see_the_peers_exchanged_on_connect() {
-    let router = Router::new().on_with(
-        (MessageType::REQUEST_URI, "bound"),
-        |m: Message| async move { Message::respond("bound", m.content().clone()) },
-        Plugins::new().auth(PeerBound),
+    let router = Router::new().route(
+        Route::on(
+            (MessageType::REQUEST_URI, "bound"),
+            |m: Message| async move { Message::respond("bound", m.content().clone()) },
+        )
+        .with_inner(Plugins::new().auth(PeerBound)),
     );
     let s = server("srv", router).await;
     let c = client("cli");

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use netaio::router::ErrorReply;
 use netaio::{Message, MessageType, RequestError, Router, TcpClient};
 use netaio_tests::{ECHO, echo_router, start};
 
@@ -75,13 +76,17 @@ async fn error_replies_become_typed_errors() {
             Err::<Message, _>("boom")
         })
         .on((MessageType::REQUEST_URI, "auth"), || async {
-            Message::error("auth failed: bad token")
+            Err::<Message, _>(ErrorReply::auth("auth failed: bad token"))
+        })
+        // The text would make Python answer AUTH_ERROR; a `Display` error is ERROR.
+        .on((MessageType::REQUEST_URI, "author"), || async {
+            Err::<Message, _>("author missing")
         })
         .on((MessageType::REQUEST_URI, "forbidden"), || async {
             Message::not_permitted()
         })
         .on((MessageType::REQUEST_URI, "missing"), || async {
-            Err::<Message, _>(String::from("item not found"))
+            Err::<Message, _>(ErrorReply::not_found("item not found"))
         })
         .on((MessageType::REQUEST_URI, "typed"), || async {
             Err::<Message, _>(Message::not_permitted().with_content("no way"))
@@ -103,6 +108,13 @@ async fn error_replies_become_typed_errors() {
             assert_eq!(m.content().as_ref(), b"auth failed: bad token");
         }
         other => panic!("expected Auth, got {other:?}"),
+    }
+    match conn.request("author", "").await {
+        Err(RequestError::Error(m)) => {
+            assert_eq!(m.message_type, MessageType::ERROR);
+            assert_eq!(m.content().as_ref(), b"author missing");
+        }
+        other => panic!("expected Error, got {other:?}"),
     }
     match conn.request("forbidden", "").await {
         Err(RequestError::NotPermitted(m)) => {

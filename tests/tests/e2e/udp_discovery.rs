@@ -22,7 +22,7 @@ use netaio::plugin::{
     AuthError, AuthPlugin, HmacAuth, PeerPlugin, PluginContext, Plugins, PostcardPeerPlugin,
     SendOptions,
 };
-use netaio::router::Context;
+use netaio::router::{Context, Route};
 use netaio::udp::{MulticastConfig, MulticastInterface, UdpHandle, UdpNode, UdpNodeBuilder};
 use netaio::{Message, MessageType, Router};
 use netaio_tests::{WAIT, init_tracing, within};
@@ -471,10 +471,12 @@ async fn plugins_and_handlers_see_the_senders_peer_from_the_table() {
                 Message::respond("whoami", who)
             },
         )
-        .on_with(
-            (MessageType::REQUEST_URI, "bound"),
-            |m: Message| async move { Message::respond("bound", m.content().clone()) },
-            Plugins::new().auth(PeerBound),
+        .route(
+            Route::on(
+                (MessageType::REQUEST_URI, "bound"),
+                |m: Message| async move { Message::respond("bound", m.content().clone()) },
+            )
+            .with_inner(Plugins::new().auth(PeerBound)),
         );
     let a = start(
         UdpNode::builder()

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use netaio::message::{MAX_URI_AND_CONTENT, PostcardCodec};
 use netaio::plugin::{AeadCipher, HmacAuth};
-use netaio::router::Context;
+use netaio::router::{Context, Route};
 use netaio::udp::{UdpHandle, UdpNode, UdpNodeBuilder};
 use netaio::{Message, MessageType, RequestError, Router, SendError};
 use netaio_tests::{WAIT, within};
@@ -297,11 +297,15 @@ async fn inner_plugin_refusals_are_counted_by_kind() {
             .cipher(AeadCipher::new(key))
     };
     let server = start(
-        UdpNode::builder().router(Router::new().on_with(
-            (MessageType::REQUEST_URI, "inner"),
-            |m: Message| async move { Message::respond("inner", m.content().clone()) },
-            inner(b"mac", b"key"),
-        )),
+        UdpNode::builder().router(
+            Router::new().route(
+                Route::on(
+                    (MessageType::REQUEST_URI, "inner"),
+                    |m: Message| async move { Message::respond("inner", m.content().clone()) },
+                )
+                .with_inner(inner(b"mac", b"key")),
+            ),
+        ),
         [127, 0, 0, 1],
     )
     .await;

@@ -75,7 +75,7 @@ fn main() {
     );
     assert_eq!(counter.hits(), 0);
 
-    let router = Router::new().mount_shared(counter).mount(Named { name: "n" });
+    let router = Router::new().mount(counter).mount(Named { name: "n" });
     assert_eq!(router.len(), 6);
 
     let rt = tokio::runtime::Builder::new_current_thread()
