@@ -25,10 +25,10 @@ pub(crate) fn install(
     strict: bool,
 ) -> Result<PeerManager, String> {
     let local = ensure_local(&mut plugins.local).clone();
-    peers.set_capacity(config.max_peers());
-    peers.set_timeout(config.peer_timeout());
-    let app = config.app_id().clone();
-    let inner = config.plugins().clone();
+    peers.set_capacity(config.get_max_peers());
+    peers.set_timeout(config.get_peer_timeout());
+    let app = config.get_app_id().clone();
+    let inner = config.get_plugins().clone();
     let manager = PeerManager::new(config, &local, plugins.peer_plugin.clone())
         .map_err(|e| format!("cannot pack the local peer: {e}"))?;
     for (t, h) in handlers {
@@ -95,7 +95,7 @@ impl PeerManager {
         peer_plugin: Arc<dyn PeerPlugin>,
     ) -> Result<Self, PeerError> {
         let packed = peer_plugin.pack(local)?;
-        let app_id = config.app_id().clone();
+        let app_id = config.get_app_id().clone();
         let msg = |t| Message::new(t, app_id.clone(), packed.clone());
         Ok(Self {
             advert: msg(MessageType::ADVERTISE_PEER),
@@ -173,7 +173,7 @@ mod tests {
 
     fn manager(id: &'static str) -> PeerManager {
         PeerManager::new(
-            PeerConfig::default().with_app_id("app"),
+            PeerConfig::default().app_id("app"),
             &Peer::new(id),
             Arc::new(PostcardPeerPlugin),
         )

@@ -93,7 +93,7 @@ async fn on_disconnect(msg: Message, ctx: Context) {
 }
 
 fn peer_options(m: &PeerManager) -> SendOptions {
-    SendOptions::new().inner(m.config.plugins().clone())
+    SendOptions::new().inner(m.config.get_plugins().clone())
 }
 
 /// The connection to the server dropped: the server leaves the client's table until the next

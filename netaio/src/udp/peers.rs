@@ -144,7 +144,7 @@ impl UdpHandle {
             .shared
             .manager
             .as_ref()
-            .map(|m| m.config.plugins().clone())
+            .map(|m| m.config.get_plugins().clone())
             .unwrap_or_default();
         SendOptions::new().inner(inner)
     }
