@@ -181,20 +181,34 @@ impl HashcashAuth {
             .unwrap_or_else(|| 1u64.checked_shl(self.difficulty + 8).unwrap_or(u64::MAX))
     }
 
-    /// With these field names for the timestamp and the counter (they must differ).
+    /// The timestamp field's name (default [`TS_FIELD`](Self::TS_FIELD), `pow_ts`). The two
+    /// field names must differ.
+    ///
+    /// ```
+    /// use netaio::plugin::HashcashAuth;
+    /// let pow = HashcashAuth::new(8).ts_field("t").nonce_field("n");
+    /// assert_eq!(pow.names(), ["t", "n"]);
+    /// ```
     #[must_use]
-    pub fn field_names(
-        mut self,
-        ts: impl Into<Cow<'static, str>>,
-        nonce: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        self.ts_field = ts.into();
-        self.nonce_field = nonce.into();
+    pub fn ts_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.ts_field = name.into();
         self
     }
 
-    /// With the default field names behind a prefix (`"h."` gives `h.pow_ts` and `h.pow_nonce`),
-    /// for a second `HashcashAuth` in the same message.
+    /// The counter field's name (default [`NONCE_FIELD`](Self::NONCE_FIELD), `pow_nonce`).
+    #[must_use]
+    pub fn nonce_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.nonce_field = name.into();
+        self
+    }
+
+    /// The timestamp and counter field names.
+    pub fn names(&self) -> [&str; 2] {
+        [&self.ts_field, &self.nonce_field]
+    }
+
+    /// The default field names behind a prefix (`"h."` gives `h.pow_ts` and `h.pow_nonce`;
+    /// default: no prefix), for a second `HashcashAuth` in the same message.
     ///
     /// ```
     /// use netaio::plugin::{HashcashAuth, Plugins};
@@ -203,10 +217,8 @@ impl HashcashAuth {
     /// ```
     #[must_use]
     pub fn field_prefix(self, prefix: &str) -> Self {
-        self.field_names(
-            format!("{prefix}{}", Self::TS_FIELD),
-            format!("{prefix}{}", Self::NONCE_FIELD),
-        )
+        self.ts_field(format!("{prefix}{}", Self::TS_FIELD))
+            .nonce_field(format!("{prefix}{}", Self::NONCE_FIELD))
     }
 
     /// With this timestamp window, stamp cache and clock.
@@ -557,6 +569,29 @@ mod tests {
         let sealed = seal(request(), &inner, &hmac, &ctx()).unwrap();
         let routed = open_outer(sealed, &hmac, &ctx()).unwrap();
         assert_eq!(open_inner(routed, &inner, &ctx()).unwrap(), request());
+    }
+
+    /// The named field setters decide the fields of a sealed message; the defaults stay as they
+    /// were, and a receiver with the same names opens it.
+    #[test]
+    fn named_fields_in_a_sealed_message() {
+        let names = |m: &Message| m.auth.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+        let default = Plugins::new().auth(pow(4).1);
+        let sealed = seal(request(), &Plugins::new(), &default, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["pow_nonce", "pow_ts"]);
+
+        let named = || pow(4).1.ts_field("stamp.t").nonce_field("stamp.n");
+        assert_eq!(named().names(), ["stamp.t", "stamp.n"]);
+        let sender = Plugins::new().auth(named());
+        let sealed = seal(request(), &Plugins::new(), &sender, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["stamp.n", "stamp.t"]);
+        let receiver = Plugins::new().auth(named());
+        assert_eq!(open_outer(sealed, &receiver, &ctx()).unwrap(), request());
+
+        // One name changed, the other left at its default.
+        let sender = Plugins::new().auth(pow(4).1.nonce_field("n"));
+        let sealed = seal(request(), &Plugins::new(), &sender, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["n", "pow_ts"]);
     }
 
     #[test]
