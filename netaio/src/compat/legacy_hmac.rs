@@ -490,7 +490,7 @@ mod tests {
         let clock: crate::plugin::Clock = Arc::new(|| 1_700_000_000);
         let fresh = || {
             LegacyHmacAuth::new("secret")
-                .freshness(Freshness::new(Duration::from_secs(60)).with_clock(clock.clone()))
+                .freshness(Freshness::new(Duration::from_secs(60)).clock(clock.clone()))
         };
         let auth = fresh();
         let mut m = msg();

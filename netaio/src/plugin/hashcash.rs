@@ -86,7 +86,7 @@ impl fmt::Debug for HashcashAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HashcashAuth")
             .field("difficulty", &self.difficulty)
-            .field("max_tries", &self.max_tries())
+            .field("max_tries", &self.get_max_tries())
             .field("ts_field", &self.ts_field)
             .field("nonce_field", &self.nonce_field)
             .field("freshness", &self.freshness)
@@ -161,22 +161,23 @@ impl HashcashAuth {
         self.difficulty
     }
 
-    /// Give up solving after `n` attempts (at least 1).
+    /// Give up solving after `n` attempts, at least 1 (default 2^(difficulty + 8), see
+    /// [`get_max_tries`](Self::get_max_tries)).
     ///
     /// ```
     /// use netaio::plugin::HashcashAuth;
-    /// let pow = HashcashAuth::new(20).with_max_tries(1 << 24);
-    /// assert_eq!(pow.max_tries(), 1 << 24);
+    /// let pow = HashcashAuth::new(20).max_tries(1 << 24);
+    /// assert_eq!(pow.get_max_tries(), 1 << 24);
     /// ```
     #[must_use]
-    pub fn with_max_tries(mut self, n: u64) -> Self {
+    pub fn max_tries(mut self, n: u64) -> Self {
         self.max_tries = Some(n.max(1));
         self
     }
 
     /// The number of attempts after which solving gives up: the configured number, or
     /// 2^(difficulty + 8) (saturating at `u64::MAX`).
-    pub fn max_tries(&self) -> u64 {
+    pub fn get_max_tries(&self) -> u64 {
         self.max_tries
             .unwrap_or_else(|| 1u64.checked_shl(self.difficulty + 8).unwrap_or(u64::MAX))
     }
@@ -221,15 +222,16 @@ impl HashcashAuth {
             .nonce_field(format!("{prefix}{}", Self::NONCE_FIELD))
     }
 
-    /// With this timestamp window, stamp cache and clock.
+    /// This timestamp window, stamp cache and clock (default [`Freshness::default`]: ±60 s,
+    /// 65,536 stamps, the system clock).
     #[must_use]
     pub fn freshness(mut self, freshness: Freshness) -> Self {
         self.freshness = freshness;
         self
     }
 
-    /// The plugin's [`Freshness`].
-    pub fn freshness_state(&self) -> &Freshness {
+    /// The plugin's [`Freshness`], set with [`freshness`](Self::freshness).
+    pub fn get_freshness(&self) -> &Freshness {
         &self.freshness
     }
 
@@ -252,7 +254,7 @@ impl HashcashAuth {
 
     /// Search counters from `start` (wrapping); the first one with enough zero bits.
     fn solve(&self, prefix: &Sha256, start: u64) -> Option<u64> {
-        (0..self.max_tries())
+        (0..self.get_max_tries())
             .map(|i| start.wrapping_add(i))
             .find(|c| leading_zero_bits(&Self::stamp(prefix, *c)) >= self.difficulty)
     }
@@ -265,7 +267,7 @@ impl HashcashAuth {
             AuthError::Other(format!(
                 "no proof of work of {} bits found in {} tries",
                 self.difficulty,
-                self.max_tries()
+                self.get_max_tries()
             ))
         })?;
         put_field(&mut msg.auth, &self.ts_field, ts.to_be_bytes().to_vec());
@@ -346,7 +348,7 @@ mod tests {
         let c = now.clone();
         (
             now,
-            Freshness::default().with_clock(Arc::new(move || c.load(Ordering::SeqCst))),
+            Freshness::default().clock(Arc::new(move || c.load(Ordering::SeqCst))),
         )
     }
 
@@ -476,7 +478,7 @@ mod tests {
             receiver.check(&mut m.clone(), &ctx()),
             Err(AuthError::Stale { .. })
         ));
-        assert!(receiver.freshness_state().is_empty());
+        assert!(receiver.get_freshness().is_empty());
     }
 
     #[test]
@@ -506,7 +508,7 @@ mod tests {
                 "{what}"
             );
         }
-        assert!(p.freshness_state().is_empty());
+        assert!(p.get_freshness().is_empty());
         p.check(&mut m.clone(), &ctx()).unwrap();
     }
 
@@ -534,8 +536,8 @@ mod tests {
     #[test]
     fn gives_up_after_max_tries() {
         let (_, p) = pow(40);
-        assert_eq!(p.max_tries(), 1 << 48);
-        let p = p.with_max_tries(1000);
+        assert_eq!(p.get_max_tries(), 1 << 48);
+        let p = p.max_tries(1000);
         let mut m = request();
         let err = p.make(&mut m, &ctx()).unwrap_err();
         assert!(
@@ -544,8 +546,8 @@ mod tests {
         );
         assert_eq!(m, request(), "nothing added on failure");
         assert_eq!(HashcashAuth::new(300).difficulty(), 256);
-        assert_eq!(HashcashAuth::new(256).max_tries(), u64::MAX);
-        assert_eq!(HashcashAuth::new(0).with_max_tries(0).max_tries(), 1);
+        assert_eq!(HashcashAuth::new(256).get_max_tries(), u64::MAX);
+        assert_eq!(HashcashAuth::new(0).max_tries(0).get_max_tries(), 1);
     }
 
     #[test]

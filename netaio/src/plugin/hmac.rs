@@ -237,7 +237,8 @@ impl HmacAuth {
             .mac_field(format!("{prefix}{}", Self::MAC_FIELD))
     }
 
-    /// With this timestamp window, replay cache and clock.
+    /// This timestamp window, replay cache and clock (default [`Freshness::default`]: ±60 s,
+    /// 65,536 nonces, the system clock).
     ///
     /// ```
     /// use std::time::Duration;
@@ -256,8 +257,9 @@ impl HmacAuth {
         [&self.nonce_field, &self.ts_field, &self.mac_field]
     }
 
-    /// The plugin's [`Freshness`] (its clock, window and replay cache).
-    pub fn freshness_state(&self) -> &Freshness {
+    /// The plugin's [`Freshness`] (its clock, window and replay cache), set with
+    /// [`freshness`](Self::freshness).
+    pub fn get_freshness(&self) -> &Freshness {
         &self.freshness
     }
 
@@ -354,9 +356,8 @@ mod tests {
         }
         fn auth(&self, secret: &[u8]) -> HmacAuth {
             let now = self.now.clone();
-            HmacAuth::new(secret).freshness(
-                Freshness::default().with_clock(Arc::new(move || now.load(Ordering::SeqCst))),
-            )
+            HmacAuth::new(secret)
+                .freshness(Freshness::default().clock(Arc::new(move || now.load(Ordering::SeqCst))))
         }
         fn set(&self, t: u64) {
             self.now.store(t, Ordering::SeqCst);
@@ -609,7 +610,7 @@ mod tests {
         for (what, mut m) in cases {
             assert_eq!(a.check(&mut m, &ctx()), Err(AuthError::Invalid), "{what}");
         }
-        assert!(a.freshness_state().is_empty());
+        assert!(a.get_freshness().is_empty());
         // The untouched message still passes.
         a.check(&mut sealed.clone(), &ctx()).unwrap();
     }
@@ -660,7 +661,7 @@ mod tests {
         let now = c.now.clone();
         let a = HmacAuth::new(b"s").freshness(
             Freshness::new(std::time::Duration::from_secs(5))
-                .with_clock(Arc::new(move || now.load(Ordering::SeqCst))),
+                .clock(Arc::new(move || now.load(Ordering::SeqCst))),
         );
         let sealed = made(&a, &request());
         c.set(T0 + 6);
