@@ -793,9 +793,9 @@ pub async fn run(
         .multicast(opts.multicast.clone())
         .peer_management(
             PeerConfig::default()
-                .with_app_id(APP_ID)
-                .with_advertise_interval(opts.advert_interval)
-                .with_peer_timeout(opts.peer_timeout),
+                .app_id(APP_ID)
+                .advertise_interval(opts.advert_interval)
+                .peer_timeout(opts.peer_timeout),
         );
     if let Some(secret) = &opts.room_secret {
         let (auth, cipher) = room_plugins(secret);

@@ -247,7 +247,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.known_peers, PathBuf::from("/tmp/kp"));
         assert_eq!(o.bind, "[::]:7000".parse().unwrap());
-        assert_eq!(o.multicast.port(), Some(7001));
+        assert_eq!(o.multicast.get_port(), Some(7001));
         assert_eq!(o.advert_interval, Duration::from_millis(200));
         assert_eq!(o.peer_timeout, Duration::from_secs(15));
         assert_eq!(o.ack_timeout, Duration::from_millis(500));

@@ -274,13 +274,13 @@ async fn impostors_and_forgeries() {
         .local_peer(ChatPeerPlugin::local_peer(&alice_id, "alice").unwrap())
         .multicast(
             MulticastConfig::default()
-                .with_port(port)
-                .with_interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+                .port(port)
+                .interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
         )
         .peer_management(
             PeerConfig::default()
-                .with_app_id(APP_ID)
-                .with_advertise_interval(Duration::from_millis(100)),
+                .app_id(APP_ID)
+                .advertise_interval(Duration::from_millis(100)),
         )
         .auth(auth)
         .cipher(cipher)

@@ -273,7 +273,7 @@ impl Ed25519Auth {
     ///
     /// let auth = Ed25519Auth::new(&Identity::generate())
     ///     .freshness(Freshness::new(Duration::from_secs(30)).capacity(10_000));
-    /// assert_eq!(auth.freshness_policy().window(), Duration::from_secs(30));
+    /// assert_eq!(auth.get_freshness().window(), Duration::from_secs(30));
     /// ```
     #[must_use]
     pub fn freshness(mut self, freshness: Freshness) -> Self {
@@ -281,8 +281,8 @@ impl Ed25519Auth {
         self
     }
 
-    /// The freshness policy in use.
-    pub fn freshness_policy(&self) -> &Freshness {
+    /// The freshness policy in use, set with [`freshness`](Self::freshness).
+    pub fn get_freshness(&self) -> &Freshness {
         &self.freshness
     }
 

@@ -38,7 +38,7 @@ impl Ticks {
         let n = self.0.clone();
         Freshness::default()
             .capacity(1 << 20)
-            .with_clock(Arc::new(move || {
+            .clock(Arc::new(move || {
                 1_700_000_000 + n.load(Ordering::Relaxed) / 1000
             }))
     }

@@ -4,13 +4,14 @@
 /// `plugins: NodePlugins` field).
 macro_rules! plugin_setters {
     () => {
-        /// The instance auth plugin: every message is checked on receive and made on send.
+        /// The instance auth plugin (default none): every message is checked on receive and made
+        /// on send.
         #[must_use]
         pub fn auth(self, plugin: impl $crate::plugin::AuthPlugin) -> Self {
             self.auth_arc(::std::sync::Arc::new(plugin))
         }
 
-        /// The instance auth plugin, shared.
+        /// The instance auth plugin, shared (default none).
         #[must_use]
         pub fn auth_arc(
             mut self,
@@ -20,13 +21,14 @@ macro_rules! plugin_setters {
             self
         }
 
-        /// The instance cipher plugin: every message is decrypted on receive and encrypted on send.
+        /// The instance cipher plugin (default none): every message is decrypted on receive and
+        /// encrypted on send.
         #[must_use]
         pub fn cipher(self, plugin: impl $crate::plugin::CipherPlugin) -> Self {
             self.cipher_arc(::std::sync::Arc::new(plugin))
         }
 
-        /// The instance cipher plugin, shared.
+        /// The instance cipher plugin, shared (default none).
         #[must_use]
         pub fn cipher_arc(
             mut self,
@@ -43,7 +45,8 @@ macro_rules! plugin_setters {
             self
         }
 
-        /// This node's own peer (id and data), given to plugins.
+        /// This node's own peer (id and data), given to plugins (default none; with peer
+        /// management, a random id).
         #[must_use]
         pub fn local_peer(mut self, peer: $crate::peer::Peer) -> Self {
             self.plugins.local = Some(peer);

@@ -20,7 +20,7 @@
 //!
 //! let cli = Cli::try_parse_from(["prog", "--bind", "[::1]", "--group-port", "7400"]).unwrap();
 //! assert_eq!(cli.lan.bind_addr().to_string(), "[::1]:0");
-//! assert_eq!(cli.lan.multicast().port(), Some(7400));
+//! assert_eq!(cli.lan.multicast().get_port(), Some(7400));
 //! ```
 #![forbid(unsafe_code)]
 
@@ -164,13 +164,13 @@ impl MulticastArgs {
     pub fn multicast(&self) -> MulticastConfig {
         let mut config = MulticastConfig::default();
         if let Some(group) = self.group {
-            config = config.with_group(group);
+            config = config.group(group);
         }
         if let Some(port) = self.group_port {
-            config = config.with_port(port);
+            config = config.port(port);
         }
         if let Some(name) = &self.interface {
-            config = config.with_interface(MulticastInterface::Name(name.clone()));
+            config = config.interface(MulticastInterface::Name(name.clone()));
         }
         config
     }
@@ -217,9 +217,9 @@ mod tests {
         .unwrap();
         assert_eq!(cli.lan.bind_addr(), "[::]:9".parse().unwrap());
         let expected = MulticastConfig::default()
-            .with_group("ff02::1".parse().unwrap())
-            .with_port(7400)
-            .with_interface(MulticastInterface::Name("eth0".into()));
+            .group("ff02::1".parse().unwrap())
+            .port(7400)
+            .interface(MulticastInterface::Name("eth0".into()));
         assert_eq!(cli.lan.multicast(), expected);
     }
 

@@ -62,9 +62,9 @@ struct Cli {
 impl Cli {
     fn peers(&self) -> PeerConfig {
         PeerConfig::default()
-            .with_app_id(self.app.clone())
-            .with_advertise_interval(Duration::from_millis(self.interval_ms))
-            .with_peer_timeout(Duration::from_millis(self.timeout_ms))
+            .app_id(self.app.clone())
+            .advertise_interval(Duration::from_millis(self.interval_ms))
+            .peer_timeout(Duration::from_millis(self.timeout_ms))
     }
 }
 
@@ -139,9 +139,9 @@ mod tests {
         assert_eq!(cli.lan.bind_addr(), "0.0.0.0:0".parse().unwrap());
         assert_eq!(cli.lan.multicast(), MulticastConfig::default());
         let peers = cli.peers();
-        assert_eq!(peers.app_id().as_ref(), b"netaio");
-        assert_eq!(peers.advertise_interval(), Duration::from_secs(20));
-        assert_eq!(peers.peer_timeout(), Duration::from_secs(60));
+        assert_eq!(peers.get_app_id().as_ref(), b"netaio");
+        assert_eq!(peers.get_advertise_interval(), Duration::from_secs(20));
+        assert_eq!(peers.get_peer_timeout(), Duration::from_secs(60));
         assert_eq!((cli.secret, cli.id, cli.seconds), (None, None, None));
         let cli = Cli::try_parse_from([
             "discovery",
@@ -158,7 +158,7 @@ mod tests {
             "2",
         ])
         .unwrap();
-        assert_eq!(cli.lan.multicast().port(), Some(7400));
+        assert_eq!(cli.lan.multicast().get_port(), Some(7400));
         assert_eq!(cli.interval_ms, 200);
         assert_eq!(cli.app, "test");
         assert_eq!(cli.secret.as_deref(), Some("s3cret"));

@@ -174,23 +174,32 @@ impl LegacyHmacAuth {
         }
     }
 
-    /// With these field names (Python `nonce_field`, `ts_field`, `hmac_field`).
+    /// The nonce field's name (Python `nonce_field`; default [`NONCE_FIELD`](Self::NONCE_FIELD),
+    /// `nonce`).
     ///
     /// ```
     /// use netaio::compat::LegacyHmacAuth;
-    /// let auth = LegacyHmacAuth::new("secret").field_names("n", "t", "mac");
+    /// let auth = LegacyHmacAuth::new("secret").nonce_field("n").ts_field("t").hmac_field("mac");
     /// assert_eq!(auth.names(), ["n", "t", "mac"]);
     /// ```
     #[must_use]
-    pub fn field_names(
-        mut self,
-        nonce: impl Into<Cow<'static, str>>,
-        ts: impl Into<Cow<'static, str>>,
-        hmac: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        self.nonce_field = nonce.into();
-        self.ts_field = ts.into();
-        self.hmac_field = hmac.into();
+    pub fn nonce_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.nonce_field = name.into();
+        self
+    }
+
+    /// The timestamp field's name (Python `ts_field`; default [`TS_FIELD`](Self::TS_FIELD), `ts`).
+    #[must_use]
+    pub fn ts_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.ts_field = name.into();
+        self
+    }
+
+    /// The MAC field's name (Python `hmac_field`; default [`HMAC_FIELD`](Self::HMAC_FIELD),
+    /// `hmac`).
+    #[must_use]
+    pub fn hmac_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.hmac_field = name.into();
         self
     }
 
@@ -381,6 +390,34 @@ mod tests {
         assert_ne!(other.auth.get("nonce"), m.auth.get("nonce"));
     }
 
+    /// The named field setters decide the fields of a sealed message (Python's `nonce_field`,
+    /// `ts_field`, `hmac_field`); the defaults stay as they were.
+    #[test]
+    fn named_fields_in_a_sealed_message() {
+        let names = |m: &Message| m.auth.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+        let default = Plugins::new().auth(LegacyHmacAuth::new("k"));
+        let sealed = seal(msg(), &Plugins::new(), &default, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["hmac", "nonce", "ts"]);
+
+        let named = || {
+            LegacyHmacAuth::new("k")
+                .nonce_field("n")
+                .ts_field("t")
+                .hmac_field("mac")
+        };
+        assert_eq!(named().names(), ["n", "t", "mac"]);
+        let sender = Plugins::new().auth(named());
+        let sealed = seal(msg(), &Plugins::new(), &sender, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["mac", "n", "t"]);
+        let receiver = Plugins::new().auth(named());
+        assert_eq!(open_outer(sealed, &receiver, &ctx()).unwrap(), msg());
+
+        // One name changed, the others left at their defaults.
+        let sender = Plugins::new().auth(LegacyHmacAuth::new("k").hmac_field("mac"));
+        let sealed = seal(msg(), &Plugins::new(), &sender, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["mac", "nonce", "ts"]);
+    }
+
     #[test]
     fn make_reuses_a_16_byte_nonce_and_any_timestamp_like_python() {
         let auth = LegacyHmacAuth::new("secret");
@@ -453,7 +490,7 @@ mod tests {
         let clock: crate::plugin::Clock = Arc::new(|| 1_700_000_000);
         let fresh = || {
             LegacyHmacAuth::new("secret")
-                .freshness(Freshness::new(Duration::from_secs(60)).with_clock(clock.clone()))
+                .freshness(Freshness::new(Duration::from_secs(60)).clock(clock.clone()))
         };
         let auth = fresh();
         let mut m = msg();

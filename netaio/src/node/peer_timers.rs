@@ -80,8 +80,8 @@ mod tests {
     fn adverts_are_due_at_once_then_every_jittered_interval() {
         let t0 = Instant::now();
         let config = PeerConfig::default()
-            .with_advertise_interval(Duration::from_secs(10))
-            .with_jitter(0.2);
+            .advertise_interval(Duration::from_secs(10))
+            .jitter(0.2);
         let table = PeerTable::new();
         let mut timers = PeerTimers::new(true, t0);
         assert_eq!(timers.poll_timeout(&table), Some(t0));
@@ -113,9 +113,9 @@ mod tests {
     #[test]
     fn a_silent_peer_expires_just_after_its_timeout() {
         let t0 = Instant::now();
-        let config = PeerConfig::default().with_peer_timeout(Duration::from_secs(60));
+        let config = PeerConfig::default().peer_timeout(Duration::from_secs(60));
         let table = PeerTable::new();
-        table.set_timeout(config.peer_timeout());
+        table.set_timeout(config.get_peer_timeout());
         table.observe_at(Peer::new("a"), addr(1), t0).unwrap();
         table
             .observe_at(Peer::new("b"), addr(2), t0 + Duration::from_secs(30))
@@ -141,11 +141,11 @@ mod tests {
     fn the_earlier_of_advert_and_expiry_is_the_next_wake_up() {
         let t0 = Instant::now();
         let config = PeerConfig::default()
-            .with_advertise_interval(Duration::from_secs(20))
-            .with_jitter(0.0)
-            .with_peer_timeout(Duration::from_secs(5));
+            .advertise_interval(Duration::from_secs(20))
+            .jitter(0.0)
+            .peer_timeout(Duration::from_secs(5));
         let table = PeerTable::new();
-        table.set_timeout(config.peer_timeout());
+        table.set_timeout(config.get_peer_timeout());
         let mut timers = PeerTimers::new(true, t0);
         timers.handle_timeout(t0, &table, &config);
         assert_eq!(

@@ -66,10 +66,10 @@ pub(crate) fn install(
     strict: bool,
 ) -> Result<Arc<PeerManager>, PeerManagementError> {
     let local = ensure_local(&mut plugins.local).clone();
-    peers.set_capacity(config.max_peers());
-    peers.set_timeout(config.peer_timeout());
-    let app = config.app_id().clone();
-    let inner = config.plugins().clone();
+    peers.set_capacity(config.get_max_peers());
+    peers.set_timeout(config.get_peer_timeout());
+    let app = config.get_app_id().clone();
+    let inner = config.get_plugins().clone();
     let manager = Arc::new(PeerManager::new(
         config,
         &local,
@@ -179,7 +179,7 @@ impl PeerManager {
         peer_plugin: Arc<dyn PeerPlugin>,
     ) -> Result<Self, PeerError> {
         let packed = peer_plugin.pack(local)?;
-        let app_id = config.app_id().clone();
+        let app_id = config.get_app_id().clone();
         let msg = |t| Message::new(t, app_id.clone(), packed.clone());
         Ok(Self {
             advert: msg(MessageType::ADVERTISE_PEER),
@@ -239,7 +239,7 @@ impl PeerManager {
 
     /// The options peer-management messages are sent with: the config's inner plugins.
     pub(crate) fn send_options(&self) -> SendOptions {
-        SendOptions::new().inner(self.config.plugins().clone())
+        SendOptions::new().inner(self.config.get_plugins().clone())
     }
 
     /// The server's answer to this client's advert, recorded: the peer, or why not.
@@ -294,7 +294,7 @@ mod tests {
 
     fn manager(id: &'static str) -> PeerManager {
         PeerManager::new(
-            PeerConfig::default().with_app_id("app"),
+            PeerConfig::default().app_id("app"),
             &Peer::new(id),
             Arc::new(PostcardPeerPlugin),
         )

@@ -13,12 +13,15 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
-/// | [`with_app_id`](Self::with_app_id) | `netaio` | uri of every peer-management message; nodes with another app id ignore ours |
-/// | [`with_advertise_interval`](Self::with_advertise_interval) | 20 s (as in Python) | UDP: time between two multicast `ADVERTISE_PEER` |
-/// | [`with_jitter`](Self::with_jitter) | 0.1 | each interval is drawn from interval × [1 − jitter, 1 + jitter], so nodes started together do not advertise in lockstep |
-/// | [`with_peer_timeout`](Self::with_peer_timeout) | 60 s (as in Python) | UDP: a peer not heard from for this long expires |
-/// | [`with_max_peers`](Self::with_max_peers) | 1,024 | peer table capacity; new peers beyond it are refused |
-/// | [`with_plugins`](Self::with_plugins) | none | inner plugins applied to peer-management messages (after the node's instance plugins on receive, before them on send) |
+/// | [`app_id`](Self::app_id) | `netaio` | uri of every peer-management message; nodes with another app id ignore ours |
+/// | [`advertise_interval`](Self::advertise_interval) | 20 s (as in Python) | UDP: time between two multicast `ADVERTISE_PEER` |
+/// | [`jitter`](Self::jitter) | 0.1 | each interval is drawn from interval × [1 − jitter, 1 + jitter], so nodes started together do not advertise in lockstep |
+/// | [`peer_timeout`](Self::peer_timeout) | 60 s (as in Python) | UDP: a peer not heard from for this long expires |
+/// | [`max_peers`](Self::max_peers) | 1,024 | peer table capacity; new peers beyond it are refused |
+/// | [`plugins`](Self::plugins) | none | inner plugins applied to peer-management messages (after the node's instance plugins on receive, before them on send) |
+///
+/// Setters take the plain names and consume the config; the getters are `get_`-prefixed
+/// ([`get_app_id`](Self::get_app_id), …).
 ///
 /// ```
 /// use std::time::Duration;
@@ -26,12 +29,12 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// use netaio::plugin::{HmacAuth, Plugins};
 ///
 /// let config = PeerConfig::default()
-///     .with_app_id("sensors")
-///     .with_advertise_interval(Duration::from_secs(5))
-///     .with_peer_timeout(Duration::from_secs(15))
-///     .with_max_peers(64)
-///     .with_plugins(Plugins::new().auth(HmacAuth::new(b"peer secret")));
-/// assert_eq!(config.advertise_interval(), Duration::from_secs(5));
+///     .app_id("sensors")
+///     .advertise_interval(Duration::from_secs(5))
+///     .peer_timeout(Duration::from_secs(15))
+///     .max_peers(64)
+///     .plugins(Plugins::new().auth(HmacAuth::new(b"peer secret")));
+/// assert_eq!(config.get_advertise_interval(), Duration::from_secs(5));
 /// ```
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -64,21 +67,21 @@ impl PeerConfig {
 
     /// The app id: the uri of every peer-management message (default `netaio`, as in Python).
     #[must_use]
-    pub fn with_app_id(mut self, app_id: impl Into<Bytes>) -> Self {
+    pub fn app_id(mut self, app_id: impl Into<Bytes>) -> Self {
         self.app_id = app_id.into();
         self
     }
 
     /// Time between two adverts (default 20 s); at least 10 ms.
     #[must_use]
-    pub fn with_advertise_interval(mut self, every: Duration) -> Self {
+    pub fn advertise_interval(mut self, every: Duration) -> Self {
         self.advertise_interval = every.clamp(Duration::from_millis(10), LONGEST);
         self
     }
 
     /// Random spread of each interval, as a fraction of it (default 0.1; clamped to 0..=0.5).
     #[must_use]
-    pub fn with_jitter(mut self, fraction: f64) -> Self {
+    pub fn jitter(mut self, fraction: f64) -> Self {
         self.jitter = if fraction.is_finite() {
             fraction.clamp(0.0, 0.5)
         } else {
@@ -90,52 +93,52 @@ impl PeerConfig {
     /// How long a peer may stay silent before it expires (default 60 s; at most a year, so that
     /// deadlines computed from it cannot overflow).
     #[must_use]
-    pub fn with_peer_timeout(mut self, timeout: Duration) -> Self {
+    pub fn peer_timeout(mut self, timeout: Duration) -> Self {
         self.peer_timeout = timeout.min(LONGEST);
         self
     }
 
     /// The peer table's capacity (default 1,024).
     #[must_use]
-    pub fn with_max_peers(mut self, n: usize) -> Self {
+    pub fn max_peers(mut self, n: usize) -> Self {
         self.max_peers = n;
         self
     }
 
     /// Inner plugins for peer-management messages (default none).
     #[must_use]
-    pub fn with_plugins(mut self, plugins: Plugins) -> Self {
+    pub fn plugins(mut self, plugins: Plugins) -> Self {
         self.plugins = plugins;
         self
     }
 
-    /// The app id.
-    pub fn app_id(&self) -> &Bytes {
+    /// The app id set with [`app_id`](Self::app_id).
+    pub fn get_app_id(&self) -> &Bytes {
         &self.app_id
     }
 
-    /// The advert interval.
-    pub fn advertise_interval(&self) -> Duration {
+    /// The advert interval set with [`advertise_interval`](Self::advertise_interval).
+    pub fn get_advertise_interval(&self) -> Duration {
         self.advertise_interval
     }
 
-    /// The jitter fraction.
-    pub fn jitter(&self) -> f64 {
+    /// The jitter fraction set with [`jitter`](Self::jitter).
+    pub fn get_jitter(&self) -> f64 {
         self.jitter
     }
 
-    /// The peer timeout.
-    pub fn peer_timeout(&self) -> Duration {
+    /// The peer timeout set with [`peer_timeout`](Self::peer_timeout).
+    pub fn get_peer_timeout(&self) -> Duration {
         self.peer_timeout
     }
 
-    /// The peer table's capacity.
-    pub fn max_peers(&self) -> usize {
+    /// The peer table's capacity set with [`max_peers`](Self::max_peers).
+    pub fn get_max_peers(&self) -> usize {
         self.max_peers
     }
 
-    /// The inner plugins.
-    pub fn plugins(&self) -> &Plugins {
+    /// The inner plugins set with [`plugins`](Self::plugins).
+    pub fn get_plugins(&self) -> &Plugins {
         &self.plugins
     }
 
@@ -157,8 +160,8 @@ mod tests {
     #[test]
     fn jittered_intervals_stay_in_range() {
         let c = PeerConfig::default()
-            .with_advertise_interval(Duration::from_millis(1000))
-            .with_jitter(0.2);
+            .advertise_interval(Duration::from_millis(1000))
+            .jitter(0.2);
         for _ in 0..200 {
             let d = c.next_interval();
             assert!(
@@ -166,9 +169,9 @@ mod tests {
                 "{d:?}"
             );
         }
-        let fixed = c.clone().with_jitter(0.0);
+        let fixed = c.clone().jitter(0.0);
         assert_eq!(fixed.next_interval(), Duration::from_millis(1000));
-        assert_eq!(c.clone().with_jitter(f64::NAN).jitter(), 0.0);
-        assert_eq!(c.with_jitter(9.0).jitter(), 0.5);
+        assert_eq!(c.clone().jitter(f64::NAN).get_jitter(), 0.0);
+        assert_eq!(c.jitter(9.0).get_jitter(), 0.5);
     }
 }

@@ -8,7 +8,7 @@
 //! the local peer packed by the node's [`PeerPlugin`](crate::plugin::PeerPlugin). They pass
 //! through the node's instance plugins like any message (so with an auth plugin set, an
 //! unauthenticated advert or disconnect never reaches the peer table), then through the
-//! [`PeerConfig::with_plugins`] as inner plugins.
+//! [`PeerConfig::plugins`] as inner plugins.
 //!
 //! ```
 //! use std::time::Duration;
@@ -22,10 +22,10 @@
 //! assert_eq!(table.by_addr(addr).unwrap().id, "node-1");
 //!
 //! let config = PeerConfig::default()
-//!     .with_app_id("chat")
-//!     .with_advertise_interval(Duration::from_secs(5))
-//!     .with_peer_timeout(Duration::from_secs(15));
-//! assert_eq!(config.app_id().as_ref(), b"chat");
+//!     .app_id("chat")
+//!     .advertise_interval(Duration::from_secs(5))
+//!     .peer_timeout(Duration::from_secs(15));
+//! assert_eq!(config.get_app_id().as_ref(), b"chat");
 //! ```
 
 mod config;

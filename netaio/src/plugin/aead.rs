@@ -456,7 +456,7 @@ mod tests {
         let clock = now.clone();
         let node = Plugins::new()
             .auth(HmacAuth::new(b"s").freshness(
-                Freshness::default().with_clock(Arc::new(move || clock.load(Ordering::SeqCst))),
+                Freshness::default().clock(Arc::new(move || clock.load(Ordering::SeqCst))),
             ))
             .cipher(AeadCipher::new(b"s"));
         let sealed = seal(request(), &Plugins::new(), &node, &ctx()).unwrap();

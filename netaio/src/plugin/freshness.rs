@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::AuthError;
 
-/// A clock: seconds since the Unix epoch. Inject one with [`Freshness::with_clock`] in tests.
+/// A clock: seconds since the Unix epoch. Inject one with [`Freshness::clock`] in tests.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// Rejects stale timestamps and replayed nonces, with a replay cache bounded in memory.
@@ -42,7 +42,7 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 ///
 /// let fresh = Freshness::new(Duration::from_secs(60))
 ///     .capacity(1000)
-///     .with_clock(Arc::new(|| 1_700_000_000));
+///     .clock(Arc::new(|| 1_700_000_000));
 /// assert_eq!(fresh.accept(1_700_000_010, b"nonce-1"), Ok(()));
 /// assert_eq!(fresh.accept(1_700_000_010, b"nonce-1"), Err(AuthError::Replay));
 /// assert!(matches!(fresh.accept(1_699_999_000, b"nonce-2"), Err(AuthError::Stale { .. })));
@@ -121,14 +121,16 @@ impl Freshness {
         }
     }
 
-    /// With room for at least `n` nonces (at least 1).
+    /// Room for at least `n` nonces, at least 1 (default
+    /// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY), 65,536).
     #[must_use]
     pub fn capacity(mut self, n: usize) -> Self {
         self.capacity = n.max(1);
         self
     }
 
-    /// With this clock instead of the system clock (seconds since the Unix epoch), for tests.
+    /// This clock instead of the system clock (the default), in seconds since the Unix epoch; for
+    /// tests.
     ///
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
@@ -136,13 +138,13 @@ impl Freshness {
     ///
     /// let now = Arc::new(AtomicU64::new(1_000));
     /// let clock = now.clone();
-    /// let fresh = Freshness::default().with_clock(Arc::new(move || clock.load(Ordering::Relaxed)));
+    /// let fresh = Freshness::default().clock(Arc::new(move || clock.load(Ordering::Relaxed)));
     /// assert!(fresh.check_time(1_000).is_ok());
     /// now.store(1_061, Ordering::Relaxed);
     /// assert!(fresh.check_time(1_000).is_err());
     /// ```
     #[must_use]
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
@@ -261,7 +263,7 @@ mod tests {
         let now = Arc::new(AtomicU64::new(T0));
         let f = Freshness::new(Duration::from_secs(window))
             .capacity(cap)
-            .with_clock(at(&now));
+            .clock(at(&now));
         (f, now)
     }
 
@@ -426,11 +428,11 @@ mod tests {
     #[test]
     fn extreme_timestamps_do_not_overflow() {
         let now = Arc::new(AtomicU64::new(u64::MAX));
-        let f = Freshness::new(Duration::from_secs(60)).with_clock(at(&now));
+        let f = Freshness::new(Duration::from_secs(60)).clock(at(&now));
         f.accept(u64::MAX, b"n").unwrap();
         assert_eq!(f.accept(u64::MAX - 1, b"n"), Err(AuthError::Replay));
         let zero = Arc::new(AtomicU64::new(0));
-        let f = Freshness::new(Duration::from_secs(60)).with_clock(at(&zero));
+        let f = Freshness::new(Duration::from_secs(60)).clock(at(&zero));
         f.accept(0, b"n").unwrap();
         assert!(f.accept(61, b"m").is_err());
     }

@@ -86,7 +86,7 @@ impl fmt::Debug for HashcashAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HashcashAuth")
             .field("difficulty", &self.difficulty)
-            .field("max_tries", &self.max_tries())
+            .field("max_tries", &self.get_max_tries())
             .field("ts_field", &self.ts_field)
             .field("nonce_field", &self.nonce_field)
             .field("freshness", &self.freshness)
@@ -161,40 +161,55 @@ impl HashcashAuth {
         self.difficulty
     }
 
-    /// Give up solving after `n` attempts (at least 1).
+    /// Give up solving after `n` attempts, at least 1 (default 2^(difficulty + 8), see
+    /// [`get_max_tries`](Self::get_max_tries)).
     ///
     /// ```
     /// use netaio::plugin::HashcashAuth;
-    /// let pow = HashcashAuth::new(20).with_max_tries(1 << 24);
-    /// assert_eq!(pow.max_tries(), 1 << 24);
+    /// let pow = HashcashAuth::new(20).max_tries(1 << 24);
+    /// assert_eq!(pow.get_max_tries(), 1 << 24);
     /// ```
     #[must_use]
-    pub fn with_max_tries(mut self, n: u64) -> Self {
+    pub fn max_tries(mut self, n: u64) -> Self {
         self.max_tries = Some(n.max(1));
         self
     }
 
     /// The number of attempts after which solving gives up: the configured number, or
     /// 2^(difficulty + 8) (saturating at `u64::MAX`).
-    pub fn max_tries(&self) -> u64 {
+    pub fn get_max_tries(&self) -> u64 {
         self.max_tries
             .unwrap_or_else(|| 1u64.checked_shl(self.difficulty + 8).unwrap_or(u64::MAX))
     }
 
-    /// With these field names for the timestamp and the counter (they must differ).
+    /// The timestamp field's name (default [`TS_FIELD`](Self::TS_FIELD), `pow_ts`). The two
+    /// field names must differ.
+    ///
+    /// ```
+    /// use netaio::plugin::HashcashAuth;
+    /// let pow = HashcashAuth::new(8).ts_field("t").nonce_field("n");
+    /// assert_eq!(pow.names(), ["t", "n"]);
+    /// ```
     #[must_use]
-    pub fn field_names(
-        mut self,
-        ts: impl Into<Cow<'static, str>>,
-        nonce: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        self.ts_field = ts.into();
-        self.nonce_field = nonce.into();
+    pub fn ts_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.ts_field = name.into();
         self
     }
 
-    /// With the default field names behind a prefix (`"h."` gives `h.pow_ts` and `h.pow_nonce`),
-    /// for a second `HashcashAuth` in the same message.
+    /// The counter field's name (default [`NONCE_FIELD`](Self::NONCE_FIELD), `pow_nonce`).
+    #[must_use]
+    pub fn nonce_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.nonce_field = name.into();
+        self
+    }
+
+    /// The timestamp and counter field names.
+    pub fn names(&self) -> [&str; 2] {
+        [&self.ts_field, &self.nonce_field]
+    }
+
+    /// The default field names behind a prefix (`"h."` gives `h.pow_ts` and `h.pow_nonce`;
+    /// default: no prefix), for a second `HashcashAuth` in the same message.
     ///
     /// ```
     /// use netaio::plugin::{HashcashAuth, Plugins};
@@ -203,21 +218,20 @@ impl HashcashAuth {
     /// ```
     #[must_use]
     pub fn field_prefix(self, prefix: &str) -> Self {
-        self.field_names(
-            format!("{prefix}{}", Self::TS_FIELD),
-            format!("{prefix}{}", Self::NONCE_FIELD),
-        )
+        self.ts_field(format!("{prefix}{}", Self::TS_FIELD))
+            .nonce_field(format!("{prefix}{}", Self::NONCE_FIELD))
     }
 
-    /// With this timestamp window, stamp cache and clock.
+    /// This timestamp window, stamp cache and clock (default [`Freshness::default`]: ±60 s,
+    /// 65,536 stamps, the system clock).
     #[must_use]
     pub fn freshness(mut self, freshness: Freshness) -> Self {
         self.freshness = freshness;
         self
     }
 
-    /// The plugin's [`Freshness`].
-    pub fn freshness_state(&self) -> &Freshness {
+    /// The plugin's [`Freshness`], set with [`freshness`](Self::freshness).
+    pub fn get_freshness(&self) -> &Freshness {
         &self.freshness
     }
 
@@ -240,7 +254,7 @@ impl HashcashAuth {
 
     /// Search counters from `start` (wrapping); the first one with enough zero bits.
     fn solve(&self, prefix: &Sha256, start: u64) -> Option<u64> {
-        (0..self.max_tries())
+        (0..self.get_max_tries())
             .map(|i| start.wrapping_add(i))
             .find(|c| leading_zero_bits(&Self::stamp(prefix, *c)) >= self.difficulty)
     }
@@ -253,7 +267,7 @@ impl HashcashAuth {
             AuthError::Other(format!(
                 "no proof of work of {} bits found in {} tries",
                 self.difficulty,
-                self.max_tries()
+                self.get_max_tries()
             ))
         })?;
         put_field(&mut msg.auth, &self.ts_field, ts.to_be_bytes().to_vec());
@@ -334,7 +348,7 @@ mod tests {
         let c = now.clone();
         (
             now,
-            Freshness::default().with_clock(Arc::new(move || c.load(Ordering::SeqCst))),
+            Freshness::default().clock(Arc::new(move || c.load(Ordering::SeqCst))),
         )
     }
 
@@ -464,7 +478,7 @@ mod tests {
             receiver.check(&mut m.clone(), &ctx()),
             Err(AuthError::Stale { .. })
         ));
-        assert!(receiver.freshness_state().is_empty());
+        assert!(receiver.get_freshness().is_empty());
     }
 
     #[test]
@@ -494,7 +508,7 @@ mod tests {
                 "{what}"
             );
         }
-        assert!(p.freshness_state().is_empty());
+        assert!(p.get_freshness().is_empty());
         p.check(&mut m.clone(), &ctx()).unwrap();
     }
 
@@ -522,8 +536,8 @@ mod tests {
     #[test]
     fn gives_up_after_max_tries() {
         let (_, p) = pow(40);
-        assert_eq!(p.max_tries(), 1 << 48);
-        let p = p.with_max_tries(1000);
+        assert_eq!(p.get_max_tries(), 1 << 48);
+        let p = p.max_tries(1000);
         let mut m = request();
         let err = p.make(&mut m, &ctx()).unwrap_err();
         assert!(
@@ -532,8 +546,8 @@ mod tests {
         );
         assert_eq!(m, request(), "nothing added on failure");
         assert_eq!(HashcashAuth::new(300).difficulty(), 256);
-        assert_eq!(HashcashAuth::new(256).max_tries(), u64::MAX);
-        assert_eq!(HashcashAuth::new(0).with_max_tries(0).max_tries(), 1);
+        assert_eq!(HashcashAuth::new(256).get_max_tries(), u64::MAX);
+        assert_eq!(HashcashAuth::new(0).max_tries(0).get_max_tries(), 1);
     }
 
     #[test]
@@ -557,6 +571,29 @@ mod tests {
         let sealed = seal(request(), &inner, &hmac, &ctx()).unwrap();
         let routed = open_outer(sealed, &hmac, &ctx()).unwrap();
         assert_eq!(open_inner(routed, &inner, &ctx()).unwrap(), request());
+    }
+
+    /// The named field setters decide the fields of a sealed message; the defaults stay as they
+    /// were, and a receiver with the same names opens it.
+    #[test]
+    fn named_fields_in_a_sealed_message() {
+        let names = |m: &Message| m.auth.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+        let default = Plugins::new().auth(pow(4).1);
+        let sealed = seal(request(), &Plugins::new(), &default, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["pow_nonce", "pow_ts"]);
+
+        let named = || pow(4).1.ts_field("stamp.t").nonce_field("stamp.n");
+        assert_eq!(named().names(), ["stamp.t", "stamp.n"]);
+        let sender = Plugins::new().auth(named());
+        let sealed = seal(request(), &Plugins::new(), &sender, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["stamp.n", "stamp.t"]);
+        let receiver = Plugins::new().auth(named());
+        assert_eq!(open_outer(sealed, &receiver, &ctx()).unwrap(), request());
+
+        // One name changed, the other left at its default.
+        let sender = Plugins::new().auth(pow(4).1.nonce_field("n"));
+        let sealed = seal(request(), &Plugins::new(), &sender, &ctx()).unwrap();
+        assert_eq!(names(&sealed), ["n", "pow_ts"]);
     }
 
     #[test]

@@ -202,37 +202,45 @@ impl HmacAuth {
         }
     }
 
-    /// With these field names for the nonce, the timestamp and the MAC (they must differ).
+    /// The nonce field's name (default [`NONCE_FIELD`](Self::NONCE_FIELD), `nonce`). The three
+    /// field names must differ.
     ///
     /// ```
     /// use netaio::plugin::HmacAuth;
-    /// let auth = HmacAuth::new(b"secret").field_names("n", "t", "m");
+    /// let auth = HmacAuth::new(b"secret").nonce_field("n").ts_field("t").mac_field("m");
+    /// assert_eq!(auth.names(), ["n", "t", "m"]);
     /// ```
     #[must_use]
-    pub fn field_names(
-        mut self,
-        nonce: impl Into<Cow<'static, str>>,
-        ts: impl Into<Cow<'static, str>>,
-        mac: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        self.nonce_field = nonce.into();
-        self.ts_field = ts.into();
-        self.mac_field = mac.into();
+    pub fn nonce_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.nonce_field = name.into();
         self
     }
 
-    /// With the default field names behind a prefix: `"inner."` gives `inner.nonce`,
-    /// `inner.ts` and `inner.hmac`. Use it for a second `HmacAuth` in the same message.
+    /// The timestamp field's name (default [`TS_FIELD`](Self::TS_FIELD), `ts`).
     #[must_use]
-    pub fn field_prefix(self, prefix: &str) -> Self {
-        self.field_names(
-            format!("{prefix}{}", Self::NONCE_FIELD),
-            format!("{prefix}{}", Self::TS_FIELD),
-            format!("{prefix}{}", Self::MAC_FIELD),
-        )
+    pub fn ts_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.ts_field = name.into();
+        self
     }
 
-    /// With this timestamp window, replay cache and clock.
+    /// The MAC field's name (default [`MAC_FIELD`](Self::MAC_FIELD), `hmac`).
+    #[must_use]
+    pub fn mac_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.mac_field = name.into();
+        self
+    }
+
+    /// The default field names behind a prefix: `"inner."` gives `inner.nonce`, `inner.ts` and
+    /// `inner.hmac` (default: no prefix). Use it for a second `HmacAuth` in the same message.
+    #[must_use]
+    pub fn field_prefix(self, prefix: &str) -> Self {
+        self.nonce_field(format!("{prefix}{}", Self::NONCE_FIELD))
+            .ts_field(format!("{prefix}{}", Self::TS_FIELD))
+            .mac_field(format!("{prefix}{}", Self::MAC_FIELD))
+    }
+
+    /// This timestamp window, replay cache and clock (default [`Freshness::default`]: ±60 s,
+    /// 65,536 nonces, the system clock).
     ///
     /// ```
     /// use std::time::Duration;
@@ -251,8 +259,9 @@ impl HmacAuth {
         [&self.nonce_field, &self.ts_field, &self.mac_field]
     }
 
-    /// The plugin's [`Freshness`] (its clock, window and replay cache).
-    pub fn freshness_state(&self) -> &Freshness {
+    /// The plugin's [`Freshness`] (its clock, window and replay cache), set with
+    /// [`freshness`](Self::freshness).
+    pub fn get_freshness(&self) -> &Freshness {
         &self.freshness
     }
 
@@ -349,9 +358,8 @@ mod tests {
         }
         fn auth(&self, secret: &[u8]) -> HmacAuth {
             let now = self.now.clone();
-            HmacAuth::new(secret).freshness(
-                Freshness::default().with_clock(Arc::new(move || now.load(Ordering::SeqCst))),
-            )
+            HmacAuth::new(secret)
+                .freshness(Freshness::default().clock(Arc::new(move || now.load(Ordering::SeqCst))))
         }
         fn set(&self, t: u64) {
             self.now.store(t, Ordering::SeqCst);
@@ -477,18 +485,68 @@ mod tests {
     #[test]
     fn round_trip_direct_with_custom_names() {
         let c = Clocked::new();
-        let a = c.auth(b"k").field_names("n", "t", "m");
+        let a = c.auth(b"k").nonce_field("n").ts_field("t").mac_field("m");
         let mut m = made(&a, &request());
         assert!(m.auth.contains("n") && m.auth.contains("t") && m.auth.contains("m"));
         assert!(!m.auth.contains("hmac"));
         a.check(&mut m, &ctx()).unwrap();
         assert_eq!(m, request());
         // A plugin with the default names does not find its fields.
-        let m = made(&c.auth(b"k").field_names("n", "t", "m"), &request());
+        let m = made(
+            &c.auth(b"k").nonce_field("n").ts_field("t").mac_field("m"),
+            &request(),
+        );
         assert_eq!(
             c.auth(b"k").check(&mut m.clone(), &ctx()),
             Err(AuthError::MissingField("hmac".into()))
         );
+    }
+
+    /// The named field setters decide the fields of a sealed message; the defaults stay as they
+    /// were, and a receiver with the same names opens it.
+    #[test]
+    fn named_fields_in_a_sealed_message() {
+        let c = Clocked::new();
+        let names = |m: &Message| m.auth.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+        let default = Plugins::new().auth(c.auth(b"k"));
+        let sealed = seal(request(), &Plugins::new(), &default, &ctx()).unwrap();
+        assert!(
+            ["hmac", "nonce", "ts"]
+                .iter()
+                .all(|n| names(&sealed).contains(&n.to_string()))
+        );
+
+        let named = || c.auth(b"k").nonce_field("n").ts_field("t").mac_field("sig");
+        assert_eq!(named().names(), ["n", "t", "sig"]);
+        let sender = Plugins::new().auth(named());
+        let sealed = seal(request(), &Plugins::new(), &sender, &ctx()).unwrap();
+        let got = names(&sealed);
+        assert!(
+            ["n", "t", "sig"]
+                .iter()
+                .all(|n| got.contains(&n.to_string())),
+            "{got:?}"
+        );
+        assert!(
+            ["hmac", "nonce", "ts"]
+                .iter()
+                .all(|n| !got.contains(&n.to_string())),
+            "{got:?}"
+        );
+        let receiver = Plugins::new().auth(named());
+        assert_eq!(open_outer(sealed, &receiver, &ctx()).unwrap(), request());
+
+        // One name changed, the others left at their defaults.
+        let sender = Plugins::new().auth(c.auth(b"k").mac_field("sig"));
+        let sealed = seal(request(), &Plugins::new(), &sender, &ctx()).unwrap();
+        let got = names(&sealed);
+        assert!(
+            ["nonce", "ts", "sig"]
+                .iter()
+                .all(|n| got.contains(&n.to_string())),
+            "{got:?}"
+        );
+        assert!(!got.contains(&"hmac".to_owned()), "{got:?}");
     }
 
     #[test]
@@ -554,7 +612,7 @@ mod tests {
         for (what, mut m) in cases {
             assert_eq!(a.check(&mut m, &ctx()), Err(AuthError::Invalid), "{what}");
         }
-        assert!(a.freshness_state().is_empty());
+        assert!(a.get_freshness().is_empty());
         // The untouched message still passes.
         a.check(&mut sealed.clone(), &ctx()).unwrap();
     }
@@ -605,7 +663,7 @@ mod tests {
         let now = c.now.clone();
         let a = HmacAuth::new(b"s").freshness(
             Freshness::new(std::time::Duration::from_secs(5))
-                .with_clock(Arc::new(move || now.load(Ordering::SeqCst))),
+                .clock(Arc::new(move || now.load(Ordering::SeqCst))),
         );
         let sealed = made(&a, &request());
         c.set(T0 + 6);

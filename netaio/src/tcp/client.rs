@@ -52,21 +52,21 @@ impl Default for Reconnect {
 }
 
 impl Reconnect {
-    /// The first delay.
+    /// The first delay (default 100 ms).
     #[must_use]
     pub fn initial_delay(mut self, d: Duration) -> Self {
         self.initial_delay = d;
         self
     }
 
-    /// The largest delay.
+    /// The largest delay (default 10 s).
     #[must_use]
     pub fn max_delay(mut self, d: Duration) -> Self {
         self.max_delay = d;
         self
     }
 
-    /// Give up after this many failed attempts in a row (`None`: never).
+    /// Give up after this many failed attempts in a row (`None`: never, the default).
     #[must_use]
     pub fn max_attempts(mut self, n: Option<u32>) -> Self {
         self.max_attempts = n;
@@ -126,7 +126,7 @@ impl Default for TcpClientBuilder {
 }
 
 impl TcpClientBuilder {
-    /// Handlers for messages the servers send that are not replies to a request.
+    /// Handlers for messages the servers send that are not replies to a request (default: none).
     #[must_use]
     pub fn router(mut self, router: Router) -> Self {
         self.router = router;
@@ -140,7 +140,7 @@ impl TcpClientBuilder {
         self
     }
 
-    /// Python-compatible mode, for talking to Python netaio 0.0.9 servers: the auth block as
+    /// Python-compatible mode (default off), for Python netaio 0.0.9 servers: the auth block as
     /// Python's packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as
     /// Python's `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)),
     /// and Python's error replies understood: an error-type reply without a reply reference that

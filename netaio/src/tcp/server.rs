@@ -141,7 +141,7 @@ impl TcpServerBuilder {
         self
     }
 
-    /// The handlers.
+    /// The handlers (default: an empty router).
     #[must_use]
     pub fn router(mut self, router: Router) -> Self {
         self.router = router;
@@ -155,7 +155,7 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Python-compatible mode: the auth block as Python's packify
+    /// Python-compatible mode (default off): the auth block as Python's packify
     /// ([`PackifyCodec`](crate::compat::PackifyCodec)) and peers packed as Python's
     /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), so that
     /// Python netaio 0.0.9 clients can talk to this server. The error replies already follow

@@ -45,28 +45,31 @@ pub enum MulticastInterface {
 ///
 /// | setting | default | why |
 /// |---|---|---|
-/// | group (IPv4) | [`DEFAULT_GROUP_V4`](Self::DEFAULT_GROUP_V4) `239.255.110.97` | organization-local scope (RFC 2365): never routed off the site, unlike a global group, and not the all-hosts group `224.0.0.1` that Python uses (every host on the link receives that one, netaio or not) |
-/// | group (IPv6) | [`DEFAULT_GROUP_V6`](Self::DEFAULT_GROUP_V6) `ff02::6e61:696f` | link-local scope, joined by interface index; the low bits spell "naio" |
-/// | port | [`DEFAULT_PORT`](Self::DEFAULT_PORT) 8889 | a port of its own, next to the node's default 8888, so that many nodes on one host share it |
-/// | interface | [`MulticastInterface::All`] | see there |
-/// | TTL / hop limit | 1 | the local link only |
-/// | loopback | on | nodes on the same host find each other |
+/// | [`group`](Self::group) (IPv4) | [`DEFAULT_GROUP_V4`](Self::DEFAULT_GROUP_V4) `239.255.110.97` | organization-local scope (RFC 2365): never routed off the site, unlike a global group, and not the all-hosts group `224.0.0.1` that Python uses (every host on the link receives that one, netaio or not) |
+/// | [`group`](Self::group) (IPv6) | [`DEFAULT_GROUP_V6`](Self::DEFAULT_GROUP_V6) `ff02::6e61:696f` | link-local scope, joined by interface index; the low bits spell "naio" |
+/// | [`port`](Self::port) | [`DEFAULT_PORT`](Self::DEFAULT_PORT) 8889 | a port of its own, next to the node's default 8888, so that many nodes on one host share it |
+/// | [`interface`](Self::interface) | [`MulticastInterface::All`] | see there |
+/// | [`ttl`](Self::ttl) (TTL / hop limit) | 1 | the local link only |
+/// | [`loopback`](Self::loopback) | on | nodes on the same host find each other |
 ///
 /// The group's family must match the node's address family; left unset, the default group of
 /// the node's family is used. [`python`](Self::python) is the Python library's setup (all-hosts
 /// group `224.0.0.1` on the node's own port), for mixed networks.
+///
+/// Setters take the plain names and consume the config; the getters are `get_`-prefixed
+/// ([`get_port`](Self::get_port), …).
 ///
 /// ```
 /// use std::net::Ipv4Addr;
 /// use netaio::udp::{MulticastConfig, MulticastInterface};
 ///
 /// let lan = MulticastConfig::default()
-///     .with_group(Ipv4Addr::new(239, 255, 0, 42).into())
-///     .with_port(7400)
-///     .with_interface(MulticastInterface::Name("eth0".into()))
-///     .with_ttl(1);
-/// assert_eq!(lan.port(), Some(7400));
-/// assert_eq!(MulticastConfig::python().port(), None); // the node's own port
+///     .group(Ipv4Addr::new(239, 255, 0, 42).into())
+///     .port(7400)
+///     .interface(MulticastInterface::Name("eth0".into()))
+///     .ttl(1);
+/// assert_eq!(lan.get_port(), Some(7400));
+/// assert_eq!(MulticastConfig::python().get_port(), None); // the node's own port
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MulticastConfig {
@@ -114,70 +117,75 @@ impl MulticastConfig {
         }
     }
 
-    /// The group address (a multicast address of the node's family).
+    /// The group address, a multicast address of the node's family (default: unset, meaning
+    /// [`DEFAULT_GROUP_V4`](Self::DEFAULT_GROUP_V4) or [`DEFAULT_GROUP_V6`](Self::DEFAULT_GROUP_V6)
+    /// after the node's family).
     #[must_use]
-    pub fn with_group(mut self, group: IpAddr) -> Self {
+    pub fn group(mut self, group: IpAddr) -> Self {
         self.group = Some(group);
         self
     }
 
-    /// The group port.
+    /// The group port (default [`DEFAULT_PORT`](Self::DEFAULT_PORT), 8889).
     #[must_use]
-    pub fn with_port(mut self, port: u16) -> Self {
+    pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
     }
 
-    /// Use the node's own port as the group port (as Python does).
+    /// Use the node's own port as the group port, as Python does (default: off, the group port is
+    /// [`DEFAULT_PORT`](Self::DEFAULT_PORT)); undone by [`port`](Self::port).
     #[must_use]
-    pub fn with_node_port(mut self) -> Self {
+    pub fn node_port(mut self) -> Self {
         self.port = None;
         self
     }
 
-    /// The interfaces to join and send on.
+    /// The interfaces to join and send on (default [`MulticastInterface::All`]).
     #[must_use]
-    pub fn with_interface(mut self, interface: MulticastInterface) -> Self {
+    pub fn interface(mut self, interface: MulticastInterface) -> Self {
         self.interface = interface;
         self
     }
 
     /// The TTL (IPv4) or hop limit (IPv6) of datagrams sent to the group (default 1).
     #[must_use]
-    pub fn with_ttl(mut self, ttl: u32) -> Self {
+    pub fn ttl(mut self, ttl: u32) -> Self {
         self.ttl = ttl;
         self
     }
 
     /// Whether the host's own sockets receive what it sends to the group (default on).
     #[must_use]
-    pub fn with_loopback(mut self, on: bool) -> Self {
+    pub fn loopback(mut self, on: bool) -> Self {
         self.loopback = on;
         self
     }
 
-    /// The group, when set (otherwise the default of the node's family).
-    pub fn group(&self) -> Option<IpAddr> {
+    /// The group set with [`group`](Self::group), if any (otherwise the default of the node's
+    /// family is used).
+    pub fn get_group(&self) -> Option<IpAddr> {
         self.group
     }
 
-    /// The group port; `None` means the node's own port.
-    pub fn port(&self) -> Option<u16> {
+    /// The group port set with [`port`](Self::port); `None` means the node's own port
+    /// ([`node_port`](Self::node_port)).
+    pub fn get_port(&self) -> Option<u16> {
         self.port
     }
 
-    /// The interface choice.
-    pub fn interface(&self) -> &MulticastInterface {
+    /// The interface choice set with [`interface`](Self::interface).
+    pub fn get_interface(&self) -> &MulticastInterface {
         &self.interface
     }
 
-    /// The TTL / hop limit.
-    pub fn ttl(&self) -> u32 {
+    /// The TTL / hop limit set with [`ttl`](Self::ttl).
+    pub fn get_ttl(&self) -> u32 {
         self.ttl
     }
 
-    /// Whether loopback is on.
-    pub fn loopback(&self) -> bool {
+    /// Whether loopback is on (see [`loopback`](Self::loopback)).
+    pub fn get_loopback(&self) -> bool {
         self.loopback
     }
 }
@@ -521,15 +529,15 @@ mod tests {
     #[test]
     fn defaults_and_python_mode() {
         let d = MulticastConfig::default();
-        assert_eq!(d.group(), None);
-        assert_eq!(d.port(), Some(8889));
-        assert_eq!(d.ttl(), 1);
-        assert!(d.loopback());
+        assert_eq!(d.get_group(), None);
+        assert_eq!(d.get_port(), Some(8889));
+        assert_eq!(d.get_ttl(), 1);
+        assert!(d.get_loopback());
         assert!(MulticastConfig::DEFAULT_GROUP_V4.is_multicast());
         assert!(MulticastConfig::DEFAULT_GROUP_V6.is_multicast());
         let p = MulticastConfig::python();
-        assert_eq!(p.group(), Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 1))));
-        assert_eq!(p.port(), None);
+        assert_eq!(p.get_group(), Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 1))));
+        assert_eq!(p.get_port(), None);
     }
 
     #[cfg(target_os = "linux")]

@@ -116,7 +116,7 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// The handlers.
+    /// The handlers (default: an empty router).
     #[must_use]
     pub fn router(mut self, router: Router) -> Self {
         self.router = router;
@@ -140,7 +140,7 @@ impl UdpNodeBuilder {
 
     plugin_setters!();
 
-    /// Python-compatible mode, for Python netaio 0.0.9 `UDPNode`s: the auth block as Python's
+    /// Python-compatible mode (default off), for Python 0.0.9 nodes: the auth block as Python's
     /// packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as Python's
     /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), Python's
     /// multicast setup ([`MulticastConfig::python`]: the all-hosts group `224.0.0.1` on the node's

@@ -74,7 +74,7 @@ async fn timer_loop(h: UdpHandle) {
             // Nothing scheduled until a peer is recorded: look again at the advert interval.
             tokio::select! {
                 () = cancel.cancelled() => break,
-                () = tokio::time::sleep(m.config.advertise_interval()) => continue,
+                () = tokio::time::sleep(m.config.get_advertise_interval()) => continue,
             }
         };
         tokio::select! {

@@ -106,13 +106,13 @@ async fn run() -> Result<(), String> {
         _ => MulticastConfig::default(),
     };
     if let Some(group) = parse::<IpAddr>(&flags, "group")? {
-        multicast = multicast.with_group(group);
+        multicast = multicast.group(group);
     }
     if let Some(port) = parse::<u16>(&flags, "port")? {
-        multicast = multicast.with_port(port);
+        multicast = multicast.port(port);
     }
     if let Some(name) = parse::<String>(&flags, "interface")? {
-        multicast = multicast.with_interface(MulticastInterface::Name(name));
+        multicast = multicast.interface(MulticastInterface::Name(name));
     }
 
     let me = id.clone();
@@ -131,9 +131,9 @@ async fn run() -> Result<(), String> {
         .multicast(multicast)
         .peer_management(
             PeerConfig::default()
-                .with_app_id(app)
-                .with_advertise_interval(interval)
-                .with_peer_timeout(timeout),
+                .app_id(app)
+                .advertise_interval(interval)
+                .peer_timeout(timeout),
         );
     if let Some(secret) = parse::<String>(&flags, "secret")? {
         builder = builder.auth(HmacAuth::new(secret.as_bytes()));

@@ -57,13 +57,13 @@ async fn udp_node(
         b = b
             .multicast(
                 MulticastConfig::default()
-                    .with_port(port)
-                    .with_interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+                    .port(port)
+                    .interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
             )
             .peer_management(
                 PeerConfig::default()
-                    .with_app_id("asym")
-                    .with_advertise_interval(Duration::from_millis(300)),
+                    .app_id("asym")
+                    .advertise_interval(Duration::from_millis(300)),
             );
     }
     let node = b.bind().await.unwrap();
@@ -216,13 +216,13 @@ async fn self_certifying_ids_stop_an_advert_that_claims_another_peers_id() {
             .local_peer(local)
             .multicast(
                 MulticastConfig::default()
-                    .with_port(port)
-                    .with_interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+                    .port(port)
+                    .interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST))),
             )
             .peer_management(
                 PeerConfig::default()
-                    .with_app_id("asym-sc")
-                    .with_advertise_interval(Duration::from_millis(200)),
+                    .app_id("asym-sc")
+                    .advertise_interval(Duration::from_millis(200)),
             );
         b = if self_certifying {
             b.peer_plugin(SelfCertifyingPeerPlugin)

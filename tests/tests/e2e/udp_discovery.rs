@@ -60,15 +60,15 @@ fn group_port() -> u16 {
 
 fn multicast(port: u16) -> MulticastConfig {
     MulticastConfig::default()
-        .with_port(port)
-        .with_interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+        .port(port)
+        .interface(MulticastInterface::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST)))
 }
 
 fn peers(app: &str) -> PeerConfig {
     PeerConfig::default()
-        .with_app_id(app.to_owned())
-        .with_advertise_interval(INTERVAL)
-        .with_peer_timeout(Duration::from_secs(30))
+        .app_id(app.to_owned())
+        .advertise_interval(INTERVAL)
+        .peer_timeout(Duration::from_secs(30))
 }
 
 async fn start(builder: UdpNodeBuilder) -> Node {
@@ -311,7 +311,7 @@ async fn a_silent_peer_expires_after_the_timeout() {
         UdpNode::builder()
             .local_peer(named("a"))
             .multicast(multicast(port))
-            .peer_management(peers(app).with_peer_timeout(timeout)),
+            .peer_management(peers(app).peer_timeout(timeout)),
     )
     .await;
     let mut events = a.handle.peer_events();
@@ -580,7 +580,7 @@ async fn on_ipv6_loopback_peers_are_managed_by_unicast_adverts() {
 
 #[tokio::test]
 async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
-    let v6_group = MulticastConfig::default().with_group("ff02::1".parse().unwrap());
+    let v6_group = MulticastConfig::default().group("ff02::1".parse().unwrap());
     let err = UdpNode::builder()
         .address(([127, 0, 0, 1], 0))
         .multicast(v6_group)
@@ -591,7 +591,7 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
         matches!(&err, netaio::BindError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput),
         "{err}"
     );
-    let unicast = MulticastConfig::default().with_group("10.0.0.1".parse().unwrap());
+    let unicast = MulticastConfig::default().group("10.0.0.1".parse().unwrap());
     let err = UdpNode::builder()
         .address(([127, 0, 0, 1], 0))
         .multicast(unicast)
@@ -625,8 +625,7 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
 #[tokio::test]
 async fn ttl_and_loopback_are_set_on_the_sending_socket() {
     let port = group_port();
-    let n =
-        start(UdpNode::builder().multicast(multicast(port).with_ttl(4).with_loopback(false))).await;
+    let n = start(UdpNode::builder().multicast(multicast(port).ttl(4).loopback(false))).await;
     let sock = socket2::SockRef::from(&**n.handle.socket());
     assert_eq!(sock.multicast_ttl_v4().unwrap(), 4);
     assert!(!sock.multicast_loop_v4().unwrap());
@@ -650,7 +649,7 @@ async fn a_full_peer_table_refuses_new_peers_and_keeps_the_ones_it_has() {
         UdpNode::builder()
             .local_peer(named("a"))
             .multicast(multicast(port))
-            .peer_management(peers(app).with_max_peers(1)),
+            .peer_management(peers(app).max_peers(1)),
     )
     .await;
     let mk = |id| {

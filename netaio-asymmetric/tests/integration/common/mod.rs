@@ -32,7 +32,7 @@ pub fn clock(window_secs: u64) -> (Freshness, Arc<AtomicU64>) {
     let now = Arc::new(AtomicU64::new(T0));
     let read = now.clone();
     let f = Freshness::new(Duration::from_secs(window_secs))
-        .with_clock(Arc::new(move || read.load(Ordering::SeqCst)));
+        .clock(Arc::new(move || read.load(Ordering::SeqCst)));
     (f, now)
 }
 
