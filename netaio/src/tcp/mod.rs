@@ -14,11 +14,14 @@ pub(crate) mod driver;
 mod node_ops;
 mod peers;
 mod server;
+mod server_builder;
+mod server_dispatch;
+mod server_handle;
 
 pub use client::{
     Connection, ConnectionClosed, ConnectionState, Reconnect, TcpClient, TcpClientBuilder,
 };
 pub use driver::CloseReason;
-pub use server::{
-    ConnectionEvent, ConnectionId, ConnectionInfo, ServerHandle, TcpServer, TcpServerBuilder,
-};
+pub use server::{ConnectionEvent, ConnectionId, ConnectionInfo, TcpServer};
+pub use server_builder::TcpServerBuilder;
+pub use server_handle::ServerHandle;

@@ -1,0 +1,270 @@
+//! What a server does with each frame of a connection: decode, open, correlate replies to its
+//! own requests, route, run the handler, seal and write the reply; refusals answered as the
+//! auth-error hook says.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::ServerHandle;
+use super::driver::Dispatch;
+use super::server::*;
+use crate::codec::{Frame, FrameCodec, FrameError};
+use crate::message::DecodeError;
+use crate::node::requests::{self, Correlated};
+use crate::peer::{Peer, PeerSlot};
+use crate::plugin::AuthPlugin;
+use crate::plugin::{
+    AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, open_inner, open_outer,
+};
+use crate::router::{Context, Matched, OnceClaim, Request, Routes};
+use crate::{Message, MessageType};
+use tracing::Instrument;
+
+pub(super) struct ServerDispatch {
+    pub(super) ctx: Context,
+    pub(super) id: ConnectionId,
+    pub(super) server: ServerHandle,
+    pub(super) routes: Arc<Routes>,
+    pub(super) codec: FrameCodec,
+    pub(super) plugins: NodePlugins,
+    pub(super) peer: SocketAddr,
+    pub(super) peer_info: PeerSlot,
+}
+
+impl ServerDispatch {
+    /// Open a routed message with its route's inner plugins; on refusal, the message as routed
+    /// (for the error reply) and why. Out of line: the common route has no inner plugins.
+    #[inline(never)]
+    fn open_routed(
+        &self,
+        msg: Message,
+        inner: &Plugins,
+        peer_info: Option<Arc<Peer>>,
+    ) -> Result<Message, Box<(Message, OpenError)>> {
+        let peer_info = peer_info.or_else(|| self.peer_info.get());
+        let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
+        let routed = msg.clone();
+        // Boxed: the refusal is the rare path, the message the common one.
+        open_inner(msg, inner, &ctx).map_err(|e| Box::new((routed, e)))
+    }
+
+    /// Encode a finished (already sealed) message; a reply that cannot be encoded is answered with
+    /// ERROR `reply too large` sealed with the instance plugins.
+    fn write(&self, reply: &Message, out: &mut BytesMut) {
+        if let Err(e) = self.codec.encode_message(reply, out) {
+            tracing::warn!(error = %e, "reply cannot be encoded; answering ERROR instead");
+            let mut err = Message::new(MessageType::ERROR, reply.uri().clone(), "reply too large");
+            if let Some(r) = reply.reply_ref() {
+                err.set_reply_ref(r);
+            }
+            self.write_sealed(err, &Plugins::new(), true, out);
+        }
+    }
+
+    /// Seal with `inner` and (when `outer`) the instance plugins, then encode.
+    fn write_sealed(&self, msg: Message, inner: &Plugins, outer: bool, out: &mut BytesMut) {
+        let opts = SendOptions::new()
+            .inner(inner.clone())
+            .use_auth(outer)
+            .use_cipher(outer);
+        let peer = self.peer_info.get();
+        match self
+            .plugins
+            .seal_now(msg, &opts, peer.as_deref(), Some(self.peer))
+        {
+            Ok(m) => {
+                if let Err(e) = self.codec.encode_message(&m, out) {
+                    tracing::warn!(error = %e, "sealed reply cannot be encoded; dropped");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reply cannot be sealed; dropped"),
+        }
+    }
+
+    async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
+        if inner.is_empty() && self.plugins.outer.is_empty() {
+            return self.write(&msg, out);
+        }
+        let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
+        let opts = SendOptions::new().inner(inner.clone());
+        let peer = self.peer_info.get();
+        let sealed = self
+            .plugins
+            .seal(msg, &opts, peer.as_deref(), Some(self.peer))
+            .await;
+        match sealed {
+            Ok(m) => self.write(&m, out),
+            Err(e) => {
+                tracing::warn!(error = %e, "reply cannot be sealed; answering ERROR instead");
+                let mut err = Message::new(MessageType::ERROR, uri, "internal error");
+                if let Some(r) = rref {
+                    err.set_reply_ref(r);
+                }
+                self.write_sealed(err, &Plugins::new(), true, out);
+            }
+        }
+    }
+
+    fn invalid(&self, err: &DecodeError, auth: &Bytes, out: &mut BytesMut) {
+        tracing::warn!(error = %err, "invalid frame: answering ERROR");
+        let mut reply = Message::error("invalid message");
+        // The auth block is outside the checksum: if it still decodes, echo the request id so the
+        // waiting request fails at once instead of timing out.
+        if let Some(id) = self
+            .codec
+            .auth_codec()
+            .decode(auth)
+            .ok()
+            .and_then(|f| crate::message::request_id_in(&f))
+        {
+            reply.set_reply_ref(id);
+        }
+        // Unsealed, like the auth-error reply: a malformed frame must not make the server run its
+        // plugins (a proof-of-work stamp on every garbage frame would be a CPU amplifier).
+        self.write(&reply, out);
+    }
+
+    /// A check failed: log, and answer as the hook (auth) or the defaults (cipher) say, without
+    /// plugins, never to an error-type message.
+    fn refused(
+        &self,
+        msg: &Message,
+        err: &OpenError,
+        plugin: Option<&dyn AuthPlugin>,
+        out: &mut BytesMut,
+    ) {
+        tracing::warn!(error = %err, r#type = %msg.message_type, "message refused");
+        let reply = match (err, plugin) {
+            (OpenError::Auth { source, stage }, Some(plugin)) => {
+                (self.plugins.auth_error)(&AuthFailure {
+                    message: msg,
+                    error: source,
+                    stage: *stage,
+                    plugin,
+                    addr: self.peer,
+                })
+            }
+            _ if msg.message_type.is_error() => None,
+            _ => Some(Message::new(
+                MessageType::ERROR,
+                "ERROR",
+                "decryption failed",
+            )),
+        };
+        if let Some(mut reply) = reply {
+            if let Some(id) = msg.request_id() {
+                reply.set_reply_ref(id);
+            }
+            self.write(&reply, out);
+        }
+    }
+}
+
+impl Dispatch for ServerDispatch {
+    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) {
+        let Frame { header, auth, body } = frame;
+        let msg = match Message::from_parts(header, &auth, body, self.codec.auth_codec()) {
+            Ok(m) => m,
+            Err(e) => return self.invalid(&e, &auth, out),
+        };
+        drop(auth);
+        let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
+        // The peer record is read (a lock and a reference count) only when a plugin will see it.
+        let outer_on = !self.plugins.outer.is_empty();
+        let peer_info = if outer_on { self.peer_info.get() } else { None };
+        let msg = if outer_on {
+            let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
+            let received = msg.clone();
+            match open_outer(msg, &self.plugins.outer, &ctx) {
+                Ok(m) => m,
+                Err(e) => {
+                    // A client answers a request of ours that failed its checks with an error
+                    // sent without plugins: it fails that request (as the error it is).
+                    if let Some(p) = self
+                        .server
+                        .shared
+                        .requests
+                        .correlate_unauthenticated(self.id, &received)
+                    {
+                        tracing::debug!(error = %e, "unauthenticated error reply answered its request");
+                        p.answer(crate::RequestError::from_reply(received));
+                        return;
+                    }
+                    let plugin = self.plugins.outer.auth.clone();
+                    return self.refused(&received, &e, plugin.as_deref(), out);
+                }
+            }
+        } else {
+            msg
+        };
+        // A reply to a request this server sent the client ([`ServerHandle::call`]).
+        match self.server.shared.requests.correlate(self.id, &msg) {
+            Correlated::NotAReply => {}
+            Correlated::Answers(p) => {
+                let peer = self.peer_info.get();
+                return requests::complete(p, msg, &self.plugins, peer.as_deref(), self.peer);
+            }
+            Correlated::Stale => return,
+        }
+        // The request id as sent: the reply carries the same bytes as its reply reference (no
+        // re-encoding, no allocation).
+        let rid = msg
+            .auth
+            .get(crate::message::fields::REQUEST_ID)
+            .filter(|v| (1..=8).contains(&v.len()))
+            .cloned();
+        let Matched {
+            handler,
+            inner,
+            once,
+        } = self.routes.select(msg.message_type, msg.uri(), self.peer);
+        let opened = if inner.is_empty() {
+            Ok(msg)
+        } else {
+            self.open_routed(msg, &inner, peer_info)
+        };
+        OnceClaim::settle(once, opened.is_ok());
+        let msg = match opened {
+            Ok(m) => m,
+            Err(refused) => {
+                let (routed, e) = *refused;
+                return self.refused(&routed, &e, inner.auth.as_deref(), out);
+            }
+        };
+        let is_error = msg.message_type.is_error();
+        let reply = match handler {
+            Some(h) => {
+                let req = Request {
+                    message: msg,
+                    ctx: self.ctx.clone(),
+                };
+                h.call(req).instrument(span).await
+            }
+            None if is_error => {
+                // Never answer an error with an error: no ping-pong.
+                tracing::debug!(parent: &span, "unhandled error-type message dropped");
+                None
+            }
+            None => Some(Message::not_found()),
+        };
+        if let Some(mut reply) = reply {
+            if let Some(id) = rid {
+                reply
+                    .auth
+                    .insert_static(crate::message::fields::REPLY_REF, id);
+            }
+            self.reply(reply, &inner, out).await;
+        }
+    }
+
+    fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut) {
+        let text = match err {
+            FrameError::Decode(DecodeError::FrameTooLarge { .. }) => "frame too large",
+            _ => "invalid message",
+        };
+        // Unsealed, as for any frame that never passed the checks.
+        self.write(&Message::new(MessageType::ERROR, "ERROR", text), out);
+    }
+}

@@ -1,0 +1,338 @@
+//! [`ServerHandle`]: send to one client, request it, broadcast, subscribe and notify, watch
+//! connections, shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc};
+
+use super::server::*;
+use crate::Message;
+use crate::error::{RequestError, SendError, SubscribeError};
+use crate::node::outbound::{self, Recipient};
+use crate::peer::Peer;
+use crate::plugin::SendOptions;
+
+/// A cheap, cloneable handle to a running [`TcpServer`]: send to one client, broadcast to all,
+/// subscribe/notify by key, watch connections, change routes, shut down. Handlers reach it through
+/// [`Context::server`].
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub(super) shared: Arc<ServerShared>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.shared.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    pub(super) fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The recipient behind a connection, copied out of the registry so that no lock is held
+    /// while sealing.
+    fn recipient(&self, conn: ConnectionId) -> Result<Recipient<mpsc::Sender<Bytes>>, SendError> {
+        self.registry()
+            .conns
+            .get(&conn)
+            .map(ConnEntry::recipient)
+            .ok_or(SendError::UnknownConnection)
+    }
+
+    /// Queue a message for one connection, sealed with the instance plugins, waiting while its
+    /// send queue is full (a client that does not read is disconnected by the write timeout).
+    pub async fn send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
+        self.send_with(conn, msg, &SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with inner plugins and the `use_auth` / `use_cipher` switches.
+    pub async fn send_with(
+        &self,
+        conn: ConnectionId,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
+        let r = self.recipient(conn)?;
+        let shared = &self.shared;
+        let bytes = outbound::seal(
+            &shared.plugins,
+            &shared.codec,
+            msg.clone(),
+            opts,
+            r.peer.as_deref(),
+            Some(r.addr),
+        )
+        .await?;
+        r.to.send(bytes).await.map_err(|_| SendError::Closed)
+    }
+
+    /// Queue a message for one connection without waiting: a full queue is
+    /// [`SendError::QueueFull`]. Plugins run inline.
+    pub fn try_send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
+        let r = self.recipient(conn)?;
+        let shared = &self.shared;
+        let bytes = outbound::seal_now(
+            &shared.plugins,
+            &shared.codec,
+            msg.clone(),
+            &SendOptions::default(),
+            r.peer.as_deref(),
+            Some(r.addr),
+        )?;
+        r.to.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Send a request to one client and wait for its reply (within the server's request
+    /// timeout): the client's router answers it like any request. Error replies become typed
+    /// errors ([`RequestError::NotFound`], …); the end of the connection fails it with
+    /// [`RequestError::Closed`].
+    ///
+    /// ```no_run
+    /// # async fn f(server: netaio::ServerHandle, conn: netaio::tcp::ConnectionId) -> Result<(), netaio::RequestError> {
+    /// use netaio::{Message, MessageType};
+    /// let reply = server.call(conn, Message::new(MessageType::REQUEST_URI, "status", "")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(&self, conn: ConnectionId, msg: Message) -> Result<Message, RequestError> {
+        self.call_with(conn, msg, &SendOptions::default()).await
+    }
+
+    /// [`call`](Self::call) with inner plugins (the reply is opened with them too), switches and
+    /// a timeout.
+    pub async fn call_with(
+        &self,
+        conn: ConnectionId,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<Message, RequestError> {
+        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
+        self.recipient(conn)?;
+        self.shared
+            .requests
+            .exchange(conn, msg, opts.inner.clone(), timeout, |msg| async move {
+                self.send_with(conn, &msg, opts).await
+            })
+            .await
+    }
+
+    /// Send a message to every connected client. It is sealed once and the same bytes go to all,
+    /// unless a plugin is peer-specific (then once per client). Returns how many queued it
+    /// (clients whose queue is full are skipped and logged).
+    pub async fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
+        self.broadcast_with(msg, &SendOptions::default()).await
+    }
+
+    /// [`broadcast`](Self::broadcast) with inner plugins and switches.
+    pub async fn broadcast_with(
+        &self,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
+        let targets = self.recipients(|_| true);
+        self.fan_out(msg, opts, targets).await
+    }
+
+    /// Send a message to every client whose peer is known (it advertised itself, see
+    /// [`TcpServerBuilder::peer_management`]); sealed once unless a plugin is peer-specific.
+    /// Returns how many queued it.
+    pub async fn broadcast_to_peers(&self, msg: &Message) -> Result<usize, SendError> {
+        self.broadcast_to_peers_with(msg, &SendOptions::default())
+            .await
+    }
+
+    /// [`broadcast_to_peers`](Self::broadcast_to_peers) with inner plugins and switches.
+    pub async fn broadcast_to_peers_with(
+        &self,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
+        let targets = self.recipients(|c| c.peer_info.get().is_some());
+        self.fan_out(msg, opts, targets).await
+    }
+
+    fn recipients(&self, keep: impl Fn(&ConnEntry) -> bool) -> Vec<Recipient<mpsc::Sender<Bytes>>> {
+        self.registry()
+            .conns
+            .values()
+            .filter(|c| keep(c))
+            .map(ConnEntry::recipient)
+            .collect()
+    }
+
+    /// Seal once (or per recipient) and queue without waiting: one slow client must not hold up
+    /// the others.
+    async fn fan_out(
+        &self,
+        msg: &Message,
+        opts: &SendOptions,
+        targets: Vec<Recipient<mpsc::Sender<Bytes>>>,
+    ) -> Result<usize, SendError> {
+        let shared = &self.shared;
+        let frames =
+            outbound::seal_each(&shared.plugins, &shared.codec, msg, opts, targets).await?;
+        let mut n = 0;
+        for (tx, bytes) in frames {
+            match tx.try_send(bytes) {
+                Ok(()) => n += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!("send queue full: message dropped for one connection");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        Ok(n)
+    }
+
+    /// Subscribe a connection to a key (any bytes; usually a uri).
+    pub fn subscribe(
+        &self,
+        conn: ConnectionId,
+        key: impl AsRef<[u8]>,
+    ) -> Result<(), SubscribeError> {
+        let mut reg = self.registry();
+        if !reg.conns.contains_key(&conn) {
+            return Err(SubscribeError::UnknownConnection);
+        }
+        reg.subs.subscribe(key.as_ref(), conn)
+    }
+
+    /// Remove a subscription; false if there was none (unlike Python, not an error).
+    pub fn unsubscribe(&self, conn: ConnectionId, key: impl AsRef<[u8]>) -> bool {
+        self.registry().subs.unsubscribe(key.as_ref(), conn)
+    }
+
+    /// The connections subscribed to a key.
+    pub fn subscribers(&self, key: impl AsRef<[u8]>) -> Vec<ConnectionId> {
+        self.registry().subs.subscribers(key.as_ref())
+    }
+
+    /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
+    /// Returns how many queued it.
+    pub async fn notify(&self, key: impl AsRef<[u8]>, msg: &Message) -> Result<usize, SendError> {
+        self.notify_with(key, msg, &SendOptions::default()).await
+    }
+
+    /// [`notify`](Self::notify) with inner plugins and switches.
+    pub async fn notify_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<usize, SendError> {
+        let targets: Vec<_> = {
+            let reg = self.registry();
+            reg.subs
+                .subscribers(key.as_ref())
+                .iter()
+                .filter_map(|id| reg.conns.get(id))
+                .map(ConnEntry::recipient)
+                .collect()
+        };
+        self.fan_out(msg, opts, targets).await
+    }
+
+    /// Record the peer behind a connection (its id and data, for example public keys); plugins
+    /// then receive it for that connection's messages. False if the connection is unknown.
+    pub fn set_peer(&self, conn: ConnectionId, peer: Option<Peer>) -> bool {
+        match self.registry().conns.get(&conn) {
+            Some(c) => {
+                c.peer_info.set(peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peer recorded for a connection.
+    pub fn peer(&self, conn: ConnectionId) -> Option<Arc<Peer>> {
+        self.registry()
+            .conns
+            .get(&conn)
+            .and_then(|c| c.peer_info.get())
+    }
+
+    /// The connections now open.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let reg = self.registry();
+        let mut v: Vec<_> = reg
+            .conns
+            .iter()
+            .map(|(id, c)| ConnectionInfo {
+                id: *id,
+                peer: c.peer,
+                subscriptions: {
+                    let mut keys = reg.subs.keys_of(*id);
+                    keys.sort();
+                    keys
+                },
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.registry().conns.len()
+    }
+
+    /// Close one connection gracefully: its in-flight handler may finish and its replies are
+    /// flushed, within the shutdown timeout; after that the connection is aborted. False if unknown.
+    pub fn disconnect(&self, conn: ConnectionId) -> bool {
+        let abort = match self.registry().conns.get(&conn) {
+            Some(c) => {
+                c.cancel.cancel();
+                c.abort.clone()
+            }
+            None => return false,
+        };
+        if let Some(abort) = abort {
+            let grace = self.shared.shutdown_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if !abort.is_finished() {
+                    tracing::warn!(
+                        "disconnect: handler still busy after the grace period; aborting"
+                    );
+                    abort.abort();
+                }
+            });
+        }
+        true
+    }
+
+    /// Connection events from now on. A receiver that falls more than 256 events behind loses the
+    /// oldest ones (`RecvError::Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Start a graceful shutdown; `serve` returns when it is done.
+    pub fn shutdown(&self) {
+        self.shared.cancel.cancel();
+    }
+
+    /// True once shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    runtime_routes!();
+}
