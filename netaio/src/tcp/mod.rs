@@ -9,19 +9,24 @@
 //! of the connection) removes it.
 
 mod client;
+mod client_builder;
+mod client_dispatch;
+mod connection;
 mod deadlines;
 pub(crate) mod driver;
 mod node_ops;
 mod peers;
+mod reconnect;
 mod server;
 mod server_builder;
 mod server_dispatch;
 mod server_handle;
 
-pub use client::{
-    Connection, ConnectionClosed, ConnectionState, Reconnect, TcpClient, TcpClientBuilder,
-};
+pub use client::TcpClient;
+pub use client_builder::TcpClientBuilder;
+pub use connection::{Connection, ConnectionClosed, ConnectionState};
 pub use driver::CloseReason;
+pub use reconnect::Reconnect;
 pub use server::{ConnectionEvent, ConnectionId, ConnectionInfo, TcpServer};
 pub use server_builder::TcpServerBuilder;
 pub use server_handle::ServerHandle;

@@ -1,0 +1,241 @@
+//! [`TcpClientBuilder`]: a client's configuration, with a default for every limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::client::*;
+use super::driver::DriverConfig;
+use super::{Reconnect, TcpClient};
+use crate::codec::FrameCodec;
+use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
+use crate::node::peers::{self as peer_management};
+use crate::peer::{PeerConfig, PeerTable};
+use crate::plugin::NodePlugins;
+use crate::router::Router;
+
+/// Configures a [`TcpClient`]. Every limit has a default.
+#[derive(Debug)]
+pub struct TcpClientBuilder {
+    router: Router,
+    auth_codec: Arc<dyn AuthFieldsCodec>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_frame_size: usize,
+    read_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    write_timeout: Duration,
+    send_queue: usize,
+    max_in_flight: usize,
+    inbox: usize,
+    reconnect: Option<Reconnect>,
+    plugins: NodePlugins,
+    python_errors: bool,
+    peer_config: Option<PeerConfig>,
+}
+
+impl Default for TcpClientBuilder {
+    fn default() -> Self {
+        Self {
+            router: Router::new(),
+            auth_codec: Arc::new(PostcardCodec),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_frame_size: MAX_FRAME,
+            read_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            write_timeout: Duration::from_secs(30),
+            send_queue: 1024,
+            max_in_flight: 4096,
+            inbox: 1024,
+            reconnect: None,
+            plugins: NodePlugins::default(),
+            python_errors: false,
+            peer_config: None,
+        }
+    }
+}
+
+impl TcpClientBuilder {
+    /// Handlers for messages the servers send that are not replies to a request (default: none).
+    #[must_use]
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// The auth-block encoding (default [`PostcardCodec`]).
+    #[must_use]
+    pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
+        self.auth_codec = codec;
+        self
+    }
+
+    /// Python-compatible mode (default off), for Python netaio 0.0.9 servers: the auth block as
+    /// Python's packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as
+    /// Python's `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)),
+    /// and Python's error replies understood: an error-type reply without a reply reference that
+    /// matches no request by uri (Python answers with uri `ERROR`, or an empty uri for its
+    /// default NOT_FOUND) answers the oldest waiting request, even when it failed the instance
+    /// auth check (Python sends AUTH_ERROR without a MAC). A wrong secret or an unknown route
+    /// then fails a request at once with [`RequestError::Auth`](crate::RequestError::Auth) or
+    /// [`RequestError::NotFound`](crate::RequestError::NotFound) instead of a timeout.
+    /// Choose the plugins separately (see [`compat`](crate::compat)).
+    ///
+    /// ```
+    /// use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
+    /// use netaio::TcpClient;
+    ///
+    /// let client = TcpClient::builder()
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"))
+    ///     .cipher(LegacySha256StreamCipher::new("key"))
+    ///     .build();
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.python_errors = true;
+        self
+    }
+
+    /// How long `connect` waits (default 5 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = crate::node::sane(t);
+        self
+    }
+
+    /// How long a request waits for its reply (default 10 s, as in Python).
+    #[must_use]
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = crate::node::sane(t);
+        self
+    }
+
+    /// The largest frame accepted or sent (default: the largest the header can describe).
+    #[must_use]
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes.min(MAX_FRAME);
+        self
+    }
+
+    /// How long a started frame may take to arrive in full (default 10 s).
+    #[must_use]
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.read_timeout = crate::node::sane(t);
+        self
+    }
+
+    /// Close a connection with no traffic for this long (default `None`: keep it).
+    #[must_use]
+    pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.idle_timeout = t.map(crate::node::sane);
+        self
+    }
+
+    /// How long the server may leave our data unread (default 30 s).
+    #[must_use]
+    pub fn write_timeout(mut self, t: Duration) -> Self {
+        self.write_timeout = crate::node::sane(t);
+        self
+    }
+
+    /// Messages queued per connection before `send` waits (default 1024).
+    #[must_use]
+    pub fn send_queue(mut self, n: usize) -> Self {
+        self.send_queue = n.max(1);
+        self
+    }
+
+    /// Requests waiting for replies per connection (default 4096).
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Messages kept for [`Connection::receive_once`] (default 1024); when full, new ones are dropped
+    /// and logged.
+    #[must_use]
+    pub fn inbox(mut self, n: usize) -> Self {
+        self.inbox = n.max(1);
+        self
+    }
+
+    /// Reconnect after the connection drops (default: off).
+    #[must_use]
+    pub fn reconnect(mut self, policy: Option<Reconnect>) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    plugin_setters!();
+
+    /// Manage peers (default: off): [`TcpClient::connect`] (and every reconnect) sends
+    /// `ADVERTISE_PEER` and records the server from its `PEER_DISCOVERED` answer in
+    /// [`TcpClient::peers`] and on the connection (plugins then see it);
+    /// [`Connection::close`] sends `DISCONNECT` first. Without a
+    /// [`local_peer`](Self::local_peer), the client gets a random id.
+    #[must_use]
+    pub fn peer_management(mut self, config: PeerConfig) -> Self {
+        self.peer_config = Some(config);
+        self
+    }
+
+    /// The client.
+    ///
+    /// With [`peer_management`](Self::peer_management), a route of the router at a
+    /// peer-management key (`(ADVERTISE_PEER, app id)`, …) is kept and peer management's own
+    /// handler for it is not installed (logged as a warning).
+    pub fn build(self) -> TcpClient {
+        let routes = self.router.into_shared();
+        let mut plugins = self.plugins.for_new_node();
+        let peers = PeerTable::new();
+        let manager = self.peer_config.and_then(|config| {
+            peer_management::install(&routes, &peers, &mut plugins, config, false)
+                .map_err(|e| tracing::warn!(error = %e, "peer management not installed"))
+                .ok()
+        });
+        TcpClient {
+            shared: Arc::new(ClientShared {
+                routes,
+                codec: FrameCodec::with_auth_codec(self.auth_codec)
+                    .max_frame_size(self.max_frame_size),
+                driver: DriverConfig {
+                    read_timeout: self.read_timeout,
+                    idle_timeout: self.idle_timeout,
+                    write_timeout: self.write_timeout,
+                    write_high_water: 1 << 20,
+                },
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                send_queue: self.send_queue,
+                max_in_flight: self.max_in_flight,
+                inbox: self.inbox,
+                reconnect: self.reconnect,
+                plugins,
+                python_errors: self.python_errors,
+                conns: Mutex::new(HashMap::new()),
+                peers,
+                manager,
+            }),
+        }
+    }
+
+    /// Mount a [`Service`](crate::router::Service) on the client's router (see
+    /// [`Router::mount`]): its routes handle what servers send that is not a reply to a request.
+    ///
+    /// Call it after [`router`](Self::router), which replaces the whole router.
+    ///
+    /// # Panics
+    ///
+    /// If one of its routes is already registered.
+    #[track_caller]
+    #[must_use]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
+}
