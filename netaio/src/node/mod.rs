@@ -16,10 +16,30 @@ pub(crate) mod peers;
 pub(crate) mod requests;
 pub(crate) mod subscriptions;
 
+use std::future::Future;
 use std::time::Duration;
 
 /// The longest timeout honoured: a year. Longer ones (`Duration::MAX`) are clamped so that
 /// `Instant + timeout` cannot overflow.
 pub(crate) fn sane(t: Duration) -> Duration {
     t.min(Duration::from_secs(365 * 24 * 3600))
+}
+
+/// Poll `fut`, the cancellation future of `token`, for real only while it may not have
+/// registered the task's waker: once it has returned `Pending` (`armed`), the waker stays
+/// registered until the token is cancelled, and a look at the token's flag (set before the
+/// waiters are woken) stands in for the poll, which costs a few hundred instructions (two
+/// mutexes in tokio-util). For loops that poll the same cancellation future on every round.
+pub(crate) fn poll_cancelled(
+    token: &tokio_util::sync::CancellationToken,
+    fut: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    armed: &mut bool,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<()> {
+    if *armed && !token.is_cancelled() {
+        return std::task::Poll::Pending;
+    }
+    let r = fut.poll(cx);
+    *armed = r.is_pending();
+    r
 }

@@ -93,25 +93,6 @@ pub(crate) trait Dispatch: Send {
     fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut);
 }
 
-/// Poll `fut`, the cancellation future of `token`, for real only while it may not have
-/// registered the task's waker: once it has returned `Pending` (`armed`), the waker stays
-/// registered until the token is cancelled, and a look at the token's flag (set before the
-/// waiters are woken) stands in for the poll, which costs a few hundred instructions (two
-/// mutexes in tokio-util). For loops that poll the same cancellation future on every round.
-pub(crate) fn poll_cancelled(
-    token: &CancellationToken,
-    fut: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
-    armed: &mut bool,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<()> {
-    if *armed && !token.is_cancelled() {
-        return Poll::Pending;
-    }
-    let r = fut.poll(cx);
-    *armed = r.is_pending();
-    r
-}
-
 /// Move the messages queued for this connection while a frame was handled (a handler's `send` or
 /// `notify` to its own connection) in front of the reply the dispatcher appended at `mark`, so
 /// they go out in the order the handler produced them: what it sent first, then its reply.
@@ -280,7 +261,7 @@ pub(crate) async fn drive<D: Dispatch>(
         tokio::select! {
             biased;
             () = std::future::poll_fn(|cx| {
-                poll_cancelled(cancel, cancelled.as_mut(), &mut cancel_armed, cx)
+                crate::node::poll_cancelled(cancel, cancelled.as_mut(), &mut cancel_armed, cx)
             }), if !stopping => {
                 // Graceful: stop reading, finish what was received, flush, close.
                 stopping = true;

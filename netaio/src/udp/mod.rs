@@ -38,15 +38,21 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
+mod handle;
 mod interfaces;
 mod multicast;
 mod node;
 mod node_ops;
 mod peers;
+mod receive;
+mod socket;
 
+pub use builder::UdpNodeBuilder;
+pub use handle::UdpHandle;
 pub use interfaces::{Interface, interfaces};
 pub use multicast::{MulticastConfig, MulticastInterface};
-pub use node::{UdpHandle, UdpNode, UdpNodeBuilder, UdpStats};
+pub use node::{UdpNode, UdpStats};
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).
 pub const MAX_DATAGRAM_V4: usize = 65_507;

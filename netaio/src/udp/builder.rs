@@ -1,0 +1,274 @@
+//! [`UdpNodeBuilder`]: a UDP node's configuration, with a default for every limit, and `bind`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::multicast::{Multicast, MulticastConfig};
+use super::node::*;
+use super::socket::bind_socket;
+use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
+use super::{UdpHandle, UdpNode};
+use crate::codec::FrameCodec;
+use crate::error::BindError;
+use crate::message::{AuthFieldsCodec, PostcardCodec};
+use crate::node::peers::{self as peer_management};
+use crate::node::requests::{Limits, Matching, Requests};
+use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
+use crate::peer::{PeerConfig, PeerTable};
+use crate::plugin::NodePlugins;
+use crate::router::Router;
+
+/// Configures and binds a [`UdpNode`].
+///
+/// ```no_run
+/// use netaio::{Message, MessageType, Router};
+/// use netaio::udp::UdpNode;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on((MessageType::REQUEST_URI, "echo"), |m: Message| async move {
+///     Message::ok(m.uri().clone(), m.content().clone())
+/// });
+/// let node = UdpNode::builder().address(([127, 0, 0, 1], 9999)).router(router).bind().await?;
+/// node.serve().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct UdpNodeBuilder {
+    addr: SocketAddr,
+    router: Router,
+    auth_codec: Arc<dyn AuthFieldsCodec>,
+    plugins: NodePlugins,
+    request_timeout: Duration,
+    max_handlers: usize,
+    max_in_flight: usize,
+    max_subscriptions: usize,
+    max_total_subscriptions: usize,
+    reuse_address: bool,
+    python_errors: bool,
+    multicast: Option<MulticastConfig>,
+    peer_config: Option<PeerConfig>,
+}
+
+impl Default for UdpNodeBuilder {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([0, 0, 0, 0], 8888)),
+            router: Router::new(),
+            auth_codec: Arc::new(PostcardCodec),
+            plugins: NodePlugins::default(),
+            request_timeout: Duration::from_secs(10),
+            max_handlers: 1024,
+            max_in_flight: 4096,
+            max_subscriptions: 1024,
+            max_total_subscriptions: 4096,
+            reuse_address: false,
+            python_errors: false,
+            multicast: None,
+            peer_config: None,
+        }
+    }
+}
+
+impl UdpNodeBuilder {
+    /// The address to bind (default `0.0.0.0:8888`, as in Python; IPv6 addresses work).
+    #[must_use]
+    pub fn address(mut self, addr: impl Into<SocketAddr>) -> Self {
+        self.addr = addr.into();
+        self
+    }
+
+    /// The handlers (default: an empty router).
+    #[must_use]
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// Register every route of a service (see [`Router::mount`]).
+    #[must_use]
+    #[track_caller]
+    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+        self.router = self.router.mount(service);
+        self
+    }
+
+    /// The auth-block encoding (default [`PostcardCodec`]).
+    #[must_use]
+    pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
+        self.auth_codec = codec;
+        self
+    }
+
+    plugin_setters!();
+
+    /// Python-compatible mode (default off), for Python 0.0.9 nodes: the auth block as Python's
+    /// packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as Python's
+    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), Python's
+    /// multicast setup ([`MulticastConfig::python`]: the all-hosts group `224.0.0.1` on the node's
+    /// own port, joined at bind as Python's node does), and Python's UDP default reply for an
+    /// unrouted message: NOT_FOUND `not found` with uri `ERROR` (Python's
+    /// `make_error_msg("not found")`; the TCP server's has an empty uri). Call
+    /// [`multicast`](Self::multicast) after this for another group. Choose the plugins
+    /// separately (see [`compat`](crate::compat)); add
+    /// [`peer_management`](Self::peer_management) for Python's adverts (its defaults are
+    /// Python's: app id `netaio`, every 20 s, 60 s timeout).
+    ///
+    /// What stays the node's own: nothing that fails to decode or fails a check is answered (the
+    /// Python node answers those, which makes it a reflector), error-type messages are never
+    /// answered (two Python nodes answer each other's NOT_FOUND forever), a node does not drop
+    /// datagrams by source IP (Python's `ignore_own_ip`), and a datagram with bytes after its
+    /// frame is refused (Python ignores them; Python never sends them).
+    ///
+    /// ```
+    /// use netaio::compat::LegacyHmacAuth;
+    /// use netaio::udp::UdpNode;
+    ///
+    /// let builder = UdpNode::builder()
+    ///     .address(([0, 0, 0, 0], 8888))
+    ///     .python_compat()
+    ///     .auth(LegacyHmacAuth::new("secret"));
+    /// ```
+    #[must_use]
+    pub fn python_compat(mut self) -> Self {
+        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
+        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
+        self.multicast = Some(MulticastConfig::python());
+        self.python_errors = true;
+        self
+    }
+
+    /// How long a request waits for its reply (default 10 s, as in Python).
+    #[must_use]
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = crate::node::sane(t);
+        self
+    }
+
+    /// Handlers running at once, replies still being sealed or sent included (default 1024);
+    /// datagrams arriving beyond that are dropped and counted ([`UdpStats::overloaded`]).
+    #[must_use]
+    pub fn max_handlers(mut self, n: usize) -> Self {
+        self.max_handlers = n.max(1);
+        self
+    }
+
+    /// Requests waiting for replies (default 4096), in total and per peer address.
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Subscriptions per subscriber address (default 1024); beyond, `subscribe` fails with
+    /// [`SubscribeError::Limit`].
+    #[must_use]
+    pub fn max_subscriptions(mut self, n: usize) -> Self {
+        self.max_subscriptions = n;
+        self
+    }
+
+    /// Subscriptions in total (default 4096); beyond, `subscribe` fails with
+    /// [`SubscribeError::NodeLimit`].
+    #[must_use]
+    pub fn max_total_subscriptions(mut self, n: usize) -> Self {
+        self.max_total_subscriptions = n;
+        self
+    }
+
+    /// Set `SO_REUSEADDR` (and `SO_REUSEPORT` on Unix) so several nodes on one host can share a
+    /// port (needed for multicast groups). Default off.
+    #[must_use]
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// Join a multicast group (default: off). Enables [`UdpHandle::multicast`], and with
+    /// [`peer_management`](Self::peer_management), discovery by multicast adverts. See
+    /// [`MulticastConfig`] for the defaults and why.
+    #[must_use]
+    pub fn multicast(mut self, config: MulticastConfig) -> Self {
+        self.multicast = Some(config);
+        self
+    }
+
+    /// Manage peers automatically (default: off): multicast `ADVERTISE_PEER` every interval (when
+    /// a multicast group is joined), answer adverts with a unicast `PEER_DISCOVERED`, record peers
+    /// in [`UdpHandle::peers`], expire silent ones, and multicast `DISCONNECT` when the node
+    /// stops. Without a [`local_peer`](Self::local_peer), the node gets a random id.
+    #[must_use]
+    pub fn peer_management(mut self, config: PeerConfig) -> Self {
+        self.peer_config = Some(config);
+        self
+    }
+
+    /// Bind the socket (and join the multicast group, when configured).
+    pub async fn bind(self) -> Result<UdpNode, BindError> {
+        let addr = self.addr;
+        let err = |source| BindError::Io { addr, source };
+        let socket = bind_socket(addr, self.reuse_address).map_err(err)?;
+        let local_addr = socket.local_addr().map_err(err)?;
+        let routes = self.router.into_shared();
+        let mut plugins = self.plugins.for_new_node();
+        let peers = PeerTable::new();
+        let manager = match self.peer_config {
+            Some(config) => Some(peer_management::install(
+                &routes,
+                &peers,
+                &mut plugins,
+                config,
+                true,
+            )?),
+            None => None,
+        };
+        let multicast = match &self.multicast {
+            Some(config) => Some(Multicast::setup(config, &socket, local_addr).map_err(err)?),
+            None => None,
+        };
+        let max_datagram = if local_addr.is_ipv4() {
+            MAX_DATAGRAM_V4
+        } else {
+            MAX_DATAGRAM_V6
+        };
+        let codec = FrameCodec::with_auth_codec(self.auth_codec).max_frame_size(max_datagram);
+        tracing::info!(addr = %local_addr, "udp node bound");
+        Ok(UdpNode {
+            handle: UdpHandle {
+                shared: Arc::new(UdpShared {
+                    socket: Arc::new(socket),
+                    local_addr,
+                    routes,
+                    codec,
+                    plugins,
+                    request_timeout: self.request_timeout,
+                    handlers: Arc::new(Semaphore::new(self.max_handlers)),
+                    requests: Requests::new(
+                        Limits {
+                            total: self.max_in_flight,
+                            per_peer: self.max_in_flight,
+                        },
+                        if self.python_errors {
+                            Matching::Python
+                        } else {
+                            Matching::Native
+                        },
+                    ),
+                    subs: Mutex::new(Subscriptions::new(SubscriptionLimits {
+                        per_subscriber: self.max_subscriptions,
+                        total: self.max_total_subscriptions,
+                    })),
+                    python_errors: self.python_errors,
+                    counters: Counters::default(),
+                    cancel: CancellationToken::new(),
+                    peers,
+                    manager,
+                    multicast,
+                }),
+            },
+        })
+    }
+}
