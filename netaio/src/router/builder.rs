@@ -135,7 +135,8 @@ impl Router {
             inner,
             at,
         } = route.into_route();
-        self.table.insert(key, Entry { handler, inner, at }, once)?;
+        self.table
+            .insert(key, Entry::new(handler, inner, at), once)?;
         Ok(self)
     }
 

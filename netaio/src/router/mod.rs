@@ -32,7 +32,7 @@ pub use context::{Context, Request};
 pub use extract::{Content, FromRequest, PeerAddr, Postcard, Rejection, State, Uri};
 pub use handler::{BoxFuture, BoxedHandler, Handler};
 pub use key::{RouteError, RouteKey};
-pub(crate) use live::{Matched, OnceClaim, Routes};
+pub(crate) use live::{Routed, Routes};
 pub use ops::{NodeFuture, NodeOps, PeerLink};
 pub use reply::{ErrorReply, IntoErrorReply, IntoReply};
 pub use route::{IntoRoute, IntoService, Route, Service};

@@ -19,6 +19,25 @@ pub(super) struct Entry {
     pub(super) handler: BoxedHandler,
     pub(super) inner: Plugins,
     pub(super) at: &'static Location<'static>,
+    /// Unique per registration: a one-shot route claimed by a message is taken only if it is
+    /// still this registration (not one registered again at the same key meanwhile).
+    pub(super) id: u64,
+}
+
+impl Entry {
+    pub(super) fn new(
+        handler: BoxedHandler,
+        inner: Plugins,
+        at: &'static Location<'static>,
+    ) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            handler,
+            inner,
+            at,
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
 }
 
 /// What is registered at one key: at most one handler of each kind.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::live::{OnceClaim, Routes};
+use super::live::Routes;
 use super::{BoxedHandler, Context, Request};
 use crate::{Message, MessageType};
 
@@ -28,11 +28,10 @@ pub(super) async fn dispatch(
     peer: SocketAddr,
 ) -> Option<String> {
     let uri = Bytes::copy_from_slice(uri.as_bytes());
-    let matched = routes.select(t, &uri, peer);
-    OnceClaim::settle(matched.once, true);
-    let handler = matched.handler?;
+    let routed = routes.route(Message::new(t, uri, ""), peer, |m, _| Ok::<_, ()>(m));
+    let handler = routed.handler?;
     let req = Request {
-        message: Message::new(t, uri, ""),
+        message: routed.opened.ok()?,
         ctx: Context::detached(peer),
     };
     let reply = handler.call(req).await.expect("the test handlers reply");

@@ -12,7 +12,7 @@ use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
 use crate::node::requests::{self, Correlated};
 use crate::plugin::{SendOptions, open_inner, open_outer};
-use crate::router::{Context, Matched, OnceClaim, Request, Routes};
+use crate::router::{Context, Request, Routed, Routes};
 use crate::{Message, MessageType};
 
 pub(super) struct ClientDispatch {
@@ -86,13 +86,13 @@ impl Dispatch for ClientDispatch {
             Correlated::Stale => return,
         }
         // A route, else the router's fallback when the application set one, else the inbox.
-        let Matched {
+        let Routed {
             handler,
             inner,
-            once,
-        } = self.routes.select(msg.message_type, msg.uri(), peer);
-        let opened = open_inner(msg, &inner, &pctx);
-        OnceClaim::settle(once, opened.is_ok());
+            opened,
+        } = self
+            .routes
+            .route(msg, peer, |msg, inner| open_inner(msg, inner, &pctx));
         let msg = match opened {
             Ok(m) => m,
             Err(e) => {

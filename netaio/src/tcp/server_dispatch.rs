@@ -18,7 +18,7 @@ use crate::plugin::AuthPlugin;
 use crate::plugin::{
     AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, open_inner, open_outer,
 };
-use crate::router::{Context, Matched, OnceClaim, Request, Routes};
+use crate::router::{Context, Request, Routed, Routes};
 use crate::{Message, MessageType};
 use tracing::Instrument;
 
@@ -215,17 +215,17 @@ impl Dispatch for ServerDispatch {
             .get(crate::message::fields::REQUEST_ID)
             .filter(|v| (1..=8).contains(&v.len()))
             .cloned();
-        let Matched {
+        let Routed {
             handler,
             inner,
-            once,
-        } = self.routes.select(msg.message_type, msg.uri(), self.peer);
-        let opened = if inner.is_empty() {
-            Ok(msg)
-        } else {
-            self.open_routed(msg, &inner, peer_info)
-        };
-        OnceClaim::settle(once, opened.is_ok());
+            opened,
+        } = self.routes.route(msg, self.peer, |msg, inner| {
+            if inner.is_empty() {
+                Ok(msg)
+            } else {
+                self.open_routed(msg, inner, peer_info.clone())
+            }
+        });
         let msg = match opened {
             Ok(m) => m,
             Err(refused) => {

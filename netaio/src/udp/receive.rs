@@ -16,7 +16,7 @@ use crate::Message;
 use crate::node::outbound::{self};
 use crate::node::requests::{self, Correlated};
 use crate::plugin::{Plugins, SendOptions, open_inner, open_outer};
-use crate::router::{Context, Matched, NodeOps, OnceClaim, PeerLink, Request};
+use crate::router::{Context, NodeOps, PeerLink, Request, Routed};
 
 impl UdpHandle {
     fn count(&self, c: &AtomicU64) {
@@ -88,20 +88,19 @@ impl UdpHandle {
             }
             Correlated::Stale => return,
         }
-        let Matched {
+        let Routed {
             handler,
             inner,
-            once,
-        } = shared.routes.select(msg.message_type, msg.uri(), src);
-        let opened = if inner.is_empty() {
-            Ok(msg)
-        } else {
+            opened,
+        } = shared.routes.route(msg, src, |msg, inner| {
+            if inner.is_empty() {
+                return Ok(msg);
+            }
             if peer.is_none() {
                 peer = shared.peers.by_addr(src);
             }
-            open_inner(msg, &inner, &shared.plugins.ctx(peer.as_deref(), Some(src)))
-        };
-        OnceClaim::settle(once, opened.is_ok());
+            open_inner(msg, inner, &shared.plugins.ctx(peer.as_deref(), Some(src)))
+        });
         let msg = match opened {
             Ok(m) => m,
             Err(e) => {
