@@ -1,5 +1,7 @@
 //! The transport-independent node core: what a node does with messages whatever carries them.
 //!
+//! - [`inbound`]: the inbound pipeline (instance plugins, request correlation, routing, inner
+//!   plugins), the same for every transport;
 //! - [`requests`]: the request table (ids, bounds, reply matching, deadlines as data);
 //! - [`subscriptions`]: who is subscribed to what, bounded per subscriber and in total;
 //! - [`peers`]: peer management (the three handlers, the messages) and [`peer_timers`] (adverts
@@ -10,6 +12,7 @@
 //! Nothing here opens a socket or spawns a task; time comes in as `now`. The transports
 //! (`tcp`, `udp`) are adapters that move frames between sockets and these pieces.
 
+pub(crate) mod inbound;
 pub(crate) mod outbound;
 pub(crate) mod peer_timers;
 pub(crate) mod peers;

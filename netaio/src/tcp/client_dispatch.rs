@@ -10,9 +10,9 @@ use super::Connection;
 use super::driver::Dispatch;
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
-use crate::node::requests::{self, Correlated};
-use crate::plugin::{SendOptions, open_inner, open_outer};
-use crate::router::{Context, Request, Routed, Routes};
+use crate::node::inbound::{Inbound, Pipeline};
+use crate::plugin::SendOptions;
+use crate::router::{Context, Request, Routes};
 use crate::{Message, MessageType};
 
 pub(super) struct ClientDispatch {
@@ -56,47 +56,24 @@ impl Dispatch for ClientDispatch {
         };
         let peer = self.ctx.peer_addr();
         let plugins = &self.conn.inner.client.plugins;
-        // Kept only when a check can fail, for answering a request with an unauthenticated error.
-        let received =
-            (!plugins.outer.is_empty() && msg.message_type.is_error()).then(|| msg.clone());
         let peer_info = self.conn.inner.peer_info.get();
-        let pctx = plugins.ctx(peer_info.as_deref(), Some(peer));
-        let requests = &self.conn.inner.requests;
-        let msg = match open_outer(msg, &plugins.outer, &pctx) {
-            Ok(m) => m,
-            Err(e) => {
-                // An error reply sent without plugins answers its request: by reference, or in
-                // Python-compatible mode (no references) the oldest waiting request.
-                if let Some(received) = received
-                    && let Some(p) = requests.correlate_unauthenticated((), &received)
-                {
-                    tracing::debug!(error = %e, "unauthenticated error reply completed its request");
-                    p.answer(RequestError::from_reply(received));
-                    return;
-                }
-                tracing::warn!(error = %e, "message from server refused");
-                return;
-            }
+        let pipeline = Pipeline {
+            plugins,
+            routes: &self.routes,
+            requests: &self.conn.inner.requests,
+            answers_refusals: false,
+            accepts_unauthenticated_errors: true,
         };
-        match requests.correlate((), &msg) {
-            Correlated::NotAReply => {}
-            Correlated::Answers(p) => {
-                return requests::complete(p, msg, plugins, peer_info.as_deref(), peer);
-            }
-            Correlated::Stale => return,
-        }
         // A route, else the router's fallback when the application set one, else the inbox.
-        let Routed {
-            handler,
-            inner,
-            opened,
-        } = self
-            .routes
-            .route(msg, peer, |msg, inner| open_inner(msg, inner, &pctx));
-        let msg = match opened {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "message from server refused by the handler's plugins");
+        let (handler, inner, msg) = match pipeline.receive(msg, (), peer, || peer_info.clone()) {
+            Inbound::Routed {
+                handler,
+                inner,
+                msg,
+            } => (handler, inner, msg),
+            Inbound::Answered | Inbound::Stale => return,
+            Inbound::Refused(r) => {
+                tracing::warn!(error = %r.error, "message from server refused");
                 return;
             }
         };

@@ -12,13 +12,11 @@ use super::driver::Dispatch;
 use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::message::DecodeError;
-use crate::node::requests::{self, Correlated};
-use crate::peer::{Peer, PeerSlot};
+use crate::node::inbound::{Inbound, Pipeline};
+use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
-use crate::plugin::{
-    AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, open_inner, open_outer,
-};
-use crate::router::{Context, Request, Routed, Routes};
+use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions};
+use crate::router::{Context, Request, Routes};
 use crate::{Message, MessageType};
 use tracing::Instrument;
 
@@ -34,22 +32,6 @@ pub(super) struct ServerDispatch {
 }
 
 impl ServerDispatch {
-    /// Open a routed message with its route's inner plugins; on refusal, the message as routed
-    /// (for the error reply) and why. Out of line: the common route has no inner plugins.
-    #[inline(never)]
-    fn open_routed(
-        &self,
-        msg: Message,
-        inner: &Plugins,
-        peer_info: Option<Arc<Peer>>,
-    ) -> Result<Message, Box<(Message, OpenError)>> {
-        let peer_info = peer_info.or_else(|| self.peer_info.get());
-        let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
-        let routed = msg.clone();
-        // Boxed: the refusal is the rare path, the message the common one.
-        open_inner(msg, inner, &ctx).map_err(|e| Box::new((routed, e)))
-    }
-
     /// Encode a finished (already sealed) message; a reply that cannot be encoded is answered with
     /// ERROR `reply too large` sealed with the instance plugins.
     fn write(&self, reply: &Message, out: &mut BytesMut) {
@@ -171,43 +153,29 @@ impl Dispatch for ServerDispatch {
         };
         drop(auth);
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
-        // The peer record is read (a lock and a reference count) only when a plugin will see it.
-        let outer_on = !self.plugins.outer.is_empty();
-        let peer_info = if outer_on { self.peer_info.get() } else { None };
-        let msg = if outer_on {
-            let ctx = self.plugins.ctx(peer_info.as_deref(), Some(self.peer));
-            let received = msg.clone();
-            match open_outer(msg, &self.plugins.outer, &ctx) {
-                Ok(m) => m,
-                Err(e) => {
-                    // A client answers a request of ours that failed its checks with an error
-                    // sent without plugins: it fails that request (as the error it is).
-                    if let Some(p) = self
-                        .server
-                        .shared
-                        .requests
-                        .correlate_unauthenticated(self.id, &received)
-                    {
-                        tracing::debug!(error = %e, "unauthenticated error reply answered its request");
-                        p.answer(crate::RequestError::from_reply(received));
-                        return;
-                    }
-                    let plugin = self.plugins.outer.auth.clone();
-                    return self.refused(&received, &e, plugin.as_deref(), out);
-                }
-            }
-        } else {
-            msg
+        let pipeline = Pipeline {
+            plugins: &self.plugins,
+            routes: &self.routes,
+            requests: &self.server.shared.requests,
+            answers_refusals: true,
+            accepts_unauthenticated_errors: true,
         };
-        // A reply to a request this server sent the client ([`ServerHandle::call`]).
-        match self.server.shared.requests.correlate(self.id, &msg) {
-            Correlated::NotAReply => {}
-            Correlated::Answers(p) => {
-                let peer = self.peer_info.get();
-                return requests::complete(p, msg, &self.plugins, peer.as_deref(), self.peer);
-            }
-            Correlated::Stale => return,
-        }
+        // The peer record is read (a lock and a reference count) only when a plugin will see it.
+        let (handler, inner, msg) =
+            match pipeline.receive(msg, self.id, self.peer, || self.peer_info.get()) {
+                Inbound::Routed {
+                    handler,
+                    inner,
+                    msg,
+                } => (handler, inner, msg),
+                Inbound::Answered | Inbound::Stale => return,
+                Inbound::Refused(r) => {
+                    if let Some(received) = &r.received {
+                        self.refused(received, &r.error, r.auth.as_deref(), out);
+                    }
+                    return;
+                }
+            };
         // The request id as sent: the reply carries the same bytes as its reply reference (no
         // re-encoding, no allocation).
         let rid = msg
@@ -215,24 +183,6 @@ impl Dispatch for ServerDispatch {
             .get(crate::message::fields::REQUEST_ID)
             .filter(|v| (1..=8).contains(&v.len()))
             .cloned();
-        let Routed {
-            handler,
-            inner,
-            opened,
-        } = self.routes.route(msg, self.peer, |msg, inner| {
-            if inner.is_empty() {
-                Ok(msg)
-            } else {
-                self.open_routed(msg, inner, peer_info.clone())
-            }
-        });
-        let msg = match opened {
-            Ok(m) => m,
-            Err(refused) => {
-                let (routed, e) = *refused;
-                return self.refused(&routed, &e, inner.auth.as_deref(), out);
-            }
-        };
         let is_error = msg.message_type.is_error();
         let reply = match handler {
             Some(h) => {

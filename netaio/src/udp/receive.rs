@@ -13,10 +13,11 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::UdpHandle;
 use crate::Message;
-use crate::node::outbound::{self};
-use crate::node::requests::{self, Correlated};
-use crate::plugin::{Plugins, SendOptions, open_inner, open_outer};
-use crate::router::{Context, NodeOps, PeerLink, Request, Routed};
+use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::outbound;
+use crate::plugin::{AuthError, OpenError, Stage};
+use crate::plugin::{Plugins, SendOptions};
+use crate::router::{Context, NodeOps, PeerLink, Request};
 
 impl UdpHandle {
     fn count(&self, c: &AtomicU64) {
@@ -47,72 +48,37 @@ impl UdpHandle {
                 return;
             }
         };
+        let pipeline = Pipeline {
+            plugins: &shared.plugins,
+            routes: &shared.routes,
+            requests: &shared.requests,
+            answers_refusals: false,
+            accepts_unauthenticated_errors: false,
+        };
         // The sender's peer, for plugins that need its keys (looked up only when a plugin runs).
-        let mut peer = None;
-        let msg = if shared.plugins.outer.is_empty() {
-            msg
-        } else {
-            peer = shared.peers.by_addr(src);
-            match open_outer(
-                msg,
-                &shared.plugins.outer,
-                &shared.plugins.ctx(peer.as_deref(), Some(src)),
-            ) {
-                Ok(m) => m,
-                Err(crate::plugin::OpenError::Auth {
-                    source: crate::plugin::AuthError::Reflected,
-                    ..
-                }) if via_group => {
-                    // This node's own group datagram, looped back to it: expected, not counted.
+        let (handler, inner, msg) =
+            match pipeline.receive(msg, src, src, || shared.peers.by_addr(src)) {
+                Inbound::Routed {
+                    handler,
+                    inner,
+                    msg,
+                } => (handler, inner, msg),
+                Inbound::Answered => return self.count(&c.replies),
+                Inbound::Stale => return,
+                Inbound::Refused(r) => {
+                    match r.error {
+                        // This node's own group datagram, looped back to it: expected, not counted.
+                        OpenError::Auth {
+                            source: AuthError::Reflected,
+                            stage: Stage::Outer,
+                        } if via_group => {}
+                        OpenError::Auth { .. } => self.count(&c.auth_failed),
+                        _ => self.count(&c.decrypt_failed),
+                    }
+                    tracing::debug!(%src, error = %r.error, "datagram refused");
                     return;
                 }
-                Err(e) => {
-                    let counter = match e {
-                        crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
-                        _ => &c.decrypt_failed,
-                    };
-                    self.count(counter);
-                    tracing::debug!(%src, error = %e, "datagram refused");
-                    return;
-                }
-            }
-        };
-        match shared.requests.correlate(src, &msg) {
-            Correlated::NotAReply => {}
-            Correlated::Answers(p) => {
-                self.count(&c.replies);
-                if peer.is_none() && !p.inner().is_empty() {
-                    peer = shared.peers.by_addr(src);
-                }
-                return requests::complete(p, msg, &shared.plugins, peer.as_deref(), src);
-            }
-            Correlated::Stale => return,
-        }
-        let Routed {
-            handler,
-            inner,
-            opened,
-        } = shared.routes.route(msg, src, |msg, inner| {
-            if inner.is_empty() {
-                return Ok(msg);
-            }
-            if peer.is_none() {
-                peer = shared.peers.by_addr(src);
-            }
-            open_inner(msg, inner, &shared.plugins.ctx(peer.as_deref(), Some(src)))
-        });
-        let msg = match opened {
-            Ok(m) => m,
-            Err(e) => {
-                let counter = match e {
-                    crate::plugin::OpenError::Auth { .. } => &c.auth_failed,
-                    _ => &c.decrypt_failed,
-                };
-                self.count(counter);
-                tracing::debug!(%src, error = %e, "datagram refused by the handler's plugins");
-                return;
-            }
-        };
+            };
         let rid = msg.request_id();
         // One permit per running handler and per reply still being sealed or sent, so that neither
         // can pile up without bound under a flood.
