@@ -54,8 +54,6 @@ pub enum SubscribeError {
     Unsupported,
 }
 
-pub use crate::node::peers::{AdvertiseError, PeerManagementError};
-
 /// Binding a server or a UDP node failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -173,4 +171,41 @@ pub enum ReceiveError {
     /// Nothing arrived within the timeout.
     #[error("nothing received within {0:?}")]
     Timeout(Duration),
+}
+
+/// Peer management could not be set up on a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerManagementError {
+    /// The node's own peer cannot be packed by its peer plugin.
+    #[error("cannot pack the local peer: {0}")]
+    LocalPeer(#[from] crate::plugin::PeerError),
+    /// The application already has a route at a peer-management key.
+    #[error("peer management: {0}")]
+    Route(#[from] crate::router::RouteError),
+}
+
+/// [`advertise`](crate::tcp::Connection::advertise) did not record the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdvertiseError {
+    /// Peer management is off on this node.
+    #[error("peer management is off")]
+    Disabled,
+    /// The advert could not be sent or got no answer (timeout, refusal, error reply).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The server answered with something other than `PEER_DISCOVERED`.
+    #[error("the server answered {} instead of PEER_DISCOVERED", .0.message_type)]
+    UnexpectedReply(Message),
+    /// The server's peer does not unpack or validate.
+    #[error("unusable peer: {0}")]
+    InvalidPeer(crate::plugin::PeerError),
+    /// The server has this node's own peer id.
+    #[error("the server has this node's own peer id")]
+    OwnId,
+    /// This node's peer table refused the server (it is full). A local limit, not the server's
+    /// answer.
+    #[error(transparent)]
+    Table(#[from] crate::peer::PeerTableError),
 }

@@ -12,47 +12,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::error::{AdvertiseError, PeerManagementError};
 use crate::peer::{Observed, Peer, PeerConfig, PeerTable, PeerTableError};
 use crate::plugin::{NodePlugins, PeerError, PeerPlugin, SendOptions};
-use crate::router::{BoxedHandler, Context, RouteError, Routes};
+use crate::router::{BoxedHandler, Context, Routes};
 use crate::{Message, MessageType};
-
-/// Peer management could not be set up on a node.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PeerManagementError {
-    /// The node's own peer cannot be packed by its peer plugin.
-    #[error("cannot pack the local peer: {0}")]
-    LocalPeer(#[from] PeerError),
-    /// The application already has a route at a peer-management key.
-    #[error("peer management: {0}")]
-    Route(#[from] RouteError),
-}
-
-/// [`advertise`](crate::tcp::Connection::advertise) did not record the server.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdvertiseError {
-    /// Peer management is off on this node.
-    #[error("peer management is off")]
-    Disabled,
-    /// The advert could not be sent or got no answer (timeout, refusal, error reply).
-    #[error(transparent)]
-    Request(#[from] crate::RequestError),
-    /// The server answered with something other than `PEER_DISCOVERED`.
-    #[error("the server answered {} instead of PEER_DISCOVERED", .0.message_type)]
-    UnexpectedReply(Message),
-    /// The server's peer does not unpack or validate.
-    #[error("unusable peer: {0}")]
-    InvalidPeer(PeerError),
-    /// The server has this node's own peer id.
-    #[error("the server has this node's own peer id")]
-    OwnId,
-    /// This node's peer table refused the server (it is full). A local limit, not the server's
-    /// answer.
-    #[error(transparent)]
-    Table(#[from] PeerTableError),
-}
 
 /// Set up peer management on a node being built: its local peer, its table's limits, and the
 /// handlers for `ADVERTISE_PEER`, `PEER_DISCOVERED` and `DISCONNECT` at `(type, app id)` with the

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{Connection, ServerHandle, TcpClient};
 use crate::Message;
-use crate::node::peers::AdvertiseError;
+use crate::error::AdvertiseError;
 use crate::peer::{Peer, PeerEvent, PeerTable};
 
 /// How long the goodbye (`DISCONNECT`) may wait for room in the send queue.
