@@ -66,6 +66,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
     /// Take `msg` from `from` (at `addr`) through the instance plugins, the request table, the
     /// router and the route's inner plugins. `peer` looks up the sender's peer record; it is
     /// called at most once, and only when a plugin will see the peer.
+    #[inline]
     pub(crate) fn receive(
         &self,
         msg: Message,

@@ -390,7 +390,14 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
     /// What a message from `from` that passed the instance plugins is: the answer to a waiting
     /// request, a reply that came too late (it carries a reply reference, so it is never routed),
     /// or no reply at all.
+    #[inline]
     pub(crate) fn correlate(&self, from: P, msg: &Message) -> Correlated<P> {
+        // Nothing waits and this type is not a reply type (a request, a notification: the common
+        // case on a server): decided without looking up an auth field. A late reply of an unusual
+        // type then goes to the router; one of a reply type is still dropped below.
+        if self.is_idle() && !may_answer(msg.message_type) {
+            return Correlated::NotAReply;
+        }
         let referenced = msg.reply_ref().is_some();
         if !referenced && self.is_idle() {
             return Correlated::NotAReply;

@@ -125,6 +125,7 @@ impl Routes {
     /// held while they run; if another message took the route meanwhile, this one is routed
     /// again from the message as it arrived (bounded: [`MAX_CLAIMS`] rounds, then the persistent
     /// route). Without one-shot routes this is one read-locked lookup and one `open`.
+    #[inline]
     pub(crate) fn route<E>(
         &self,
         msg: Message,
