@@ -234,7 +234,7 @@ impl TcpClientBuilder {
     /// If one of its routes is already registered.
     #[track_caller]
     #[must_use]
-    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+    pub fn mount(mut self, service: impl crate::router::IntoService) -> Self {
         self.router = self.router.mount(service);
         self
     }

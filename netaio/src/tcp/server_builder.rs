@@ -332,7 +332,7 @@ impl TcpServerBuilder {
     /// If one of its routes is already registered.
     #[track_caller]
     #[must_use]
-    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+    pub fn mount(mut self, service: impl crate::router::IntoService) -> Self {
         self.router = self.router.mount(service);
         self
     }

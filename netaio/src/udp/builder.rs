@@ -91,7 +91,7 @@ impl UdpNodeBuilder {
     /// Register every route of a service (see [`Router::mount`]).
     #[must_use]
     #[track_caller]
-    pub fn mount<S: crate::router::Service>(mut self, service: S) -> Self {
+    pub fn mount(mut self, service: impl crate::router::IntoService) -> Self {
         self.router = self.router.mount(service);
         self
     }
