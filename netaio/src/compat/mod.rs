@@ -88,6 +88,7 @@ mod legacy_cipher;
 mod legacy_hmac;
 pub mod packify;
 mod peer;
+mod profile;
 
 pub use codec::PackifyCodec;
 pub use errors::{python_error, python_error_type};

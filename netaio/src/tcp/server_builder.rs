@@ -105,36 +105,6 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Python-compatible mode (default off): the auth block as Python's packify
-    /// ([`PackifyCodec`](crate::compat::PackifyCodec)) and peers packed as Python's
-    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), so that
-    /// Python netaio 0.0.9 clients can talk to this server. The error replies already follow
-    /// Python's conventions (see [`compat`](crate::compat)). Choose the plugins separately, for
-    /// example [`LegacyHmacAuth`](crate::compat::LegacyHmacAuth) to match Python's
-    /// `HMACAuthPlugin`.
-    ///
-    /// It also switches the idle timeout off, as Python has none: a Python client never
-    /// reconnects, so one that subscribes and then waits quietly for notifications would be cut
-    /// off for good. Call [`idle_timeout`](Self::idle_timeout) after this to set one anyway; the
-    /// other limits (read timeout of a started frame, connection limit) stay on.
-    ///
-    /// ```
-    /// use netaio::compat::LegacyHmacAuth;
-    /// use netaio::TcpServer;
-    ///
-    /// let builder = TcpServer::builder()
-    ///     .address(([127, 0, 0, 1], 8888))
-    ///     .python_compat()
-    ///     .auth(LegacyHmacAuth::new("secret"));
-    /// ```
-    #[must_use]
-    pub fn python_compat(mut self) -> Self {
-        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
-        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
-        self.idle_timeout = None;
-        self
-    }
-
     /// Connections served at once (default 10,000); further connections are accepted and closed at once.
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {

@@ -12,6 +12,7 @@ use super::node::*;
 use super::socket::bind_socket;
 use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use super::{UdpHandle, UdpNode};
+use crate::Message;
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, PostcardCodec};
@@ -48,7 +49,11 @@ pub struct UdpNodeBuilder {
     max_subscriptions: usize,
     max_total_subscriptions: usize,
     reuse_address: bool,
-    python_errors: bool,
+    /// How replies without a reply reference are matched to requests (set by a profile: the
+    /// Python one, `compat`, matches Python's error replies).
+    pub(crate) matching: Matching,
+    /// The reply to a message no route takes (set by a profile: Python's has uri `ERROR`).
+    pub(crate) not_found: Message,
     multicast: Option<MulticastConfig>,
     peer_config: Option<PeerConfig>,
 }
@@ -66,7 +71,8 @@ impl Default for UdpNodeBuilder {
             max_subscriptions: 1024,
             max_total_subscriptions: 4096,
             reuse_address: false,
-            python_errors: false,
+            matching: Matching::Native,
+            not_found: Message::not_found(),
             multicast: None,
             peer_config: None,
         }
@@ -104,42 +110,6 @@ impl UdpNodeBuilder {
     }
 
     plugin_setters!();
-
-    /// Python-compatible mode (default off), for Python 0.0.9 nodes: the auth block as Python's
-    /// packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as Python's
-    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), Python's
-    /// multicast setup ([`MulticastConfig::python`]: the all-hosts group `224.0.0.1` on the node's
-    /// own port, joined at bind as Python's node does), and Python's UDP default reply for an
-    /// unrouted message: NOT_FOUND `not found` with uri `ERROR` (Python's
-    /// `make_error_msg("not found")`; the TCP server's has an empty uri). Call
-    /// [`multicast`](Self::multicast) after this for another group. Choose the plugins
-    /// separately (see [`compat`](crate::compat)); add
-    /// [`peer_management`](Self::peer_management) for Python's adverts (its defaults are
-    /// Python's: app id `netaio`, every 20 s, 60 s timeout).
-    ///
-    /// What stays the node's own: nothing that fails to decode or fails a check is answered (the
-    /// Python node answers those, which makes it a reflector), error-type messages are never
-    /// answered (two Python nodes answer each other's NOT_FOUND forever), a node does not drop
-    /// datagrams by source IP (Python's `ignore_own_ip`), and a datagram with bytes after its
-    /// frame is refused (Python ignores them; Python never sends them).
-    ///
-    /// ```
-    /// use netaio::compat::LegacyHmacAuth;
-    /// use netaio::udp::UdpNode;
-    ///
-    /// let builder = UdpNode::builder()
-    ///     .address(([0, 0, 0, 0], 8888))
-    ///     .python_compat()
-    ///     .auth(LegacyHmacAuth::new("secret"));
-    /// ```
-    #[must_use]
-    pub fn python_compat(mut self) -> Self {
-        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
-        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
-        self.multicast = Some(MulticastConfig::python());
-        self.python_errors = true;
-        self
-    }
 
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
@@ -251,17 +221,13 @@ impl UdpNodeBuilder {
                             total: self.max_in_flight,
                             per_peer: self.max_in_flight,
                         },
-                        if self.python_errors {
-                            Matching::Python
-                        } else {
-                            Matching::Native
-                        },
+                        self.matching,
                     ),
                     subs: Mutex::new(Subscriptions::new(SubscriptionLimits {
                         per_subscriber: self.max_subscriptions,
                         total: self.max_total_subscriptions,
                     })),
-                    python_errors: self.python_errors,
+                    not_found: self.not_found,
                     counters: Counters::default(),
                     cancel: CancellationToken::new(),
                     peers,
