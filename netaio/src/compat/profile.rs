@@ -34,6 +34,7 @@ impl TcpServerBuilder {
     ///     .auth(LegacyHmacAuth::new("secret"));
     /// ```
     #[must_use]
+    #[cfg_attr(docsrs, doc(cfg(feature = "python-compat")))]
     pub fn python_compat(self) -> Self {
         self.auth_codec(Arc::new(PackifyCodec))
             .peer_plugin(PackifyPeerPlugin)
@@ -64,6 +65,7 @@ impl TcpClientBuilder {
     ///     .build();
     /// ```
     #[must_use]
+    #[cfg_attr(docsrs, doc(cfg(feature = "python-compat")))]
     pub fn python_compat(self) -> Self {
         let mut b = self
             .auth_codec(Arc::new(PackifyCodec))
@@ -76,15 +78,17 @@ impl TcpClientBuilder {
 impl UdpNodeBuilder {
     /// Python-compatible mode (default off), for Python 0.0.9 nodes: the auth block as Python's
     /// packify ([`PackifyCodec`]), peers packed as Python's `DefaultPeerPlugin`
-    /// ([`PackifyPeerPlugin`]), Python's multicast setup
-    /// ([`MulticastConfig::python`](crate::udp::MulticastConfig::python): the all-hosts group
-    /// `224.0.0.1` on the node's own port, joined at bind as Python's node does), and Python's UDP
-    /// default reply for an unrouted message: NOT_FOUND `not found` with uri `ERROR`
-    /// ([`python_error`]`("not found")`, Python's `make_error_msg`; the TCP server's has an empty
-    /// uri). Call [`multicast`](Self::multicast) after this for another group. Choose the plugins
-    /// separately (see [`compat`](crate::compat)); add [`peer_management`](Self::peer_management)
-    /// for Python's adverts (its defaults are Python's: app id `netaio`, every 20 s, 60 s
-    /// timeout).
+    /// ([`PackifyPeerPlugin`]), Python's multicast setup (with the `multicast` feature, on by
+    /// default: `MulticastConfig::python()`, the all-hosts group `224.0.0.1` on the node's own
+    /// port, joined at bind as Python's node does; call `multicast` after this for another
+    /// group), and Python's UDP default reply for an unrouted message: NOT_FOUND `not found` with
+    /// uri `ERROR` ([`python_error`]`("not found")`, Python's `make_error_msg`; the TCP server's
+    /// has an empty uri). Choose the plugins separately (see [`compat`](crate::compat)); add
+    /// [`peer_management`](Self::peer_management) for Python's adverts (its defaults are
+    /// Python's: app id `netaio`, every 20 s, 60 s timeout).
+    ///
+    /// Without the `multicast` feature the node joins no group: it talks to Python nodes by
+    /// unicast only (requests, replies, [`advertise_to`](crate::UdpHandle::advertise_to)).
     ///
     /// What stays the node's own: nothing that fails to decode or fails a check is answered (the
     /// Python node answers those, which makes it a reflector), error-type messages are never
@@ -102,11 +106,15 @@ impl UdpNodeBuilder {
     ///     .auth(LegacyHmacAuth::new("secret"));
     /// ```
     #[must_use]
+    #[cfg_attr(docsrs, doc(cfg(feature = "python-compat")))]
     pub fn python_compat(self) -> Self {
         let mut b = self
             .auth_codec(Arc::new(PackifyCodec))
-            .peer_plugin(PackifyPeerPlugin)
-            .multicast(crate::udp::MulticastConfig::python());
+            .peer_plugin(PackifyPeerPlugin);
+        #[cfg(feature = "multicast")]
+        {
+            b = b.multicast(crate::udp::MulticastConfig::python());
+        }
         b.matching = Matching::Python;
         b.not_found = python_error("not found");
         b
@@ -129,6 +137,17 @@ mod tests {
         assert_eq!(python.not_found.message_type, MessageType::NOT_FOUND);
         assert_eq!(python.not_found.uri().as_ref(), b"ERROR");
         assert_eq!(python.not_found.content().as_ref(), b"not found");
+    }
+
+    #[cfg(feature = "multicast")]
+    #[test]
+    fn the_udp_profile_joins_pythons_group() {
+        let python = format!("{:?}", UdpNodeBuilder::default().python_compat());
+        let group = format!("{:?}", crate::udp::MulticastConfig::python());
+        assert!(
+            python.contains(&format!("multicast: Some({group})")),
+            "{python}"
+        );
     }
 
     #[test]

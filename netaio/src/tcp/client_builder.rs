@@ -129,7 +129,7 @@ impl TcpClientBuilder {
         self
     }
 
-    /// Messages kept for [`Connection::receive_once`] (default 1024); when full, new ones are dropped
+    /// Messages kept for [`Connection::receive_once`](crate::Connection::receive_once) (default 1024); when full, new ones are dropped
     /// and logged.
     #[must_use]
     pub fn inbox(mut self, n: usize) -> Self {
@@ -149,7 +149,7 @@ impl TcpClientBuilder {
     /// Manage peers (default: off): [`TcpClient::connect`] (and every reconnect) sends
     /// `ADVERTISE_PEER` and records the server from its `PEER_DISCOVERED` answer in
     /// [`TcpClient::peers`] and on the connection (plugins then see it);
-    /// [`Connection::close`] sends `DISCONNECT` first. Without a
+    /// [`Connection::close`](crate::Connection::close) sends `DISCONNECT` first. Without a
     /// [`local_peer`](Self::local_peer), the client gets a random id.
     #[must_use]
     pub fn peer_management(mut self, config: PeerConfig) -> Self {

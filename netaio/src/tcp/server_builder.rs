@@ -143,7 +143,7 @@ impl TcpServerBuilder {
     }
 
     /// Messages queued per connection for `send`, `broadcast` and `notify` (default 1024); when full,
-    /// those calls report [`SendError::QueueFull`] for that connection.
+    /// those calls report [`SendError::QueueFull`](crate::SendError::QueueFull) for that connection.
     #[must_use]
     pub fn send_queue(mut self, n: usize) -> Self {
         self.send_queue = n.max(1);
@@ -151,7 +151,7 @@ impl TcpServerBuilder {
     }
 
     /// Subscriptions per connection (default 1024); beyond, `subscribe` fails with
-    /// [`SubscribeError::Limit`].
+    /// [`SubscribeError::Limit`](crate::SubscribeError::Limit).
     #[must_use]
     pub fn max_subscriptions(mut self, n: usize) -> Self {
         self.max_subscriptions = n;
@@ -159,7 +159,7 @@ impl TcpServerBuilder {
     }
 
     /// Subscriptions of all connections together (default 1,048,576); beyond, `subscribe` fails
-    /// with [`SubscribeError::NodeLimit`].
+    /// with [`SubscribeError::NodeLimit`](crate::SubscribeError::NodeLimit).
     #[must_use]
     pub fn max_total_subscriptions(mut self, n: usize) -> Self {
         self.max_total_subscriptions = n;

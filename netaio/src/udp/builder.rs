@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "multicast")]
 use super::multicast::{Multicast, MulticastConfig};
 use super::node::*;
 use super::socket::bind_socket;
@@ -54,6 +55,7 @@ pub struct UdpNodeBuilder {
     pub(crate) matching: Matching,
     /// The reply to a message no route takes (set by a profile: Python's has uri `ERROR`).
     pub(crate) not_found: Message,
+    #[cfg(feature = "multicast")]
     multicast: Option<MulticastConfig>,
     peer_config: Option<PeerConfig>,
 }
@@ -73,6 +75,7 @@ impl Default for UdpNodeBuilder {
             reuse_address: false,
             matching: Matching::Native,
             not_found: Message::not_found(),
+            #[cfg(feature = "multicast")]
             multicast: None,
             peer_config: None,
         }
@@ -134,7 +137,7 @@ impl UdpNodeBuilder {
     }
 
     /// Subscriptions per subscriber address (default 1024); beyond, `subscribe` fails with
-    /// [`SubscribeError::Limit`].
+    /// [`SubscribeError::Limit`](crate::SubscribeError::Limit).
     #[must_use]
     pub fn max_subscriptions(mut self, n: usize) -> Self {
         self.max_subscriptions = n;
@@ -142,7 +145,7 @@ impl UdpNodeBuilder {
     }
 
     /// Subscriptions in total (default 4096); beyond, `subscribe` fails with
-    /// [`SubscribeError::NodeLimit`].
+    /// [`SubscribeError::NodeLimit`](crate::SubscribeError::NodeLimit).
     #[must_use]
     pub fn max_total_subscriptions(mut self, n: usize) -> Self {
         self.max_total_subscriptions = n;
@@ -160,6 +163,8 @@ impl UdpNodeBuilder {
     /// Join a multicast group (default: off). Enables [`UdpHandle::multicast`], and with
     /// [`peer_management`](Self::peer_management), discovery by multicast adverts. See
     /// [`MulticastConfig`] for the defaults and why.
+    #[cfg(feature = "multicast")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
     #[must_use]
     pub fn multicast(mut self, config: MulticastConfig) -> Self {
         self.multicast = Some(config);
@@ -195,10 +200,13 @@ impl UdpNodeBuilder {
             )?),
             None => None,
         };
+        #[cfg(feature = "multicast")]
         let multicast = match &self.multicast {
             Some(config) => Some(Multicast::setup(config, &socket, local_addr).map_err(err)?),
             None => None,
         };
+        #[cfg(not(feature = "multicast"))]
+        let multicast = None;
         let max_datagram = if local_addr.is_ipv4() {
             MAX_DATAGRAM_V4
         } else {
