@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
 mod node_macros;
 
 pub mod codec;
+#[cfg(feature = "python-compat")]
+#[cfg_attr(docsrs, doc(cfg(feature = "python-compat")))]
 pub mod compat;
 pub mod error;
 pub mod message;
@@ -17,6 +20,8 @@ pub mod udp;
 
 pub use error::{BindError, ConnectError, ReceiveError, RequestError, SendError, SubscribeError};
 pub use message::{Message, MessageType};
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netaio_macros::{on, once, service};
 pub use router::{Context, Router};
 pub use tcp::{Connection, ServerHandle, TcpClient, TcpServer};

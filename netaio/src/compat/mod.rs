@@ -1,6 +1,9 @@
 //! Wire compatibility with Python netaio 0.0.9: run a Rust node in a network of Python nodes, and
 //! migrate one service at a time.
 //!
+//! Needs the `python-compat` feature (off by default), which also adds `python_compat()` to the
+//! three transport builders (this module's `profile.rs`; no transport depends on this module).
+//!
 //! The frame layout is the same in both modes; what differs is how the auth block and peer data
 //! are encoded, and which plugins both ends run:
 //!
@@ -88,6 +91,7 @@ mod legacy_cipher;
 mod legacy_hmac;
 pub mod packify;
 mod peer;
+mod profile;
 
 pub use codec::PackifyCodec;
 pub use errors::{python_error, python_error_type};

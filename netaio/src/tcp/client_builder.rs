@@ -30,7 +30,9 @@ pub struct TcpClientBuilder {
     inbox: usize,
     reconnect: Option<Reconnect>,
     plugins: NodePlugins,
-    python_errors: bool,
+    /// Match error replies without a reply reference as Python's servers send them (set by the
+    /// Python profile, `compat`).
+    pub(crate) python_errors: bool,
     peer_config: Option<PeerConfig>,
 }
 
@@ -68,35 +70,6 @@ impl TcpClientBuilder {
     #[must_use]
     pub fn auth_codec(mut self, codec: Arc<dyn AuthFieldsCodec>) -> Self {
         self.auth_codec = codec;
-        self
-    }
-
-    /// Python-compatible mode (default off), for Python netaio 0.0.9 servers: the auth block as
-    /// Python's packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as
-    /// Python's `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)),
-    /// and Python's error replies understood: an error-type reply without a reply reference that
-    /// matches no request by uri (Python answers with uri `ERROR`, or an empty uri for its
-    /// default NOT_FOUND) answers the oldest waiting request, even when it failed the instance
-    /// auth check (Python sends AUTH_ERROR without a MAC). A wrong secret or an unknown route
-    /// then fails a request at once with [`RequestError::Auth`](crate::RequestError::Auth) or
-    /// [`RequestError::NotFound`](crate::RequestError::NotFound) instead of a timeout.
-    /// Choose the plugins separately (see [`compat`](crate::compat)).
-    ///
-    /// ```
-    /// use netaio::compat::{LegacyHmacAuth, LegacySha256StreamCipher};
-    /// use netaio::TcpClient;
-    ///
-    /// let client = TcpClient::builder()
-    ///     .python_compat()
-    ///     .auth(LegacyHmacAuth::new("secret"))
-    ///     .cipher(LegacySha256StreamCipher::new("key"))
-    ///     .build();
-    /// ```
-    #[must_use]
-    pub fn python_compat(mut self) -> Self {
-        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
-        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
-        self.python_errors = true;
         self
     }
 
@@ -156,7 +129,7 @@ impl TcpClientBuilder {
         self
     }
 
-    /// Messages kept for [`Connection::receive_once`] (default 1024); when full, new ones are dropped
+    /// Messages kept for [`Connection::receive_once`](crate::Connection::receive_once) (default 1024); when full, new ones are dropped
     /// and logged.
     #[must_use]
     pub fn inbox(mut self, n: usize) -> Self {
@@ -176,7 +149,7 @@ impl TcpClientBuilder {
     /// Manage peers (default: off): [`TcpClient::connect`] (and every reconnect) sends
     /// `ADVERTISE_PEER` and records the server from its `PEER_DISCOVERED` answer in
     /// [`TcpClient::peers`] and on the connection (plugins then see it);
-    /// [`Connection::close`] sends `DISCONNECT` first. Without a
+    /// [`Connection::close`](crate::Connection::close) sends `DISCONNECT` first. Without a
     /// [`local_peer`](Self::local_peer), the client gets a random id.
     #[must_use]
     pub fn peer_management(mut self, config: PeerConfig) -> Self {

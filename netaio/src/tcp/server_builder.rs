@@ -105,36 +105,6 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Python-compatible mode (default off): the auth block as Python's packify
-    /// ([`PackifyCodec`](crate::compat::PackifyCodec)) and peers packed as Python's
-    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), so that
-    /// Python netaio 0.0.9 clients can talk to this server. The error replies already follow
-    /// Python's conventions (see [`compat`](crate::compat)). Choose the plugins separately, for
-    /// example [`LegacyHmacAuth`](crate::compat::LegacyHmacAuth) to match Python's
-    /// `HMACAuthPlugin`.
-    ///
-    /// It also switches the idle timeout off, as Python has none: a Python client never
-    /// reconnects, so one that subscribes and then waits quietly for notifications would be cut
-    /// off for good. Call [`idle_timeout`](Self::idle_timeout) after this to set one anyway; the
-    /// other limits (read timeout of a started frame, connection limit) stay on.
-    ///
-    /// ```
-    /// use netaio::compat::LegacyHmacAuth;
-    /// use netaio::TcpServer;
-    ///
-    /// let builder = TcpServer::builder()
-    ///     .address(([127, 0, 0, 1], 8888))
-    ///     .python_compat()
-    ///     .auth(LegacyHmacAuth::new("secret"));
-    /// ```
-    #[must_use]
-    pub fn python_compat(mut self) -> Self {
-        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
-        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
-        self.idle_timeout = None;
-        self
-    }
-
     /// Connections served at once (default 10,000); further connections are accepted and closed at once.
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
@@ -173,7 +143,7 @@ impl TcpServerBuilder {
     }
 
     /// Messages queued per connection for `send`, `broadcast` and `notify` (default 1024); when full,
-    /// those calls report [`SendError::QueueFull`] for that connection.
+    /// those calls report [`SendError::QueueFull`](crate::SendError::QueueFull) for that connection.
     #[must_use]
     pub fn send_queue(mut self, n: usize) -> Self {
         self.send_queue = n.max(1);
@@ -181,7 +151,7 @@ impl TcpServerBuilder {
     }
 
     /// Subscriptions per connection (default 1024); beyond, `subscribe` fails with
-    /// [`SubscribeError::Limit`].
+    /// [`SubscribeError::Limit`](crate::SubscribeError::Limit).
     #[must_use]
     pub fn max_subscriptions(mut self, n: usize) -> Self {
         self.max_subscriptions = n;
@@ -189,7 +159,7 @@ impl TcpServerBuilder {
     }
 
     /// Subscriptions of all connections together (default 1,048,576); beyond, `subscribe` fails
-    /// with [`SubscribeError::NodeLimit`].
+    /// with [`SubscribeError::NodeLimit`](crate::SubscribeError::NodeLimit).
     #[must_use]
     pub fn max_total_subscriptions(mut self, n: usize) -> Self {
         self.max_total_subscriptions = n;

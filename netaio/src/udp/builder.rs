@@ -7,11 +7,13 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "multicast")]
 use super::multicast::{Multicast, MulticastConfig};
 use super::node::*;
 use super::socket::bind_socket;
 use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use super::{UdpHandle, UdpNode};
+use crate::Message;
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, PostcardCodec};
@@ -48,7 +50,12 @@ pub struct UdpNodeBuilder {
     max_subscriptions: usize,
     max_total_subscriptions: usize,
     reuse_address: bool,
-    python_errors: bool,
+    /// How replies without a reply reference are matched to requests (set by a profile: the
+    /// Python one, `compat`, matches Python's error replies).
+    pub(crate) matching: Matching,
+    /// The reply to a message no route takes (set by a profile: Python's has uri `ERROR`).
+    pub(crate) not_found: Message,
+    #[cfg(feature = "multicast")]
     multicast: Option<MulticastConfig>,
     peer_config: Option<PeerConfig>,
 }
@@ -66,7 +73,9 @@ impl Default for UdpNodeBuilder {
             max_subscriptions: 1024,
             max_total_subscriptions: 4096,
             reuse_address: false,
-            python_errors: false,
+            matching: Matching::Native,
+            not_found: Message::not_found(),
+            #[cfg(feature = "multicast")]
             multicast: None,
             peer_config: None,
         }
@@ -105,42 +114,6 @@ impl UdpNodeBuilder {
 
     plugin_setters!();
 
-    /// Python-compatible mode (default off), for Python 0.0.9 nodes: the auth block as Python's
-    /// packify ([`PackifyCodec`](crate::compat::PackifyCodec)), peers packed as Python's
-    /// `DefaultPeerPlugin` ([`PackifyPeerPlugin`](crate::compat::PackifyPeerPlugin)), Python's
-    /// multicast setup ([`MulticastConfig::python`]: the all-hosts group `224.0.0.1` on the node's
-    /// own port, joined at bind as Python's node does), and Python's UDP default reply for an
-    /// unrouted message: NOT_FOUND `not found` with uri `ERROR` (Python's
-    /// `make_error_msg("not found")`; the TCP server's has an empty uri). Call
-    /// [`multicast`](Self::multicast) after this for another group. Choose the plugins
-    /// separately (see [`compat`](crate::compat)); add
-    /// [`peer_management`](Self::peer_management) for Python's adverts (its defaults are
-    /// Python's: app id `netaio`, every 20 s, 60 s timeout).
-    ///
-    /// What stays the node's own: nothing that fails to decode or fails a check is answered (the
-    /// Python node answers those, which makes it a reflector), error-type messages are never
-    /// answered (two Python nodes answer each other's NOT_FOUND forever), a node does not drop
-    /// datagrams by source IP (Python's `ignore_own_ip`), and a datagram with bytes after its
-    /// frame is refused (Python ignores them; Python never sends them).
-    ///
-    /// ```
-    /// use netaio::compat::LegacyHmacAuth;
-    /// use netaio::udp::UdpNode;
-    ///
-    /// let builder = UdpNode::builder()
-    ///     .address(([0, 0, 0, 0], 8888))
-    ///     .python_compat()
-    ///     .auth(LegacyHmacAuth::new("secret"));
-    /// ```
-    #[must_use]
-    pub fn python_compat(mut self) -> Self {
-        self.auth_codec = Arc::new(crate::compat::PackifyCodec);
-        self.plugins.peer_plugin = Arc::new(crate::compat::PackifyPeerPlugin);
-        self.multicast = Some(MulticastConfig::python());
-        self.python_errors = true;
-        self
-    }
-
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
     pub fn request_timeout(mut self, t: Duration) -> Self {
@@ -164,7 +137,7 @@ impl UdpNodeBuilder {
     }
 
     /// Subscriptions per subscriber address (default 1024); beyond, `subscribe` fails with
-    /// [`SubscribeError::Limit`].
+    /// [`SubscribeError::Limit`](crate::SubscribeError::Limit).
     #[must_use]
     pub fn max_subscriptions(mut self, n: usize) -> Self {
         self.max_subscriptions = n;
@@ -172,7 +145,7 @@ impl UdpNodeBuilder {
     }
 
     /// Subscriptions in total (default 4096); beyond, `subscribe` fails with
-    /// [`SubscribeError::NodeLimit`].
+    /// [`SubscribeError::NodeLimit`](crate::SubscribeError::NodeLimit).
     #[must_use]
     pub fn max_total_subscriptions(mut self, n: usize) -> Self {
         self.max_total_subscriptions = n;
@@ -190,6 +163,8 @@ impl UdpNodeBuilder {
     /// Join a multicast group (default: off). Enables [`UdpHandle::multicast`], and with
     /// [`peer_management`](Self::peer_management), discovery by multicast adverts. See
     /// [`MulticastConfig`] for the defaults and why.
+    #[cfg(feature = "multicast")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
     #[must_use]
     pub fn multicast(mut self, config: MulticastConfig) -> Self {
         self.multicast = Some(config);
@@ -225,10 +200,13 @@ impl UdpNodeBuilder {
             )?),
             None => None,
         };
+        #[cfg(feature = "multicast")]
         let multicast = match &self.multicast {
             Some(config) => Some(Multicast::setup(config, &socket, local_addr).map_err(err)?),
             None => None,
         };
+        #[cfg(not(feature = "multicast"))]
+        let multicast = None;
         let max_datagram = if local_addr.is_ipv4() {
             MAX_DATAGRAM_V4
         } else {
@@ -251,17 +229,13 @@ impl UdpNodeBuilder {
                             total: self.max_in_flight,
                             per_peer: self.max_in_flight,
                         },
-                        if self.python_errors {
-                            Matching::Python
-                        } else {
-                            Matching::Native
-                        },
+                        self.matching,
                     ),
                     subs: Mutex::new(Subscriptions::new(SubscriptionLimits {
                         per_subscriber: self.max_subscriptions,
                         total: self.max_total_subscriptions,
                     })),
-                    python_errors: self.python_errors,
+                    not_found: self.not_found,
                     counters: Counters::default(),
                     cancel: CancellationToken::new(),
                     peers,

@@ -5,12 +5,14 @@
 //! checksum, or fails an auth check or decryption is ever answered (no reflection): it is counted
 //! ([`UdpStats`]) and logged at debug level.
 //!
-//! A node can join a multicast group ([`MulticastConfig`]) and manage its peers
-//! ([`PeerConfig`](crate::peer::PeerConfig)): it multicasts `ADVERTISE_PEER` every interval,
-//! answers adverts with a unicast `PEER_DISCOVERED`, records peers in a bounded
-//! [`PeerTable`](crate::peer::PeerTable), expires silent ones and multicasts `DISCONNECT` when it
-//! stops. A node recognises its own adverts by its peer id, never by its IP address, so any
-//! number of nodes can share a host.
+//! A node can join a multicast group (`MulticastConfig`, with the `multicast` feature, on by
+//! default) and manage its peers ([`PeerConfig`](crate::peer::PeerConfig)): it multicasts
+//! `ADVERTISE_PEER` every interval, answers adverts with a unicast `PEER_DISCOVERED`, records
+//! peers in a bounded [`PeerTable`](crate::peer::PeerTable), expires silent ones and multicasts
+//! `DISCONNECT` when it stops. A node recognises its own adverts by its peer id, never by its IP
+//! address, so any number of nodes can share a host. Without the `multicast` feature, peer
+//! management works by unicast: [`UdpHandle::advertise_to`] a known address, adverts answered
+//! with `PEER_DISCOVERED`, expiry, and `DISCONNECT` to every known peer on stop.
 //!
 //! ```no_run
 //! use netaio::peer::{PeerConfig, PeerEvent};
@@ -40,7 +42,9 @@
 
 mod builder;
 mod handle;
+#[cfg(feature = "multicast")]
 mod interfaces;
+#[cfg(feature = "multicast")]
 mod multicast;
 mod node;
 mod node_ops;
@@ -50,9 +54,22 @@ mod socket;
 
 pub use builder::UdpNodeBuilder;
 pub use handle::UdpHandle;
+#[cfg(feature = "multicast")]
+#[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
 pub use interfaces::{Interface, interfaces};
+#[cfg(feature = "multicast")]
+#[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
 pub use multicast::{MulticastConfig, MulticastInterface};
 pub use node::{UdpNode, UdpStats};
+
+/// Without the `multicast` feature a node never has a group: the node's `multicast` field is an
+/// `Option` of this uninhabited type, always `None`, so the receive loop, peer management and
+/// the goodbye take their unicast paths with no group code compiled in.
+#[cfg(not(feature = "multicast"))]
+mod multicast {
+    #[derive(Debug)]
+    pub(crate) enum Multicast {}
+}
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).
 pub const MAX_DATAGRAM_V4: usize = 65_507;

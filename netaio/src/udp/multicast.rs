@@ -53,8 +53,9 @@ pub enum MulticastInterface {
 /// | [`loopback`](Self::loopback) | on | nodes on the same host find each other |
 ///
 /// The group's family must match the node's address family; left unset, the default group of
-/// the node's family is used. [`python`](Self::python) is the Python library's setup (all-hosts
-/// group `224.0.0.1` on the node's own port), for mixed networks.
+/// the node's family is used. `MulticastConfig::python()` (with the `python-compat` feature) is
+/// the Python library's setup (all-hosts group `224.0.0.1` on the node's own port), for mixed
+/// networks.
 ///
 /// Setters take the plain names and consume the config; the getters are `get_`-prefixed
 /// ([`get_port`](Self::get_port), …).
@@ -69,7 +70,6 @@ pub enum MulticastInterface {
 ///     .interface(MulticastInterface::Name("eth0".into()))
 ///     .ttl(1);
 /// assert_eq!(lan.get_port(), Some(7400));
-/// assert_eq!(MulticastConfig::python().get_port(), None); // the node's own port
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MulticastConfig {
@@ -100,6 +100,8 @@ impl MulticastConfig {
     /// The default group port: 8889.
     pub const DEFAULT_PORT: u16 = 8889;
     /// Python netaio's group: `224.0.0.1`, the all-hosts group.
+    #[cfg(feature = "python-compat")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "python-compat")))]
     pub const PYTHON_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
 
     /// The defaults (see the table above).
@@ -109,6 +111,17 @@ impl MulticastConfig {
 
     /// Python netaio's setup: group `224.0.0.1` on the node's own port. Use it only to discover
     /// Python nodes; the all-hosts group reaches every host on the link.
+    /// [`UdpNodeBuilder::python_compat`](super::UdpNodeBuilder::python_compat) sets it.
+    ///
+    /// ```
+    /// use netaio::udp::MulticastConfig;
+    ///
+    /// let python = MulticastConfig::python();
+    /// assert_eq!(python.get_group(), Some(MulticastConfig::PYTHON_GROUP.into()));
+    /// assert_eq!(python.get_port(), None); // the node's own port
+    /// ```
+    #[cfg(feature = "python-compat")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "python-compat")))]
     pub fn python() -> Self {
         Self {
             group: Some(IpAddr::V4(Self::PYTHON_GROUP)),
@@ -527,7 +540,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_and_python_mode() {
+    fn defaults() {
         let d = MulticastConfig::default();
         assert_eq!(d.get_group(), None);
         assert_eq!(d.get_port(), Some(8889));
@@ -535,6 +548,11 @@ mod tests {
         assert!(d.get_loopback());
         assert!(MulticastConfig::DEFAULT_GROUP_V4.is_multicast());
         assert!(MulticastConfig::DEFAULT_GROUP_V6.is_multicast());
+    }
+
+    #[cfg(feature = "python-compat")]
+    #[test]
+    fn python_mode() {
         let p = MulticastConfig::python();
         assert_eq!(p.get_group(), Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 1))));
         assert_eq!(p.get_port(), None);

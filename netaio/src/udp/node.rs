@@ -62,8 +62,8 @@ pub(super) struct UdpShared {
     pub(super) handlers: Arc<Semaphore>,
     pub(super) requests: Requests<SocketAddr>,
     pub(super) subs: Mutex<Subscriptions<SocketAddr>>,
-    /// Python-compatible mode: the default NOT_FOUND has uri `ERROR`, as Python's UDP node.
-    pub(super) python_errors: bool,
+    /// The reply to a message no route takes (a profile's: Python's has uri `ERROR`).
+    pub(super) not_found: crate::Message,
     pub(super) counters: Counters,
     pub(super) cancel: CancellationToken,
     /// Known peers (filled by peer management, or by [`Context::set_peer`]).

@@ -21,8 +21,13 @@ use crate::router::NodeOps;
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Start the node's background tasks: the group receiver and the peer-management timer.
+#[cfg_attr(
+    not(feature = "multicast"),
+    expect(unused_variables, reason = "only the group receiver uses `ops`")
+)]
 pub(super) fn start(h: &UdpHandle, ops: &Arc<dyn NodeOps>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
+    #[cfg(feature = "multicast")]
     if let Some(sock) = h.shared.multicast.as_ref().and_then(|m| m.recv.clone()) {
         let node = h.clone();
         let cancel = h.shared.cancel.clone();
@@ -62,11 +67,15 @@ async fn timer_loop(h: UdpHandle) {
     let mut timers = PeerTimers::new(h.shared.multicast.is_some(), Instant::now());
     loop {
         let due = timers.handle_timeout(Instant::now(), table, &m.config);
+        #[cfg(feature = "multicast")]
         if due.advertise
             && let Err(e) = h.advertise().await
         {
             tracing::debug!(error = %e, "advert not sent");
         }
+        // Adverts are scheduled only for a node with a group, and there is none without the feature.
+        #[cfg(not(feature = "multicast"))]
+        debug_assert!(!due.advertise, "an advert is due but there is no group");
         for gone in &due.expired {
             h.forget_peer(gone);
         }
@@ -99,12 +108,12 @@ impl UdpHandle {
             return Ok(0);
         };
         let opts = self.peer_options();
+        #[cfg(feature = "multicast")]
         if self.shared.multicast.is_some() {
-            self.multicast_with(&m.disconnect, &opts).await
-        } else {
-            let addrs = self.shared.peers.addrs();
-            self.send_many(&addrs, &m.disconnect, &opts).await
+            return self.multicast_with(&m.disconnect, &opts).await;
         }
+        let addrs = self.shared.peers.addrs();
+        self.send_many(&addrs, &m.disconnect, &opts).await
     }
 
     /// The peers this node knows (filled by peer management; empty without it, unless handlers
@@ -125,6 +134,8 @@ impl UdpHandle {
     }
 
     /// The multicast group and port, when joined.
+    #[cfg(feature = "multicast")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
     pub fn multicast_group(&self) -> Option<SocketAddr> {
         self.shared.multicast.as_ref().map(|m| m.group())
     }
@@ -132,11 +143,15 @@ impl UdpHandle {
     /// Send a message to the multicast group, on every joined interface. It is sealed once with
     /// the instance plugins (a peer-specific plugin cannot seal it: there is no one recipient).
     /// Returns on how many interfaces it was sent; [`SendError::Unsupported`] without a group.
+    #[cfg(feature = "multicast")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
     pub async fn multicast(&self, msg: &Message) -> Result<usize, SendError> {
         self.multicast_with(msg, &SendOptions::default()).await
     }
 
     /// [`multicast`](Self::multicast) with inner plugins and switches.
+    #[cfg(feature = "multicast")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
     pub async fn multicast_with(
         &self,
         msg: &Message,
@@ -168,6 +183,8 @@ impl UdpHandle {
 
     /// Multicast an `ADVERTISE_PEER` now (peer management does it every interval). Returns on
     /// how many interfaces it was sent.
+    #[cfg(feature = "multicast")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
     pub async fn advertise(&self) -> Result<usize, SendError> {
         let Some(m) = self.shared.manager.as_ref() else {
             return Err(SendError::Unsupported("peer management is off"));

@@ -95,12 +95,7 @@ impl UdpHandle {
                 tracing::debug!(%src, r#type = %msg.message_type, "no route for a group datagram: dropped, not answered");
                 return;
             }
-            let reply = if shared.python_errors {
-                crate::compat::python_error("not found")
-            } else {
-                Message::not_found()
-            };
-            self.reply_now(reply, rid, inner, src, permit);
+            self.reply_now(shared.not_found.clone(), rid, inner, src, permit);
             return;
         };
         let req = Request {
