@@ -8,7 +8,7 @@
 //! - receive: instance auth check → instance cipher decrypt → route → inner auth check → inner
 //!   cipher decrypt → handler
 //!
-//! The pipeline is plain functions over [`Message`]s: no sockets, no tasks, so it can be unit-tested
+//! The pipeline is plain functions over [`Message`](crate::Message)s: no sockets, no tasks, so it can be unit-tested
 //! and fuzzed. A failed check stops processing; the transports never run a handler for a message
 //! that failed a check.
 //!

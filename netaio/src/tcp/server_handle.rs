@@ -16,7 +16,7 @@ use crate::plugin::SendOptions;
 
 /// A cheap, cloneable handle to a running [`TcpServer`]: send to one client, broadcast to all,
 /// subscribe/notify by key, watch connections, change routes, shut down. Handlers reach it through
-/// [`Context::server`].
+/// [`Context::server`](crate::router::Context::server).
 #[derive(Clone)]
 pub struct ServerHandle {
     pub(super) shared: Arc<ServerShared>,
@@ -150,7 +150,7 @@ impl ServerHandle {
     }
 
     /// Send a message to every client whose peer is known (it advertised itself, see
-    /// [`TcpServerBuilder::peer_management`]); sealed once unless a plugin is peer-specific.
+    /// [`TcpServerBuilder::peer_management`](super::TcpServerBuilder::peer_management)); sealed once unless a plugin is peer-specific.
     /// Returns how many queued it.
     pub async fn broadcast_to_peers(&self, msg: &Message) -> Result<usize, SendError> {
         self.broadcast_to_peers_with(msg, &SendOptions::default())

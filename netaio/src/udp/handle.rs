@@ -15,7 +15,7 @@ use crate::peer::Peer;
 use crate::plugin::SendOptions;
 use crate::{Message, MessageType};
 
-/// A cheap, cloneable handle to a [`UdpNode`]. Handlers reach it through [`Context::udp`].
+/// A cheap, cloneable handle to a [`UdpNode`](super::UdpNode). Handlers reach it through [`Context::udp`](crate::router::Context::udp).
 #[derive(Clone)]
 pub struct UdpHandle {
     pub(super) shared: Arc<UdpShared>,

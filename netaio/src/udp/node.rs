@@ -111,7 +111,7 @@ impl UdpNode {
 
     /// Receive and dispatch until `signal` completes or [`UdpHandle::shutdown`] is called. Handlers
     /// still running then are left to finish on their own; waiting requests fail with
-    /// [`RequestError::Closed`].
+    /// [`RequestError::Closed`](crate::RequestError::Closed).
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) {
         let shared = self.handle.shared.clone();
         // The handlers' view of this node: made once, shared by every datagram's `Context`.
