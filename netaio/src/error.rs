@@ -72,6 +72,49 @@ pub enum BindError {
     /// a local peer the peer plugin cannot pack): a configuration error, nothing was bound.
     #[error(transparent)]
     PeerManagement(#[from] PeerManagementError),
+    /// The multicast group cannot be joined as configured.
+    #[error(transparent)]
+    Multicast(#[from] MulticastError),
+}
+
+/// A UDP node's multicast group cannot be joined ([`BindError::Multicast`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MulticastError {
+    /// The configured group is not a multicast address (a configuration error).
+    #[error("{0} is not a multicast address")]
+    NotMulticast(std::net::IpAddr),
+    /// The group and the node's address are of different families (a configuration error).
+    #[error("group {group} and node address {local} are of different families")]
+    FamilyMismatch {
+        /// The group.
+        group: std::net::IpAddr,
+        /// The node's address.
+        local: SocketAddr,
+    },
+    /// The node is bound to an address no interface holds.
+    #[error("no interface holds the node's address {0}")]
+    NoInterfaceHolds(std::net::IpAddr),
+    /// No interface matches the configured choice (`MulticastInterface`, shown as configured).
+    #[error("no interface matches {interface} for group {group}")]
+    NoInterfaceMatches {
+        /// The configured interface choice.
+        interface: String,
+        /// The group.
+        group: std::net::IpAddr,
+    },
+    /// The interfaces could not be listed to find the configured one.
+    #[error("cannot list interfaces to find {interface}: {source}")]
+    Interfaces {
+        /// The configured interface choice.
+        interface: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The OS refused to join the group (on every interface tried) or to set a socket option.
+    #[error("cannot join the multicast group: {0}")]
+    Io(#[from] io::Error),
 }
 
 /// Connecting a client failed.

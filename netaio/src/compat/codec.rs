@@ -90,19 +90,27 @@ impl PackifyCodec {
     }
 }
 
+/// Why a packify value cannot stand for a field's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FieldValueError {
+    /// An int that does not fit the 4 big-endian bytes Python's fields use.
+    #[error("int {0} outside 0..=2^32-1")]
+    IntRange(String),
+    /// A value of a type that stands for no bytes.
+    #[error("a {0} value cannot be represented")]
+    Type(&'static str),
+}
+
 /// The bytes a field (or peer data) value stands for: see [`PackifyCodec`].
-pub(crate) fn field_bytes(v: &Value) -> Result<Bytes, String> {
+pub(crate) fn field_bytes(v: &Value) -> Result<Bytes, FieldValueError> {
     match v {
         Value::Bytes(b) => Ok(b.clone()),
         Value::Str(s) => Ok(Bytes::copy_from_slice(s.as_bytes())),
         Value::Int(i) => match i.to_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(n) => Ok(Bytes::copy_from_slice(&n.to_be_bytes())),
-            None => Err(format!("int {i:?} outside 0..=2^32-1")),
+            None => Err(FieldValueError::IntRange(format!("{i:?}"))),
         },
-        other => Err(format!(
-            "a {} value cannot be represented",
-            other.type_name()
-        )),
+        other => Err(FieldValueError::Type(other.type_name())),
     }
 }
 

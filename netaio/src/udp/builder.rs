@@ -202,7 +202,7 @@ impl UdpNodeBuilder {
         };
         #[cfg(feature = "multicast")]
         let multicast = match &self.multicast {
-            Some(config) => Some(Multicast::setup(config, &socket, local_addr).map_err(err)?),
+            Some(config) => Some(Multicast::setup(config, &socket, local_addr)?),
             None => None,
         };
         #[cfg(not(feature = "multicast"))]

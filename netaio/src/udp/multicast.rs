@@ -20,6 +20,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::interfaces::{Interface, interfaces};
+use crate::error::MulticastError;
 
 /// Which interfaces a node joins its multicast group on, and sends to the group on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -236,10 +237,6 @@ impl std::fmt::Debug for Multicast {
     }
 }
 
-fn invalid_input(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
-}
-
 fn target(iface: &Interface, group: IpAddr, port: u16, bound: IpAddr) -> Option<Target> {
     let (v4_if, dest) = match group {
         IpAddr::V4(g) => {
@@ -280,7 +277,7 @@ fn resolve(
     group: IpAddr,
     port: u16,
     bound: IpAddr,
-) -> io::Result<Vec<Target>> {
+) -> Result<Vec<Target>, MulticastError> {
     let listed = interfaces();
     let list = match (&listed, choice) {
         (Ok(list), _) => list.as_slice(),
@@ -294,19 +291,17 @@ fn resolve(
             return Ok(vec![t]);
         }
         (Err(e), _) => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot list interfaces to find {choice:?}: {e}"),
-            ));
+            return Err(MulticastError::Interfaces {
+                interface: format!("{choice:?}"),
+                source: io::Error::new(e.kind(), e.to_string()),
+            });
         }
     };
     let chosen: Vec<&Interface> = match choice {
         MulticastInterface::All if !bound.is_unspecified() => {
             let holding: Vec<_> = list.iter().filter(|i| i.has(bound)).collect();
             if holding.is_empty() {
-                return Err(invalid_input(format!(
-                    "no interface holds the node's address {bound}"
-                )));
+                return Err(MulticastError::NoInterfaceHolds(bound));
             }
             holding
         }
@@ -331,9 +326,10 @@ fn resolve(
         .filter_map(|i| target(i, group, port, bound))
         .collect();
     if targets.is_empty() {
-        return Err(invalid_input(format!(
-            "no interface matches {choice:?} for group {group}"
-        )));
+        return Err(MulticastError::NoInterfaceMatches {
+            interface: format!("{choice:?}"),
+            group,
+        });
     }
     Ok(targets)
 }
@@ -393,19 +389,17 @@ impl Multicast {
         config: &MulticastConfig,
         main: &UdpSocket,
         local: SocketAddr,
-    ) -> io::Result<Self> {
+    ) -> Result<Self, MulticastError> {
         let group = match (config.group, local) {
             (Some(g), _) => g,
             (None, SocketAddr::V4(_)) => IpAddr::V4(MulticastConfig::DEFAULT_GROUP_V4),
             (None, SocketAddr::V6(_)) => IpAddr::V6(MulticastConfig::DEFAULT_GROUP_V6),
         };
         if !group.is_multicast() {
-            return Err(invalid_input(format!("{group} is not a multicast address")));
+            return Err(MulticastError::NotMulticast(group));
         }
         if group.is_ipv4() != local.is_ipv4() {
-            return Err(invalid_input(format!(
-                "group {group} and node address {local} are of different families"
-            )));
+            return Err(MulticastError::FamilyMismatch { group, local });
         }
         let port = config.port.unwrap_or(local.port());
         let targets = resolve(&config.interface, group, port, local.ip())?;
@@ -454,7 +448,9 @@ impl Multicast {
             }
         }
         if joined.is_empty() {
-            return Err(last_err.unwrap_or_else(|| invalid_input("no interface to join".into())));
+            return Err(MulticastError::Io(last_err.unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "no interface to join")
+            })));
         }
         let recv = match recv {
             Some(s) => Some(Arc::new(UdpSocket::from_std(s.into())?)),
@@ -579,6 +575,9 @@ mod tests {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
         )
         .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            matches!(&err, MulticastError::NoInterfaceMatches { interface, .. } if interface.contains("no-such-interface")),
+            "{err:?}"
+        );
     }
 }

@@ -588,7 +588,10 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, netaio::BindError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput),
+        matches!(
+            &err,
+            netaio::BindError::Multicast(netaio::error::MulticastError::FamilyMismatch { .. })
+        ),
         "{err}"
     );
     let unicast = MulticastConfig::default().group("10.0.0.1".parse().unwrap());
@@ -599,7 +602,10 @@ async fn bind_refuses_a_group_of_the_wrong_family_or_not_multicast() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, netaio::BindError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput),
+        matches!(
+            &err,
+            netaio::BindError::Multicast(netaio::error::MulticastError::NotMulticast(_))
+        ),
         "{err}"
     );
     // Peer management taking a route the application already uses.
