@@ -144,8 +144,10 @@ impl Context {
     }
 
     /// Send a message to the peer, out of band (the handler's return value is the normal reply),
-    /// sealed with the node's instance plugins. Waits for room in the connection's send queue on
-    /// TCP, for the socket on UDP.
+    /// sealed with the node's instance plugins. On TCP it is queued without waiting
+    /// ([`SendError::QueueFull`] when the connection's queue is full: the connection's own task
+    /// runs this handler and drains the queue only after it, so waiting could never end); on UDP
+    /// it waits for the socket.
     pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
         self.send_with(msg, &SendOptions::default()).await
     }

@@ -339,6 +339,12 @@ impl Connection {
     /// Queue a message without waiting ([`SendError::QueueFull`] when the queue is full). Plugins
     /// run inline, even a CPU-heavy one.
     pub fn try_send(&self, msg: &Message) -> Result<(), SendError> {
+        self.try_send_with(msg, &SendOptions::default())
+    }
+
+    /// [`try_send`](Self::try_send) with inner plugins and the `use_auth` / `use_cipher`
+    /// switches.
+    pub fn try_send_with(&self, msg: &Message, opts: &SendOptions) -> Result<(), SendError> {
         if !self.is_connected() {
             return Err(SendError::Closed);
         }
@@ -347,7 +353,7 @@ impl Connection {
             &client.plugins,
             &client.codec,
             msg.clone(),
-            &SendOptions::default(),
+            opts,
             self.inner.peer_info.get().as_deref(),
             Some(self.inner.peer),
         )?;

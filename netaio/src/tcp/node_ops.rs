@@ -24,8 +24,10 @@ impl NodeOps for ServerHandle {
         msg: Message,
         opts: SendOptions,
     ) -> NodeFuture<Result<(), SendError>> {
-        let this = self.clone();
-        Box::pin(async move { this.send_with(ConnectionId(to.link), &msg, &opts).await })
+        // Without waiting: a handler that waited for room in its own connection\'s queue would
+        // wait forever (the connection\'s task runs the handler and drains the queue after it).
+        let sent = self.try_send_with(ConnectionId(to.link), &msg, &opts);
+        Box::pin(std::future::ready(sent))
     }
 
     fn call(
@@ -91,8 +93,9 @@ impl NodeOps for Connection {
         msg: Message,
         opts: SendOptions,
     ) -> NodeFuture<Result<(), SendError>> {
-        let this = self.clone();
-        Box::pin(async move { this.send_with(&msg, &opts).await })
+        // Without waiting, for the same reason as on a server.
+        let sent = self.try_send_with(&msg, &opts);
+        Box::pin(std::future::ready(sent))
     }
 
     fn call(

@@ -83,13 +83,24 @@ impl ServerHandle {
     /// Queue a message for one connection without waiting: a full queue is
     /// [`SendError::QueueFull`]. Plugins run inline.
     pub fn try_send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
+        self.try_send_with(conn, msg, &SendOptions::default())
+    }
+
+    /// [`try_send`](Self::try_send) with inner plugins and the `use_auth` / `use_cipher`
+    /// switches.
+    pub fn try_send_with(
+        &self,
+        conn: ConnectionId,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
         let r = self.recipient(conn)?;
         let shared = &self.shared;
         let bytes = outbound::seal_now(
             &shared.plugins,
             &shared.codec,
             msg.clone(),
-            &SendOptions::default(),
+            opts,
             r.peer.as_deref(),
             Some(r.addr),
         )?;

@@ -183,3 +183,38 @@ async fn a_server_handler_asks_its_client_through_the_context() {
     conn.close().await;
     server.stop().await;
 }
+
+/// A handler that sends its own client more than the connection's queue holds gets QueueFull
+/// for the rest, at once: it never waits for room the connection's task could only make after the
+/// handler returns.
+#[tokio::test]
+async fn a_handler_flooding_its_own_connection_gets_queue_full_not_a_hang() {
+    let router = echo_router().on(
+        (MessageType::REQUEST_URI, "flood"),
+        |ctx: Context| async move {
+            let mut full = 0;
+            for i in 0..20 {
+                let note = Message::new(MessageType::NOTIFY_URI, "flood", i.to_string());
+                if let Err(netaio::SendError::QueueFull) = ctx.send(&note).await {
+                    full += 1;
+                }
+            }
+            Message::respond("flood", full.to_string())
+        },
+    );
+    let server =
+        netaio_tests::start_with(netaio::TcpServer::builder().router(router).send_queue(4)).await;
+    let (held_tx, _held) = mpsc::unbounded_channel();
+    let client = TcpClient::builder().router(client_router(held_tx)).build();
+    let conn = client.connect(server.addr).await.unwrap();
+    let r = within(
+        WAIT,
+        "the flooding handler to answer",
+        conn.request("flood", ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.content().as_ref(), b"16", "4 queued, 16 refused");
+    conn.close().await;
+    server.stop().await;
+}
