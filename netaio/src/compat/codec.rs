@@ -3,7 +3,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::packify::{self, PackifyError, Value};
-use crate::message::{AuthFields, AuthFieldsCodec, DecodeError, EncodeError};
+use crate::message::{
+    AuthFields, AuthFieldsCodec, DEFAULT_MAX_AUTH_FIELDS, DecodeError, EncodeError,
+};
 
 /// The Python-compatible auth-block encoding: `packify.pack(fields)` of a `dict` from field name
 /// (`str`) to value (`bytes`), as Python netaio 0.0.9 puts it on the wire.
@@ -29,6 +31,10 @@ use crate::message::{AuthFields, AuthFieldsCodec, DecodeError, EncodeError};
 /// refuses it too) is refused the same way. Re-encoding a decoded block writes every value as
 /// `bytes`.
 ///
+/// A dict that declares more than [`DEFAULT_MAX_AUTH_FIELDS`] pairs is refused with
+/// [`DecodeError::TooManyAuthFields`] as soon as its header is read, before any pair is decoded
+/// (Python's plugins send at most 4); [`PackifyCodec::with_max_fields`] sets another limit.
+///
 /// ```
 /// use bytes::{Bytes, BytesMut};
 /// use netaio::compat::PackifyCodec;
@@ -47,7 +53,94 @@ use crate::message::{AuthFields, AuthFieldsCodec, DecodeError, EncodeError};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PackifyCodec;
 
+/// [`PackifyCodec`] with a field-count limit other than [`DEFAULT_MAX_AUTH_FIELDS`]: made by
+/// [`PackifyCodec::with_max_fields`]. Encodes as [`PackifyCodec`] does (the limit only applies to
+/// decoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundedPackifyCodec {
+    max_fields: usize,
+}
+
+impl BoundedPackifyCodec {
+    /// The most pairs a decoded dict may declare.
+    pub const fn max_fields(&self) -> usize {
+        self.max_fields
+    }
+}
+
+impl Default for BoundedPackifyCodec {
+    /// The default limit, [`DEFAULT_MAX_AUTH_FIELDS`].
+    fn default() -> Self {
+        PackifyCodec::with_max_fields(DEFAULT_MAX_AUTH_FIELDS)
+    }
+}
+
+impl AuthFieldsCodec for BoundedPackifyCodec {
+    fn encode(&self, fields: &AuthFields, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        PackifyCodec.encode(fields, dst)
+    }
+
+    fn decode(&self, block: &Bytes) -> Result<AuthFields, DecodeError> {
+        decode_packify(block, self.max_fields)
+    }
+}
+
+/// The number of items a packify dict at the start of `block` declares, read from its header
+/// alone (`None` when `block` does not start with a whole dict header: the decoder says why).
+fn declared_dict_len(block: &[u8]) -> Option<usize> {
+    let code = *block.first()?;
+    if code & 0x3F != packify::T_DICT {
+        return None;
+    }
+    let width = match code & 0xC0 {
+        packify::CAT1 => 1,
+        packify::CAT2 => 2,
+        packify::CAT3 => 4,
+        _ => return None,
+    };
+    // The code, the item-length category, then the count in `width` big-endian bytes.
+    let count = block.get(2..2 + width)?;
+    usize::try_from(count.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))).ok()
+}
+
+/// Decode a packify auth block, refusing a dict that declares more than `max_fields` pairs
+/// before decoding it.
+fn decode_packify(block: &Bytes, max_fields: usize) -> Result<AuthFields, DecodeError> {
+    if let Some(count) = declared_dict_len(block)
+        && count > max_fields
+    {
+        return Err(DecodeError::TooManyAuthFields {
+            count,
+            max: max_fields,
+        });
+    }
+    let value = packify::decode_bytes(block).map_err(|e| DecodeError::AuthBlock(e.to_string()))?;
+    PackifyCodec::fields_from_value(&value)
+}
+
 impl PackifyCodec {
+    /// The same encoding, refusing dicts that declare more than `max_fields` pairs (instead of
+    /// [`DEFAULT_MAX_AUTH_FIELDS`]).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use netaio::compat::PackifyCodec;
+    /// use netaio::message::{AuthFields, AuthFieldsCodec, DecodeError};
+    ///
+    /// let fields: AuthFields = [("a", "1"), ("b", "2"), ("c", "3")].into_iter().collect();
+    /// let mut buf = BytesMut::new();
+    /// PackifyCodec.encode(&fields, &mut buf).unwrap();
+    /// let block = buf.freeze();
+    /// assert!(PackifyCodec::with_max_fields(3).decode(&block).is_ok());
+    /// assert_eq!(
+    ///     PackifyCodec::with_max_fields(2).decode(&block),
+    ///     Err(DecodeError::TooManyAuthFields { count: 3, max: 2 })
+    /// );
+    /// ```
+    pub const fn with_max_fields(max_fields: usize) -> BoundedPackifyCodec {
+        BoundedPackifyCodec { max_fields }
+    }
+
     /// The auth fields of a decoded packify value (a `dict` of `str` to bytes; see the type docs
     /// for the other values accepted).
     ///
@@ -143,9 +236,7 @@ impl AuthFieldsCodec for PackifyCodec {
     }
 
     fn decode(&self, block: &Bytes) -> Result<AuthFields, DecodeError> {
-        let value =
-            packify::decode_bytes(block).map_err(|e| DecodeError::AuthBlock(e.to_string()))?;
-        Self::fields_from_value(&value)
+        decode_packify(block, DEFAULT_MAX_AUTH_FIELDS)
     }
 }
 
@@ -218,5 +309,68 @@ mod tests {
     #[test]
     fn trailing_bytes_after_the_dict_are_ignored_like_python() {
         assert_eq!(decode(b"\x4d\x40\x00\xde\xad").unwrap(), AuthFields::new());
+    }
+
+    /// A dict of `n` (str, bytes) pairs.
+    fn dict_of(n: usize) -> Bytes {
+        let names: Vec<String> = (0..n).map(|i| format!("f{i:04}")).collect();
+        let mut out = Vec::new();
+        encode_str_bytes_dict(names.iter().map(|n| (n.as_str(), &b""[..])), &mut out).unwrap();
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn a_count_above_the_limit_is_refused_before_the_pairs() {
+        // A dict header claiming a million items (4-byte count) and nothing else: the count
+        // alone is refused (the decoder would say "truncated").
+        let claim = Bytes::from_static(b"\xcd\x40\x00\x0f\x42\x40");
+        assert!(matches!(
+            packify::decode_bytes(&claim),
+            Err(PackifyError::Truncated { .. })
+        ));
+        assert_eq!(
+            PackifyCodec.decode(&claim),
+            Err(DecodeError::TooManyAuthFields {
+                count: 1_000_000,
+                max: DEFAULT_MAX_AUTH_FIELDS
+            })
+        );
+        assert_eq!(
+            PackifyCodec.decode(&dict_of(DEFAULT_MAX_AUTH_FIELDS + 1)),
+            Err(DecodeError::TooManyAuthFields {
+                count: DEFAULT_MAX_AUTH_FIELDS + 1,
+                max: DEFAULT_MAX_AUTH_FIELDS
+            })
+        );
+        let at_limit = PackifyCodec
+            .decode(&dict_of(DEFAULT_MAX_AUTH_FIELDS))
+            .unwrap();
+        assert_eq!(at_limit.len(), DEFAULT_MAX_AUTH_FIELDS);
+    }
+
+    #[test]
+    fn the_limit_is_configurable() {
+        let five = dict_of(5);
+        assert!(PackifyCodec::with_max_fields(5).decode(&five).is_ok());
+        assert_eq!(
+            PackifyCodec::with_max_fields(4).decode(&five),
+            Err(DecodeError::TooManyAuthFields { count: 5, max: 4 })
+        );
+        let big = dict_of(300); // a 2-byte count
+        assert!(matches!(
+            PackifyCodec.decode(&big),
+            Err(DecodeError::TooManyAuthFields { count: 300, .. })
+        ));
+        let codec = PackifyCodec::with_max_fields(300);
+        assert_eq!(codec.max_fields(), 300);
+        let fields = codec.decode(&big).unwrap();
+        assert_eq!(fields.len(), 300);
+        let mut again = BytesMut::new();
+        codec.encode(&fields, &mut again).unwrap();
+        assert_eq!(again.freeze(), big);
+        assert_eq!(
+            BoundedPackifyCodec::default().max_fields(),
+            DEFAULT_MAX_AUTH_FIELDS
+        );
     }
 }

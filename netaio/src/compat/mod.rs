@@ -93,7 +93,7 @@ pub mod packify;
 mod peer;
 mod profile;
 
-pub use codec::PackifyCodec;
+pub use codec::{BoundedPackifyCodec, PackifyCodec};
 pub use errors::{python_error, python_error_type};
 pub use legacy_cipher::LegacySha256StreamCipher;
 pub use legacy_hmac::LegacyHmacAuth;

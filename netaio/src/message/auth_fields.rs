@@ -4,7 +4,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{DecodeError, EncodeError};
+use super::{DEFAULT_MAX_AUTH_FIELDS, DecodeError, EncodeError};
 
 /// The auth block of a message: an ordered map from field name to bytes.
 ///
@@ -147,7 +147,10 @@ impl<'a, V: Into<Bytes>> FromIterator<(&'a str, V)> for AuthFields {
 /// ([`PostcardCodec`], the default) and the Python-compatible mode (packify). Implement this to carry
 /// the auth block in another format; the transports take it as `Arc<dyn AuthFieldsCodec>`.
 ///
-/// A decoder must reject malformed input with [`DecodeError::AuthBlock`] and never panic.
+/// A decoder must reject malformed input with [`DecodeError::AuthBlock`] and never panic, and
+/// should refuse a block that declares more fields than it is willing to decode with
+/// [`DecodeError::TooManyAuthFields`] before decoding them (the bundled codecs refuse more than
+/// [`DEFAULT_MAX_AUTH_FIELDS`] unless told otherwise).
 pub trait AuthFieldsCodec: fmt::Debug + Send + Sync + 'static {
     /// Append the encoding of `fields` to `dst`.
     fn encode(&self, fields: &AuthFields, dst: &mut BytesMut) -> Result<(), EncodeError>;
@@ -160,7 +163,9 @@ pub trait AuthFieldsCodec: fmt::Debug + Send + Sync + 'static {
 /// canonical name order. An empty map is encoded as an empty block (0 bytes) and an empty block
 /// decodes to an empty map.
 ///
-/// Decoding rejects trailing bytes, invalid UTF-8 in a name and duplicate names.
+/// Decoding rejects trailing bytes, invalid UTF-8 in a name and duplicate names, and a block that
+/// declares more than [`DEFAULT_MAX_AUTH_FIELDS`] fields ([`DecodeError::TooManyAuthFields`], as
+/// soon as the count is read); [`PostcardCodec::with_max_fields`] gives a codec with another limit.
 ///
 /// ```
 /// use bytes::{Bytes, BytesMut};
@@ -174,6 +179,64 @@ pub trait AuthFieldsCodec: fmt::Debug + Send + Sync + 'static {
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PostcardCodec;
+
+impl PostcardCodec {
+    /// The same encoding, refusing blocks that declare more than `max_fields` fields (instead of
+    /// [`DEFAULT_MAX_AUTH_FIELDS`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use bytes::BytesMut;
+    /// use netaio::message::{AuthFields, AuthFieldsCodec, DecodeError, PostcardCodec};
+    ///
+    /// let fields: AuthFields = [("a", "1"), ("b", "2"), ("c", "3")].into_iter().collect();
+    /// let mut buf = BytesMut::new();
+    /// PostcardCodec.encode(&fields, &mut buf).unwrap();
+    /// let block = buf.freeze();
+    /// assert!(PostcardCodec::with_max_fields(3).decode(&block).is_ok());
+    /// assert_eq!(
+    ///     PostcardCodec::with_max_fields(2).decode(&block),
+    ///     Err(DecodeError::TooManyAuthFields { count: 3, max: 2 })
+    /// );
+    /// let codec: Arc<dyn AuthFieldsCodec> = Arc::new(PostcardCodec::with_max_fields(64));
+    /// # let _ = codec;
+    /// ```
+    pub const fn with_max_fields(max_fields: usize) -> BoundedPostcardCodec {
+        BoundedPostcardCodec { max_fields }
+    }
+}
+
+/// [`PostcardCodec`] with a field-count limit other than [`DEFAULT_MAX_AUTH_FIELDS`]: made by
+/// [`PostcardCodec::with_max_fields`]. Encodes as [`PostcardCodec`] does (the limit only applies
+/// to decoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundedPostcardCodec {
+    max_fields: usize,
+}
+
+impl BoundedPostcardCodec {
+    /// The most fields a decoded block may declare.
+    pub const fn max_fields(&self) -> usize {
+        self.max_fields
+    }
+}
+
+impl Default for BoundedPostcardCodec {
+    /// The default limit, [`DEFAULT_MAX_AUTH_FIELDS`].
+    fn default() -> Self {
+        PostcardCodec::with_max_fields(DEFAULT_MAX_AUTH_FIELDS)
+    }
+}
+
+impl AuthFieldsCodec for BoundedPostcardCodec {
+    fn encode(&self, fields: &AuthFields, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        PostcardCodec.encode(fields, dst)
+    }
+
+    fn decode(&self, block: &Bytes) -> Result<AuthFields, DecodeError> {
+        decode_postcard(block, self.max_fields)
+    }
+}
 
 /// The longest varint postcard reads for a `u64` / `usize`.
 const VARINT_MAX: usize = 10;
@@ -257,41 +320,53 @@ impl AuthFieldsCodec for PostcardCodec {
     }
 
     fn decode(&self, block: &Bytes) -> Result<AuthFields, DecodeError> {
-        if block.is_empty() {
-            return Ok(AuthFields::new());
-        }
-        let mut pos = 0;
-        let count = take_varint(block, &mut pos)?;
-        // Each pair takes at least two bytes: do not trust the count for the allocation.
-        let mut entries = Vec::with_capacity(count.min(block.len() / 2));
-        for _ in 0..count {
-            let name = take_bytes(block, &mut pos)?;
-            let name_bytes = block.get(name.clone()).unwrap_or_default();
-            if std::str::from_utf8(name_bytes).is_err() {
-                return Err(DecodeError::AuthBlock(
-                    "field name is not valid UTF-8".into(),
-                ));
-            }
-            let value = take_bytes(block, &mut pos)?;
-            entries.push((FieldName(block.slice(name)), block.slice(value)));
-        }
-        if pos != block.len() {
-            return Err(DecodeError::AuthBlock(format!(
-                "{} trailing bytes",
-                block.len() - pos
-            )));
-        }
-        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            if entries
-                .windows(2)
-                .any(|w| matches!(w, [a, b] if a.0 == b.0))
-            {
-                return Err(DecodeError::AuthBlock("duplicate field name".into()));
-            }
-        }
-        Ok(AuthFields { entries })
+        decode_postcard(block, DEFAULT_MAX_AUTH_FIELDS)
     }
+}
+
+/// Decode a postcard auth block, refusing a declared count above `max_fields` before reading
+/// any field.
+fn decode_postcard(block: &Bytes, max_fields: usize) -> Result<AuthFields, DecodeError> {
+    if block.is_empty() {
+        return Ok(AuthFields::new());
+    }
+    let mut pos = 0;
+    let count = take_varint(block, &mut pos)?;
+    if count > max_fields {
+        return Err(DecodeError::TooManyAuthFields {
+            count,
+            max: max_fields,
+        });
+    }
+    // Each pair takes at least two bytes: do not trust the count for the allocation.
+    let mut entries = Vec::with_capacity(count.min(block.len() / 2));
+    for _ in 0..count {
+        let name = take_bytes(block, &mut pos)?;
+        let name_bytes = block.get(name.clone()).unwrap_or_default();
+        if std::str::from_utf8(name_bytes).is_err() {
+            return Err(DecodeError::AuthBlock(
+                "field name is not valid UTF-8".into(),
+            ));
+        }
+        let value = take_bytes(block, &mut pos)?;
+        entries.push((FieldName(block.slice(name)), block.slice(value)));
+    }
+    if pos != block.len() {
+        return Err(DecodeError::AuthBlock(format!(
+            "{} trailing bytes",
+            block.len() - pos
+        )));
+    }
+    if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if entries
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a.0 == b.0))
+        {
+            return Err(DecodeError::AuthBlock("duplicate field name".into()));
+        }
+    }
+    Ok(AuthFields { entries })
 }
 
 #[cfg(test)]
@@ -414,6 +489,10 @@ mod tests {
                     prop_assert_eq!(f, r);
                 }
                 (Err(DecodeError::AuthBlock(_)), None) => {}
+                // More than the limit: postcard might decode it, we refuse it.
+                (Err(DecodeError::TooManyAuthFields { count, max }), _) => {
+                    prop_assert!(count > max && max == DEFAULT_MAX_AUTH_FIELDS);
+                }
                 (ours, reference) => prop_assert!(false, "{block:?}: ours {ours:?}, postcard {reference:?}"),
             }
         }
@@ -500,5 +579,80 @@ mod tests {
             PostcardCodec.decode(&Bytes::new()).unwrap(),
             AuthFields::new()
         );
+    }
+
+    /// `n` one-byte-named, empty fields, encoded.
+    fn block_of(n: usize) -> Bytes {
+        let fields: AuthFields = (0..n)
+            .map(|i| format!("f{i:04}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|name| (name.as_str(), Bytes::new()))
+            .collect();
+        assert_eq!(fields.len(), n);
+        let mut buf = BytesMut::new();
+        PostcardCodec.encode(&fields, &mut buf).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_count_above_the_limit_is_refused_before_the_fields() {
+        // Claims a million fields and holds none: the count alone is refused (a decoder that read
+        // on would fail with "ends inside a length").
+        let mut claim = BytesMut::new();
+        put_varint(&mut claim, 1_000_000);
+        assert_eq!(
+            PostcardCodec.decode(&claim.freeze()),
+            Err(DecodeError::TooManyAuthFields {
+                count: 1_000_000,
+                max: DEFAULT_MAX_AUTH_FIELDS
+            })
+        );
+        // One field too many, every field well formed.
+        assert_eq!(
+            PostcardCodec.decode(&block_of(DEFAULT_MAX_AUTH_FIELDS + 1)),
+            Err(DecodeError::TooManyAuthFields {
+                count: DEFAULT_MAX_AUTH_FIELDS + 1,
+                max: DEFAULT_MAX_AUTH_FIELDS
+            })
+        );
+        // Exactly the limit is accepted.
+        let at_limit = PostcardCodec
+            .decode(&block_of(DEFAULT_MAX_AUTH_FIELDS))
+            .unwrap();
+        assert_eq!(at_limit.len(), DEFAULT_MAX_AUTH_FIELDS);
+    }
+
+    #[test]
+    fn the_limit_is_configurable() {
+        let five = block_of(5);
+        assert!(PostcardCodec::with_max_fields(5).decode(&five).is_ok());
+        assert_eq!(
+            PostcardCodec::with_max_fields(4).decode(&five),
+            Err(DecodeError::TooManyAuthFields { count: 5, max: 4 })
+        );
+        let big = block_of(100);
+        assert!(PostcardCodec.decode(&big).is_err());
+        let codec = PostcardCodec::with_max_fields(100);
+        assert_eq!(codec.max_fields(), 100);
+        assert_eq!(codec.decode(&big).unwrap().len(), 100);
+        // It encodes as the default codec does.
+        let fields = codec.decode(&big).unwrap();
+        let mut a = BytesMut::new();
+        codec.encode(&fields, &mut a).unwrap();
+        assert_eq!(a.freeze(), big);
+        assert_eq!(
+            BoundedPostcardCodec::default().max_fields(),
+            DEFAULT_MAX_AUTH_FIELDS
+        );
+        // Through a message: the typed error comes out of `Message::decode`.
+        let mut m = crate::Message::new(crate::MessageType::REQUEST_URI, "u", "c");
+        m.auth = codec.decode(&big).unwrap();
+        let frame = m.to_bytes(&codec).unwrap();
+        assert_eq!(crate::Message::decode(frame.clone(), &codec).unwrap(), m);
+        assert!(matches!(
+            crate::Message::decode(frame, &PostcardCodec),
+            Err(DecodeError::TooManyAuthFields { count: 100, .. })
+        ));
     }
 }

@@ -65,6 +65,16 @@ pub enum DecodeError {
     /// The auth block could not be decoded by the auth-fields codec.
     #[error("invalid auth block: {0}")]
     AuthBlock(String),
+    /// The auth block declares more fields than the codec's limit (by default
+    /// [`DEFAULT_MAX_AUTH_FIELDS`](crate::message::DEFAULT_MAX_AUTH_FIELDS)). Refused as soon as
+    /// the count is read, before any field is decoded.
+    #[error("auth block declares {count} fields, more than the limit of {max}")]
+    TooManyAuthFields {
+        /// The number of fields the block declares.
+        count: usize,
+        /// The limit in force.
+        max: usize,
+    },
 }
 
 /// Why a message cannot be encoded. Checked before anything is written.

@@ -19,7 +19,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub use auth_fields::{AuthFields, AuthFieldsCodec, PostcardCodec};
+pub use auth_fields::{AuthFields, AuthFieldsCodec, BoundedPostcardCodec, PostcardCodec};
 pub use body::Body;
 pub use error::{DecodeError, EncodeError};
 pub use header::Header;
@@ -30,6 +30,18 @@ pub const MAX_URI_AND_CONTENT: usize = 65_422;
 
 /// The largest auth block, in bytes (the `u16` in the header).
 pub const MAX_AUTH_BLOCK: usize = u16::MAX as usize;
+
+/// The most auth fields the bundled codecs ([`PostcardCodec`] and, with `python-compat`,
+/// `PackifyCodec`) decode: a block that declares more is refused with
+/// [`DecodeError::TooManyAuthFields`] before any field is decoded, so that a frame of thousands of
+/// tiny fields costs no more than a valid one. [`PostcardCodec::with_max_fields`] sets another
+/// limit.
+///
+/// The most a message of this library carries is 12: per plugin layer (the instance plugins and
+/// the inner plugins of a handler or call) an auth plugin adds at most 4 (`Ed25519Auth`: `ts`,
+/// `nonce`, `sig`, `kid`; `HmacAuth`: 3; `HashcashAuth`: 2) and a cipher 1 (`iv` or `xnonce`),
+/// so 10 for two layers, plus the request id `rid` and the reply reference `rref`.
+pub const DEFAULT_MAX_AUTH_FIELDS: usize = 32;
 
 /// The largest possible frame: header, the largest auth block and the largest body.
 pub const MAX_FRAME: usize = Header::LEN + MAX_AUTH_BLOCK + 2 + MAX_URI_AND_CONTENT;

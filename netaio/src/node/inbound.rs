@@ -81,6 +81,12 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
         } else {
             let keep = self.answers_refusals
                 || (self.accepts_unauthenticated_errors && msg.message_type.is_error());
+            // The refusal reply needs only the type and the request id, but the auth-error hook
+            // (`AuthFailure::message`) and an unauthenticated error reply's correlation take the
+            // whole message as received, and the plugins consume it. The clone copies no bytes:
+            // one vector of (name, value) handles and the body's two, each a reference-count
+            // increment, and the codec has already refused a block of more fields than its limit
+            // (`DEFAULT_MAX_AUTH_FIELDS` unless configured).
             let received = keep.then(|| msg.clone());
             let ctx = self.plugins.ctx(peer.get(), Some(addr));
             match open_outer(msg, outer, &ctx) {

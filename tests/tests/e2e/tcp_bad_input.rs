@@ -223,6 +223,40 @@ async fn auth_block_with_trailing_junk_gets_invalid_message() {
 }
 
 #[tokio::test]
+async fn too_many_auth_fields_get_invalid_message_and_the_connection_serves_on() {
+    let server = server(READ_TIMEOUT).await;
+    let mut raw = RawConn::connect(server.addr).await;
+    // Thousands of well-formed fields, one of them a request id.
+    let names: Vec<String> = (0..4000).map(|i| format!("f{i:04}")).collect();
+    let mut fields: AuthFields = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+    fields.insert("rid", &b"\x05"[..]);
+    assert!(fields.len() > netaio::message::DEFAULT_MAX_AUTH_FIELDS);
+    let mut block = bytes::BytesMut::new();
+    PostcardCodec.encode(&fields, &mut block).unwrap();
+    assert!(
+        PostcardCodec::with_max_fields(fields.len())
+            .decode(&block.clone().freeze())
+            .is_ok()
+    );
+    let frame = raw_frame(MessageType::REQUEST_URI, &block, &echo_body(b"x"));
+    raw.write(&frame).await;
+    let reply = raw.read_message().await;
+    assert_invalid_message(&reply);
+    assert_eq!(reply.reply_ref(), None);
+    // A block that claims a million fields and holds none.
+    let frame = raw_frame(
+        MessageType::REQUEST_URI,
+        &[0xc0, 0x84, 0x3d],
+        &echo_body(b"x"),
+    );
+    raw.write(&frame).await;
+    assert_invalid_message(&raw.read_message().await);
+    raw.assert_open().await;
+    assert_serves(server.addr).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn malformed_bodies_get_invalid_message_and_the_connection_stays_open() {
     let server = server(READ_TIMEOUT).await;
     let mut raw = RawConn::connect(server.addr).await;
