@@ -6,7 +6,9 @@
 //! must be allowed for the file's module. Comments are skipped (doc links are not imports).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::common::rust_files;
 
 const ARCHITECTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ARCHITECTURE.md");
 const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
@@ -46,26 +48,6 @@ fn rules(text: &str) -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     rules
-}
-
-fn rust_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    assert!(
-        depth < 16,
-        "source tree unexpectedly deep at {}",
-        dir.display()
-    );
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            rust_files(&p, depth + 1, out);
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
 }
 
 /// The top-level module a source file belongs to (`tcp` for src/tcp/server.rs, `codec` for

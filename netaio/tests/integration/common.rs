@@ -1,5 +1,7 @@
 //! What the integration tests share.
 
+use std::path::{Path, PathBuf};
+
 use netaio::Message;
 use netaio::plugin::{AuthError, AuthPlugin, PluginContext};
 
@@ -18,6 +20,27 @@ impl AuthPlugin for Token {
             Some(t) if t.as_ref() == self.0 => Ok(()),
             Some(_) => Err(AuthError::Invalid),
             None => Err(AuthError::MissingField("token".into())),
+        }
+    }
+}
+
+/// Every `.rs` file under `dir`, in a stable order (bounded depth).
+pub fn rust_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    assert!(
+        depth < 16,
+        "source tree unexpectedly deep at {}",
+        dir.display()
+    );
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, depth + 1, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
         }
     }
 }

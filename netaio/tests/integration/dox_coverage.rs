@@ -9,31 +9,12 @@
 //! An item that is `pub` in a private module but not re-exported should be `pub(crate)` instead.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::common::rust_files;
 
 const DOX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dox.md");
 const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-
-/// Every `.rs` file under `dir`, in a stable order (bounded depth).
-fn rust_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    assert!(
-        depth < 16,
-        "source tree unexpectedly deep at {}",
-        dir.display()
-    );
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            rust_files(&p, depth + 1, out);
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
-}
 
 fn ident_prefix(s: &str) -> &str {
     let end = s
