@@ -123,7 +123,24 @@ fn queued_before_reply(
     true
 }
 
+/// Take one unit of the task's cooperative budget (tokio's `coop`, shared with the task's I/O
+/// operations and reset each time the task is polled anew). Returns `false`, without waiting, when
+/// the budget is used up: the task's wake-up is then already scheduled, so the next await that
+/// pends yields to the other tasks.
+async fn take_budget() -> bool {
+    let mut take = std::pin::pin!(tokio::task::consume_budget());
+    std::future::poll_fn(|cx| Poll::Ready(take.as_mut().poll(cx).is_ready())).await
+}
+
 /// Run a connection until it closes. Returns why it closed.
+///
+/// Frames are handed to the dispatcher in order, one at a time, and each takes a unit of the
+/// task's cooperative budget (128 units per turn in tokio, shared with the task's reads and
+/// writes). When the budget runs out the driver writes the replies of the batch so far and yields,
+/// then goes on with the frames still buffered: a peer that pipelines thousands of frames whose
+/// handlers complete at once cannot monopolise its worker thread, so other connections are served
+/// between its batches. A connection that waits for its peer between frames starts every turn with
+/// a fresh budget and never yields for this.
 ///
 /// The hot path is kept free of per-message costs beyond the dispatch itself: the clock is read
 /// once per batch of frames and once per read, replies are written at once with a non-blocking
@@ -167,11 +184,14 @@ pub(crate) async fn drive<D: Dispatch>(
     let mut outbound_armed = false;
 
     'conn: loop {
-        // Hand every complete frame to the dispatcher, in order, unless the write backlog is full.
+        // Hand the complete frames to the dispatcher, in order, until the write backlog is full or
+        // the task's cooperative budget is used up.
         let was_empty = wbuf.is_empty();
         let mut dispatched = false;
         // Whether decoding stopped at the high-water mark with frames possibly left in `rbuf`.
         let mut full = true;
+        // Whether the task's cooperative budget ran out: frames may be left for the next turn.
+        let mut spent = false;
         while wbuf.len() < cfg.write_high_water {
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
@@ -181,6 +201,11 @@ pub(crate) async fn drive<D: Dispatch>(
                         outbound_armed = false;
                     }
                     dispatched = true;
+                    if !take_budget().await {
+                        full = false;
+                        spent = true;
+                        break;
+                    }
                 }
                 Ok(None) => {
                     full = false;
@@ -228,6 +253,13 @@ pub(crate) async fn drive<D: Dispatch>(
             }
             if wrote {
                 deadlines.wrote(now);
+            }
+            if spent {
+                // Fairness: the batch's replies are written (or left for the select), now let the
+                // other tasks run; the rest of the buffered frames follow when this task is
+                // polled again, in order.
+                tokio::task::consume_budget().await;
+                continue;
             }
             if full && wbuf.len() < cfg.write_high_water {
                 // The write made room: go on with the frames still buffered.

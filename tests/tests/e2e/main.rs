@@ -8,6 +8,7 @@ mod pipeline_order;
 mod tcp_bad_input;
 mod tcp_broadcast_plugins;
 mod tcp_client;
+mod tcp_fairness;
 mod tcp_handler_panic;
 mod tcp_peers;
 mod tcp_pipelining;
