@@ -70,7 +70,7 @@ impl TcpClientBuilder {
         let mut b = self
             .auth_codec(Arc::new(PackifyCodec))
             .peer_plugin(PackifyPeerPlugin);
-        b.python_errors = true;
+        b.matching = Matching::Python;
         b
     }
 }
@@ -152,7 +152,10 @@ mod tests {
 
     #[test]
     fn the_tcp_client_profile_matches_pythons_error_replies() {
-        assert!(!TcpClientBuilder::default().python_errors);
-        assert!(TcpClientBuilder::default().python_compat().python_errors);
+        assert_eq!(TcpClientBuilder::default().matching, Matching::Native);
+        assert_eq!(
+            TcpClientBuilder::default().python_compat().matching,
+            Matching::Python
+        );
     }
 }

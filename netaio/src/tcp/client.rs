@@ -12,6 +12,7 @@ use super::{Connection, Reconnect, TcpClientBuilder};
 use crate::codec::FrameCodec;
 use crate::error::ConnectError;
 use crate::node::peers::PeerManager;
+use crate::node::requests::Matching;
 use crate::peer::PeerTable;
 use crate::plugin::NodePlugins;
 use crate::router::Routes;
@@ -27,8 +28,8 @@ pub(super) struct ClientShared {
     pub(super) inbox: usize,
     pub(super) reconnect: Option<Reconnect>,
     pub(super) plugins: NodePlugins,
-    /// Python-compatible mode: unreferenced error replies answer the oldest waiting request.
-    pub(super) python_errors: bool,
+    /// How each connection's request table matches replies.
+    pub(super) matching: Matching,
     pub(super) conns: Mutex<HashMap<SocketAddr, Connection>>,
     /// Servers that answered our advert (peer management).
     pub(super) peers: PeerTable,

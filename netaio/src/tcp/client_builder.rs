@@ -9,7 +9,8 @@ use super::driver::DriverConfig;
 use super::{Reconnect, TcpClient};
 use crate::codec::FrameCodec;
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
-use crate::node::peers::{self as peer_management};
+use crate::node::peers as peer_management;
+use crate::node::requests::Matching;
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::NodePlugins;
 use crate::router::Router;
@@ -30,9 +31,9 @@ pub struct TcpClientBuilder {
     inbox: usize,
     reconnect: Option<Reconnect>,
     plugins: NodePlugins,
-    /// Match error replies without a reply reference as Python's servers send them (set by the
-    /// Python profile, `compat`).
-    pub(crate) python_errors: bool,
+    /// How replies are matched to requests (the Python profile, `compat`, sets Python's rule for
+    /// error replies without a reply reference).
+    pub(crate) matching: Matching,
     peer_config: Option<PeerConfig>,
 }
 
@@ -52,7 +53,7 @@ impl Default for TcpClientBuilder {
             inbox: 1024,
             reconnect: None,
             plugins: NodePlugins::default(),
-            python_errors: false,
+            matching: Matching::Native,
             peer_config: None,
         }
     }
@@ -189,7 +190,7 @@ impl TcpClientBuilder {
                 inbox: self.inbox,
                 reconnect: self.reconnect,
                 plugins,
-                python_errors: self.python_errors,
+                matching: self.matching,
                 conns: Mutex::new(HashMap::new()),
                 peers,
                 manager,

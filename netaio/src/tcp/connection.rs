@@ -18,7 +18,7 @@ use super::client_dispatch::ClientDispatch;
 use super::driver::{self, CloseReason};
 use crate::error::{ReceiveError, RequestError, SendError};
 use crate::node::outbound;
-use crate::node::requests::{Limits, Matching, Requests};
+use crate::node::requests::{Limits, Requests};
 use crate::peer::{Peer, PeerSlot};
 use crate::plugin::SendOptions;
 use crate::router::{Context, PeerLink};
@@ -112,11 +112,7 @@ impl Connection {
                         total: client.max_in_flight,
                         per_peer: client.max_in_flight,
                     },
-                    if client.python_errors {
-                        Matching::Python
-                    } else {
-                        Matching::Native
-                    },
+                    client.matching,
                 ),
                 connected: AtomicBool::new(true),
                 cancel: CancellationToken::new(),
