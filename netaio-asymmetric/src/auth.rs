@@ -138,7 +138,8 @@ pub fn signed_bytes(
 /// selects the allowed keys to try; an unknown key id, or no allow-list, is
 /// [`AuthError::UnknownKey`].
 ///
-/// **Freshness** is the core [`Freshness`] (default ±60 s window, 65,536 nonces, fail closed when
+/// **Freshness** is the core [`Freshness`] (default ±60 s window, 65,536 nonces, 16,384 per signing
+/// key, fail closed when
 /// full): the same rules as the core HMAC plugin. Replace it with [`freshness`](Self::freshness).
 ///
 /// **Not peer-specific** ([`is_peer_specific`](AuthPlugin::is_peer_specific) is false): the
@@ -418,10 +419,11 @@ impl AuthPlugin for Ed25519Auth {
         self.freshness.check_time(ts)?;
         let keys = self.candidates(msg, ctx)?;
         let signed = self.signed(msg, ts, &nonce);
-        if !keys.iter().any(|k| k.verify_strict(&signed, &sig).is_ok()) {
+        let Some(signer) = keys.iter().find(|k| k.verify_strict(&signed, &sig).is_ok()) else {
             return Err(AuthError::Invalid);
-        }
-        self.freshness.accept(ts, &nonce)?;
+        };
+        // Per-signer quotas in the replay cache: one busy peer cannot crowd out the others.
+        self.freshness.accept_from(signer.as_bytes(), ts, &nonce)?;
         for name in [
             &self.ts_field,
             &self.nonce_field,

@@ -1,12 +1,11 @@
 //! [`Freshness`]: the timestamp window and the bounded replay cache shared by the auth plugins.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::AuthError;
+use super::replay_cache::{Limits, ReplayCache};
 
 /// A clock: seconds since the Unix epoch. Inject one with [`Freshness::clock`] in tests.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -27,10 +26,15 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 ///   to `capacity` authenticated messages per second, not per window. Only when the cache is full
 ///   of nonces from the message's own second (or later) is it refused with
 ///   [`AuthError::CacheFull`].
+/// - Each sender named to [`accept_from`](Self::accept_from) (an identity the MAC or signature
+///   covers) holds at most [`per_sender`](Self::per_sender) of those nonces (default 16,384, a
+///   quarter): a sender over its quota forgets its *own* oldest second the same way, so one peer
+///   sending faster than the cache can hold narrows only its own window and never makes the node
+///   refuse the other peers.
 ///
 /// Call `accept` only **after** the MAC or signature has verified, so that unauthenticated traffic
 /// cannot fill the cache. Nonces longer than [`MAX_NONCE_LEN`](Self::MAX_NONCE_LEN) bytes are
-/// refused, which bounds the cache's memory to about `capacity × (MAX_NONCE_LEN + 80)` bytes.
+/// refused, which bounds the cache's memory to about `capacity × (MAX_NONCE_LEN + 120)` bytes.
 ///
 /// `Freshness` is shared between connections by reference (`&self`, a mutex inside). It is not
 /// `Clone` on purpose: two copies would keep two caches and accept each replay once more.
@@ -50,33 +54,9 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub struct Freshness {
     window: u64,
     capacity: usize,
+    per_sender: usize,
     clock: Clock,
-    cache: Mutex<Cache>,
-}
-
-/// The nonces seen, with the time each one expires.
-#[derive(Default)]
-struct Cache {
-    /// Timestamps below this are refused: their nonces may have been forgotten to make room.
-    floor: u64,
-    /// nonce -> expiry (seconds since the epoch).
-    seen: HashMap<Arc<[u8]>, u64>,
-    /// The same entries ordered by expiry, soonest first.
-    expiry: BinaryHeap<Reverse<(u64, Arc<[u8]>)>>,
-}
-
-impl Cache {
-    /// Forget every nonce whose expiry is before `now`.
-    fn evict_expired(&mut self, now: u64) {
-        while let Some(Reverse((exp, _))) = self.expiry.peek() {
-            if *exp >= now {
-                break;
-            }
-            if let Some(Reverse((_, nonce))) = self.expiry.pop() {
-                self.seen.remove(&nonce);
-            }
-        }
-    }
+    cache: Mutex<ReplayCache>,
 }
 
 fn system_clock() -> u64 {
@@ -98,6 +78,7 @@ impl fmt::Debug for Freshness {
         f.debug_struct("Freshness")
             .field("window_secs", &self.window)
             .field("capacity", &self.capacity)
+            .field("per_sender", &self.per_sender)
             .field("cached", &self.len())
             .finish_non_exhaustive()
     }
@@ -108,16 +89,21 @@ impl Freshness {
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
     /// The default replay cache capacity: 65,536 nonces.
     pub const DEFAULT_CAPACITY: usize = 65_536;
+    /// The default quota of one sender: 16,384 nonces, a quarter of the default capacity.
+    pub const DEFAULT_PER_SENDER: usize = 16_384;
     /// The longest nonce [`accept`](Self::accept) stores: 64 bytes.
     pub const MAX_NONCE_LEN: usize = 64;
+    /// The longest sender identity [`accept_from`](Self::accept_from) takes: 64 bytes.
+    pub const MAX_SENDER_LEN: usize = 64;
 
     /// Timestamps within ±`window` of the system clock are fresh; default capacity.
     pub fn new(window: Duration) -> Self {
         Self {
             window: window.as_secs(),
             capacity: Self::DEFAULT_CAPACITY,
+            per_sender: Self::DEFAULT_PER_SENDER,
             clock: Arc::new(system_clock),
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(ReplayCache::default()),
         }
     }
 
@@ -126,6 +112,19 @@ impl Freshness {
     #[must_use]
     pub fn capacity(mut self, n: usize) -> Self {
         self.capacity = n.max(1);
+        self
+    }
+
+    /// Room for at most `n` nonces of one sender, at least 1 (default
+    /// [`DEFAULT_PER_SENDER`](Self::DEFAULT_PER_SENDER), 16,384; at most the capacity in effect).
+    ///
+    /// A sender that reaches its quota forgets its own oldest second of nonces and from then on
+    /// refuses that second as stale, as the whole cache does when it is full: one busy sender
+    /// narrows its own window into the past, never another sender's. Applies to
+    /// [`accept_from`](Self::accept_from) with a named sender.
+    #[must_use]
+    pub fn per_sender(mut self, n: usize) -> Self {
+        self.per_sender = n.max(1);
         self
     }
 
@@ -159,9 +158,15 @@ impl Freshness {
         self.capacity
     }
 
+    /// The quota of one sender in effect: the smaller of [`per_sender`](Self::per_sender) and the
+    /// capacity.
+    pub fn max_per_sender(&self) -> usize {
+        self.per_sender.min(self.capacity)
+    }
+
     /// The number of nonces currently remembered (expired ones included until the next `accept`).
     pub fn len(&self) -> usize {
-        self.lock().seen.len()
+        self.lock().len()
     }
 
     /// True when no nonce is remembered.
@@ -174,7 +179,7 @@ impl Freshness {
         (self.clock)()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Cache> {
+    fn lock(&self) -> MutexGuard<'_, ReplayCache> {
         // The cache stays consistent even if a holder panicked (each step is a single insert or
         // remove), so a poisoned lock is still usable.
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
@@ -196,8 +201,40 @@ impl Freshness {
     /// cache otherwise forgets its oldest second and refuses it from then on), [`AuthError::Other`] for a
     /// nonce longer than [`MAX_NONCE_LEN`](Self::MAX_NONCE_LEN).
     ///
-    /// Call it only after the message's MAC or signature verified.
+    /// The sender is unknown here, so no per-sender quota applies: prefer
+    /// [`accept_from`](Self::accept_from) when the message names its sender. Call it only after
+    /// the message's MAC or signature verified.
     pub fn accept(&self, ts: u64, nonce: &[u8]) -> Result<(), AuthError> {
+        self.accept_from(&[], ts, nonce)
+    }
+
+    /// [`accept`](Self::accept) for a nonce from `sender`: an identity the MAC or signature just
+    /// verified (a sender id inside the authenticated message, a public key), at most
+    /// [`MAX_SENDER_LEN`](Self::MAX_SENDER_LEN) bytes. The sender holds at most
+    /// [`max_per_sender`](Self::max_per_sender) nonces; beyond that it forgets its own oldest
+    /// second, so a sender that sends faster than the others cannot push their nonces out or
+    /// have their messages refused with [`AuthError::CacheFull`]. A replay is refused whichever
+    /// sender it claims. An empty `sender` is the unknown sender of `accept`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use netaio::plugin::{AuthError, Freshness};
+    ///
+    /// let fresh = Freshness::new(Duration::from_secs(60))
+    ///     .capacity(8)
+    ///     .per_sender(2)
+    ///     .clock(Arc::new(|| 1_000));
+    /// // A busy sender fills its quota within one second: its third nonce of that second is
+    /// // refused, and only its own.
+    /// fresh.accept_from(b"busy", 1_000, b"1").unwrap();
+    /// fresh.accept_from(b"busy", 1_000, b"2").unwrap();
+    /// assert_eq!(fresh.accept_from(b"busy", 1_000, b"3"), Err(AuthError::CacheFull));
+    /// assert_eq!(fresh.accept_from(b"calm", 1_000, b"4"), Ok(()));
+    /// // A replay is a replay whoever claims it.
+    /// assert_eq!(fresh.accept_from(b"calm", 1_000, b"1"), Err(AuthError::Replay));
+    /// ```
+    pub fn accept_from(&self, sender: &[u8], ts: u64, nonce: &[u8]) -> Result<(), AuthError> {
         if nonce.len() > Self::MAX_NONCE_LEN {
             return Err(AuthError::Other(format!(
                 "nonce of {} bytes is longer than {}",
@@ -205,44 +242,24 @@ impl Freshness {
                 Self::MAX_NONCE_LEN
             )));
         }
+        if sender.len() > Self::MAX_SENDER_LEN {
+            return Err(AuthError::Other(format!(
+                "sender id of {} bytes is longer than {}",
+                sender.len(),
+                Self::MAX_SENDER_LEN
+            )));
+        }
         let now = self.now();
         if ts.abs_diff(now) > self.window {
             return Err(AuthError::Stale { ts, now });
         }
-        let mut cache = self.lock();
-        cache.evict_expired(now);
-        if cache.seen.contains_key(nonce) {
-            return Err(AuthError::Replay);
-        }
-        if ts < cache.floor {
-            return Err(AuthError::Stale { ts, now });
-        }
-        // Full of live nonces: forget the oldest second of them and raise the floor past it, unless
-        // that second is this message's own (or later): then there is no safe room.
-        while cache.seen.len() >= self.capacity {
-            let Some(Reverse((oldest, _))) = cache.expiry.peek() else {
-                break;
-            };
-            let oldest = *oldest;
-            let oldest_ts = oldest.saturating_sub(self.window);
-            if oldest_ts >= ts {
-                return Err(AuthError::CacheFull);
-            }
-            while let Some(Reverse((exp, _))) = cache.expiry.peek() {
-                if *exp != oldest {
-                    break;
-                }
-                if let Some(Reverse((_, gone))) = cache.expiry.pop() {
-                    cache.seen.remove(&gone);
-                }
-            }
-            cache.floor = cache.floor.max(oldest_ts.saturating_add(1));
-        }
-        let expires = ts.saturating_add(self.window);
-        let key: Arc<[u8]> = Arc::from(nonce);
-        cache.seen.insert(key.clone(), expires);
-        cache.expiry.push(Reverse((expires, key)));
-        Ok(())
+        let limits = Limits {
+            window: self.window,
+            capacity: self.capacity,
+            per_sender: self.max_per_sender(),
+            now,
+        };
+        self.lock().insert(limits, sender, ts, nonce)
     }
 }
 
@@ -457,5 +474,110 @@ mod tests {
         // Every nonce accepted exactly once across the four threads.
         assert_eq!(accepted, 500);
         assert_eq!(f.len(), 500);
+    }
+
+    /// Issue 12, defect 7: one sender with the key, faster than the cache can hold, made the node
+    /// refuse every other peer with `CacheFull`. Its quota now stops it first.
+    #[test]
+    fn a_busy_sender_cannot_make_the_others_refused() {
+        let (f, now) = fresh(60, 1_000);
+        let f = f.per_sender(250);
+        let mut busy_refused = 0;
+        for second in 0..10u64 {
+            now.store(T0 + second, Ordering::SeqCst);
+            // 2,000 messages a second from one sender: twice the whole cache.
+            for i in 0..2_000u64 {
+                let nonce = [b"busy".as_slice(), &(second * 10_000 + i).to_be_bytes()].concat();
+                if f.accept_from(b"busy", T0 + second, &nonce) == Err(AuthError::CacheFull) {
+                    busy_refused += 1;
+                }
+            }
+            // Every other peer is still served, at its normal rate.
+            for peer in 0..20u64 {
+                let nonce = [peer.to_be_bytes(), second.to_be_bytes()].concat();
+                assert_eq!(
+                    f.accept_from(&peer.to_be_bytes(), T0 + second, &nonce),
+                    Ok(()),
+                    "peer {peer} in second {second}"
+                );
+            }
+        }
+        assert!(busy_refused > 0, "the busy sender was held to its quota");
+        assert!(f.len() <= 1_000);
+        // Without quotas (one unknown sender for everyone), the same load refuses the others: the
+        // behaviour the quota fixes.
+        let (f, _) = fresh(60, 1_000);
+        for i in 0..2_000u64 {
+            let _ = f.accept(T0, &i.to_be_bytes());
+        }
+        assert_eq!(f.accept(T0, b"another peer"), Err(AuthError::CacheFull));
+    }
+
+    #[test]
+    fn a_sender_over_its_quota_forgets_its_oldest_second_and_refuses_it_from_then_on() {
+        let (f, now) = fresh(60, 100);
+        let f = f.per_sender(3);
+        f.accept_from(b"t", T0, b"other").unwrap();
+        f.accept_from(b"s", T0, b"1").unwrap();
+        f.accept_from(b"s", T0, b"2").unwrap();
+        f.accept_from(b"s", T0 + 5, b"3").unwrap();
+        // At its quota: a newer nonce makes room by forgetting the sender's second T0…
+        now.store(T0 + 5, Ordering::SeqCst);
+        f.accept_from(b"s", T0 + 5, b"4").unwrap();
+        // …so its forgotten nonces, and anything else of it from T0, are refused as stale,
+        assert!(matches!(
+            f.accept_from(b"s", T0, b"1"),
+            Err(AuthError::Stale { .. })
+        ));
+        assert!(matches!(
+            f.accept_from(b"s", T0, b"new"),
+            Err(AuthError::Stale { .. })
+        ));
+        // while the other sender keeps its whole window, and its nonce is still remembered.
+        f.accept_from(b"t", T0, b"t2").unwrap();
+        assert_eq!(f.accept_from(b"t", T0, b"other"), Err(AuthError::Replay));
+        // Full of its own current second: refused, and only this sender.
+        f.accept_from(b"s", T0 + 5, b"5").unwrap();
+        assert_eq!(f.accept_from(b"s", T0 + 5, b"6"), Err(AuthError::CacheFull));
+        f.accept_from(b"t", T0 + 5, b"t3").unwrap();
+        assert_eq!(f.len(), 6, "s: 3, 4, 5; t: other, t2, t3");
+    }
+
+    #[test]
+    fn a_replay_is_refused_whatever_sender_it_claims() {
+        let (f, _) = fresh(60, 100);
+        f.accept_from(b"a", T0, b"n").unwrap();
+        assert_eq!(f.accept_from(b"b", T0, b"n"), Err(AuthError::Replay));
+        assert_eq!(f.accept(T0, b"n"), Err(AuthError::Replay));
+    }
+
+    #[test]
+    fn senders_are_forgotten_with_their_nonces() {
+        let (f, now) = fresh(60, 100);
+        for s in 0..50u8 {
+            f.accept_from(&[s], T0, &[s, 1]).unwrap();
+        }
+        now.store(T0 + 61, Ordering::SeqCst);
+        f.accept_from(b"late", T0 + 61, b"x").unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f.lock().senders(),
+            1,
+            "the 50 expired senders' states are gone"
+        );
+    }
+
+    #[test]
+    fn per_sender_limits() {
+        let f = Freshness::default();
+        assert_eq!(f.max_per_sender(), Freshness::DEFAULT_PER_SENDER);
+        let f = Freshness::default().capacity(10).per_sender(0);
+        assert_eq!(f.max_per_sender(), 1);
+        let f = Freshness::default().capacity(10).per_sender(100);
+        assert_eq!(f.max_per_sender(), 10);
+        assert!(matches!(
+            f.accept_from(&[0; 65], f.now(), b"n"),
+            Err(AuthError::Other(_))
+        ));
     }
 }

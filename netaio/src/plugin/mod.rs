@@ -60,6 +60,7 @@ mod hmac;
 mod pipeline;
 mod plugins;
 mod postcard_peer;
+mod replay_cache;
 mod traits;
 
 pub use aead::AeadCipher;

@@ -13,6 +13,7 @@ mod tcp_handler_panic;
 mod tcp_peers;
 mod tcp_pipelining;
 mod tcp_pubsub;
+mod tcp_replay_quota;
 mod tcp_request_response;
 mod tcp_routing;
 mod tcp_server_call;
