@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod fuzz;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 mod asymmetric_discovery;
 mod compat_tcp;
 mod compat_udp;
+mod fuzz_replay;
 mod pipeline_order;
 mod tcp_bad_input;
 mod tcp_broadcast_plugins;

@@ -1,0 +1,4 @@
+//! libFuzzer target `packify_auth_block`: see `netaio_tests::fuzz::packify_auth_block`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netaio_tests::fuzz::packify_auth_block(data));
