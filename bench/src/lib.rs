@@ -9,6 +9,7 @@
 //! - `netaio-echo`: the netaio echo server (`--mode none|hmac|hmac+aead`).
 //! - `baseline-echo`: the hand-written tokio echo server.
 //! - `loadgen`: the client (`--workload w1|w2|w3|w4|w5|idle`).
+//! - `soak`: many clients for minutes with server restarts: lost replies and memory ([`soak`]).
 //!
 //! Their flags are in [`args`] (clap); each takes `--help`.
 //!
@@ -22,6 +23,7 @@ pub mod client;
 pub mod driver;
 pub mod frames;
 pub mod server;
+pub mod soak;
 pub mod stats;
 
 use std::fmt;
