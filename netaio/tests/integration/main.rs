@@ -18,4 +18,5 @@ mod proptest_codec;
 #[cfg(feature = "python-compat")]
 mod python_vectors;
 mod reflection;
+mod security_table;
 mod smoke;
