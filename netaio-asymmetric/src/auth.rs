@@ -138,9 +138,8 @@ pub fn signed_bytes(
 /// selects the allowed keys to try; an unknown key id, or no allow-list, is
 /// [`AuthError::UnknownKey`].
 ///
-/// **Freshness** is the core [`Freshness`] (default ±60 s window, 65,536 nonces, 16,384 per signing
-/// key, fail closed when
-/// full): the same rules as the core HMAC plugin. Replace it with [`freshness`](Self::freshness).
+/// **Freshness** is the core [`Freshness`] (default ±60 s window, 65,536 nonces counted per signing
+/// key, the heaviest key making room when full): the same rules as the core HMAC plugin. Replace it with [`freshness`](Self::freshness).
 ///
 /// **Not peer-specific** ([`is_peer_specific`](AuthPlugin::is_peer_specific) is false): the
 /// signature does not depend on the recipient, so a broadcast is signed once. The flip side: a
@@ -422,7 +421,7 @@ impl AuthPlugin for Ed25519Auth {
         let Some(signer) = keys.iter().find(|k| k.verify_strict(&signed, &sig).is_ok()) else {
             return Err(AuthError::Invalid);
         };
-        // Per-signer quotas in the replay cache: one busy peer cannot crowd out the others.
+        // Nonces counted per signing key: one busy signer cannot crowd out the others.
         self.freshness.accept_from(signer.as_bytes(), ts, &nonce)?;
         for name in [
             &self.ts_field,

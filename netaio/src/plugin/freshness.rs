@@ -18,19 +18,21 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// - [`accept`](Self::accept) records the nonce of a fresh message and refuses a nonce it has seen
 ///   before. A nonce is remembered until its timestamp leaves the window (`ts + window < now`):
 ///   after that, the timestamp check alone refuses the message, so forgetting it is safe.
-/// - The cache holds at most [`capacity`](Self::capacity) nonces (default 65,536). When it is full
-///   of live nonces, the oldest second of nonces is forgotten and the cache's *floor* rises past
-///   it: from then on a timestamp at or below that second is refused as stale. A replay of a
-///   forgotten nonce is therefore still refused, memory stays bounded, and under load the window
-///   into the past simply narrows (to about `capacity ÷ rate` seconds) — so a node sustains up
-///   to `capacity` authenticated messages per second, not per window. Only when the cache is full
-///   of nonces from the message's own second (or later) is it refused with
-///   [`AuthError::CacheFull`].
-/// - Each sender named to [`accept_from`](Self::accept_from) (an identity the MAC or signature
-///   covers) holds at most [`per_sender`](Self::per_sender) of those nonces (default 16,384, a
-///   quarter): a sender over its quota forgets its *own* oldest second the same way, so one peer
-///   sending faster than the cache can hold narrows only its own window and never makes the node
-///   refuse the other peers.
+/// - The cache holds at most [`capacity`](Self::capacity) nonces (default 65,536). Each nonce
+///   belongs to a *sender*: an identity the MAC or signature covers, passed to
+///   [`accept_from`](Self::accept_from) (`HmacAuth`: the sending node's id; `Ed25519Auth`: the
+///   signing key; [`accept`](Self::accept): one unknown sender for all). When the cache is full,
+///   the **heaviest sender** (the one holding the most nonces) forgets its oldest second of
+///   nonces, and that sender's *floor* rises past it: from then on its timestamps at or below that
+///   second are refused as stale. A replay of a forgotten nonce carries the same sender, so it is
+///   still refused; memory stays bounded; under load the heaviest sender's window into the past
+///   narrows (to about `capacity ÷ rate` seconds), so a node sustains up to `capacity`
+///   authenticated messages per second, and a peer sending faster than that narrows only its own
+///   window: the other peers are never refused because of it. Only when the message's own sender
+///   is the heaviest and holds nothing older than the message's second is the message refused,
+///   with [`AuthError::CacheFull`].
+/// - [`per_sender`](Self::per_sender) optionally caps one sender below the capacity (the same
+///   rule, applied when the sender reaches its cap).
 ///
 /// Call `accept` only **after** the MAC or signature has verified, so that unauthenticated traffic
 /// cannot fill the cache. Nonces longer than [`MAX_NONCE_LEN`](Self::MAX_NONCE_LEN) bytes are
@@ -89,8 +91,6 @@ impl Freshness {
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
     /// The default replay cache capacity: 65,536 nonces.
     pub const DEFAULT_CAPACITY: usize = 65_536;
-    /// The default quota of one sender: 16,384 nonces, a quarter of the default capacity.
-    pub const DEFAULT_PER_SENDER: usize = 16_384;
     /// The longest nonce [`accept`](Self::accept) stores: 64 bytes.
     pub const MAX_NONCE_LEN: usize = 64;
     /// The longest sender identity [`accept_from`](Self::accept_from) takes: 64 bytes.
@@ -101,7 +101,7 @@ impl Freshness {
         Self {
             window: window.as_secs(),
             capacity: Self::DEFAULT_CAPACITY,
-            per_sender: Self::DEFAULT_PER_SENDER,
+            per_sender: usize::MAX,
             clock: Arc::new(system_clock),
             cache: Mutex::new(ReplayCache::default()),
         }
@@ -115,13 +115,9 @@ impl Freshness {
         self
     }
 
-    /// Room for at most `n` nonces of one sender, at least 1 (default
-    /// [`DEFAULT_PER_SENDER`](Self::DEFAULT_PER_SENDER), 16,384; at most the capacity in effect).
-    ///
-    /// A sender that reaches its quota forgets its own oldest second of nonces and from then on
-    /// refuses that second as stale, as the whole cache does when it is full: one busy sender
-    /// narrows its own window into the past, never another sender's. Applies to
-    /// [`accept_from`](Self::accept_from) with a named sender.
+    /// Room for at most `n` nonces of one sender, at least 1 (default: no cap below the
+    /// capacity). A sender at its cap forgets its own oldest second of nonces and refuses that
+    /// second as stale from then on, as the heaviest sender does when the cache is full.
     #[must_use]
     pub fn per_sender(mut self, n: usize) -> Self {
         self.per_sender = n.max(1);
@@ -201,20 +197,19 @@ impl Freshness {
     /// cache otherwise forgets its oldest second and refuses it from then on), [`AuthError::Other`] for a
     /// nonce longer than [`MAX_NONCE_LEN`](Self::MAX_NONCE_LEN).
     ///
-    /// The sender is unknown here, so no per-sender quota applies: prefer
-    /// [`accept_from`](Self::accept_from) when the message names its sender. Call it only after
-    /// the message's MAC or signature verified.
+    /// The sender is unknown here: every caller of `accept` is the same sender, so when the cache
+    /// is full it is full for all of them. Prefer [`accept_from`](Self::accept_from) when the
+    /// message names its sender. Call it only after the message's MAC or signature verified.
     pub fn accept(&self, ts: u64, nonce: &[u8]) -> Result<(), AuthError> {
         self.accept_from(&[], ts, nonce)
     }
 
     /// [`accept`](Self::accept) for a nonce from `sender`: an identity the MAC or signature just
     /// verified (a sender id inside the authenticated message, a public key), at most
-    /// [`MAX_SENDER_LEN`](Self::MAX_SENDER_LEN) bytes. The sender holds at most
-    /// [`max_per_sender`](Self::max_per_sender) nonces; beyond that it forgets its own oldest
-    /// second, so a sender that sends faster than the others cannot push their nonces out or
-    /// have their messages refused with [`AuthError::CacheFull`]. A replay is refused whichever
-    /// sender it claims. An empty `sender` is the unknown sender of `accept`.
+    /// [`MAX_SENDER_LEN`](Self::MAX_SENDER_LEN) bytes. When the cache is full, the sender holding
+    /// the most nonces makes room (see the type's documentation), so a sender that sends faster
+    /// than the others cannot have their messages refused. A replay is refused whichever sender
+    /// it claims. An empty `sender` is the unknown sender of `accept`.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -222,17 +217,19 @@ impl Freshness {
     /// use netaio::plugin::{AuthError, Freshness};
     ///
     /// let fresh = Freshness::new(Duration::from_secs(60))
-    ///     .capacity(8)
-    ///     .per_sender(2)
+    ///     .capacity(3)
     ///     .clock(Arc::new(|| 1_000));
-    /// // A busy sender fills its quota within one second: its third nonce of that second is
-    /// // refused, and only its own.
-    /// fresh.accept_from(b"busy", 1_000, b"1").unwrap();
-    /// fresh.accept_from(b"busy", 1_000, b"2").unwrap();
-    /// assert_eq!(fresh.accept_from(b"busy", 1_000, b"3"), Err(AuthError::CacheFull));
-    /// assert_eq!(fresh.accept_from(b"calm", 1_000, b"4"), Ok(()));
+    /// // A busy sender fills the cache within one second: its next nonce of that second is
+    /// // refused,
+    /// for nonce in [b"1", b"2", b"3"] {
+    ///     fresh.accept_from(b"busy", 1_000, nonce).unwrap();
+    /// }
+    /// assert_eq!(fresh.accept_from(b"busy", 1_000, b"4"), Err(AuthError::CacheFull));
+    /// // but another sender is served: the busy one forgets its second and refuses it from now on.
+    /// assert_eq!(fresh.accept_from(b"calm", 1_000, b"5"), Ok(()));
+    /// assert!(matches!(fresh.accept_from(b"busy", 1_000, b"1"), Err(AuthError::Stale { .. })));
     /// // A replay is a replay whoever claims it.
-    /// assert_eq!(fresh.accept_from(b"calm", 1_000, b"1"), Err(AuthError::Replay));
+    /// assert_eq!(fresh.accept_from(b"busy", 1_000, b"5"), Err(AuthError::Replay));
     /// ```
     pub fn accept_from(&self, sender: &[u8], ts: u64, nonce: &[u8]) -> Result<(), AuthError> {
         if nonce.len() > Self::MAX_NONCE_LEN {
@@ -477,11 +474,10 @@ mod tests {
     }
 
     /// Issue 12, defect 7: one sender with the key, faster than the cache can hold, made the node
-    /// refuse every other peer with `CacheFull`. Its quota now stops it first.
+    /// refuse every other peer with `CacheFull`. Now the heaviest sender makes the room.
     #[test]
     fn a_busy_sender_cannot_make_the_others_refused() {
         let (f, now) = fresh(60, 1_000);
-        let f = f.per_sender(250);
         let mut busy_refused = 0;
         for second in 0..10u64 {
             now.store(T0 + second, Ordering::SeqCst);
@@ -502,8 +498,17 @@ mod tests {
                 );
             }
         }
-        assert!(busy_refused > 0, "the busy sender was held to its quota");
+        assert!(busy_refused > 0, "the busy sender was held back");
         assert!(f.len() <= 1_000);
+        // Alone, a sender may use the whole cache: 1,000 in one second.
+        let (f, _) = fresh(60, 1_000);
+        for i in 0..1_000u64 {
+            f.accept_from(b"alone", T0, &i.to_be_bytes()).unwrap();
+        }
+        assert_eq!(
+            f.accept_from(b"alone", T0, b"more"),
+            Err(AuthError::CacheFull)
+        );
         // Without quotas (one unknown sender for everyone), the same load refuses the others: the
         // behaviour the quota fixes.
         let (f, _) = fresh(60, 1_000);
@@ -552,6 +557,63 @@ mod tests {
     }
 
     #[test]
+    fn the_heaviest_pays_even_when_the_newcomer_is_light() {
+        let (f, now) = fresh(60, 10);
+        for i in 0..7u8 {
+            f.accept_from(b"heavy", T0, &[b'h', i]).unwrap();
+        }
+        for i in 0..3u8 {
+            f.accept_from(b"light", T0, &[b'l', i]).unwrap();
+        }
+        // Full. A third sender is served by the heavy one's second going.
+        now.store(T0 + 1, Ordering::SeqCst);
+        f.accept_from(b"new", T0 + 1, b"n").unwrap();
+        assert_eq!(f.len(), 4, "light's 3 and new's 1");
+        assert_eq!(
+            f.accept_from(b"light", T0, b"l\x00"),
+            Err(AuthError::Replay)
+        );
+        assert!(matches!(
+            f.accept_from(b"heavy", T0, b"h\x00"),
+            Err(AuthError::Stale { .. })
+        ));
+        // The heavy sender starts again from the next second.
+        f.accept_from(b"heavy", T0 + 1, b"h2").unwrap();
+    }
+
+    #[test]
+    fn empty_sender_states_are_bounded_and_their_floors_kept() {
+        let (f, now) = fresh(60, 4);
+        now.store(T0 + 100, Ordering::SeqCst);
+        // A thousand senders, ten a second, one nonce each: each newcomer makes the previous
+        // heaviest forget its nonce, and that sender's empty state keeps its floor; but not
+        // without bound: past the cap they go and the common floor keeps what they refused.
+        let mut accepted = Vec::new();
+        for i in 0..1_000u32 {
+            let ts = T0 + 40 + u64::from(i / 10);
+            if f.accept_from(&i.to_be_bytes(), ts, &i.to_be_bytes())
+                .is_ok()
+            {
+                accepted.push((i, ts));
+            }
+            assert!(
+                f.lock().senders() <= 2 * 4 + 1,
+                "{} sender states",
+                f.lock().senders()
+            );
+        }
+        assert!(accepted.len() >= 100, "only {} accepted", accepted.len());
+        assert_eq!(f.len(), 4);
+        // Every nonce accepted, forgotten or not, is still refused.
+        for (i, ts) in accepted {
+            assert!(
+                f.accept_from(&i.to_be_bytes(), ts, &i.to_be_bytes())
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
     fn senders_are_forgotten_with_their_nonces() {
         let (f, now) = fresh(60, 100);
         for s in 0..50u8 {
@@ -570,7 +632,7 @@ mod tests {
     #[test]
     fn per_sender_limits() {
         let f = Freshness::default();
-        assert_eq!(f.max_per_sender(), Freshness::DEFAULT_PER_SENDER);
+        assert_eq!(f.max_per_sender(), Freshness::DEFAULT_CAPACITY);
         let f = Freshness::default().capacity(10).per_sender(0);
         assert_eq!(f.max_per_sender(), 1);
         let f = Freshness::default().capacity(10).per_sender(100);

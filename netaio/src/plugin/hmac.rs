@@ -98,10 +98,10 @@ pub(super) fn fixed_field<const N: usize>(
 /// checks the timestamp (±60 s by default) and the nonce (refused if seen within the window; see
 /// [`Freshness`]), then removes the three fields. Only authenticated messages reach the replay
 /// cache, so forged traffic cannot fill it. The nonce's first 8 bytes are the sending node's
-/// instance id, under the MAC: the cache counts each sender's nonces against its per-sender quota
-/// ([`Freshness::per_sender`]), so one peer sending faster than the cache holds narrows its own
-/// window and never makes the node refuse the others (a peer with the key could pose as many
-/// senders; the key is the trust boundary).
+/// instance id, under the MAC: it is the sender [`Freshness::accept_from`] counts nonces for, so
+/// when the cache is full the peer holding the most nonces makes room, and one peer sending faster
+/// than the cache holds never makes the node refuse the others (a peer with the key could pose as
+/// many senders; the key is the trust boundary).
 ///
 /// The replay cache is per receiving node, so within the window a message can still be replayed
 /// once to *another* node that shares the secret (the MAC binds no recipient); bind recipients at
@@ -324,7 +324,7 @@ impl AuthPlugin for HmacAuth {
             return Err(AuthError::Reflected);
         }
         // The nonce starts with the sender's node id (see `make`), under the MAC: the replay
-        // cache's per-sender quota keeps one busy peer from crowding out the others.
+        // cache makes the heaviest sender pay for room, so one busy peer cannot crowd out others.
         let sender = nonce.first_chunk::<8>().map_or(&[][..], |h| &h[..]);
         self.freshness.accept_from(sender, ts, &nonce)?;
         msg.auth.remove(&self.nonce_field);
