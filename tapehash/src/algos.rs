@@ -34,8 +34,12 @@ pub enum ParamError {
     TapeSizeMultiplier(u32),
 }
 
+const fn in_range(n: u32) -> bool {
+    MIN_PARAM <= n && n <= MAX_PARAM
+}
+
 fn code_size(n: u32) -> Result<usize, ParamError> {
-    if (MIN_PARAM..=MAX_PARAM).contains(&n) {
+    if in_range(n) {
         Ok(n as usize)
     } else {
         Err(ParamError::CodeSize(n))
@@ -43,7 +47,7 @@ fn code_size(n: u32) -> Result<usize, ParamError> {
 }
 
 fn multiplier(n: u32) -> Result<usize, ParamError> {
-    if (MIN_PARAM..=MAX_PARAM).contains(&n) {
+    if in_range(n) {
         Ok(n as usize)
     } else {
         Err(ParamError::TapeSizeMultiplier(n))
@@ -246,24 +250,33 @@ enum Variant {
 }
 
 impl Tapehash {
-    /// [`tapehash1`] with this `code_size` (1 to 65,536).
-    pub fn v1(code_size: u32) -> Result<Self, ParamError> {
-        self::code_size(code_size)?;
+    /// [`tapehash1`] with this `code_size` (1 to 65,536). A `const fn`, so a constant of fixed
+    /// parameters is checked at compile time.
+    pub const fn v1(code_size: u32) -> Result<Self, ParamError> {
+        if !in_range(code_size) {
+            return Err(ParamError::CodeSize(code_size));
+        }
         Ok(Self(Variant::One { code_size }))
     }
 
     /// [`tapehash2`] with this `tape_size_multiplier` (1 to 65,536).
-    pub fn v2(tape_size_multiplier: u32) -> Result<Self, ParamError> {
-        multiplier(tape_size_multiplier)?;
+    pub const fn v2(tape_size_multiplier: u32) -> Result<Self, ParamError> {
+        if !in_range(tape_size_multiplier) {
+            return Err(ParamError::TapeSizeMultiplier(tape_size_multiplier));
+        }
         Ok(Self(Variant::Two {
             tape_size_multiplier,
         }))
     }
 
     /// [`tapehash3`] with this `code_size` and `tape_size_multiplier` (each 1 to 65,536).
-    pub fn v3(code_size: u32, tape_size_multiplier: u32) -> Result<Self, ParamError> {
-        self::code_size(code_size)?;
-        multiplier(tape_size_multiplier)?;
+    pub const fn v3(code_size: u32, tape_size_multiplier: u32) -> Result<Self, ParamError> {
+        if !in_range(code_size) {
+            return Err(ParamError::CodeSize(code_size));
+        }
+        if !in_range(tape_size_multiplier) {
+            return Err(ParamError::TapeSizeMultiplier(tape_size_multiplier));
+        }
         Ok(Self(Variant::Three {
             code_size,
             tape_size_multiplier,
