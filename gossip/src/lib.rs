@@ -10,6 +10,7 @@ mod bulletin;
 mod ids;
 mod policy;
 mod store;
+mod subscriptions;
 mod work;
 
 pub use bulletin::{Bulletin, BulletinHeader, DecodeError};
@@ -17,4 +18,5 @@ pub use ids::{BEACON_DESCRIPTOR, BulletinId, ContentId, TopicId};
 pub use netaio_tapehash::{Difficulty, Tapehash};
 pub use policy::{BulletinPolicy, MintError, Refused, VerifiedBulletin};
 pub use store::{ContentStore, Inserted, StoreConfig, StoreError};
+pub use subscriptions::{DELIVERY_CODE_LEN, DeliveryCodeChanged, Subscriptions, TooManyTopics};
 pub use work::{ProofOfWork, WorkNotFound};
