@@ -18,8 +18,8 @@ pub struct WorkNotFound {
 /// The proof of work of bulletins: `function(header)` must meet `difficulty`.
 ///
 /// The default is the Python `gossip` library's: [`Tapehash::v1`] with code size 64 and 7 leading
-/// zero bits, so 128 tapehashes on average to mint (about 5 ms on one core of the development
-/// machine in a release build: `cargo bench -p netaio-gossip`), one to check.
+/// zero bits, so 128 tapehashes on average to mint (3.5 to 7 ms on one core of the development
+/// machine in a release build: `cargo bench -p netaio-gossip`), one to check (25 to 55 µs).
 ///
 /// ```
 /// use netaio_gossip::{BulletinHeader, ContentId, ProofOfWork, TopicId};

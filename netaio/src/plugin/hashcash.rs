@@ -49,9 +49,9 @@ use crate::{Message, MessageType};
 /// (the same fields, another domain tag; the message is hashed once, so a try costs one
 /// tapehash of 40 bytes whatever the message's size). Both ends must use the same function and
 /// parameters: a stamp made with another is refused as [`AuthError::InsufficientWork`]. Use a
-/// much lower difficulty than with SHA-256: tapehash1 with code size 64 costs about 40 µs per
+/// much lower difficulty than with SHA-256: tapehash1 with code size 64 costs 30 to 55 µs per
 /// try on the development machine in a release build (`cargo bench -p netaio-tapehash`), some
-/// 500 times a SHA-256 try, so 8 bits take about 10 ms.
+/// 300 to 500 times a SHA-256 try, so 8 bits take about 10 ms.
 ///
 /// # Cost
 ///
