@@ -4,3 +4,19 @@
 //! Work in progress (issue 15): the data model of the netaio author's Python `gossip` library
 //! (topics, bulletins, tapehash proof of work) and an I/O-free protocol core with a simulator.
 #![forbid(unsafe_code)]
+
+// The data model (topics, bulletins, proof of work, policy, store, subscriptions).
+mod bulletin;
+mod ids;
+mod policy;
+mod store;
+mod subscriptions;
+mod work;
+
+pub use bulletin::{Bulletin, BulletinHeader, DecodeError};
+pub use ids::{BEACON_DESCRIPTOR, BulletinId, ContentId, TopicId};
+pub use netaio_tapehash::{Difficulty, Tapehash};
+pub use policy::{BulletinPolicy, MintError, Refused, VerifiedBulletin};
+pub use store::{ContentStore, Inserted, StoreConfig, StoreError};
+pub use subscriptions::{DELIVERY_CODE_LEN, DeliveryCodeChanged, Subscriptions, TooManyTopics};
+pub use work::{ProofOfWork, WorkNotFound};

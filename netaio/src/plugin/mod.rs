@@ -18,7 +18,8 @@
 //!   with a timestamp window and a replay cache ([`Freshness`]).
 //! - [`AeadCipher`]: XChaCha20-Poly1305 with a random nonce; the type and uri are bound as
 //!   associated data, and the uri can be encrypted too.
-//! - [`HashcashAuth`]: proof-of-work stamps against spam.
+//! - [`HashcashAuth`]: proof-of-work stamps against spam (SHA-256, or with the `tapehash`
+//!   feature [`Tapehash`]).
 //!
 //! ```
 //! use netaio::plugin::{AeadCipher, HmacAuth, Plugins};
@@ -67,6 +68,10 @@ pub use aead::AeadCipher;
 pub use freshness::{Clock, Freshness};
 pub use hashcash::HashcashAuth;
 pub use hmac::HmacAuth;
+/// The tapehash functions, a second stamp function for [`HashcashAuth`] (the `tapehash` feature;
+/// the `netaio-tapehash` crate).
+#[cfg(feature = "tapehash")]
+pub use netaio_tapehash::Tapehash;
 pub use pipeline::{OpenError, SealError, Stage, open_inner, open_outer, seal};
 pub(crate) use plugins::NodePlugins;
 pub use plugins::{AuthErrorHook, AuthFailure, Plugins, SendOptions, default_auth_error_reply};
