@@ -14,18 +14,20 @@ use netaio::compat::PackifyCodec;
 use netaio::message::{AuthFieldsCodec, PostcardCodec};
 use netaio::plugin::{AeadCipher, HmacAuth, PluginContext, Plugins, open_outer, seal};
 use netaio::{Message, MessageType};
+use netaio_gossip::{Bulletin, BulletinHeader, BulletinPolicy, ContentId, TopicId};
 use tokio_util::codec::Decoder;
 
 /// One fuzz target: arbitrary bytes in, a panic only on a broken promise.
 pub type Target = fn(&[u8]);
 
 /// The targets by name: the names of `fuzz/fuzz_targets/*.rs` and of the corpus directories.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("frame_stream", frame_stream),
     ("message_decode", message_decode),
     ("postcard_auth_block", postcard_auth_block),
     ("packify_auth_block", packify_auth_block),
     ("pipeline_hmac_aead", pipeline_hmac_aead),
+    ("gossip_bulletin", gossip_bulletin),
 ];
 
 /// A byte stream, cut into reads where the stream says, through the frame splitter and the
@@ -132,6 +134,17 @@ pub fn pipeline_hmac_aead(data: &[u8]) {
     }
 }
 
+/// A gossip bulletin as it arrives from a peer: decoded, re-encoded to the same bytes, and
+/// checked by the default policy (expiry, size, proof of work, content hash) without panicking.
+pub fn gossip_bulletin(data: &[u8]) {
+    let bytes = Bytes::copy_from_slice(data);
+    let Ok(bulletin) = Bulletin::decode(bytes.clone()) else {
+        return;
+    };
+    assert_eq!(bulletin.encode(), bytes, "bulletin did not round-trip");
+    let _ = BulletinPolicy::default().verify(bulletin, 1_700_000_000);
+}
+
 /// One genuine frame sealed with the pipeline's plugins, made once.
 fn sealed_frame() -> &'static (Plugins, Bytes, Message) {
     static SEALED: OnceLock<(Plugins, Bytes, Message)> = OnceLock::new();
@@ -202,6 +215,17 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         }
     }
     out.push(("pipeline_hmac_aead", sealed.to_vec()));
+    let content = b"a bulletin's content".as_slice();
+    let header = BulletinHeader {
+        topic: TopicId::from_descriptor(b"a topic"),
+        content_id: ContentId::of(content),
+        timestamp: 1_700_000_000,
+        nonce: 7,
+    };
+    out.push((
+        "gossip_bulletin",
+        Bulletin::new(header, content).encode().to_vec(),
+    ));
     let mut flip = vec![1u8];
     flip.extend(std::iter::repeat_n(0u8, 20));
     flip.push(0x40);
