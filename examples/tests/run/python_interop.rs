@@ -1,7 +1,8 @@
 //! Live interoperability with the real Python library, `netaio==0.0.9` (and `packify==0.4.0`)
 //! from PyPI: the Rust `compat_server` and `compat_client` against the Python programs in
 //! `examples/python/` (`compat_server.py`, `compat_client.py`), in both directions, for every
-//! plugin setup; a wrong secret refused both ways; pub/sub across languages; TCP peer adverts from
+//! plugin setup; a wrong secret refused both ways; pub/sub across languages (also against the
+//! subscribe handlers of the Python README, which confirm with empty content); TCP peer adverts from
 //! a Python client to a Rust server; UDP request/response both ways between `compat_udp_node` and
 //! `compat_udp_node.py`.
 //!
@@ -385,6 +386,20 @@ fn rust_client_python_server_hmac_and_cipher() {
 #[test]
 fn rust_client_python_server_cipher_without_uri_encryption() {
     rust_client_against_python_server(CIPHER_CLEAR_URI);
+}
+
+/// A Python server whose subscribe and unsubscribe handlers are the Python README's: they confirm
+/// with empty content, which the Rust client accepts as the Python library does (type and uri).
+#[test]
+fn rust_client_python_server_with_the_readme_subscribe_handlers() {
+    for plugins in [PLAIN, HMAC_CIPHER] {
+        let (_server, port) = python_server(&[plugins, &["--readme-handlers"]].concat());
+        let mut args = vec!["--n", "2"];
+        args.extend_from_slice(plugins);
+        rust_client(&port, &args)
+            .finish(LIMIT)
+            .assert_ok("rust client -> python README server", "ok 2");
+    }
 }
 
 #[test]
