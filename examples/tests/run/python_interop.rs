@@ -30,7 +30,7 @@ const COMPAT_UDP_NODE: &str = env!("CARGO_BIN_EXE_compat_udp_node");
 
 /// How long one program may run (generous for a loaded 2-core machine; they take well under a
 /// second).
-const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// How long the servers live at most (each test kills its server when done).
 const SERVER_SECONDS: &str = "60";
@@ -48,7 +48,7 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn python_dir() -> PathBuf {
+pub(crate) fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
 }
 
@@ -78,7 +78,7 @@ fn versions_ok(python: &Path) -> Result<(), String> {
 }
 
 /// The Python interpreter with netaio 0.0.9 (found or installed once per test run).
-fn python() -> &'static Path {
+pub(crate) fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         if let Some(p) = std::env::var_os("NETAIO_PYTHON") {
@@ -126,7 +126,7 @@ fn python() -> &'static Path {
 }
 
 /// A running program: stdout lines arrive on `lines`, stderr is collected; killed on drop.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     name: String,
     lines: mpsc::Receiver<String>,
@@ -142,7 +142,7 @@ struct Finished {
 }
 
 impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
+    pub(crate) fn spawn(cmd: &mut Command) -> Proc {
         let name = format!("{cmd:?}");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
@@ -188,7 +188,7 @@ impl Proc {
     }
 
     /// The next stdout line, within `limit`.
-    fn line(&mut self, limit: Duration) -> String {
+    pub(crate) fn line(&mut self, limit: Duration) -> String {
         match self.lines.recv_timeout(limit) {
             Ok(l) => l,
             Err(e) => panic!(
@@ -200,7 +200,7 @@ impl Proc {
     }
 
     /// Wait for `listening P` and return P.
-    fn port(&mut self) -> u16 {
+    pub(crate) fn port(&mut self) -> u16 {
         let first = self.line(LIMIT);
         first
             .strip_prefix("listening ")
