@@ -4,7 +4,9 @@
 //! The first key seen for a nick is remembered. A different key later announcing the same nick is
 //! *changed*: the chat flags it and does not show its messages until you accept it with `/trust`
 //! (which adds a line; a nick may have several keys, say a laptop and a desktop). Nicks compare
-//! without case (`Alice` is `alice`). Your own nick counts as known with your own key.
+//! without case (`Alice` is `alice`). Your own nick counts as known with your own key; someone else
+//! announcing it with a key you never accepted for it is a *namesake*: shown with its fingerprint,
+//! not remembered, and not called a changed key (from where you sit, nobody you know changed).
 //!
 //! File format, one entry a line: `NICK ED25519-PUBLIC-KEY-HEX`; `#` starts a comment. Delete a
 //! line to forget a key.
@@ -23,6 +25,10 @@ pub enum Trust {
     Known,
     /// Nobody was known under this nick: remembered now (first use).
     New,
+    /// Your own nick, announced by a key you have not accepted for it (someone else chose the
+    /// same nick, or pretends to be you to the others): shown as `nick#fingerprint`, not
+    /// remembered.
+    Namesake,
     /// The nick is known with other keys only: flagged, not trusted.
     Changed {
         /// The keys known for the nick.
@@ -99,16 +105,16 @@ impl KnownPeers {
 
     /// What `key` announcing `nick` is, given that this chat itself is `own` (nick, key).
     pub fn classify(&self, nick: &str, key: &[u8; 32], own: (&str, &[u8; 32])) -> Trust {
-        let mut known = self.keys(nick).to_vec();
-        if nick.eq_ignore_ascii_case(own.0) && !known.contains(own.1) {
-            known.push(*own.1);
-        }
-        if known.contains(key) {
+        let known = self.keys(nick);
+        let yours = nick.eq_ignore_ascii_case(own.0);
+        if known.contains(key) || (yours && key == own.1) {
             Trust::Known
         } else if known.is_empty() {
-            Trust::New
+            if yours { Trust::Namesake } else { Trust::New }
         } else {
-            Trust::Changed { known }
+            Trust::Changed {
+                known: known.to_vec(),
+            }
         }
     }
 
@@ -178,13 +184,18 @@ mod tests {
     }
 
     #[test]
-    fn own_nick_is_known_with_own_key() {
-        let t = KnownPeers::in_memory();
+    fn own_nick_is_known_with_own_key_and_another_key_is_a_namesake() {
+        let mut t = KnownPeers::in_memory();
         assert_eq!(t.classify("ME", ME.1, ME), Trust::Known);
+        // Not "changed": nobody known under this nick changed keys.
+        assert_eq!(t.classify("me", &[1; 32], ME), Trust::Namesake);
+        // Once a key is accepted for the nick, others are changed keys again.
+        t.remember("me", &[1; 32]).unwrap();
+        assert_eq!(t.classify("me", &[1; 32], ME), Trust::Known);
         assert_eq!(
-            t.classify("me", &[1; 32], ME),
+            t.classify("me", &[2; 32], ME),
             Trust::Changed {
-                known: vec![[9; 32]]
+                known: vec![[1; 32]]
             }
         );
     }

@@ -13,9 +13,14 @@
 //!   known nick is flagged and its messages withheld until `/trust`.
 //! - An optional room secret authenticates and encrypts all traffic, adverts included, so only
 //!   people who know it discover and read each other.
-//! - Line-based: works in a terminal and through pipes ([`ui`], [`commands`], [`input`]).
+//! - At a terminal, a line editor ([`terminal`]: history, editing keys, Tab completion) keeps
+//!   the prompt and the half-typed line intact while lines print above it, and one's own lines
+//!   are shown with a delivery mark; through pipes, plain lines in and out ([`ui`], [`commands`],
+//!   [`input`]).
 //!
-//! The program is `src/bin/chat.rs`; [`app::run`] is the chat itself.
+//! The program is `src/bin/chat.rs`; [`app::run`] is the chat itself, made of [`people`] (who is
+//! here), [`receive`] (the chat route), [`session`] (the commands), [`outbox`] (delivery) and
+//! [`refusals`] (why nobody is here).
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -25,5 +30,11 @@ pub mod input;
 pub mod kdf;
 pub mod known;
 pub mod options;
+pub mod outbox;
+pub mod people;
 pub mod protocol;
+pub mod receive;
+pub mod refusals;
+pub mod session;
+pub mod terminal;
 pub mod ui;

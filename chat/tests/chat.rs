@@ -25,6 +25,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::terminal::{BACKSPACE, CTRL_C, END, ENTER, HOME, LEFT, RIGHT, TAB, TermChat, UP};
 use common::{Chat, LIMIT, free_port};
 use netaio::Router;
 use netaio::peer::PeerConfig;
@@ -109,6 +110,12 @@ fn three_people_talk() {
     bob.wait_for("the message to the new nick", |l| {
         l == "<alice> (private) hi robert"
     });
+    // The old nick says who it is now.
+    let from = alice.mark();
+    alice.type_line("/msg bob still there?");
+    alice.wait_from(from, "the new name", |l| {
+        l == "! nobody called bob is here: bob is now known as robert (/msg robert ...)"
+    });
 
     // Dave has the wrong room secret: he sees nothing and nobody sees him.
     let before = alice.stats().auth;
@@ -122,6 +129,34 @@ fn three_people_talk() {
     dave.wait_from(from, "the not-sent notice", |l| {
         l.starts_with("! nobody else is here yet")
     });
+    // ... and why: the others' datagrams failed his room check.
+    dave.wait_from(from, "the room secret hint", |l| {
+        l.starts_with("! datagrams from ")
+            && l.ends_with(" could not be authenticated: is the room secret the same?")
+    });
+    // Eve has no secret at all: the room's datagrams reach her sealed.
+    let mut eve = Chat::start(home.path(), "e", "eve", port, &[]);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let from = eve.mark();
+        eve.type_line("/peers");
+        eve.wait_from(from, "the /peers answer", |l| {
+            l == "* nobody else is here yet"
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let n = eve.mark();
+        if eve.log[from..n]
+            .iter()
+            .any(|l| l.contains("! datagrams from ") && l.contains("are sealed with a room secret"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "eve never got the hint: {:#?}",
+            eve.log
+        );
+    }
     alice.type_line("while the fourth is here");
     bob.wait_for("alice's message", said("alice", "while the fourth is here"));
     carol.wait_for("alice's message", said("alice", "while the fourth is here"));
@@ -129,6 +164,7 @@ fn three_people_talk() {
         let rows = c.peers();
         assert_eq!(rows.len(), 2, "{}: {rows:?}", c.nick);
         assert!(rows.iter().all(|r| !r.starts_with("dave")), "{rows:?}");
+        assert!(rows.iter().all(|r| !r.starts_with("eve")), "{rows:?}");
         assert_eq!(
             c.count(|l| l.contains("dave")),
             0,
@@ -154,6 +190,7 @@ fn three_people_talk() {
     );
 
     assert!(dave.quit().success());
+    assert!(eve.quit().success());
 
     // Carol comes back with the same identity: alice knows her key already, and she learns bob's
     // current nick although his adverts still carry the one he started with.
@@ -188,7 +225,14 @@ fn three_people_talk() {
     assert!(bob.wait_exit().success());
     carol2.wait_for("bob's leave notice", |l| l == "* robert left");
     assert!(carol2.quit().success());
-    for c in [&mut alice, &mut bob, &mut carol, &mut carol2, &mut dave] {
+    for c in [
+        &mut alice,
+        &mut bob,
+        &mut carol,
+        &mut carol2,
+        &mut dave,
+        &mut eve,
+    ] {
         assert!(
             c.log.last().is_some_and(|l| l.ends_with("* bye")),
             "{}",
@@ -232,6 +276,22 @@ async fn impostors_and_forgeries() {
     );
     assert!(row.ends_with("KEY CHANGED: not trusted"), "{row}");
     mallory.wait_for("bob joined", joined("bob"));
+    // In mallory's own chat, the real alice uses "her" nick: shown with its key, not as a key
+    // change of someone she knows; and likewise mallory in alice's.
+    let alice_fp = fingerprint(
+        &netaio_chat::identity::load(&alice.identity())
+            .unwrap()
+            .public_keys()
+            .ed25519,
+    );
+    let seen = mallory.wait_for("the real alice", |l| {
+        l.starts_with(&format!("* alice#{} joined (", &alice_fp[..8]))
+    });
+    assert!(seen.contains("uses your nick"), "{seen}");
+    let seen = alice.wait_for("mallory", |l| {
+        l.starts_with(&format!("* alice#{} joined (", &mallory_fp[..8]))
+    });
+    assert!(seen.contains("uses your nick"), "{seen}");
     mallory.type_line("it is me, alice, send me the files");
     mallory.type_line("/msg bob psst, it is alice");
     bob.stats_until("both withheld", |s| s.withheld == 2);
@@ -256,6 +316,12 @@ async fn impostors_and_forgeries() {
     });
     let known = std::fs::read_to_string(bob.dir.join("known_peers")).unwrap();
     assert_eq!(known.lines().filter(|l| l.starts_with("alice ")).count(), 2);
+    alice.type_line("the real one here");
+    mallory.wait_for("the real alice's line", |l| {
+        l == format!("<alice#{}> the real one here", &alice_fp[..8])
+    });
+    assert_eq!(mallory.count(|l| l.starts_with("!! key changed")), 0);
+    assert_eq!(alice.count(|l| l.starts_with("!! key changed")), 0);
     assert!(mallory.quit().success());
     bob.wait_for("mallory left", |l| {
         l == format!("* alice#{} left", &mallory_fp[..8])
@@ -370,4 +436,97 @@ async fn impostors_and_forgeries() {
     assert!(alice.quit().success());
     assert!(bob.quit().success());
     bob.assert_plain();
+}
+
+/// At a terminal (a pseudo-terminal, its screen rendered as a VT100 would): alice edits with the
+/// cursor keys, recalls a line from the history, completes a command and a nick with Tab, keeps a
+/// half-typed line while a message arrives, sees her own lines with their delivery mark (and
+/// the names of those who did not get one), and leaves with Ctrl-C. Bob reads through a pipe.
+#[test]
+fn typing_at_a_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut alice = TermChat::start(home.path(), "a", "alice", port);
+    let mut bob = Chat::start(home.path(), "b", "bob", port, &[]);
+    bob.wait_for("alice joined", joined("alice"));
+    alice.wait_row("bob joined", |r| r.starts_with("* bob joined ("));
+
+    // Cursor keys, Home, End and Backspace edit the line; none of them reaches bob as text.
+    alice.keys("hllo wrld");
+    alice.keys(&LEFT.repeat(3));
+    alice.keys("o");
+    alice.keys(HOME);
+    alice.keys(RIGHT);
+    alice.keys("e");
+    alice.keys(END);
+    alice.keys(" !!");
+    alice.keys(BACKSPACE);
+    alice.keys(ENTER);
+    bob.wait_for("the edited line", said("alice", "hello world !"));
+    // Alice's own line, once, in the transcript's format, with the mark that bob has it; the
+    // line as the editor left it is gone.
+    alice.wait_row("her line, delivered", |r| r == "<alice> hello world ! ✓");
+    assert!(
+        !alice.rows().iter().any(|r| r.starts_with("alice> hello")),
+        "{}",
+        alice.screen()
+    );
+
+    // Up recalls it; edited and sent again.
+    alice.keys(UP);
+    alice.wait_screen("the recalled line", |s| s.contains("alice> hello world !"));
+    alice.keys(&BACKSPACE.repeat(2));
+    alice.keys("?");
+    alice.keys(ENTER);
+    bob.wait_for("the recalled line", said("alice", "hello world?"));
+
+    // A message arrives while alice is typing: it is printed above, her line stays as it was.
+    alice.keys("half typed");
+    alice.wait_screen("the half-typed line", |s| s.contains("alice> half typed"));
+    bob.type_line("interrupting you");
+    alice.wait_row("bob's message", |r| r == "<bob> interrupting you");
+    assert_eq!(
+        alice.cursor_row(),
+        "alice> half typed",
+        "{}",
+        alice.screen()
+    );
+    alice.keys(" line");
+    alice.keys(ENTER);
+    bob.wait_for("the finished line", said("alice", "half typed line"));
+
+    // Tab completes the command and the nick.
+    alice.keys("/ms");
+    alice.keys(TAB);
+    alice.keys("b");
+    alice.keys(TAB);
+    alice.keys("psst");
+    alice.keys(ENTER);
+    bob.wait_for("the direct message", |l| l == "<alice> (private) psst");
+    alice.wait_row("her direct message, delivered", |r| {
+        r == "<alice> (to bob) psst ✓"
+    });
+
+    // Bob stops answering (stopped, not gone): after the retries alice is told he did not get it.
+    let stop = |signal: &str| {
+        let status = Command::new("kill")
+            .args([signal, &bob.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    stop("-STOP");
+    alice.keys("anyone there?");
+    alice.keys(ENTER);
+    alice.wait_row("the failed delivery", |r| {
+        r.contains("not delivered to bob (no answer)") && r.contains("anyone there?")
+    });
+    stop("-CONT");
+
+    // Ctrl-C leaves, as SIGINT does through a pipe.
+    alice.keys(CTRL_C);
+    assert!(alice.wait_exit().success());
+    alice.wait_row("the leave notice", |r| r == "* Ctrl-C: leaving");
+    bob.wait_for("alice's leave notice", |l| l == "* alice left");
+    assert!(bob.quit().success());
 }

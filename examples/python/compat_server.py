@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Python netaio 0.0.9 interop server, the twin of the Rust `compat_server`.
 
-    compat_server.py --port P [--hmac SECRET] [--cipher KEY] [--no-encrypt-uri] [--seconds N] [--bind ADDR]
+    compat_server.py --port P [--hmac SECRET] [--cipher KEY] [--no-encrypt-uri] [--seconds N] [--bind ADDR] [--readme-handlers]
 
 Prints `listening P` once bound (the real port when P is 0). REQUEST_URI -> RESPOND_URI echo;
 SUBSCRIBE_URI -> CONFIRM_SUBSCRIBE; UNSUBSCRIBE_URI -> CONFIRM_UNSUBSCRIBE (also when not
 subscribed); PUBLISH_URI -> NOTIFY_URI to the uri's subscribers, then OK `published`; anything else
 gets the library's default NOT_FOUND. Exits after N seconds.
+
+The confirmations echo the request's content, unless `--readme-handlers`: then the subscribe and
+unsubscribe handlers are the Python README's, word for word (empty content; unsubscribing when not
+subscribed raises KeyError).
 """
 
 import asyncio
@@ -21,6 +25,7 @@ async def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float)
     p.add_argument("--bind", default="0.0.0.0")
+    p.add_argument("--readme-handlers", action="store_true")
     args = p.parse_args()
     quiet(args.verbose)
     auth, cipher = plugins(args)
@@ -33,18 +38,36 @@ async def main() -> int:
     def echo(msg, writer):
         return make_respond_uri_msg(msg.body.content, msg.body.uri)
 
-    @server.on(MessageType.SUBSCRIBE_URI)
-    def subscribe(msg, writer):
-        server.subscribe(msg.body.uri, writer)
-        return reply(msg, MessageType.CONFIRM_SUBSCRIBE)
+    if args.readme_handlers:
+        # From the Python library's README.
+        @server.on(MessageType.SUBSCRIBE_URI)
+        async def subscribe(msg: Message, writer: asyncio.StreamWriter):
+            server.subscribe(msg.body.uri, writer)
+            return Message.prepare(
+                Body.prepare(b'', uri=msg.body.uri),
+                MessageType.CONFIRM_SUBSCRIBE
+            )
 
-    @server.on(MessageType.UNSUBSCRIBE_URI)
-    def unsubscribe(msg, writer):
-        try:
+        @server.on(MessageType.UNSUBSCRIBE_URI)
+        async def unsubscribe(msg: Message, writer: asyncio.StreamWriter):
             server.unsubscribe(msg.body.uri, writer)
-        except KeyError:
-            pass
-        return reply(msg, MessageType.CONFIRM_UNSUBSCRIBE)
+            return Message.prepare(
+                Body.prepare(b'', uri=msg.body.uri),
+                MessageType.CONFIRM_UNSUBSCRIBE
+            )
+    else:
+        @server.on(MessageType.SUBSCRIBE_URI)
+        def subscribe(msg, writer):
+            server.subscribe(msg.body.uri, writer)
+            return reply(msg, MessageType.CONFIRM_SUBSCRIBE)
+
+        @server.on(MessageType.UNSUBSCRIBE_URI)
+        def unsubscribe(msg, writer):
+            try:
+                server.unsubscribe(msg.body.uri, writer)
+            except KeyError:
+                pass
+            return reply(msg, MessageType.CONFIRM_UNSUBSCRIBE)
 
     @server.on(MessageType.PUBLISH_URI)
     async def publish(msg, writer):

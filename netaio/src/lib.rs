@@ -18,6 +18,10 @@ pub mod router;
 pub mod tcp;
 pub mod udp;
 
+/// The `bytes` crate, whose `Bytes` holds every uri and content (`Message::content`,
+/// `Message::uri`): `use netaio::bytes::Bytes;` needs no dependency of one's own, and its version
+/// is always the one netaio uses.
+pub use bytes;
 pub use error::{BindError, ConnectError, ReceiveError, RequestError, SendError, SubscribeError};
 pub use message::{Message, MessageType};
 #[cfg(feature = "macros")]

@@ -3,7 +3,8 @@
 //!
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`;
 //! - [`signals`]: a future completing on Ctrl-C / SIGTERM, and one after `--seconds N`;
-//! - [`parse_args`]: clap's `Parser::parse`, with the usage after every usage error;
+//! - [`parse_args`]: clap's `Parser::parse`, with the usage after every usage error, and
+//!   [`parse_no_args`] for the programs that take none (`--help` works, anything else is refused);
 //! - [`parse_ip`]: the clap value parser of address flags (`::1` and `[::1]` both work);
 //! - [`MulticastArgs`]: the `--bind --port --group --group-port --interface` flags of the
 //!   programs that find peers by multicast (`discovery`, `chat`).
@@ -88,6 +89,42 @@ where
         }
         with_usage(e, &mut cmd)
     })
+}
+
+/// The command line of a program that takes no arguments: `--help` prints `about` and the usage
+/// and exits 0; any argument is a usage error (the error and the usage on stderr, exit code 2), so a
+/// mistyped flag is not silently ignored.
+pub fn parse_no_args(name: &'static str, about: &'static str) {
+    if let Err(e) = try_no_args_from(name, about, std::env::args_os()) {
+        e.exit();
+    }
+}
+
+/// [`parse_no_args`] on `args` (the program name first), returning the error or help instead of
+/// exiting.
+///
+/// ```
+/// assert!(netaio_support::try_no_args_from("demo", "A demo.", ["demo"]).is_ok());
+/// let err = netaio_support::try_no_args_from("demo", "A demo.", ["demo", "--port", "1"]).unwrap_err();
+/// assert_eq!(err.exit_code(), 2);
+/// assert!(err.to_string().contains("Usage: demo"), "{err}");
+/// let help = netaio_support::try_no_args_from("demo", "A demo.", ["demo", "--help"]).unwrap_err();
+/// assert_eq!(help.exit_code(), 0);
+/// assert!(help.to_string().contains("A demo."), "{help}");
+/// ```
+pub fn try_no_args_from<I, T>(
+    name: &'static str,
+    about: &'static str,
+    args: I,
+) -> Result<(), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut cmd = clap::Command::new(name).about(about);
+    cmd.try_get_matches_from_mut(args)
+        .map(drop)
+        .map_err(|e| with_usage(e, &mut cmd))
 }
 
 /// `err` with `cmd`'s usage, unless it has one already or is not an error (`--help`).

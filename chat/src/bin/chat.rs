@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use netaio_chat::options::from_env;
+use netaio_chat::terminal::{Names, Terminal};
 use netaio_chat::ui::Ui;
 use netaio_chat::{app, input};
 use netaio_support::init_tracing;
@@ -15,10 +16,32 @@ async fn main() -> ExitCode {
     // `--help` prints the help and exits 0; a usage error exits 2 with the usage.
     let (opts, color) = from_env().unwrap_or_else(|e| e.exit());
     init_tracing("warn");
-    let ui = Arc::new(Ui::stdout(color.for_stdout()));
-    let stop = stop_signals();
+    let color = color.for_stdout();
+    let names = Names::default();
+    // The editor's first prompt shows the nick.
+    names.set_own(&opts.nick);
+    let signals = stop_signals();
     let wildcard = opts.bind.ip().is_unspecified();
-    match app::run(opts, ui, input::stdin_lines(), stop).await {
+    // At a terminal, the line editor; through pipes (or if the editor cannot start), plain lines.
+    let terminal = if Terminal::available() {
+        Terminal::start(names.clone(), color)
+            .map_err(|e| eprintln!("chat: no line editing ({e}): reading plain lines"))
+            .ok()
+    } else {
+        None
+    };
+    let result = match terminal {
+        Some(Terminal { ui, input, restore }) => {
+            let result = app::run(opts, ui, input, names, signals).await;
+            restore.restore();
+            result
+        }
+        None => {
+            let ui = Arc::new(Ui::stdout(color));
+            app::run(opts, ui, input::stdin_lines(), names, signals).await
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat: {e}");

@@ -305,3 +305,4 @@ impl Drop for Chat {
         let _ = self.child.wait();
     }
 }
+pub mod terminal;

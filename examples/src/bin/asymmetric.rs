@@ -93,6 +93,10 @@ impl Vault {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    netaio_support::parse_no_args(
+        "asymmetric",
+        "Public-key plugins (X25519Cipher + Ed25519Auth) between a server and clients that exchanged peer data; prints the exchange. Takes no arguments.",
+    );
     init_tracing("warn");
     match run().await {
         Ok(()) => {

@@ -22,6 +22,10 @@ type Notes = mpsc::Sender<Message>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    netaio_support::parse_no_args(
+        "demo",
+        "A server and a client in one process: request, NOT_FOUND as a typed error, subscribe, publish, notify, graceful shutdown; prints the exchange. Takes no arguments.",
+    );
     init_tracing("warn");
     match run().await {
         Ok(()) => {

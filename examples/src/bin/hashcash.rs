@@ -61,6 +61,10 @@ fn stamping() -> SendOptions {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    netaio_support::parse_no_args(
+        "hashcash",
+        "Proof of work against spam: one route demands a hashcash stamp on every request; prints what a client that solves stamps and one that does not get. Takes no arguments.",
+    );
     init_tracing("warn");
     match run().await {
         Ok(()) => {

@@ -67,6 +67,10 @@ async fn admin(Content(order): Content) -> Message {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    netaio_support::parse_no_args(
+        "hmac_cipher",
+        "Two plugin layers (HmacAuth + AeadCipher for the node, another pair on one route); prints the exchange and the refusals. Takes no arguments.",
+    );
     init_tracing("warn");
     match run().await {
         Ok(()) => {

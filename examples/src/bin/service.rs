@@ -95,6 +95,10 @@ impl KvStore {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    netaio_support::parse_no_args(
+        "service",
+        "A key-value store written as a #[netaio::service], used by a client in the same process; prints the exchange. Takes no arguments.",
+    );
     init_tracing("warn");
     match run().await {
         Ok(()) => {

@@ -4,12 +4,14 @@
 //! sends it an echo request and prints the reply.
 //!
 //! ```text
-//! udp_node [--port P] [--bind ADDR] [--peer ADDR] [--message TEXT] [--id ID] [--seconds N]
+//! udp_node [--port P] [--bind ADDR] [--peer ADDR] [--message TEXT] [--timeout S] [--id ID] [--seconds N]
 //! ```
 //!
-//! Output (stdout): `listening P`, then `reply TYPE "uri" "content"` for the request to `--peer`,
-//! and one line per peer event (`discovered ID ADDR`, `disconnected ID`, …). It runs until Ctrl-C
-//! (or SIGTERM, or `--seconds N`), then says goodbye (`DISCONNECT`) to its peers and exits 0.
+//! Output (stdout): `listening P`, then `reply TYPE "uri" "content"` for the request to `--peer`
+//! (or `error ...` when it fails or no reply comes within `--timeout`), and one line per peer
+//! event (`discovered ID ADDR`, `disconnected ID`, …). It runs until Ctrl-C (or SIGTERM, or
+//! `--seconds N`), then says goodbye (`DISCONNECT`) to its peers and exits 0, or 1 if the advert
+//! or the request to `--peer` failed (it keeps serving others meanwhile).
 //!
 //! Two nodes on one host:
 //!
@@ -21,6 +23,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -47,12 +50,24 @@ struct Cli {
     /// The echo request's content
     #[arg(long, value_name = "TEXT", default_value = "hello")]
     message: String,
+    /// Seconds to wait for the echo reply
+    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
+    timeout: Duration,
     /// This node's peer id (default: random)
     #[arg(long, value_name = "ID")]
     id: Option<String>,
     /// Stop after N seconds (default: run until Ctrl-C)
     #[arg(long, value_name = "N")]
     seconds: Option<u64>,
+}
+
+/// A number of seconds above 0 and under a day (`Duration::from_secs_f64` panics on huge ones).
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t < 86_400.0 => Ok(Duration::from_secs_f64(t)),
+        Ok(_) => Err("not a number of seconds above 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn say(line: &str) {
@@ -68,6 +83,7 @@ async fn main() -> ExitCode {
     let mut builder = UdpNode::builder()
         .address(SocketAddr::new(opts.bind, opts.port))
         .router(service::router())
+        .request_timeout(opts.timeout)
         .peer_management(PeerConfig::default());
     if let Some(id) = opts.id {
         builder = builder.local_peer(Peer::new(id));
@@ -94,16 +110,24 @@ async fn main() -> ExitCode {
         }
     }));
 
+    // A failed advert or request is reported and makes the exit status 1, but the node keeps
+    // serving until it is stopped, as a node that others may be talking to.
+    let mut failed = false;
     if let Some(peer) = opts.peer {
         if let Err(e) = handle.advertise_to(peer).await {
             eprintln!("udp_node: cannot advertise to {peer}: {e}");
+            failed = true;
         }
         match handle.request(peer, "echo", opts.message).await {
             Ok(reply) => say(&format!("reply {}", show::message(&reply))),
-            Err(e) => say(&format!("error {}", show::request_error(&e))),
+            Err(e) => {
+                say(&format!("error {}", show::request_error(&e)));
+                failed = true;
+            }
         }
     }
     match serving.await {
+        Ok(()) if failed => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("udp_node: {e}");
@@ -134,6 +158,8 @@ mod tests {
             (cli.peer, cli.message.as_str(), cli.id, cli.seconds),
             (None, "hello", None, None)
         );
+        assert_eq!(cli.timeout, Duration::from_secs(10));
+        assert!(Cli::try_parse_from(["udp_node", "--timeout", "0"]).is_err());
         let cli = Cli::try_parse_from([
             "udp_node",
             "--port",

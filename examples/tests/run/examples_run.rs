@@ -319,3 +319,66 @@ fn demo_prints_the_exchange_and_exits_0() {
         ],
     );
 }
+
+/// Every example program, each with a flag it does not take.
+const EVERY_PROGRAM: [&str; 12] = [
+    env!("CARGO_BIN_EXE_asymmetric"),
+    env!("CARGO_BIN_EXE_compat_client"),
+    env!("CARGO_BIN_EXE_compat_server"),
+    env!("CARGO_BIN_EXE_compat_udp_node"),
+    DEMO,
+    env!("CARGO_BIN_EXE_discovery"),
+    ECHO_CLIENT,
+    ECHO_SERVER,
+    env!("CARGO_BIN_EXE_hashcash"),
+    env!("CARGO_BIN_EXE_hmac_cipher"),
+    env!("CARGO_BIN_EXE_service"),
+    env!("CARGO_BIN_EXE_udp_node"),
+];
+
+#[test]
+fn every_example_answers_help_and_refuses_an_unknown_flag() {
+    for program in EVERY_PROGRAM {
+        let name = program.rsplit('/').next().unwrap();
+        let out = run(command(program, &["--help"]), LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{name} --help");
+        let help = text(&out.stdout);
+        assert!(help.contains(&format!("Usage: {name}")), "{name}: {help}");
+        // The programs that take no arguments used to run their whole exchange here and exit 0.
+        let out = run(command(program, &["--no-such-flag"]), LIMIT);
+        assert_eq!(out.status.code(), Some(2), "{name} --no-such-flag");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("unexpected argument '--no-such-flag'") && err.contains("Usage:"),
+            "{name}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{name}: {}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn example_log_lines_start_with_the_time() {
+    let mut cmd = command(
+        ECHO_SERVER,
+        &["--port", "0", "--bind", "127.0.0.1", "--seconds", "1"],
+    );
+    cmd.env("RUST_LOG", "info");
+    let out = run(cmd, LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("listening"))
+        .unwrap_or_else(|| panic!("no `listening` log line in:\n{err}"));
+    // `2026-01-31T12:34:56.123456Z  INFO netaio::...`: an RFC 3339 UTC time, then the level.
+    let (time, rest) = line.split_once(' ').unwrap();
+    assert!(
+        time.len() >= 20
+            && time.as_bytes()[4] == b'-'
+            && time.as_bytes()[10] == b'T'
+            && time.ends_with('Z')
+            && time[..4].bytes().all(|b| b.is_ascii_digit()),
+        "{line}"
+    );
+    assert!(rest.trim_start().starts_with("INFO"), "{line}");
+}

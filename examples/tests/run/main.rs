@@ -4,5 +4,6 @@ mod common;
 mod examples_run;
 mod plugin_examples_run;
 mod python_interop;
+mod python_udp_peers;
 mod service_run;
 mod udp_examples_run;

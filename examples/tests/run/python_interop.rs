@@ -1,7 +1,8 @@
 //! Live interoperability with the real Python library, `netaio==0.0.9` (and `packify==0.4.0`)
 //! from PyPI: the Rust `compat_server` and `compat_client` against the Python programs in
 //! `examples/python/` (`compat_server.py`, `compat_client.py`), in both directions, for every
-//! plugin setup; a wrong secret refused both ways; pub/sub across languages; TCP peer adverts from
+//! plugin setup; a wrong secret refused both ways; pub/sub across languages (also against the
+//! subscribe handlers of the Python README, which confirm with empty content); TCP peer adverts from
 //! a Python client to a Rust server; UDP request/response both ways between `compat_udp_node` and
 //! `compat_udp_node.py`.
 //!
@@ -29,7 +30,7 @@ const COMPAT_UDP_NODE: &str = env!("CARGO_BIN_EXE_compat_udp_node");
 
 /// How long one program may run (generous for a loaded 2-core machine; they take well under a
 /// second).
-const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// How long the servers live at most (each test kills its server when done).
 const SERVER_SECONDS: &str = "60";
@@ -47,7 +48,7 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn python_dir() -> PathBuf {
+pub(crate) fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
 }
 
@@ -77,7 +78,7 @@ fn versions_ok(python: &Path) -> Result<(), String> {
 }
 
 /// The Python interpreter with netaio 0.0.9 (found or installed once per test run).
-fn python() -> &'static Path {
+pub(crate) fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         if let Some(p) = std::env::var_os("NETAIO_PYTHON") {
@@ -125,7 +126,7 @@ fn python() -> &'static Path {
 }
 
 /// A running program: stdout lines arrive on `lines`, stderr is collected; killed on drop.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     name: String,
     lines: mpsc::Receiver<String>,
@@ -141,7 +142,7 @@ struct Finished {
 }
 
 impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
+    pub(crate) fn spawn(cmd: &mut Command) -> Proc {
         let name = format!("{cmd:?}");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
@@ -187,7 +188,7 @@ impl Proc {
     }
 
     /// The next stdout line, within `limit`.
-    fn line(&mut self, limit: Duration) -> String {
+    pub(crate) fn line(&mut self, limit: Duration) -> String {
         match self.lines.recv_timeout(limit) {
             Ok(l) => l,
             Err(e) => panic!(
@@ -199,7 +200,7 @@ impl Proc {
     }
 
     /// Wait for `listening P` and return P.
-    fn port(&mut self) -> u16 {
+    pub(crate) fn port(&mut self) -> u16 {
         let first = self.line(LIMIT);
         first
             .strip_prefix("listening ")
@@ -385,6 +386,20 @@ fn rust_client_python_server_hmac_and_cipher() {
 #[test]
 fn rust_client_python_server_cipher_without_uri_encryption() {
     rust_client_against_python_server(CIPHER_CLEAR_URI);
+}
+
+/// A Python server whose subscribe and unsubscribe handlers are the Python README's: they confirm
+/// with empty content, which the Rust client accepts as the Python library does (type and uri).
+#[test]
+fn rust_client_python_server_with_the_readme_subscribe_handlers() {
+    for plugins in [PLAIN, HMAC_CIPHER] {
+        let (_server, port) = python_server(&[plugins, &["--readme-handlers"]].concat());
+        let mut args = vec!["--n", "2"];
+        args.extend_from_slice(plugins);
+        rust_client(&port, &args)
+            .finish(LIMIT)
+            .assert_ok("rust client -> python README server", "ok 2");
+    }
 }
 
 #[test]

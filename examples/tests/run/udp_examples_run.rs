@@ -261,3 +261,28 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("different families"));
 }
+
+#[test]
+fn udp_node_exits_1_when_its_peer_does_not_answer() {
+    // A bound socket that never answers: the echo request times out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer = silent.local_addr().unwrap().to_string();
+    let mut b = Program::start(
+        UDP_NODE,
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--peer",
+            &peer,
+            "--timeout",
+            "0.5",
+            "--seconds",
+            "2",
+        ],
+    );
+    b.expect(LIMIT, "the failed request", |l| l.starts_with("error "));
+    let status = b.wait_exit(LIMIT);
+    assert_eq!(status.code(), Some(1), "{:#?}", b.seen);
+}

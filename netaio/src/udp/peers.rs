@@ -102,17 +102,21 @@ impl UdpHandle {
             .unwrap_or_default()
     }
 
-    /// `DISCONNECT` to the group, or, without one, to every known peer.
+    /// `DISCONNECT` to every known peer, and to the group if there is one. Both: a peer learned
+    /// by unicast (`advertise_to`, or a Python node whose group port is its own, another one)
+    /// does not hear this node's group. A peer that hears both ignores the second.
     async fn say_goodbye(&self) -> Result<usize, SendError> {
         let Some(m) = self.shared.manager.as_ref() else {
             return Ok(0);
         };
         let opts = self.peer_options();
+        let addrs = self.shared.peers.addrs();
         #[cfg(feature = "multicast")]
         if self.shared.multicast.is_some() {
-            return self.multicast_with(&m.disconnect, &opts).await;
+            let to_group = self.multicast_with(&m.disconnect, &opts).await;
+            let direct = self.send_many(&addrs, &m.disconnect, &opts).await?;
+            return Ok(direct + to_group?);
         }
-        let addrs = self.shared.peers.addrs();
         self.send_many(&addrs, &m.disconnect, &opts).await
     }
 
