@@ -181,6 +181,9 @@ impl TcpClientBuilder {
                     read_timeout: self.read_timeout,
                     idle_timeout: self.idle_timeout,
                     write_timeout: self.write_timeout,
+                    // A client opened the connection itself: no handshake, no refusal limit.
+                    handshake_timeout: None,
+                    max_auth_failures: None,
                     write_high_water: 1 << 20,
                 },
                 connect_timeout: self.connect_timeout,

@@ -4,10 +4,11 @@
 //! Reading and writing run concurrently in one `select!`, so a peer that pipelines without reading
 //! cannot deadlock the connection; the write buffer has a high-water mark above which reading (and
 //! taking queued messages) pauses, so memory stays bounded. Every wait has a deadline: a started
-//! frame must complete within the read timeout, a connection with no traffic closes after the idle
-//! timeout, and a write that makes no progress fails after the write timeout. Which deadline
-//! applies, and when, is decided by `Deadlines` (in `deadlines.rs`, free of I/O); this loop reports
-//! its events to it and keeps the one timer.
+//! frame must complete within the read timeout, a connection with no valid traffic closes after
+//! the idle timeout, a server's connection that presents no valid frame within the handshake
+//! timeout closes, and a write that makes no progress fails after the write timeout. Which
+//! deadline applies, and when, is decided by `Deadlines` (in `deadlines.rs`, free of I/O); this
+//! loop reports its events (and each frame's verdict) to it and keeps the one timer.
 
 use std::future::Future;
 use std::task::Poll;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use super::deadlines::Verdict;
 use super::deadlines::{Deadline, Deadlines};
 use crate::codec::{Frame, FrameCodec, FrameError};
 
@@ -44,6 +46,11 @@ pub(crate) struct DriverConfig {
     pub(crate) read_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) write_timeout: Duration,
+    /// A connection must present a valid frame within this of opening (a server's).
+    pub(crate) handshake_timeout: Option<Duration>,
+    /// Refused frames in a row that close the connection (a server's).
+    pub(crate) max_auth_failures: Option<u32>,
+    /// The write backlog above which reading and taking queued messages pause.
     pub(crate) write_high_water: usize,
 }
 
@@ -59,8 +66,16 @@ pub enum CloseReason {
     Local,
     /// A frame started but did not complete within the read timeout.
     ReadTimeout,
-    /// No traffic for the idle timeout.
+    /// No valid traffic for the idle timeout.
     IdleTimeout,
+    /// No valid frame (one that passed the instance plugins) within the handshake timeout of
+    /// connecting.
+    HandshakeTimeout,
+    /// Too many frames in a row failed the instance plugins or did not decode.
+    AuthFailures,
+    /// Closed to make room for a new connection on a full server (an unauthenticated or the
+    /// longest idle connection).
+    Evicted,
     /// The peer did not take our data within the write timeout.
     WriteTimeout,
     /// The peer sent a frame that breaks the framing (for example one above the size limit).
@@ -77,6 +92,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::ReadTimeout => f.write_str("partial frame not completed in time"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::HandshakeTimeout => f.write_str("no valid frame in time"),
+            CloseReason::AuthFailures => f.write_str("too many refused frames in a row"),
+            CloseReason::Evicted => f.write_str("evicted to make room for a new connection"),
             CloseReason::WriteTimeout => f.write_str("peer did not read in time"),
             CloseReason::BadFrame(e) => write!(f, "bad frame: {e}"),
             CloseReason::Io(e) => write!(f, "i/o error: {e}"),
@@ -86,8 +104,18 @@ impl std::fmt::Display for CloseReason {
 
 /// What the driver calls for each frame.
 pub(crate) trait Dispatch: Send {
-    /// Handle one frame; append any reply frames to `out`.
-    fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> impl Future<Output = ()> + Send;
+    /// Handle one frame; append any reply frames to `out`. Says whether the frame was valid
+    /// (passed the instance plugins), for the handshake, the idle deadline and the count of
+    /// refused frames.
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        out: &mut BytesMut,
+    ) -> impl Future<Output = Verdict> + Send;
+
+    /// The connection had valid traffic at `now` (once per batch, not per frame): a valid frame,
+    /// or a message of this node's own taken from the queue.
+    fn active(&mut self, _now: Instant) {}
 
     /// The framing broke (`err`); append a last message for the peer, if any, before the close.
     fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut);
@@ -173,7 +201,7 @@ pub(crate) async fn drive<D: Dispatch>(
     let mut stopping = false;
     let mut result: Option<CloseReason> = None;
     let now = Instant::now();
-    let mut deadlines = Deadlines::new(cfg.read_timeout, cfg.idle_timeout, cfg.write_timeout, now);
+    let mut deadlines = Deadlines::new(cfg, now);
     let sleep = tokio::time::sleep_until(now + FAR);
     tokio::pin!(sleep);
     let cancelled = cancel.cancelled();
@@ -196,11 +224,22 @@ pub(crate) async fn drive<D: Dispatch>(
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
                     let mark = wbuf.len();
-                    dispatch.on_frame(frame, &mut wbuf).await;
+                    let verdict = dispatch.on_frame(frame, &mut wbuf).await;
                     if queued_before_reply(outbound, &mut wbuf, mark, cfg.write_high_water) {
                         outbound_armed = false;
                     }
                     dispatched = true;
+                    if deadlines.frame(verdict) {
+                        // Refused frame after refused frame: a peer without the key (or
+                        // without the framing) gets no more of our attention. What was
+                        // answered so far is flushed.
+                        tracing::info!("closing connection: too many refused frames in a row");
+                        full = false;
+                        rbuf.clear();
+                        reading = false;
+                        result.get_or_insert(CloseReason::AuthFailures);
+                        break;
+                    }
                     if !take_budget().await {
                         full = false;
                         spent = true;
@@ -227,8 +266,8 @@ pub(crate) async fn drive<D: Dispatch>(
             if was_empty && !wbuf.is_empty() {
                 deadlines.backlog_started(now);
             }
-            if dispatched {
-                deadlines.dispatched(now, !rbuf.is_empty());
+            if dispatched && deadlines.dispatched(now, !rbuf.is_empty()) {
+                dispatch.active(now);
             }
             // Write the batch now, without waiting for a select round: usually the socket takes
             // it all and the connection goes straight back to reading.
@@ -327,9 +366,12 @@ pub(crate) async fn drive<D: Dispatch>(
                 r
             }), if outbound_open && room && !stopping => match m {
                 Some(b) => {
+                    let now = Instant::now();
                     if wbuf.is_empty() {
-                        deadlines.backlog_started(Instant::now());
+                        deadlines.backlog_started(now);
                     }
+                    deadlines.sent(now);
+                    dispatch.active(now);
                     wbuf.extend_from_slice(&b);
                     while wbuf.len() < cfg.write_high_water {
                         match outbound.try_recv() {
@@ -368,7 +410,8 @@ pub(crate) async fn drive<D: Dispatch>(
                 let reason = kind.reason();
                 tracing::info!(reason = %reason, "closing connection");
                 result.get_or_insert(reason);
-                if kind == Deadline::Write {
+                // A peer that does not read, or never showed the key, is not owed a flush.
+                if matches!(kind, Deadline::Write | Deadline::Handshake) {
                     break;
                 }
                 reading = false;
@@ -420,7 +463,9 @@ mod tests {
     struct Ignore;
 
     impl Dispatch for Ignore {
-        async fn on_frame(&mut self, _: Frame, _: &mut BytesMut) {}
+        async fn on_frame(&mut self, _: Frame, _: &mut BytesMut) -> Verdict {
+            Verdict::Valid
+        }
         fn on_fatal(&mut self, _: &FrameError, _: &mut BytesMut) {}
     }
 
@@ -441,6 +486,8 @@ mod tests {
             read_timeout: READ,
             idle_timeout,
             write_timeout: WRITE,
+            handshake_timeout: None,
+            max_auth_failures: None,
             write_high_water: 1 << 20,
         };
         let (tx, mut rx) = mpsc::channel(8);

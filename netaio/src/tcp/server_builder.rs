@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::ServerHandle;
+use super::admission::Admission;
 use super::driver::DriverConfig;
 use super::server::*;
 use crate::codec::FrameCodec;
@@ -24,6 +25,20 @@ use crate::plugin::{AuthErrorHook, NodePlugins};
 use crate::router::Router;
 
 /// Configures and binds a [`TcpServer`]. Every limit has a default.
+///
+/// # Admission
+///
+/// A connection must present a valid frame (one that passes the instance plugins: with an auth
+/// plugin, an authenticated one; with none, any frame that decodes) within
+/// [`handshake_timeout`](Self::handshake_timeout), and is closed after
+/// [`max_auth_failures`](Self::max_auth_failures) refused frames in a row. Only valid traffic
+/// postpones the [`idle_timeout`](Self::idle_timeout). A source (an IPv4 address, an IPv6 /64)
+/// holds at most [`max_connections_per_ip`](Self::max_connections_per_ip) connections. A full
+/// server does not refuse a new connection: it evicts the oldest connection that has not
+/// authenticated yet, or, when all have, the one idle the longest
+/// ([`CloseReason::Evicted`](crate::tcp::CloseReason::Evicted)); a source at its limit evicts its
+/// own oldest unauthenticated connection, and is refused when all of its connections are
+/// authenticated.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -46,10 +61,13 @@ pub struct TcpServerBuilder {
     router: Router,
     auth_codec: Arc<dyn AuthFieldsCodec>,
     max_connections: usize,
+    max_connections_per_ip: usize,
     max_frame_size: usize,
     read_timeout: Duration,
     idle_timeout: Option<Duration>,
     write_timeout: Duration,
+    handshake_timeout: Option<Duration>,
+    max_auth_failures: Option<u32>,
     send_queue: usize,
     max_subscriptions: usize,
     max_total_subscriptions: usize,
@@ -67,10 +85,13 @@ impl Default for TcpServerBuilder {
             router: Router::new(),
             auth_codec: Arc::new(PostcardCodec),
             max_connections: 10_000,
+            max_connections_per_ip: 100,
             max_frame_size: MAX_FRAME,
             read_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
             write_timeout: Duration::from_secs(30),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            max_auth_failures: Some(3),
             send_queue: 1024,
             max_subscriptions: 1024,
             max_total_subscriptions: 1 << 20,
@@ -105,10 +126,46 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Connections served at once (default 10,000); further connections are accepted and closed at once.
+    /// Connections served at once (default 10,000). A new connection on a full server evicts
+    /// the oldest connection that has not authenticated yet, else the one idle the longest (see
+    /// [Admission](Self#admission)).
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Connections from one source at once (default 100, 1% of the default `max_connections`):
+    /// an IPv4 address, or an IPv6 /64 prefix (one host usually holds a whole /64). A new
+    /// connection from a source at its limit evicts that source's oldest unauthenticated
+    /// connection, or is closed at once when all of them have authenticated. Raise it for
+    /// clients behind one NAT or proxy.
+    #[must_use]
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.max_connections_per_ip = n;
+        self
+    }
+
+    /// How long a new connection has to present a valid frame (default 10 s; `None`: no limit).
+    /// Valid means it passed the instance plugins (with an auth plugin, it is authenticated);
+    /// with no instance plugin, any frame that decodes. A connection without one is closed
+    /// ([`CloseReason::HandshakeTimeout`](crate::tcp::CloseReason::HandshakeTimeout)), so a
+    /// peer without the key cannot hold a slot. A client that connects only to listen must send
+    /// something first (a subscription, an advert) or be closed.
+    #[must_use]
+    pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
+        self.handshake_timeout = t.map(crate::node::sane);
+        self
+    }
+
+    /// Refused frames in a row that close a connection (default 3; `None`: no limit; at least 1).
+    /// A refused frame is one that does not decode or fails the instance plugins (a route's
+    /// inner plugins refusing a frame that passed them does not count); a valid frame starts
+    /// the count again. The last refusal is still answered, then the connection closes
+    /// ([`CloseReason::AuthFailures`](crate::tcp::CloseReason::AuthFailures)).
+    #[must_use]
+    pub fn max_auth_failures(mut self, n: Option<u32>) -> Self {
+        self.max_auth_failures = n.map(|n| n.max(1));
         self
     }
 
@@ -128,7 +185,10 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Close connections with no traffic for this long (default 300 s; `None` keeps them).
+    /// Close connections with no valid traffic for this long (default 300 s; `None` keeps them).
+    /// Valid traffic is a frame that passed the instance plugins, or a message of the server's
+    /// own (`send`, `notify`, …) taken from the connection's queue; refused frames, garbage and
+    /// the error replies to them do not postpone it.
     #[must_use]
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
         self.idle_timeout = t.map(crate::node::sane);
@@ -236,6 +296,8 @@ impl TcpServerBuilder {
                 read_timeout: self.read_timeout,
                 idle_timeout: self.idle_timeout,
                 write_timeout: self.write_timeout,
+                handshake_timeout: self.handshake_timeout,
+                max_auth_failures: self.max_auth_failures,
                 write_high_water: 1 << 20,
             },
             registry: Mutex::new(Registry {
@@ -244,6 +306,7 @@ impl TcpServerBuilder {
                     per_subscriber: self.max_subscriptions,
                     total: self.max_total_subscriptions,
                 }),
+                admission: Admission::new(self.max_connections, self.max_connections_per_ip),
             }),
             requests: Requests::new(
                 Limits {
@@ -257,8 +320,9 @@ impl TcpServerBuilder {
             cancel: CancellationToken::new(),
             next_id: AtomicU64::new(1),
             local_addr,
-            max_connections: self.max_connections,
             send_queue: self.send_queue,
+            epoch: tokio::time::Instant::now(),
+            counters: Counters::default(),
             shutdown_timeout: self.shutdown_timeout,
             plugins,
             peers,

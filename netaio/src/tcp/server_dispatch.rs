@@ -1,21 +1,24 @@
 //! What a server does with each frame of a connection: decode, open, correlate replies to its
 //! own requests, route, run the handler, seal and write the reply; refusals answered as the
-//! auth-error hook says.
+//! auth-error hook says. Each frame's verdict (valid: it passed the instance plugins) goes back
+//! to the driver, and the first valid one marks the connection authenticated in the registry.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
 
 use super::ServerHandle;
-use super::driver::Dispatch;
+use super::driver::{Dispatch, Verdict};
 use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::message::DecodeError;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
-use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions};
+use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, Stage};
 use crate::router::{Context, Request, Routes};
 use crate::{Message, MessageType};
 use tracing::Instrument;
@@ -29,6 +32,11 @@ pub(super) struct ServerDispatch {
     pub(super) plugins: NodePlugins,
     pub(super) peer: SocketAddr,
     pub(super) peer_info: PeerSlot,
+    /// The source the connection counts against.
+    pub(super) source: IpAddr,
+    pub(super) status: Arc<ConnStatus>,
+    /// Whether a valid frame arrived (the registry was told once).
+    pub(super) authenticated: bool,
 }
 
 impl ServerDispatch {
@@ -142,14 +150,27 @@ impl ServerDispatch {
             self.write(&reply, out);
         }
     }
-}
 
-impl Dispatch for ServerDispatch {
-    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) {
+    /// The first valid frame: the connection is no longer first in line for eviction. Once per
+    /// connection (the registry's lock, not per frame).
+    #[cold]
+    fn authenticate(&mut self) {
+        self.authenticated = true;
+        self.server
+            .registry()
+            .admission
+            .authenticated(self.id, self.source);
+    }
+
+    /// Handle a frame; its verdict says whether it passed the instance plugins.
+    async fn handle(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
         let Frame { header, auth, body } = frame;
         let msg = match Message::from_parts(header, &auth, body, self.codec.auth_codec()) {
             Ok(m) => m,
-            Err(e) => return self.invalid(&e, &auth, out),
+            Err(e) => {
+                self.invalid(&e, &auth, out);
+                return Verdict::Refused;
+            }
         };
         drop(auth);
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
@@ -168,14 +189,30 @@ impl Dispatch for ServerDispatch {
                     inner,
                     msg,
                 } => (handler, inner, msg),
-                Inbound::Answered | Inbound::Stale => return,
+                Inbound::Answered | Inbound::Stale => return Verdict::Valid,
+                Inbound::AnsweredUnverified => return Verdict::Unverified,
                 Inbound::Refused(r) => {
                     if let Some(received) = &r.received {
                         self.refused(received, &r.error, r.auth.as_deref(), out);
                     }
-                    return;
+                    // A route's inner plugins refusing a message that passed the instance
+                    // ones: the connection did show the key.
+                    return match r.error {
+                        OpenError::Auth {
+                            stage: Stage::Inner,
+                            ..
+                        }
+                        | OpenError::Cipher {
+                            stage: Stage::Inner,
+                            ..
+                        } => Verdict::Valid,
+                        _ => Verdict::Refused,
+                    };
                 }
             };
+        if !self.authenticated {
+            self.authenticate();
+        }
         // The request id as sent: the reply carries the same bytes as its reply reference (no
         // re-encoding, no allocation).
         let rid = msg
@@ -207,6 +244,23 @@ impl Dispatch for ServerDispatch {
             }
             self.reply(reply, &inner, out).await;
         }
+        Verdict::Valid
+    }
+}
+
+impl Dispatch for ServerDispatch {
+    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
+        let verdict = self.handle(frame, out).await;
+        if verdict == Verdict::Valid && !self.authenticated {
+            self.authenticate();
+        }
+        verdict
+    }
+
+    fn active(&mut self, now: Instant) {
+        self.status
+            .last_active
+            .store(self.server.shared.millis(now), Ordering::Relaxed);
     }
 
     fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut) {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
@@ -315,18 +316,30 @@ impl ServerHandle {
             None => return false,
         };
         if let Some(abort) = abort {
-            let grace = self.shared.shutdown_timeout;
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                if !abort.is_finished() {
-                    tracing::warn!(
-                        "disconnect: handler still busy after the grace period; aborting"
-                    );
-                    abort.abort();
-                }
-            });
+            self.abort_after_grace(abort);
         }
         true
+    }
+
+    /// Abort a cancelled connection's task if it is still busy after the shutdown timeout.
+    pub(super) fn abort_after_grace(&self, abort: tokio::task::AbortHandle) {
+        let grace = self.shared.shutdown_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if !abort.is_finished() {
+                tracing::warn!("disconnect: handler still busy after the grace period; aborting");
+                abort.abort();
+            }
+        });
+    }
+
+    /// What the server's admission limits have done so far.
+    pub fn stats(&self) -> ServerStats {
+        let c = &self.shared.counters;
+        ServerStats {
+            evicted: c.evicted.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// Connection events from now on. A receiver that falls more than 256 events behind loses the
@@ -346,4 +359,16 @@ impl ServerHandle {
     }
 
     runtime_routes!();
+}
+
+/// A snapshot of a server's limits at work, from [`ServerHandle::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Connections closed to make room for a new one on a full server (or at their source's
+    /// limit), since the server started.
+    pub evicted: u64,
+    /// New connections refused because their source held `max_connections_per_ip`
+    /// authenticated connections, since the server started.
+    pub refused: u64,
 }

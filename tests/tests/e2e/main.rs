@@ -5,6 +5,7 @@ mod asymmetric_discovery;
 mod compat_tcp;
 mod compat_udp;
 mod pipeline_order;
+mod tcp_admission;
 mod tcp_bad_input;
 mod tcp_broadcast_plugins;
 mod tcp_client;
