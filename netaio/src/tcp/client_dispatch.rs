@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::Connection;
+use super::connection::inbox_size;
 use super::driver::{Dispatch, Verdict};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
@@ -102,12 +103,19 @@ impl Dispatch for ClientDispatch {
             }
             return Verdict::Valid;
         }
+        let size = inbox_size(&msg);
+        let budget = &self.conn.inner.inbox_bytes;
+        if !budget.try_take(size, true) {
+            tracing::warn!(r#type = %msg.message_type, bytes = size, "inbox full (bytes): message dropped");
+            return Verdict::Valid;
+        }
         match self.inbox.try_send(msg) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(m)) => {
+                budget.give(size);
                 tracing::warn!(r#type = %m.message_type, "inbox full: message dropped");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => budget.give(size),
         }
         Verdict::Valid
     }

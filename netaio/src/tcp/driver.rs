@@ -14,16 +14,16 @@ use std::future::Future;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use super::deadlines::Verdict;
 use super::deadlines::{Deadline, Deadlines};
+use super::send_queue::QueueReceiver;
 use crate::codec::{Frame, FrameCodec, FrameError};
 
 /// How long a closing connection keeps discarding input, and how much at most.
@@ -127,7 +127,7 @@ pub(crate) trait Dispatch: Send {
 ///
 /// Returns whether it took anything from the queue.
 fn queued_before_reply(
-    outbound: &mut mpsc::Receiver<Bytes>,
+    outbound: &mut QueueReceiver,
     wbuf: &mut BytesMut,
     mark: usize,
     high_water: usize,
@@ -136,17 +136,18 @@ fn queued_before_reply(
     if outbound.is_empty() {
         return false;
     }
-    let Ok(first) = outbound.try_recv() else {
+    let Some(first) = outbound.try_recv() else {
         return false;
     };
     let reply = wbuf.split_off(mark.min(wbuf.len()));
     wbuf.extend_from_slice(&first);
     while wbuf.len() < high_water {
         match outbound.try_recv() {
-            Ok(b) => wbuf.extend_from_slice(&b),
-            Err(_) => break,
+            Some(b) => wbuf.extend_from_slice(&b),
+            None => break,
         }
     }
+    outbound.release();
     wbuf.unsplit(reply);
     true
 }
@@ -188,7 +189,7 @@ pub(crate) async fn drive<D: Dispatch>(
     mut codec: FrameCodec,
     cfg: &DriverConfig,
     dispatch: &mut D,
-    outbound: &mut mpsc::Receiver<Bytes>,
+    outbound: &mut QueueReceiver,
     cancel: &CancellationToken,
 ) -> CloseReason {
     let (mut rd, mut wr) = stream.split();
@@ -338,9 +339,10 @@ pub(crate) async fn drive<D: Dispatch>(
                 stopping = true;
                 reading = false;
                 result.get_or_insert(CloseReason::Local);
-                while let Ok(b) = outbound.try_recv() {
+                while let Some(b) = outbound.try_recv() {
                     wbuf.extend_from_slice(&b);
                 }
+                outbound.release();
             }
             r = wr.write(&wbuf), if !wbuf.is_empty() => match r {
                 Ok(0) => {
@@ -375,10 +377,11 @@ pub(crate) async fn drive<D: Dispatch>(
                     wbuf.extend_from_slice(&b);
                     while wbuf.len() < cfg.write_high_water {
                         match outbound.try_recv() {
-                            Ok(b) => wbuf.extend_from_slice(&b),
-                            Err(_) => break,
+                            Some(b) => wbuf.extend_from_slice(&b),
+                            None => break,
                         }
                     }
+                    outbound.release();
                 }
                 None => outbound_open = false,
             },
@@ -452,6 +455,7 @@ mod tests {
 
     use super::*;
     use crate::message::Header;
+    use bytes::Bytes;
     use tokio::net::TcpListener;
 
     const READ: Duration = Duration::from_secs(10);
@@ -481,7 +485,10 @@ mod tests {
     fn spawn_driver(
         stream: TcpStream,
         idle_timeout: Option<Duration>,
-    ) -> (tokio::task::JoinHandle<CloseReason>, mpsc::Sender<Bytes>) {
+    ) -> (
+        tokio::task::JoinHandle<CloseReason>,
+        crate::tcp::send_queue::QueueSender,
+    ) {
         let cfg = DriverConfig {
             read_timeout: READ,
             idle_timeout,
@@ -490,7 +497,7 @@ mod tests {
             max_auth_failures: None,
             write_high_water: 1 << 20,
         };
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, mut rx) = crate::tcp::send_queue::channel(8, 1 << 16, None);
         let task = tokio::spawn(async move {
             let cancel = CancellationToken::new();
             drive(

@@ -3,8 +3,8 @@
 //! Both sides run one task per connection (the driver) that reads frames, dispatches them in order,
 //! and writes replies and queued messages in batches, with read, idle and write timeouts. A server
 //! also closes a connection that shows no valid frame within its handshake timeout or keeps
-//! sending refused ones, limits connections per source, and evicts an unauthenticated (else the
-//! longest idle) connection when full.
+//! sending refused ones, limits connections per source, evicts an unauthenticated (else the
+//! longest idle) connection when full, and bounds every queue in bytes as well as messages.
 //!
 //! With `peer_management(PeerConfig)` on both sides, the client advertises itself on connect
 //! (`ADVERTISE_PEER`), the server answers `PEER_DISCOVERED`, and each records the other in its
@@ -21,6 +21,7 @@ pub(crate) mod driver;
 mod node_ops;
 mod peers;
 mod reconnect;
+mod send_queue;
 mod server;
 mod server_builder;
 mod server_dispatch;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::admission::{self, Admission, Admit};
 use super::driver::{self, CloseReason, DriverConfig};
+use super::send_queue::{self, ByteBudget, QueueSender};
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::outbound::Recipient;
@@ -202,7 +203,7 @@ pub(super) struct ConnEntry {
     pub(super) peer: SocketAddr,
     /// The source it counts against for `max_connections_per_ip`.
     pub(super) source: IpAddr,
-    pub(super) tx: mpsc::Sender<Bytes>,
+    pub(super) tx: QueueSender,
     pub(super) status: Arc<ConnStatus>,
     pub(super) cancel: CancellationToken,
     /// The peer behind this connection, once known (peer management).
@@ -224,6 +225,9 @@ pub(super) struct ServerShared {
     pub(super) next_id: AtomicU64,
     pub(super) local_addr: SocketAddr,
     pub(super) send_queue: usize,
+    pub(super) send_queue_bytes: usize,
+    /// The byte budget of all the connections' send queues together.
+    pub(super) queued: Arc<ByteBudget>,
     /// What `last_active` counts from.
     pub(super) epoch: Instant,
     pub(super) counters: Counters,
@@ -238,6 +242,7 @@ pub(super) struct ServerShared {
 pub(super) struct Counters {
     pub(super) evicted: AtomicU64,
     pub(super) refused: AtomicU64,
+    pub(super) skipped: AtomicU64,
 }
 
 impl ServerShared {
@@ -248,7 +253,7 @@ impl ServerShared {
 }
 
 impl ConnEntry {
-    pub(super) fn recipient(&self) -> Recipient<mpsc::Sender<Bytes>> {
+    pub(super) fn recipient(&self) -> Recipient<QueueSender> {
         Recipient {
             to: self.tx.clone(),
             addr: self.peer,
@@ -306,7 +311,11 @@ impl ServerHandle {
         let shared = &self.shared;
         let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
         let source = admission::source_of(peer.ip());
-        let (tx, rx) = mpsc::channel(shared.send_queue);
+        let (tx, rx) = send_queue::channel(
+            shared.send_queue,
+            shared.send_queue_bytes,
+            Some(shared.queued.clone()),
+        );
         let cancel = shared.cancel.child_token();
         let peer_slot = PeerSlot::default();
         let status = Arc::new(ConnStatus {

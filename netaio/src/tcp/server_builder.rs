@@ -1,4 +1,5 @@
-//! [`TcpServerBuilder`]: a server's configuration, with a default for every limit.
+//! [`TcpServerBuilder`]: a server's configuration, with a default for every limit, and the
+//! memory those defaults bound.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,13 +14,14 @@ use tokio_util::sync::CancellationToken;
 use super::ServerHandle;
 use super::admission::Admission;
 use super::driver::DriverConfig;
+use super::send_queue::ByteBudget;
 use super::server::*;
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::node::peers as peer_management;
 use crate::node::requests::{Limits, Matching, Requests};
-use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
+use crate::node::subscriptions::{self, SubscriptionLimits, Subscriptions};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::{AuthErrorHook, NodePlugins};
 use crate::router::Router;
@@ -39,6 +41,28 @@ use crate::router::Router;
 /// ([`CloseReason::Evicted`](crate::tcp::CloseReason::Evicted)); a source at its limit evicts its
 /// own oldest unauthenticated connection, and is refused when all of its connections are
 /// authenticated.
+///
+/// # Memory
+///
+/// Everything a peer can make the server hold is bounded in count and in bytes. Per connection:
+/// the read buffer holds at most one frame being received (`max_frame_size` plus 16 KiB of read
+/// room), the write backlog at most [`write_backlog`](Self::write_backlog) plus two frames (a
+/// queued message and a reply that cross the mark), the send queue at most
+/// [`send_queue_bytes`](Self::send_queue_bytes) (one larger frame when it is otherwise empty),
+/// the subscription keys at most [`max_subscription_bytes`](Self::max_subscription_bytes), and
+/// about 10 KiB for the task and its state. Across connections, the send queues together hold at
+/// most [`max_queued_bytes`](Self::max_queued_bytes) and the subscriptions at most
+/// [`max_total_subscriptions`](Self::max_total_subscriptions) entries (an estimated 300 bytes
+/// each) with [`max_total_subscription_bytes`](Self::max_total_subscription_bytes) of keys.
+///
+/// At the defaults (frames of up to 130,968 bytes, 128 KiB), a connection holds at most
+/// 128 + 16 + (64 + 2 × 128) + 10 = 474 KiB besides its queue and keys, so a server with all
+/// 10,000 connections receiving a largest frame and holding a full backlog at once holds at most
+/// about 4.5 GiB, plus 64 MiB of send queues, 16 MiB of subscription keys and about 75 MiB of
+/// subscription entries: **about 4.7 GiB in the worst case**. Buffers grow by doubling, so
+/// their allocations can reach up to twice what they hold. An idle connection costs about
+/// 10 KiB. To bound a server lower, lower `max_connections` or `max_frame_size` (the largest
+/// share: three frames per connection).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -68,9 +92,14 @@ pub struct TcpServerBuilder {
     write_timeout: Duration,
     handshake_timeout: Option<Duration>,
     max_auth_failures: Option<u32>,
+    write_backlog: usize,
     send_queue: usize,
+    send_queue_bytes: usize,
+    max_queued_bytes: usize,
     max_subscriptions: usize,
     max_total_subscriptions: usize,
+    max_subscription_bytes: usize,
+    max_total_subscription_bytes: usize,
     request_timeout: Duration,
     max_in_flight: usize,
     shutdown_timeout: Duration,
@@ -92,9 +121,14 @@ impl Default for TcpServerBuilder {
             write_timeout: Duration::from_secs(30),
             handshake_timeout: Some(Duration::from_secs(10)),
             max_auth_failures: Some(3),
+            write_backlog: 64 * 1024,
             send_queue: 1024,
+            send_queue_bytes: 256 * 1024,
+            max_queued_bytes: 64 << 20,
             max_subscriptions: 1024,
-            max_total_subscriptions: 1 << 20,
+            max_total_subscriptions: 1 << 18,
+            max_subscription_bytes: subscriptions::DEFAULT_KEY_BYTES_PER_SUBSCRIBER,
+            max_total_subscription_bytes: subscriptions::DEFAULT_TOTAL_KEY_BYTES,
             request_timeout: Duration::from_secs(10),
             max_in_flight: 4096,
             shutdown_timeout: Duration::from_secs(10),
@@ -210,6 +244,36 @@ impl TcpServerBuilder {
         self
     }
 
+    /// Bytes queued per connection for `send`, `broadcast` and `notify` (default 256 KiB; a
+    /// larger frame is queued when the queue is otherwise empty). Beyond, `send` waits,
+    /// `try_send` is [`SendError::QueueFull`](crate::SendError::QueueFull), and a fan-out skips
+    /// the connection (a slow reader loses messages rather than growing the server; one that
+    /// does not read at all is closed by the write timeout).
+    #[must_use]
+    pub fn send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.send_queue_bytes = bytes;
+        self
+    }
+
+    /// Bytes queued in all connections' send queues together (default 64 MiB, at least one
+    /// frame). Beyond, queuing for any connection waits (`send`), fails with
+    /// [`SendError::NodeQueueFull`](crate::SendError::NodeQueueFull) (`try_send`) or skips it
+    /// (a fan-out).
+    #[must_use]
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// A connection's write backlog (replies and queued messages not yet taken by the socket)
+    /// above which it stops reading frames and taking queued messages until the peer reads
+    /// (default 64 KiB, at least 1 KiB). The backlog reaches at most this plus two frames.
+    #[must_use]
+    pub fn write_backlog(mut self, bytes: usize) -> Self {
+        self.write_backlog = bytes.max(1024);
+        self
+    }
+
     /// Subscriptions per connection (default 1024); beyond, `subscribe` fails with
     /// [`SubscribeError::Limit`](crate::SubscribeError::Limit).
     #[must_use]
@@ -218,11 +282,29 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Subscriptions of all connections together (default 1,048,576); beyond, `subscribe` fails
+    /// Subscriptions of all connections together (default 262,144); beyond, `subscribe` fails
     /// with [`SubscribeError::NodeLimit`](crate::SubscribeError::NodeLimit).
     #[must_use]
     pub fn max_total_subscriptions(mut self, n: usize) -> Self {
         self.max_total_subscriptions = n;
+        self
+    }
+
+    /// Key bytes per connection: the sum of the lengths of its subscription keys (default
+    /// 64 KiB); beyond (a single longer key included), `subscribe` fails with
+    /// [`SubscribeError::KeyBytes`](crate::SubscribeError::KeyBytes).
+    #[must_use]
+    pub fn max_subscription_bytes(mut self, bytes: usize) -> Self {
+        self.max_subscription_bytes = bytes;
+        self
+    }
+
+    /// Key bytes of all subscriptions together, each subscription counting its key (default
+    /// 16 MiB); beyond, `subscribe` fails with
+    /// [`SubscribeError::NodeKeyBytes`](crate::SubscribeError::NodeKeyBytes).
+    #[must_use]
+    pub fn max_total_subscription_bytes(mut self, bytes: usize) -> Self {
+        self.max_total_subscription_bytes = bytes;
         self
     }
 
@@ -298,13 +380,15 @@ impl TcpServerBuilder {
                 write_timeout: self.write_timeout,
                 handshake_timeout: self.handshake_timeout,
                 max_auth_failures: self.max_auth_failures,
-                write_high_water: 1 << 20,
+                write_high_water: self.write_backlog,
             },
             registry: Mutex::new(Registry {
                 conns: HashMap::new(),
                 subs: Subscriptions::new(SubscriptionLimits {
                     per_subscriber: self.max_subscriptions,
                     total: self.max_total_subscriptions,
+                    per_subscriber_bytes: self.max_subscription_bytes,
+                    total_bytes: self.max_total_subscription_bytes,
                 }),
                 admission: Admission::new(self.max_connections, self.max_connections_per_ip),
             }),
@@ -321,6 +405,11 @@ impl TcpServerBuilder {
             next_id: AtomicU64::new(1),
             local_addr,
             send_queue: self.send_queue,
+            send_queue_bytes: self.send_queue_bytes,
+            // Any frame the server may send must fit the budget of all queues.
+            queued: Arc::new(ByteBudget::new(
+                self.max_queued_bytes.max(self.max_frame_size),
+            )),
             epoch: tokio::time::Instant::now(),
             counters: Counters::default(),
             shutdown_timeout: self.shutdown_timeout,

@@ -11,6 +11,7 @@ mod tcp_broadcast_plugins;
 mod tcp_client;
 mod tcp_fairness;
 mod tcp_handler_panic;
+mod tcp_memory;
 mod tcp_peers;
 mod tcp_pipelining;
 mod tcp_pubsub;
