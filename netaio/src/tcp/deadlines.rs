@@ -187,7 +187,7 @@ impl Deadlines {
     /// The deadline that applies, and when it passes, given whether the connection is still
     /// `reading` and whether a write `backlog` exists; `None` when nothing is waited for (not
     /// reading, nothing to write, or no idle timeout and no handshake pending).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next(&self, reading: bool, backlog: bool) -> Option<(Instant, Deadline)> {
         let first = if backlog {
             Some((self.write_progress + self.write_timeout, Deadline::Write))

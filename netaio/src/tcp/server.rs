@@ -193,7 +193,7 @@ impl Registry {
 #[derive(Debug)]
 pub(super) struct ConnStatus {
     /// Milliseconds from the server's start to the connection's last valid traffic (stored by
-    /// its driver once per batch).
+    /// its driver, at most once a second).
     pub(super) last_active: AtomicU64,
     /// Set when the server evicted it: its end is reported as [`CloseReason::Evicted`].
     pub(super) evicted: AtomicBool,
@@ -395,6 +395,7 @@ impl ServerHandle {
                     source,
                     status,
                     authenticated: false,
+                    next_active_store: Instant::now(),
                 };
                 let mut rx = rx;
                 guard.reason = Some(

@@ -23,6 +23,9 @@ use crate::router::{Context, Request, Routes};
 use crate::{Message, MessageType};
 use tracing::Instrument;
 
+/// How often a connection's last activity, for the eviction of the longest idle, is recorded.
+const ACTIVE_GRANULARITY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(super) struct ServerDispatch {
     pub(super) ctx: Context,
     pub(super) id: ConnectionId,
@@ -37,6 +40,9 @@ pub(super) struct ServerDispatch {
     pub(super) status: Arc<ConnStatus>,
     /// Whether a valid frame arrived (the registry was told once).
     pub(super) authenticated: bool,
+    /// When `status.last_active` is next worth updating (it is kept to the second: reading the
+    /// clock into milliseconds on every batch would cost more than the eviction order gains).
+    pub(super) next_active_store: Instant,
 }
 
 impl ServerDispatch {
@@ -162,8 +168,18 @@ impl ServerDispatch {
             .authenticated(self.id, self.source);
     }
 
-    /// Handle a frame; its verdict says whether it passed the instance plugins.
-    async fn handle(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
+    /// A frame passed the instance plugins: valid, and the connection is authenticated.
+    #[inline]
+    fn valid(&mut self) -> Verdict {
+        if !self.authenticated {
+            self.authenticate();
+        }
+        Verdict::Valid
+    }
+}
+
+impl Dispatch for ServerDispatch {
+    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
         let Frame { header, auth, body } = frame;
         let msg = match Message::from_parts(header, &auth, body, self.codec.auth_codec()) {
             Ok(m) => m,
@@ -189,7 +205,7 @@ impl ServerDispatch {
                     inner,
                     msg,
                 } => (handler, inner, msg),
-                Inbound::Answered | Inbound::Stale => return Verdict::Valid,
+                Inbound::Answered | Inbound::Stale => return self.valid(),
                 Inbound::AnsweredUnverified => return Verdict::Unverified,
                 Inbound::Refused(r) => {
                     if let Some(received) = &r.received {
@@ -205,14 +221,13 @@ impl ServerDispatch {
                         | OpenError::Cipher {
                             stage: Stage::Inner,
                             ..
-                        } => Verdict::Valid,
+                        } => self.valid(),
                         _ => Verdict::Refused,
                     };
                 }
             };
-        if !self.authenticated {
-            self.authenticate();
-        }
+        // Before the handler runs: however long it takes, the connection has shown the key.
+        let verdict = self.valid();
         // The request id as sent: the reply carries the same bytes as its reply reference (no
         // re-encoding, no allocation).
         let rid = msg
@@ -244,23 +259,17 @@ impl ServerDispatch {
             }
             self.reply(reply, &inner, out).await;
         }
-        Verdict::Valid
-    }
-}
-
-impl Dispatch for ServerDispatch {
-    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
-        let verdict = self.handle(frame, out).await;
-        if verdict == Verdict::Valid && !self.authenticated {
-            self.authenticate();
-        }
         verdict
     }
 
+    #[inline]
     fn active(&mut self, now: Instant) {
-        self.status
-            .last_active
-            .store(self.server.shared.millis(now), Ordering::Relaxed);
+        if now >= self.next_active_store {
+            self.next_active_store = now + ACTIVE_GRANULARITY;
+            self.status
+                .last_active
+                .store(self.server.shared.millis(now), Ordering::Relaxed);
+        }
     }
 
     fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut) {
