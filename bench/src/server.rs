@@ -131,7 +131,9 @@ pub async fn netaio_server(
     let mut builder = TcpServer::builder()
         .address(addr)
         .router(router())
-        .max_connections(20_000);
+        .max_connections(20_000)
+        // Every load client and idle connection comes from 127.0.0.1.
+        .max_connections_per_ip(20_000);
     if let Some(secs) = idle {
         builder = builder.idle_timeout((secs > 0).then(|| std::time::Duration::from_secs(secs)));
     }

@@ -21,9 +21,15 @@ pub enum SendError {
     /// The connection is closed (or, on a client with reconnect, not connected right now).
     #[error("connection closed")]
     Closed,
-    /// The connection's send queue is full (the peer is not reading fast enough).
+    /// The connection's send queue is full, in messages or in bytes (the peer is not reading
+    /// fast enough).
     #[error("send queue full")]
     QueueFull,
+    /// The server's send queues together hold their byte budget
+    /// ([`max_queued_bytes`](crate::tcp::TcpServerBuilder::max_queued_bytes)): slow readers
+    /// hold it; nothing was queued.
+    #[error("the server's send queues are full (node-wide byte budget)")]
+    NodeQueueFull,
     /// No connection with that id (it has ended).
     #[error("no such connection")]
     UnknownConnection,
@@ -46,6 +52,13 @@ pub enum SubscribeError {
     /// The node already holds the maximum number of subscriptions in total.
     #[error("too many subscriptions on this node (limit {0})")]
     NodeLimit(usize),
+    /// The subscriber's keys would exceed its budget of key bytes (a key longer than the budget
+    /// is refused this way too).
+    #[error("subscription keys too large for this subscriber (limit {0} bytes)")]
+    KeyBytes(usize),
+    /// The keys of all subscriptions of the node would exceed its budget of key bytes.
+    #[error("subscription keys too large for this node (limit {0} bytes)")]
+    NodeKeyBytes(usize),
     /// The connection has ended.
     #[error("no such connection")]
     UnknownConnection,

@@ -180,6 +180,22 @@ pub async fn disconnected(
     .await
 }
 
+/// Why connection `id` ended, waiting as long as it takes (the caller bounds it, for deadlines
+/// longer than [`WAIT`]).
+pub async fn disconnected_eventually(
+    events: &mut broadcast::Receiver<ConnectionEvent>,
+    id: ConnectionId,
+) -> CloseReason {
+    loop {
+        if let ConnectionEvent::Disconnected { id: i, reason, .. } =
+            events.recv().await.expect("event stream")
+            && i == id
+        {
+            return reason;
+        }
+    }
+}
+
 /// Prove the server still serves: a fresh client connects, gets its echo, and closes.
 pub async fn assert_serves(addr: SocketAddr) {
     let client = TcpClient::builder().request_timeout(WAIT).build();

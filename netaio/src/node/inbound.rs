@@ -31,6 +31,10 @@ pub(crate) enum Inbound {
     },
     /// It answered a request of this node (handed to the waiting caller). Nothing more to do.
     Answered,
+    /// It failed the instance plugins but, as an error reply without plugins (how a TCP peer
+    /// answers a request it refused), answered a request of this node. It proves nothing about
+    /// the sender (a TCP server does not count it as authenticating the connection).
+    AnsweredUnverified,
     /// A reply to no waiting request (it came too late): dropped, never routed.
     Stale,
     /// It failed a check ([`Refusal`]); it must not be processed further.
@@ -98,7 +102,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
                     {
                         tracing::debug!(%error, "unauthenticated error reply answered its request");
                         p.answer(RequestError::from_reply(received.clone()));
-                        return Inbound::Answered;
+                        return Inbound::AnsweredUnverified;
                     }
                     let received = received.filter(|_| self.answers_refusals);
                     return Inbound::Refused(Box::new(Refusal {

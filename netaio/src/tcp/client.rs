@@ -24,8 +24,10 @@ pub(super) struct ClientShared {
     pub(super) connect_timeout: Duration,
     pub(super) request_timeout: Duration,
     pub(super) send_queue: usize,
+    pub(super) send_queue_bytes: usize,
     pub(super) max_in_flight: usize,
     pub(super) inbox: usize,
+    pub(super) inbox_bytes: usize,
     pub(super) reconnect: Option<Reconnect>,
     pub(super) plugins: NodePlugins,
     /// How each connection's request table matches replies.

@@ -27,8 +27,11 @@ pub struct TcpClientBuilder {
     idle_timeout: Option<Duration>,
     write_timeout: Duration,
     send_queue: usize,
+    send_queue_bytes: usize,
+    write_backlog: usize,
     max_in_flight: usize,
     inbox: usize,
+    inbox_bytes: usize,
     reconnect: Option<Reconnect>,
     plugins: NodePlugins,
     /// How replies are matched to requests (the Python profile, `compat`, sets Python's rule for
@@ -49,8 +52,11 @@ impl Default for TcpClientBuilder {
             idle_timeout: None,
             write_timeout: Duration::from_secs(30),
             send_queue: 1024,
+            send_queue_bytes: 256 * 1024,
+            write_backlog: 64 * 1024,
             max_in_flight: 4096,
             inbox: 1024,
+            inbox_bytes: 1 << 20,
             reconnect: None,
             plugins: NodePlugins::default(),
             matching: Matching::Native,
@@ -123,6 +129,24 @@ impl TcpClientBuilder {
         self
     }
 
+    /// Bytes queued per connection before `send` (and a request) waits and `try_send` is
+    /// [`SendError::QueueFull`](crate::SendError::QueueFull) (default 256 KiB; a larger frame is
+    /// queued when the queue is otherwise empty).
+    #[must_use]
+    pub fn send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.send_queue_bytes = bytes;
+        self
+    }
+
+    /// A connection's write backlog above which it stops reading and taking queued messages
+    /// until the server reads (default 64 KiB, at least 1 KiB); it reaches at most this plus two
+    /// frames.
+    #[must_use]
+    pub fn write_backlog(mut self, bytes: usize) -> Self {
+        self.write_backlog = bytes.max(1024);
+        self
+    }
+
     /// Requests waiting for replies per connection (default 4096).
     #[must_use]
     pub fn max_in_flight(mut self, n: usize) -> Self {
@@ -135,6 +159,16 @@ impl TcpClientBuilder {
     #[must_use]
     pub fn inbox(mut self, n: usize) -> Self {
         self.inbox = n.max(1);
+        self
+    }
+
+    /// Bytes of uri and content kept for
+    /// [`Connection::receive_once`](crate::Connection::receive_once), per connection (default
+    /// 1 MiB; a larger message is kept when the inbox is otherwise empty); beyond, new messages
+    /// are dropped and logged.
+    #[must_use]
+    pub fn inbox_bytes(mut self, bytes: usize) -> Self {
+        self.inbox_bytes = bytes;
         self
     }
 
@@ -181,13 +215,18 @@ impl TcpClientBuilder {
                     read_timeout: self.read_timeout,
                     idle_timeout: self.idle_timeout,
                     write_timeout: self.write_timeout,
-                    write_high_water: 1 << 20,
+                    // A client opened the connection itself: no handshake, no refusal limit.
+                    handshake_timeout: None,
+                    max_auth_failures: None,
+                    write_high_water: self.write_backlog,
                 },
                 connect_timeout: self.connect_timeout,
                 request_timeout: self.request_timeout,
                 send_queue: self.send_queue,
+                send_queue_bytes: self.send_queue_bytes,
                 max_in_flight: self.max_in_flight,
                 inbox: self.inbox,
+                inbox_bytes: self.inbox_bytes,
                 reconnect: self.reconnect,
                 plugins,
                 matching: self.matching,

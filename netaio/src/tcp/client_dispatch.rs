@@ -7,7 +7,8 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::Connection;
-use super::driver::Dispatch;
+use super::connection::inbox_size;
+use super::driver::{Dispatch, Verdict};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
 use crate::node::inbound::{Inbound, Pipeline};
@@ -24,7 +25,7 @@ pub(super) struct ClientDispatch {
 }
 
 impl Dispatch for ClientDispatch {
-    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) {
+    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
         let auth = frame.auth.clone();
         let msg = match frame.decode(self.codec.auth_codec()) {
             Ok(m) => m,
@@ -51,7 +52,7 @@ impl Dispatch for ClientDispatch {
                         p.answer(RequestError::from_reply(invalid));
                     }
                 }
-                return;
+                return Verdict::Refused;
             }
         };
         let peer = self.ctx.peer_addr();
@@ -71,10 +72,11 @@ impl Dispatch for ClientDispatch {
                 inner,
                 msg,
             } => (handler, inner, msg),
-            Inbound::Answered | Inbound::Stale => return,
+            Inbound::Answered | Inbound::Stale => return Verdict::Valid,
+            Inbound::AnsweredUnverified => return Verdict::Unverified,
             Inbound::Refused(r) => {
                 tracing::warn!(error = %r.error, "message from server refused");
-                return;
+                return Verdict::Refused;
             }
         };
         if let Some(handler) = handler {
@@ -99,15 +101,23 @@ impl Dispatch for ClientDispatch {
                     Err(e) => tracing::warn!(error = %e, "handler reply cannot be sent; dropped"),
                 }
             }
-            return;
+            return Verdict::Valid;
+        }
+        let size = inbox_size(&msg);
+        let budget = &self.conn.inner.inbox_bytes;
+        if !budget.try_take(size, true) {
+            tracing::warn!(r#type = %msg.message_type, bytes = size, "inbox full (bytes): message dropped");
+            return Verdict::Valid;
         }
         match self.inbox.try_send(msg) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(m)) => {
+                budget.give(size);
                 tracing::warn!(r#type = %m.message_type, "inbox full: message dropped");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => budget.give(size),
         }
+        Verdict::Valid
     }
 
     fn on_fatal(&mut self, _err: &FrameError, _out: &mut BytesMut) {}

@@ -16,6 +16,7 @@ use super::Reconnect;
 use super::client::*;
 use super::client_dispatch::ClientDispatch;
 use super::driver::{self, CloseReason};
+use super::send_queue::{self, ByteBudget, QueueReceiver, QueueSender};
 use crate::error::{ReceiveError, RequestError, SendError};
 use crate::node::outbound;
 use crate::node::requests::{Limits, Requests};
@@ -27,12 +28,14 @@ use crate::{Message, MessageType};
 pub(super) struct ConnShared {
     pub(super) peer: SocketAddr,
     pub(super) client: Arc<ClientShared>,
-    pub(super) tx: mpsc::Sender<Bytes>,
+    pub(super) tx: QueueSender,
     /// Requests sent on this connection and waiting for replies.
     pub(super) requests: Requests<()>,
     pub(super) connected: AtomicBool,
     pub(super) cancel: CancellationToken,
     pub(super) inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
+    /// The uri and content bytes of the messages in the inbox.
+    pub(super) inbox_bytes: ByteBudget,
     pub(super) state: tokio::sync::watch::Sender<ConnectionState>,
     pub(super) peer_info: PeerSlot,
 }
@@ -99,7 +102,7 @@ impl Connection {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> Connection {
-        let (tx, rx) = mpsc::channel(client.send_queue);
+        let (tx, rx) = send_queue::channel(client.send_queue, client.send_queue_bytes, None);
         let (inbox_tx, inbox_rx) = mpsc::channel(client.inbox);
         let (state, _) = tokio::sync::watch::channel(ConnectionState::Connected);
         let conn = Connection {
@@ -117,6 +120,7 @@ impl Connection {
                 connected: AtomicBool::new(true),
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
+                inbox_bytes: ByteBudget::new(client.inbox_bytes),
                 state,
                 peer_info: PeerSlot::default(),
             }),
@@ -137,12 +141,7 @@ impl Connection {
         conn
     }
 
-    async fn run(
-        self,
-        mut stream: TcpStream,
-        mut rx: mpsc::Receiver<Bytes>,
-        inbox: mpsc::Sender<Message>,
-    ) {
+    async fn run(self, mut stream: TcpStream, mut rx: QueueReceiver, inbox: mpsc::Sender<Message>) {
         let client = self.inner.client.clone();
         let link = PeerLink {
             addr: self.inner.peer,
@@ -325,11 +324,7 @@ impl Connection {
             return Err(SendError::Closed);
         }
         let bytes = self.prepare(msg.clone(), opts).await?;
-        self.inner
-            .tx
-            .send(bytes)
-            .await
-            .map_err(|_| SendError::Closed)
+        self.inner.tx.send(bytes).await
     }
 
     /// Queue a message without waiting ([`SendError::QueueFull`] when the queue is full). Plugins
@@ -353,10 +348,7 @@ impl Connection {
             self.inner.peer_info.get().as_deref(),
             Some(self.inner.peer),
         )?;
-        self.inner.tx.try_send(bytes).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+        self.inner.tx.try_send(bytes)
     }
 
     /// Send a message with a fresh request id and wait for the reply (within the client's request
@@ -390,11 +382,7 @@ impl Connection {
             .requests
             .exchange((), msg, opts.inner.clone(), timeout, |msg| async move {
                 let bytes = self.prepare(msg, opts).await?;
-                self.inner
-                    .tx
-                    .send(bytes)
-                    .await
-                    .map_err(|_| SendError::Closed)
+                self.inner.tx.send(bytes).await
             })
             .await
     }
@@ -438,13 +426,16 @@ impl Connection {
     /// The next message from the server that is neither a reply to a request nor taken by a
     /// handler, waiting as long as it takes.
     pub async fn receive_once(&self) -> Result<Message, ReceiveError> {
-        self.inner
+        let msg = self
+            .inner
             .inbox
             .lock()
             .await
             .recv()
             .await
-            .ok_or(ReceiveError::Closed)
+            .ok_or(ReceiveError::Closed)?;
+        self.inner.inbox_bytes.give(inbox_size(&msg));
+        Ok(msg)
     }
 
     /// [`receive_once`](Self::receive_once) with a timeout.
@@ -470,6 +461,11 @@ impl Connection {
             tracing::warn!("close: the connection did not end in time; giving up waiting");
         }
     }
+}
+
+/// What a message in the inbox counts against its byte budget.
+pub(super) fn inbox_size(msg: &Message) -> usize {
+    msg.uri().len() + msg.content().len()
 }
 
 /// Marks a connection as ended when its task ends, panics included.

@@ -4,24 +4,26 @@
 //! Reading and writing run concurrently in one `select!`, so a peer that pipelines without reading
 //! cannot deadlock the connection; the write buffer has a high-water mark above which reading (and
 //! taking queued messages) pauses, so memory stays bounded. Every wait has a deadline: a started
-//! frame must complete within the read timeout, a connection with no traffic closes after the idle
-//! timeout, and a write that makes no progress fails after the write timeout. Which deadline
-//! applies, and when, is decided by `Deadlines` (in `deadlines.rs`, free of I/O); this loop reports
-//! its events to it and keeps the one timer.
+//! frame must complete within the read timeout, a connection with no valid traffic closes after
+//! the idle timeout, a server's connection that presents no valid frame within the handshake
+//! timeout closes, and a write that makes no progress fails after the write timeout. Which
+//! deadline applies, and when, is decided by `Deadlines` (in `deadlines.rs`, free of I/O); this
+//! loop reports its events (and each frame's verdict) to it and keeps the one timer.
 
 use std::future::Future;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use super::deadlines::Verdict;
 use super::deadlines::{Deadline, Deadlines};
+use super::send_queue::QueueReceiver;
 use crate::codec::{Frame, FrameCodec, FrameError};
 
 /// How long a closing connection keeps discarding input, and how much at most.
@@ -44,6 +46,11 @@ pub(crate) struct DriverConfig {
     pub(crate) read_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) write_timeout: Duration,
+    /// A connection must present a valid frame within this of opening (a server's).
+    pub(crate) handshake_timeout: Option<Duration>,
+    /// Refused frames in a row that close the connection (a server's).
+    pub(crate) max_auth_failures: Option<u32>,
+    /// The write backlog above which reading and taking queued messages pause.
     pub(crate) write_high_water: usize,
 }
 
@@ -59,8 +66,16 @@ pub enum CloseReason {
     Local,
     /// A frame started but did not complete within the read timeout.
     ReadTimeout,
-    /// No traffic for the idle timeout.
+    /// No valid traffic for the idle timeout.
     IdleTimeout,
+    /// No valid frame (one that passed the instance plugins) within the handshake timeout of
+    /// connecting.
+    HandshakeTimeout,
+    /// Too many frames in a row failed the instance plugins or did not decode.
+    AuthFailures,
+    /// Closed to make room for a new connection on a full server (an unauthenticated or the
+    /// longest idle connection).
+    Evicted,
     /// The peer did not take our data within the write timeout.
     WriteTimeout,
     /// The peer sent a frame that breaks the framing (for example one above the size limit).
@@ -77,6 +92,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::ReadTimeout => f.write_str("partial frame not completed in time"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::HandshakeTimeout => f.write_str("no valid frame in time"),
+            CloseReason::AuthFailures => f.write_str("too many refused frames in a row"),
+            CloseReason::Evicted => f.write_str("evicted to make room for a new connection"),
             CloseReason::WriteTimeout => f.write_str("peer did not read in time"),
             CloseReason::BadFrame(e) => write!(f, "bad frame: {e}"),
             CloseReason::Io(e) => write!(f, "i/o error: {e}"),
@@ -86,8 +104,18 @@ impl std::fmt::Display for CloseReason {
 
 /// What the driver calls for each frame.
 pub(crate) trait Dispatch: Send {
-    /// Handle one frame; append any reply frames to `out`.
-    fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> impl Future<Output = ()> + Send;
+    /// Handle one frame; append any reply frames to `out`. Says whether the frame was valid
+    /// (passed the instance plugins), for the handshake, the idle deadline and the count of
+    /// refused frames.
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        out: &mut BytesMut,
+    ) -> impl Future<Output = Verdict> + Send;
+
+    /// The connection had valid traffic at `now` (once per batch, not per frame): a valid frame,
+    /// or a message of this node's own taken from the queue.
+    fn active(&mut self, _now: Instant) {}
 
     /// The framing broke (`err`); append a last message for the peer, if any, before the close.
     fn on_fatal(&mut self, err: &FrameError, out: &mut BytesMut);
@@ -99,7 +127,7 @@ pub(crate) trait Dispatch: Send {
 ///
 /// Returns whether it took anything from the queue.
 fn queued_before_reply(
-    outbound: &mut mpsc::Receiver<Bytes>,
+    outbound: &mut QueueReceiver,
     wbuf: &mut BytesMut,
     mark: usize,
     high_water: usize,
@@ -108,17 +136,18 @@ fn queued_before_reply(
     if outbound.is_empty() {
         return false;
     }
-    let Ok(first) = outbound.try_recv() else {
+    let Some(first) = outbound.try_recv() else {
         return false;
     };
     let reply = wbuf.split_off(mark.min(wbuf.len()));
     wbuf.extend_from_slice(&first);
     while wbuf.len() < high_water {
         match outbound.try_recv() {
-            Ok(b) => wbuf.extend_from_slice(&b),
-            Err(_) => break,
+            Some(b) => wbuf.extend_from_slice(&b),
+            None => break,
         }
     }
+    outbound.release();
     wbuf.unsplit(reply);
     true
 }
@@ -160,7 +189,7 @@ pub(crate) async fn drive<D: Dispatch>(
     mut codec: FrameCodec,
     cfg: &DriverConfig,
     dispatch: &mut D,
-    outbound: &mut mpsc::Receiver<Bytes>,
+    outbound: &mut QueueReceiver,
     cancel: &CancellationToken,
 ) -> CloseReason {
     let (mut rd, mut wr) = stream.split();
@@ -173,7 +202,7 @@ pub(crate) async fn drive<D: Dispatch>(
     let mut stopping = false;
     let mut result: Option<CloseReason> = None;
     let now = Instant::now();
-    let mut deadlines = Deadlines::new(cfg.read_timeout, cfg.idle_timeout, cfg.write_timeout, now);
+    let mut deadlines = Deadlines::new(cfg, now);
     let sleep = tokio::time::sleep_until(now + FAR);
     tokio::pin!(sleep);
     let cancelled = cancel.cancelled();
@@ -196,11 +225,22 @@ pub(crate) async fn drive<D: Dispatch>(
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
                     let mark = wbuf.len();
-                    dispatch.on_frame(frame, &mut wbuf).await;
+                    let verdict = dispatch.on_frame(frame, &mut wbuf).await;
                     if queued_before_reply(outbound, &mut wbuf, mark, cfg.write_high_water) {
                         outbound_armed = false;
                     }
                     dispatched = true;
+                    if deadlines.frame(verdict) {
+                        // Refused frame after refused frame: a peer without the key (or
+                        // without the framing) gets no more of our attention. What was
+                        // answered so far is flushed.
+                        tracing::info!("closing connection: too many refused frames in a row");
+                        full = false;
+                        rbuf.clear();
+                        reading = false;
+                        result.get_or_insert(CloseReason::AuthFailures);
+                        break;
+                    }
                     if !take_budget().await {
                         full = false;
                         spent = true;
@@ -227,8 +267,8 @@ pub(crate) async fn drive<D: Dispatch>(
             if was_empty && !wbuf.is_empty() {
                 deadlines.backlog_started(now);
             }
-            if dispatched {
-                deadlines.dispatched(now, !rbuf.is_empty());
+            if dispatched && deadlines.dispatched(now, !rbuf.is_empty()) {
+                dispatch.active(now);
             }
             // Write the batch now, without waiting for a select round: usually the socket takes
             // it all and the connection goes straight back to reading.
@@ -299,9 +339,10 @@ pub(crate) async fn drive<D: Dispatch>(
                 stopping = true;
                 reading = false;
                 result.get_or_insert(CloseReason::Local);
-                while let Ok(b) = outbound.try_recv() {
+                while let Some(b) = outbound.try_recv() {
                     wbuf.extend_from_slice(&b);
                 }
+                outbound.release();
             }
             r = wr.write(&wbuf), if !wbuf.is_empty() => match r {
                 Ok(0) => {
@@ -327,16 +368,20 @@ pub(crate) async fn drive<D: Dispatch>(
                 r
             }), if outbound_open && room && !stopping => match m {
                 Some(b) => {
+                    let now = Instant::now();
                     if wbuf.is_empty() {
-                        deadlines.backlog_started(Instant::now());
+                        deadlines.backlog_started(now);
                     }
+                    deadlines.sent(now);
+                    dispatch.active(now);
                     wbuf.extend_from_slice(&b);
                     while wbuf.len() < cfg.write_high_water {
                         match outbound.try_recv() {
-                            Ok(b) => wbuf.extend_from_slice(&b),
-                            Err(_) => break,
+                            Some(b) => wbuf.extend_from_slice(&b),
+                            None => break,
                         }
                     }
+                    outbound.release();
                 }
                 None => outbound_open = false,
             },
@@ -368,7 +413,8 @@ pub(crate) async fn drive<D: Dispatch>(
                 let reason = kind.reason();
                 tracing::info!(reason = %reason, "closing connection");
                 result.get_or_insert(reason);
-                if kind == Deadline::Write {
+                // A peer that does not read, or never showed the key, is not owed a flush.
+                if matches!(kind, Deadline::Write | Deadline::Handshake) {
                     break;
                 }
                 reading = false;
@@ -409,6 +455,7 @@ mod tests {
 
     use super::*;
     use crate::message::Header;
+    use bytes::Bytes;
     use tokio::net::TcpListener;
 
     const READ: Duration = Duration::from_secs(10);
@@ -420,7 +467,9 @@ mod tests {
     struct Ignore;
 
     impl Dispatch for Ignore {
-        async fn on_frame(&mut self, _: Frame, _: &mut BytesMut) {}
+        async fn on_frame(&mut self, _: Frame, _: &mut BytesMut) -> Verdict {
+            Verdict::Valid
+        }
         fn on_fatal(&mut self, _: &FrameError, _: &mut BytesMut) {}
     }
 
@@ -436,14 +485,19 @@ mod tests {
     fn spawn_driver(
         stream: TcpStream,
         idle_timeout: Option<Duration>,
-    ) -> (tokio::task::JoinHandle<CloseReason>, mpsc::Sender<Bytes>) {
+    ) -> (
+        tokio::task::JoinHandle<CloseReason>,
+        crate::tcp::send_queue::QueueSender,
+    ) {
         let cfg = DriverConfig {
             read_timeout: READ,
             idle_timeout,
             write_timeout: WRITE,
+            handshake_timeout: None,
+            max_auth_failures: None,
             write_high_water: 1 << 20,
         };
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, mut rx) = crate::tcp::send_queue::channel(8, 1 << 16, None);
         let task = tokio::spawn(async move {
             let cancel = CancellationToken::new();
             drive(

@@ -1,13 +1,17 @@
 //! TCP transport: [`TcpServer`] and [`TcpClient`].
 //!
 //! Both sides run one task per connection (the driver) that reads frames, dispatches them in order,
-//! and writes replies and queued messages in batches, with read, idle and write timeouts.
+//! and writes replies and queued messages in batches, with read, idle and write timeouts. A server
+//! also closes a connection that shows no valid frame within its handshake timeout or keeps
+//! sending refused ones, limits connections per source, evicts an unauthenticated (else the
+//! longest idle) connection when full, and bounds every queue in bytes as well as messages.
 //!
 //! With `peer_management(PeerConfig)` on both sides, the client advertises itself on connect
 //! (`ADVERTISE_PEER`), the server answers `PEER_DISCOVERED`, and each records the other in its
 //! [`PeerTable`](crate::peer::PeerTable) and on the connection; `DISCONNECT` on close (or the end
 //! of the connection) removes it.
 
+mod admission;
 mod client;
 mod client_builder;
 mod client_dispatch;
@@ -17,6 +21,7 @@ pub(crate) mod driver;
 mod node_ops;
 mod peers;
 mod reconnect;
+mod send_queue;
 mod server;
 mod server_builder;
 mod server_dispatch;
@@ -29,4 +34,4 @@ pub use driver::CloseReason;
 pub use reconnect::Reconnect;
 pub use server::{ConnectionEvent, ConnectionId, ConnectionInfo, TcpServer};
 pub use server_builder::TcpServerBuilder;
-pub use server_handle::ServerHandle;
+pub use server_handle::{ServerHandle, ServerStats};

@@ -1,20 +1,24 @@
 //! [`TcpServer`]: accept connections and serve them until shutdown; the registry of open
-//! connections and what is removed when one ends.
+//! connections, which connections it admits or evicts (the rules are in `admission.rs`), and what
+//! is removed when one ends.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::admission::{self, Admission, Admit};
 use super::driver::{self, CloseReason, DriverConfig};
+use super::send_queue::{self, ByteBudget, QueueSender};
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::outbound::Recipient;
@@ -162,11 +166,45 @@ impl TcpServer {
 pub(super) struct Registry {
     pub(super) conns: HashMap<ConnectionId, ConnEntry>,
     pub(super) subs: Subscriptions<ConnectionId>,
+    pub(super) admission: Admission,
+}
+
+impl Registry {
+    /// Remove a connection, its subscriptions and its place in the admission rules; `None` if
+    /// it was already removed (evicted, then ended).
+    pub(super) fn remove(&mut self, id: ConnectionId) -> Option<ConnEntry> {
+        let entry = self.conns.remove(&id)?;
+        self.admission.remove(id, entry.source);
+        self.subs.remove_subscriber(id);
+        Some(entry)
+    }
+
+    /// The open connection without valid traffic for the longest time (the lowest id among
+    /// equals). A scan, done only when a full server of authenticated connections must evict.
+    fn longest_idle(conns: &HashMap<ConnectionId, ConnEntry>) -> Option<ConnectionId> {
+        conns
+            .iter()
+            .min_by_key(|(id, c)| (c.status.last_active.load(Ordering::Relaxed), **id))
+            .map(|(id, _)| *id)
+    }
+}
+
+/// What a connection's task and the registry share about it, without the registry's lock.
+#[derive(Debug)]
+pub(super) struct ConnStatus {
+    /// Milliseconds from the server's start to the connection's last valid traffic (stored by
+    /// its driver, at most once a second).
+    pub(super) last_active: AtomicU64,
+    /// Set when the server evicted it: its end is reported as [`CloseReason::Evicted`].
+    pub(super) evicted: AtomicBool,
 }
 
 pub(super) struct ConnEntry {
     pub(super) peer: SocketAddr,
-    pub(super) tx: mpsc::Sender<Bytes>,
+    /// The source it counts against for `max_connections_per_ip`.
+    pub(super) source: IpAddr,
+    pub(super) tx: QueueSender,
+    pub(super) status: Arc<ConnStatus>,
     pub(super) cancel: CancellationToken,
     /// The peer behind this connection, once known (peer management).
     pub(super) peer_info: PeerSlot,
@@ -186,16 +224,36 @@ pub(super) struct ServerShared {
     pub(super) cancel: CancellationToken,
     pub(super) next_id: AtomicU64,
     pub(super) local_addr: SocketAddr,
-    pub(super) max_connections: usize,
     pub(super) send_queue: usize,
+    pub(super) send_queue_bytes: usize,
+    /// The byte budget of all the connections' send queues together.
+    pub(super) queued: Arc<ByteBudget>,
+    /// What `last_active` counts from.
+    pub(super) epoch: Instant,
+    pub(super) counters: Counters,
     pub(super) shutdown_timeout: Duration,
     pub(super) plugins: NodePlugins,
     /// Clients that advertised themselves (peer management).
     pub(super) peers: PeerTable,
 }
 
+/// What [`ServerHandle::stats`] counts.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) evicted: AtomicU64,
+    pub(super) refused: AtomicU64,
+    pub(super) skipped: AtomicU64,
+}
+
+impl ServerShared {
+    /// `now` as the milliseconds `ConnStatus::last_active` holds.
+    pub(super) fn millis(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 impl ConnEntry {
-    pub(super) fn recipient(&self) -> Recipient<mpsc::Sender<Bytes>> {
+    pub(super) fn recipient(&self) -> Recipient<QueueSender> {
         Recipient {
             to: self.tx.clone(),
             addr: self.peer,
@@ -209,6 +267,7 @@ pub(super) struct ConnGuard {
     pub(super) handle: ServerHandle,
     pub(super) id: ConnectionId,
     pub(super) peer: SocketAddr,
+    pub(super) status: Arc<ConnStatus>,
     /// Set when the driver returns; still `None` if the task panicked or was aborted.
     pub(super) reason: Option<CloseReason>,
 }
@@ -217,11 +276,8 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         // A client that leaves without DISCONNECT leaves the peer table with its connection.
         self.handle.shared.peers.remove_addr(self.peer);
-        {
-            let mut reg = self.handle.registry();
-            reg.conns.remove(&self.id);
-            reg.subs.remove_subscriber(self.id);
-        }
+        // Already gone if it was evicted.
+        self.handle.registry().remove(self.id);
         // Requests to this client can no longer be answered.
         self.handle.shared.requests.with(|t| t.fail_peer(self.id));
         let reason = self.reason.take().unwrap_or_else(|| {
@@ -232,6 +288,11 @@ impl Drop for ConnGuard {
                 CloseReason::Local
             }
         });
+        let reason = if self.status.evicted.load(Ordering::Acquire) {
+            CloseReason::Evicted
+        } else {
+            reason
+        };
         tracing::debug!(%reason, "disconnected");
         let _ = self
             .handle
@@ -249,25 +310,54 @@ impl ServerHandle {
     pub(super) fn accept(&self, stream: TcpStream, peer: SocketAddr, tasks: &mut JoinSet<()>) {
         let shared = &self.shared;
         let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = mpsc::channel(shared.send_queue);
+        let source = admission::source_of(peer.ip());
+        let (tx, rx) = send_queue::channel(
+            shared.send_queue,
+            shared.send_queue_bytes,
+            Some(shared.queued.clone()),
+        );
         let cancel = shared.cancel.child_token();
         let peer_slot = PeerSlot::default();
-        {
+        let status = Arc::new(ConnStatus {
+            last_active: AtomicU64::new(shared.millis(Instant::now())),
+            evicted: AtomicBool::new(false),
+        });
+        let evicted = {
             let mut reg = self.registry();
-            if reg.conns.len() >= shared.max_connections {
-                tracing::warn!(%peer, limit = shared.max_connections, "connection limit reached: refusing");
-                return;
-            }
+            let reg = &mut *reg;
+            let conns = &reg.conns;
+            let evicted = match reg
+                .admission
+                .admit(source, || Registry::longest_idle(conns))
+            {
+                Admit::Accept => None,
+                Admit::Evict(old) => {
+                    let authenticated = reg.admission.is_authenticated(old);
+                    reg.remove(old).map(|e| (old, e, authenticated))
+                }
+                Admit::Refuse => {
+                    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, "connection limit of its source reached: refusing");
+                    return;
+                }
+            };
+            reg.admission.insert(id, source);
             reg.conns.insert(
                 id,
                 ConnEntry {
                     peer,
+                    source,
                     tx,
+                    status: status.clone(),
                     cancel: cancel.clone(),
                     peer_info: peer_slot.clone(),
                     abort: None,
                 },
             );
+            evicted
+        };
+        if let Some((old, entry, authenticated)) = evicted {
+            self.evicted(old, entry, authenticated, peer);
         }
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "set_nodelay failed");
@@ -282,6 +372,7 @@ impl ServerHandle {
                     handle: handle.clone(),
                     id,
                     peer,
+                    status: status.clone(),
                     reason: None,
                 };
                 let link = PeerLink {
@@ -301,6 +392,10 @@ impl ServerHandle {
                     plugins: handle.shared.plugins.clone(),
                     peer,
                     peer_info: peer_slot,
+                    source,
+                    status,
+                    authenticated: false,
+                    next_active_store: Instant::now(),
                 };
                 let mut rx = rx;
                 guard.reason = Some(
@@ -319,6 +414,33 @@ impl ServerHandle {
         );
         if let Some(c) = self.registry().conns.get_mut(&id) {
             c.abort = Some(abort);
+        }
+    }
+
+    /// Close a connection the registry let go for `for_peer`'s: one that never authenticated at
+    /// once (its task is aborted: nothing it sent was accepted, nothing is owed to it), an
+    /// authenticated one gracefully, as [`ServerHandle::disconnect`] does.
+    fn evicted(
+        &self,
+        id: ConnectionId,
+        entry: ConnEntry,
+        authenticated: bool,
+        for_peer: SocketAddr,
+    ) {
+        self.shared.counters.evicted.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            evicted = %id,
+            peer = %entry.peer,
+            authenticated,
+            new_peer = %for_peer,
+            "server full: evicting a connection for a new one"
+        );
+        entry.status.evicted.store(true, Ordering::Release);
+        entry.cancel.cancel();
+        match entry.abort {
+            Some(abort) if !authenticated => abort.abort(),
+            Some(abort) => self.abort_after_grace(abort),
+            None => {}
         }
     }
 }

@@ -1,4 +1,5 @@
-//! [`TcpServerBuilder`]: a server's configuration, with a default for every limit.
+//! [`TcpServerBuilder`]: a server's configuration, with a default for every limit, and the
+//! memory those defaults bound.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,19 +12,57 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::ServerHandle;
+use super::admission::Admission;
 use super::driver::DriverConfig;
+use super::send_queue::ByteBudget;
 use super::server::*;
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::node::peers as peer_management;
 use crate::node::requests::{Limits, Matching, Requests};
-use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
+use crate::node::subscriptions::{self, SubscriptionLimits, Subscriptions};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::{AuthErrorHook, NodePlugins};
 use crate::router::Router;
 
 /// Configures and binds a [`TcpServer`]. Every limit has a default.
+///
+/// # Admission
+///
+/// A connection must present a valid frame (one that passes the instance plugins: with an auth
+/// plugin, an authenticated one; with none, any frame that decodes) within
+/// [`handshake_timeout`](Self::handshake_timeout), and is closed after
+/// [`max_auth_failures`](Self::max_auth_failures) refused frames in a row. Only valid traffic
+/// postpones the [`idle_timeout`](Self::idle_timeout). A source (an IPv4 address, an IPv6 /64)
+/// holds at most [`max_connections_per_ip`](Self::max_connections_per_ip) connections. A full
+/// server does not refuse a new connection: it evicts the oldest connection that has not
+/// authenticated yet, or, when all have, the one idle the longest
+/// ([`CloseReason::Evicted`](crate::tcp::CloseReason::Evicted)); a source at its limit evicts its
+/// own oldest unauthenticated connection, and is refused when all of its connections are
+/// authenticated.
+///
+/// # Memory
+///
+/// Everything a peer can make the server hold is bounded in count and in bytes. Per connection:
+/// the read buffer holds at most one frame being received (`max_frame_size` plus 16 KiB of read
+/// room), the write backlog at most [`write_backlog`](Self::write_backlog) plus two frames (a
+/// queued message and a reply that cross the mark), the send queue at most
+/// [`send_queue_bytes`](Self::send_queue_bytes) (one larger frame when it is otherwise empty),
+/// the subscription keys at most [`max_subscription_bytes`](Self::max_subscription_bytes), and
+/// about 10 KiB for the task and its state. Across connections, the send queues together hold at
+/// most [`max_queued_bytes`](Self::max_queued_bytes) and the subscriptions at most
+/// [`max_total_subscriptions`](Self::max_total_subscriptions) entries (an estimated 300 bytes
+/// each) with [`max_total_subscription_bytes`](Self::max_total_subscription_bytes) of keys.
+///
+/// At the defaults (frames of up to 130,968 bytes, 128 KiB), a connection holds at most
+/// 128 + 16 + (64 + 2 × 128) + 10 = 474 KiB besides its queue and keys, so a server with all
+/// 10,000 connections receiving a largest frame and holding a full backlog at once holds at most
+/// about 4.5 GiB, plus 64 MiB of send queues, 16 MiB of subscription keys and about 75 MiB of
+/// subscription entries: **about 4.7 GiB in the worst case**. Buffers grow by doubling, so
+/// their allocations can reach up to twice what they hold. An idle connection costs about
+/// 10 KiB. To bound a server lower, lower `max_connections` or `max_frame_size` (the largest
+/// share: three frames per connection).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -46,13 +85,21 @@ pub struct TcpServerBuilder {
     router: Router,
     auth_codec: Arc<dyn AuthFieldsCodec>,
     max_connections: usize,
+    max_connections_per_ip: usize,
     max_frame_size: usize,
     read_timeout: Duration,
     idle_timeout: Option<Duration>,
     write_timeout: Duration,
+    handshake_timeout: Option<Duration>,
+    max_auth_failures: Option<u32>,
+    write_backlog: usize,
     send_queue: usize,
+    send_queue_bytes: usize,
+    max_queued_bytes: usize,
     max_subscriptions: usize,
     max_total_subscriptions: usize,
+    max_subscription_bytes: usize,
+    max_total_subscription_bytes: usize,
     request_timeout: Duration,
     max_in_flight: usize,
     shutdown_timeout: Duration,
@@ -67,13 +114,21 @@ impl Default for TcpServerBuilder {
             router: Router::new(),
             auth_codec: Arc::new(PostcardCodec),
             max_connections: 10_000,
+            max_connections_per_ip: 100,
             max_frame_size: MAX_FRAME,
             read_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
             write_timeout: Duration::from_secs(30),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            max_auth_failures: Some(3),
+            write_backlog: 64 * 1024,
             send_queue: 1024,
+            send_queue_bytes: 256 * 1024,
+            max_queued_bytes: 64 << 20,
             max_subscriptions: 1024,
-            max_total_subscriptions: 1 << 20,
+            max_total_subscriptions: 1 << 18,
+            max_subscription_bytes: subscriptions::DEFAULT_KEY_BYTES_PER_SUBSCRIBER,
+            max_total_subscription_bytes: subscriptions::DEFAULT_TOTAL_KEY_BYTES,
             request_timeout: Duration::from_secs(10),
             max_in_flight: 4096,
             shutdown_timeout: Duration::from_secs(10),
@@ -105,10 +160,46 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Connections served at once (default 10,000); further connections are accepted and closed at once.
+    /// Connections served at once (default 10,000). A new connection on a full server evicts
+    /// the oldest connection that has not authenticated yet, else the one idle the longest (see
+    /// [Admission](Self#admission)).
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Connections from one source at once (default 100, 1% of the default `max_connections`):
+    /// an IPv4 address, or an IPv6 /64 prefix (one host usually holds a whole /64). A new
+    /// connection from a source at its limit evicts that source's oldest unauthenticated
+    /// connection, or is closed at once when all of them have authenticated. Raise it for
+    /// clients behind one NAT or proxy.
+    #[must_use]
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.max_connections_per_ip = n;
+        self
+    }
+
+    /// How long a new connection has to present a valid frame (default 10 s; `None`: no limit).
+    /// Valid means it passed the instance plugins (with an auth plugin, it is authenticated);
+    /// with no instance plugin, any frame that decodes. A connection without one is closed
+    /// ([`CloseReason::HandshakeTimeout`](crate::tcp::CloseReason::HandshakeTimeout)), so a
+    /// peer without the key cannot hold a slot. A client that connects only to listen must send
+    /// something first (a subscription, an advert) or be closed.
+    #[must_use]
+    pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
+        self.handshake_timeout = t.map(crate::node::sane);
+        self
+    }
+
+    /// Refused frames in a row that close a connection (default 3; `None`: no limit; at least 1).
+    /// A refused frame is one that does not decode or fails the instance plugins (a route's
+    /// inner plugins refusing a frame that passed them does not count); a valid frame starts
+    /// the count again. The last refusal is still answered, then the connection closes
+    /// ([`CloseReason::AuthFailures`](crate::tcp::CloseReason::AuthFailures)).
+    #[must_use]
+    pub fn max_auth_failures(mut self, n: Option<u32>) -> Self {
+        self.max_auth_failures = n.map(|n| n.max(1));
         self
     }
 
@@ -128,7 +219,10 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Close connections with no traffic for this long (default 300 s; `None` keeps them).
+    /// Close connections with no valid traffic for this long (default 300 s; `None` keeps them).
+    /// Valid traffic is a frame that passed the instance plugins, or a message of the server's
+    /// own (`send`, `notify`, …) taken from the connection's queue; refused frames, garbage and
+    /// the error replies to them do not postpone it.
     #[must_use]
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
         self.idle_timeout = t.map(crate::node::sane);
@@ -150,6 +244,36 @@ impl TcpServerBuilder {
         self
     }
 
+    /// Bytes queued per connection for `send`, `broadcast` and `notify` (default 256 KiB; a
+    /// larger frame is queued when the queue is otherwise empty). Beyond, `send` waits,
+    /// `try_send` is [`SendError::QueueFull`](crate::SendError::QueueFull), and a fan-out skips
+    /// the connection (a slow reader loses messages rather than growing the server; one that
+    /// does not read at all is closed by the write timeout).
+    #[must_use]
+    pub fn send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.send_queue_bytes = bytes;
+        self
+    }
+
+    /// Bytes queued in all connections' send queues together (default 64 MiB, at least one
+    /// frame). Beyond, queuing for any connection waits (`send`), fails with
+    /// [`SendError::NodeQueueFull`](crate::SendError::NodeQueueFull) (`try_send`) or skips it
+    /// (a fan-out).
+    #[must_use]
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// A connection's write backlog (replies and queued messages not yet taken by the socket)
+    /// above which it stops reading frames and taking queued messages until the peer reads
+    /// (default 64 KiB, at least 1 KiB). The backlog reaches at most this plus two frames.
+    #[must_use]
+    pub fn write_backlog(mut self, bytes: usize) -> Self {
+        self.write_backlog = bytes.max(1024);
+        self
+    }
+
     /// Subscriptions per connection (default 1024); beyond, `subscribe` fails with
     /// [`SubscribeError::Limit`](crate::SubscribeError::Limit).
     #[must_use]
@@ -158,11 +282,29 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Subscriptions of all connections together (default 1,048,576); beyond, `subscribe` fails
+    /// Subscriptions of all connections together (default 262,144); beyond, `subscribe` fails
     /// with [`SubscribeError::NodeLimit`](crate::SubscribeError::NodeLimit).
     #[must_use]
     pub fn max_total_subscriptions(mut self, n: usize) -> Self {
         self.max_total_subscriptions = n;
+        self
+    }
+
+    /// Key bytes per connection: the sum of the lengths of its subscription keys (default
+    /// 64 KiB); beyond (a single longer key included), `subscribe` fails with
+    /// [`SubscribeError::KeyBytes`](crate::SubscribeError::KeyBytes).
+    #[must_use]
+    pub fn max_subscription_bytes(mut self, bytes: usize) -> Self {
+        self.max_subscription_bytes = bytes;
+        self
+    }
+
+    /// Key bytes of all subscriptions together, each subscription counting its key (default
+    /// 16 MiB); beyond, `subscribe` fails with
+    /// [`SubscribeError::NodeKeyBytes`](crate::SubscribeError::NodeKeyBytes).
+    #[must_use]
+    pub fn max_total_subscription_bytes(mut self, bytes: usize) -> Self {
+        self.max_total_subscription_bytes = bytes;
         self
     }
 
@@ -236,14 +378,19 @@ impl TcpServerBuilder {
                 read_timeout: self.read_timeout,
                 idle_timeout: self.idle_timeout,
                 write_timeout: self.write_timeout,
-                write_high_water: 1 << 20,
+                handshake_timeout: self.handshake_timeout,
+                max_auth_failures: self.max_auth_failures,
+                write_high_water: self.write_backlog,
             },
             registry: Mutex::new(Registry {
                 conns: HashMap::new(),
                 subs: Subscriptions::new(SubscriptionLimits {
                     per_subscriber: self.max_subscriptions,
                     total: self.max_total_subscriptions,
+                    per_subscriber_bytes: self.max_subscription_bytes,
+                    total_bytes: self.max_total_subscription_bytes,
                 }),
+                admission: Admission::new(self.max_connections, self.max_connections_per_ip),
             }),
             requests: Requests::new(
                 Limits {
@@ -257,8 +404,14 @@ impl TcpServerBuilder {
             cancel: CancellationToken::new(),
             next_id: AtomicU64::new(1),
             local_addr,
-            max_connections: self.max_connections,
             send_queue: self.send_queue,
+            send_queue_bytes: self.send_queue_bytes,
+            // Any frame the server may send must fit the budget of all queues.
+            queued: Arc::new(ByteBudget::new(
+                self.max_queued_bytes.max(self.max_frame_size),
+            )),
+            epoch: tokio::time::Instant::now(),
+            counters: Counters::default(),
             shutdown_timeout: self.shutdown_timeout,
             plugins,
             peers,

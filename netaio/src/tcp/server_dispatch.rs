@@ -1,24 +1,30 @@
 //! What a server does with each frame of a connection: decode, open, correlate replies to its
 //! own requests, route, run the handler, seal and write the reply; refusals answered as the
-//! auth-error hook says.
+//! auth-error hook says. Each frame's verdict (valid: it passed the instance plugins) goes back
+//! to the driver, and the first valid one marks the connection authenticated in the registry.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
 
 use super::ServerHandle;
-use super::driver::Dispatch;
+use super::driver::{Dispatch, Verdict};
 use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::message::DecodeError;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
-use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions};
+use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, Stage};
 use crate::router::{Context, Request, Routes};
 use crate::{Message, MessageType};
 use tracing::Instrument;
+
+/// How often a connection's last activity, for the eviction of the longest idle, is recorded.
+const ACTIVE_GRANULARITY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(super) struct ServerDispatch {
     pub(super) ctx: Context,
@@ -29,6 +35,14 @@ pub(super) struct ServerDispatch {
     pub(super) plugins: NodePlugins,
     pub(super) peer: SocketAddr,
     pub(super) peer_info: PeerSlot,
+    /// The source the connection counts against.
+    pub(super) source: IpAddr,
+    pub(super) status: Arc<ConnStatus>,
+    /// Whether a valid frame arrived (the registry was told once).
+    pub(super) authenticated: bool,
+    /// When `status.last_active` is next worth updating (it is kept to the second: reading the
+    /// clock into milliseconds on every batch would cost more than the eviction order gains).
+    pub(super) next_active_store: Instant,
 }
 
 impl ServerDispatch {
@@ -142,14 +156,37 @@ impl ServerDispatch {
             self.write(&reply, out);
         }
     }
+
+    /// The first valid frame: the connection is no longer first in line for eviction. Once per
+    /// connection (the registry's lock, not per frame).
+    #[cold]
+    fn authenticate(&mut self) {
+        self.authenticated = true;
+        self.server
+            .registry()
+            .admission
+            .authenticated(self.id, self.source);
+    }
+
+    /// A frame passed the instance plugins: valid, and the connection is authenticated.
+    #[inline]
+    fn valid(&mut self) -> Verdict {
+        if !self.authenticated {
+            self.authenticate();
+        }
+        Verdict::Valid
+    }
 }
 
 impl Dispatch for ServerDispatch {
-    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) {
+    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
         let Frame { header, auth, body } = frame;
         let msg = match Message::from_parts(header, &auth, body, self.codec.auth_codec()) {
             Ok(m) => m,
-            Err(e) => return self.invalid(&e, &auth, out),
+            Err(e) => {
+                self.invalid(&e, &auth, out);
+                return Verdict::Refused;
+            }
         };
         drop(auth);
         let span = tracing::debug_span!("message", r#type = %msg.message_type, uri = ?crate::message::HexPreview(msg.uri()));
@@ -168,14 +205,29 @@ impl Dispatch for ServerDispatch {
                     inner,
                     msg,
                 } => (handler, inner, msg),
-                Inbound::Answered | Inbound::Stale => return,
+                Inbound::Answered | Inbound::Stale => return self.valid(),
+                Inbound::AnsweredUnverified => return Verdict::Unverified,
                 Inbound::Refused(r) => {
                     if let Some(received) = &r.received {
                         self.refused(received, &r.error, r.auth.as_deref(), out);
                     }
-                    return;
+                    // A route's inner plugins refusing a message that passed the instance
+                    // ones: the connection did show the key.
+                    return match r.error {
+                        OpenError::Auth {
+                            stage: Stage::Inner,
+                            ..
+                        }
+                        | OpenError::Cipher {
+                            stage: Stage::Inner,
+                            ..
+                        } => self.valid(),
+                        _ => Verdict::Refused,
+                    };
                 }
             };
+        // Before the handler runs: however long it takes, the connection has shown the key.
+        let verdict = self.valid();
         // The request id as sent: the reply carries the same bytes as its reply reference (no
         // re-encoding, no allocation).
         let rid = msg
@@ -206,6 +258,17 @@ impl Dispatch for ServerDispatch {
                     .insert_static(crate::message::fields::REPLY_REF, id);
             }
             self.reply(reply, &inner, out).await;
+        }
+        verdict
+    }
+
+    #[inline]
+    fn active(&mut self, now: Instant) {
+        if now >= self.next_active_store {
+            self.next_active_store = now + ACTIVE_GRANULARITY;
+            self.status
+                .last_active
+                .store(self.server.shared.millis(now), Ordering::Relaxed);
         }
     }
 

@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
+use super::send_queue::QueueSender;
 use super::server::*;
 use crate::Message;
 use crate::error::{RequestError, SendError, SubscribeError};
@@ -45,7 +46,7 @@ impl ServerHandle {
 
     /// The recipient behind a connection, copied out of the registry so that no lock is held
     /// while sealing.
-    fn recipient(&self, conn: ConnectionId) -> Result<Recipient<mpsc::Sender<Bytes>>, SendError> {
+    fn recipient(&self, conn: ConnectionId) -> Result<Recipient<QueueSender>, SendError> {
         self.registry()
             .conns
             .get(&conn)
@@ -54,7 +55,8 @@ impl ServerHandle {
     }
 
     /// Queue a message for one connection, sealed with the instance plugins, waiting while its
-    /// send queue is full (a client that does not read is disconnected by the write timeout).
+    /// send queue is full, in messages or bytes, or the server's byte budget for all queues is
+    /// spent (a client that does not read is disconnected by the write timeout).
     pub async fn send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
         self.send_with(conn, msg, &SendOptions::default()).await
     }
@@ -77,11 +79,12 @@ impl ServerHandle {
             Some(r.addr),
         )
         .await?;
-        r.to.send(bytes).await.map_err(|_| SendError::Closed)
+        r.to.send(bytes).await
     }
 
-    /// Queue a message for one connection without waiting: a full queue is
-    /// [`SendError::QueueFull`]. Plugins run inline.
+    /// Queue a message for one connection without waiting: a full queue (in messages or bytes)
+    /// is [`SendError::QueueFull`], a spent server-wide budget [`SendError::NodeQueueFull`].
+    /// Plugins run inline.
     pub fn try_send(&self, conn: ConnectionId, msg: &Message) -> Result<(), SendError> {
         self.try_send_with(conn, msg, &SendOptions::default())
     }
@@ -104,10 +107,7 @@ impl ServerHandle {
             r.peer.as_deref(),
             Some(r.addr),
         )?;
-        r.to.try_send(bytes).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+        r.to.try_send(bytes)
     }
 
     /// Send a request to one client and wait for its reply (within the server's request
@@ -144,8 +144,11 @@ impl ServerHandle {
     }
 
     /// Send a message to every connected client. It is sealed once and the same bytes go to all,
-    /// unless a plugin is peer-specific (then once per client). Returns how many queued it
-    /// (clients whose queue is full are skipped and logged).
+    /// unless a plugin is peer-specific (then once per client). Returns how many queued it:
+    /// a client whose queue is full (in messages or bytes), or any client while the server's
+    /// budget for all queues is spent, is skipped without waiting (logged, counted in
+    /// [`ServerStats::skipped`]); one that does not read at all is then closed by the write
+    /// timeout.
     pub async fn broadcast(&self, msg: &Message) -> Result<usize, SendError> {
         self.broadcast_with(msg, &SendOptions::default()).await
     }
@@ -178,7 +181,7 @@ impl ServerHandle {
         self.fan_out(msg, opts, targets).await
     }
 
-    fn recipients(&self, keep: impl Fn(&ConnEntry) -> bool) -> Vec<Recipient<mpsc::Sender<Bytes>>> {
+    fn recipients(&self, keep: impl Fn(&ConnEntry) -> bool) -> Vec<Recipient<QueueSender>> {
         self.registry()
             .conns
             .values()
@@ -188,25 +191,36 @@ impl ServerHandle {
     }
 
     /// Seal once (or per recipient) and queue without waiting: one slow client must not hold up
-    /// the others.
+    /// the others. A recipient whose queue is full is skipped (one log line per call).
     async fn fan_out(
         &self,
         msg: &Message,
         opts: &SendOptions,
-        targets: Vec<Recipient<mpsc::Sender<Bytes>>>,
+        targets: Vec<Recipient<QueueSender>>,
     ) -> Result<usize, SendError> {
         let shared = &self.shared;
         let frames =
             outbound::seal_each(&shared.plugins, &shared.codec, msg, opts, targets).await?;
-        let mut n = 0;
+        let (mut n, mut full, mut node_full) = (0, 0u64, 0u64);
         for (tx, bytes) in frames {
             match tx.try_send(bytes) {
                 Ok(()) => n += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!("send queue full: message dropped for one connection");
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(SendError::NodeQueueFull) => node_full += 1,
+                Err(SendError::QueueFull) => full += 1,
+                Err(_) => {}
             }
+        }
+        if full + node_full > 0 {
+            shared
+                .counters
+                .skipped
+                .fetch_add(full + node_full, Ordering::Relaxed);
+            tracing::warn!(
+                slow_connections = full,
+                skipped_for_node_budget = node_full,
+                queued = n,
+                "send queues full: message skipped for some connections"
+            );
         }
         Ok(n)
     }
@@ -299,6 +313,15 @@ impl ServerHandle {
         v
     }
 
+    /// The bytes queued for one connection now (its share of
+    /// [`ServerStats::queued_bytes`]); `None` if the connection is unknown.
+    pub fn queued_bytes(&self, conn: ConnectionId) -> Option<usize> {
+        self.registry()
+            .conns
+            .get(&conn)
+            .map(|c| c.tx.queued_bytes())
+    }
+
     /// How many connections are open.
     pub fn connection_count(&self) -> usize {
         self.registry().conns.len()
@@ -315,18 +338,34 @@ impl ServerHandle {
             None => return false,
         };
         if let Some(abort) = abort {
-            let grace = self.shared.shutdown_timeout;
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                if !abort.is_finished() {
-                    tracing::warn!(
-                        "disconnect: handler still busy after the grace period; aborting"
-                    );
-                    abort.abort();
-                }
-            });
+            self.abort_after_grace(abort);
         }
         true
+    }
+
+    /// Abort a cancelled connection's task if it is still busy after the shutdown timeout.
+    pub(super) fn abort_after_grace(&self, abort: tokio::task::AbortHandle) {
+        let grace = self.shared.shutdown_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if !abort.is_finished() {
+                tracing::warn!("disconnect: handler still busy after the grace period; aborting");
+                abort.abort();
+            }
+        });
+    }
+
+    /// What the server's limits have done so far, and the bytes its budgets hold now.
+    pub fn stats(&self) -> ServerStats {
+        let c = &self.shared.counters;
+        let subscription_key_bytes = self.registry().subs.key_bytes();
+        ServerStats {
+            evicted: c.evicted.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            skipped: c.skipped.load(Ordering::Relaxed),
+            queued_bytes: self.shared.queued.used(),
+            subscription_key_bytes,
+        }
     }
 
     /// Connection events from now on. A receiver that falls more than 256 events behind loses the
@@ -346,4 +385,25 @@ impl ServerHandle {
     }
 
     runtime_routes!();
+}
+
+/// A snapshot of a server's limits at work, from [`ServerHandle::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Connections closed to make room for a new one on a full server (or at their source's
+    /// limit), since the server started.
+    pub evicted: u64,
+    /// New connections refused because their source held `max_connections_per_ip`
+    /// authenticated connections, since the server started.
+    pub refused: u64,
+    /// Messages of `broadcast`, `broadcast_to_peers` and `notify` not queued for a connection
+    /// because its queue was full (a slow reader) or the server's budget for all queues was
+    /// spent, since the server started.
+    pub skipped: u64,
+    /// Bytes in all connections' send queues now (at most `max_queued_bytes`).
+    pub queued_bytes: usize,
+    /// Key bytes of all subscriptions now, as the limit counts them (at most
+    /// `max_total_subscription_bytes`).
+    pub subscription_key_bytes: usize,
 }

@@ -19,7 +19,7 @@ use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, PostcardCodec};
 use crate::node::peers::{self as peer_management};
 use crate::node::requests::{Limits, Matching, Requests};
-use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
+use crate::node::subscriptions::{self, SubscriptionLimits, Subscriptions};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::NodePlugins;
 use crate::router::Router;
@@ -234,6 +234,9 @@ impl UdpNodeBuilder {
                     subs: Mutex::new(Subscriptions::new(SubscriptionLimits {
                         per_subscriber: self.max_subscriptions,
                         total: self.max_total_subscriptions,
+                        // The TCP server's defaults; a UDP node has no setters for them yet.
+                        per_subscriber_bytes: subscriptions::DEFAULT_KEY_BYTES_PER_SUBSCRIBER,
+                        total_bytes: subscriptions::DEFAULT_TOTAL_KEY_BYTES,
                     })),
                     not_found: self.not_found,
                     counters: Counters::default(),

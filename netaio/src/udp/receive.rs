@@ -63,7 +63,7 @@ impl UdpHandle {
                     inner,
                     msg,
                 } => (handler, inner, msg),
-                Inbound::Answered => return self.count(&c.replies),
+                Inbound::Answered | Inbound::AnsweredUnverified => return self.count(&c.replies),
                 Inbound::Stale => return,
                 Inbound::Refused(r) => {
                     match r.error {

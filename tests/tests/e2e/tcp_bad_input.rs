@@ -11,11 +11,11 @@
 use std::time::Duration;
 
 use netaio::message::{AuthFields, AuthFieldsCodec, PostcardCodec};
-use netaio::tcp::{CloseReason, ConnectionEvent};
-use netaio::{Message, MessageType, TcpClient, TcpServer};
+use netaio::tcp::CloseReason;
+use netaio::{Message, MessageType, TcpServer};
 use netaio_tests::{
-    ECHO, RawConn, TestServer, WAIT, assert_serves, connected, disconnected, echo_router, header,
-    raw_frame, start_with, within,
+    ECHO, RawConn, TestServer, assert_serves, connected, disconnected, echo_router, header,
+    raw_frame, start_with,
 };
 
 const READ_TIMEOUT: Duration = Duration::from_millis(300);
@@ -297,46 +297,5 @@ async fn junk_after_a_valid_frame_starts_a_frame_that_times_out() {
         CloseReason::ReadTimeout
     );
     assert_serves(server.addr).await;
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn connections_over_the_limit_are_closed_and_the_others_keep_working() {
-    let server = start_with(
-        TcpServer::builder()
-            .router(echo_router())
-            .max_connections(2),
-    )
-    .await;
-    let mut events = server.events();
-    let (c1, c2) = (TcpClient::new(), TcpClient::new());
-    let a = c1.connect(server.addr).await.unwrap();
-    let b = c2.connect(server.addr).await.unwrap();
-    connected(&mut events, None).await;
-    connected(&mut events, None).await;
-    assert_eq!(server.handle.connection_count(), 2);
-
-    let mut extra = RawConn::connect(server.addr).await;
-    extra.expect_eof(CLOSE_WITHIN).await;
-    assert_eq!(server.handle.connection_count(), 2);
-
-    for conn in [&a, &b] {
-        let r = conn.request(ECHO, "still here").await.unwrap();
-        assert_eq!(r.content().as_ref(), b"still here");
-    }
-
-    // Once one leaves, a new connection is served again.
-    a.close().await;
-    within(WAIT, "a Disconnected event", async {
-        while !matches!(
-            events.recv().await.unwrap(),
-            ConnectionEvent::Disconnected { .. }
-        ) {}
-    })
-    .await;
-    assert_eq!(server.handle.connection_count(), 1);
-    let mut fresh = RawConn::connect(server.addr).await;
-    fresh.assert_open().await;
-    b.close().await;
     server.stop().await;
 }

@@ -1,0 +1,377 @@
+//! A connection's send queue, bounded in messages and in bytes, with a byte budget shared by all
+//! the connections of a server (`max_queued_bytes`): what `send`, `notify`, `broadcast` and
+//! requests queue for a connection's driver to write.
+//!
+//! A sender reserves the frame's bytes before it queues the frame and the driver gives them back
+//! when it takes frames out, once per batch (one atomic subtraction per batch, none per frame).
+//! A frame larger than the connection's budget is queued only when the connection's queue is
+//! empty, so any frame can be sent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::error::SendError;
+
+/// Bytes reserved against a limit, and a way to wait for room.
+#[derive(Debug)]
+pub(crate) struct ByteBudget {
+    used: AtomicUsize,
+    limit: usize,
+    /// Senders waiting for room (a cheap look before `notify_waiters`, which takes a lock).
+    waiting: AtomicUsize,
+    room: Notify,
+}
+
+impl ByteBudget {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            limit,
+            waiting: AtomicUsize::new(0),
+            room: Notify::new(),
+        }
+    }
+
+    /// Bytes reserved now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Reserve `n` bytes if they fit; `or_empty`: also when nothing is reserved (one frame above
+    /// the limit).
+    pub(crate) fn try_take(&self, n: usize, or_empty: bool) -> bool {
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            let fits = cur.saturating_add(n) <= self.limit || (or_empty && cur == 0);
+            if !fits {
+                return false;
+            }
+            match self
+                .used
+                .compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Give back `n` reserved bytes.
+    pub(crate) fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+}
+
+/// The byte accounting of one connection's queue.
+#[derive(Debug)]
+struct QueueBytes {
+    conn: ByteBudget,
+    /// The server's budget for all its connections' queues (a client has none).
+    node: Option<Arc<ByteBudget>>,
+}
+
+/// Which budget refused a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    Connection,
+    Node,
+}
+
+impl QueueBytes {
+    fn reserve(&self, n: usize) -> Result<(), Full> {
+        if !self.conn.try_take(n, true) {
+            return Err(Full::Connection);
+        }
+        if let Some(node) = &self.node
+            && !node.try_take(n, false)
+        {
+            self.conn.give(n);
+            return Err(Full::Node);
+        }
+        Ok(())
+    }
+
+    fn release(&self, n: usize) {
+        self.conn.give(n);
+        if let Some(node) = &self.node {
+            node.give(n);
+        }
+    }
+}
+
+impl From<Full> for SendError {
+    fn from(f: Full) -> Self {
+        match f {
+            Full::Connection => SendError::QueueFull,
+            Full::Node => SendError::NodeQueueFull,
+        }
+    }
+}
+
+/// The sending end of a connection's queue; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueSender {
+    tx: mpsc::Sender<Bytes>,
+    bytes: Arc<QueueBytes>,
+}
+
+/// Counts a waiting sender in a budget's `waiting` while it lives.
+struct Waiting<'a>(&'a ByteBudget);
+
+impl<'a> Waiting<'a> {
+    fn new(b: &'a ByteBudget) -> Self {
+        b.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(b)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl QueueSender {
+    /// Queue a frame without waiting: [`SendError::QueueFull`] when the connection's queue is
+    /// full (in messages or bytes), [`SendError::NodeQueueFull`] when the server's budget for
+    /// all queues is, [`SendError::Closed`] when the connection has ended.
+    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), SendError> {
+        let n = frame.len();
+        self.bytes.reserve(n)?;
+        self.tx.try_send(frame).map_err(|e| {
+            self.bytes.release(n);
+            match e {
+                mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+            }
+        })
+    }
+
+    /// Queue a frame, waiting while the queue (or the server's budget for all queues) is full;
+    /// [`SendError::Closed`] when the connection ends meanwhile.
+    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), SendError> {
+        let n = frame.len();
+        loop {
+            let conn = &self.bytes.conn;
+            let node = self.bytes.node.as_deref();
+            // Registered before the check, so a release between the check and the wait wakes it.
+            let conn_room = conn.room.notified();
+            let node_room = node.map(|b| b.room.notified());
+            tokio::pin!(conn_room);
+            let mut node_room = std::pin::pin!(node_room);
+            conn_room.as_mut().enable();
+            if let Some(f) = node_room.as_mut().as_pin_mut() {
+                f.enable();
+            }
+            let _waiting = (Waiting::new(conn), node.map(Waiting::new));
+            if self.bytes.reserve(n).is_ok() {
+                break;
+            }
+            tokio::select! {
+                () = &mut conn_room => {}
+                () = async { if let Some(f) = node_room.as_mut().as_pin_mut() { f.await } else { std::future::pending().await } } => {}
+                () = self.tx.closed() => return Err(SendError::Closed),
+            }
+        }
+        self.tx.send(frame).await.map_err(|_| {
+            self.bytes.release(n);
+            SendError::Closed
+        })
+    }
+
+    /// Bytes queued for this connection now.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.bytes.conn.used()
+    }
+}
+
+/// The driver's end of a connection's queue. Frames taken out are counted and their bytes given
+/// back by [`QueueReceiver::release`], once per batch.
+#[derive(Debug)]
+pub(crate) struct QueueReceiver {
+    rx: mpsc::Receiver<Bytes>,
+    bytes: Arc<QueueBytes>,
+    /// Bytes taken out since the last release.
+    taken: usize,
+}
+
+impl QueueReceiver {
+    /// Whether the queue holds nothing (a cheap look, no receive).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Take a frame without waiting.
+    #[inline]
+    pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
+        let b = self.rx.try_recv().ok()?;
+        self.taken += b.len();
+        Some(b)
+    }
+
+    /// Poll for a frame; `None` once every sender is gone.
+    #[inline]
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let r = self.rx.poll_recv(cx);
+        if let Poll::Ready(Some(b)) = &r {
+            self.taken += b.len();
+        }
+        r
+    }
+
+    /// Give back the bytes of the frames taken out since the last call.
+    #[inline]
+    pub(crate) fn release(&mut self) {
+        if self.taken > 0 {
+            self.bytes.release(std::mem::take(&mut self.taken));
+        }
+    }
+}
+
+impl Drop for QueueReceiver {
+    /// The connection ended: what is still queued will never be written; its bytes go back to
+    /// the server's budget (a sender that queues after this fails and gives back its own).
+    fn drop(&mut self) {
+        self.rx.close();
+        while self.try_recv().is_some() {}
+        self.release();
+    }
+}
+
+/// A queue of at most `count` frames and `bytes` bytes (a frame above `bytes` fits an empty
+/// queue), reserving also from `node` when given.
+pub(crate) fn channel(
+    count: usize,
+    bytes: usize,
+    node: Option<Arc<ByteBudget>>,
+) -> (QueueSender, QueueReceiver) {
+    let (tx, rx) = mpsc::channel(count.max(1));
+    let bytes = Arc::new(QueueBytes {
+        conn: ByteBudget::new(bytes),
+        node,
+    });
+    (
+        QueueSender {
+            tx,
+            bytes: bytes.clone(),
+        },
+        QueueReceiver {
+            rx,
+            bytes,
+            taken: 0,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> Bytes {
+        Bytes::from(vec![0u8; n])
+    }
+
+    #[test]
+    fn bytes_bound_the_queue_and_come_back_when_the_driver_takes_them() {
+        let (tx, mut rx) = channel(100, 1000, None);
+        tx.try_send(frame(600)).unwrap();
+        tx.try_send(frame(400)).unwrap();
+        assert!(matches!(tx.try_send(frame(1)), Err(SendError::QueueFull)));
+        assert_eq!(tx.queued_bytes(), 1000);
+        assert_eq!(rx.try_recv().map(|b| b.len()), Some(600));
+        // Not given back until the batch is released.
+        assert!(matches!(tx.try_send(frame(1)), Err(SendError::QueueFull)));
+        rx.release();
+        assert_eq!(tx.queued_bytes(), 400);
+        tx.try_send(frame(600)).unwrap();
+    }
+
+    #[test]
+    fn a_frame_above_the_budget_fits_an_empty_queue_only() {
+        let (tx, mut rx) = channel(100, 1000, None);
+        tx.try_send(frame(5000)).unwrap();
+        assert!(matches!(
+            tx.try_send(frame(5000)),
+            Err(SendError::QueueFull)
+        ));
+        assert!(rx.try_recv().is_some());
+        rx.release();
+        tx.try_send(frame(5000)).unwrap();
+    }
+
+    #[test]
+    fn the_count_still_bounds_the_queue() {
+        let (tx, _rx) = channel(2, 1 << 20, None);
+        tx.try_send(frame(1)).unwrap();
+        tx.try_send(frame(1)).unwrap();
+        assert!(matches!(tx.try_send(frame(1)), Err(SendError::QueueFull)));
+        // The refused frame's bytes were given back.
+        assert_eq!(tx.queued_bytes(), 2);
+    }
+
+    #[test]
+    fn the_node_budget_is_shared_and_refusal_gives_the_connection_bytes_back() {
+        let node = Arc::new(ByteBudget::new(1500));
+        let (a, mut ra) = channel(100, 1000, Some(node.clone()));
+        let (b, _rb) = channel(100, 1000, Some(node.clone()));
+        a.try_send(frame(1000)).unwrap();
+        b.try_send(frame(500)).unwrap();
+        assert!(matches!(
+            b.try_send(frame(100)),
+            Err(SendError::NodeQueueFull)
+        ));
+        assert_eq!((b.queued_bytes(), node.used()), (500, 1500));
+        ra.try_recv().unwrap();
+        ra.release();
+        assert_eq!(node.used(), 500);
+        b.try_send(frame(100)).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_receiver_gives_everything_back_to_the_node() {
+        let node = Arc::new(ByteBudget::new(10_000));
+        let (tx, rx) = channel(100, 5000, Some(node.clone()));
+        tx.try_send(frame(300)).unwrap();
+        tx.try_send(frame(200)).unwrap();
+        assert_eq!(node.used(), 500);
+        drop(rx);
+        assert_eq!(node.used(), 0);
+        assert!(matches!(tx.try_send(frame(1)), Err(SendError::Closed)));
+        assert_eq!(node.used(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn send_waits_for_room_and_fails_when_the_connection_ends() {
+        let (tx, mut rx) = channel(100, 1000, None);
+        tx.try_send(frame(1000)).unwrap();
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(frame(10)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        rx.try_recv().unwrap();
+        rx.release();
+        waiting.await.unwrap().unwrap();
+        assert_eq!(rx.try_recv().map(|b| b.len()), Some(10));
+        rx.release();
+        assert_eq!(tx.queued_bytes(), 0);
+
+        tx.try_send(frame(1000)).unwrap();
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(frame(10)).await }
+        });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert!(matches!(waiting.await.unwrap(), Err(SendError::Closed)));
+    }
+}
