@@ -2,11 +2,13 @@
 //! RFC 8991 in async Rust, talking to existing GRASP nodes on the wire.
 //!
 //! Work in progress (issue 17). Done so far: [`wire`], the CBOR codec of every message and
-//! option.
+//! option; [`proto`], the I/O-free protocol core.
 #![forbid(unsafe_code)]
 
+pub mod proto;
 pub mod wire;
 
+pub use proto::{AsaId, AsaLocator, GraspError, RegisterOptions, TaggedObjective};
 pub use wire::{
     DecodeError, EncodeError, Flags, FloodItem, Locator, Message, MessageType, Objective, Outcome,
     ResponseOption, Value,
