@@ -5,8 +5,14 @@
 //! option; [`proto`], the I/O-free protocol core.
 #![forbid(unsafe_code)]
 
+mod api;
+pub mod net;
 pub mod proto;
 pub mod wire;
+
+pub use api::{
+    Asa, DiscoverOptions, Grasp, GraspBuilder, Negotiated, NegotiationSession, StartError, Step,
+};
 
 pub use proto::{AsaId, AsaLocator, GraspError, RegisterOptions, TaggedObjective};
 pub use wire::{

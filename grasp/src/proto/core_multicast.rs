@@ -259,13 +259,23 @@ impl Core {
         src: IpAddr,
         bytes: &[u8],
     ) -> Vec<Output> {
-        let msg = match Message::decode_prefix(bytes, self.config.max_unicast) {
-            Ok((m, _)) => m,
+        match Message::decode_prefix(bytes, self.config.max_unicast) {
+            Ok((m, _)) => self.on_response_message(now, ifindex, src, m),
             Err(e) => {
                 tracing::debug!(%src, error = %e, "discovery response dropped");
-                return Vec::new();
+                Vec::new()
             }
-        };
+        }
+    }
+
+    /// [`Core::on_response`] for a message decoded already.
+    pub fn on_response_message(
+        &mut self,
+        now: Instant,
+        ifindex: u32,
+        src: IpAddr,
+        msg: Message,
+    ) -> Vec<Output> {
         let Message::Response {
             session_id,
             initiator,

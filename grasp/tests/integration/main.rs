@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod api_loopback;
 mod codec_errors;
 mod codec_props;
 mod graspy_vectors;
