@@ -335,10 +335,20 @@ async fn initiate(node: &Grasp, report: &mut Report) {
         other => report.record("decline", false, &format!("{other:?}")),
     }
 
-    match asa
-        .synchronize(&ex2(), None, Some(Duration::from_secs(3)))
-        .await
-    {
+    // A relay that has no cached answer yet may only relay the first discovery (the Python
+    // prototype does): ask again, as RFC 8990 lets a discovery be repeated.
+    let mut synched = asa
+        .synchronize(&ex2(), None, Some(Duration::from_secs(2)))
+        .await;
+    for _ in 0..3 {
+        if !matches!(synched, Err(GraspError::NotFloodDisc)) {
+            break;
+        }
+        synched = asa
+            .synchronize(&ex2(), None, Some(Duration::from_secs(2)))
+            .await;
+    }
+    match synched {
         Ok(o) if o.value == Some(Value::Array(vec![1.into(), "two".into(), 3.into()])) => {
             report.record("synchronize", true, "[1, \"two\", 3]")
         }
