@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 use netaio_tests::netns::{Lan, ip};
 
 const PEER: &str = env!("CARGO_BIN_EXE_grasp_peer");
+const BRIGGS: &str = env!("CARGO_BIN_EXE_grasp_briggs");
+const GRAY: &str = env!("CARGO_BIN_EXE_grasp_gray");
 
 /// A `grasp_peer` in a namespace, its stdout lines collected; killed on drop.
 struct Peer {
@@ -41,8 +43,12 @@ struct Peer {
 
 impl Peer {
     fn spawn(ns: &str, args: &[&str]) -> Peer {
+        Peer::spawn_program(ns, PEER, args)
+    }
+
+    fn spawn_program(ns: &str, program: &str, args: &[&str]) -> Peer {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, PEER])
+        cmd.args(["netns", "exec", ns, program])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -343,6 +349,77 @@ fn scenario_through_a_relay_with_o_divert_and_a_relayed_flood() {
     let out = scenario(chain.ns(2), chain.ns(0), &[], Some(chain.ns(1)));
     assert!(
         line(&out, "PASS discover").contains("via O_DIVERT"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn gray_and_briggs_haggle() {
+    let lan = Lan::new("gb", 237, 2);
+    ready(&lan);
+    let mut briggs = Peer::spawn_program(
+        lan.host(1),
+        BRIGGS,
+        &[
+            "--interface",
+            "eth0",
+            "--secs",
+            "120",
+            "--flood-every-secs",
+            "2",
+        ],
+    );
+    briggs.wait_for("ready", Duration::from_secs(30), |l| {
+        l.starts_with("Briggs is ready")
+    });
+    let gray = Peer::spawn_program(
+        lan.host(2),
+        GRAY,
+        &[
+            "--interface",
+            "eth0",
+            "--rounds",
+            "4",
+            "--pause-ms",
+            "200",
+            "--secs",
+            "110",
+        ],
+    );
+    let (ok, out) = gray.finish(Duration::from_secs(115));
+    assert!(ok, "{out:#?}");
+    // EX2 is served by Briggs; "Nonsense" by nobody.
+    assert!(
+        out.iter().any(|l| l
+            .starts_with("synchronized EX2: Some(Array([Integer(1), Text(\"two\"), Integer(3)]))")),
+        "{out:#?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with("synch failed Nonsense")),
+        "{out:#?}"
+    );
+    // Every round ended in a negotiated outcome: agreed, declined by Briggs, or given up.
+    for round in 1..=4 {
+        let end = out
+            .iter()
+            .find(|l| l.starts_with(&format!("round {round}: ")) && !l.contains("asking for"))
+            .unwrap_or_else(|| panic!("round {round}: {out:#?}"));
+        assert!(
+            [
+                "agreed",
+                "declined: Invalid currency",
+                "declined: Insufficient funds",
+                "declined: Loop count exhausted",
+                "gave up"
+            ]
+            .iter()
+            .any(|w| end.contains(w)),
+            "{end}: {out:#?}"
+        );
+    }
+    // Briggs floods EX1 every 2 s: Gray has seen one.
+    assert!(
+        out.iter().any(|l| l.starts_with("flooded EX1 from")),
         "{out:#?}"
     );
 }
