@@ -46,7 +46,7 @@ async fn node(ip: &str, port: u16) -> Grasp {
         .unwrap()
 }
 
-async fn pair() -> (Grasp, Grasp) {
+pub(crate) async fn pair() -> (Grasp, Grasp) {
     let port = PORT.fetch_add(1, Ordering::SeqCst);
     (node("127.0.0.1", port).await, node("127.0.0.2", port).await)
 }
@@ -55,7 +55,7 @@ fn nzd(amount: i64) -> Value {
     Value::Array(vec!["NZD".into(), amount.into()])
 }
 
-fn ex3() -> Objective {
+pub(crate) fn ex3() -> Objective {
     Objective::new("EX3").neg(true).loop_count(8)
 }
 

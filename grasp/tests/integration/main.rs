@@ -11,3 +11,4 @@ mod codec_errors;
 mod codec_props;
 mod graspy_vectors;
 mod strategies;
+mod tcp_bad_input;
