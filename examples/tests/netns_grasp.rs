@@ -234,6 +234,19 @@ fn scenario_over_ipv4_both_directions() {
     scenario(lan.host(2), lan.host(1), &["--ipv4"], None);
 }
 
+#[test]
+fn scenario_in_dull_mode() {
+    let lan = Lan::new("gd", 238, 2);
+    ready(&lan);
+    let out = scenario(lan.host(1), lan.host(2), &["--dull"], None);
+    // Link-local locators and loop count 1, though both hosts have unique-local addresses.
+    assert!(line(&out, "PASS discover").contains("[fe80::"), "{out:#?}");
+    assert!(
+        line(&out, "PASS get_flood").contains("loop count 1"),
+        "{out:#?}"
+    );
+}
+
 /// Three namespaces in a chain: `a` – `r` – `b`, each link a veth pair, `r` forwarding between
 /// `fd00:234:1::/64` and `fd00:234:2::/64`. Deleted on drop.
 struct Chain {

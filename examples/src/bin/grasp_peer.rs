@@ -2,8 +2,8 @@
 //! tests: one `listen`s, another `initiate`s, a third may `relay` between two links.
 //!
 //! ```text
-//! grasp_peer listen   [--interface NAME]... [--ipv4] [--secs N]
-//! grasp_peer initiate [--interface NAME]... [--ipv4] [--secs N]
+//! grasp_peer listen   [--interface NAME]... [--ipv4] [--dull] [--secs N]
+//! grasp_peer initiate [--interface NAME]... [--ipv4] [--dull] [--secs N]
 //! grasp_peer relay    [--interface NAME]... [--ipv4] [--secs N]
 //! ```
 //!
@@ -52,6 +52,9 @@ struct Cli {
     /// Run on IPv4 (224.0.0.119) instead of IPv6 (ff02::13)
     #[arg(long, global = true)]
     ipv4: bool,
+    /// DULL mode: link-local only, loop count 1, no relaying
+    #[arg(long, global = true)]
+    dull: bool,
     /// Stop after N seconds
     #[arg(long, value_name = "N", global = true, default_value_t = 60)]
     secs: u64,
@@ -104,7 +107,10 @@ fn say(line: &str) {
 async fn main() -> ExitCode {
     netaio_support::init_tracing("warn");
     let cli: Cli = netaio_support::parse_args();
-    let mut builder = Grasp::builder().ipv4(cli.ipv4).ipv6(!cli.ipv4);
+    let mut builder = Grasp::builder()
+        .ipv4(cli.ipv4)
+        .ipv6(!cli.ipv4)
+        .dull(cli.dull);
     for i in &cli.interface {
         builder = builder.interface(i.clone());
     }
