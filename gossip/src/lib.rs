@@ -4,3 +4,5 @@
 //! Work in progress (issue 15): the data model of the netaio author's Python `gossip` library
 //! (topics, bulletins, tapehash proof of work) and an I/O-free protocol core with a simulator.
 #![forbid(unsafe_code)]
+
+pub mod proto;
