@@ -358,8 +358,13 @@ impl<P: PeerId> Broadcast<P> {
             }
             self.missing.insert(a.id, vec![(from, a.hops)]);
             if self.eager.is_empty() {
-                // No tree link could bring it: graft now rather than wait.
-                self.on_graft_timer(a.id, cx);
+                // No tree link could bring it: graft soon rather than wait, after a short window
+                // to hear the other announcers and pick the fewest hops.
+                if cx.cfg.graft_window.is_zero() {
+                    self.on_graft_timer(a.id, cx);
+                } else {
+                    cx.timer(cx.cfg.graft_window, Timer::Graft(a.id));
+                }
             } else {
                 cx.timer(cx.cfg.graft_timeout, Timer::Graft(a.id));
             }
@@ -372,10 +377,11 @@ impl<P: PeerId> Broadcast<P> {
             self.grafting.remove(&id);
             return;
         }
-        let next = self
-            .missing
-            .get_mut(&id)
-            .and_then(|a| (!a.is_empty()).then(|| a.remove(0)));
+        // The announcer closest to the source (the earliest of those).
+        let next = self.missing.get_mut(&id).and_then(|a| {
+            let (i, _) = a.iter().enumerate().min_by_key(|(_, (_, hops))| *hops)?;
+            Some(a.remove(i))
+        });
         let Some((peer, _)) = next else {
             self.missing.remove(&id);
             self.grafting.remove(&id);

@@ -32,6 +32,7 @@ const SHORTEST: Duration = Duration::from_millis(1);
 /// |---|---|---|
 /// | `eager_new_neighbors` | false | whether a new neighbour starts on the tree (eager) or off it (lazy; the tree then grows by grafts) |
 /// | `graft_timeout` | 300 ms | wait, after a message is announced, for it to arrive along the tree before grafting |
+/// | `graft_window` | 5 ms | with no eager neighbour, wait this long after the first announcement, then graft the announcer with the fewest hops |
 /// | `graft_retry` | 100 ms | wait for a graft's answer before grafting from the next announcer (about a round trip) |
 /// | `tree_check` | 2 s | after a graft that did not join the tree, wait this long for the tree's copy; none: join the link |
 /// | `ihave_delay` | 5 ms | announcements are batched this long |
@@ -82,6 +83,7 @@ pub struct Config {
     pub(crate) max_banned: usize,
     pub(crate) eager_new_neighbors: bool,
     pub(crate) graft_timeout: Duration,
+    pub(crate) graft_window: Duration,
     pub(crate) graft_retry: Duration,
     pub(crate) tree_check: Duration,
     pub(crate) ihave_delay: Duration,
@@ -118,6 +120,7 @@ impl Default for Config {
             max_banned: 1024,
             eager_new_neighbors: false,
             graft_timeout: Duration::from_millis(300),
+            graft_window: Duration::from_millis(5),
             graft_retry: Duration::from_millis(100),
             tree_check: Duration::from_secs(2),
             ihave_delay: Duration::from_millis(5),
@@ -208,6 +211,10 @@ impl Config {
         /// Wait for an announced message to arrive along the tree before grafting it
         /// (default 300 ms).
         graft_timeout, get_graft_timeout: Duration, |d| time(d));
+    setting!(
+        /// With no eager neighbour, the wait after a first announcement before grafting the
+        /// announcer with the fewest hops (default 5 ms; zero grafts the first announcer at once).
+        graft_window, get_graft_window: Duration, |d| d.min(LONGEST));
     setting!(
         /// Wait for a graft's answer before asking the next announcer (default 100 ms).
         graft_retry, get_graft_retry: Duration, |d| time(d));

@@ -98,10 +98,15 @@ impl<P, R> Cx<'_, P, R> {
 ///
 /// let sent = a.publish(now, topic, MessageId([1; 32]), Bytes::from_static(b"hello")).unwrap();
 /// assert!(matches!(sent, Published::Sent { neighbors: 1, subscribers: 1, .. }));
-/// // Announced (b is a lazy neighbour), grafted, delivered: after the announcement delay.
-/// let later = now + std::time::Duration::from_millis(10);
-/// a.handle(later, InEvent::Timeout, &mut ());
-/// let events = pump(later, &mut a, &mut b);
+/// // b is a lazy neighbour: it gets an announcement (after a 5 ms batching delay), waits 5 ms
+/// // for other announcers, grafts, and receives the message.
+/// let mut events = Vec::new();
+/// for ms in [5, 10, 15] {
+///     let t = now + std::time::Duration::from_millis(ms);
+///     a.handle(t, InEvent::Timeout, &mut ());
+///     b.handle(t, InEvent::Timeout, &mut ());
+///     events.extend(pump(t, &mut a, &mut b));
+/// }
 /// assert!(events.iter().any(|e| matches!(e, Event::Received { message, .. } if message.payload == "hello")));
 /// ```
 #[derive(Debug)]

@@ -486,3 +486,67 @@ fn subscriptions_are_bounded() {
     assert!(net.p(1).unsubscribe(now, &TopicId([1; 32])));
     assert_eq!(net.p(1).topics(), &[TopicId([2; 32])]);
 }
+
+#[test]
+fn off_the_tree_a_node_grafts_the_announcer_with_the_fewest_hops() {
+    let mut net = Net::new(&[1, 2, 3], Config::default());
+    net.join(1, 2);
+    net.join(3, 2);
+    assert!(net.p(2).eager().is_empty());
+    net.sent.clear();
+    let announce = |hops| Message::IHave(vec![Announcement { id: id(1), hops }]);
+    net.inject(2, 1, announce(5));
+    net.inject(2, 3, announce(1));
+    assert!(
+        net.sent.is_empty(),
+        "a short window to hear other announcers first"
+    );
+    net.advance(Duration::from_millis(6));
+    let grafts: Vec<u64> = net
+        .sent
+        .iter()
+        .filter(|s| s.0 == 2 && s.2 == "Graft")
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(grafts, [3]);
+    assert_eq!(
+        net.p(2).eager(),
+        &[3],
+        "with no tree link, the graft joins the tree"
+    );
+}
+
+#[test]
+fn on_the_tree_a_graft_only_fetches_and_the_link_joins_if_the_tree_never_brings_a_copy() {
+    let mut net = Net::new(&[1, 2, 3], Config::default());
+    for n in [1, 2, 3] {
+        net.subscribe(n);
+    }
+    net.join(1, 2);
+    net.join(3, 2);
+    // 1's first message builds the tree 1–2, 1–3.
+    net.publish(1, id(1)).unwrap();
+    net.advance(Duration::from_millis(50));
+    assert_eq!(net.p(2).eager(), &[1]);
+    assert_eq!(net.p(3).eager(), &[1]);
+    let joins = net.p(2).stats().joins_sent;
+    // 3 gets a message that the tree will not bring to 2 (1 never has it), and announces it.
+    net.inject(3, 1, gossip(9, 0));
+    net.advance(Duration::from_millis(200));
+    assert!(
+        net.received(2, id(9)).is_empty(),
+        "2 waits for the tree first"
+    );
+    net.advance(Duration::from_millis(200));
+    assert_eq!(net.received(2, id(9)), [false], "then grafts it from 3");
+    assert_eq!(
+        net.p(2).stats().joins_sent,
+        joins,
+        "without joining: 2 has a tree link"
+    );
+    assert_eq!(net.p(2).eager(), &[1]);
+    // No copy along the tree within `tree_check`: the tree does not reach 2 from 3's side.
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.p(2).stats().joins_sent, joins + 1);
+    assert!(net.p(2).eager().contains(&3) && net.p(3).eager().contains(&2));
+}
