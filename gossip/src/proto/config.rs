@@ -37,7 +37,7 @@ const SHORTEST: Duration = Duration::from_millis(1);
 /// | `tree_check` | 2 s | after a graft that did not join the tree, wait this long for the tree's copy; none: join the link |
 /// | `ihave_delay` | 5 ms | announcements are batched this long |
 /// | `optimization_threshold` | 0 (off) | hops by which an announcement must beat the tree's delivery for the tree to be rewired (the paper's optimization; iroh-gossip uses 7) |
-/// | `max_hops` | 40 | hop budget: a message is not forwarded past this many hops |
+/// | `max_hops` | 64 | hop budget: a message is not forwarded past this many hops (random senders on 1,000 nodes reach 31) |
 /// | `seen_lifetime`, `seen_capacity` | 5 min, 65,536 | ids of messages seen, for dedup; the lifetime must exceed the longest propagation time |
 /// | `payload_cache_lifetime`, `payload_cache_messages`, `payload_cache_bytes` | 30 s, 4,096, 16 MiB | recent payloads kept to answer grafts |
 /// | `max_missing` | 4,096 | announced messages being waited for |
@@ -125,7 +125,7 @@ impl Default for Config {
             tree_check: Duration::from_secs(2),
             ihave_delay: Duration::from_millis(5),
             optimization_threshold: 0,
-            max_hops: 40,
+            max_hops: 64,
             seen_lifetime: Duration::from_secs(300),
             seen_capacity: 65_536,
             payload_cache_lifetime: Duration::from_secs(30),
@@ -231,7 +231,7 @@ impl Config {
         /// several senders costs more than it saves).
         optimization_threshold, get_optimization_threshold: u8, |n| n);
     setting!(
-        /// The hop budget: most hops a message travels by push (default 40, at least 1).
+        /// The hop budget: most hops a message travels by push (default 64, at least 1).
         max_hops, get_max_hops: u8, |n| n.max(1));
     setting!(
         /// Time an id is remembered as seen (default 5 min).
