@@ -64,6 +64,10 @@ impl ScenarioResult {
     }
 }
 
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// The table: one row per scenario, means over all rounds and seeds, then the same figures
 /// combined as iroh-gossip's simulator combines them, then the worst round.
 pub fn table(results: &[ScenarioResult]) -> String {
@@ -77,19 +81,19 @@ pub fn table(results: &[ScenarioResult]) -> String {
         let (m, i, w) = (r.mean(), r.iroh_style(), r.worst());
         let _ = writeln!(
             out,
-            "| {} | {} | {:.3} | {:.2} | {:.2} | {} ms | {:.3} | {:.2} | {} ms | {:.3} | {:.0} | {} ms |",
+            "| {} | {} | {:.3} | {:.2} | {:.2} | {:.1} ms | {:.3} | {:.2} | {:.1} ms | {:.3} | {:.0} | {:.1} ms |",
             r.scenario.label(),
             r.per_seed.len(),
             m.rmr,
             m.ldh,
             m.missed,
-            m.duration.as_millis(),
+            ms(m.duration),
             i.rmr,
             i.ldh,
-            i.duration.as_millis(),
+            ms(i.duration),
             w.rmr,
             w.ldh,
-            w.duration.as_millis(),
+            ms(w.duration),
         );
     }
     out
