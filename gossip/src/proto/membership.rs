@@ -369,7 +369,11 @@ impl<P: PeerId> Membership<P> {
     }
 
     fn request_neighbor<R: Rng>(&mut self, peer: P, high: bool, cx: &mut Cx<'_, P, R>) {
-        if self.pending.iter().any(|(p, _)| *p == peer) {
+        // Walks ending here ask newcomers; more requests in flight than twice the view would be
+        // a flood of walks, not joins.
+        if self.pending.len() >= 2 * cx.cfg.active_view
+            || self.pending.iter().any(|(p, _)| *p == peer)
+        {
             return;
         }
         self.pending.push((peer, high));

@@ -550,3 +550,15 @@ fn on_the_tree_a_graft_only_fetches_and_the_link_joins_if_the_tree_never_brings_
     assert_eq!(net.p(2).stats().joins_sent, joins + 1);
     assert!(net.p(2).eager().contains(&3) && net.p(3).eager().contains(&2));
 }
+
+#[test]
+fn a_flood_of_walks_asks_a_bounded_number_of_newcomers() {
+    let mut net = Net::new(&[1, 2], Config::default());
+    net.join(1, 2);
+    net.sent.clear();
+    for n in 100..120 {
+        net.inject(1, 2, Message::ForwardJoin { peer: n, ttl: 0 });
+    }
+    let asked = net.sent.iter().filter(|s| s.2 == "Neighbor").count();
+    assert_eq!(asked, 2 * net.p(1).config().get_active_view());
+}
