@@ -205,11 +205,36 @@ impl<P: PeerId> Broadcast<P> {
         cx.send(from, Message::Prune, Priority::High);
     }
 
-    /// Records a message fetched by anti-entropy: seen, but not forwarded (the neighbours had it).
-    pub(crate) fn mark_seen(&mut self, id: MessageId, now: Instant) {
-        self.seen.insert(id, now);
-        self.missing.remove(&id);
-        self.grafting.remove(&id);
+    /// A message fetched by anti-entropy: the broadcast missed this node, and may have missed
+    /// its neighbours too. It is announced to all of them (not pushed: most have it), so those
+    /// that lack it graft it, and it spreads again at the broadcast's pace rather than one
+    /// anti-entropy exchange per hop.
+    pub(crate) fn accept_fetched<R: Rng>(&mut self, from: P, g: &Gossip, cx: &mut Cx<'_, P, R>) {
+        self.seen.insert(g.id, cx.now);
+        self.missing.remove(&g.id);
+        self.grafting.remove(&g.id);
+        let next = g.hops.saturating_add(1);
+        self.payloads
+            .insert(g.id, g.topic, next, true, g.payload.clone(), cx.now);
+        if next >= cx.cfg.max_hops {
+            return;
+        }
+        let entry = Announcement {
+            id: g.id,
+            hops: next,
+        };
+        let cap = cx.cfg.limits.max_ids;
+        for &peer in self.eager.iter().chain(&self.lazy).filter(|&&p| p != from) {
+            match self.lazy_queue.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, list)) if list.len() >= cap => {}
+                Some((_, list)) => list.push(entry),
+                None => self.lazy_queue.push((peer, vec![entry])),
+            }
+        }
+        if !self.dispatch_scheduled && !self.lazy_queue.is_empty() {
+            self.dispatch_scheduled = true;
+            cx.timer(cx.cfg.ihave_delay, Timer::DispatchIHave);
+        }
     }
 
     /// A new, valid message from `from`: push it on along the tree, announce it to the lazy

@@ -521,7 +521,7 @@ impl<P: PeerId, R: Rng> Protocol<P, R> {
         }
         self.stats.max_hops = self.stats.max_hops.max(g.hops);
         if fetched {
-            self.broadcast.mark_seen(g.id, now);
+            self.broadcast.accept_fetched(from, &g, &mut cx);
         } else {
             self.broadcast.accept(from, &g, &mut cx);
         }

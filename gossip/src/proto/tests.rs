@@ -562,3 +562,41 @@ fn a_flood_of_walks_asks_a_bounded_number_of_newcomers() {
     let asked = net.sent.iter().filter(|s| s.2 == "Neighbor").count();
     assert_eq!(asked, 2 * net.p(1).config().get_active_view());
 }
+
+#[test]
+fn a_fetched_message_is_announced_to_the_other_neighbours() {
+    let mut net = Net::new(&[1, 2, 3], Config::default());
+    for n in [1, 2, 3] {
+        net.subscribe(n);
+    }
+    net.join(1, 2);
+    net.join(3, 2);
+    assert_eq!(net.p(2).neighbors().len(), 2);
+    // 1 tells 2 it holds a message 2 lacks; 2 fetches it.
+    net.sent.clear();
+    net.inject(
+        2,
+        1,
+        Message::SyncIds {
+            topic: T,
+            ids: vec![id(5)],
+        },
+    );
+    assert_eq!(net.sent, [(2, 1, "Fetch")]);
+    let Message::Gossip(g) = gossip(5, 3) else {
+        unreachable!()
+    };
+    net.inject(2, 1, Message::Fetched(g));
+    assert_eq!(net.received(2, id(5)), [true]);
+    // Announced to 3 (not back to 1), which grafts it from 2.
+    net.advance(Duration::from_millis(50));
+    assert!(net.sent.contains(&(2, 3, "IHave")));
+    assert!(!net.sent.contains(&(2, 1, "IHave")));
+    assert_eq!(net.received(3, id(5)), [false]);
+    // An unasked Fetched is dropped.
+    let Message::Gossip(g) = gossip(6, 0) else {
+        unreachable!()
+    };
+    net.inject(2, 1, Message::Fetched(g));
+    assert!(net.received(2, id(6)).is_empty());
+}
