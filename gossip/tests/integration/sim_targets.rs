@@ -2,8 +2,10 @@
 //!
 //! The targets compare with iroh-gossip's printout, which combines seeds by taking each figure's
 //! minimum over the per-seed means; these tests assert the plain mean over every round of every
-//! seed where it meets the target, and say so where only iroh's combination does. The 1,000-node
-//! scenario runs fewer rounds here than in the `gossip_sim` example (tests build unoptimized).
+//! seed, which is stricter. The figures move with any change to the protocol (a seed's overlay and
+//! tree change shape), and the 100-node single-sender time and LDH are close to their targets
+//! (BENCHMARKS.md, "Gossip", has the margins and other seeds). The 1,000-node scenario runs fewer
+//! seeds and rounds here than in the `gossip_sim` example (tests build unoptimized).
 
 use std::time::Duration;
 
@@ -43,14 +45,11 @@ fn single_sender_16_nodes() {
 #[test]
 fn single_sender_100_nodes() {
     let r = run(Senders::Single, 100, 30, &SEEDS);
-    let (m, i) = (r.mean(), r.iroh_style());
+    let m = r.mean();
     assert!(m.rmr <= 0.08, "RMR {}", m.rmr);
     assert!(m.ldh <= 5.0, "LDH {}", m.ldh);
     assert_eq!(r.worst().missed, 0.0);
-    // The target, 160 ms, holds as iroh-gossip combines seeds (its own figure, 163 ms, is that
-    // combination); the plain mean is 160.8 ms: one seed's tree is 4 hops deep but slower.
-    assert!(i.duration <= Duration::from_millis(160), "{:?}", i.duration);
-    assert!(m.duration <= Duration::from_millis(162), "{:?}", m.duration);
+    assert!(m.duration <= Duration::from_millis(160), "{:?}", m.duration);
 }
 
 #[test]
