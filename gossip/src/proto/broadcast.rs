@@ -5,8 +5,9 @@
 //! - a new neighbour starts lazy unless configured otherwise: the tree grows from grafts, and the
 //!   first message does not flood every link (the paper's all-eager start costs one redundant
 //!   payload per link, once);
-//! - an announced message is grafted at once when the node has no eager neighbour (nothing could
-//!   bring it along the tree), else after `graft_timeout`;
+//! - an announced message is grafted soon when the node has no eager neighbour (nothing could bring
+//!   it along the tree): after `graft_window`, from the announcer with the fewest hops; else after
+//!   `graft_timeout`;
 //! - a graft joins the link to the tree only when the tree is broken here: no eager neighbour
 //!   left, an eager neighbour lost since the last join, or a grafted message whose copy never
 //!   came along the tree afterwards (checked `tree_check` later). Otherwise the tree was merely
@@ -15,7 +16,10 @@
 //!   since a path slow for one sender is the best path for others;
 //! - a copy that left the tree somewhere (answered a graft) is marked `repaired`; a duplicate
 //!   prunes its link only when both copies came purely along the tree, which is what shows a
-//!   cycle;
+//!   cycle, or when the link joined the tree and has not brought a new message yet (a join too
+//!   many, when several nodes repaired the same break);
+//! - a message fetched by anti-entropy is announced to the other neighbours, so that a message the
+//!   broadcast missed spreads again by grafts;
 //! - a hop budget: a message is neither pushed nor announced past `max_hops`.
 
 use std::collections::VecDeque;

@@ -16,10 +16,11 @@
 //! - **Broadcast** ([Plumtree]): a message is pushed in full along a spanning tree (*eager*
 //!   neighbours) and announced by id (`IHave`) to the others (*lazy* neighbours). A duplicate prunes
 //!   the link it came over; an announced message that does not arrive in time is fetched with a
-//!   `Graft`, which adds that link to the tree. Every node relays every message (the tree spans the
-//!   whole overlay, as the Python `gossip` library's store-and-forward did), and delivers to the
-//!   application only the topics it subscribes to. A bounded seen-cache and a hop budget bound the
-//!   work a message can cause.
+//!   `Graft`, which also adds that link to the tree where the tree is broken. New links start
+//!   lazy: the first message builds the tree instead of flooding. Every node relays every message
+//!   (the tree spans the whole overlay, as the Python `gossip` library's store-and-forward did),
+//!   and delivers to the application only the topics it subscribes to. A bounded seen-cache and a
+//!   hop budget bound the work a message can cause.
 //! - **Anti-entropy**: neighbours tell each other their subscriptions; on a new link and
 //!   periodically, a node asks a neighbour for the ids it holds of the node's topics and fetches
 //!   the ones it lacks, so a node that was away catches up.
