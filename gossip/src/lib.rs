@@ -20,3 +20,7 @@ pub use policy::{BulletinPolicy, MintError, Refused, VerifiedBulletin};
 pub use store::{ContentStore, Inserted, StoreConfig, StoreError};
 pub use subscriptions::{DELIVERY_CODE_LEN, DeliveryCodeChanged, Subscriptions, TooManyTopics};
 pub use work::{ProofOfWork, WorkNotFound};
+
+// The protocol core (membership, broadcast, anti-entropy) and its simulator.
+pub mod proto;
+pub mod sim;
