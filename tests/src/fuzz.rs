@@ -21,13 +21,14 @@ use tokio_util::codec::Decoder;
 pub type Target = fn(&[u8]);
 
 /// The targets by name: the names of `fuzz/fuzz_targets/*.rs` and of the corpus directories.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("frame_stream", frame_stream),
     ("message_decode", message_decode),
     ("postcard_auth_block", postcard_auth_block),
     ("packify_auth_block", packify_auth_block),
     ("pipeline_hmac_aead", pipeline_hmac_aead),
     ("gossip_bulletin", gossip_bulletin),
+    ("grasp_message", grasp_message),
 ];
 
 /// A byte stream, cut into reads where the stream says, through the frame splitter and the
@@ -143,6 +144,25 @@ pub fn gossip_bulletin(data: &[u8]) {
     };
     assert_eq!(bulletin.encode(), bytes, "bulletin did not round-trip");
     let _ = BulletinPolicy::default().verify(bulletin, 1_700_000_000);
+}
+
+/// A GRASP message (`netaio-grasp`), as a datagram and as the start of a TCP stream: a message
+/// that decodes encodes to one that decodes to the same message.
+pub fn grasp_message(data: &[u8]) {
+    use netaio_grasp::Message as Grasp;
+    let max = netaio_grasp::wire::DEFAULT_MAX_SIZE;
+    for decoded in [
+        Grasp::decode(data, max),
+        Grasp::decode_prefix(data, max).map(|(m, _)| m),
+    ] {
+        let Ok(msg) = decoded else { continue };
+        // Encoding may refuse what decoding took (a value too deep to write back): a refusal,
+        // not a bug. What encodes must decode to the same message.
+        if let Ok(bytes) = msg.encode() {
+            let again = Grasp::decode(&bytes, bytes.len().max(max));
+            assert_eq!(again.ok(), Some(msg), "GRASP message did not round-trip");
+        }
+    }
 }
 
 /// One genuine frame sealed with the pipeline's plugins, made once.
