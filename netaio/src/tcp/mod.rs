@@ -8,6 +8,7 @@
 //! [`PeerTable`](crate::peer::PeerTable) and on the connection; `DISCONNECT` on close (or the end
 //! of the connection) removes it.
 
+mod calls;
 mod client;
 mod client_builder;
 mod client_dispatch;

@@ -17,7 +17,7 @@ use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::node::peers as peer_management;
-use crate::node::requests::{Limits, Matching, Requests};
+use crate::node::requests::{Dedup, Limits, Matching, RequestSettings, Requests};
 use crate::node::subscriptions::{SubscriptionLimits, Subscriptions};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::{AuthErrorHook, NodePlugins};
@@ -58,6 +58,7 @@ pub struct TcpServerBuilder {
     shutdown_timeout: Duration,
     plugins: NodePlugins,
     peer_config: Option<PeerConfig>,
+    requests: RequestSettings,
 }
 
 impl Default for TcpServerBuilder {
@@ -79,6 +80,7 @@ impl Default for TcpServerBuilder {
             shutdown_timeout: Duration::from_secs(10),
             plugins: NodePlugins::default(),
             peer_config: None,
+            requests: RequestSettings::default(),
         }
     }
 }
@@ -189,6 +191,8 @@ impl TcpServerBuilder {
 
     plugin_setters!();
 
+    request_setters!();
+
     /// Decide the reply to a message that failed an auth check (default:
     /// [`default_auth_error_reply`](crate::plugin::default_auth_error_reply)).
     #[must_use]
@@ -251,8 +255,10 @@ impl TcpServerBuilder {
                     per_peer: self.max_in_flight,
                 },
                 Matching::Native,
+                self.request_timeout,
+                &self.requests,
             ),
-            request_timeout: self.request_timeout,
+            dedup: Dedup::new(self.requests.dedup),
             events,
             cancel: CancellationToken::new(),
             next_id: AtomicU64::new(1),

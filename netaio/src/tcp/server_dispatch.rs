@@ -13,6 +13,7 @@ use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::message::DecodeError;
 use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::requests::{Begin, Running};
 use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
 use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions};
@@ -184,6 +185,30 @@ impl Dispatch for ServerDispatch {
             .filter(|v| (1..=8).contains(&v.len()))
             .cloned();
         let is_error = msg.message_type.is_error();
+        // At most once: a request its caller may re-send runs its handler only the first time;
+        // a copy gets the same reply again (sealed afresh), or nothing while the first runs.
+        // Keyed by the client's address without its port: a retry after a reconnect comes
+        // from a new port.
+        let dedup = &self.server.shared.dedup;
+        let client = self.peer.ip();
+        let mut running = None;
+        if handler.is_some()
+            && let Some((id, begin)) = dedup.begin(client, &msg)
+        {
+            match begin {
+                Begin::New => running = Some(Running::new(dedup, client, id)),
+                Begin::Running => return,
+                Begin::Done(None) => return,
+                Begin::Done(Some(mut reply)) => {
+                    if let Some(id) = rid {
+                        reply
+                            .auth
+                            .insert_static(crate::message::fields::REPLY_REF, id);
+                    }
+                    return self.reply(reply, &inner, out).await;
+                }
+            }
+        }
         let reply = match handler {
             Some(h) => {
                 let req = Request {
@@ -199,6 +224,9 @@ impl Dispatch for ServerDispatch {
             }
             None => Some(Message::not_found()),
         };
+        if let Some(running) = running {
+            running.finish(reply.as_ref());
+        }
         if let Some(mut reply) = reply {
             if let Some(id) = rid {
                 reply
