@@ -5,6 +5,8 @@ mod asymmetric_discovery;
 mod compat_tcp;
 mod compat_udp;
 mod pipeline_order;
+mod slow_peers_tcp;
+mod slow_peers_udp;
 mod tcp_bad_input;
 mod tcp_broadcast_plugins;
 mod tcp_client;
