@@ -2,8 +2,9 @@
 //! after the soft timeout answers the call as one in time; hedged calls to two servers, one of
 //! which delays every other reply by 300 ms, all answer within the soft timeout and one fast
 //! round trip; a reply after the hard timeout reaches the late-replies stream; a non-idempotent
-//! handler runs exactly once per request id across a connection drop and reconnect; a request
-//! that cannot leave the host fails at once.
+//! handler runs exactly once per request id across a connection drop and reconnect; a call with
+//! retries survives a server restarted mid-call; a request that cannot leave the host fails at
+//! once.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -343,4 +344,38 @@ async fn a_request_that_cannot_leave_fails_at_once() {
     );
     assert_eq!(t0.elapsed(), Duration::ZERO, "at once");
     server.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_with_retries_survives_a_server_restarted_mid_call() {
+    // The first server takes the request and never answers it; it is stopped mid-call.
+    let (reached, mut reached_rx) = tokio::sync::mpsc::unbounded_channel();
+    let hang = Router::new().on((MessageType::REQUEST_URI, URI), move |_m: Message| {
+        let _ = reached.send(());
+        std::future::pending::<Message>()
+    });
+    let first = start_with(TcpServer::builder().router(hang).shutdown_timeout(ms(100))).await;
+    let addr = first.addr;
+    let client = TcpClient::builder()
+        .reconnect(Some(Reconnect::default().initial_delay(ms(50))))
+        .build();
+    let conn = client.connect(addr).await.unwrap();
+    let call = conn.start_call(
+        req().with_content("again"),
+        &CallOptions::new().timeout(ms(5000)).retry(1),
+    );
+    let call = tokio::spawn(call);
+    within(WAIT, "the request at the first server", reached_rx.recv())
+        .await
+        .unwrap();
+    first.stop().await;
+    let second = netaio_tests::start_on(addr, TcpServer::builder().router(slow(ms(0)))).await;
+    let reply = within(WAIT, "the call", call).await.unwrap().unwrap();
+    assert_eq!(
+        reply.content().as_ref(),
+        b"again",
+        "answered by the new server"
+    );
+    assert_eq!(conn.request_stats().retries, 1);
+    second.stop().await;
 }
