@@ -10,7 +10,8 @@ use std::task::Poll;
 
 use tokio::time::Instant;
 
-use super::call::{CallOptions, PendingCall};
+use super::call::PendingCall;
+use super::options::CallOptions;
 use crate::Message;
 use crate::error::RequestError;
 

@@ -1,6 +1,6 @@
 //! A node's requests: the request table ([`table`]) behind a lock for the async callers and the
 //! receive path ([`Requests`]), and what is built on it: late replies ([`late`]), adaptive
-//! timeouts ([`rtt`]), calls with soft timeouts and retries ([`call`]), hedged calls
+//! timeouts ([`rtt`]), calls with soft timeouts and retries ([`options`], [`call`]), hedged calls
 //! ([`hedge`]), and the responder's at-most-once cache ([`dedup`]).
 //!
 //! Every caller goes through here: a TCP client connection, a TCP server calling one of its
@@ -11,6 +11,7 @@ pub(crate) mod call;
 pub(crate) mod dedup;
 pub(crate) mod hedge;
 pub(crate) mod late;
+pub(crate) mod options;
 pub(crate) mod rtt;
 pub(crate) mod table;
 
@@ -23,13 +24,14 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+pub use self::call::PendingCall;
 pub(crate) use self::call::{CallLink, start as start_call};
-pub use self::call::{CallOptions, PendingCall};
 pub use self::dedup::DedupConfig;
 pub(crate) use self::dedup::{Begin, Dedup, Running};
 pub use self::hedge::{CallTarget, call_any};
 use self::late::Expired;
 pub use self::late::{LateReply, LateReplyConfig};
+pub use self::options::CallOptions;
 use self::rtt::RttTable;
 pub use self::rtt::{AdaptiveTimeouts, RttEstimate};
 pub(crate) use self::table::{Limits, Matching, Pending, RequestTable, Taken};
