@@ -192,37 +192,33 @@ impl Dispatch for ServerDispatch {
         let dedup = &self.server.shared.dedup;
         let client = self.peer.ip();
         let mut running = None;
+        let mut cached = None;
         if handler.is_some()
             && let Some((id, begin)) = dedup.begin(client, &msg)
         {
             match begin {
                 Begin::New => running = Some(Running::new(dedup, client, id)),
-                Begin::Running => return,
-                Begin::Done(None) => return,
-                Begin::Done(Some(mut reply)) => {
-                    if let Some(id) = rid {
-                        reply
-                            .auth
-                            .insert_static(crate::message::fields::REPLY_REF, id);
-                    }
-                    return self.reply(reply, &inner, out).await;
-                }
+                Begin::Running | Begin::Done(None) => return,
+                Begin::Done(Some(reply)) => cached = Some(reply),
             }
         }
-        let reply = match handler {
-            Some(h) => {
+        // One path to `reply` below whatever the reply's origin: a second await of it here
+        // would grow this future for every message.
+        let reply = match (cached, handler) {
+            (Some(reply), _) => Some(reply),
+            (None, Some(h)) => {
                 let req = Request {
                     message: msg,
                     ctx: self.ctx.clone(),
                 };
                 h.call(req).instrument(span).await
             }
-            None if is_error => {
+            (None, None) if is_error => {
                 // Never answer an error with an error: no ping-pong.
                 tracing::debug!(parent: &span, "unhandled error-type message dropped");
                 None
             }
-            None => Some(Message::not_found()),
+            (None, None) => Some(Message::not_found()),
         };
         if let Some(running) = running {
             running.finish(reply.as_ref());

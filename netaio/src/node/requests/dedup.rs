@@ -376,6 +376,11 @@ impl<K: Copy + Eq + Hash> Dedup<K> {
     /// execution (run it as usual), else its request id and what the cache says.
     #[inline]
     pub(crate) fn begin(&self, peer: K, msg: &Message) -> Option<(u64, Begin)> {
+        // A marked request carries at least `rid` and `once`: a plain request (one field, its
+        // request id, or none) is decided without a lookup.
+        if msg.auth.len() < 2 {
+            return None;
+        }
         let ttl = msg.at_most_once()?;
         let id = msg.request_id()?;
         let begin = self.lock().begin(peer, id, ttl, Instant::now());
