@@ -9,6 +9,8 @@
 //! - `netaio-echo`: the netaio echo server (`--mode none|hmac|hmac+aead`).
 //! - `baseline-echo`: the hand-written tokio echo server.
 //! - `loadgen`: the client (`--workload w1|w2|w3|w4|w5|idle`).
+//! - `hedge`: the hedging scenario (two servers in-process, one stalling; p50/p99 with and without
+//!   `call_any`).
 //!
 //! Their flags are in [`args`] (clap); each takes `--help`.
 //!
@@ -21,6 +23,7 @@ pub mod args;
 pub mod client;
 pub mod driver;
 pub mod frames;
+pub mod hedge;
 pub mod server;
 pub mod stats;
 
