@@ -10,6 +10,8 @@
 //! - `baseline-echo`: the hand-written tokio echo server.
 //! - `loadgen`: the client (`--workload w1|w2|w3|w4|w5|idle`).
 //! - `soak`: many clients for minutes with server restarts: lost replies and memory ([`soak`]).
+//! - `hedge`: the hedging scenario (two servers in-process, one stalling; p50/p99 with and without
+//!   `call_any`).
 //!
 //! Their flags are in [`args`] (clap); each takes `--help`.
 //!
@@ -22,6 +24,7 @@ pub mod args;
 pub mod client;
 pub mod driver;
 pub mod frames;
+pub mod hedge;
 pub mod server;
 pub mod soak;
 pub mod stats;

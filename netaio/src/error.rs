@@ -166,7 +166,10 @@ pub enum RequestError {
     /// The connection closed before the reply arrived.
     #[error("connection closed before the reply")]
     Closed,
-    /// The request could not be sent.
+    /// The request could not leave this host (not connected, reconnecting, no such connection,
+    /// send queue full, a plugin could not seal it, the socket refused it): it failed at once,
+    /// not after its timeout, and the peer never saw it. Once a request has left, a call only
+    /// ever fails by timeout, an error reply or the end of its connection.
     #[error(transparent)]
     Send(#[from] SendError),
     /// Too many requests are waiting for replies on this connection.
@@ -187,6 +190,9 @@ pub enum RequestError {
     /// The peer answered ERROR.
     #[error("error reply: {}", reply_text(.0))]
     Error(Message),
+    /// [`call_any`](crate::call_any) was given no target.
+    #[error("no target to call")]
+    NoTarget,
 }
 
 impl RequestError {

@@ -27,6 +27,10 @@ pub use message::{Message, MessageType};
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netaio_macros::{on, once, service};
+pub use node::requests::{
+    AdaptiveTimeouts, CallOptions, CallTarget, DedupConfig, LateReply, LateReplyConfig,
+    PendingCall, RequestStats, RttEstimate, call_any,
+};
 pub use router::{Context, Router};
 pub use tcp::{Connection, ServerHandle, TcpClient, TcpServer};
 pub use udp::{UdpHandle, UdpNode};

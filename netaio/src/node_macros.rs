@@ -55,6 +55,48 @@ macro_rules! plugin_setters {
     };
 }
 
+/// The request setters of `TcpServerBuilder`, `TcpClientBuilder` and `UdpNodeBuilder` (each has a
+/// `requests: RequestSettings` field): the node's defaults for its calls, its late replies and
+/// its at-most-once cache.
+macro_rules! request_setters {
+    () => {
+        /// The soft timeout of calls that set none (default `None`): see
+        /// [`CallOptions::soft_timeout`]($crate::CallOptions::soft_timeout). Only calls made with
+        /// options (`start_call`, [`call_any`]($crate::call_any)) act on it; `call` and
+        /// `request` wait for the reply or the hard timeout as before.
+        #[must_use]
+        pub fn soft_timeout(mut self, t: Option<::std::time::Duration>) -> Self {
+            self.requests.soft_timeout = t.map($crate::node::sane);
+            self
+        }
+
+        /// Adaptive timeouts (default `None`: off): calls that set no timeout get soft and hard
+        /// timeouts from the round trips measured per (peer, route); see
+        /// [`AdaptiveTimeouts`]($crate::AdaptiveTimeouts).
+        #[must_use]
+        pub fn adaptive_timeouts(mut self, config: Option<$crate::AdaptiveTimeouts>) -> Self {
+            self.requests.adaptive = config;
+            self
+        }
+
+        /// How the node remembers requests that timed out, for their late replies (default
+        /// [`LateReplyConfig::default`]($crate::LateReplyConfig)).
+        #[must_use]
+        pub fn late_replies(mut self, config: $crate::LateReplyConfig) -> Self {
+            self.requests.late = config;
+            self
+        }
+
+        /// Bounds of the cache that runs a re-sent request at most once (default
+        /// [`DedupConfig::default`]($crate::DedupConfig)).
+        #[must_use]
+        pub fn dedup(mut self, config: $crate::DedupConfig) -> Self {
+            self.requests.dedup = config;
+            self
+        }
+    };
+}
+
 /// Route changes at run time on `ServerHandle`, `TcpClient` and `UdpHandle` (each reaches its live
 /// routing table as `self.shared.routes`).
 macro_rules! runtime_routes {

@@ -37,10 +37,11 @@ pub const MAX_AUTH_BLOCK: usize = u16::MAX as usize;
 /// tiny fields costs no more than a valid one. [`PostcardCodec::with_max_fields`] sets another
 /// limit.
 ///
-/// The most a message of this library carries is 12: per plugin layer (the instance plugins and
+/// The most a message of this library carries is 13: per plugin layer (the instance plugins and
 /// the inner plugins of a handler or call) an auth plugin adds at most 4 (`Ed25519Auth`: `ts`,
 /// `nonce`, `sig`, `kid`; `HmacAuth`: 3; `HashcashAuth`: 2) and a cipher 1 (`iv` or `xnonce`),
-/// so 10 for two layers, plus the request id `rid` and the reply reference `rref`.
+/// so 10 for two layers, plus the request id `rid`, the reply reference `rref` and the
+/// at-most-once mark `once`.
 pub const DEFAULT_MAX_AUTH_FIELDS: usize = 32;
 
 /// The largest possible frame: header, the largest auth block and the largest body.
@@ -52,6 +53,11 @@ pub mod fields {
     pub const REQUEST_ID: &str = "rid";
     /// The reply reference: a reply carries the request id of the request it answers.
     pub const REPLY_REF: &str = "rref";
+    /// On a request: the caller may re-send it with the same request id, so the responder should
+    /// run it at most once and answer the copies from its cache. The value is how long the
+    /// caller may still re-send it, in milliseconds (big-endian unsigned integer, 1 to 8 bytes);
+    /// the responder keeps the reply that long, within its own bound.
+    pub const AT_MOST_ONCE: &str = "once";
 }
 
 /// A message: type, auth fields and body.
@@ -169,6 +175,21 @@ impl Message {
     /// Set the reply reference.
     pub fn set_reply_ref(&mut self, id: u64) {
         self.auth.insert_static(fields::REPLY_REF, minimal_be(id));
+    }
+
+    /// Mark a request as one its caller may re-send (see [`fields::AT_MOST_ONCE`]) within `for_`.
+    pub(crate) fn set_at_most_once(&mut self, for_: std::time::Duration) {
+        let ms = u64::try_from(for_.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.auth
+            .insert_static(fields::AT_MOST_ONCE, minimal_be(ms));
+    }
+
+    /// How long the caller of a request marked [`fields::AT_MOST_ONCE`] may re-send it.
+    pub(crate) fn at_most_once(&self) -> Option<std::time::Duration> {
+        self.auth
+            .get(fields::AT_MOST_ONCE)
+            .and_then(|v| be_u64(v))
+            .map(std::time::Duration::from_millis)
     }
 
     /// Append the frame to `dst`. Size limits are checked before anything is written; on error `dst`

@@ -35,7 +35,8 @@ pub(crate) enum Inbound {
     /// answers a request it refused), answered a request of this node. It proves nothing about
     /// the sender (a TCP server does not count it as authenticating the connection).
     AnsweredUnverified,
-    /// A reply to no waiting request (it came too late): dropped, never routed.
+    /// A reply to no waiting request: dropped, never routed (one that came after its request's
+    /// hard timeout went to the node's late replies first).
     Stale,
     /// It failed a check ([`Refusal`]); it must not be processed further.
     Refused(Box<Refusal>),
@@ -118,6 +119,10 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
             Correlated::Answers(p) => {
                 requests::complete(p, msg, self.plugins, peer.get(), addr);
                 return Inbound::Answered;
+            }
+            Correlated::Late(e) => {
+                self.requests.publish_late(e, addr, msg);
+                return Inbound::Stale;
             }
             Correlated::Stale => return Inbound::Stale,
         }

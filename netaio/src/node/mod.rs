@@ -2,7 +2,9 @@
 //!
 //! - [`inbound`]: the inbound pipeline (instance plugins, request correlation, routing, inner
 //!   plugins), the same for every transport;
-//! - [`requests`]: the request table (ids, bounds, reply matching, deadlines as data);
+//! - [`requests`]: the request table (random ids, bounds, reply matching, soft and hard deadlines
+//!   as data), and on it late replies, calls with options and retries, hedged calls, adaptive
+//!   timeouts, and the responder's at-most-once cache;
 //! - [`subscriptions`]: who is subscribed to what, bounded per subscriber and in total;
 //! - [`peers`]: peer management (the three handlers, the messages) and [`peer_timers`] (adverts
 //!   and expiry as timer events), for every transport;

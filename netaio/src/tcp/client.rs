@@ -12,7 +12,7 @@ use super::{Connection, Reconnect, TcpClientBuilder};
 use crate::codec::FrameCodec;
 use crate::error::ConnectError;
 use crate::node::peers::PeerManager;
-use crate::node::requests::Matching;
+use crate::node::requests::{Matching, RequestSettings};
 use crate::peer::PeerTable;
 use crate::plugin::NodePlugins;
 use crate::router::Routes;
@@ -32,6 +32,8 @@ pub(super) struct ClientShared {
     pub(super) plugins: NodePlugins,
     /// How each connection's request table matches replies.
     pub(super) matching: Matching,
+    /// The request settings of each connection's table.
+    pub(super) requests: RequestSettings,
     pub(super) conns: Mutex<HashMap<SocketAddr, Connection>>,
     /// Servers that answered our advert (peer management).
     pub(super) peers: PeerTable,

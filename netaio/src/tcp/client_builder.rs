@@ -10,7 +10,7 @@ use super::{Reconnect, TcpClient};
 use crate::codec::FrameCodec;
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::node::peers as peer_management;
-use crate::node::requests::Matching;
+use crate::node::requests::{Matching, RequestSettings};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::NodePlugins;
 use crate::router::Router;
@@ -38,6 +38,7 @@ pub struct TcpClientBuilder {
     /// error replies without a reply reference).
     pub(crate) matching: Matching,
     peer_config: Option<PeerConfig>,
+    requests: RequestSettings,
 }
 
 impl Default for TcpClientBuilder {
@@ -61,6 +62,7 @@ impl Default for TcpClientBuilder {
             plugins: NodePlugins::default(),
             matching: Matching::Native,
             peer_config: None,
+            requests: RequestSettings::default(),
         }
     }
 }
@@ -181,6 +183,8 @@ impl TcpClientBuilder {
 
     plugin_setters!();
 
+    request_setters!();
+
     /// Manage peers (default: off): [`TcpClient::connect`] (and every reconnect) sends
     /// `ADVERTISE_PEER` and records the server from its `PEER_DISCOVERED` answer in
     /// [`TcpClient::peers`] and on the connection (plugins then see it);
@@ -230,6 +234,7 @@ impl TcpClientBuilder {
                 reconnect: self.reconnect,
                 plugins,
                 matching: self.matching,
+                requests: self.requests,
                 conns: Mutex::new(HashMap::new()),
                 peers,
                 manager,

@@ -12,6 +12,7 @@ use super::driver::{Dispatch, Verdict};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
 use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::requests::{Begin, Running};
 use crate::plugin::SendOptions;
 use crate::router::{Context, Request, Routes};
 use crate::{Message, MessageType};
@@ -81,11 +82,35 @@ impl Dispatch for ClientDispatch {
         };
         if let Some(handler) = handler {
             let rid = msg.request_id();
-            let req = Request {
-                message: msg,
-                ctx: self.ctx.clone(),
+            // At most once: a request the server may re-send runs its handler only the first
+            // time (see the server's dispatch).
+            let dedup = &self.conn.inner.dedup;
+            let mut running = None;
+            let cached = match dedup.begin((), &msg) {
+                None => None,
+                Some((id, Begin::New)) => {
+                    running = Some(Running::new(dedup, (), id));
+                    None
+                }
+                // A copy of a request that passed the instance plugins: a valid frame.
+                Some((_, Begin::Running | Begin::Done(None))) => return Verdict::Valid,
+                Some((_, Begin::Done(Some(reply)))) => Some(reply),
             };
-            if let Some(mut reply) = handler.call(req).await {
+            let reply = match cached {
+                Some(reply) => Some(reply),
+                None => {
+                    let req = Request {
+                        message: msg,
+                        ctx: self.ctx.clone(),
+                    };
+                    let reply = handler.call(req).await;
+                    if let Some(running) = running {
+                        running.finish(reply.as_ref());
+                    }
+                    reply
+                }
+            };
+            if let Some(mut reply) = reply {
                 if let Some(id) = rid {
                     reply.set_reply_ref(id);
                 }

@@ -19,7 +19,7 @@ use super::driver::{self, CloseReason};
 use super::send_queue::{self, ByteBudget, QueueReceiver, QueueSender};
 use crate::error::{ReceiveError, RequestError, SendError};
 use crate::node::outbound;
-use crate::node::requests::{Limits, Requests};
+use crate::node::requests::{Dedup, Limits, Requests};
 use crate::peer::{Peer, PeerSlot};
 use crate::plugin::SendOptions;
 use crate::router::{Context, PeerLink};
@@ -31,6 +31,9 @@ pub(super) struct ConnShared {
     pub(super) tx: QueueSender,
     /// Requests sent on this connection and waiting for replies.
     pub(super) requests: Requests<()>,
+    /// Requests of the server that asked to run at most once, with their replies (kept across
+    /// reconnects: a retry comes on the new connection).
+    pub(super) dedup: Dedup<()>,
     pub(super) connected: AtomicBool,
     pub(super) cancel: CancellationToken,
     pub(super) inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
@@ -116,7 +119,10 @@ impl Connection {
                         per_peer: client.max_in_flight,
                     },
                     client.matching,
+                    client.request_timeout,
+                    &client.requests,
                 ),
+                dedup: Dedup::new(client.requests.dedup),
                 connected: AtomicBool::new(true),
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
@@ -299,7 +305,11 @@ impl Connection {
     }
 
     /// Seal (instance plugins as `opts` says, plus its inner plugins) and encode.
-    async fn prepare(&self, msg: Message, opts: &SendOptions) -> Result<Bytes, SendError> {
+    pub(super) async fn prepare(
+        &self,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<Bytes, SendError> {
         let client = &self.inner.client;
         let peer = self.inner.peer_info.get();
         outbound::seal(
@@ -368,7 +378,8 @@ impl Connection {
     }
 
     /// [`call`](Self::call) with options: inner plugins (the reply is opened with them too), the
-    /// instance plugin switches and a timeout.
+    /// instance plugin switches and a timeout. A request that cannot leave (not connected, send
+    /// queue full) fails at once with [`RequestError::Send`].
     pub async fn call_with(
         &self,
         msg: Message,
@@ -377,14 +388,24 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed.into());
         }
-        let timeout = opts.timeout.unwrap_or(self.inner.client.request_timeout);
         self.inner
             .requests
-            .exchange((), msg, opts.inner.clone(), timeout, |msg| async move {
-                let bytes = self.prepare(msg, opts).await?;
-                self.inner.tx.send(bytes).await
-            })
+            .exchange(
+                (),
+                msg,
+                opts.inner.clone(),
+                opts.timeout,
+                |msg| async move {
+                    let bytes = self.prepare(msg, opts).await?;
+                    self.queue(bytes)
+                },
+            )
             .await
+    }
+
+    /// Queue a request's frame without waiting: a request that cannot leave fails at once.
+    pub(super) fn queue(&self, bytes: Bytes) -> Result<(), SendError> {
+        self.inner.tx.try_send(bytes)
     }
 
     /// REQUEST_URI; expects RESPOND_URI.

@@ -12,6 +12,7 @@
 //! of the connection) removes it.
 
 mod admission;
+mod calls;
 mod client;
 mod client_builder;
 mod client_dispatch;

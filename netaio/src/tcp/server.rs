@@ -22,7 +22,7 @@ use super::send_queue::{self, ByteBudget, QueueSender};
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::outbound::Recipient;
-use crate::node::requests::Requests;
+use crate::node::requests::{Dedup, Requests};
 use crate::node::subscriptions::Subscriptions;
 use crate::peer::{PeerSlot, PeerTable};
 use crate::plugin::NodePlugins;
@@ -219,7 +219,9 @@ pub(super) struct ServerShared {
     pub(super) registry: Mutex<Registry>,
     /// Requests this server sent to its clients ([`ServerHandle::call`]).
     pub(super) requests: Requests<ConnectionId>,
-    pub(super) request_timeout: Duration,
+    /// Requests of clients that asked to run at most once, by client address (a client that
+    /// reconnects comes back from another port), with their replies.
+    pub(super) dedup: Dedup<std::net::IpAddr>,
     pub(super) events: broadcast::Sender<ConnectionEvent>,
     pub(super) cancel: CancellationToken,
     pub(super) next_id: AtomicU64,

@@ -20,7 +20,7 @@ use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, MAX_FRAME, PostcardCodec};
 use crate::node::peers as peer_management;
-use crate::node::requests::{Limits, Matching, Requests};
+use crate::node::requests::{Dedup, Limits, Matching, RequestSettings, Requests};
 use crate::node::subscriptions::{self, SubscriptionLimits, Subscriptions};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::{AuthErrorHook, NodePlugins};
@@ -105,6 +105,7 @@ pub struct TcpServerBuilder {
     shutdown_timeout: Duration,
     plugins: NodePlugins,
     peer_config: Option<PeerConfig>,
+    requests: RequestSettings,
 }
 
 impl Default for TcpServerBuilder {
@@ -134,6 +135,7 @@ impl Default for TcpServerBuilder {
             shutdown_timeout: Duration::from_secs(10),
             plugins: NodePlugins::default(),
             peer_config: None,
+            requests: RequestSettings::default(),
         }
     }
 }
@@ -331,6 +333,8 @@ impl TcpServerBuilder {
 
     plugin_setters!();
 
+    request_setters!();
+
     /// Decide the reply to a message that failed an auth check (default:
     /// [`default_auth_error_reply`](crate::plugin::default_auth_error_reply)).
     #[must_use]
@@ -398,8 +402,10 @@ impl TcpServerBuilder {
                     per_peer: self.max_in_flight,
                 },
                 Matching::Native,
+                self.request_timeout,
+                &self.requests,
             ),
-            request_timeout: self.request_timeout,
+            dedup: Dedup::new(self.requests.dedup),
             events,
             cancel: CancellationToken::new(),
             next_id: AtomicU64::new(1),

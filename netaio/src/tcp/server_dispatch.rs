@@ -16,6 +16,7 @@ use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::message::DecodeError;
 use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::requests::{Begin, Running};
 use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
 use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, Stage};
@@ -236,21 +237,45 @@ impl Dispatch for ServerDispatch {
             .filter(|v| (1..=8).contains(&v.len()))
             .cloned();
         let is_error = msg.message_type.is_error();
-        let reply = match handler {
-            Some(h) => {
+        // At most once: a request its caller may re-send runs its handler only the first time;
+        // a copy gets the same reply again (sealed afresh), or nothing while the first runs.
+        // Keyed by the client's address without its port: a retry after a reconnect comes
+        // from a new port.
+        let dedup = &self.server.shared.dedup;
+        let client = self.peer.ip();
+        let mut running = None;
+        let mut cached = None;
+        if handler.is_some()
+            && let Some((id, begin)) = dedup.begin(client, &msg)
+        {
+            match begin {
+                Begin::New => running = Some(Running::new(dedup, client, id)),
+                // A copy of a request that passed the instance plugins: a valid frame.
+                Begin::Running | Begin::Done(None) => return Verdict::Valid,
+                Begin::Done(Some(reply)) => cached = Some(reply),
+            }
+        }
+        // One path to `reply` below whatever the reply's origin: a second await of it here
+        // would grow this future for every message.
+        let reply = match (cached, handler) {
+            (Some(reply), _) => Some(reply),
+            (None, Some(h)) => {
                 let req = Request {
                     message: msg,
                     ctx: self.ctx.clone(),
                 };
                 h.call(req).instrument(span).await
             }
-            None if is_error => {
+            (None, None) if is_error => {
                 // Never answer an error with an error: no ping-pong.
                 tracing::debug!(parent: &span, "unhandled error-type message dropped");
                 None
             }
-            None => Some(Message::not_found()),
+            (None, None) => Some(Message::not_found()),
         };
+        if let Some(running) = running {
+            running.finish(reply.as_ref());
+        }
         if let Some(mut reply) = reply {
             if let Some(id) = rid {
                 reply

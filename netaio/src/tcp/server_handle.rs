@@ -46,7 +46,10 @@ impl ServerHandle {
 
     /// The recipient behind a connection, copied out of the registry so that no lock is held
     /// while sealing.
-    fn recipient(&self, conn: ConnectionId) -> Result<Recipient<QueueSender>, SendError> {
+    pub(super) fn recipient(
+        &self,
+        conn: ConnectionId,
+    ) -> Result<Recipient<QueueSender>, SendError> {
         self.registry()
             .conns
             .get(&conn)
@@ -126,21 +129,46 @@ impl ServerHandle {
     }
 
     /// [`call`](Self::call) with inner plugins (the reply is opened with them too), switches and
-    /// a timeout.
+    /// a timeout. A request that cannot leave (no such connection, its send queue full) fails
+    /// at once with [`RequestError::Send`].
     pub async fn call_with(
         &self,
         conn: ConnectionId,
         msg: Message,
         opts: &SendOptions,
     ) -> Result<Message, RequestError> {
-        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
         self.recipient(conn)?;
         self.shared
             .requests
-            .exchange(conn, msg, opts.inner.clone(), timeout, |msg| async move {
-                self.send_with(conn, &msg, opts).await
-            })
+            .exchange(
+                conn,
+                msg,
+                opts.inner.clone(),
+                opts.timeout,
+                |msg| async move { self.send_request(conn, msg, opts).await },
+            )
             .await
+    }
+
+    /// Seal a request and queue it without waiting: a request that cannot leave fails at once.
+    pub(super) async fn send_request(
+        &self,
+        conn: ConnectionId,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
+        let r = self.recipient(conn)?;
+        let shared = &self.shared;
+        let bytes = outbound::seal(
+            &shared.plugins,
+            &shared.codec,
+            msg,
+            opts,
+            r.peer.as_deref(),
+            Some(r.addr),
+        )
+        .await?;
+        r.to.try_send(bytes)
     }
 
     /// Send a message to every connected client. It is sealed once and the same bytes go to all,

@@ -18,7 +18,7 @@ use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, PostcardCodec};
 use crate::node::peers::{self as peer_management};
-use crate::node::requests::{Limits, Matching, Requests};
+use crate::node::requests::{Dedup, Limits, Matching, RequestSettings, Requests};
 use crate::node::subscriptions::{self, SubscriptionLimits, Subscriptions};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::NodePlugins;
@@ -58,6 +58,7 @@ pub struct UdpNodeBuilder {
     #[cfg(feature = "multicast")]
     multicast: Option<MulticastConfig>,
     peer_config: Option<PeerConfig>,
+    requests: RequestSettings,
 }
 
 impl Default for UdpNodeBuilder {
@@ -78,6 +79,7 @@ impl Default for UdpNodeBuilder {
             #[cfg(feature = "multicast")]
             multicast: None,
             peer_config: None,
+            requests: RequestSettings::default(),
         }
     }
 }
@@ -113,6 +115,8 @@ impl UdpNodeBuilder {
     }
 
     plugin_setters!();
+
+    request_setters!();
 
     /// How long a request waits for its reply (default 10 s, as in Python).
     #[must_use]
@@ -222,7 +226,6 @@ impl UdpNodeBuilder {
                     routes,
                     codec,
                     plugins,
-                    request_timeout: self.request_timeout,
                     handlers: Arc::new(Semaphore::new(self.max_handlers)),
                     requests: Requests::new(
                         Limits {
@@ -230,7 +233,10 @@ impl UdpNodeBuilder {
                             per_peer: self.max_in_flight,
                         },
                         self.matching,
+                        self.request_timeout,
+                        &self.requests,
                     ),
+                    dedup: Dedup::new(self.requests.dedup),
                     subs: Mutex::new(Subscriptions::new(SubscriptionLimits {
                         per_subscriber: self.max_subscriptions,
                         total: self.max_total_subscriptions,

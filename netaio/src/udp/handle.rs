@@ -195,7 +195,8 @@ impl UdpHandle {
     }
 
     /// [`call`](Self::call) with inner plugins (the reply is opened with them too), switches and a
-    /// timeout.
+    /// timeout. A request that cannot leave (a plugin cannot seal it, it does not fit a
+    /// datagram, the socket refuses it) fails at once with [`RequestError::Send`].
     pub async fn call_with(
         &self,
         addr: SocketAddr,
@@ -205,14 +206,29 @@ impl UdpHandle {
         if self.shared.cancel.is_cancelled() {
             return Err(RequestError::Closed);
         }
-        let timeout = opts.timeout.unwrap_or(self.shared.request_timeout);
         self.shared
             .requests
-            .exchange(addr, msg, opts.inner.clone(), timeout, |msg| async move {
-                let bytes = self.prepare_async(msg, opts, addr).await?;
-                self.send_bytes(&bytes, addr).await
-            })
+            .exchange(
+                addr,
+                msg,
+                opts.inner.clone(),
+                opts.timeout,
+                |msg| async move { self.send_request(addr, msg, opts).await },
+            )
             .await
+    }
+
+    /// Seal a request and hand it to the socket. A UDP node has no send queue of its own: the
+    /// socket takes the datagram or refuses it at once (no route, unreachable network; waiting
+    /// for room in its buffer is the kernel's affair and brief, so it is not a failure).
+    pub(super) async fn send_request(
+        &self,
+        addr: SocketAddr,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
+        let bytes = self.prepare_async(msg, opts, addr).await?;
+        self.send_bytes(&bytes, addr).await
     }
 
     /// REQUEST_URI to `addr`; expects RESPOND_URI (or OK).

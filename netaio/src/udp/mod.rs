@@ -41,6 +41,7 @@
 //! ```
 
 mod builder;
+mod calls;
 mod handle;
 #[cfg(feature = "multicast")]
 mod interfaces;

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
@@ -16,7 +15,7 @@ use super::{UdpHandle, UdpNodeBuilder};
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::peers::PeerManager;
-use crate::node::requests::Requests;
+use crate::node::requests::{Dedup, Requests};
 use crate::node::subscriptions::Subscriptions;
 use crate::peer::PeerTable;
 use crate::plugin::NodePlugins;
@@ -58,9 +57,10 @@ pub(super) struct UdpShared {
     pub(super) routes: Arc<Routes>,
     pub(super) codec: FrameCodec,
     pub(super) plugins: NodePlugins,
-    pub(super) request_timeout: Duration,
     pub(super) handlers: Arc<Semaphore>,
     pub(super) requests: Requests<SocketAddr>,
+    /// Requests of peers that asked to run at most once, with their replies.
+    pub(super) dedup: Dedup<SocketAddr>,
     pub(super) subs: Mutex<Subscriptions<SocketAddr>>,
     /// The reply to a message no route takes (a profile's: Python's has uri `ERROR`).
     pub(super) not_found: crate::Message,

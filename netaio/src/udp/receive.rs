@@ -15,6 +15,7 @@ use super::UdpHandle;
 use crate::Message;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::outbound;
+use crate::node::requests::{Begin, Running};
 use crate::plugin::{AuthError, OpenError, Stage};
 use crate::plugin::{Plugins, SendOptions};
 use crate::router::{Context, NodeOps, PeerLink, Request};
@@ -98,6 +99,17 @@ impl UdpHandle {
             self.reply_now(shared.not_found.clone(), rid, inner, src, permit);
             return;
         };
+        // At most once: a request its caller may re-send runs its handler only the first time;
+        // a copy gets the same reply again (sealed afresh), or nothing while the first runs.
+        let once = match shared.dedup.begin(src, &msg) {
+            None => None,
+            Some((id, Begin::New)) => Some(id),
+            Some((_, Begin::Running | Begin::Done(None))) => return,
+            Some((_, Begin::Done(Some(reply)))) => {
+                self.reply_now(reply, rid, inner, src, permit);
+                return;
+            }
+        };
         let req = Request {
             message: msg,
             ctx: Context::new(
@@ -115,21 +127,33 @@ impl UdpHandle {
         }));
         match polled {
             Ok(Poll::Ready(reply)) => {
+                if let Some(id) = once {
+                    shared.dedup.finish(src, id, reply.as_ref());
+                }
                 if let Some(reply) = reply {
                     self.reply_now(reply, rid, inner, src, permit);
                 }
             }
             Ok(Poll::Pending) => {
                 let this = self.clone();
-                // A panic later only ends this task (tokio contains it); the permit is released.
+                // A panic later only ends this task (tokio contains it); the permit is released,
+                // and a request that asked to run at most once is forgotten (a retry runs it).
                 tokio::spawn(async move {
-                    if let Some(reply) = fut.await {
+                    let running = once.map(|id| Running::new(&this.shared.dedup, src, id));
+                    let reply = fut.await;
+                    if let Some(running) = running {
+                        running.finish(reply.as_ref());
+                    }
+                    if let Some(reply) = reply {
                         this.reply(reply, rid, &inner, src).await;
                     }
                     drop(permit);
                 });
             }
             Err(_) => {
+                if let Some(id) = once {
+                    shared.dedup.abandon(src, id);
+                }
                 self.count(&c.panicked);
                 tracing::error!(%src, "handler panicked; the node goes on serving");
             }

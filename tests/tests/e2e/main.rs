@@ -6,6 +6,8 @@ mod compat_tcp;
 mod compat_udp;
 mod fuzz_replay;
 mod pipeline_order;
+mod slow_peers_tcp;
+mod slow_peers_udp;
 mod tcp_admission;
 mod tcp_bad_input;
 mod tcp_broadcast_plugins;

@@ -1,0 +1,435 @@
+//! A node's requests: the request table ([`table`]) behind a lock for the async callers and the
+//! receive path ([`Requests`]), and what is built on it: late replies ([`late`]), adaptive
+//! timeouts ([`rtt`]), calls with soft timeouts and retries ([`options`], [`call`]), hedged calls
+//! ([`hedge`]), and the responder's at-most-once cache ([`dedup`]).
+//!
+//! Every caller goes through here: a TCP client connection, a TCP server calling one of its
+//! clients, a UDP node. The fast path (`call`, `request`, … without soft timeout or retries) is
+//! [`Requests::exchange`]: one table entry, one timer, as before any of the rest existed.
+
+pub(crate) mod call;
+pub(crate) mod dedup;
+pub(crate) mod hedge;
+pub(crate) mod late;
+pub(crate) mod options;
+pub(crate) mod rtt;
+pub(crate) mod table;
+
+use std::hash::Hash;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+pub use self::call::PendingCall;
+pub(crate) use self::call::{CallLink, start as start_call};
+pub use self::dedup::DedupConfig;
+pub(crate) use self::dedup::{Begin, Dedup, Running};
+pub use self::hedge::{CallTarget, call_any};
+use self::late::Expired;
+pub use self::late::{LateReply, LateReplyConfig};
+pub use self::options::CallOptions;
+use self::rtt::RttTable;
+pub use self::rtt::{AdaptiveTimeouts, RttEstimate};
+pub(crate) use self::table::{Limits, Matching, Pending, RequestTable, Taken};
+use crate::Message;
+use crate::error::{RequestError, SendError};
+use crate::plugin::{NodePlugins, Plugins, open_inner};
+
+/// Counters of a node's requests, as `request_stats()` on a
+/// [`Connection`](crate::Connection), a [`ServerHandle`](crate::ServerHandle) or a
+/// [`UdpHandle`](crate::UdpHandle) reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestStats {
+    /// Calls failed with [`RequestError::Timeout`] (their hard timeout passed).
+    pub timeouts: u64,
+    /// Soft timeouts passed (the calls went on waiting).
+    pub soft_timeouts: u64,
+    /// Replies that came after their call's hard timeout ([`LateReply`]).
+    pub late_replies: u64,
+    /// Requests re-sent ([`CallOptions::retry`]).
+    pub retries: u64,
+    /// Requests of peers answered from the at-most-once cache, or dropped while their first copy
+    /// was running, instead of running their handler again.
+    pub duplicates: u64,
+}
+
+/// The request settings the three builders share (`soft_timeout`, `adaptive_timeouts`,
+/// `late_replies`, `dedup`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestSettings {
+    pub(crate) soft_timeout: Option<Duration>,
+    pub(crate) adaptive: Option<AdaptiveTimeouts>,
+    pub(crate) late: LateReplyConfig,
+    pub(crate) dedup: DedupConfig,
+}
+
+/// Open a reply with the call's inner plugins and turn error types into typed errors, then hand
+/// it to the caller. An error reply that fails the inner plugins still answers the request as the
+/// error it is (the peer answers a failed inner check with an error sent without the inner
+/// plugins; it never counts as a success); any other reply that fails them fails the call with
+/// [`RequestError::Refused`].
+pub(crate) fn complete<P>(
+    pending: Pending<P>,
+    reply: Message,
+    plugins: &NodePlugins,
+    peer: Option<&crate::peer::Peer>,
+    addr: SocketAddr,
+) {
+    let answer = if pending.inner().is_empty() {
+        RequestError::from_reply(reply)
+    } else {
+        let unauthenticated = reply.message_type.is_error().then(|| reply.clone());
+        match open_inner(reply, pending.inner(), &plugins.ctx(peer, Some(addr))) {
+            Ok(reply) => RequestError::from_reply(reply),
+            Err(e) => match unauthenticated {
+                Some(reply) => {
+                    tracing::debug!(error = %e, "error reply without the call's inner plugins answered its request");
+                    RequestError::from_reply(reply)
+                }
+                None => Err(RequestError::from(e)),
+            },
+        }
+    };
+    pending.answer(answer);
+}
+
+/// What [`Requests::correlate`] found a received message to be.
+#[derive(Debug)]
+pub(crate) enum Correlated<P> {
+    /// The reply to this waiting request (taken out of the table).
+    Answers(Pending<P>),
+    /// The reply to this request, which had timed out: publish it with
+    /// [`Requests::publish_late`].
+    Late(Expired<P>),
+    /// A reply (it has a reply reference) to no request waiting or remembered: dropped.
+    Stale,
+    /// Not a reply: route it.
+    NotAReply,
+}
+
+/// A [`RequestTable`] shared by a node's callers and its receive path, with the node's request
+/// settings.
+#[derive(Debug)]
+pub(crate) struct Requests<P> {
+    table: Mutex<RequestTable<P>>,
+    /// `table.len()`, readable without the lock: the receive path looks at it for every message.
+    waiting: AtomicUsize,
+    /// The node's hard timeout.
+    timeout: Duration,
+    /// The node's soft timeout.
+    soft_timeout: Option<Duration>,
+    /// Round-trip estimates, with adaptive timeouts on.
+    rtt: Option<(AdaptiveTimeouts, Mutex<RttTable<P>>)>,
+    late_buffer: usize,
+    /// The late-replies stream, made when someone first subscribes.
+    late: OnceLock<broadcast::Sender<LateReply>>,
+}
+
+impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
+    pub(crate) fn new(
+        limits: Limits,
+        matching: Matching,
+        timeout: Duration,
+        settings: &RequestSettings,
+    ) -> Self {
+        Self {
+            table: Mutex::new(RequestTable::new(limits, matching, settings.late)),
+            waiting: AtomicUsize::new(0),
+            timeout,
+            soft_timeout: settings.soft_timeout,
+            rtt: settings.adaptive.map(|a| (a, Mutex::new(RttTable::new(a)))),
+            late_buffer: settings.late.get_buffer(),
+            late: OnceLock::new(),
+        }
+    }
+
+    /// Run `f` on the table and publish its new length.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RequestTable<P>) -> R) -> R {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f(&mut table);
+        self.waiting.store(table.len(), Ordering::Release);
+        r
+    }
+
+    /// True when no request waits (so a received message cannot be a reply).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) == 0
+    }
+
+    fn rtt(&self) -> Option<std::sync::MutexGuard<'_, RttTable<P>>> {
+        self.rtt
+            .as_ref()
+            .map(|(_, m)| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The (hard, soft) timeouts of a request of type `sent` for `uri` to `peer`: the call's own
+    /// when it sets them, else the adaptive ones when on, else the node's.
+    pub(crate) fn timeouts(
+        &self,
+        peer: P,
+        msg: &Message,
+        hard: Option<Duration>,
+        soft: Option<Option<Duration>>,
+    ) -> (Duration, Option<Duration>) {
+        if let (Some(h), Some(s)) = (hard, soft) {
+            return (h, s);
+        }
+        let adaptive = self
+            .rtt()
+            .map(|t| t.timeouts(peer, msg.message_type, msg.uri()));
+        let hard = hard.or(adaptive.map(|(_, h)| h)).unwrap_or(self.timeout);
+        let soft = soft.unwrap_or(adaptive.map(|(s, _)| s).or(self.soft_timeout));
+        (hard, soft)
+    }
+
+    /// What a message from `from` that passed the instance plugins is: the answer to a waiting
+    /// request, a reply that came after its request's hard timeout, a reply to nothing known (it
+    /// carries a reply reference, so it is never routed), or no reply at all.
+    #[inline]
+    pub(crate) fn correlate(&self, from: P, msg: &Message) -> Correlated<P> {
+        // Nothing waits and this type is not a reply type (a request, a notification: the common
+        // case on a server): decided without looking up an auth field. A late reply of an unusual
+        // type then goes to the router; one of a reply type is still looked up below.
+        if self.is_idle() && !table::may_answer(msg.message_type) {
+            return Correlated::NotAReply;
+        }
+        let referenced = msg.reply_ref().is_some();
+        if !referenced && self.is_idle() {
+            return Correlated::NotAReply;
+        }
+        match self.with(|t| t.take_reply(from, msg, Instant::now)) {
+            Taken::Answers(p) => {
+                if !p.resent
+                    && let Some(mut rtt) = self.rtt()
+                {
+                    rtt.record(p.peer, p.sent, &p.uri, p.started.elapsed());
+                }
+                Correlated::Answers(p)
+            }
+            Taken::Late(e) => Correlated::Late(e),
+            Taken::Nothing if referenced => Correlated::Stale,
+            Taken::Nothing => Correlated::NotAReply,
+        }
+    }
+
+    /// The request an error reply that failed the instance plugins answers, if any (see
+    /// [`RequestTable::take_unauthenticated`]).
+    pub(crate) fn correlate_unauthenticated(&self, from: P, msg: &Message) -> Option<Pending<P>> {
+        if self.is_idle() || !msg.message_type.is_error() {
+            return None;
+        }
+        self.with(|t| t.take_unauthenticated(from, msg.reply_ref(), msg.message_type))
+    }
+
+    /// Hand a late reply to the late-replies stream (if anyone listens; it is counted anyway).
+    pub(crate) fn publish_late(&self, e: Expired<P>, addr: SocketAddr, reply: Message) {
+        let late_by = Instant::now().saturating_duration_since(e.deadline);
+        let request_id = reply.reply_ref().unwrap_or_default();
+        tracing::debug!(id = request_id, ?late_by, %addr, "late reply");
+        if let Some(tx) = self.late.get() {
+            let _ = tx.send(LateReply {
+                request_id,
+                message_type: e.sent,
+                uri: e.uri,
+                peer: addr,
+                late_by,
+                reply,
+            });
+        }
+    }
+
+    /// The late replies from now on.
+    pub(crate) fn late_replies(&self) -> broadcast::Receiver<LateReply> {
+        self.late
+            .get_or_init(|| broadcast::channel(self.late_buffer).0)
+            .subscribe()
+    }
+
+    /// The counters (`duplicates` comes from the node's at-most-once cache).
+    pub(crate) fn stats(&self, duplicates: u64) -> RequestStats {
+        let c = self.with(|t| t.counts());
+        RequestStats {
+            timeouts: c.timeouts,
+            soft_timeouts: c.soft_timeouts,
+            late_replies: c.late_replies,
+            retries: c.retries,
+            duplicates,
+        }
+    }
+
+    /// The round-trip estimates (empty unless adaptive timeouts are on).
+    pub(crate) fn rtt_estimates(&self) -> Vec<(P, RttEstimate)> {
+        self.rtt().map(|t| t.all()).unwrap_or_default()
+    }
+
+    /// Send `msg` as a request to `peer` and wait for its reply until its timeout (`timeout`,
+    /// else the node's) has passed, the send included. `send` seals, encodes and hands the
+    /// message to the socket or the send queue (with its request id set); its failure fails the
+    /// call at once. However this future ends (answer, timeout, error, or dropped by its
+    /// caller), the request leaves the table.
+    pub(crate) async fn exchange<F, Fut>(
+        &self,
+        peer: P,
+        mut msg: Message,
+        inner: Plugins,
+        timeout: Option<Duration>,
+        send: F,
+    ) -> Result<Message, RequestError>
+    where
+        F: FnOnce(Message) -> Fut,
+        Fut: std::future::Future<Output = Result<(), SendError>>,
+    {
+        let timeout = match (timeout, &self.rtt) {
+            (Some(t), _) => t,
+            (None, None) => self.timeout,
+            (None, Some(_)) => self.timeouts(peer, &msg, None, Some(None)).0,
+        };
+        let started =
+            self.with(|t| t.start(peer, &mut msg, inner, timeout, None, Instant::now()))?;
+        let (id, deadline, mut rx) = (started.id, started.deadline, started.rx);
+        let _guard = Guard { requests: self, id };
+        let sending = send(msg);
+        tokio::pin!(sending);
+        let mut sent = false;
+        // Bounded: the deadline passes once, after which the table has answered the request.
+        loop {
+            tokio::select! {
+                biased;
+                answer = &mut rx => return answer.unwrap_or(Err(RequestError::Closed)),
+                r = &mut sending, if !sent => {
+                    sent = true;
+                    r?;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    self.with(|t| t.handle_timeout(Instant::now()));
+                    // The table has answered the request by now: with its timeout, or with a
+                    // reply that came first.
+                    return rx.try_recv().unwrap_or(Err(RequestError::Timeout(timeout)));
+                }
+            }
+        }
+    }
+}
+
+/// Takes a request out of the table however its caller's future ends.
+struct Guard<'a, P: Copy + Eq + Hash + std::fmt::Debug> {
+    requests: &'a Requests<P>,
+    id: u64,
+}
+
+impl<P: Copy + Eq + Hash + std::fmt::Debug> Drop for Guard<'_, P> {
+    fn drop(&mut self) {
+        self.requests.with(|t| t.remove(self.id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MessageType;
+    use tokio::sync::oneshot;
+
+    const LIMITS: Limits = Limits {
+        total: 8,
+        per_peer: 4,
+    };
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn requests() -> Requests<u8> {
+        Requests::new(
+            LIMITS,
+            Matching::Native,
+            SECOND,
+            &RequestSettings::default(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exchange_times_out_at_its_deadline_and_leaves_the_table() {
+        let requests = requests();
+        let started = Instant::now();
+        let e = requests
+            .exchange(
+                1,
+                Message::new(MessageType::REQUEST_URI, "a", ""),
+                Plugins::new(),
+                Some(SECOND),
+                |_| async { Ok(()) },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, RequestError::Timeout(d) if d == SECOND),
+            "{e:?}"
+        );
+        assert_eq!(Instant::now() - started, SECOND);
+        assert!(requests.is_idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exchange_gets_the_reply_matched_by_the_receive_path() {
+        let requests = std::sync::Arc::new(requests());
+        let (sent_tx, sent_rx) = oneshot::channel::<u64>();
+        let receiver = {
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                let id = sent_rx.await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let mut r = Message::new(MessageType::RESPOND_URI, "a", "hi");
+                r.set_reply_ref(id);
+                let p = requests
+                    .with(|t| t.take_reply(1, &r, Instant::now).pending())
+                    .unwrap();
+                p.answer(RequestError::from_reply(r));
+            })
+        };
+        let reply = requests
+            .exchange(
+                1,
+                Message::new(MessageType::REQUEST_URI, "a", ""),
+                Plugins::new(),
+                Some(SECOND),
+                |m| async move {
+                    sent_tx.send(m.request_id().unwrap()).unwrap();
+                    Ok(())
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.content().as_ref(), b"hi");
+        receiver.await.unwrap();
+        assert!(requests.is_idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_send_fails_at_once_and_a_dropped_caller_leaves_nothing() {
+        let requests = requests();
+        let e = requests
+            .exchange(
+                1,
+                Message::new(MessageType::REQUEST_URI, "a", ""),
+                Plugins::new(),
+                Some(SECOND),
+                |_| async { Err(SendError::Closed) },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RequestError::Send(SendError::Closed)), "{e:?}");
+        assert!(requests.is_idle());
+        let pending = requests.exchange(
+            1,
+            Message::new(MessageType::REQUEST_URI, "a", ""),
+            Plugins::new(),
+            Some(SECOND),
+            |_| async { Ok(()) },
+        );
+        let r = tokio::time::timeout(Duration::from_millis(10), pending).await;
+        assert!(r.is_err(), "still waiting when dropped");
+        assert!(requests.is_idle());
+    }
+}

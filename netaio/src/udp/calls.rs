@@ -1,0 +1,98 @@
+//! Calls with options over UDP ([`UdpHandle::start_call`], [`UdpHandle::call_any`]) and what the
+//! request table reports (late replies, counters, round-trip estimates).
+
+use std::net::SocketAddr;
+
+use tokio::sync::broadcast;
+
+use super::UdpHandle;
+use crate::Message;
+use crate::error::{RequestError, SendError};
+use crate::node::requests::{
+    self, CallLink, CallOptions, CallTarget, LateReply, PendingCall, RequestStats, Requests,
+    RttEstimate,
+};
+use crate::plugin::SendOptions;
+
+/// A UDP node and one address, as a call link.
+struct UdpLink {
+    node: UdpHandle,
+    addr: SocketAddr,
+}
+
+impl CallLink for UdpLink {
+    type Peer = SocketAddr;
+
+    fn requests(&self) -> &Requests<SocketAddr> {
+        &self.node.shared.requests
+    }
+
+    fn peer(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn ready(&self) -> Result<(), RequestError> {
+        if self.node.shared.cancel.is_cancelled() {
+            Err(RequestError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn send(&self, msg: Message, opts: &SendOptions) -> Result<(), SendError> {
+        self.node.send_request(self.addr, msg, opts).await
+    }
+}
+
+impl UdpHandle {
+    /// Start a call to `addr` with options (soft timeout, retries, …): a [`PendingCall`] to
+    /// await for the reply, whose [`soft_timeout`](PendingCall::soft_timeout) can be selected
+    /// on. With [`retry`](CallOptions::retry), the request is sent again (same id, sealed
+    /// afresh) each time a soft timeout passes. A request that cannot leave fails at once.
+    pub fn start_call(&self, addr: SocketAddr, msg: Message, opts: &CallOptions) -> PendingCall {
+        requests::start_call(
+            UdpLink {
+                node: self.clone(),
+                addr,
+            },
+            msg,
+            opts,
+        )
+    }
+
+    /// A hedged call to the first of `addrs`, then, on its soft timeout or failure, the next
+    /// (see [`call_any`](crate::call_any)).
+    pub async fn call_any(
+        &self,
+        addrs: &[SocketAddr],
+        msg: Message,
+        opts: &CallOptions,
+    ) -> Result<Message, RequestError> {
+        let targets: Vec<(UdpHandle, SocketAddr)> =
+            addrs.iter().map(|a| (self.clone(), *a)).collect();
+        requests::call_any(&targets, msg, opts).await
+    }
+
+    /// Replies that came after their call's hard timeout, from now on (bounded: a receiver
+    /// further behind than the configured buffer loses the oldest).
+    pub fn late_replies(&self) -> broadcast::Receiver<LateReply> {
+        self.shared.requests.late_replies()
+    }
+
+    /// The counters of this node's requests, and of the requests it answered from its
+    /// at-most-once cache.
+    pub fn request_stats(&self) -> RequestStats {
+        self.shared.requests.stats(self.shared.dedup.duplicates())
+    }
+
+    /// The round-trip estimates per address and route (empty unless adaptive timeouts are on).
+    pub fn rtt_estimates(&self) -> Vec<(SocketAddr, RttEstimate)> {
+        self.shared.requests.rtt_estimates()
+    }
+}
+
+impl CallTarget for (UdpHandle, SocketAddr) {
+    fn start_call(&self, msg: Message, opts: &CallOptions) -> PendingCall {
+        self.0.start_call(self.1, msg, opts)
+    }
+}
