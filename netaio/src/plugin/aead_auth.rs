@@ -260,7 +260,8 @@ impl AeadAuth {
 
     /// Call `f` with the associated data of a message of this type, wire uri and auth fields,
     /// sent with `alg`. Built on the stack when short (the usual case), so that a small message
-    /// costs no allocation for it.
+    /// costs no allocation for it, in one pass over the fields; only a longer one is measured and
+    /// built again on the heap.
     fn with_associated_data<R>(
         &self,
         alg: AeadAlgorithm,
@@ -269,16 +270,6 @@ impl AeadAuth {
         fields: &AuthFields,
         f: impl FnOnce(&[u8]) -> R,
     ) -> R {
-        let len = 8
-            + Self::DOMAIN.len()
-            + 3
-            + 8
-            + wire_uri.len()
-            + 8
-            + fields
-                .iter()
-                .map(|(n, v)| 16 + n.len() + v.len())
-                .sum::<usize>();
         let fill = |out: &mut Writer<'_>| {
             out.lp(Self::DOMAIN.as_bytes());
             out.put(&[alg.id(), u8::from(self.encrypt_uri), message_type.value()]);
@@ -289,25 +280,16 @@ impl AeadAuth {
                 out.lp(value);
             }
         };
-        if len <= STACK_AD {
-            let mut stack = [0u8; STACK_AD];
-            let mut out = Writer {
-                buf: &mut stack[..],
-                at: 0,
-            };
-            fill(&mut out);
-            let at = out.at;
-            f(stack.get(..at).unwrap_or_default())
-        } else {
-            let mut heap = vec![0u8; len];
-            let mut out = Writer {
-                buf: &mut heap[..],
-                at: 0,
-            };
-            fill(&mut out);
-            let at = out.at;
-            f(heap.get(..at).unwrap_or_default())
+        let mut stack = [0u8; STACK_AD];
+        let mut out = Writer::new(&mut stack[..]);
+        fill(&mut out);
+        if let Some(ad) = out.written() {
+            return f(ad);
         }
+        let mut heap = vec![0u8; out.needed()];
+        let mut out = Writer::new(&mut heap[..]);
+        fill(&mut out);
+        f(out.written().unwrap_or_default())
     }
 
     /// The sender id this node puts in front of its nonces.
@@ -316,26 +298,40 @@ impl AeadAuth {
     }
 }
 
-/// Writes into a buffer sized beforehand; what would not fit is dropped (the size is computed
-/// from the same fields, so nothing is).
+/// Writes into a fixed buffer; past its end it only counts, so that the caller can retry with
+/// a buffer of the [`needed`](Self::needed) size.
 struct Writer<'a> {
     buf: &'a mut [u8],
     at: usize,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, at: 0 }
+    }
+
     fn put(&mut self, bytes: &[u8]) {
         let end = self.at + bytes.len();
         if let Some(dst) = self.buf.get_mut(self.at..end) {
             dst.copy_from_slice(bytes);
-            self.at = end;
         }
+        self.at = end;
     }
 
     /// `bytes` with a 64-bit big-endian length prefix, so that items cannot be re-split.
     fn lp(&mut self, bytes: &[u8]) {
         self.put(&(bytes.len() as u64).to_be_bytes());
         self.put(bytes);
+    }
+
+    /// What was written, if it all fit.
+    fn written(&self) -> Option<&[u8]> {
+        self.buf.get(..self.at)
+    }
+
+    /// The bytes everything written so far needs.
+    fn needed(&self) -> usize {
+        self.at
     }
 }
 

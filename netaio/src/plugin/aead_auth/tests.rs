@@ -118,6 +118,8 @@ fn round_trip_through_seal_and_empty_parts() {
             Message::ok("u", ""),
             Message::ok("", "c"),
             Message::ok("big", vec![7u8; 60_000]),
+            // Associated data too long for the stack buffer (with the uri in clear).
+            Message::ok("u".repeat(1_000), "long uri"),
         ] {
             let sealed = seal(msg.clone(), &Plugins::new(), &node, &ctx()).unwrap();
             assert_eq!(open_outer(sealed, &node, &ctx()).unwrap(), msg);
