@@ -4,7 +4,7 @@
 #   bench/scripts/callgrind.sh IMPL MODE WORKLOAD COUNT [OUT]
 #   e.g. bench/scripts/callgrind.sh netaio none w2 100000 /tmp/cg.out
 #
-# IMPL: netaio | baseline; MODE: none | hmac | hmac+aead; WORKLOAD: w1 | w2 | w4 | w5 | w3 (for w3,
+# IMPL: netaio | baseline; MODE: none | hmac | hmac+aead | sealed | sealed-chacha; WORKLOAD: w1 | w2 | w4 | w5 | w3 (for w3,
 # COUNT is the number of seconds). Needs valgrind and a release build of the bench binary
 # (cargo build --release -p netaio-bench); set BENCH to its path if it is not in
 # ${CARGO_TARGET_DIR:-target}/release/bench. Collection starts once the server listens and stops

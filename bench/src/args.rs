@@ -63,7 +63,8 @@ pub struct ServerRole {
 /// The flags of the server role.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// Plugins of the netaio server: none, hmac, hmac+aead (the others take none)
+    /// Plugins of the netaio server: none, hmac, hmac+aead, sealed, sealed-chacha (the others
+    /// take none)
     #[arg(long, value_name = "MODE", default_value = "none")]
     pub mode: Mode,
     /// Address to listen on
@@ -95,7 +96,8 @@ pub struct ClientArgs {
         "w1", "w5", "rt", "w4", "udp", "w2", "pipeline", "w3", "many", "idle",
     ])]
     pub workload: String,
-    /// The server's plugins, which the requests are sealed for: none, hmac, hmac+aead
+    /// The server's plugins, which the requests are sealed for: none, hmac, hmac+aead, sealed,
+    /// sealed-chacha
     #[arg(long, value_name = "MODE", default_value = "none")]
     pub mode: Mode,
     /// Request content bytes
@@ -141,12 +143,12 @@ pub struct DriverArgs {
         default_value = "w1,w2,w3,w4,w5"
     )]
     pub workloads: Vec<Workload>,
-    /// Netaio modes to run, comma-separated
+    /// Netaio modes to run, comma-separated (also: sealed-chacha)
     #[arg(
         long,
         value_name = "MODE,..",
         value_delimiter = ',',
-        default_value = "none,hmac,hmac+aead"
+        default_value = "none,hmac,hmac+aead,sealed"
     )]
     pub modes: Vec<Mode>,
     /// Where to write the JSON results
@@ -213,7 +215,7 @@ mod tests {
         assert!(!(d.quick || d.no_pin || d.no_nice || d.no_memory || d.python));
         assert_eq!((d.runs, d.w1_count, d.w2_count), (None, None, None));
         assert_eq!(d.workloads, Workload::ALL);
-        assert_eq!(d.modes, Mode::ALL);
+        assert_eq!(d.modes, Mode::DEFAULT);
         assert_eq!(d.json, PathBuf::from("bench-results.json"));
         assert_eq!((d.w3_seconds, d.w3_conns, d.idle_conns), (5.0, 50, 5_000));
         assert_eq!(d.rate_estimate, 250_000.0);

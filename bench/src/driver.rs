@@ -624,6 +624,7 @@ fn memory_runs(
         (Impl::Baseline, Mode::None),
         (Impl::Netaio, Mode::None),
         (Impl::Netaio, Mode::HmacAead),
+        (Impl::Netaio, Mode::Sealed),
     ] {
         let server = Server::start(exe, cfg, imp, mode, Transport::Tcp, 65_536, Some(need))?;
         // Let the runtime settle (threads started, allocator warmed) before the idle reading.

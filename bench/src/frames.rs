@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use netaio::codec::FrameCodec;
 use netaio::message::Header;
-use netaio::plugin::{AeadCipher, Freshness, HmacAuth, PluginContext, Plugins, seal};
+use netaio::plugin::{
+    AeadAlgorithm, AeadAuth, AeadCipher, Freshness, HmacAuth, PluginContext, Plugins, seal,
+};
 use netaio::{Message, MessageType};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -19,16 +21,27 @@ use crate::{ECHO_URI, Mode, Result, SECRET};
 /// ±60 s window, so a benchmark that sends N authenticated messages within a minute needs at
 /// least N (the default of 65,536 would refuse the rest with `AUTH_ERROR`, as it should).
 pub fn plugins(mode: Mode, replay_capacity: usize) -> Plugins {
-    let auth = || {
-        HmacAuth::new(SECRET)
-            .freshness(Freshness::new(Freshness::DEFAULT_WINDOW).capacity(replay_capacity.max(1)))
-    };
+    plugins_with(mode, &|| {
+        Freshness::new(Freshness::DEFAULT_WINDOW).capacity(replay_capacity.max(1))
+    })
+}
+
+/// The instance plugins of a mode, with the auth plugin's [`Freshness`] from `freshness`.
+pub fn plugins_with(mode: Mode, freshness: &dyn Fn() -> Freshness) -> Plugins {
+    let hmac = || HmacAuth::new(SECRET).freshness(freshness());
+    let sealed = |alg| AeadAuth::new(SECRET).algorithm(alg).freshness(freshness());
     match mode {
         Mode::None => Plugins::new(),
-        Mode::Hmac => Plugins::new().auth(auth()),
-        Mode::HmacAead => Plugins::new().auth(auth()).cipher(AeadCipher::new(SECRET)),
+        Mode::Hmac => Plugins::new().auth(hmac()),
+        Mode::HmacAead => Plugins::new().auth(hmac()).cipher(AeadCipher::new(SECRET)),
+        Mode::Sealed => Plugins::new().auth(sealed(AeadAlgorithm::preferred())),
+        Mode::SealedChacha => Plugins::new().auth(sealed(AeadAlgorithm::XChaCha20Poly1305)),
     }
 }
+
+/// The node id the client seals with, as a netaio client's instance id: the auth plugins put it
+/// at the start of their nonces, and the server's replay cache counts nonces per sender id.
+pub const CLIENT_NODE: u64 = 0x6e65_7461_696f_0001;
 
 /// Builds request frames: REQUEST_URI `echo` with a request id, sealed with the mode's plugins
 /// exactly as a netaio client would seal them (inner: none; instance: the mode's).
@@ -65,12 +78,11 @@ impl Sealer {
     pub fn push(&self, rid: u64, dst: &mut BytesMut) -> Result<()> {
         let mut msg = Message::new(MessageType::REQUEST_URI, ECHO_URI, self.content.clone());
         msg.set_request_id(rid);
-        let sealed = seal(
-            msg,
-            &Plugins::new(),
-            &self.plugins,
-            &PluginContext::default(),
-        )?;
+        let ctx = PluginContext {
+            node: Some(CLIENT_NODE),
+            ..PluginContext::default()
+        };
+        let sealed = seal(msg, &Plugins::new(), &self.plugins, &ctx)?;
         self.codec.encode_message(&sealed, dst)?;
         Ok(())
     }

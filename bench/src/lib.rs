@@ -6,9 +6,10 @@
 //! - `bench`: the driver (`cargo run --release -p netaio-bench --bin bench -- --quick`); it also
 //!   runs the server and the client roles when given `server` / `client` as first argument, so it
 //!   needs no other binary.
-//! - `netaio-echo`: the netaio echo server (`--mode none|hmac|hmac+aead`).
+//! - `netaio-echo`: the netaio echo server (`--mode none|hmac|hmac+aead|sealed|sealed-chacha`).
 //! - `baseline-echo`: the hand-written tokio echo server.
 //! - `loadgen`: the client (`--workload w1|w2|w3|w4|w5|idle`).
+//! - `plugin-cost`: seals N messages with a mode's plugins, then opens them; for callgrind.
 //! - `soak`: many clients for minutes with server restarts: lost replies and memory ([`soak`]).
 //! - `hedge`: the hedging scenario (two servers in-process, one stalling; p50/p99 with and without
 //!   `call_any`).
@@ -52,11 +53,25 @@ pub enum Mode {
     Hmac,
     /// `HmacAuth` + `AeadCipher` as instance plugins.
     HmacAead,
+    /// `AeadAuth` (one pass of authenticated encryption, the CPU's preferred algorithm:
+    /// AES-256-GCM with AES-NI) as the instance auth plugin: what `hmac+aead` guarantees.
+    Sealed,
+    /// `AeadAuth` with XChaCha20-Poly1305.
+    SealedChacha,
 }
 
 impl Mode {
     /// Every mode, in table order.
-    pub const ALL: [Mode; 3] = [Mode::None, Mode::Hmac, Mode::HmacAead];
+    pub const ALL: [Mode; 5] = [
+        Mode::None,
+        Mode::Hmac,
+        Mode::HmacAead,
+        Mode::Sealed,
+        Mode::SealedChacha,
+    ];
+
+    /// The modes the driver runs unless told otherwise.
+    pub const DEFAULT: [Mode; 4] = [Mode::None, Mode::Hmac, Mode::HmacAead, Mode::Sealed];
 
     /// The name used on the command line and in the table.
     pub fn name(self) -> &'static str {
@@ -64,6 +79,8 @@ impl Mode {
             Mode::None => "none",
             Mode::Hmac => "hmac",
             Mode::HmacAead => "hmac+aead",
+            Mode::Sealed => "sealed",
+            Mode::SealedChacha => "sealed-chacha",
         }
     }
 }
@@ -81,7 +98,11 @@ impl FromStr for Mode {
             "none" => Ok(Mode::None),
             "hmac" => Ok(Mode::Hmac),
             "hmac+aead" | "aead" => Ok(Mode::HmacAead),
-            _ => Err(format!("unknown mode `{s}` (none, hmac, hmac+aead)")),
+            "sealed" => Ok(Mode::Sealed),
+            "sealed-chacha" => Ok(Mode::SealedChacha),
+            _ => Err(format!(
+                "unknown mode `{s}` (none, hmac, hmac+aead, sealed, sealed-chacha)"
+            )),
         }
     }
 }

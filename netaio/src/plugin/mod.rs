@@ -14,6 +14,9 @@
 //!
 //! Bundled plugins (symmetric keys):
 //!
+//! - [`AeadAuth`]: authenticated encryption of the whole message in one pass (AES-256-GCM or
+//!   XChaCha20-Poly1305, [`AeadAlgorithm`]), with the timestamp window and replay cache of
+//!   [`HmacAuth`]: the fast way to have both, and the recommended one.
 //! - [`HmacAuth`]: HMAC-SHA256 over the type, the uri, every other auth field and the content,
 //!   with a timestamp window and a replay cache ([`Freshness`]).
 //! - [`AeadCipher`]: XChaCha20-Poly1305 with a random nonce; the type and uri are bound as
@@ -55,6 +58,8 @@
 //! ```
 
 mod aead;
+mod aead_algorithm;
+mod aead_auth;
 mod freshness;
 mod hashcash;
 mod hmac;
@@ -65,6 +70,8 @@ mod replay_cache;
 mod traits;
 
 pub use aead::AeadCipher;
+pub use aead_algorithm::AeadAlgorithm;
+pub use aead_auth::AeadAuth;
 pub use freshness::{Clock, Freshness};
 pub use hashcash::HashcashAuth;
 pub use hmac::HmacAuth;

@@ -84,6 +84,10 @@ pub enum AuthError {
     /// The sender's key is unknown (peer not known, or not allowed).
     #[error("unknown peer key")]
     UnknownKey,
+    /// The message would exceed the size limits once sealed (an auth plugin that also encrypts,
+    /// like [`AeadAuth`](super::AeadAuth), adds its tag to the body).
+    #[error("sealed message too large: {0}")]
+    TooLarge(#[from] crate::message::EncodeError),
     /// Proof of work below the required difficulty.
     #[error("insufficient proof of work: {got} < {need} bits")]
     InsufficientWork {

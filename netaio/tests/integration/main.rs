@@ -3,6 +3,7 @@
 //! The modules that need a feature the crate does not enable by default are compiled with it only:
 //! `--features python-compat` (or `--all-features`, or `cargo test --workspace`, where the examples
 //! enable it) runs the Python vectors and packify properties.
+mod aead_auth_tcp;
 mod architecture;
 mod common;
 mod dox_coverage;
