@@ -31,6 +31,7 @@ pub(crate) fn install(
 ) -> Result<Arc<PeerManager>, PeerManagementError> {
     let local = ensure_local(&mut plugins.local).clone();
     peers.set_capacity(config.get_max_peers());
+    peers.set_max_per_ip(config.get_max_peers_per_ip());
     peers.set_timeout(config.get_peer_timeout());
     let app = config.get_app_id().clone();
     let inner = config.get_plugins().clone();
