@@ -37,10 +37,11 @@ pub const MAX_AUTH_BLOCK: usize = u16::MAX as usize;
 /// tiny fields costs no more than a valid one. [`PostcardCodec::with_max_fields`] sets another
 /// limit.
 ///
-/// The most a message of this library carries is 12: per plugin layer (the instance plugins and
+/// The most a message of this library carries is 14: per plugin layer (the instance plugins and
 /// the inner plugins of a handler or call) an auth plugin adds at most 4 (`Ed25519Auth`: `ts`,
 /// `nonce`, `sig`, `kid`; `HmacAuth`: 3; `HashcashAuth`: 2) and a cipher 1 (`iv` or `xnonce`),
-/// so 10 for two layers, plus the request id `rid` and the reply reference `rref`.
+/// so 10 for two layers, plus the request id `rid`, the reply reference `rref`, and on UDP the
+/// cookie `ck` and the padding `pad` (14).
 pub const DEFAULT_MAX_AUTH_FIELDS: usize = 32;
 
 /// The largest possible frame: header, the largest auth block and the largest body.
@@ -52,6 +53,12 @@ pub mod fields {
     pub const REQUEST_ID: &str = "rid";
     /// The reply reference: a reply carries the request id of the request it answers.
     pub const REPLY_REF: &str = "rref";
+    /// A UDP node's return-routability cookie: in its challenge (a NOT_PERMITTED reply), and
+    /// echoed by the caller in the request sent again (see [`UdpNode`](crate::udp::UdpNode)).
+    pub const COOKIE: &str = "ck";
+    /// Padding a UDP caller adds to a request too small to be answered by a challenge (any
+    /// bytes; the receiver removes the field).
+    pub const PADDING: &str = "pad";
 }
 
 /// A message: type, auth fields and body.

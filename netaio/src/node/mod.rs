@@ -3,7 +3,10 @@
 //! - [`inbound`]: the inbound pipeline (instance plugins, request correlation, routing, inner
 //!   plugins), the same for every transport;
 //! - [`requests`]: the request table (ids, bounds, reply matching, deadlines as data);
-//! - [`subscriptions`]: who is subscribed to what, bounded per subscriber and in total;
+//! - [`subscriptions`]: who is subscribed to what, bounded per subscriber and in total, and
+//!   [`leases`]: subscriptions that expire unless renewed, the oldest evicted at the limit (UDP);
+//! - [`routability`]: return routability (UDP): cookies, and the addresses that proved they
+//!   receive;
 //! - [`peers`]: peer management (the three handlers, the messages) and [`peer_timers`] (adverts
 //!   and expiry as timer events), for every transport;
 //! - [`outbound`]: sealing and encoding for one recipient or many (sealed once unless a plugin
@@ -13,10 +16,12 @@
 //! (`tcp`, `udp`) are adapters that move frames between sockets and these pieces.
 
 pub(crate) mod inbound;
+pub(crate) mod leases;
 pub(crate) mod outbound;
 pub(crate) mod peer_timers;
 pub(crate) mod peers;
 pub(crate) mod requests;
+pub(crate) mod routability;
 pub(crate) mod subscriptions;
 
 use std::future::Future;

@@ -62,8 +62,23 @@ fn ok_router() -> Router {
 async fn an_unrouted_request_gets_pythons_udp_not_found_byte_for_byte() {
     let (node, addr) = start(UdpNode::builder().python_compat()).await;
     let sock = socket().await;
-    sock.send_to(&unhex(PLAIN_REQUEST), addr).await.unwrap();
+    // Python's request as Python encodes it, with enough content that Python's 28-byte
+    // NOT_FOUND is no larger: an unauthenticated Python node's address is never verified (it
+    // cannot echo a cookie), so it is sent no more than it sent.
+    let request = Message::new(MessageType::REQUEST_URI, "echo", "hello, python")
+        .to_bytes(&PackifyCodec)
+        .unwrap();
+    assert!(request.len() >= unhex(UDP_NOT_FOUND).len());
+    sock.send_to(&request, addr).await.unwrap();
     assert_eq!(recv(&sock).await, unhex(UDP_NOT_FOUND));
+    // Python's own 23-byte request: the NOT_FOUND is shortened to its type (Python still reads
+    // a NOT_FOUND), no larger than the request.
+    sock.send_to(&unhex(PLAIN_REQUEST), addr).await.unwrap();
+    let short = recv(&sock).await;
+    assert!(short.len() <= unhex(PLAIN_REQUEST).len(), "{short:?}");
+    let short = Message::decode(Bytes::from(short), &PackifyCodec).unwrap();
+    assert_eq!(short, Message::new(MessageType::NOT_FOUND, "", ""));
+    assert_eq!(node.stats().replies_limited, 1);
     node.shutdown();
 }
 

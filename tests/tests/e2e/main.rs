@@ -22,3 +22,4 @@ mod tcp_wakeups;
 mod udp_discovery;
 mod udp_macros;
 mod udp_node;
+mod udp_return_routability;
