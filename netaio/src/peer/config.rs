@@ -19,6 +19,7 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | [`peer_timeout`](Self::peer_timeout) | 60 s (as in Python) | UDP: a peer not heard from for this long expires |
 /// | [`max_peers`](Self::max_peers) | 1,024 | peer table capacity; beyond it a new peer evicts the least recently heard |
 /// | [`max_peers_per_ip`](Self::max_peers_per_ip) | 64 | peers from one IP address (IPv6: one /64); beyond it a new one evicts that IP's least recently heard |
+/// | [`answers_per_ip`](Self::answers_per_ip) | 8 | UDP: `PEER_DISCOVERED` answers per second to one source IP |
 /// | [`plugins`](Self::plugins) | none | inner plugins applied to peer-management messages (after the node's instance plugins on receive, before them on send) |
 ///
 /// Setters take the plain names and consume the config; the getters are `get_`-prefixed
@@ -45,6 +46,7 @@ pub struct PeerConfig {
     peer_timeout: Duration,
     max_peers: usize,
     max_peers_per_ip: usize,
+    answers_per_ip: u32,
     plugins: Plugins,
 }
 
@@ -57,6 +59,7 @@ impl Default for PeerConfig {
             peer_timeout: Duration::from_secs(60),
             max_peers: 1024,
             max_peers_per_ip: crate::peer::PeerTable::DEFAULT_MAX_PER_IP,
+            answers_per_ip: 8,
             plugins: Plugins::new(),
         }
     }
@@ -118,6 +121,14 @@ impl PeerConfig {
         self
     }
 
+    /// UDP: how many adverts from one source IP are answered with `PEER_DISCOVERED` per second
+    /// (default 8); the others are recorded but not answered (the advertiser hears this node's
+    /// next advert instead). An advert's source address may be forged, and the answer goes to it.
+    #[must_use]
+    pub fn answers_per_ip(mut self, n: u32) -> Self {
+        self.answers_per_ip = n;
+        self
+    }
 
     /// Inner plugins for peer-management messages (default none).
     #[must_use]
@@ -156,6 +167,10 @@ impl PeerConfig {
         self.max_peers_per_ip
     }
 
+    /// The answer rate set with [`answers_per_ip`](Self::answers_per_ip).
+    pub fn get_answers_per_ip(&self) -> u32 {
+        self.answers_per_ip
+    }
 
     /// The inner plugins set with [`plugins`](Self::plugins).
     pub fn get_plugins(&self) -> &Plugins {

@@ -218,9 +218,18 @@ impl UdpNodeBuilder {
     }
 
     /// Manage peers automatically (default: off): multicast `ADVERTISE_PEER` every interval (when
-    /// a multicast group is joined), answer adverts with a unicast `PEER_DISCOVERED`, record peers
-    /// in [`UdpHandle::peers`], expire silent ones, and multicast `DISCONNECT` when the node
-    /// stops. Without a [`local_peer`](Self::local_peer), the node gets a random id.
+    /// a multicast group is joined), record the peers heard in [`UdpHandle::peers`], answer
+    /// adverts from verified addresses with a unicast `PEER_DISCOVERED` (at most
+    /// [`PeerConfig::answers_per_ip`] per second per IP), expire silent peers, and multicast
+    /// `DISCONNECT` when the node stops. Without a [`local_peer`](Self::local_peer), the node gets
+    /// a random id.
+    ///
+    /// An advert to the group is answered only when its source is verified (with an auth plugin
+    /// that [authenticates senders](crate::plugin::AuthPlugin::authenticates_sender), for
+    /// example [`HmacAuth`](crate::plugin::HmacAuth)): its source address may be forged, and
+    /// every member would answer it. Without auth, the advertiser learns of this node from this
+    /// node's next advert instead, within one interval. Use an auth plugin for any real
+    /// deployment: without one, anyone can put peers (and addresses) in the table.
     #[must_use]
     pub fn peer_management(mut self, config: PeerConfig) -> Self {
         self.peer_config = Some(config);
@@ -237,13 +246,12 @@ impl UdpNodeBuilder {
         let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
         let manager = match self.peer_config {
-            Some(config) => Some(peer_management::install(
-                &routes,
-                &peers,
-                &mut plugins,
-                config,
-                true,
-            )?),
+            Some(config) => {
+                let m = peer_management::install(&routes, &peers, &mut plugins, config, true)?;
+                // An advert's source may be forged: answers to one IP are rate-limited.
+                m.limit_answers();
+                Some(m)
+            }
             None => None,
         };
         #[cfg(feature = "multicast")]
