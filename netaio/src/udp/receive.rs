@@ -36,6 +36,17 @@ pub(super) fn challenge_message(rid: u64, cookie: [u8; COOKIE_LEN]) -> Message {
     m
 }
 
+/// What the admission step found out about a message, for the steps after routing.
+#[derive(Clone, Copy, Default)]
+struct Admitted {
+    /// Its source is verified (before the route's inner plugins are counted).
+    verified: bool,
+    /// Its request id.
+    rid: Option<u64>,
+    /// It has auth fields beside its request id.
+    extra: bool,
+}
+
 /// What a reply may be: sent as it is, shortened, or dropped.
 enum Fit {
     Send(Bytes),
@@ -88,11 +99,19 @@ impl UdpHandle {
         // challenge: it is handled when it comes back with the cookie. Handling it first and
         // challenging only a reply too large would run a handler twice for one call; and held
         // after routing, it would have taken a one-shot route for nothing.
-        let verified_before = Cell::new(false);
+        let seen = Cell::new(Admitted::default());
         let admit = |msg: &Message| {
-            let verified = self.source_verified(msg, src);
-            verified_before.set(verified);
-            verified || via_group || msg.request_id().is_none() || msg.message_type.is_error()
+            let rid = msg.request_id();
+            // The plugins took their own fields out: only a field beside the request id can be
+            // the cookie or the padding, so most messages need no look for them.
+            let extra = msg.auth.len() > usize::from(rid.is_some());
+            let verified = self.source_verified(msg, extra, src);
+            seen.set(Admitted {
+                verified,
+                rid,
+                extra,
+            });
+            verified || via_group || rid.is_none() || msg.message_type.is_error()
         };
         // The sender's peer, for plugins that need its keys (looked up only when a plugin runs).
         let received_msg =
@@ -120,16 +139,22 @@ impl UdpHandle {
             }
             Err(held) => return self.challenge(&held, src, received),
         };
-        let verified = verified_before.get()
+        // Routed, so admitted: what `admit` saw still holds (the inner plugins take out only
+        // their own fields).
+        let Admitted {
+            verified,
+            rid,
+            extra,
+        } = seen.get();
+        let verified = verified
             || inner
                 .auth
                 .as_ref()
                 .is_some_and(|a| a.authenticates_sender());
         // The cookie and the padding are this layer's, not the handler's. Taken out only now:
-        // the sender's plugins, inner ones included, covered them. Most messages have neither
-        // (two lookups in a short sorted list, none without auth fields).
+        // the sender's plugins, inner ones included, covered them.
         let mut msg = msg;
-        if !msg.auth.is_empty() {
+        if extra {
             msg.auth.remove(fields::PADDING);
             msg.auth.remove(fields::COOKIE);
         }
@@ -140,7 +165,6 @@ impl UdpHandle {
             (false, false) => Some(received),
             (false, true) => Some(0),
         };
-        let rid = msg.request_id();
         // One permit per running handler and per reply still being sealed or sent, so that neither
         // can pile up without bound under a flood.
         let Ok(permit) = shared.handlers.clone().try_acquire_owned() else {
@@ -227,14 +251,15 @@ impl UdpHandle {
 
     /// Whether the datagram's source address is verified before routing: the datagram passed
     /// the node's auth plugin that authenticates senders, or it echoes a valid cookie (the
-    /// address is then remembered), or the address echoed one before.
-    fn source_verified(&self, msg: &Message, src: SocketAddr) -> bool {
+    /// address is then remembered), or the address echoed one before. `extra`: the message has
+    /// auth fields beside its request id (else it has no cookie to look for).
+    fn source_verified(&self, msg: &Message, extra: bool, src: SocketAddr) -> bool {
         let shared = &self.shared;
         if shared.outer_authenticates {
             return true;
         }
         let now = Instant::now();
-        if let Some(cookie) = msg.auth.get(fields::COOKIE) {
+        if let Some(cookie) = extra.then(|| msg.auth.get(fields::COOKIE)).flatten() {
             if shared.cookies.check(src, cookie, now) {
                 self.verified().verify(src, now);
                 tracing::debug!(%src, "address verified by its cookie");
@@ -249,6 +274,7 @@ impl UdpHandle {
     /// any): an error reply too large is shortened to its type and reply reference (the caller
     /// still learns that its request failed), anything else too large is dropped. Counted and
     /// logged.
+    #[inline]
     fn fit(
         &self,
         bytes: Bytes,
@@ -257,19 +283,32 @@ impl UdpHandle {
         budget: Option<usize>,
         src: SocketAddr,
     ) -> Fit {
-        let Some(budget) = budget.filter(|b| bytes.len() > *b) else {
-            return Fit::Send(bytes);
-        };
+        match budget {
+            Some(b) if bytes.len() > b => self.over_budget(bytes.len(), t, rid, b, src),
+            _ => Fit::Send(bytes),
+        }
+    }
+
+    /// [`fit`](Self::fit) for a reply over its budget (out of line: the rare path).
+    #[inline(never)]
+    fn over_budget(
+        &self,
+        len: usize,
+        t: MessageType,
+        rid: Option<u64>,
+        budget: usize,
+        src: SocketAddr,
+    ) -> Fit {
         self.count(&self.shared.counters.replies_limited);
         if t.is_error() && budget > 0 {
-            tracing::debug!(%src, len = bytes.len(), budget, r#type = %t, "reply larger than the unverified request: shortened");
+            tracing::debug!(%src, len, budget, r#type = %t, "reply larger than the unverified request: shortened");
             let mut short = Message::new(t, Bytes::new(), Bytes::new());
             if let Some(id) = rid {
                 short.set_reply_ref(id);
             }
             return Fit::Shorten(short);
         }
-        tracing::debug!(%src, len = bytes.len(), budget, r#type = %t, "reply larger than the unverified request: dropped");
+        tracing::debug!(%src, len, budget, r#type = %t, "reply larger than the unverified request: dropped");
         Fit::Drop
     }
 
@@ -294,7 +333,18 @@ impl UdpHandle {
             reply.set_reply_ref(id);
         }
         let t = reply.message_type;
-        let bytes = self.seal_now(reply, inner, src)?;
+        let bytes = if inner.is_empty() && self.shared.plugins.outer.is_empty() {
+            // Nothing to seal: encode the reply as it is.
+            match self.shared.codec.to_frame(&reply) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(%src, error = %e, "reply cannot be sent");
+                    return None;
+                }
+            }
+        } else {
+            self.seal_now(reply, inner, src)?
+        };
         match self.fit(bytes, t, rid, budget, src) {
             Fit::Send(bytes) => Some(bytes),
             Fit::Drop => None,
@@ -307,24 +357,16 @@ impl UdpHandle {
     /// Seal (with `inner` and the instance plugins) and encode, inline.
     fn seal_now(&self, reply: Message, inner: &Plugins, src: SocketAddr) -> Option<Bytes> {
         let shared = &self.shared;
-        let sealed = if inner.is_empty() && shared.plugins.outer.is_empty() {
-            // Nothing to seal: encode the reply as it is.
-            shared
-                .codec
-                .to_frame(&reply)
-                .map_err(crate::SendError::from)
-        } else {
-            let opts = SendOptions::new().inner(inner.clone());
-            let peer = self.peer_for(src, true);
-            outbound::seal_now(
-                &shared.plugins,
-                &shared.codec,
-                reply,
-                &opts,
-                peer.as_deref(),
-                Some(src),
-            )
-        };
+        let opts = SendOptions::new().inner(inner.clone());
+        let peer = self.peer_for(src, true);
+        let sealed = outbound::seal_now(
+            &shared.plugins,
+            &shared.codec,
+            reply,
+            &opts,
+            peer.as_deref(),
+            Some(src),
+        );
         match sealed {
             Ok(b) => Some(b),
             Err(e) => {
