@@ -146,7 +146,9 @@ pub(super) struct UdpShared {
 ///   [`UdpStats::subscriptions_unverified`]), and its `unsubscribe` and a `DISCONNECT`'s goodbye
 ///   leave subscriptions alone: from a forged address they would cancel another's;
 /// - a datagram that came to the multicast group gets no answer at all (no reply, no NOT_FOUND,
-///   no challenge): every member of the group would answer it.
+///   no challenge): every member of the group would answer it. There, only authentication
+///   counts: an address verified by a cookie round trip with this node is not answered either,
+///   or one forged group datagram would have every member that verified it answer it.
 ///
 /// UDP subscriptions are leases: each lasts the
 /// [`subscription_ttl`](UdpNodeBuilder::subscription_ttl) (5 minutes) unless the subscriber

@@ -65,8 +65,9 @@ impl UdpHandle {
     ///
     /// `via_group`: it arrived on the multicast group's own socket (sent to the group, not to this
     /// node). Every member of the group gets it, and its source address may be forged, so
-    /// unless that source is verified it gets no answer at all: no NOT_FOUND, no challenge, no
-    /// reply (one forged datagram would otherwise make every member answer the victim).
+    /// unless it passed an auth plugin that authenticates its sender it gets no answer at all:
+    /// no NOT_FOUND, no challenge, no reply (one forged datagram would otherwise make every
+    /// member answer the victim).
     pub(super) fn on_datagram(
         &self,
         datagram: Bytes,
@@ -105,7 +106,14 @@ impl UdpHandle {
             // The plugins took their own fields out: only a field beside the request id can be
             // the cookie or the padding, so most messages need no look for them.
             let extra = msg.auth.len() > usize::from(rid.is_some());
-            let verified = self.source_verified(msg, extra, src);
+            // To the group, only authentication counts: an address verified by a round trip with
+            // this node would otherwise have every member answer it, N times what was sent, for
+            // one forged group datagram.
+            let verified = if via_group {
+                shared.outer_authenticates
+            } else {
+                self.source_verified(msg, extra, src)
+            };
             seen.set(Admitted {
                 verified,
                 rid,

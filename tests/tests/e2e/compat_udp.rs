@@ -121,6 +121,25 @@ async fn a_bad_checksum_is_not_answered_unlike_python() {
     node.shutdown();
 }
 
+/// Two Rust nodes in Python-compatible mode (packify auth blocks) without auth: the caller's
+/// smallest request is padded so that the challenge fits, and the cookie round trip completes.
+#[tokio::test]
+async fn python_compat_rust_nodes_complete_the_cookie_round_trip() {
+    let (server, addr) = start(UdpNode::builder().router(ok_router()).python_compat()).await;
+    let (client, _) = start(UdpNode::builder().python_compat()).await;
+    let r = client.request(addr, "echo", "").await.unwrap();
+    assert_eq!(
+        (r.message_type, r.uri().as_ref(), r.content().len()),
+        (MessageType::OK, &b"echo"[..], 0)
+    );
+    let r = client.request(addr, "echo", "again").await.unwrap();
+    assert_eq!(r.content().as_ref(), b"again");
+    let stats = server.stats();
+    assert_eq!((stats.challenges, stats.replies_limited), (1, 0));
+    server.shutdown();
+    client.shutdown();
+}
+
 #[tokio::test]
 async fn python_compat_joins_pythons_group_on_the_nodes_own_port() {
     let (node, addr) = start(UdpNode::builder().python_compat()).await;
