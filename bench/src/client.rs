@@ -164,6 +164,7 @@ pub fn udp_round_trips(
     socket.connect(addr)?;
     socket.set_read_timeout(Some(Duration::from_secs(1)))?;
     let mut buf = vec![0u8; 65_536];
+    prove_address(&socket, sealer, &mut buf)?;
     let mut lat = Vec::with_capacity(count);
     let mut lost = 0u64;
     let mut start = Instant::now();
@@ -202,6 +203,32 @@ pub fn udp_round_trips(
     let mut sample = latency_sample(done, secs, sealer.content().len(), lat);
     sample.lost = lost;
     Ok(sample)
+}
+
+/// Before the timed requests, untimed: a netaio node without auth answers the first request
+/// from an address it has not verified with a challenge (NOT_PERMITTED and a cookie); send that
+/// request again with the cookie, as a netaio caller does, and the address is verified for the
+/// rest of the run. Other servers answer it as any request.
+fn prove_address(socket: &std::net::UdpSocket, sealer: &Sealer, buf: &mut [u8]) -> Result<()> {
+    let rid = u64::MAX;
+    socket.send(&sealer.frame(rid)?)?;
+    let n = socket.recv(buf)?;
+    let reply = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+    let header = netaio::message::Header::from_bytes(&reply)?;
+    if header.message_type != netaio::MessageType::NOT_PERMITTED {
+        return Ok(());
+    }
+    let challenge = netaio::Message::decode(reply, sealer.codec().auth_codec())?;
+    let Some(cookie) = challenge.auth.get(netaio::message::fields::COOKIE) else {
+        return Err("NOT_PERMITTED without a cookie".into());
+    };
+    socket.send(&sealer.frame_with_cookie(rid, cookie.clone())?)?;
+    let n = socket.recv(buf)?;
+    let header = netaio::message::Header::from_bytes(buf.get(..n).unwrap_or_default())?;
+    if header.message_type == netaio::MessageType::NOT_PERMITTED {
+        return Err("the node challenged the request sent with its cookie".into());
+    }
+    Ok(())
 }
 
 /// W2: one connection, `count` requests written back to back while the replies are read.

@@ -76,8 +76,28 @@ impl Sealer {
 
     /// Append the frame of request `rid` to `dst`.
     pub fn push(&self, rid: u64, dst: &mut BytesMut) -> Result<()> {
+        self.push_with_cookie(rid, None, dst)
+    }
+
+    /// The frame of request `rid` echoing a UDP node's return-routability `cookie` (what a
+    /// netaio caller sends again when the node challenges its first request).
+    pub fn frame_with_cookie(&self, rid: u64, cookie: Bytes) -> Result<Bytes> {
+        let mut buf = BytesMut::new();
+        self.push_with_cookie(rid, Some(cookie), &mut buf)?;
+        Ok(buf.freeze())
+    }
+
+    /// The codec the frames are written with.
+    pub fn codec(&self) -> &FrameCodec {
+        &self.codec
+    }
+
+    fn push_with_cookie(&self, rid: u64, cookie: Option<Bytes>, dst: &mut BytesMut) -> Result<()> {
         let mut msg = Message::new(MessageType::REQUEST_URI, ECHO_URI, self.content.clone());
         msg.set_request_id(rid);
+        if let Some(cookie) = cookie {
+            msg.auth.insert(netaio::message::fields::COOKIE, cookie);
+        }
         let ctx = PluginContext {
             node: Some(CLIENT_NODE),
             ..PluginContext::default()

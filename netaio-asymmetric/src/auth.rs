@@ -442,4 +442,12 @@ impl AuthPlugin for Ed25519Auth {
     fn is_peer_specific(&self) -> bool {
         false
     }
+
+    /// True when only allow-listed keys are accepted ([`trust_peer_keys`](Self::trust_peer_keys)
+    /// off): a key from a peer's data was learned from an advert, and an unauthenticated advert
+    /// can put any key at any (forged) address, so a signature by it proves nothing about where
+    /// the message came from.
+    fn authenticates_sender(&self) -> bool {
+        !self.trust_peer_keys
+    }
 }

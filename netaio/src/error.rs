@@ -49,8 +49,13 @@ pub enum SubscribeError {
     /// subscriptions.
     #[error("too many subscriptions for this subscriber (limit {0})")]
     Limit(usize),
-    /// The node already holds the maximum number of subscriptions in total.
-    #[error("too many subscriptions on this node (limit {0})")]
+    /// The node already holds the maximum number of subscriptions in total. The limit is
+    /// node-wide: on a server, all connections together; on a UDP node, all source addresses
+    /// together (where it is reached only when it is 0: a UDP node evicts its least recently
+    /// renewed subscription instead).
+    #[error(
+        "too many subscriptions on this node (node-wide limit {0}, all subscribers together; on UDP, all source addresses)"
+    )]
     NodeLimit(usize),
     /// The subscriber's keys would exceed its budget of key bytes (a key longer than the budget
     /// is refused this way too).
@@ -59,6 +64,14 @@ pub enum SubscribeError {
     /// The keys of all subscriptions of the node would exceed its budget of key bytes.
     #[error("subscription keys too large for this node (limit {0} bytes)")]
     NodeKeyBytes(usize),
+    /// The subscriber's address has not proved that it receives what is sent to it (UDP: the
+    /// datagram passed no auth plugin that authenticates its sender, and the address completed no
+    /// cookie round trip), so its subscription does not count: otherwise anyone could subscribe
+    /// a forged address and have the node send it notifications.
+    #[error(
+        "subscription refused: the source address is not verified (no authenticated datagram, no cookie round trip)"
+    )]
+    Unverified,
     /// The connection has ended.
     #[error("no such connection")]
     UnknownConnection,
@@ -257,8 +270,8 @@ pub enum AdvertiseError {
     /// The advert could not be sent or got no answer (timeout, refusal, error reply).
     #[error(transparent)]
     Request(#[from] RequestError),
-    /// The server answered with something other than `PEER_DISCOVERED`.
-    #[error("the server answered {} instead of PEER_DISCOVERED", .0.message_type)]
+    /// The server (or UDP node) answered with something other than `PEER_DISCOVERED`.
+    #[error("the peer answered {} instead of PEER_DISCOVERED", .0.message_type)]
     UnexpectedReply(Message),
     /// The server's peer does not unpack or validate.
     #[error("unusable peer: {0}")]

@@ -391,6 +391,11 @@ pub mod recording {
                 .map(|_| ())
                 .ok_or_else(|| AuthError::MissingField(self.layer.into()))
         }
+        /// It stands for a real auth plugin: a UDP node takes its sender as verified (no
+        /// return-routability challenge in the recorded steps).
+        fn authenticates_sender(&self) -> bool {
+            true
+        }
     }
 
     /// Wraps the content in `layer(…)`; logs `who cipher encrypt|decrypt`.

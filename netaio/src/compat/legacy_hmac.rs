@@ -315,6 +315,12 @@ impl AuthPlugin for LegacyHmacAuth {
     fn error_reply(&self, _err: &AuthError) -> Message {
         Message::new(MessageType::AUTH_ERROR, "ERROR", "HMAC auth failed")
     }
+
+    /// True only with [`freshness`](Self::freshness) on: without it, one captured frame could be
+    /// replayed from any forged source address and count as that address's proof.
+    fn authenticates_sender(&self) -> bool {
+        self.freshness.is_some()
+    }
 }
 
 #[cfg(test)]

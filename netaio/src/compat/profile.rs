@@ -96,6 +96,25 @@ impl UdpNodeBuilder {
     /// datagrams by source IP (Python's `ignore_own_ip`), and a datagram with bytes after its
     /// frame is refused (Python ignores them; Python never sends them).
     ///
+    /// Return routability (see [`UdpNode`](crate::udp::UdpNode#return-routability)) stays on: a
+    /// Python node cannot echo a cookie (it sends no request id to be challenged on, and knows no
+    /// challenge), so what it gets depends on its auth:
+    ///
+    /// - with [`LegacyHmacAuth`](super::LegacyHmacAuth) and its
+    ///   [`freshness`](super::LegacyHmacAuth::freshness) checks on, its datagrams verify its
+    ///   address: full replies, and its subscriptions count. Without the freshness checks
+    ///   Python's MAC can be replayed from a forged address, so it verifies nothing;
+    /// - without, its address is never verified: it gets replies no larger than its datagram
+    ///   (a larger error reply is shortened to its type, anything else larger is dropped, both
+    ///   counted in [`UdpStats::replies_limited`](crate::udp::UdpStats::replies_limited)), and
+    ///   its subscriptions are refused. Python's request/reply of equal sizes (an echo) works;
+    ///   a small request for a large answer does not. That is the price of not being an
+    ///   amplifier for whoever forges a Python node's address; give the network a secret.
+    ///
+    /// And subscriptions do not expire ([`subscription_ttl`](Self::subscription_ttl)`(None)`):
+    /// a Python subscriber subscribes once and never renews. They are still limited per address
+    /// and evicted, the least recently made first, at the node-wide limit.
+    ///
     /// ```
     /// use netaio::compat::LegacyHmacAuth;
     /// use netaio::udp::UdpNode;
@@ -117,6 +136,7 @@ impl UdpNodeBuilder {
         }
         b.matching = Matching::Python;
         b.not_found = python_error("not found");
+        b.subscription_ttl = None;
         b
     }
 }
@@ -137,6 +157,12 @@ mod tests {
         assert_eq!(python.not_found.message_type, MessageType::NOT_FOUND);
         assert_eq!(python.not_found.uri().as_ref(), b"ERROR");
         assert_eq!(python.not_found.content().as_ref(), b"not found");
+        // Python subscribers never renew: their subscriptions do not expire.
+        assert_eq!(
+            native.subscription_ttl,
+            Some(UdpNodeBuilder::DEFAULT_SUBSCRIPTION_TTL)
+        );
+        assert_eq!(python.subscription_ttl, None);
     }
 
     #[cfg(feature = "multicast")]

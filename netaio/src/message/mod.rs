@@ -37,11 +37,11 @@ pub const MAX_AUTH_BLOCK: usize = u16::MAX as usize;
 /// tiny fields costs no more than a valid one. [`PostcardCodec::with_max_fields`] sets another
 /// limit.
 ///
-/// The most a message of this library carries is 13: per plugin layer (the instance plugins and
+/// The most a message of this library carries is 15: per plugin layer (the instance plugins and
 /// the inner plugins of a handler or call) an auth plugin adds at most 4 (`Ed25519Auth`: `ts`,
 /// `nonce`, `sig`, `kid`; `HmacAuth`: 3; `HashcashAuth`: 2) and a cipher 1 (`iv` or `xnonce`),
-/// so 10 for two layers, plus the request id `rid`, the reply reference `rref` and the
-/// at-most-once mark `once`.
+/// so 10 for two layers, plus the request id `rid`, the reply reference `rref`, the at-most-once
+/// mark `once`, and on UDP the cookie `ck` and the padding `pad`.
 pub const DEFAULT_MAX_AUTH_FIELDS: usize = 32;
 
 /// The largest possible frame: header, the largest auth block and the largest body.
@@ -58,6 +58,12 @@ pub mod fields {
     /// caller may still re-send it, in milliseconds (big-endian unsigned integer, 1 to 8 bytes);
     /// the responder keeps the reply that long, within its own bound.
     pub const AT_MOST_ONCE: &str = "once";
+    /// A UDP node's return-routability cookie: in its challenge (a NOT_PERMITTED reply), and
+    /// echoed by the caller in the request sent again (see [`UdpNode`](crate::udp::UdpNode)).
+    pub const COOKIE: &str = "ck";
+    /// Padding a UDP caller adds to a request too small to be answered by a challenge (any
+    /// bytes; the receiver removes the field).
+    pub const PADDING: &str = "pad";
 }
 
 /// A message: type, auth fields and body.

@@ -79,6 +79,25 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
         addr: SocketAddr,
         peer: impl FnOnce() -> Option<Arc<Peer>>,
     ) -> Inbound {
+        // Everything is admitted: the `Err` (held) case cannot happen, and compiles away.
+        self.receive_admitting(msg, from, addr, peer, |_| true)
+            .unwrap_or(Inbound::Stale)
+    }
+
+    /// [`receive`](Self::receive), with `admit` called on a message that passed the instance
+    /// plugins and is not a reply, before it is routed: when it returns false the message goes
+    /// no further and comes back as `Err`. A UDP node holds there a request from an address that
+    /// has not proved it receives, to challenge it before any route sees it (a one-shot route
+    /// taken by a request that is then not handled would be lost).
+    #[inline]
+    pub(crate) fn receive_admitting(
+        &self,
+        msg: Message,
+        from: P,
+        addr: SocketAddr,
+        peer: impl FnOnce() -> Option<Arc<Peer>>,
+        admit: impl FnOnce(&Message) -> bool,
+    ) -> Result<Inbound, Message> {
         let mut peer = Lazy::new(peer);
         let outer = &self.plugins.outer;
         let msg = if outer.is_empty() {
@@ -103,14 +122,14 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
                     {
                         tracing::debug!(%error, "unauthenticated error reply answered its request");
                         p.answer(RequestError::from_reply(received.clone()));
-                        return Inbound::AnsweredUnverified;
+                        return Ok(Inbound::AnsweredUnverified);
                     }
                     let received = received.filter(|_| self.answers_refusals);
-                    return Inbound::Refused(Box::new(Refusal {
+                    return Ok(Inbound::Refused(Box::new(Refusal {
                         received,
                         error,
                         auth: outer.auth.clone(),
-                    }));
+                    })));
                 }
             }
         };
@@ -118,13 +137,16 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
             Correlated::NotAReply => {}
             Correlated::Answers(p) => {
                 requests::complete(p, msg, self.plugins, peer.get(), addr);
-                return Inbound::Answered;
+                return Ok(Inbound::Answered);
             }
             Correlated::Late(e) => {
                 self.requests.publish_late(e, addr, msg);
-                return Inbound::Stale;
+                return Ok(Inbound::Stale);
             }
-            Correlated::Stale => return Inbound::Stale,
+            Correlated::Stale => return Ok(Inbound::Stale),
+        }
+        if !admit(&msg) {
+            return Err(msg);
         }
         let Routed {
             handler,
@@ -143,7 +165,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
                 self.answers_refusals,
             )
         });
-        match opened {
+        Ok(match opened {
             Ok(msg) => Inbound::Routed {
                 handler,
                 inner,
@@ -157,7 +179,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
                     auth: inner.auth.clone(),
                 }))
             }
-        }
+        })
     }
 }
 

@@ -6,6 +6,9 @@
 //!   as data), and on it late replies, calls with options and retries, hedged calls, adaptive
 //!   timeouts, and the responder's at-most-once cache;
 //! - [`subscriptions`]: who is subscribed to what, bounded per subscriber and in total;
+//! - [`leases`]: subscriptions that expire unless renewed, the oldest evicted at the limit (UDP);
+//! - [`routability`]: return routability (UDP): cookies, and the addresses that proved they
+//!   receive;
 //! - [`peers`]: peer management (the three handlers, the messages) and [`peer_timers`] (adverts
 //!   and expiry as timer events), for every transport;
 //! - [`outbound`]: sealing and encoding for one recipient or many (sealed once unless a plugin
@@ -15,10 +18,12 @@
 //! (`tcp`, `udp`) are adapters that move frames between sockets and these pieces.
 
 pub(crate) mod inbound;
+pub(crate) mod leases;
 pub(crate) mod outbound;
 pub(crate) mod peer_timers;
 pub(crate) mod peers;
 pub(crate) mod requests;
+pub(crate) mod routability;
 pub(crate) mod subscriptions;
 
 use std::future::Future;

@@ -7,8 +7,10 @@
 //! TCP server, a TCP client and a UDP node. [`PeerTimers`] is I/O-free: the transport asks it
 //! when to wake up and what to do then.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -31,6 +33,7 @@ pub(crate) fn install(
 ) -> Result<Arc<PeerManager>, PeerManagementError> {
     let local = ensure_local(&mut plugins.local).clone();
     peers.set_capacity(config.get_max_peers());
+    peers.set_max_per_ip(config.get_max_peers_per_ip());
     peers.set_timeout(config.get_peer_timeout());
     let app = config.get_app_id().clone();
     let inner = config.get_plugins().clone();
@@ -56,7 +59,13 @@ fn handlers(m: &Arc<PeerManager>, table: &PeerTable) -> [(MessageType, BoxedHand
         let (m, table) = (m.clone(), table.clone());
         BoxedHandler::new(move |msg: Message, ctx: Context| {
             let (m, table) = (m.clone(), table.clone());
-            async move { m.record(&table, &msg, &ctx).then(|| m.discovered.clone()) }
+            async move {
+                if !m.record(&table, &msg, &ctx) {
+                    return None;
+                }
+                m.may_answer(ctx.peer_addr(), Instant::now())
+                    .then(|| m.discovered.clone())
+            }
         })
     };
     let discovered = {
@@ -112,6 +121,9 @@ pub(crate) struct PeerManager {
     pub(crate) discovered: Message,
     pub(crate) disconnect: Message,
     peer_plugin: Arc<dyn PeerPlugin>,
+    /// The rate of `PEER_DISCOVERED` answers per source IP, when limited (a UDP node, where the
+    /// source of an advert may be forged).
+    answers: Mutex<Option<AnswerLimit>>,
 }
 
 impl std::fmt::Debug for PeerManager {
@@ -152,7 +164,33 @@ impl PeerManager {
             local_id: local.id.clone(),
             config,
             peer_plugin,
+            answers: Mutex::new(None),
         })
+    }
+
+    /// Limit the answers to adverts to the config's
+    /// [`answers_per_ip`](PeerConfig::answers_per_ip) per second per source IP (a UDP node: an
+    /// advert's source may be forged, and each answer goes there).
+    pub(crate) fn limit_answers(&self) {
+        let limit = AnswerLimit::new(
+            self.config.get_answers_per_ip(),
+            ANSWER_WINDOW,
+            self.config.get_max_peers().max(1),
+        );
+        *self.answers.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
+    }
+
+    /// Whether an advert from `addr` may be answered at `now` (always, unless limited).
+    fn may_answer(&self, addr: SocketAddr, now: Instant) -> bool {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(limit) = answers.as_mut() else {
+            return true;
+        };
+        let ok = limit.allow(addr.ip(), now);
+        if !ok {
+            tracing::debug!(%addr, "advert not answered: too many answers to its IP just now");
+        }
+        ok
     }
 
     /// The sender's peer, unpacked and validated by the peer plugin.
@@ -251,6 +289,71 @@ impl PeerManager {
     }
 }
 
+/// The window of [`AnswerLimit`]: answers are counted per second.
+const ANSWER_WINDOW: Duration = Duration::from_secs(1);
+
+/// At most `per_window` answers per source IP in a window, tracking at most `capacity` IPs at
+/// once: beyond, the IP whose window started first is forgotten (a flood of adverts from forged
+/// addresses must not stop the answers to everyone else; it can only reset the count of an IP
+/// by sending `capacity` adverts from others, each answered within its own size). I/O-free: time
+/// comes in as `now`.
+#[derive(Debug)]
+pub(crate) struct AnswerLimit {
+    per_window: u32,
+    window: Duration,
+    capacity: usize,
+    /// Each IP's window start and answers in it.
+    by_ip: HashMap<IpAddr, (Instant, u32)>,
+    /// Window starts in order, to forget ended windows without a scan.
+    starts: VecDeque<(Instant, IpAddr)>,
+}
+
+impl AnswerLimit {
+    pub(crate) fn new(per_window: u32, window: Duration, capacity: usize) -> Self {
+        Self {
+            per_window,
+            window,
+            capacity,
+            by_ip: HashMap::new(),
+            starts: VecDeque::new(),
+        }
+    }
+
+    /// Whether one more answer to `ip` fits at `now` (counted if it does).
+    pub(crate) fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        while let Some(&(start, old)) = self.starts.front() {
+            if now.saturating_duration_since(start) < self.window {
+                break;
+            }
+            self.starts.pop_front();
+            if self.by_ip.get(&old).is_some_and(|(s, _)| *s == start) {
+                self.by_ip.remove(&old);
+            }
+        }
+        if let Some((_, n)) = self.by_ip.get_mut(&ip) {
+            if *n >= self.per_window {
+                return false;
+            }
+            *n += 1;
+            return true;
+        }
+        if self.per_window == 0 {
+            return false;
+        }
+        while self.by_ip.len() >= self.capacity.max(1) {
+            let Some((start, old)) = self.starts.pop_front() else {
+                break;
+            };
+            if self.by_ip.get(&old).is_some_and(|(s, _)| *s == start) {
+                self.by_ip.remove(&old);
+            }
+        }
+        self.by_ip.insert(ip, (now, 1));
+        self.starts.push_back((now, ip));
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +392,33 @@ mod tests {
         ));
         let junk = Message::new(MessageType::ADVERTISE_PEER, "app", "\u{ff}\u{ff}");
         assert!(matches!(me.heard(&table, &junk, addr), Heard::Invalid(_)));
+    }
+
+    #[test]
+    fn answers_are_limited_per_ip_and_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut l = AnswerLimit::new(2, Duration::from_secs(1), 2);
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "192.0.2.1".parse().unwrap(),
+            "192.0.2.2".parse().unwrap(),
+            "192.0.2.3".parse().unwrap(),
+        );
+        assert!(l.allow(a, t0) && l.allow(a, t0 + ms(10)));
+        assert!(!l.allow(a, t0 + ms(20)), "a third answer within the window");
+        assert!(l.allow(b, t0 + ms(500)));
+        assert!(l.allow(b, t0 + ms(510)) && !l.allow(b, t0 + ms(520)));
+        // Two IPs tracked, both windows live: a third IP still gets its answer, and the IP
+        // tracked longest (A) is forgotten to make room.
+        assert!(l.allow(c, t0 + ms(600)));
+        assert_eq!(l.by_ip.len(), 2);
+        assert!(!l.by_ip.contains_key(&a) && !l.allow(b, t0 + ms(601)));
+        // A window ends: the IP starts a new one.
+        assert!(l.allow(b, t0 + ms(1500)) && l.allow(b, t0 + ms(1501)));
+        assert!(!l.allow(b, t0 + ms(1502)));
+        assert!(l.by_ip.len() <= 2 && l.starts.len() <= 2);
+        // A limit of 0 answers nobody.
+        assert!(!AnswerLimit::new(0, Duration::from_secs(1), 8).allow(a, t0));
     }
 
     #[test]

@@ -154,6 +154,11 @@ impl<S: Copy + Eq + Hash + Ord> Subscriptions<S> {
             .unwrap_or_default()
     }
 
+    /// The stored copy of `key`, when it has subscribers (to share it rather than copy it again).
+    pub(crate) fn stored_key(&self, key: &[u8]) -> Option<Bytes> {
+        self.by_key.get_key_value(key).map(|(k, _)| k.clone())
+    }
+
     /// How many keys have subscribers.
     pub(crate) fn key_count(&self) -> usize {
         self.by_key.len()

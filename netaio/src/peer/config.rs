@@ -17,7 +17,9 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | [`advertise_interval`](Self::advertise_interval) | 20 s (as in Python) | UDP: time between two multicast `ADVERTISE_PEER` |
 /// | [`jitter`](Self::jitter) | 0.1 | each interval is drawn from interval × [1 − jitter, 1 + jitter], so nodes started together do not advertise in lockstep |
 /// | [`peer_timeout`](Self::peer_timeout) | 60 s (as in Python) | UDP: a peer not heard from for this long expires |
-/// | [`max_peers`](Self::max_peers) | 1,024 | peer table capacity; new peers beyond it are refused |
+/// | [`max_peers`](Self::max_peers) | 1,024 | peer table capacity; beyond it a new peer evicts the least recently heard |
+/// | [`max_peers_per_ip`](Self::max_peers_per_ip) | 64 | peers from one IP address (IPv6: one /64); beyond it a new one evicts that IP's least recently heard |
+/// | [`answers_per_ip`](Self::answers_per_ip) | 8 | UDP: `PEER_DISCOVERED` answers per second to one source IP |
 /// | [`plugins`](Self::plugins) | none | inner plugins applied to peer-management messages (after the node's instance plugins on receive, before them on send) |
 ///
 /// Setters take the plain names and consume the config; the getters are `get_`-prefixed
@@ -43,6 +45,8 @@ pub struct PeerConfig {
     jitter: f64,
     peer_timeout: Duration,
     max_peers: usize,
+    max_peers_per_ip: usize,
+    answers_per_ip: u32,
     plugins: Plugins,
 }
 
@@ -54,6 +58,8 @@ impl Default for PeerConfig {
             jitter: 0.1,
             peer_timeout: Duration::from_secs(60),
             max_peers: 1024,
+            max_peers_per_ip: crate::peer::PeerTable::DEFAULT_MAX_PER_IP,
+            answers_per_ip: 8,
             plugins: Plugins::new(),
         }
     }
@@ -98,10 +104,29 @@ impl PeerConfig {
         self
     }
 
-    /// The peer table's capacity (default 1,024).
+    /// The peer table's capacity (default 1,024). When it is full, a new peer evicts the least
+    /// recently heard one (see [`PeerTable`](crate::peer::PeerTable)).
     #[must_use]
     pub fn max_peers(mut self, n: usize) -> Self {
         self.max_peers = n;
+        self
+    }
+
+    /// Peers the table holds from one IP address, for IPv6 one /64 (default 64, at least 1): a
+    /// new one from an IP at its share evicts that IP's least recently heard peer, so one host
+    /// advertising many ids cannot push the other hosts' peers out.
+    #[must_use]
+    pub fn max_peers_per_ip(mut self, n: usize) -> Self {
+        self.max_peers_per_ip = n.max(1);
+        self
+    }
+
+    /// UDP: how many adverts from one source IP are answered with `PEER_DISCOVERED` per second
+    /// (default 8); the others are recorded but not answered (the advertiser hears this node's
+    /// next advert instead). An advert's source address may be forged, and the answer goes to it.
+    #[must_use]
+    pub fn answers_per_ip(mut self, n: u32) -> Self {
+        self.answers_per_ip = n;
         self
     }
 
@@ -135,6 +160,16 @@ impl PeerConfig {
     /// The peer table's capacity set with [`max_peers`](Self::max_peers).
     pub fn get_max_peers(&self) -> usize {
         self.max_peers
+    }
+
+    /// The per-IP share set with [`max_peers_per_ip`](Self::max_peers_per_ip).
+    pub fn get_max_peers_per_ip(&self) -> usize {
+        self.max_peers_per_ip
+    }
+
+    /// The answer rate set with [`answers_per_ip`](Self::answers_per_ip).
+    pub fn get_answers_per_ip(&self) -> u32 {
+        self.answers_per_ip
     }
 
     /// The inner plugins set with [`plugins`](Self::plugins).

@@ -29,6 +29,7 @@
 //! ```
 
 mod config;
+mod recency;
 mod table;
 
 pub use config::PeerConfig;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::Peer;
+use super::recency::Recency;
 
 /// What happened to a peer; see [`PeerTable::events`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,8 @@ pub enum PeerEvent {
     /// A known peer changed its data or was heard at a new address.
     Updated(Arc<Peer>),
     /// A peer was not heard from within the timeout, or its only address was taken over by
-    /// another peer id (a node restarted with a new id), and was removed.
+    /// another peer id (a node restarted with a new id), or it was the least recently heard when
+    /// a new peer needed its place (see [`PeerTable`]), and was removed.
     Expired(Arc<Peer>),
     /// A peer said goodbye (`DISCONNECT`), or its last connection closed, and was removed.
     Disconnected(Arc<Peer>),
@@ -52,8 +54,8 @@ pub enum Observed {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PeerTableError {
-    /// The table holds as many peers as its capacity: new peers are refused (live peers are
-    /// never evicted to make room).
+    /// The table's capacity is 0: it records nobody. (A table with room for at least one peer
+    /// evicts the least recently heard one to make room.)
     #[error("peer table full ({0} peers): new peer refused")]
     Full(usize),
     /// A peer needs a non-empty id.
@@ -62,25 +64,35 @@ pub enum PeerTableError {
 }
 
 /// The peers a node knows: by id, and by every address each was heard at (at most
-/// [`MAX_ADDRS`](Self::MAX_ADDRS) per peer, most recent first). Bounded: when it holds
-/// [`capacity`](Self::capacity) peers, new peers are refused and logged; known peers are never
-/// evicted to make room. Peers not heard from within the [`timeout`](Self::timeout) are removed by
-/// [`expire`](Self::expire) (the transports call it; see [`PeerConfig`](super::PeerConfig)).
+/// [`MAX_ADDRS`](Self::MAX_ADDRS) per peer, most recent first). Peers not heard from within the
+/// [`timeout`](Self::timeout) are removed by [`expire`](Self::expire) (the transports call it;
+/// see [`PeerConfig`](super::PeerConfig)).
+///
+/// Bounded, without locking anyone out: a new peer always gets in. When the table holds
+/// [`capacity`](Self::capacity) peers, the least recently heard one is evicted to make room; and
+/// peers whose latest address has the same IP address (for IPv6, the same /64) are at most
+/// [`max_per_ip`](Self::max_per_ip), a new one from that IP evicting that IP's least recently
+/// heard. So a flood of fake ids from one host churns only that host's share of the table, and
+/// a flood from forged addresses evicts peers that then come back at their next advert (use an
+/// auth plugin to keep forged adverts out altogether). An evicted peer is announced as
+/// [`PeerEvent::Expired`] and counted ([`evicted`](Self::evicted)).
 ///
 /// Every change is announced on [`events`](Self::events). Cheap to clone: clones share the table.
 ///
 /// ```
 /// use std::time::Duration;
-/// use netaio::peer::{Observed, Peer, PeerTable, PeerTableError};
+/// use netaio::peer::{Observed, Peer, PeerTable};
 ///
 /// let table = PeerTable::with_capacity(1);
 /// let a = "10.0.0.1:8888".parse().unwrap();
 /// let b = "10.0.0.2:8888".parse().unwrap();
 /// assert_eq!(table.observe(Peer::new("a"), a), Ok(Observed::Discovered));
 /// assert_eq!(table.observe(Peer::new("a"), a), Ok(Observed::Refreshed));
-/// assert_eq!(table.observe(Peer::new("b"), b), Err(PeerTableError::Full(1)));
-/// assert_eq!(table.len(), 1);
-/// assert!(table.remove("a").is_some());
+/// // Full: the least recently heard peer makes room.
+/// assert_eq!(table.observe(Peer::new("b"), b), Ok(Observed::Discovered));
+/// assert_eq!((table.len(), table.evicted()), (1, 1));
+/// assert!(table.contains("b") && !table.contains("a"));
+/// assert!(table.remove("b").is_some());
 /// assert!(table.is_empty());
 /// ```
 #[derive(Clone)]
@@ -96,12 +108,43 @@ struct Shared {
 struct Inner {
     by_id: HashMap<Bytes, Arc<Peer>>,
     by_addr: HashMap<SocketAddr, Bytes>,
+    /// Peers in the order they were last heard: the order of expiry and eviction.
+    recency: Recency,
     capacity: usize,
+    max_per_ip: usize,
     timeout: Duration,
     refused: u64,
+    evicted: u64,
 }
 
 impl Inner {
+    /// Record `p` by id (replacing what was there) and in the order of recency.
+    fn put(&mut self, p: Arc<Peer>) {
+        if let Some(old) = self.by_id.insert(p.id.clone(), p.clone()) {
+            self.recency.remove(&old);
+        }
+        self.recency.insert(&p);
+    }
+
+    /// Take a peer out by id and out of the order of recency (not out of `by_addr`).
+    fn take(&mut self, id: &[u8]) -> Option<Arc<Peer>> {
+        let p = self.by_id.remove(id)?;
+        self.recency.remove(&p);
+        Some(p)
+    }
+
+    /// The peer to evict for a new one from `addr`: the least recently heard of its IP when that
+    /// IP has its share, else the least recently heard of all when the table is full.
+    fn victim(&self, addr: SocketAddr) -> Option<Bytes> {
+        if let Some(id) = self.recency.oldest_of_full_ip(addr, self.max_per_ip.max(1)) {
+            return Some(id.clone());
+        }
+        if self.by_id.len() >= self.capacity {
+            return self.recency.oldest().cloned();
+        }
+        None
+    }
+
     /// Remove `addr` from the peer `id`; when it was the peer's last address, remove the peer and
     /// return it.
     fn unlink(&mut self, id: &Bytes, addr: SocketAddr) -> Option<Arc<Peer>> {
@@ -113,16 +156,16 @@ impl Inner {
             return None;
         }
         if peer.addrs.len() == 1 {
-            return self.by_id.remove(id);
+            return self.take(id);
         }
         let mut p = (**peer).clone();
         p.addrs.retain(|a| *a != addr);
-        self.by_id.insert(id.clone(), Arc::new(p));
+        self.put(Arc::new(p));
         None
     }
 
     fn remove(&mut self, id: &[u8]) -> Option<Arc<Peer>> {
-        let peer = self.by_id.remove(id)?;
+        let peer = self.take(id)?;
         for a in &peer.addrs {
             if self.by_addr.get(a).is_some_and(|i| i.as_ref() == id) {
                 self.by_addr.remove(a);
@@ -138,6 +181,7 @@ impl std::fmt::Debug for PeerTable {
         f.debug_struct("PeerTable")
             .field("len", &t.by_id.len())
             .field("capacity", &t.capacity)
+            .field("max_per_ip", &t.max_per_ip)
             .field("timeout", &t.timeout)
             .finish()
     }
@@ -152,6 +196,8 @@ impl Default for PeerTable {
 impl PeerTable {
     /// The default capacity: 1,024 peers.
     pub const DEFAULT_CAPACITY: usize = 1024;
+    /// The default [`max_per_ip`](Self::max_per_ip): 64 peers.
+    pub const DEFAULT_MAX_PER_IP: usize = 64;
     /// The default timeout: 60 s without news, as in Python.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     /// Addresses kept per peer (the oldest is forgotten first).
@@ -173,9 +219,12 @@ impl PeerTable {
                 inner: RwLock::new(Inner {
                     by_id: HashMap::new(),
                     by_addr: HashMap::new(),
+                    recency: Recency::default(),
                     capacity,
+                    max_per_ip: Self::DEFAULT_MAX_PER_IP,
                     timeout: Self::DEFAULT_TIMEOUT,
                     refused: 0,
+                    evicted: 0,
                 }),
                 events,
             }),
@@ -203,10 +252,22 @@ impl PeerTable {
         self.read().capacity
     }
 
-    /// Change the capacity. Lowering it below the current count removes nobody; new peers are
-    /// refused until enough have left.
+    /// Change the capacity. Lowering it below the current count removes nobody at once; each new
+    /// peer then evicts the least recently heard ones down to the capacity.
     pub fn set_capacity(&self, capacity: usize) {
         self.write().capacity = capacity;
+    }
+
+    /// How many peers whose latest address has the same IP address (for IPv6, the same /64) the
+    /// table holds at most (default [`DEFAULT_MAX_PER_IP`](Self::DEFAULT_MAX_PER_IP)); a new one
+    /// from that IP evicts that IP's least recently heard.
+    pub fn max_per_ip(&self) -> usize {
+        self.read().max_per_ip
+    }
+
+    /// Change [`max_per_ip`](Self::max_per_ip) (at least 1). Lowering it removes nobody at once.
+    pub fn set_max_per_ip(&self, n: usize) {
+        self.write().max_per_ip = n.max(1);
     }
 
     /// How long a peer may stay silent before [`expire`](Self::expire) removes it.
@@ -262,7 +323,7 @@ impl PeerTable {
                     p.last_seen = Some(now);
                     let p = Arc::new(p);
                     t.by_addr.insert(addr, p.id.clone());
-                    t.by_id.insert(p.id.clone(), p.clone());
+                    t.put(p.clone());
                     if added || changed {
                         events.push(PeerEvent::Updated(p));
                         Ok(Observed::Updated)
@@ -270,20 +331,29 @@ impl PeerTable {
                         Ok(Observed::Refreshed)
                     }
                 }
-                None if t.by_id.len() >= t.capacity => {
+                None if t.capacity == 0 => {
                     t.refused += 1;
-                    // Powers of two only: a flood of new ids must not flood the log.
-                    if t.refused.is_power_of_two() {
-                        tracing::warn!(
-                            capacity = t.capacity,
-                            refused = t.refused,
-                            %addr,
-                            "peer table full: new peer refused"
-                        );
-                    }
-                    Err(PeerTableError::Full(t.capacity))
+                    Err(PeerTableError::Full(0))
                 }
                 None => {
+                    // Room for the newcomer: whoever fills the table cannot lock it out.
+                    while let Some(id) = t.victim(addr) {
+                        let Some(gone) = t.remove(&id) else {
+                            break;
+                        };
+                        t.evicted += 1;
+                        // Powers of two only: a flood of new ids must not flood the log.
+                        if t.evicted.is_power_of_two() {
+                            tracing::warn!(
+                                capacity = t.capacity,
+                                max_per_ip = t.max_per_ip,
+                                evicted = t.evicted,
+                                %addr,
+                                "peer table full: the least recently heard peer evicted"
+                            );
+                        }
+                        events.push(PeerEvent::Expired(gone));
+                    }
                     // Stored id and data get their own allocations: slices of a received frame
                     // would keep the whole read chunk alive for as long as the peer is known.
                     let mut p = Peer::new(Bytes::copy_from_slice(&peer.id))
@@ -292,7 +362,7 @@ impl PeerTable {
                     p.last_seen = Some(now);
                     let p = Arc::new(p);
                     t.by_addr.insert(addr, p.id.clone());
-                    t.by_id.insert(p.id.clone(), p.clone());
+                    t.put(p.clone());
                     events.push(PeerEvent::Discovered(p));
                     Ok(Observed::Discovered)
                 }
@@ -334,16 +404,8 @@ impl PeerTable {
     pub(crate) fn expire_at(&self, now: Instant) -> Vec<Arc<Peer>> {
         let expired: Vec<_> = {
             let mut t = self.write();
-            let timeout = t.timeout;
-            let ids: Vec<Bytes> = t
-                .by_id
-                .values()
-                .filter(|p| {
-                    p.last_seen
-                        .is_some_and(|seen| now.saturating_duration_since(seen) > timeout)
-                })
-                .map(|p| p.id.clone())
-                .collect();
+            // In the order of recency: no scan of the whole table.
+            let ids = t.recency.silent_since(now, t.timeout);
             ids.iter().filter_map(|id| t.remove(id)).collect()
         };
         self.emit(
@@ -358,11 +420,7 @@ impl PeerTable {
     /// When the next peer will be due to expire (its last-seen time plus the timeout), if any.
     pub fn next_expiry(&self) -> Option<Instant> {
         let t = self.read();
-        t.by_id
-            .values()
-            .filter_map(|p| p.last_seen)
-            .min()
-            .map(|seen| seen + t.timeout)
+        t.recency.first_seen().map(|seen| seen + t.timeout)
     }
 
     /// The peer with this id.
@@ -406,9 +464,15 @@ impl PeerTable {
         self.read().by_id.is_empty()
     }
 
-    /// How many new peers were refused because the table was full.
+    /// How many new peers were refused (only a table of capacity 0 refuses).
     pub fn refused(&self) -> u64 {
         self.read().refused
+    }
+
+    /// How many peers were evicted to make room for new ones (the table or their IP's share
+    /// was full).
+    pub fn evicted(&self) -> u64 {
+        self.read().evicted
     }
 
     /// Peer events from now on. A receiver more than [`EVENT_BUFFER`](Self::EVENT_BUFFER)
@@ -507,20 +571,127 @@ mod tests {
     }
 
     #[test]
-    fn full_table_refuses_new_peers_and_keeps_live_ones() {
+    fn a_full_table_evicts_the_least_recently_heard() {
         let t = PeerTable::with_capacity(2);
-        t.observe(Peer::new("a"), addr(1)).unwrap();
-        t.observe(Peer::new("b"), addr(2)).unwrap();
+        let mut rx = t.events();
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        t.observe_at(Peer::new("a"), addr(1), t0).unwrap();
+        t.observe_at(Peer::new("b"), addr(2), t0 + s).unwrap();
+        // A is heard again: B is now the least recently heard.
+        t.observe_at(Peer::new("a"), addr(1), t0 + s * 2).unwrap();
         assert_eq!(
-            t.observe(Peer::new("c"), addr(3)),
-            Err(PeerTableError::Full(2))
+            t.observe_at(Peer::new("c"), addr(3), t0 + s * 3),
+            Ok(Observed::Discovered)
         );
-        assert_eq!(t.refused(), 1);
-        assert!(t.contains("a") && t.contains("b") && !t.contains("c"));
-        // Known peers are still refreshed when full.
-        assert_eq!(t.observe(Peer::new("a"), addr(1)), Ok(Observed::Refreshed));
-        t.set_capacity(3);
-        assert_eq!(t.observe(Peer::new("c"), addr(3)), Ok(Observed::Discovered));
+        assert!(t.contains("a") && !t.contains("b") && t.contains("c"));
+        assert!(
+            t.by_addr(addr(2)).is_none(),
+            "the evicted peer's address is unindexed"
+        );
+        assert_eq!((t.len(), t.evicted(), t.refused()), (2, 1, 0));
+        let events = drain(&mut rx);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, PeerEvent::Expired(p) if p.id == "b")),
+            "{events:?}"
+        );
+        // Only a table of capacity 0 refuses.
+        let none = PeerTable::with_capacity(0);
+        assert_eq!(
+            none.observe(Peer::new("a"), addr(1)),
+            Err(PeerTableError::Full(0))
+        );
+        assert_eq!(none.refused(), 1);
+        // Lowered below its count, the table shrinks as new peers come.
+        t.set_capacity(1);
+        t.observe_at(Peer::new("d"), addr(4), t0 + s * 4).unwrap();
+        assert_eq!(t.len(), 1);
+        assert!(t.contains("d"));
+    }
+
+    /// The attack of issue 12: 1,024 and more fake ids, from as many addresses, fill the table;
+    /// a real peer advertising afterwards is still recorded (it used to be refused for as long
+    /// as the fakes were refreshed).
+    #[test]
+    fn a_flood_of_fake_ids_does_not_lock_a_real_peer_out() {
+        let t = PeerTable::new();
+        let t0 = Instant::now();
+        for i in 0..1100u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            t.observe_at(
+                Peer::new(format!("fake-{i}")),
+                SocketAddr::from((ip, 9)),
+                t0 + Duration::from_millis(u64::from(i)),
+            )
+            .unwrap();
+        }
+        assert_eq!(t.len(), PeerTable::DEFAULT_CAPACITY);
+        let real = SocketAddr::from(([192, 0, 2, 1], 8888));
+        let now = t0 + Duration::from_secs(2);
+        assert_eq!(
+            t.observe_at(Peer::new("real"), real, now),
+            Ok(Observed::Discovered)
+        );
+        assert_eq!(t.by_addr(real).unwrap().id, "real");
+        assert_eq!(t.len(), PeerTable::DEFAULT_CAPACITY);
+        // Another round of fakes evicts the older fakes first; the real peer, heard since, stays.
+        for i in 0..512u32 {
+            let ip = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+            t.observe_at(
+                Peer::new(format!("more-{i}")),
+                SocketAddr::from((ip, 9)),
+                now,
+            )
+            .unwrap();
+        }
+        assert!(t.contains("real"));
+    }
+
+    #[test]
+    fn one_ip_holds_at_most_its_share_and_churns_only_that() {
+        let t = PeerTable::with_capacity(100);
+        t.set_max_per_ip(3);
+        let t0 = Instant::now();
+        let at = |host: u8, port: u16| SocketAddr::from(([10, 0, 0, host], port));
+        t.observe_at(Peer::new("other"), at(2, 1), t0).unwrap();
+        for i in 0..50u16 {
+            t.observe_at(
+                Peer::new(format!("flood-{i}")),
+                at(1, 1000 + i),
+                t0 + Duration::from_millis(u64::from(i) + 1),
+            )
+            .unwrap();
+        }
+        assert_eq!(t.len(), 4, "three from 10.0.0.1, and the other host's peer");
+        assert!(t.contains("other"));
+        for i in 47..50 {
+            assert!(t.contains(format!("flood-{i}")), "{i}");
+        }
+        assert_eq!(t.evicted(), 47);
+        // IPv6: one /64 is one source.
+        let v6 = PeerTable::new();
+        v6.set_max_per_ip(2);
+        for (i, a) in ["[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::ffff:3]:1"]
+            .iter()
+            .enumerate()
+        {
+            v6.observe_at(
+                Peer::new(format!("v6-{i}")),
+                a.parse().unwrap(),
+                t0 + Duration::from_secs(i as u64),
+            )
+            .unwrap();
+        }
+        v6.observe_at(
+            Peer::new("elsewhere"),
+            "[2001:db8:0:1::1]:1".parse().unwrap(),
+            t0,
+        )
+        .unwrap();
+        assert_eq!(v6.len(), 3);
+        assert!(!v6.contains("v6-0") && v6.contains("elsewhere"));
     }
 
     #[test]

@@ -337,6 +337,11 @@ impl AuthPlugin for HmacAuth {
     fn error_reply(&self, _err: &AuthError) -> Message {
         Message::new(MessageType::AUTH_ERROR, "ERROR", "HMAC auth failed")
     }
+
+    /// True: the MAC proves the shared key, and [`Freshness`] refuses replays.
+    fn authenticates_sender(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -193,6 +193,20 @@ pub trait AuthPlugin: Send + Sync + 'static {
     fn is_blocking(&self) -> bool {
         false
     }
+
+    /// True when a passed [`check`](Self::check) proves that the message comes from a holder of a
+    /// key this node trusts, and a replayed message is refused. A UDP node then takes the
+    /// datagram's source address as verified: it answers it in full, and counts its
+    /// subscriptions (see [`UdpNode`](crate::udp::UdpNode) on return routability). Otherwise a
+    /// forged source address would get the node's full replies, which is how a UDP service is
+    /// used for amplification.
+    ///
+    /// Default false (a plugin must opt in). [`HmacAuth`](crate::plugin::HmacAuth): true;
+    /// [`HashcashAuth`](crate::plugin::HashcashAuth): false (work proves no key, and anyone can
+    /// do it for a forged address).
+    fn authenticates_sender(&self) -> bool {
+        false
+    }
 }
 
 /// Encrypts and decrypts messages.

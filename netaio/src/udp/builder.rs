@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "multicast")]
@@ -17,8 +18,10 @@ use crate::Message;
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::message::{AuthFieldsCodec, PostcardCodec};
+use crate::node::leases::Leases;
 use crate::node::peers::{self as peer_management};
 use crate::node::requests::{Dedup, Limits, Matching, RequestSettings, Requests};
+use crate::node::routability::{CookieKey, VerifiedAddrs, VerifiedLimits};
 use crate::node::subscriptions::{self, SubscriptionLimits, Subscriptions};
 use crate::peer::{PeerConfig, PeerTable};
 use crate::plugin::NodePlugins;
@@ -49,6 +52,11 @@ pub struct UdpNodeBuilder {
     max_in_flight: usize,
     max_subscriptions: usize,
     max_total_subscriptions: usize,
+    /// How long a subscription lasts unless renewed (`None`: until evicted or removed; set by
+    /// the Python profile, whose subscribers cannot renew).
+    pub(crate) subscription_ttl: Option<Duration>,
+    verification_ttl: Duration,
+    max_verified_addresses: usize,
     reuse_address: bool,
     /// How replies without a reply reference are matched to requests (set by a profile: the
     /// Python one, `compat`, matches Python's error replies).
@@ -73,6 +81,9 @@ impl Default for UdpNodeBuilder {
             max_in_flight: 4096,
             max_subscriptions: 1024,
             max_total_subscriptions: 4096,
+            subscription_ttl: Some(UdpNodeBuilder::DEFAULT_SUBSCRIPTION_TTL),
+            verification_ttl: UdpNodeBuilder::DEFAULT_VERIFICATION_TTL,
+            max_verified_addresses: 4096,
             reuse_address: false,
             matching: Matching::Native,
             not_found: Message::not_found(),
@@ -85,6 +96,11 @@ impl Default for UdpNodeBuilder {
 }
 
 impl UdpNodeBuilder {
+    /// The default [`subscription_ttl`](Self::subscription_ttl): 5 minutes.
+    pub const DEFAULT_SUBSCRIPTION_TTL: Duration = Duration::from_secs(300);
+    /// The default [`verification_ttl`](Self::verification_ttl): 5 minutes.
+    pub const DEFAULT_VERIFICATION_TTL: Duration = Duration::from_secs(300);
+
     /// The address to bind (default `0.0.0.0:8888`, as in Python; IPv6 addresses work).
     #[must_use]
     pub fn address(mut self, addr: impl Into<SocketAddr>) -> Self {
@@ -148,11 +164,41 @@ impl UdpNodeBuilder {
         self
     }
 
-    /// Subscriptions in total (default 4096); beyond, `subscribe` fails with
+    /// Subscriptions in the whole node, all source addresses together (default 4096). At the
+    /// limit, a new subscription evicts the least recently renewed one (counted in
+    /// [`UdpStats::subscriptions_evicted`]), so that whoever fills the table cannot lock the
+    /// others out; only a limit of 0 refuses, with
     /// [`SubscribeError::NodeLimit`](crate::SubscribeError::NodeLimit).
     #[must_use]
     pub fn max_total_subscriptions(mut self, n: usize) -> Self {
         self.max_total_subscriptions = n;
+        self
+    }
+
+    /// How long a subscription lasts unless renewed (default
+    /// [`DEFAULT_SUBSCRIPTION_TTL`](Self::DEFAULT_SUBSCRIPTION_TTL), 5 minutes; `None`: until it
+    /// is evicted or removed). A subscriber renews by subscribing again; one that stops (it left,
+    /// its address is someone else's now) stops getting notifications at the end of the TTL.
+    #[must_use]
+    pub fn subscription_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.subscription_ttl = ttl.map(crate::node::sane);
+        self
+    }
+
+    /// How long an address stays verified after it echoed a cookie (default
+    /// [`DEFAULT_VERIFICATION_TTL`](Self::DEFAULT_VERIFICATION_TTL), 5 minutes). Its requests are
+    /// challenged again after that. See [return routability](UdpNode#return-routability).
+    #[must_use]
+    pub fn verification_ttl(mut self, ttl: Duration) -> Self {
+        self.verification_ttl = crate::node::sane(ttl);
+        self
+    }
+
+    /// Verified addresses remembered at most (default 4096); beyond, the one whose verification
+    /// ends first is forgotten (its next request is challenged again).
+    #[must_use]
+    pub fn max_verified_addresses(mut self, n: usize) -> Self {
+        self.max_verified_addresses = n;
         self
     }
 
@@ -176,9 +222,18 @@ impl UdpNodeBuilder {
     }
 
     /// Manage peers automatically (default: off): multicast `ADVERTISE_PEER` every interval (when
-    /// a multicast group is joined), answer adverts with a unicast `PEER_DISCOVERED`, record peers
-    /// in [`UdpHandle::peers`], expire silent ones, and multicast `DISCONNECT` when the node
-    /// stops. Without a [`local_peer`](Self::local_peer), the node gets a random id.
+    /// a multicast group is joined), record the peers heard in [`UdpHandle::peers`], answer
+    /// adverts from verified addresses with a unicast `PEER_DISCOVERED` (at most
+    /// [`PeerConfig::answers_per_ip`] per second per IP), expire silent peers, and multicast
+    /// `DISCONNECT` when the node stops. Without a [`local_peer`](Self::local_peer), the node gets
+    /// a random id.
+    ///
+    /// An advert to the group is answered only when its source is verified (with an auth plugin
+    /// that [authenticates senders](crate::plugin::AuthPlugin::authenticates_sender), for
+    /// example [`HmacAuth`](crate::plugin::HmacAuth)): its source address may be forged, and
+    /// every member would answer it. Without auth, the advertiser learns of this node from this
+    /// node's next advert instead, within one interval. Use an auth plugin for any real
+    /// deployment: without one, anyone can put peers (and addresses) in the table.
     #[must_use]
     pub fn peer_management(mut self, config: PeerConfig) -> Self {
         self.peer_config = Some(config);
@@ -195,13 +250,12 @@ impl UdpNodeBuilder {
         let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();
         let manager = match self.peer_config {
-            Some(config) => Some(peer_management::install(
-                &routes,
-                &peers,
-                &mut plugins,
-                config,
-                true,
-            )?),
+            Some(config) => {
+                let m = peer_management::install(&routes, &peers, &mut plugins, config, true)?;
+                // An advert's source may be forged: answers to one IP are rate-limited.
+                m.limit_answers();
+                Some(m)
+            }
             None => None,
         };
         #[cfg(feature = "multicast")]
@@ -217,6 +271,11 @@ impl UdpNodeBuilder {
             MAX_DATAGRAM_V6
         };
         let codec = FrameCodec::with_auth_codec(self.auth_codec).max_frame_size(max_datagram);
+        let outer_authenticates = plugins
+            .outer
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.authenticates_sender());
         tracing::info!(addr = %local_addr, "udp node bound");
         Ok(UdpNode {
             handle: UdpHandle {
@@ -237,13 +296,22 @@ impl UdpNodeBuilder {
                         &self.requests,
                     ),
                     dedup: Dedup::new(self.requests.dedup),
-                    subs: Mutex::new(Subscriptions::new(SubscriptionLimits {
-                        per_subscriber: self.max_subscriptions,
-                        total: self.max_total_subscriptions,
-                        // The TCP server's defaults; a UDP node has no setters for them yet.
-                        per_subscriber_bytes: subscriptions::DEFAULT_KEY_BYTES_PER_SUBSCRIBER,
-                        total_bytes: subscriptions::DEFAULT_TOTAL_KEY_BYTES,
+                    subs: Mutex::new(Leases::new(
+                        Subscriptions::new(SubscriptionLimits {
+                            per_subscriber: self.max_subscriptions,
+                            total: self.max_total_subscriptions,
+                            // The TCP server's defaults; a UDP node has no setters for them yet.
+                            per_subscriber_bytes: subscriptions::DEFAULT_KEY_BYTES_PER_SUBSCRIBER,
+                            total_bytes: subscriptions::DEFAULT_TOTAL_KEY_BYTES,
+                        }),
+                        self.subscription_ttl,
+                    )),
+                    cookies: CookieKey::random(Instant::now()),
+                    verified: Mutex::new(VerifiedAddrs::new(VerifiedLimits {
+                        capacity: self.max_verified_addresses,
+                        ttl: self.verification_ttl,
                     })),
+                    outer_authenticates,
                     not_found: self.not_found,
                     counters: Counters::default(),
                     cancel: CancellationToken::new(),

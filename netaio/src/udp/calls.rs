@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::UdpHandle;
 use crate::Message;
 use crate::error::{RequestError, SendError};
+use crate::message::fields;
 use crate::node::requests::{
     self, CallLink, CallOptions, CallTarget, LateReply, PendingCall, RequestStats, Requests,
     RttEstimate,
@@ -41,6 +43,16 @@ impl CallLink for UdpLink {
 
     async fn send(&self, msg: Message, opts: &SendOptions) -> Result<(), SendError> {
         self.node.send_request(self.addr, msg, opts).await
+    }
+
+    fn challenge(&self, answer: &Result<Message, RequestError>) -> Option<(&'static str, Bytes)> {
+        match answer {
+            Err(RequestError::NotPermitted(reply)) => reply
+                .auth
+                .get(fields::COOKIE)
+                .map(|c| (fields::COOKIE, c.clone())),
+            _ => None,
+        }
     }
 }
 

@@ -6,14 +6,20 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
+use tokio::time::Instant;
 
 use super::node::*;
 use crate::error::{RequestError, SendError, SubscribeError};
+use crate::message::fields;
+use crate::node::leases::Leases;
 use crate::node::outbound::{self, Recipient};
-use crate::node::subscriptions::Subscriptions;
+use crate::node::routability::COOKIE_LEN;
+use crate::node::routability::VerifiedAddrs;
 use crate::peer::Peer;
 use crate::plugin::SendOptions;
 use crate::{Message, MessageType};
+
+use super::receive::challenge_message;
 
 /// A cheap, cloneable handle to a [`UdpNode`](super::UdpNode). Handlers reach it through [`Context::udp`](crate::router::Context::udp).
 #[derive(Clone)]
@@ -38,6 +44,10 @@ impl UdpHandle {
     /// What the node has received and dropped so far.
     pub fn stats(&self) -> UdpStats {
         let c = &self.shared.counters;
+        let (evicted, expired) = {
+            let subs = self.subs();
+            (subs.evicted(), subs.expired())
+        };
         UdpStats {
             received: c.received.load(Ordering::Relaxed),
             invalid: c.invalid.load(Ordering::Relaxed),
@@ -46,6 +56,11 @@ impl UdpHandle {
             overloaded: c.overloaded.load(Ordering::Relaxed),
             replies: c.replies.load(Ordering::Relaxed),
             panicked: c.panicked.load(Ordering::Relaxed),
+            challenges: c.challenges.load(Ordering::Relaxed),
+            replies_limited: c.replies_limited.load(Ordering::Relaxed),
+            subscriptions_unverified: c.subscriptions_unverified.load(Ordering::Relaxed),
+            subscriptions_evicted: evicted,
+            subscriptions_expired: expired,
         }
     }
 
@@ -143,13 +158,37 @@ impl UdpHandle {
         Ok(n)
     }
 
-    fn subs(&self) -> std::sync::MutexGuard<'_, Subscriptions<SocketAddr>> {
+    fn subs(&self) -> std::sync::MutexGuard<'_, Leases<SocketAddr>> {
         self.shared.subs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Subscribe an address to a key.
+    pub(super) fn verified(&self) -> std::sync::MutexGuard<'_, VerifiedAddrs> {
+        self.shared
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count and log a handler's subscription refused for an unverified source.
+    pub(super) fn refused_unverified_subscription(&self, addr: SocketAddr) {
+        self.shared
+            .counters
+            .subscriptions_unverified
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(peer = %addr, "subscription from an unverified address refused");
+    }
+
+    /// Subscribe an address to a key, or renew its subscription (it lasts the
+    /// [`subscription_ttl`](super::UdpNodeBuilder::subscription_ttl) from now). At the node-wide
+    /// limit the least recently renewed subscription is evicted to make room; beyond the
+    /// per-address limit, [`SubscribeError::Limit`].
+    ///
+    /// The application vouches for `addr` here: it counts whether or not the address is verified.
+    /// A handler that subscribes a datagram's sender calls
+    /// [`Context::subscribe`](crate::router::Context::subscribe) instead, which refuses an
+    /// unverified one.
     pub fn subscribe(&self, addr: SocketAddr, key: impl AsRef<[u8]>) -> Result<(), SubscribeError> {
-        self.subs().subscribe(key.as_ref(), addr)
+        self.subs().subscribe(key.as_ref(), addr, Instant::now())
     }
 
     /// Remove a subscription; false if there was none.
@@ -167,9 +206,9 @@ impl UdpHandle {
         self.subs().key_count()
     }
 
-    /// The addresses subscribed to a key.
+    /// The addresses subscribed to a key (whose subscriptions have not expired).
     pub fn subscribers(&self, key: impl AsRef<[u8]>) -> Vec<SocketAddr> {
-        self.subs().subscribers(key.as_ref())
+        self.subs().subscribers(key.as_ref(), Instant::now())
     }
 
     /// Send a message to every subscriber of `key` (sealed once unless a plugin is peer-specific).
@@ -206,15 +245,51 @@ impl UdpHandle {
         if self.shared.cancel.is_cancelled() {
             return Err(RequestError::Closed);
         }
+        let started = Instant::now();
+        // The call's timeout, the node's, or the adaptive estimate: one budget for the whole
+        // call, a challenge's round trip included.
+        let (timeout, _) = self
+            .shared
+            .requests
+            .timeouts(addr, &msg, opts.timeout, Some(None));
+        // A fresh message clones without allocating (no auth fields yet; the body is shared).
+        let first = self.exchange(addr, msg.clone(), opts, Some(timeout)).await;
+        let cookie = match &first {
+            Err(RequestError::NotPermitted(reply)) => reply.auth.get(fields::COOKIE).cloned(),
+            _ => None,
+        };
+        let Some(cookie) = cookie else {
+            return first;
+        };
+        // A return-routability challenge: the peer did not handle the request, as this address
+        // has not proved that it receives. Send it again with the cookie, once, within what is
+        // left of the timeout.
+        tracing::debug!(peer = %addr, "challenged: the request goes again with the cookie");
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(RequestError::Timeout(timeout));
+        }
+        let mut msg = msg;
+        msg.auth.insert_static(fields::COOKIE, cookie);
+        match self.exchange(addr, msg, opts, Some(left)).await {
+            Err(RequestError::Timeout(_)) => Err(RequestError::Timeout(timeout)),
+            other => other,
+        }
+    }
+
+    /// One request and its reply (or timeout; `None`: the node's, or its adaptive estimate).
+    async fn exchange(
+        &self,
+        addr: SocketAddr,
+        msg: Message,
+        opts: &SendOptions,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Message, RequestError> {
         self.shared
             .requests
-            .exchange(
-                addr,
-                msg,
-                opts.inner.clone(),
-                opts.timeout,
-                |msg| async move { self.send_request(addr, msg, opts).await },
-            )
+            .exchange(addr, msg, opts.inner.clone(), timeout, |msg| async move {
+                self.send_request(addr, msg, opts).await
+            })
             .await
     }
 
@@ -227,8 +302,42 @@ impl UdpHandle {
         msg: Message,
         opts: &SendOptions,
     ) -> Result<(), SendError> {
+        let mut msg = msg;
+        self.pad_for_challenge(&mut msg);
         let bytes = self.prepare_async(msg, opts, addr).await?;
         self.send_bytes(&bytes, addr).await
+    }
+
+    /// Pad a request (its request id set) that is smaller than the challenge a peer would answer
+    /// it with, so that the peer can: a node never sends an unverified address more bytes than
+    /// it received from it, and without a challenge, this node could never prove its address.
+    /// Not needed with an instance auth plugin that authenticates senders (nor done: such a
+    /// request is verified by itself, and large anyway); small requests only (a larger body
+    /// always leaves room), so that the common case costs one comparison.
+    fn pad_for_challenge(&self, msg: &mut Message) {
+        /// A body at least this large leaves room for any challenge.
+        const ROOMY: usize = 256;
+        if self.shared.outer_authenticates || msg.uri().len() + msg.content().len() >= ROOMY {
+            return;
+        }
+        let Some(rid) = msg.request_id() else {
+            return;
+        };
+        let codec = self.shared.codec.auth_codec();
+        let block = |fields: &crate::message::AuthFields| {
+            let mut buf = bytes::BytesMut::new();
+            codec.encode(fields, &mut buf).map(|()| buf.len()).ok()
+        };
+        let challenge = challenge_message(rid, [0; COOKIE_LEN]);
+        let (Some(need), Some(have)) = (block(&challenge.auth), block(&msg.auth)) else {
+            return;
+        };
+        // Both frames have the same header and plugins; the challenge's body is empty.
+        let have = have + msg.uri().len() + msg.content().len();
+        if have < need {
+            msg.auth
+                .insert_static(fields::PADDING, Bytes::from(vec![0u8; need - have]));
+        }
     }
 
     /// REQUEST_URI to `addr`; expects RESPOND_URI (or OK).

@@ -3,16 +3,21 @@
 //! The node uses the same [`Router`](crate::Router), handlers, macros and plugin pipeline as TCP. A
 //! handler's reply goes back to the datagram's source. Nothing that fails to decode, fails its
 //! checksum, or fails an auth check or decryption is ever answered (no reflection): it is counted
-//! ([`UdpStats`]) and logged at debug level.
+//! ([`UdpStats`]) and logged at debug level. And no address that has not proved it receives is
+//! sent more bytes than it sent (see [return routability](UdpNode#return-routability)).
 //!
 //! A node can join a multicast group (`MulticastConfig`, with the `multicast` feature, on by
 //! default) and manage its peers ([`PeerConfig`](crate::peer::PeerConfig)): it multicasts
-//! `ADVERTISE_PEER` every interval, answers adverts with a unicast `PEER_DISCOVERED`, records
-//! peers in a bounded [`PeerTable`](crate::peer::PeerTable), expires silent ones and multicasts
-//! `DISCONNECT` when it stops. A node recognises its own adverts by its peer id, never by its IP
+//! `ADVERTISE_PEER` every interval, answers adverts from verified addresses with a unicast
+//! `PEER_DISCOVERED` (an unauthenticated advert to the group is not answered: its advertiser
+//! hears this node's next advert instead), records peers in a bounded
+//! [`PeerTable`](crate::peer::PeerTable), expires silent ones and multicasts `DISCONNECT` when it
+//! stops. Give the node an auth plugin ([`HmacAuth`](crate::plugin::HmacAuth), or signatures with
+//! an allow-list) for any real deployment: without one, anyone on the network can put peers in
+//! the table, or take them out. A node recognises its own adverts by its peer id, never by its IP
 //! address, so any number of nodes can share a host. Without the `multicast` feature, peer
-//! management works by unicast: [`UdpHandle::advertise_to`] a known address, adverts answered
-//! with `PEER_DISCOVERED`, expiry, and `DISCONNECT` to every known peer on stop.
+//! management works by unicast: [`UdpHandle::advertise_to`] a known address (a request, answered
+//! with `PEER_DISCOVERED`), expiry, and `DISCONNECT` to every known peer on stop.
 //!
 //! ```no_run
 //! use netaio::peer::{PeerConfig, PeerEvent};

@@ -11,15 +11,17 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::multicast::Multicast;
+use super::node_ops::SourceOps;
 use super::{UdpHandle, UdpNodeBuilder};
 use crate::codec::FrameCodec;
 use crate::error::BindError;
+use crate::node::leases::Leases;
 use crate::node::peers::PeerManager;
 use crate::node::requests::{Dedup, Requests};
-use crate::node::subscriptions::Subscriptions;
+use crate::node::routability::{CookieKey, VerifiedAddrs};
 use crate::peer::PeerTable;
 use crate::plugin::NodePlugins;
-use crate::router::{NodeOps, Router, Routes};
+use crate::router::{Router, Routes};
 
 /// Counters of what a node dropped; see [`UdpHandle::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +40,18 @@ pub struct UdpStats {
     pub replies: u64,
     /// Handlers that panicked (the node keeps serving).
     pub panicked: u64,
+    /// Requests from unverified addresses answered with a cookie challenge instead of being
+    /// handled (see [return routability](UdpNode#return-routability)).
+    pub challenges: u64,
+    /// Replies to unverified addresses that were larger than the datagram they answer: shortened
+    /// (an error reply, to its type) or dropped.
+    pub replies_limited: u64,
+    /// Subscriptions refused because the datagram's source address was not verified.
+    pub subscriptions_unverified: u64,
+    /// Subscriptions evicted to make room at the node-wide limit (the least recently renewed).
+    pub subscriptions_evicted: u64,
+    /// Subscriptions expired because they were not renewed within the subscription TTL.
+    pub subscriptions_expired: u64,
 }
 
 #[derive(Default)]
@@ -49,6 +63,9 @@ pub(super) struct Counters {
     pub(super) overloaded: AtomicU64,
     pub(super) replies: AtomicU64,
     pub(super) panicked: AtomicU64,
+    pub(super) challenges: AtomicU64,
+    pub(super) replies_limited: AtomicU64,
+    pub(super) subscriptions_unverified: AtomicU64,
 }
 
 pub(super) struct UdpShared {
@@ -61,7 +78,14 @@ pub(super) struct UdpShared {
     pub(super) requests: Requests<SocketAddr>,
     /// Requests of peers that asked to run at most once, with their replies.
     pub(super) dedup: Dedup<SocketAddr>,
-    pub(super) subs: Mutex<Subscriptions<SocketAddr>>,
+    pub(super) subs: Mutex<Leases<SocketAddr>>,
+    /// Makes and checks this node's return-routability cookies.
+    pub(super) cookies: CookieKey,
+    /// Addresses that echoed a cookie, until their verification expires.
+    pub(super) verified: Mutex<VerifiedAddrs>,
+    /// The instance auth plugin authenticates senders: every datagram that passed it comes from
+    /// a verified address.
+    pub(super) outer_authenticates: bool,
     /// The reply to a message no route takes (a profile's: Python's has uri `ERROR`).
     pub(super) not_found: crate::Message,
     pub(super) counters: Counters,
@@ -78,6 +102,66 @@ pub(super) struct UdpShared {
 ///
 /// Handlers may be async (unlike on the Python node, where they never run); each runs in its own
 /// task unless it completes at once, bounded by [`UdpNodeBuilder::max_handlers`].
+///
+/// # Return routability
+///
+/// A datagram's source address can be forged. A node that answered any address in full would let
+/// anyone aim its replies at a victim, larger than what they sent: one 60 KB PUBLISH became
+/// 60 MB of NOTIFY to 1,000 subscribed throwaway addresses, and a NOT_FOUND was 1.8 times the
+/// smallest request. So the rule is: **a node never sends an address that has not proved it
+/// receives more bytes than it received from it.** An address is verified by
+///
+/// - a datagram that passed an auth plugin that
+///   [authenticates its sender](crate::plugin::AuthPlugin::authenticates_sender) (the node's, or
+///   the route's inner one): [`HmacAuth`](crate::plugin::HmacAuth), `Ed25519Auth` with an
+///   allow-list, `LegacyHmacAuth` with freshness checks. Each such datagram is verified by itself;
+/// - a cookie round trip: a request (a datagram with a request id) from an unverified address
+///   is not handled, nor even routed; it is answered with a **challenge**, and a caller of this
+///   library sends it again with the cookie, once ([`UdpHandle::call`] does it, and gives up
+///   with [`RequestError::NotPermitted`](crate::RequestError::NotPermitted) when challenged
+///   twice). The address is then verified for
+///   [`verification_ttl`](UdpNodeBuilder::verification_ttl) (5 minutes by default; at most
+///   [`max_verified_addresses`](UdpNodeBuilder::max_verified_addresses) of them, 4,096).
+///
+/// The challenge is a NOT_PERMITTED reply with an empty uri and content, whose auth block holds
+/// the reply reference (`rref`, the request's id) and the cookie (`ck`, 16 bytes): 39 bytes with
+/// the native codec and a one-byte request id. The cookie is HMAC-SHA256, keyed with a secret
+/// drawn at random when the node is bound, over the source address (IP and port) and a
+/// 60-second time slot, truncated to 16 bytes; it is valid in its slot and the next, and the node
+/// keeps no state for it (as DTLS and QUIC retry cookies). The caller echoes it in the auth field
+/// `ck` ([`fields::COOKIE`](crate::message::fields::COOKIE)). The challenge is never larger than
+/// the request it answers: a caller pads a request smaller than the challenge it could get (an
+/// auth field `pad`, [`fields::PADDING`](crate::message::fields::PADDING)), and a request that is
+/// still too small (not sent by this library) gets the challenge shortened to its type and reply
+/// reference, which tells its caller only that it was not handled.
+///
+/// Until an address is verified:
+///
+/// - a datagram without a request id (a plain [`send`](UdpHandle::send), a Python node) is
+///   handled, and its reply is sent only if it is no larger than the datagram: a larger error
+///   reply is shortened to its type and reply reference, anything else is dropped (both counted in
+///   [`UdpStats::replies_limited`] and logged at debug level);
+/// - a handler's [`Context::subscribe`](crate::router::Context::subscribe) refuses the address
+///   ([`SubscribeError::Unverified`](crate::SubscribeError::Unverified), counted in
+///   [`UdpStats::subscriptions_unverified`]), and its `unsubscribe` and a `DISCONNECT`'s goodbye
+///   leave subscriptions alone: from a forged address they would cancel another's;
+/// - a datagram that came to the multicast group gets no answer at all (no reply, no NOT_FOUND,
+///   no challenge): every member of the group would answer it. There, only authentication
+///   counts: an address verified by a cookie round trip with this node is not answered either,
+///   or one forged group datagram would have every member that verified it answer it.
+///
+/// UDP subscriptions are leases: each lasts the
+/// [`subscription_ttl`](UdpNodeBuilder::subscription_ttl) (5 minutes) unless the subscriber
+/// subscribes again; at most [`max_subscriptions`](UdpNodeBuilder::max_subscriptions) per address
+/// (1,024) and [`max_total_subscriptions`](UdpNodeBuilder::max_total_subscriptions) in the node
+/// (4,096), where a new one evicts the least recently renewed. Unverified sources cannot take any;
+/// a verified one that fills the node only churns it, and the others come back when they renew.
+///
+/// What it does not do: a verified address stays verified for its TTL, so whoever can forge that
+/// very address in the meantime gets full replies sent to it (to the node that proved it, not to
+/// an arbitrary victim). Between nodes without auth, anyone on the path can still read, answer or
+/// forge anything, challenges included: return routability stops amplification, not an attacker
+/// who sees the traffic. Use an auth plugin for that.
 #[derive(Debug)]
 pub struct UdpNode {
     pub(super) handle: UdpHandle,
@@ -115,7 +199,7 @@ impl UdpNode {
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) {
         let shared = self.handle.shared.clone();
         // The handlers' view of this node: made once, shared by every datagram's `Context`.
-        let ops: Arc<dyn NodeOps> = Arc::new(self.handle.clone());
+        let ops = SourceOps::new(&self.handle);
         let background = super::peers::start(&self.handle, &ops);
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(signal);

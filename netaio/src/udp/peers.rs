@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use super::UdpHandle;
+use super::node_ops::SourceOps;
 use crate::Message;
-use crate::error::SendError;
+use crate::error::{AdvertiseError, SendError};
 use crate::node::peer_timers::PeerTimers;
 use crate::peer::{Peer, PeerEvent, PeerTable};
 use crate::plugin::SendOptions;
@@ -25,7 +26,7 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
     not(feature = "multicast"),
     expect(unused_variables, reason = "only the group receiver uses `ops`")
 )]
-pub(super) fn start(h: &UdpHandle, ops: &Arc<dyn NodeOps>) -> Vec<JoinHandle<()>> {
+pub(super) fn start(h: &UdpHandle, ops: &SourceOps) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     #[cfg(feature = "multicast")]
     if let Some(sock) = h.shared.multicast.as_ref().and_then(|m| m.recv.clone()) {
@@ -197,11 +198,17 @@ impl UdpHandle {
     }
 
     /// Send an `ADVERTISE_PEER` by unicast to `addr` (a node known by address, for example
-    /// across networks multicast does not reach); its `PEER_DISCOVERED` answer records it.
-    pub async fn advertise_to(&self, addr: SocketAddr) -> Result<(), SendError> {
+    /// across networks multicast does not reach) and wait for its `PEER_DISCOVERED` (within the
+    /// request timeout), which records it in [`peers`](Self::peers). The advert is a request: a
+    /// node that has not verified this one's address yet challenges it first (see
+    /// [return routability](super::UdpNode#return-routability)), and it goes again with the cookie.
+    pub async fn advertise_to(&self, addr: SocketAddr) -> Result<Arc<Peer>, AdvertiseError> {
         let Some(m) = self.shared.manager.as_ref() else {
-            return Err(SendError::Unsupported("peer management is off"));
+            return Err(AdvertiseError::Disabled);
         };
-        self.send_with(addr, &m.advert, &self.peer_options()).await
+        let reply = self
+            .call_with(addr, m.advert.clone(), &self.peer_options())
+            .await?;
+        m.answered(&self.shared.peers, &reply, addr)
     }
 }

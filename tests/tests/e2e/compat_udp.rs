@@ -62,8 +62,23 @@ fn ok_router() -> Router {
 async fn an_unrouted_request_gets_pythons_udp_not_found_byte_for_byte() {
     let (node, addr) = start(UdpNode::builder().python_compat()).await;
     let sock = socket().await;
-    sock.send_to(&unhex(PLAIN_REQUEST), addr).await.unwrap();
+    // Python's request as Python encodes it, with enough content that Python's 28-byte
+    // NOT_FOUND is no larger: an unauthenticated Python node's address is never verified (it
+    // cannot echo a cookie), so it is sent no more than it sent.
+    let request = Message::new(MessageType::REQUEST_URI, "echo", "hello, python")
+        .to_bytes(&PackifyCodec)
+        .unwrap();
+    assert!(request.len() >= unhex(UDP_NOT_FOUND).len());
+    sock.send_to(&request, addr).await.unwrap();
     assert_eq!(recv(&sock).await, unhex(UDP_NOT_FOUND));
+    // Python's own 23-byte request: the NOT_FOUND is shortened to its type (Python still reads
+    // a NOT_FOUND), no larger than the request.
+    sock.send_to(&unhex(PLAIN_REQUEST), addr).await.unwrap();
+    let short = recv(&sock).await;
+    assert!(short.len() <= unhex(PLAIN_REQUEST).len(), "{short:?}");
+    let short = Message::decode(Bytes::from(short), &PackifyCodec).unwrap();
+    assert_eq!(short, Message::new(MessageType::NOT_FOUND, "", ""));
+    assert_eq!(node.stats().replies_limited, 1);
     node.shutdown();
 }
 
@@ -104,6 +119,25 @@ async fn a_bad_checksum_is_not_answered_unlike_python() {
     assert_eq!(reply, Message::ok("echo", "hello"));
     assert_eq!(node.stats().invalid, 1);
     node.shutdown();
+}
+
+/// Two Rust nodes in Python-compatible mode (packify auth blocks) without auth: the caller's
+/// smallest request is padded so that the challenge fits, and the cookie round trip completes.
+#[tokio::test]
+async fn python_compat_rust_nodes_complete_the_cookie_round_trip() {
+    let (server, addr) = start(UdpNode::builder().router(ok_router()).python_compat()).await;
+    let (client, _) = start(UdpNode::builder().python_compat()).await;
+    let r = client.request(addr, "echo", "").await.unwrap();
+    assert_eq!(
+        (r.message_type, r.uri().as_ref(), r.content().len()),
+        (MessageType::OK, &b"echo"[..], 0)
+    );
+    let r = client.request(addr, "echo", "again").await.unwrap();
+    assert_eq!(r.content().as_ref(), b"again");
+    let stats = server.stats();
+    assert_eq!((stats.challenges, stats.replies_limited), (1, 0));
+    server.shutdown();
+    client.shutdown();
 }
 
 #[tokio::test]

@@ -27,5 +27,7 @@ mod tcp_shutdown;
 mod tcp_timeouts;
 mod tcp_wakeups;
 mod udp_discovery;
+mod udp_discovery_abuse;
 mod udp_macros;
 mod udp_node;
+mod udp_return_routability;

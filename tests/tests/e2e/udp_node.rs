@@ -554,33 +554,6 @@ async fn panicking_handler(ip: IpAddr) {
 
 both_families!(panicking_handler: a_panicking_handler_does_not_stop_the_node_v4, a_panicking_handler_does_not_stop_the_node_v6);
 
-#[tokio::test]
-async fn a_refused_subscription_leaves_nothing_behind() {
-    let node = start(
-        UdpNode::builder().max_total_subscriptions(2),
-        [127, 0, 0, 1],
-    )
-    .await;
-    let a: SocketAddr = "127.0.0.1:1001".parse().unwrap();
-    let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
-    node.handle.subscribe(a, "k1").unwrap();
-    node.handle.subscribe(a, "k1").unwrap(); // already there: no second slot used
-    node.handle.subscribe(b, "k2").unwrap();
-    for i in 0..100 {
-        let e = node
-            .handle
-            .subscribe(a, format!("refused-{i}"))
-            .unwrap_err();
-        assert_eq!(e, netaio::SubscribeError::NodeLimit(2));
-    }
-    assert_eq!(node.handle.subscription_keys(), 2, "refused keys were kept");
-    assert!(node.handle.subscribers("refused-0").is_empty());
-    assert!(node.handle.unsubscribe(b, "k2"));
-    node.handle.subscribe(b, "k3").unwrap();
-    assert_eq!(node.handle.subscribers("k3"), vec![b]);
-    node.stop().await;
-}
-
 /// One address cannot take the whole node's subscriptions: a per-subscriber limit applies
 /// before the total one (the same rule as a TCP server's per-connection limit).
 #[tokio::test]

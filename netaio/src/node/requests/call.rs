@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::Requests;
@@ -142,6 +143,13 @@ pub(crate) trait CallLink: Send + Sync + 'static {
     fn reconnected(&self) -> impl Future<Output = bool> + Send {
         std::future::ready(false)
     }
+
+    /// When `answer` is a challenge to prove this node's address (a UDP node's return
+    /// routability), the auth field to add to the request sent again (name and cookie); the
+    /// call sends it once more, with the same id, within its deadline.
+    fn challenge(&self, _answer: &Result<Message, RequestError>) -> Option<(&'static str, Bytes)> {
+        None
+    }
 }
 
 /// Start a call over `link`.
@@ -201,7 +209,7 @@ impl<L: CallLink> Drop for Owned<L> {
 /// Send the request and wait for its answer, re-sending it as the plan allows.
 async fn drive<L: CallLink>(
     owned: Owned<L>,
-    msg: Message,
+    mut msg: Message,
     started: Started,
     plan: Plan,
 ) -> Result<Message, RequestError> {
@@ -219,6 +227,7 @@ async fn drive<L: CallLink>(
     let mut must_send = true;
     let mut sent = false;
     let mut soft_seen = 0u32;
+    let mut challenged = false;
     // Set when the request has left the table (answered or failed): only `rx` is left to wait
     // for, and it is answered right after.
     let mut gone = false;
@@ -231,6 +240,29 @@ async fn drive<L: CallLink>(
             biased;
             answer = &mut rx => {
                 let answer = answer.unwrap_or(Err(RequestError::Closed));
+                if !challenged && let Some((field, cookie)) = link.challenge(&answer) {
+                    // Not handled yet: the peer first wants this address proved. Once, with
+                    // the same id and deadline.
+                    challenged = true;
+                    msg.auth.insert_static(field, cookie);
+                    let soft_at = plan.soft.map(|s| Instant::now() + s);
+                    rx = link.requests().with(|t| {
+                        t.restart(
+                            id,
+                            peer,
+                            &msg,
+                            plan.send.inner.clone(),
+                            plan.started,
+                            deadline,
+                            plan.timeout,
+                            soft_at,
+                        )
+                    })?;
+                    tracing::debug!(id, "challenged: request sent again with the cookie");
+                    sending.set(link.send(msg.clone(), &plan.send));
+                    (sent, must_send, gone) = (false, true, false);
+                    continue;
+                }
                 if !matches!(answer, Err(RequestError::Closed)) || retries == 0 {
                     return answer;
                 }
