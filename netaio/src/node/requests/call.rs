@@ -240,44 +240,33 @@ async fn drive<L: CallLink>(
             biased;
             answer = &mut rx => {
                 let answer = answer.unwrap_or(Err(RequestError::Closed));
-                if !challenged && let Some((field, cookie)) = link.challenge(&answer) {
-                    // Not handled yet: the peer first wants this address proved. Once, with
-                    // the same id and deadline.
-                    challenged = true;
-                    msg.auth.insert_static(field, cookie);
-                    let soft_at = plan.soft.map(|s| Instant::now() + s);
-                    rx = link.requests().with(|t| {
-                        t.restart(
-                            id,
-                            peer,
-                            &msg,
-                            plan.send.inner.clone(),
-                            plan.started,
-                            deadline,
-                            plan.timeout,
-                            soft_at,
-                        )
-                    })?;
-                    tracing::debug!(id, "challenged: request sent again with the cookie");
-                    sending.set(link.send(msg.clone(), &plan.send));
-                    (sent, must_send, gone) = (false, true, false);
-                    continue;
-                }
-                if !matches!(answer, Err(RequestError::Closed)) || retries == 0 {
-                    return answer;
-                }
-                // The link dropped with the request in flight: send it again once the link
-                // is back, within the hard deadline.
-                let back = tokio::select! {
-                    back = link.reconnected() => back,
-                    () = tokio::time::sleep_until(deadline) => {
-                        return Err(RequestError::Timeout(plan.timeout));
+                let why = match link.challenge(&answer) {
+                    Some((field, cookie)) if !challenged => {
+                        // Not handled yet: the peer first wants this address proved. Once,
+                        // with the same id and deadline.
+                        challenged = true;
+                        msg.auth.insert_static(field, cookie);
+                        "challenged: request sent again with the cookie"
+                    }
+                    _ => {
+                        if !matches!(answer, Err(RequestError::Closed)) || retries == 0 {
+                            return answer;
+                        }
+                        // The link dropped with the request in flight: send it again once
+                        // the link is back, within the hard deadline.
+                        let back = tokio::select! {
+                            back = link.reconnected() => back,
+                            () = tokio::time::sleep_until(deadline) => {
+                                return Err(RequestError::Timeout(plan.timeout));
+                            }
+                        };
+                        if !back {
+                            return answer;
+                        }
+                        retries -= 1;
+                        "request re-sent after a reconnect"
                     }
                 };
-                if !back {
-                    return answer;
-                }
-                retries -= 1;
                 let soft_at = plan.soft.map(|s| Instant::now() + s);
                 rx = link.requests().with(|t| {
                     t.restart(
@@ -291,7 +280,7 @@ async fn drive<L: CallLink>(
                         soft_at,
                     )
                 })?;
-                tracing::debug!(id, "request re-sent after a reconnect");
+                tracing::debug!(id, "{why}");
                 sending.set(link.send(msg.clone(), &plan.send));
                 (sent, must_send, gone) = (false, true, false);
             }
