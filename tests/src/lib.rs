@@ -63,6 +63,38 @@ pub fn echo_router() -> Router {
         .on((MessageType::DELETE_URI, ECHO), ok)
 }
 
+/// A UDP node serving on a spawned task (see [`start_udp`]).
+#[derive(Debug)]
+pub struct TestUdpNode {
+    /// Its handle.
+    pub handle: netaio::UdpHandle,
+    /// The address it is bound to.
+    pub addr: SocketAddr,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl TestUdpNode {
+    /// Shut the node down and wait (within [`WAIT`]) until it has stopped.
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        within(WAIT, "the node to stop", self.join).await.unwrap();
+    }
+}
+
+/// Bind a UDP node from `builder` on 127.0.0.1, port 0 (the builder's address is replaced), and
+/// serve it on a spawned task.
+pub async fn start_udp(builder: netaio::udp::UdpNodeBuilder) -> TestUdpNode {
+    init_tracing();
+    let node = builder.address(([127, 0, 0, 1], 0)).bind().await.unwrap();
+    let addr = node.local_addr();
+    let handle = node.handle();
+    TestUdpNode {
+        handle,
+        addr,
+        join: tokio::spawn(node.serve()),
+    }
+}
+
 /// A server running on a spawned task.
 #[derive(Debug)]
 pub struct TestServer {

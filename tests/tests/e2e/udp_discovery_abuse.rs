@@ -8,45 +8,19 @@
     missing_docs
 )]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::Bytes;
 use netaio::message::PostcardCodec;
 use netaio::peer::{Peer, PeerConfig, PeerEvent, PeerTable};
 use netaio::plugin::{PeerPlugin, PostcardPeerPlugin};
-use netaio::udp::{MulticastConfig, MulticastInterface, UdpHandle, UdpNode, UdpNodeBuilder};
+use netaio::udp::{MulticastConfig, MulticastInterface, UdpNode};
 use netaio::{Message, MessageType};
-use netaio_tests::{WAIT, init_tracing, within};
+use netaio_tests::{WAIT, start_udp as start, within};
 use tokio::net::UdpSocket;
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 const APP: &str = "t-abuse";
-
-struct Node {
-    handle: UdpHandle,
-    addr: SocketAddr,
-    join: JoinHandle<()>,
-}
-
-impl Node {
-    async fn stop(self) {
-        self.handle.shutdown();
-        within(WAIT, "the node to stop", self.join).await.unwrap();
-    }
-}
-
-async fn start(builder: UdpNodeBuilder) -> Node {
-    init_tracing();
-    let node = builder.address(([127, 0, 0, 1], 0)).bind().await.unwrap();
-    let addr = node.local_addr();
-    let handle = node.handle();
-    Node {
-        handle,
-        addr,
-        join: tokio::spawn(node.serve()),
-    }
-}
 
 fn advert(id: &str) -> Bytes {
     let packed = PostcardPeerPlugin.pack(&Peer::new(id.to_owned())).unwrap();

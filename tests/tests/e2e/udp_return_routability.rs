@@ -17,37 +17,11 @@ use bytes::Bytes;
 use netaio::message::{PostcardCodec, fields};
 use netaio::plugin::HmacAuth;
 use netaio::router::Context;
-use netaio::udp::{UdpHandle, UdpNode, UdpNodeBuilder};
+use netaio::udp::{UdpNode, UdpNodeBuilder};
 use netaio::{Message, MessageType, RequestError, Router, SubscribeError};
-use netaio_tests::{WAIT, init_tracing, within};
+use netaio_tests::{WAIT, start_udp as start, within};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-struct Node {
-    handle: UdpHandle,
-    addr: SocketAddr,
-    join: JoinHandle<()>,
-}
-
-impl Node {
-    async fn stop(self) {
-        self.handle.shutdown();
-        within(WAIT, "the node to stop", self.join).await.unwrap();
-    }
-}
-
-async fn start(builder: UdpNodeBuilder) -> Node {
-    init_tracing();
-    let node = builder.address(([127, 0, 0, 1], 0)).bind().await.unwrap();
-    let addr = node.local_addr();
-    let handle = node.handle();
-    Node {
-        handle,
-        addr,
-        join: tokio::spawn(node.serve()),
-    }
-}
 
 /// The `udp_node` example's pub/sub (the service of issue 12's measurement): SUBSCRIBE_URI
 /// subscribes the sender, PUBLISH_URI notifies every subscriber with the content and answers
