@@ -76,7 +76,7 @@ impl CallOptions {
     }
 
     /// The hard timeout (default: the node's, or the adaptive one): the call fails with
-    /// [`RequestError::Timeout`] when it passes, and a reply after it is a late reply.
+    /// [`RequestError::Timeout`](crate::RequestError::Timeout) when it passes, and a reply after it is a late reply.
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(crate::node::sane(d));
@@ -84,7 +84,7 @@ impl CallOptions {
     }
 
     /// The soft timeout (default: the node's, or the adaptive one; none unless set): when it
-    /// passes without a reply, [`PendingCall::soft_timeout`] resolves, a call with retries left
+    /// passes without a reply, [`PendingCall::soft_timeout`](super::PendingCall::soft_timeout) resolves, a call with retries left
     /// re-sends its request, and [`call_any`](crate::call_any) asks the next peer. A reply after
     /// it but within the hard timeout answers the call as one in time. Capped at the hard
     /// timeout.
