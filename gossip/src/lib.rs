@@ -7,6 +7,7 @@
 
 // The data model (topics, bulletins, proof of work, policy, store, subscriptions).
 mod bulletin;
+mod host;
 mod ids;
 mod policy;
 mod store;
@@ -14,6 +15,7 @@ mod subscriptions;
 mod work;
 
 pub use bulletin::{Bulletin, BulletinHeader, DecodeError};
+pub use host::BulletinHost;
 pub use ids::{BEACON_DESCRIPTOR, BulletinId, ContentId, TopicId};
 pub use netaio_tapehash::{Difficulty, Tapehash};
 pub use policy::{BulletinPolicy, MintError, Refused, VerifiedBulletin};
