@@ -26,3 +26,9 @@ pub use work::{ProofOfWork, WorkNotFound};
 // The protocol core (membership, broadcast, anti-entropy) and its simulator.
 pub mod proto;
 pub mod sim;
+
+// The network binding: the protocol core on netaio TCP connections.
+#[cfg(feature = "net")]
+pub mod net;
+#[cfg(feature = "net")]
+pub use net::{Delivery, GossipEvent, GossipNode, GossipNodeBuilder, PublishOutcome, Subscription};
