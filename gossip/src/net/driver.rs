@@ -197,6 +197,7 @@ impl Driver {
                 _ = sweep.tick() => self.sweep(),
                 Some(inbound) = self.inbound.recv() => {
                     let Inbound { from, message, _bytes } = inbound;
+                    tracing::trace!(peer = %from, kind = message.kind(), "received");
                     self.handle(InEvent::Message { from, message });
                 }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
@@ -282,6 +283,7 @@ impl Driver {
             let Some(message) = self.proto.poll_transmit(&peer) else {
                 return;
             };
+            tracing::trace!(%peer, kind = message.kind(), "send");
             permit.send(frame(&message));
             link.last_used = Instant::now();
         }

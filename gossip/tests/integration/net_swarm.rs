@@ -105,6 +105,22 @@ impl Swarm {
             .all(|(a, va)| free.iter().all(|(b, _)| a == b || va.contains(b)))
     }
 
+    fn by_addr(&self, addr: SocketAddr) -> &GossipNode {
+        self.live().find(|n| n.addr() == addr).expect("a live node")
+    }
+
+    /// Two neighbours of node `i` that are not neighbours of each other.
+    fn unlinked_neighbors(&self, i: usize) -> Option<(SocketAddr, SocketAddr)> {
+        let view = self.nodes.get(i)?.as_ref()?.neighbors();
+        view.iter().enumerate().find_map(|(k, &a)| {
+            let of_a = self.live().find(|n| n.addr() == a)?.neighbors();
+            view.iter()
+                .skip(k + 1)
+                .find(|b| !of_a.contains(b))
+                .map(|&b| (a, b))
+        })
+    }
+
     /// Whether the overlay of live nodes is connected.
     fn connected(&self) -> bool {
         let live: Vec<&GossipNode> = self.live().collect();
@@ -156,11 +172,9 @@ async fn twenty_four_nodes_deliver_replace_the_dead_and_ban_a_spammer() {
         swarm.add(node(builder().bootstrap(bootstrap)).await);
     }
     swarm
-        .until(
-            "every node to have a neighbour and the overlay to connect",
-            3 * WAIT,
-            |s| s.live().all(|n| !n.neighbors().is_empty()) && s.connected(),
-        )
+        .until("the overlay to connect and settle", 3 * WAIT, |s| {
+            s.connected() && s.maximal()
+        })
         .await;
     let mut subs = Vec::new();
     for n in swarm.live() {
@@ -172,17 +186,18 @@ async fn twenty_four_nodes_deliver_replace_the_dead_and_ban_a_spammer() {
     let first = publisher.publish(topic(), "to all 24").await.unwrap();
     all_deliver(&mut subs, publisher.addr(), first.id).await;
 
-    // A node dies (no goodbye): it leaves every view, and its neighbours fill the slot.
-    let victim = 7;
+    // A node dies (no goodbye): it leaves every view, and its neighbours fill the slots it
+    // freed. The victim has two neighbours that are not linked to each other: both get a free
+    // slot, so once the views settle (`maximal`) at least one of them has a new neighbour.
+    let (victim, (a, b)) = (1..NODES)
+        .filter(|&i| i != 5)
+        .find_map(|i| swarm.unlinked_neighbors(i).map(|pair| (i, pair)))
+        .expect("a node with two neighbours not linked to each other");
     let dead = swarm.get(victim).addr();
-    let before: Vec<(SocketAddr, Vec<SocketAddr>)> = swarm
-        .live()
-        .filter(|n| n.neighbors().contains(&dead))
-        .map(|n| (n.addr(), n.neighbors()))
-        .collect();
-    assert!(!before.is_empty(), "the victim had neighbours");
+    let before_a = swarm.by_addr(a).neighbors();
+    let before_b = swarm.by_addr(b).neighbors();
     swarm.nodes[victim] = None;
-    subs.retain(|(a, _)| *a != dead);
+    subs.retain(|(addr, _)| *addr != dead);
     swarm
         .until(
             "the dead node to be replaced in its neighbours' views",
@@ -190,20 +205,16 @@ async fn twenty_four_nodes_deliver_replace_the_dead_and_ban_a_spammer() {
             |s| s.live().all(|n| !n.neighbors().contains(&dead)) && s.maximal() && s.connected(),
         )
         .await;
-    // Replaced, not just forgotten: former neighbours took new ones (in a connected overlay
-    // they cannot all have been linked to each other already).
-    let replaced = before
-        .iter()
-        .filter(|(a, old)| {
-            swarm
-                .live()
-                .find(|n| n.addr() == *a)
-                .is_some_and(|n| n.neighbors().iter().any(|p| !old.contains(p)))
-        })
-        .count();
+    let gained = |addr, before: &[SocketAddr]| {
+        swarm
+            .by_addr(addr)
+            .neighbors()
+            .iter()
+            .any(|p| !before.contains(p))
+    };
     assert!(
-        replaced >= 1,
-        "no former neighbour of {dead} took a new one: {before:?}"
+        gained(a, &before_a) || gained(b, &before_b),
+        "neither {a} nor {b} replaced {dead}"
     );
     let second = publisher
         .publish(topic(), "to the survivors")
