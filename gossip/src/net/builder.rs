@@ -19,7 +19,7 @@ use super::driver::{Driver, Parts};
 use super::hello::Handshake;
 use super::inbound::{self, InboundQueue};
 use super::link::LinkConfig;
-use super::node::GossipNode;
+use super::node::{GossipNode, NodeParts};
 use super::subscription::Subscribers;
 use crate::host::BulletinHost;
 use crate::policy::BulletinPolicy;
@@ -443,16 +443,16 @@ impl GossipNodeBuilder {
             max_links: self.max_links.max(config.get_active_view()),
         };
         let driver = tokio::spawn(Driver::new(parts).run());
-        Ok(GossipNode::new(
-            me,
+        Ok(GossipNode::new(NodeParts {
+            addr: me,
             local_addr,
-            commands_tx,
-            neighbors_rx,
+            commands: commands_tx,
+            neighbors: neighbors_rx,
             events,
-            self.policy,
-            self.max_minting,
+            policy: self.policy,
+            max_minting: self.max_minting,
             driver,
-        ))
+        }))
     }
 }
 

@@ -184,7 +184,11 @@ impl Driver {
                     Some(c) => self.command(c),
                     None => {
                         // Every handle was dropped: stop as a process that exits does, without
-                        // telling the neighbours (their connections to this node close).
+                        // telling the neighbours (their connections to this node close). The
+                        // links close their connections on their own (a netaio connection
+                        // outlives its handles until closed).
+                        self.links.clear();
+                        self.tasks.detach_all();
                         self.server.shutdown();
                         return;
                     }

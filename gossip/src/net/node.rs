@@ -50,6 +50,18 @@ pub struct GossipNode {
     inner: Arc<Inner>,
 }
 
+/// What `GossipNodeBuilder::bind` hands the node.
+pub(crate) struct NodeParts {
+    pub(crate) addr: SocketAddr,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) neighbors: watch::Receiver<Vec<SocketAddr>>,
+    pub(crate) events: broadcast::Sender<GossipEvent>,
+    pub(crate) policy: BulletinPolicy,
+    pub(crate) max_minting: usize,
+    pub(crate) driver: JoinHandle<()>,
+}
+
 #[derive(Debug)]
 struct Inner {
     addr: SocketAddr,
@@ -68,27 +80,17 @@ impl GossipNode {
         GossipNodeBuilder::default()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        addr: SocketAddr,
-        local_addr: SocketAddr,
-        commands: mpsc::Sender<Command>,
-        neighbors: watch::Receiver<Vec<SocketAddr>>,
-        events: broadcast::Sender<GossipEvent>,
-        policy: BulletinPolicy,
-        max_minting: usize,
-        driver: JoinHandle<()>,
-    ) -> Self {
+    pub(crate) fn new(parts: NodeParts) -> Self {
         Self {
             inner: Arc::new(Inner {
-                addr,
-                local_addr,
-                commands,
-                neighbors,
-                events,
-                policy,
-                minting: Semaphore::new(max_minting),
-                driver: Mutex::new(Some(driver)),
+                addr: parts.addr,
+                local_addr: parts.local_addr,
+                commands: parts.commands,
+                neighbors: parts.neighbors,
+                events: parts.events,
+                policy: parts.policy,
+                minting: Semaphore::new(parts.max_minting),
+                driver: Mutex::new(Some(parts.driver)),
             }),
         }
     }
