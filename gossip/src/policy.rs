@@ -105,6 +105,22 @@ impl VerifiedBulletin {
     pub fn into_bulletin(self) -> Bulletin {
         self.bulletin
     }
+
+    /// The same bulletin with its content in an allocation of its own: a received payload may be
+    /// a slice of a larger buffer, which a stored bulletin should not keep alive.
+    pub(crate) fn detached(self) -> Self {
+        let Self {
+            bulletin,
+            id,
+            expires_at,
+        } = self;
+        let (header, content) = bulletin.into_parts();
+        Self {
+            bulletin: Bulletin::new(header, Bytes::copy_from_slice(&content)),
+            id,
+            expires_at,
+        }
+    }
 }
 
 /// What bulletins a node accepts and mints. Defaults: [`ProofOfWork::default`] (the `gossip`

@@ -269,6 +269,22 @@ impl ContentStore {
             .unwrap_or_default()
     }
 
+    /// At most `limit` ids held for `topic`, the youngest first (latest to expire; ties by id):
+    /// what anti-entropy offers a neighbour, so that a topic with more bulletins than one answer
+    /// carries sends the recent ones.
+    pub fn newest_ids(&self, topic: &TopicId, limit: usize) -> Vec<BulletinId> {
+        let Some(set) = self.by_topic.get(topic) else {
+            return Vec::new();
+        };
+        let mut aged: Vec<(i64, BulletinId)> = set
+            .iter()
+            .filter_map(|(_, id)| self.entries.get(id).map(|e| (e.expires_at, *id)))
+            .collect();
+        aged.sort_unstable_by(|a, b| b.cmp(a));
+        aged.truncate(limit);
+        aged.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// The distinct content ids held for `topic`, sorted (Python's bulletin handler `list`).
     pub fn content_ids(&self, topic: &TopicId) -> Vec<ContentId> {
         let mut out: Vec<ContentId> = Vec::new();
@@ -384,6 +400,23 @@ mod tests {
         assert!(s.ids(&topic("news")).is_empty());
         assert_eq!(s.topics().count(), 1);
         assert!(s.remove(&ids[3]).is_none());
+    }
+
+    #[test]
+    fn newest_ids_youngest_first_and_bounded() {
+        let mut s = ContentStore::new(StoreConfig::default());
+        let old = bulletin("t", "a", T, 0);
+        let mid = bulletin("t", "b", T + 10, 0);
+        let new = bulletin("t", "c", T + 20, 0);
+        let other = bulletin("u", "d", T + 30, 0);
+        let ids = [old.id(), mid.id(), new.id()];
+        for v in [mid, other, new, old] {
+            s.insert(v, T).unwrap();
+        }
+        assert_eq!(s.newest_ids(&topic("t"), 10), [ids[2], ids[1], ids[0]]);
+        assert_eq!(s.newest_ids(&topic("t"), 2), [ids[2], ids[1]]);
+        assert_eq!(s.newest_ids(&topic("t"), 0), []);
+        assert_eq!(s.newest_ids(&topic("none"), 5), []);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! one module per topic, built as one test binary (`cargo test -p netaio-examples --test run`).
 mod common;
 mod examples_run;
+mod gossip_node_run;
 mod plugin_examples_run;
 mod python_interop;
 mod python_udp_peers;
