@@ -26,6 +26,7 @@ pub mod client;
 pub mod driver;
 pub mod frames;
 pub mod hedge;
+pub mod report;
 pub mod server;
 pub mod soak;
 pub mod stats;
