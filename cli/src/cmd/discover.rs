@@ -153,27 +153,29 @@ pub async fn run(common: &CommonArgs, out: &Output, args: DiscoverArgs) -> Resul
         }
     });
     let seconds = args.seconds;
+    let o = *out;
+    let h = handle.clone();
     node.serve_with_shutdown(async move {
         tokio::select! {
             why = netaio_support::signals::stop_signals() => tracing::info!("{why}: leaving"),
             () = after(seconds) => {}
         }
+        // The peers heard, listed before this node says goodbye.
+        printer.abort();
+        let peers = h.peers().peers();
+        let known: Vec<Value> = peers
+            .iter()
+            .map(|p| peer_json(p, plugin.as_ref()))
+            .collect();
+        o.event("peers", json!({"peers": known}), || {
+            let mut s = format!("{} peer(s) heard", peers.len());
+            for peer in &peers {
+                s.push('\n');
+                s.push_str(&peer_line(peer, plugin.as_ref()));
+            }
+            s
+        });
     })
     .await;
-    printer.abort();
-    let known: Vec<Value> = handle
-        .peers()
-        .peers()
-        .iter()
-        .map(|peer| peer_json(peer, plugin.as_ref()))
-        .collect();
-    out.event("peers", json!({"peers": known}), || {
-        let mut s = format!("{} peer(s) heard", known.len());
-        for peer in handle.peers().peers() {
-            s.push('\n');
-            s.push_str(&peer_line(&peer, plugin.as_ref()));
-        }
-        s
-    });
     Ok(())
 }
