@@ -79,8 +79,16 @@ pub async fn run(common: &CommonArgs, out: &Output, args: DiscoverArgs) -> Resul
         .udp(UdpNode::builder())
         .address(args.lan.bind_addr())
         .router(Router::new())
-        .multicast(args.lan.multicast())
         .peer_management(peers);
+    // `--python-compat` set Python's group; the flags, when given, override it.
+    let lan = &args.lan;
+    if !common.python_compat
+        || lan.group.is_some()
+        || lan.group_port.is_some()
+        || lan.interface.is_some()
+    {
+        builder = builder.multicast(lan.multicast());
+    }
     if let Some(id) = &args.id {
         builder = builder.local_peer(Peer::new(id.clone()));
     }

@@ -45,7 +45,7 @@ fn flood_then_get_flood_discover_and_synchronize() {
     let flood = &got.events("flood")[0];
     assert_eq!(flood["value"], serde_json::json!([1, "two", {"three": 3}]));
 
-    let found = at("discover", "10");
+    let found = at("discover", "3");
     found.assert_code(0);
     assert!(!found.events("locator").is_empty(), "{}", found.stdout);
 
