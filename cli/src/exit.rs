@@ -6,11 +6,14 @@
 //! | 1 | any other failure: a file that cannot be read, an address that cannot be bound, … |
 //! | 2 | usage error (a bad flag or value; clap prints the usage) |
 //! | 3 | an error reply: ERROR, NOT_FOUND or NOT_PERMITTED |
-//! | 4 | authentication refused: AUTH_ERROR from the other side, or its reply refused by our plugins |
+//! | 4 | authentication refused: AUTH_ERROR from the other side, ERROR `decryption failed` (a wrong cipher key), or its reply refused by our plugins |
 //! | 5 | timeout: no reply (or nothing heard) in time |
 //! | 6 | connection failure: unreachable, refused, name not resolved, closed before the reply |
 
 use netaio::{ConnectError, RequestError, SendError};
+
+/// The content of the ERROR a server sends for a message it cannot decrypt.
+const DECRYPTION_FAILED: &[u8] = b"decryption failed";
 
 /// What a failed command exits with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +92,10 @@ impl Failure {
             RequestError::Send(s) => return Self::send(s),
             RequestError::Auth(_) => Code::Auth,
             RequestError::Refused(_) => Code::Auth,
+            // The other side could not decrypt it: a wrong or missing cipher key.
+            RequestError::Error(reply) if reply.content().as_ref() == DECRYPTION_FAILED => {
+                Code::Auth
+            }
             RequestError::NotFound(_) | RequestError::NotPermitted(_) | RequestError::Error(_) => {
                 Code::ErrorReply
             }
@@ -99,6 +106,9 @@ impl Failure {
                 "authentication refused by the other side ({}); check --hmac / --cipher / --identity",
                 String::from_utf8_lossy(reply.content())
             ),
+            RequestError::Error(reply) if reply.content().as_ref() == DECRYPTION_FAILED => {
+                "the other side could not decrypt the request; check --cipher".to_owned()
+            }
             RequestError::Refused(why) => {
                 format!("the reply failed our plugins ({why}); check the secret")
             }
@@ -125,6 +135,7 @@ mod tests {
             (RequestError::Auth(Message::error("x")), 4),
             (RequestError::NotFound(Message::not_found()), 3),
             (RequestError::Error(Message::error("boom")), 3),
+            (RequestError::Error(Message::error("decryption failed")), 4),
             (RequestError::NotPermitted(Message::not_permitted()), 3),
         ];
         for (e, code) in cases {

@@ -98,7 +98,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 }
 
 fn human_micros(us: u32) -> String {
-    if us >= 10_000 {
+    if us >= 1_000 {
         format!("{:.1} ms", f64::from(us) / 1e3)
     } else {
         format!("{us} µs")

@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use netaio::bytes::Bytes;
+use netaio::tcp::ConnectionEvent;
 use netaio::{Context, Message, MessageType, Router, TcpServer, UdpNode};
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::after;
 use crate::common::CommonArgs;
@@ -171,7 +173,9 @@ pub async fn run(
                 .await
                 .map_err(|e| Failure::other(format!("cannot listen on {addr}: {e}")))?;
             listening(out, "tcp", server.local_addr());
+            let events = tokio::spawn(connection_events(*out, server.handle().events()));
             server.serve_with_shutdown(stop).await;
+            events.abort();
         }
         Transport::Udp => {
             let node = plugins
@@ -188,6 +192,30 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Print each connection as it comes and goes, with why it ended (a refused secret shows as
+/// `too many authentication failures`, a silent client as a handshake timeout, …).
+async fn connection_events(
+    out: Output,
+    mut events: tokio::sync::broadcast::Receiver<ConnectionEvent>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(ConnectionEvent::Connected { id, peer }) => out.event(
+                "connected",
+                json!({"peer": peer.to_string(), "connection": id.0}),
+                || format!("{peer:<22} connected {id}"),
+            ),
+            Ok(ConnectionEvent::Disconnected { id, peer, reason }) => out.event(
+                "disconnected",
+                json!({"peer": peer.to_string(), "connection": id.0, "reason": reason.to_string()}),
+                || format!("{peer:<22} disconnected {id}: {reason}"),
+            ),
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => break,
+        }
+    }
 }
 
 /// The first line: where it listens (port 0 becomes the real port).

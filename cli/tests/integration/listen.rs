@@ -53,7 +53,7 @@ fn messages_are_printed_and_refusals_explained() {
 }
 
 #[test]
-fn a_multicast_group_is_joined_and_heard() {
+fn a_multicast_group_is_joined_on_the_port_given() {
     let group_port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

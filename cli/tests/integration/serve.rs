@@ -70,12 +70,51 @@ fn human_output_is_aligned_and_without_colour_in_a_pipe() {
         "\u{1}binary",
     ])
     .assert_code(0);
-    let line = server.line();
+    let line = loop {
+        let l = server.line();
+        if l.contains("REQUEST_URI") {
+            break l;
+        }
+    };
     assert!(!line.contains('\x1b'), "{line:?}");
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
         words[1..],
         ["REQUEST_URI", "echo", "0x0162696e617279"],
         "{line:?}"
+    );
+}
+
+#[test]
+fn connections_are_shown_coming_and_going_with_the_reason() {
+    let (mut server, port) = serve("127.0.0.1:0", &["--hmac", "s"]);
+    let addr = format!("127.0.0.1:{port}");
+    run(&["--hmac", "s", "request", &addr, "echo", "x"]).assert_code(0);
+    let up = server.event("connected");
+    let down = server.event("disconnected");
+    assert_eq!(up["connection"], down["connection"]);
+    assert_eq!(up["peer"], down["peer"]);
+    assert!(
+        down["reason"].as_str().unwrap().contains("closed"),
+        "{down}"
+    );
+}
+
+#[test]
+fn a_cipher_key_both_ways_and_a_wrong_one_refused() {
+    let (_server, port) = serve("127.0.0.1:0", &["--cipher", "k3y", "--hmac", "s"]);
+    let addr = format!("127.0.0.1:{port}");
+    let out = run(&[
+        "--json", "--cipher", "k3y", "--hmac", "s", "request", &addr, "echo", "sealed",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.events("reply")[0]["content"], "sealed");
+    let out = run(&[
+        "--json", "--cipher", "wrong", "--hmac", "s", "request", &addr, "echo", "x",
+    ]);
+    out.assert_code(4);
+    assert!(
+        !out.stdout.contains("k3y") && !out.stderr.contains("wrong"),
+        "{out:?}"
     );
 }
