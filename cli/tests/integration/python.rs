@@ -1,6 +1,7 @@
 //! `--python-compat` against the Python library's server (`examples/python/compat_server.py`,
 //! netaio 0.0.9 from the venv at `$NETAIO_PYTHON`, which `.ci/run` sets up, else `.venv` at the
-//! repository root): requests with the legacy HMAC and cipher, a wrong secret, pub/sub.
+//! repository root): requests with the legacy HMAC and cipher, a wrong secret, pub/sub; and the
+//! Python client (`compat_client.py`) against `netaio serve --python-compat`.
 
 use std::path::{Path, PathBuf};
 
@@ -113,4 +114,41 @@ fn subscribe_to_the_python_server_and_publish_through_it() {
         (Some("topic"), Some("hello python"))
     );
     assert_eq!(sub.wait(), Some(0));
+}
+
+/// The Python client (`examples/python/compat_client.py`) run to its end against `port`.
+fn python_client(port: u16, flags: &[&str]) -> crate::common::Finished {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/compat_client.py");
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(script)
+        .args(["--port", &port.to_string(), "--n", "20", "--timeout", "5"])
+        .args(flags);
+    crate::common::run_with(cmd, None)
+}
+
+#[test]
+fn the_python_client_against_netaio_serve_python_compat() {
+    for flags in [
+        &["--hmac", "s3cret"][..],
+        &["--hmac", "s3cret", "--cipher", "k3y"],
+    ] {
+        let mut args = vec!["--python-compat"];
+        args.extend_from_slice(flags);
+        let (mut server, port) = crate::common::serve("127.0.0.1:0", &args);
+        // Echo of 20 requests of 0 to 1,000 bytes, then subscribe, publish, unsubscribe.
+        let out = python_client(port, flags);
+        out.assert_code(0);
+        assert_eq!(out.stdout.lines().last(), Some("ok 20"), "{out:?}");
+        let first = server.event("received");
+        assert_eq!(
+            (first["type"].as_str(), first["uri"].as_str()),
+            (Some("REQUEST_URI"), Some("echo/0"))
+        );
+    }
+    // A Python client with the wrong secret is refused.
+    let (_server, port) =
+        crate::common::serve("127.0.0.1:0", &["--python-compat", "--hmac", "s3cret"]);
+    let out = python_client(port, &["--hmac", "wrong", "--expect-rejection"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout.lines().last(), Some("rejected"), "{out:?}");
 }
