@@ -268,3 +268,31 @@ fn send_is_fire_and_forget_over_tcp_and_udp() {
         (Some(120), Some("k"))
     );
 }
+
+#[test]
+fn usage_errors_never_echo_a_secret() {
+    for args in [
+        &[
+            "--hmac",
+            "hunter2",
+            "--hmac-file",
+            "/x",
+            "request",
+            "h:1",
+            "u",
+        ][..],
+        &[
+            "--hmac", "hunter2", "--hmac", "hunter3", "request", "h:1", "u",
+        ],
+        &["--hmac", "hunter2", "request"],
+        &["--cipher", "hunter2", "request", "h:1", "u", "--count", "0"],
+    ] {
+        let out = run(args);
+        out.assert_code(2);
+        assert!(
+            !out.stderr.contains("hunter") && !out.stdout.contains("hunter"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
