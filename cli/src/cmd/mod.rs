@@ -1,0 +1,80 @@
+//! One module per command; [`run`] dispatches.
+
+mod bench;
+mod discover;
+mod grasp;
+mod identity;
+mod listen;
+mod peer;
+mod request;
+mod serve;
+mod subscribe;
+
+use std::time::Duration;
+
+use netaio::MessageType;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Failure;
+use crate::output::Output;
+
+/// Run the command.
+pub async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
+    let common = cli.common;
+    match cli.command {
+        Command::Request(ex) => request::exchange(&common, out, MessageType::REQUEST_URI, ex).await,
+        Command::Create(ex) => request::exchange(&common, out, MessageType::CREATE_URI, ex).await,
+        Command::Update(ex) => request::exchange(&common, out, MessageType::UPDATE_URI, ex).await,
+        Command::Delete(ex) => request::exchange(&common, out, MessageType::DELETE_URI, ex).await,
+        Command::Call {
+            message_type,
+            exchange,
+        } => request::exchange(&common, out, message_type, exchange).await,
+        Command::Send {
+            addr,
+            message_type,
+            body,
+        } => request::send(&common, out, addr, message_type, body).await,
+        Command::Subscribe {
+            addr,
+            uris,
+            count,
+            seconds,
+            timeout,
+        } => subscribe::run(&common, out, addr, uris, count, seconds, timeout).await,
+        Command::Serve {
+            listen,
+            route,
+            seconds,
+        } => serve::run(&common, out, listen, &route, seconds).await,
+        Command::Listen {
+            udp,
+            group,
+            group_port,
+            interface,
+            count,
+            seconds,
+        } => {
+            let group = listen::Group {
+                ip: group,
+                port: group_port,
+                interface,
+            };
+            listen::run(&common, out, udp, group, count, seconds).await
+        }
+        Command::Discover(args) => discover::run(&common, out, args).await,
+        Command::Grasp(g) => grasp::run(out, g).await,
+        Command::Bench(args) => bench::run(&common, out, args).await,
+        Command::Identity(i) => identity::run(out, i),
+        // Handled before the runtime starts.
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// Completes after `d`, or never.
+pub async fn after(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
