@@ -196,42 +196,40 @@ impl UdpNodeBuilder {
             .is_some_and(|a| a.authenticates_sender());
         tracing::info!(addr = %local_addr, "udp node bound");
         Ok(UdpNode {
-            handle: UdpHandle {
-                shared: Arc::new(UdpShared {
-                    socket: Arc::new(socket),
-                    local_addr,
-                    routes,
-                    codec,
-                    plugins,
-                    handlers: Arc::new(Semaphore::new(kind.max_handlers)),
-                    requests: Requests::new(
-                        Limits {
-                            total: self.max_in_flight,
-                            per_peer: self.max_in_flight,
-                        },
-                        self.matching,
-                        self.request_timeout,
-                        &self.requests,
-                    ),
-                    dedup: Dedup::new(self.requests.dedup),
-                    subs: Mutex::new(Leases::new(
-                        Subscriptions::new(kind.subscriptions),
-                        kind.subscription_ttl,
-                    )),
-                    cookies: CookieKey::random(Instant::now()),
-                    verified: Mutex::new(VerifiedAddrs::new(VerifiedLimits {
-                        capacity: kind.max_verified_addresses,
-                        ttl: kind.verification_ttl,
-                    })),
-                    outer_authenticates,
-                    not_found: kind.not_found,
-                    counters: Counters::default(),
-                    cancel: CancellationToken::new(),
-                    peers,
-                    manager,
-                    multicast,
-                }),
-            },
+            handle: UdpHandle::new(Arc::new(UdpShared {
+                socket: Arc::new(socket),
+                local_addr,
+                routes,
+                codec,
+                plugins,
+                handlers: Arc::new(Semaphore::new(kind.max_handlers)),
+                requests: Requests::new(
+                    Limits {
+                        total: self.max_in_flight,
+                        per_peer: self.max_in_flight,
+                    },
+                    self.matching,
+                    self.request_timeout,
+                    &self.requests,
+                ),
+                dedup: Dedup::new(self.requests.dedup),
+                subs: Mutex::new(Leases::new(
+                    Subscriptions::new(kind.subscriptions),
+                    kind.subscription_ttl,
+                )),
+                cookies: CookieKey::random(Instant::now()),
+                verified: Mutex::new(VerifiedAddrs::new(VerifiedLimits {
+                    capacity: kind.max_verified_addresses,
+                    ttl: kind.verification_ttl,
+                })),
+                outer_authenticates,
+                not_found: kind.not_found,
+                counters: Counters::default(),
+                cancel: CancellationToken::new(),
+                peers,
+                manager,
+                multicast,
+            })),
         })
     }
 }
