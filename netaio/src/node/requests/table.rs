@@ -558,14 +558,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
+    /// Small bounds, for the tests here and in `requests/mod.rs`.
+    pub(in crate::node::requests) const LIMITS: Limits = Limits {
         total: 8,
         per_peer: 4,
     };
-    const SECOND: Duration = Duration::from_secs(1);
+    pub(in crate::node::requests) const SECOND: Duration = Duration::from_secs(1);
 
     fn table(matching: Matching) -> RequestTable<u8> {
         RequestTable::new(LIMITS, matching, LateReplyConfig::default())
