@@ -743,22 +743,16 @@ pub(super) mod tests {
         let t0 = Instant::now();
         let mut t = table(Matching::Native);
         assert_eq!(t.poll_timeout(), None);
-        let mut a = typed(MessageType::REQUEST_URI, "a");
-        let Started {
-            deadline: da,
-            rx: mut ra,
-            ..
-        } = t
-            .start(1, &mut a, Plugins::new(), Duration::from_secs(3), None, t0)
-            .unwrap();
-        let mut b = typed(MessageType::REQUEST_URI, "b");
-        let Started {
-            deadline: db,
-            rx: mut rb,
-            ..
-        } = t
-            .start(1, &mut b, Plugins::new(), Duration::from_secs(1), None, t0)
-            .unwrap();
+        let mut start_for = |uri, secs| {
+            let mut m = typed(MessageType::REQUEST_URI, uri);
+            let timeout = Duration::from_secs(secs);
+            let s = t
+                .start(1, &mut m, Plugins::new(), timeout, None, t0)
+                .unwrap();
+            (s.deadline, s.rx)
+        };
+        let (da, mut ra) = start_for("a", 3);
+        let (db, mut rb) = start_for("b", 1);
         assert_eq!(da, t0 + Duration::from_secs(3));
         assert_eq!(t.poll_timeout(), Some(db));
         assert_eq!(t.handle_timeout(t0 + Duration::from_millis(999)).hard, 0);
@@ -815,14 +809,21 @@ pub(super) mod tests {
         Message::new(MessageType::REQUEST_URI, uri.to_owned(), "")
     }
 
-    #[test]
-    fn soft_then_hard_expiry_and_a_reply_between_is_on_time() {
+    /// A native table at `t0` with one request to peer 1 at uri `a` (hard timeout one second,
+    /// and `soft`): the table, the request as sent, and what `start` returned.
+    fn one_request(soft: Option<Duration>) -> (Instant, RequestTable<u8>, Message, Started) {
         let t0 = Instant::now();
         let mut t = table(Matching::Native);
         let mut m = request("a");
         let s = t
-            .start(1, &mut m, Plugins::new(), SECOND, Some(SECOND / 4), t0)
+            .start(1, &mut m, Plugins::new(), SECOND, soft, t0)
             .unwrap();
+        (t0, t, m, s)
+    }
+
+    #[test]
+    fn soft_then_hard_expiry_and_a_reply_between_is_on_time() {
+        let (t0, mut t, _, s) = one_request(Some(SECOND / 4));
         let mut rx = s.rx;
         assert_eq!(s.soft, Some(t0 + SECOND / 4));
         assert_eq!(t.poll_timeout(), s.soft, "the soft deadline comes first");
@@ -883,12 +884,7 @@ pub(super) mod tests {
 
     #[test]
     fn a_reply_after_the_hard_timeout_is_late_once_and_only_from_its_peer() {
-        let t0 = Instant::now();
-        let mut t = table(Matching::Native);
-        let mut m = request("a");
-        let s = t
-            .start(1, &mut m, Plugins::new(), SECOND, None, t0)
-            .unwrap();
+        let (t0, mut t, _, s) = one_request(None);
         assert_eq!(t.handle_timeout(t0 + SECOND).hard, 1);
         let r = reply(MessageType::RESPOND_URI, "a", Some(s.id));
         assert!(matches!(
@@ -954,12 +950,7 @@ pub(super) mod tests {
 
     #[test]
     fn a_resend_rearms_the_soft_deadline_and_a_restart_keeps_the_id() {
-        let t0 = Instant::now();
-        let mut t = table(Matching::Native);
-        let mut m = request("a");
-        let s = t
-            .start(1, &mut m, Plugins::new(), SECOND, Some(SECOND / 4), t0)
-            .unwrap();
+        let (t0, mut t, m, s) = one_request(Some(SECOND / 4));
         // The restarts below: the request as it was, with this soft deadline.
         let timing = |soft| Timing {
             started: t0,
