@@ -27,6 +27,7 @@ pub use message::{Message, MessageType};
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use netaio_macros::{on, once, service};
+pub use node::NodeBuilder;
 pub use node::requests::{
     AdaptiveTimeouts, CallOptions, CallTarget, DedupConfig, LateReply, LateReplyConfig,
     PendingCall, RequestStats, RttEstimate, call_any,

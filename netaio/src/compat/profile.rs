@@ -135,8 +135,8 @@ impl UdpNodeBuilder {
             b = b.multicast(crate::udp::MulticastConfig::python());
         }
         b.matching = Matching::Python;
-        b.not_found = python_error("not found");
-        b.subscription_ttl = None;
+        b.kind.not_found = python_error("not found");
+        b.kind.subscription_ttl = None;
         b
     }
 }
@@ -150,19 +150,19 @@ mod tests {
     fn the_udp_profile_sets_pythons_conventions() {
         let native = UdpNodeBuilder::default();
         assert_eq!(native.matching, Matching::Native);
-        assert_eq!(native.not_found, crate::Message::not_found());
+        assert_eq!(native.kind.not_found, crate::Message::not_found());
         let python = UdpNodeBuilder::default().python_compat();
         assert_eq!(python.matching, Matching::Python);
         // Python's `make_error_msg("not found")`: uri `ERROR`, unlike the native empty uri.
-        assert_eq!(python.not_found.message_type, MessageType::NOT_FOUND);
-        assert_eq!(python.not_found.uri().as_ref(), b"ERROR");
-        assert_eq!(python.not_found.content().as_ref(), b"not found");
+        assert_eq!(python.kind.not_found.message_type, MessageType::NOT_FOUND);
+        assert_eq!(python.kind.not_found.uri().as_ref(), b"ERROR");
+        assert_eq!(python.kind.not_found.content().as_ref(), b"not found");
         // Python subscribers never renew: their subscriptions do not expire.
         assert_eq!(
-            native.subscription_ttl,
+            native.kind.subscription_ttl,
             Some(UdpNodeBuilder::DEFAULT_SUBSCRIPTION_TTL)
         );
-        assert_eq!(python.subscription_ttl, None);
+        assert_eq!(python.kind.subscription_ttl, None);
     }
 
     #[cfg(feature = "multicast")]

@@ -1,5 +1,7 @@
 //! The transport-independent node core: what a node does with messages whatever carries them.
 //!
+//! - [`builder`]: [`NodeBuilder`], the configuration every node kind shares, its setters written
+//!   once (each transport's builder is a `NodeBuilder` of its own options);
 //! - [`inbound`]: the inbound pipeline (instance plugins, request correlation, routing, inner
 //!   plugins), the same for every transport;
 //! - [`requests`]: the request table (random ids, bounds, reply matching, soft and hard deadlines
@@ -17,6 +19,7 @@
 //! Nothing here opens a socket or spawns a task; time comes in as `now`. The transports
 //! (`tcp`, `udp`) are adapters that move frames between sockets and these pieces.
 
+pub(crate) mod builder;
 pub(crate) mod inbound;
 pub(crate) mod leases;
 pub(crate) mod outbound;
@@ -25,6 +28,8 @@ pub(crate) mod peers;
 pub(crate) mod requests;
 pub(crate) mod routability;
 pub(crate) mod subscriptions;
+
+pub use builder::NodeBuilder;
 
 use std::future::Future;
 use std::time::Duration;

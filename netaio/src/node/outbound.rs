@@ -22,6 +22,45 @@ pub(crate) struct Recipient<T> {
     pub(crate) peer: Option<Arc<Peer>>,
 }
 
+impl<T> Recipient<T> {
+    /// Seal for this recipient (on the blocking pool when a plugin is CPU-heavy) and encode.
+    pub(crate) async fn seal(
+        &self,
+        plugins: &NodePlugins,
+        codec: &FrameCodec,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<Bytes, SendError> {
+        seal(
+            plugins,
+            codec,
+            msg,
+            opts,
+            self.peer.as_deref(),
+            Some(self.addr),
+        )
+        .await
+    }
+
+    /// Seal for this recipient inline (synchronous callers) and encode.
+    pub(crate) fn seal_now(
+        &self,
+        plugins: &NodePlugins,
+        codec: &FrameCodec,
+        msg: Message,
+        opts: &SendOptions,
+    ) -> Result<Bytes, SendError> {
+        seal_now(
+            plugins,
+            codec,
+            msg,
+            opts,
+            self.peer.as_deref(),
+            Some(self.addr),
+        )
+    }
+}
+
 /// Seal for one recipient inline (synchronous callers; a CPU-heavy plugin runs here too) and
 /// encode.
 pub(crate) fn seal_now(
@@ -71,16 +110,7 @@ pub(crate) async fn seal_each<T>(
     }
     let mut out = Vec::with_capacity(recipients.len());
     for r in recipients {
-        match seal(
-            plugins,
-            codec,
-            msg.clone(),
-            opts,
-            r.peer.as_deref(),
-            Some(r.addr),
-        )
-        .await
-        {
+        match r.seal(plugins, codec, msg.clone(), opts).await {
             Ok(bytes) => out.push((r.to, bytes)),
             Err(e) => {
                 tracing::warn!(peer = %r.addr, error = %e, "cannot prepare the message for one recipient; skipped")
@@ -142,34 +172,32 @@ mod tests {
             .collect()
     }
 
+    /// [`seal_each`] with the default options.
+    async fn each(
+        plugins: &NodePlugins,
+        codec: &FrameCodec,
+        msg: &Message,
+        rs: Vec<Recipient<u8>>,
+    ) -> Result<Vec<(u8, Bytes)>, SendError> {
+        seal_each(plugins, codec, msg, &SendOptions::default(), rs).await
+    }
+
     #[tokio::test]
     async fn sealed_once_for_all_unless_peer_specific() {
         let codec = FrameCodec::new();
         let msg = Message::ok("k", "v");
         let (plugins, makes) = node(false);
-        let out = seal_each(
-            &plugins,
-            &codec,
-            &msg,
-            &SendOptions::default(),
-            recipients(5, false),
-        )
-        .await
-        .unwrap();
+        let out = each(&plugins, &codec, &msg, recipients(5, false))
+            .await
+            .unwrap();
         assert_eq!(makes.load(Ordering::SeqCst), 1);
         assert_eq!(out.len(), 5);
         assert!(out.iter().all(|(_, b)| *b == out[0].1));
 
         let (plugins, makes) = node(true);
-        let out = seal_each(
-            &plugins,
-            &codec,
-            &msg,
-            &SendOptions::default(),
-            recipients(5, true),
-        )
-        .await
-        .unwrap();
+        let out = each(&plugins, &codec, &msg, recipients(5, true))
+            .await
+            .unwrap();
         assert_eq!(makes.load(Ordering::SeqCst), 5);
         assert_eq!(
             out.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
@@ -185,32 +213,18 @@ mod tests {
         let (plugins, _) = node(true);
         let mut rs = recipients(3, true);
         rs[1].peer = None;
-        let out = seal_each(&plugins, &codec, &msg, &SendOptions::default(), rs)
-            .await
-            .unwrap();
+        let out = each(&plugins, &codec, &msg, rs).await.unwrap();
         assert_eq!(out.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [0, 2]);
         // Too large to encode: the shared frame fails, so the fan-out fails.
         let (plugins, _) = node(false);
         let big = Message::ok("k", vec![0u8; 70_000]);
-        let e = seal_each(
-            &plugins,
-            &codec,
-            &big,
-            &SendOptions::default(),
-            recipients(2, false),
-        )
-        .await
-        .unwrap_err();
+        let e = each(&plugins, &codec, &big, recipients(2, false))
+            .await
+            .unwrap_err();
         assert!(matches!(e, SendError::Encode(_)), "{e:?}");
-        let none = seal_each(
-            &plugins,
-            &codec,
-            &big,
-            &SendOptions::default(),
-            recipients(0, false),
-        )
-        .await
-        .unwrap();
+        let none = each(&plugins, &codec, &big, recipients(0, false))
+            .await
+            .unwrap();
         assert!(none.is_empty());
     }
 }

@@ -72,16 +72,8 @@ impl ServerHandle {
         opts: &SendOptions,
     ) -> Result<(), SendError> {
         let r = self.recipient(conn)?;
-        let shared = &self.shared;
-        let bytes = outbound::seal(
-            &shared.plugins,
-            &shared.codec,
-            msg.clone(),
-            opts,
-            r.peer.as_deref(),
-            Some(r.addr),
-        )
-        .await?;
+        let (plugins, codec) = (&self.shared.plugins, &self.shared.codec);
+        let bytes = r.seal(plugins, codec, msg.clone(), opts).await?;
         r.to.send(bytes).await
     }
 
@@ -101,16 +93,8 @@ impl ServerHandle {
         opts: &SendOptions,
     ) -> Result<(), SendError> {
         let r = self.recipient(conn)?;
-        let shared = &self.shared;
-        let bytes = outbound::seal_now(
-            &shared.plugins,
-            &shared.codec,
-            msg.clone(),
-            opts,
-            r.peer.as_deref(),
-            Some(r.addr),
-        )?;
-        r.to.try_send(bytes)
+        let (plugins, codec) = (&self.shared.plugins, &self.shared.codec);
+        r.to.try_send(r.seal_now(plugins, codec, msg.clone(), opts)?)
     }
 
     /// Send a request to one client and wait for its reply (within the server's request
@@ -158,17 +142,8 @@ impl ServerHandle {
         opts: &SendOptions,
     ) -> Result<(), SendError> {
         let r = self.recipient(conn)?;
-        let shared = &self.shared;
-        let bytes = outbound::seal(
-            &shared.plugins,
-            &shared.codec,
-            msg,
-            opts,
-            r.peer.as_deref(),
-            Some(r.addr),
-        )
-        .await?;
-        r.to.try_send(bytes)
+        let (plugins, codec) = (&self.shared.plugins, &self.shared.codec);
+        r.to.try_send(r.seal(plugins, codec, msg, opts).await?)
     }
 
     /// Send a message to every connected client. It is sealed once and the same bytes go to all,

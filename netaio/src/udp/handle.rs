@@ -22,9 +22,20 @@ use crate::{Message, MessageType};
 use super::receive::challenge_message;
 
 /// A cheap, cloneable handle to a [`UdpNode`](super::UdpNode). Handlers reach it through [`Context::udp`](crate::router::Context::udp).
-#[derive(Clone)]
 pub struct UdpHandle {
     pub(super) shared: Arc<UdpShared>,
+    /// False only in the node a handler sees through its [`Context`](crate::router::Context)
+    /// when its datagram came from an unverified address: then the subscriptions stay as they
+    /// are through [`NodeOps`](crate::router::NodeOps) (see `node_ops.rs`). A clone is never
+    /// restricted.
+    pub(super) source_verified: bool,
+}
+
+impl Clone for UdpHandle {
+    /// The same node, unrestricted (see `source_verified`).
+    fn clone(&self) -> Self {
+        Self::new(Arc::clone(&self.shared))
+    }
 }
 
 impl std::fmt::Debug for UdpHandle {
@@ -36,6 +47,13 @@ impl std::fmt::Debug for UdpHandle {
 }
 
 impl UdpHandle {
+    pub(super) fn new(shared: Arc<UdpShared>) -> Self {
+        Self {
+            shared,
+            source_verified: true,
+        }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr

@@ -58,7 +58,7 @@ mod peers;
 mod receive;
 mod socket;
 
-pub use builder::UdpNodeBuilder;
+pub use builder::{UdpNodeBuilder, UdpNodeOptions};
 pub use handle::UdpHandle;
 #[cfg(feature = "multicast")]
 #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]

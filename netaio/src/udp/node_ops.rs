@@ -38,11 +38,23 @@ impl NodeOps for UdpHandle {
         Box::pin(async move { this.call_with(to.addr, msg, &opts).await })
     }
 
+    /// Refused for an unverified source ([`SubscribeError::Unverified`]): a forged source would
+    /// be sent every notification.
     fn subscribe(&self, to: PeerLink, key: Bytes) -> Result<(), SubscribeError> {
+        if !self.source_verified {
+            self.refused_unverified_subscription(to.addr);
+            return Err(SubscribeError::Unverified);
+        }
         UdpHandle::subscribe(self, to.addr, key)
     }
 
+    /// Refused too (false) for an unverified source: from a forged one, it would cancel
+    /// another's subscription.
     fn unsubscribe(&self, to: PeerLink, key: &[u8]) -> bool {
+        if !self.source_verified {
+            tracing::debug!(peer = %to.addr, "unsubscribe from an unverified address ignored");
+            return false;
+        }
         UdpHandle::unsubscribe(self, to.addr, key)
     }
 
@@ -85,8 +97,14 @@ impl NodeOps for UdpHandle {
         UdpHandle::local_peer(self)
     }
 
-    /// Subscriptions belong to addresses on UDP: those of a peer that left go with it.
+    /// Subscriptions belong to addresses on UDP: those of a peer that left go with it. Kept
+    /// when the goodbye came from an unverified source: a `DISCONNECT` from one may be forged,
+    /// and the subscriptions expire on their own.
     fn forget_peer(&self, peer: &Peer) {
+        if !self.source_verified {
+            tracing::debug!(peer = ?peer.id, "unverified goodbye: the peer's subscriptions are kept");
+            return;
+        }
         for a in &peer.addrs {
             self.unsubscribe_all(*a);
         }
@@ -106,7 +124,10 @@ impl Context {
 
 /// The node as a handler sees it, by whether the datagram's source address is verified (see
 /// [return routability](super::UdpNode#return-routability)): both made once when the node starts
-/// serving, so that a datagram costs no allocation to pick one.
+/// serving, so that a datagram costs no allocation to pick one. The unverified view is the same
+/// node, except that it keeps the subscriptions as they are: `subscribe` refuses the address,
+/// and neither `unsubscribe` nor `forget_peer` removes any. Everything else is the
+/// application's own doing (its sends and calls go where it says) and goes to the node as it is.
 #[derive(Clone)]
 pub(super) struct SourceOps {
     verified: Arc<dyn NodeOps>,
@@ -115,9 +136,13 @@ pub(super) struct SourceOps {
 
 impl SourceOps {
     pub(super) fn new(node: &UdpHandle) -> Self {
+        let unverified = UdpHandle {
+            shared: Arc::clone(&node.shared),
+            source_verified: false,
+        };
         Self {
             verified: Arc::new(node.clone()),
-            unverified: Arc::new(Unverified(node.clone())),
+            unverified: Arc::new(unverified),
         }
     }
 
@@ -128,84 +153,5 @@ impl SourceOps {
         } else {
             &self.unverified
         }
-    }
-}
-
-/// The node for a handler whose datagram came from an unverified address: the same node, except
-/// that it keeps the subscriptions as they are: `subscribe` refuses the address
-/// ([`SubscribeError::Unverified`]), or a forged source would be sent every notification, and
-/// neither `unsubscribe` nor `forget_peer` removes any, or a forged source could cancel
-/// another's. Everything else is the application's own doing (its sends and calls go where it
-/// says) and goes to the node as it is.
-struct Unverified(UdpHandle);
-
-impl NodeOps for Unverified {
-    fn kind(&self) -> &'static str {
-        "udp"
-    }
-
-    fn send(
-        &self,
-        to: PeerLink,
-        msg: Message,
-        opts: SendOptions,
-    ) -> NodeFuture<Result<(), SendError>> {
-        NodeOps::send(&self.0, to, msg, opts)
-    }
-
-    fn call(
-        &self,
-        to: PeerLink,
-        msg: Message,
-        opts: SendOptions,
-    ) -> NodeFuture<Result<Message, RequestError>> {
-        NodeOps::call(&self.0, to, msg, opts)
-    }
-
-    fn subscribe(&self, to: PeerLink, _key: Bytes) -> Result<(), SubscribeError> {
-        self.0.refused_unverified_subscription(to.addr);
-        Err(SubscribeError::Unverified)
-    }
-
-    /// Refused too (false): from a forged source, it would cancel another's subscription.
-    fn unsubscribe(&self, to: PeerLink, _key: &[u8]) -> bool {
-        tracing::debug!(peer = %to.addr, "unsubscribe from an unverified address ignored");
-        false
-    }
-
-    fn notify(
-        &self,
-        key: Bytes,
-        msg: Message,
-        opts: SendOptions,
-    ) -> NodeFuture<Result<usize, SendError>> {
-        NodeOps::notify(&self.0, key, msg, opts)
-    }
-
-    fn broadcast(&self, msg: Message, opts: SendOptions) -> NodeFuture<Result<usize, SendError>> {
-        NodeOps::broadcast(&self.0, msg, opts)
-    }
-
-    fn peer(&self, of: PeerLink) -> Option<Arc<Peer>> {
-        NodeOps::peer(&self.0, of)
-    }
-
-    fn set_peer(&self, of: PeerLink, peer: Option<Peer>) {
-        NodeOps::set_peer(&self.0, of, peer);
-    }
-
-    fn local_peer(&self) -> Option<&Peer> {
-        NodeOps::local_peer(&self.0)
-    }
-
-    /// Keeps the peer's subscriptions: a `DISCONNECT` from an unverified address may be forged,
-    /// and the subscriptions expire on their own.
-    fn forget_peer(&self, peer: &Peer) {
-        tracing::debug!(peer = ?peer.id, "unverified goodbye: the peer's subscriptions are kept");
-    }
-
-    /// The node itself, so that [`Context::udp`] finds it whatever the view.
-    fn as_any(&self) -> &dyn Any {
-        &self.0
     }
 }

@@ -353,6 +353,8 @@ impl UdpHandle {
         Some(bytes)
     }
 
+    /// The reply's bytes: its reply reference set, sealed with `inner` and the instance plugins
+    /// inline, fitted to `budget` (see [`fit`](Self::fit)); `None` when nothing may be sent.
     fn finish_reply(
         &self,
         mut reply: Message,
@@ -452,36 +454,32 @@ impl UdpHandle {
         }
     }
 
+    /// A reply sealed and fitted to its budget by [`finish_reply`](Self::finish_reply) (on the
+    /// blocking pool when a plugin is CPU-heavy, never the task's thread), then sent, waiting
+    /// for room in the socket buffer.
     async fn reply(
         &self,
-        mut reply: Message,
+        reply: Message,
         rid: Option<u64>,
         inner: &Plugins,
         src: SocketAddr,
         budget: Option<usize>,
     ) {
-        if let Some(id) = rid {
-            reply.set_reply_ref(id);
-        }
-        let t = reply.message_type;
-        let opts = SendOptions::new().inner(inner.clone());
-        let bytes = match self.prepare_async(reply, &opts, src).await {
-            Ok(bytes) => match self.fit(bytes, t, rid, budget, src) {
-                Fit::Send(bytes) => Ok(Some(bytes)),
-                Fit::Drop => Ok(None),
-                Fit::Shorten(short) => self
-                    .prepare_async(short, &SendOptions::new(), src)
-                    .await
-                    .map(|b| Self::fits_now(b, budget, src)),
-            },
-            Err(e) => Err(e),
+        let bytes = if inner.is_blocking() || self.shared.plugins.outer.is_blocking() {
+            let (this, inner) = (self.clone(), inner.clone());
+            let sealing = move || this.finish_reply(reply, rid, &inner, src, budget);
+            tokio::task::spawn_blocking(sealing)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(%src, error = %e, "sealing the reply failed");
+                    None
+                })
+        } else {
+            self.finish_reply(reply, rid, inner, src, budget)
         };
-        let sent = match bytes {
-            Ok(Some(bytes)) => self.send_bytes(&bytes, src).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
+        if let Some(bytes) = bytes
+            && let Err(e) = self.send_bytes(&bytes, src).await
+        {
             tracing::debug!(%src, error = %e, "reply not sent");
         }
     }

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::Requests;
 use super::options::CallOptions;
-use super::table::Started;
+use super::table::{Started, Timing};
 use crate::Message;
 use crate::error::{RequestError, SendError};
 use crate::plugin::SendOptions;
@@ -269,16 +269,13 @@ async fn drive<L: CallLink>(
                 };
                 let soft_at = plan.soft.map(|s| Instant::now() + s);
                 rx = link.requests().with(|t| {
-                    t.restart(
-                        id,
-                        peer,
-                        &msg,
-                        plan.send.inner.clone(),
-                        plan.started,
+                    let timing = Timing {
+                        started: plan.started,
                         deadline,
-                        plan.timeout,
-                        soft_at,
-                    )
+                        timeout: plan.timeout,
+                        soft: soft_at,
+                    };
+                    t.restart(id, peer, &msg, plan.send.inner.clone(), timing)
                 })?;
                 tracing::debug!(id, "{why}");
                 sending.set(link.send(msg.clone(), &plan.send));

@@ -330,15 +330,10 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Drop for Guard<'_, P> {
 
 #[cfg(test)]
 mod tests {
+    use super::table::tests::{LIMITS, SECOND};
     use super::*;
     use crate::MessageType;
     use tokio::sync::oneshot;
-
-    const LIMITS: Limits = Limits {
-        total: 8,
-        per_peer: 4,
-    };
-    const SECOND: Duration = Duration::from_secs(1);
 
     fn requests() -> Requests<u8> {
         Requests::new(

@@ -82,6 +82,16 @@ impl<P> Pending<P> {
     }
 }
 
+/// When a request started and when it times out: its hard deadline (`started + timeout`,
+/// clamped), and its soft one when it has one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) started: Instant,
+    pub(crate) deadline: Instant,
+    pub(crate) timeout: Duration,
+    pub(crate) soft: Option<Instant>,
+}
+
 /// A request just registered.
 #[derive(Debug)]
 pub(crate) struct Started {
@@ -238,7 +248,13 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             .checked_add(timeout)
             .unwrap_or_else(|| now + crate::node::sane(timeout));
         let soft = soft.map(|s| now + crate::node::sane(s).min(timeout));
-        let rx = self.insert(id, peer, msg, inner, now, deadline, timeout, soft);
+        let timing = Timing {
+            started: now,
+            deadline,
+            timeout,
+            soft,
+        };
+        let rx = self.insert(id, peer, msg, inner, timing);
         Ok(Started {
             id,
             deadline,
@@ -249,23 +265,19 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
 
     /// Register request `id` again, as it was (same id, same hard deadline): it is about to be
     /// re-sent after its link came back. Counted as a retry; its round trip is not sampled.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn restart(
         &mut self,
         id: u64,
         peer: P,
         msg: &Message,
         inner: Plugins,
-        started: Instant,
-        deadline: Instant,
-        timeout: Duration,
-        soft: Option<Instant>,
+        timing: Timing,
     ) -> Result<oneshot::Receiver<Answer>, RequestError> {
         self.admit(peer)?;
         if self.entries.contains_key(&id) {
             return Err(RequestError::TooManyInFlight(self.limits.per_peer));
         }
-        let rx = self.insert(id, peer, msg, inner, started, deadline, timeout, soft);
+        let rx = self.insert(id, peer, msg, inner, timing);
         if let Some(p) = self.entries.get_mut(&id) {
             p.resent = true;
         }
@@ -287,18 +299,20 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn insert(
         &mut self,
         id: u64,
         peer: P,
         msg: &Message,
         inner: Plugins,
-        started: Instant,
-        deadline: Instant,
-        timeout: Duration,
-        soft: Option<Instant>,
+        timing: Timing,
     ) -> oneshot::Receiver<Answer> {
+        let Timing {
+            started,
+            deadline,
+            timeout,
+            soft,
+        } = timing;
         let (tx, rx) = oneshot::channel();
         self.next_seq += 1;
         self.entries.insert(
@@ -558,14 +572,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
+    /// Small bounds, for the tests here and in `requests/mod.rs`.
+    pub(in crate::node::requests) const LIMITS: Limits = Limits {
         total: 8,
         per_peer: 4,
     };
-    const SECOND: Duration = Duration::from_secs(1);
+    pub(in crate::node::requests) const SECOND: Duration = Duration::from_secs(1);
 
     fn table(matching: Matching) -> RequestTable<u8> {
         RequestTable::new(LIMITS, matching, LateReplyConfig::default())
@@ -589,6 +604,11 @@ mod tests {
         t.take_reply(from, r, Instant::now).pending()
     }
 
+    /// A message of type `t` at `uri`, with no content.
+    fn typed(t: MessageType, uri: &str) -> Message {
+        Message::new(t, uri.to_owned(), "")
+    }
+
     fn reply(t: MessageType, uri: &str, rref: Option<u64>) -> Message {
         let mut m = Message::new(t, uri.to_owned(), "");
         if let Some(r) = rref {
@@ -601,18 +621,8 @@ mod tests {
     fn a_reply_reference_names_its_request_and_only_from_that_peer() {
         let now = Instant::now();
         let mut t = table(Matching::Native);
-        let (a, _ra) = start(
-            &mut t,
-            1,
-            Message::new(MessageType::REQUEST_URI, "x", ""),
-            now,
-        );
-        let (b, _rb) = start(
-            &mut t,
-            1,
-            Message::new(MessageType::REQUEST_URI, "x", ""),
-            now,
-        );
+        let (a, _ra) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "x"), now);
+        let (b, _rb) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "x"), now);
         assert_ne!(a, b);
         let r = reply(MessageType::RESPOND_URI, "x", Some(b));
         assert!(take(&mut t, 2, &r).is_none(), "another peer cannot answer");
@@ -630,24 +640,9 @@ mod tests {
     fn without_a_reference_the_oldest_request_for_the_uri_that_the_type_answers() {
         let now = Instant::now();
         let mut t = table(Matching::Native);
-        let (create, _r1) = start(
-            &mut t,
-            1,
-            Message::new(MessageType::CREATE_URI, "u", ""),
-            now,
-        );
-        let (req1, _r2) = start(
-            &mut t,
-            1,
-            Message::new(MessageType::REQUEST_URI, "u", ""),
-            now,
-        );
-        let (req2, _r3) = start(
-            &mut t,
-            1,
-            Message::new(MessageType::REQUEST_URI, "u", ""),
-            now,
-        );
+        let (create, _r1) = start(&mut t, 1, typed(MessageType::CREATE_URI, "u"), now);
+        let (req1, _r2) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "u"), now);
+        let (req2, _r3) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "u"), now);
         // RESPOND_URI answers requests, not the CREATE_URI.
         let p = take(&mut t, 1, &reply(MessageType::RESPOND_URI, "u", None));
         assert_eq!(p.map(|p| p.sent), Some(MessageType::REQUEST_URI));
@@ -669,24 +664,9 @@ mod tests {
         let now = Instant::now();
         for matching in [Matching::Native, Matching::Python] {
             let mut t = table(matching);
-            let (first, _r1) = start(
-                &mut t,
-                1,
-                Message::new(MessageType::REQUEST_URI, "a", ""),
-                now,
-            );
-            let (_second, _r2) = start(
-                &mut t,
-                1,
-                Message::new(MessageType::REQUEST_URI, "b", ""),
-                now,
-            );
-            let (_other, _r3) = start(
-                &mut t,
-                2,
-                Message::new(MessageType::REQUEST_URI, "c", ""),
-                now,
-            );
+            let (first, _r1) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "a"), now);
+            let (_second, _r2) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "b"), now);
+            let (_other, _r3) = start(&mut t, 2, typed(MessageType::REQUEST_URI, "c"), now);
             let err = reply(MessageType::AUTH_ERROR, "ERROR", None);
             let got = take(&mut t, 1, &err);
             if matching == Matching::Python {
@@ -704,12 +684,7 @@ mod tests {
     fn unauthenticated_replies_answer_only_as_errors() {
         let now = Instant::now();
         let mut t = table(Matching::Native);
-        let (id, _r) = start(
-            &mut t,
-            1,
-            Message::new(MessageType::REQUEST_URI, "a", ""),
-            now,
-        );
+        let (id, _r) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "a"), now);
         assert!(
             t.take_unauthenticated(1, Some(id), MessageType::OK)
                 .is_none()
@@ -727,12 +702,7 @@ mod tests {
                 .is_some()
         );
         let mut py = table(Matching::Python);
-        let (_id, _r) = start(
-            &mut py,
-            1,
-            Message::new(MessageType::REQUEST_URI, "a", ""),
-            now,
-        );
+        let (_id, _r) = start(&mut py, 1, typed(MessageType::REQUEST_URI, "a"), now);
         assert!(
             py.take_unauthenticated(1, None, MessageType::AUTH_ERROR)
                 .is_some()
@@ -745,25 +715,15 @@ mod tests {
         let mut t = table(Matching::Native);
         let mut keep = Vec::new();
         for _ in 0..LIMITS.per_peer {
-            keep.push(start(
-                &mut t,
-                1,
-                Message::new(MessageType::REQUEST_URI, "a", ""),
-                now,
-            ));
+            keep.push(start(&mut t, 1, typed(MessageType::REQUEST_URI, "a"), now));
         }
-        let mut m = Message::new(MessageType::REQUEST_URI, "a", "");
+        let mut m = typed(MessageType::REQUEST_URI, "a");
         let e = t
             .start(1, &mut m, Plugins::new(), SECOND, None, now)
             .unwrap_err();
         assert!(matches!(e, RequestError::TooManyInFlight(n) if n == LIMITS.per_peer));
         for _ in 0..LIMITS.per_peer {
-            keep.push(start(
-                &mut t,
-                2,
-                Message::new(MessageType::REQUEST_URI, "a", ""),
-                now,
-            ));
+            keep.push(start(&mut t, 2, typed(MessageType::REQUEST_URI, "a"), now));
         }
         let e = t
             .start(3, &mut m, Plugins::new(), SECOND, None, now)
@@ -783,22 +743,16 @@ mod tests {
         let t0 = Instant::now();
         let mut t = table(Matching::Native);
         assert_eq!(t.poll_timeout(), None);
-        let mut a = Message::new(MessageType::REQUEST_URI, "a", "");
-        let Started {
-            deadline: da,
-            rx: mut ra,
-            ..
-        } = t
-            .start(1, &mut a, Plugins::new(), Duration::from_secs(3), None, t0)
-            .unwrap();
-        let mut b = Message::new(MessageType::REQUEST_URI, "b", "");
-        let Started {
-            deadline: db,
-            rx: mut rb,
-            ..
-        } = t
-            .start(1, &mut b, Plugins::new(), Duration::from_secs(1), None, t0)
-            .unwrap();
+        let mut start_for = |uri, secs| {
+            let mut m = typed(MessageType::REQUEST_URI, uri);
+            let timeout = Duration::from_secs(secs);
+            let s = t
+                .start(1, &mut m, Plugins::new(), timeout, None, t0)
+                .unwrap();
+            (s.deadline, s.rx)
+        };
+        let (da, mut ra) = start_for("a", 3);
+        let (db, mut rb) = start_for("b", 1);
         assert_eq!(da, t0 + Duration::from_secs(3));
         assert_eq!(t.poll_timeout(), Some(db));
         assert_eq!(t.handle_timeout(t0 + Duration::from_millis(999)).hard, 0);
@@ -819,7 +773,7 @@ mod tests {
     fn a_huge_timeout_does_not_overflow() {
         let now = Instant::now();
         let mut t = table(Matching::Native);
-        let mut m = Message::new(MessageType::REQUEST_URI, "a", "");
+        let mut m = typed(MessageType::REQUEST_URI, "a");
         let s = t
             .start(1, &mut m, Plugins::new(), Duration::MAX, None, now)
             .unwrap();
@@ -830,25 +784,15 @@ mod tests {
     fn failing_a_peer_or_everything_answers_closed() {
         let now = Instant::now();
         let mut t = table(Matching::Native);
-        let (_, mut r1) = start(
-            &mut t,
-            1,
-            Message::new(MessageType::REQUEST_URI, "a", ""),
-            now,
-        );
-        let (_, mut r2) = start(
-            &mut t,
-            2,
-            Message::new(MessageType::REQUEST_URI, "a", ""),
-            now,
-        );
+        let (_, mut r1) = start(&mut t, 1, typed(MessageType::REQUEST_URI, "a"), now);
+        let (_, mut r2) = start(&mut t, 2, typed(MessageType::REQUEST_URI, "a"), now);
         assert_eq!(t.fail_peer(1), 1);
         assert!(matches!(r1.try_recv(), Ok(Err(RequestError::Closed))));
         assert!(r2.try_recv().is_err());
         assert_eq!(t.fail_all(false), 1);
         assert!(matches!(r2.try_recv(), Ok(Err(RequestError::Closed))));
         // Not for good: new requests are taken; for good: refused.
-        let mut m = Message::new(MessageType::REQUEST_URI, "a", "");
+        let mut m = typed(MessageType::REQUEST_URI, "a");
         assert!(
             t.start(1, &mut m, Plugins::new(), SECOND, None, now)
                 .is_ok()
@@ -865,14 +809,21 @@ mod tests {
         Message::new(MessageType::REQUEST_URI, uri.to_owned(), "")
     }
 
-    #[test]
-    fn soft_then_hard_expiry_and_a_reply_between_is_on_time() {
+    /// A native table at `t0` with one request to peer 1 at uri `a` (hard timeout one second,
+    /// and `soft`): the table, the request as sent, and what `start` returned.
+    fn one_request(soft: Option<Duration>) -> (Instant, RequestTable<u8>, Message, Started) {
         let t0 = Instant::now();
         let mut t = table(Matching::Native);
         let mut m = request("a");
         let s = t
-            .start(1, &mut m, Plugins::new(), SECOND, Some(SECOND / 4), t0)
+            .start(1, &mut m, Plugins::new(), SECOND, soft, t0)
             .unwrap();
+        (t0, t, m, s)
+    }
+
+    #[test]
+    fn soft_then_hard_expiry_and_a_reply_between_is_on_time() {
+        let (t0, mut t, _, s) = one_request(Some(SECOND / 4));
         let mut rx = s.rx;
         assert_eq!(s.soft, Some(t0 + SECOND / 4));
         assert_eq!(t.poll_timeout(), s.soft, "the soft deadline comes first");
@@ -933,12 +884,7 @@ mod tests {
 
     #[test]
     fn a_reply_after_the_hard_timeout_is_late_once_and_only_from_its_peer() {
-        let t0 = Instant::now();
-        let mut t = table(Matching::Native);
-        let mut m = request("a");
-        let s = t
-            .start(1, &mut m, Plugins::new(), SECOND, None, t0)
-            .unwrap();
+        let (t0, mut t, _, s) = one_request(None);
         assert_eq!(t.handle_timeout(t0 + SECOND).hard, 1);
         let r = reply(MessageType::RESPOND_URI, "a", Some(s.id));
         assert!(matches!(
@@ -1004,12 +950,14 @@ mod tests {
 
     #[test]
     fn a_resend_rearms_the_soft_deadline_and_a_restart_keeps_the_id() {
-        let t0 = Instant::now();
-        let mut t = table(Matching::Native);
-        let mut m = request("a");
-        let s = t
-            .start(1, &mut m, Plugins::new(), SECOND, Some(SECOND / 4), t0)
-            .unwrap();
+        let (t0, mut t, m, s) = one_request(Some(SECOND / 4));
+        // The restarts below: the request as it was, with this soft deadline.
+        let timing = |soft| Timing {
+            started: t0,
+            deadline: s.deadline,
+            timeout: SECOND,
+            soft,
+        };
         t.handle_timeout(t0 + SECOND / 4);
         t.resend(s.id, Some(t0 + SECOND / 2));
         assert_eq!(t.next_deadline(s.id), Some(t0 + SECOND / 2));
@@ -1030,10 +978,7 @@ mod tests {
                 1,
                 &m,
                 Plugins::new(),
-                t0,
-                s.deadline,
-                SECOND,
-                Some(t0 + SECOND * 3 / 4),
+                timing(Some(t0 + SECOND * 3 / 4)),
             )
             .unwrap();
         assert_eq!(t.counts().retries, 3);
@@ -1045,13 +990,10 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(Ok(_))));
         // Restarting refuses an id that waits, and a closed table.
         let (id, _rx) = start(&mut t, 1, request("b"), t0);
-        assert!(
-            t.restart(id, 1, &m, Plugins::new(), t0, s.deadline, SECOND, None)
-                .is_err()
-        );
+        assert!(t.restart(id, 1, &m, Plugins::new(), timing(None)).is_err());
         t.fail_all(true);
         assert!(matches!(
-            t.restart(7, 1, &m, Plugins::new(), t0, s.deadline, SECOND, None),
+            t.restart(7, 1, &m, Plugins::new(), timing(None)),
             Err(RequestError::Closed)
         ));
     }
