@@ -4,7 +4,11 @@
 //!
 //! [`RequestTable`] is I/O-free: time comes in as `now`, a deadline is a value
 //! ([`RequestTable::poll_timeout`], [`RequestTable::handle_timeout`]), so its rules are
-//! unit-tested with made-up instants.
+//! unit-tested with made-up instants. One timer per node drives it (see
+//! [`Requests`](super::Requests)): the table says when that timer must wake
+//! ([`RequestTable::fire`]) and when a new deadline comes before the one it sleeps to
+//! ([`RequestTable::take_wake`]); its expiries reach the callers as events (a hard timeout
+//! answers the request, a soft one bumps the call's soft-timeout counter).
 //!
 //! A request id is random (64 bits, never 0, never one in use or remembered as timed out), so
 //! that nobody without the node's keys can predict it: with an auth plugin that covers the reply
@@ -16,7 +20,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::late::{Expired, ExpiredIds, LateReplyConfig};
@@ -63,6 +67,8 @@ pub(crate) struct Pending<P> {
     soft: Option<Instant>,
     /// Soft deadlines passed so far.
     soft_passed: u32,
+    /// Where a passed soft deadline is announced (`soft_passed`), for calls that set one.
+    soft_events: Option<watch::Sender<u32>>,
     /// Sent more than once: which send a reply answers is unknown (no round-trip sample).
     pub(crate) resent: bool,
     /// Registration order (ids are random): "the oldest request" is the lowest.
@@ -89,6 +95,9 @@ pub(crate) struct Started {
     pub(crate) deadline: Instant,
     pub(crate) soft: Option<Instant>,
     pub(crate) rx: oneshot::Receiver<Answer>,
+    /// The soft-timeout events (how many soft deadlines passed), when it has a soft deadline:
+    /// keep it to [`restart`](RequestTable::restart) the request with the same events.
+    pub(crate) soft_events: Option<watch::Sender<u32>>,
 }
 
 /// What a received reply is to the table.
@@ -181,6 +190,10 @@ pub(crate) struct RequestTable<P> {
     closed: bool,
     counts: Counts,
     next_seq: u64,
+    /// The instant the node's timer sleeps to (`None`: until woken).
+    armed: Option<Instant>,
+    /// A deadline came before `armed`: the timer must be woken ([`take_wake`](Self::take_wake)).
+    wake: bool,
 }
 
 impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
@@ -196,7 +209,32 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             closed: false,
             counts: Counts::default(),
             next_seq: 0,
+            armed: None,
+            wake: false,
         }
+    }
+
+    /// Whether a deadline was added that comes before the one the node's timer sleeps to
+    /// (then the timer must be woken to sleep less); cleared by the call. Most requests'
+    /// deadlines come after the earliest one, so the timer is rarely woken.
+    pub(crate) fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.wake)
+    }
+
+    fn arm(&mut self, at: Instant) {
+        if self.armed.is_none_or(|a| at < a) {
+            self.armed = Some(at);
+            self.wake = true;
+        }
+    }
+
+    /// The node's timer woke at `now`: pass the deadlines due, and say when to wake next
+    /// (`None`: when [`take_wake`](Self::take_wake) says so).
+    pub(crate) fn fire(&mut self, now: Instant) -> (Expiries, Option<Instant>) {
+        let out = self.handle_timeout(now);
+        self.armed = self.poll_timeout();
+        self.wake = false;
+        (out, self.armed)
     }
 
     /// Requests waiting.
@@ -238,17 +276,28 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             .checked_add(timeout)
             .unwrap_or_else(|| now + crate::node::sane(timeout));
         let soft = soft.map(|s| now + crate::node::sane(s).min(timeout));
-        let rx = self.insert(id, peer, msg, inner, now, deadline, timeout, soft);
+        let soft_events = soft.map(|_| watch::Sender::new(0));
+        let rx = self.insert(
+            id,
+            peer,
+            msg,
+            inner,
+            (now, deadline, timeout),
+            soft,
+            soft_events.clone(),
+        );
         Ok(Started {
             id,
             deadline,
             soft,
             rx,
+            soft_events,
         })
     }
 
-    /// Register request `id` again, as it was (same id, same hard deadline): it is about to be
-    /// re-sent after its link came back. Counted as a retry; its round trip is not sampled.
+    /// Register request `id` again, as it was (same id, same hard deadline, same soft-timeout
+    /// events): it is about to be re-sent after its link came back. Counted as a retry; its
+    /// round trip is not sampled.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn restart(
         &mut self,
@@ -260,12 +309,21 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         deadline: Instant,
         timeout: Duration,
         soft: Option<Instant>,
+        soft_events: Option<watch::Sender<u32>>,
     ) -> Result<oneshot::Receiver<Answer>, RequestError> {
         self.admit(peer)?;
         if self.entries.contains_key(&id) {
             return Err(RequestError::TooManyInFlight(self.limits.per_peer));
         }
-        let rx = self.insert(id, peer, msg, inner, started, deadline, timeout, soft);
+        let rx = self.insert(
+            id,
+            peer,
+            msg,
+            inner,
+            (started, deadline, timeout),
+            soft,
+            soft_events,
+        );
         if let Some(p) = self.entries.get_mut(&id) {
             p.resent = true;
         }
@@ -287,6 +345,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         Ok(())
     }
 
+    /// `times`: when it started, its hard deadline, its hard timeout.
     #[allow(clippy::too_many_arguments)]
     fn insert(
         &mut self,
@@ -294,10 +353,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         peer: P,
         msg: &Message,
         inner: Plugins,
-        started: Instant,
-        deadline: Instant,
-        timeout: Duration,
+        (started, deadline, timeout): (Instant, Instant, Duration),
         soft: Option<Instant>,
+        soft_events: Option<watch::Sender<u32>>,
     ) -> oneshot::Receiver<Answer> {
         let (tx, rx) = oneshot::channel();
         self.next_seq += 1;
@@ -312,15 +370,18 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                 deadline,
                 timeout,
                 soft,
-                soft_passed: 0,
+                soft_passed: soft_events.as_ref().map_or(0, |e| *e.borrow()),
+                soft_events,
                 resent: false,
                 seq: self.next_seq,
                 tx,
             },
         );
         self.deadlines.insert((deadline, id));
+        self.arm(deadline);
         if let Some(s) = soft {
             self.soft_deadlines.insert((s, id));
+            self.arm(s);
         }
         *self.per_peer.entry(peer).or_insert(0) += 1;
         rx
@@ -343,11 +404,13 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     }
 
     /// How many soft deadlines request `id` has passed; `None` once it is no longer waiting.
+    #[cfg(test)]
     pub(crate) fn soft_passed(&self, id: u64) -> Option<u32> {
         self.entries.get(&id).map(|p| p.soft_passed)
     }
 
     /// The next deadline of request `id` (its soft one while armed, else its hard one).
+    #[cfg(test)]
     pub(crate) fn next_deadline(&self, id: u64) -> Option<Instant> {
         self.entries.get(&id).map(|p| p.soft.unwrap_or(p.deadline))
     }
@@ -365,6 +428,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         p.resent = true;
         if let Some(s) = p.soft {
             self.soft_deadlines.insert((s, id));
+            self.arm(s);
         }
         self.counts.retries += 1;
     }
@@ -466,10 +530,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             .map(|(id, _)| *id)
     }
 
-    /// The earliest deadline, soft or hard, if any request waits. (Each caller sleeps until its
-    /// own next deadline and then calls [`handle_timeout`](Self::handle_timeout); a node-wide
-    /// timer would poll this.)
-    #[allow(dead_code)]
+    /// The earliest deadline, soft or hard, if any request waits.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let hard = self.deadlines.first().map(|(t, _)| *t);
         let soft = self.soft_deadlines.first().map(|(t, _)| *t);
@@ -480,8 +541,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     }
 
     /// Pass every deadline that is `now` or earlier: a soft one marks its request (which still
-    /// waits; [`soft_passed`](Self::soft_passed) counts them), a hard one fails its request with
-    /// [`RequestError::Timeout`] and remembers its id for a late reply.
+    /// waits; [`soft_passed`](Self::soft_passed) counts them, and its soft-timeout events
+    /// announce the new count), a hard one fails its request with [`RequestError::Timeout`] and
+    /// remembers its id for a late reply.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Expiries {
         let mut out = Expiries::default();
         while let Some(&(t, id)) = self.soft_deadlines.first() {
@@ -494,6 +556,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             {
                 p.soft = None;
                 p.soft_passed += 1;
+                if let Some(events) = &p.soft_events {
+                    events.send_replace(p.soft_passed);
+                }
                 out.soft += 1;
             }
         }
@@ -1034,6 +1099,7 @@ mod tests {
                 s.deadline,
                 SECOND,
                 Some(t0 + SECOND * 3 / 4),
+                s.soft_events.clone(),
             )
             .unwrap();
         assert_eq!(t.counts().retries, 3);
@@ -1046,13 +1112,119 @@ mod tests {
         // Restarting refuses an id that waits, and a closed table.
         let (id, _rx) = start(&mut t, 1, request("b"), t0);
         assert!(
-            t.restart(id, 1, &m, Plugins::new(), t0, s.deadline, SECOND, None)
-                .is_err()
+            t.restart(
+                id,
+                1,
+                &m,
+                Plugins::new(),
+                t0,
+                s.deadline,
+                SECOND,
+                None,
+                None
+            )
+            .is_err()
         );
         t.fail_all(true);
         assert!(matches!(
-            t.restart(7, 1, &m, Plugins::new(), t0, s.deadline, SECOND, None),
+            t.restart(7, 1, &m, Plugins::new(), t0, s.deadline, SECOND, None, None),
             Err(RequestError::Closed)
         ));
+    }
+
+    #[test]
+    fn the_timer_is_woken_only_for_a_deadline_earlier_than_the_one_it_sleeps_to() {
+        let t0 = Instant::now();
+        let mut t = table(Matching::Native);
+        // The first request of an idle table wakes the (sleeping) timer.
+        let (a, _ra) = start(&mut t, 1, request("a"), t0);
+        assert!(t.take_wake());
+        assert!(!t.take_wake(), "taken");
+        assert_eq!(t.fire(t0).1, Some(t0 + SECOND));
+        // Later deadlines (the common case: the same timeout, started later) do not.
+        let (_b, _rb) = start(&mut t, 1, request("b"), t0 + SECOND / 10);
+        assert!(!t.take_wake());
+        // An answered request leaves; the timer then wakes at its stale instant, for nothing
+        // due, and sleeps on to the next deadline.
+        t.remove(a);
+        assert_eq!(
+            t.fire(t0 + SECOND),
+            (Expiries::default(), Some(t0 + SECOND * 11 / 10))
+        );
+        // An earlier deadline, hard or soft, does.
+        let mut m = request("c");
+        t.start(1, &mut m, Plugins::new(), SECOND / 2, None, t0 + SECOND)
+            .unwrap();
+        assert!(!t.take_wake(), "t0 + 1.5 s comes after t0 + 1.1 s");
+        let mut m = request("d");
+        let s = t
+            .start(
+                1,
+                &mut m,
+                Plugins::new(),
+                SECOND,
+                Some(SECOND / 100),
+                t0 + SECOND,
+            )
+            .unwrap();
+        assert!(t.take_wake());
+        assert_eq!(t.fire(t0 + SECOND).1, s.soft);
+        // A re-armed soft deadline, earlier than the timer's next instant, too.
+        let (_, next) = t.fire(t0 + SECOND * 101 / 100);
+        assert_eq!(next, Some(t0 + SECOND * 11 / 10));
+        t.resend(s.id, Some(t0 + SECOND * 102 / 100));
+        assert!(t.take_wake());
+    }
+
+    #[test]
+    fn the_timer_fires_soft_and_hard_timeouts_as_events_in_injected_time() {
+        let t0 = Instant::now();
+        let mut t = table(Matching::Native);
+        let mut m = request("a");
+        let s = t
+            .start(1, &mut m, Plugins::new(), SECOND, Some(SECOND / 4), t0)
+            .unwrap();
+        let events = s.soft_events.clone().unwrap();
+        let mut soft = events.subscribe();
+        let mut rx = s.rx;
+        // Woken early (another request's stale instant): nothing due, told when to wake.
+        assert_eq!(
+            t.fire(t0 + SECOND / 8),
+            (Expiries::default(), Some(t0 + SECOND / 4))
+        );
+        assert!(!soft.has_changed().unwrap());
+        // At the soft deadline: an event, the request still waits, next wake is the hard one.
+        assert_eq!(
+            t.fire(t0 + SECOND / 4),
+            (Expiries { soft: 1, hard: 0 }, Some(s.deadline))
+        );
+        assert!(soft.has_changed().unwrap());
+        assert_eq!(*soft.borrow_and_update(), 1);
+        assert!(rx.try_recv().is_err());
+        // Re-sent, then registered again after a drop: the count goes on over the same events.
+        t.resend(s.id, Some(t0 + SECOND / 2));
+        t.fail_all(false);
+        let mut rx = t
+            .restart(
+                s.id,
+                1,
+                &m,
+                Plugins::new(),
+                t0,
+                s.deadline,
+                SECOND,
+                Some(t0 + SECOND * 3 / 4),
+                Some(events),
+            )
+            .unwrap();
+        assert_eq!(t.fire(t0 + SECOND * 3 / 4).0.soft, 1);
+        assert_eq!(*soft.borrow_and_update(), 2);
+        // At the hard deadline: the answer is the timeout, and nothing is left to wake for.
+        assert_eq!(t.fire(s.deadline), (Expiries { soft: 0, hard: 1 }, None));
+        assert!(matches!(rx.try_recv(), Ok(Err(RequestError::Timeout(d))) if d == SECOND));
+        assert!(
+            !soft.has_changed().unwrap(),
+            "a hard timeout is no soft event"
+        );
     }
 }
