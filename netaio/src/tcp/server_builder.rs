@@ -102,6 +102,7 @@ pub struct TcpServerBuilder {
     max_total_subscription_bytes: usize,
     request_timeout: Duration,
     max_in_flight: usize,
+    concurrent_requests: usize,
     shutdown_timeout: Duration,
     plugins: NodePlugins,
     peer_config: Option<PeerConfig>,
@@ -132,6 +133,7 @@ impl Default for TcpServerBuilder {
             max_total_subscription_bytes: subscriptions::DEFAULT_TOTAL_KEY_BYTES,
             request_timeout: Duration::from_secs(10),
             max_in_flight: 4096,
+            concurrent_requests: 1,
             shutdown_timeout: Duration::from_secs(10),
             plugins: NodePlugins::default(),
             peer_config: None,
@@ -324,6 +326,21 @@ impl TcpServerBuilder {
         self
     }
 
+    /// How many handlers of one connection may run at once (default 1: a connection's requests
+    /// are handled in order, one at a time, as Python netaio does). Above 1, a request that
+    /// carries a request id (every native caller's) runs in a task of its own and its reply,
+    /// which carries the id as its reference, goes out as soon as it is ready, so a slow request
+    /// no longer holds up the ones behind it on its connection (a hedging caller then stops
+    /// hedging the requests that queued behind a stalled one). Requests without an id (Python
+    /// peers, which match replies by uri) are still handled in order; with `n` handlers running,
+    /// the next one runs in line. Handlers still running when their connection closes are
+    /// cancelled.
+    #[must_use]
+    pub fn concurrent_requests(mut self, n: usize) -> Self {
+        self.concurrent_requests = n.max(1);
+        self
+    }
+
     /// How long a graceful shutdown waits for in-flight handlers before aborting them (default 10 s).
     #[must_use]
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
@@ -419,6 +436,7 @@ impl TcpServerBuilder {
             epoch: tokio::time::Instant::now(),
             counters: Counters::default(),
             shutdown_timeout: self.shutdown_timeout,
+            concurrent_requests: self.concurrent_requests,
             plugins,
             peers,
         });
