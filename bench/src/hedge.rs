@@ -28,8 +28,8 @@ pub struct HedgeArgs {
     /// The share of its requests it stalls, %
     #[arg(long, default_value_t = 5.0)]
     pub stall_percent: f64,
-    /// The soft timeout after which the other server is asked, µs (tokio's timers fire on
-    /// millisecond ticks: below 1000 the wait rounds up to the next tick)
+    /// The soft timeout after which the other server is asked, µs (below 1000 the node's
+    /// request timer yields until it instead of rounding it up to tokio's next millisecond tick)
     #[arg(long, default_value_t = 1000)]
     pub soft_us: u64,
     /// Over UDP instead of TCP (no head-of-line blocking: a stalled request does not hold up

@@ -453,6 +453,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_sub_millisecond_soft_timeout_passes_under_a_paused_clock_too() {
+        // The node's timer yields until such a deadline by the real clock; a paused clock does
+        // not move meanwhile, so it then sleeps to it (tokio rounds that to its next tick).
+        let (link, _peer) = link(RequestSettings::default());
+        for soft in [Duration::from_micros(50), Duration::from_micros(999)] {
+            let opts = CallOptions::new().soft_timeout(soft);
+            let t0 = Instant::now();
+            let call = start(link.clone(), req(), &opts);
+            call.soft_timeout().await;
+            assert!(call.is_impatient());
+            let took = Instant::now() - t0;
+            assert!(soft <= took && took <= Duration::from_millis(1), "{took:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn retries_resend_the_same_id_on_each_soft_timeout_then_the_hard_one_fails_it() {
         let (link, mut peer) = link(RequestSettings::default());
         let opts = CallOptions::new().soft_timeout(SECOND / 10).retry(2);

@@ -366,16 +366,20 @@ async fn run_timer<P: Copy + Eq + Hash + std::fmt::Debug>(
     wake: Arc<Notify>,
 ) {
     loop {
-        let next = {
+        let (next, fine) = {
             let Some(table) = table.upgrade() else {
                 return;
             };
             let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
-            t.fire(Instant::now()).1
+            let next = t.fire(Instant::now()).1;
+            (next, t.next_is_fine())
         };
         // A deadline added after `fire` wakes us through `wake` (whose permit is kept if we
         // are not waiting yet), so none is missed.
         match next {
+            Some(at) if fine && at.saturating_duration_since(Instant::now()) < table::FINE => {
+                yield_until(at, &wake).await;
+            }
             Some(at) => {
                 tokio::select! {
                     () = tokio::time::sleep_until(at) => {}
@@ -383,6 +387,30 @@ async fn run_timer<P: Copy + Eq + Hash + std::fmt::Debug>(
                 }
             }
             None => wake.notified().await,
+        }
+    }
+}
+
+/// Wait for a sub-millisecond soft deadline finer than tokio's timers (which fire on
+/// millisecond ticks): yield, letting every other task run, until it passes by the real clock,
+/// or until woken. The price is a worker kept busy (yielding) for up to a millisecond per such
+/// deadline, paid only by calls whose soft timeout is under [`table::FINE`]. Under a paused
+/// clock (tests), whose time does not move while tasks run, sleep to it instead.
+async fn yield_until(at: Instant, wake: &Notify) {
+    let end = std::time::Instant::now() + at.saturating_duration_since(Instant::now());
+    let woken = wake.notified();
+    tokio::pin!(woken);
+    while std::time::Instant::now() < end {
+        tokio::select! {
+            biased;
+            () = &mut woken => return,
+            () = tokio::task::yield_now() => {}
+        }
+    }
+    if Instant::now() < at {
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = &mut woken => {}
         }
     }
 }

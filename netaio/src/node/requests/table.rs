@@ -28,6 +28,10 @@ use crate::error::RequestError;
 use crate::plugin::Plugins;
 use crate::{Message, MessageType};
 
+/// Soft timeouts shorter than this are kept to the microsecond (see
+/// [`RequestTable::next_is_fine`]): tokio's timers fire on millisecond ticks.
+pub(crate) const FINE: Duration = Duration::from_millis(1);
+
 /// What a waiting caller receives.
 pub(crate) type Answer = Result<Message, RequestError>;
 
@@ -69,6 +73,9 @@ pub(crate) struct Pending<P> {
     soft_passed: u32,
     /// Where a passed soft deadline is announced (`soft_passed`), for calls that set one.
     soft_events: Option<watch::Sender<u32>>,
+    /// Its soft timeout is shorter than [`FINE`]: its soft deadlines are kept to the
+    /// microsecond.
+    soft_fine: bool,
     /// Sent more than once: which send a reply answers is unknown (no round-trip sample).
     pub(crate) resent: bool,
     /// Registration order (ids are random): "the oldest request" is the lowest.
@@ -138,6 +145,11 @@ pub(crate) struct Counts {
     pub(crate) soft_timeouts: u64,
     pub(crate) late_replies: u64,
     pub(crate) retries: u64,
+}
+
+/// Whether a soft deadline at `soft` set at `now` is a soft timeout shorter than [`FINE`].
+fn timeout_soft_fine(soft: Option<Instant>, now: Instant) -> bool {
+    soft.is_some_and(|s| s.saturating_duration_since(now) < FINE)
 }
 
 /// Whether `reply` (without a reference) can answer a request of type `sent`: the type the
@@ -237,6 +249,19 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         (out, self.armed)
     }
 
+    /// Whether the next deadline is the soft deadline of a request whose soft timeout is
+    /// shorter than [`FINE`]: the node's timer then waits for it more finely than tokio's
+    /// millisecond ticks (without it, a 50 µs soft timeout would pass after 1 to 2 ms).
+    pub(crate) fn next_is_fine(&self) -> bool {
+        let Some(&(soft, id)) = self.soft_deadlines.first() else {
+            return false;
+        };
+        if self.deadlines.first().is_some_and(|(hard, _)| *hard < soft) {
+            return false;
+        }
+        self.entries.get(&id).is_some_and(|p| p.soft_fine)
+    }
+
     /// Requests waiting.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -286,6 +311,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             soft,
             soft_events.clone(),
         );
+        if let Some(p) = self.entries.get_mut(&id) {
+            p.soft_fine = timeout_soft_fine(soft, now);
+        }
         Ok(Started {
             id,
             deadline,
@@ -372,6 +400,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                 soft,
                 soft_passed: soft_events.as_ref().map_or(0, |e| *e.borrow()),
                 soft_events,
+                soft_fine: false,
                 resent: false,
                 seq: self.next_seq,
                 tx,
@@ -1226,5 +1255,35 @@ mod tests {
             !soft.has_changed().unwrap(),
             "a hard timeout is no soft event"
         );
+    }
+
+    #[test]
+    fn only_a_sub_millisecond_soft_deadline_next_in_line_is_kept_finely() {
+        let t0 = Instant::now();
+        let mut t = table(Matching::Native);
+        assert!(!t.next_is_fine(), "nothing waits");
+        let us = Duration::from_micros;
+        // A 1 ms soft timeout is tokio's business.
+        let mut m = request("a");
+        t.start(1, &mut m, Plugins::new(), SECOND, Some(FINE), t0)
+            .unwrap();
+        assert!(!t.next_is_fine());
+        // A 50 µs one, next in line, is kept finely.
+        let mut m = request("b");
+        let s = t
+            .start(1, &mut m, Plugins::new(), SECOND, Some(us(50)), t0)
+            .unwrap();
+        assert!(t.next_is_fine());
+        // Past it, the next deadline is the 1 ms one: not fine any more.
+        assert_eq!(t.fire(t0 + us(50)).0.soft, 1);
+        assert!(!t.next_is_fine());
+        // Its retry re-arms it finely.
+        t.resend(s.id, Some(t0 + us(100)));
+        assert!(t.next_is_fine());
+        // A hard deadline before it comes first: not fine.
+        let mut m = request("c");
+        t.start(1, &mut m, Plugins::new(), us(60), None, t0)
+            .unwrap();
+        assert!(!t.next_is_fine());
     }
 }
