@@ -23,7 +23,7 @@ pub(crate) mod table;
 
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -132,6 +132,9 @@ pub(crate) struct Requests<P> {
     /// (The timer's hard timeouts shrink the table without updating it; each such request's
     /// caller then takes it out through `with`, which does.)
     waiting: AtomicUsize,
+    /// `table.late_by_uri_possible()`, readable without the lock (Python peers' late replies
+    /// carry no reference).
+    late_by_uri: AtomicBool,
     /// The node's hard timeout.
     timeout: Duration,
     /// The node's soft timeout.
@@ -166,6 +169,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Requests<P> {
             timer: Arc::new(Notify::new()),
             timer_spawned: OnceLock::new(),
             waiting: AtomicUsize::new(0),
+            late_by_uri: AtomicBool::new(false),
             timeout,
             soft_timeout: settings.soft_timeout,
             rtt: settings.adaptive.map(|a| (a, Mutex::new(RttTable::new(a)))),
@@ -180,6 +184,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Requests<P> {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let r = f(&mut table);
         self.waiting.store(table.len(), Ordering::Release);
+        self.late_by_uri
+            .store(table.late_by_uri_possible(), Ordering::Relaxed);
         let wake = table.take_wake();
         drop(table);
         if wake {
@@ -247,7 +253,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Requests<P> {
             return Correlated::NotAReply;
         }
         let referenced = msg.reply_ref().is_some();
-        if !referenced && self.is_idle() {
+        if !referenced && self.is_idle() && !self.late_by_uri.load(Ordering::Relaxed) {
             return Correlated::NotAReply;
         }
         match self.with(|t| t.take_reply(from, msg, Instant::now)) {
@@ -277,7 +283,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Requests<P> {
     /// Hand a late reply to the late-replies stream (if anyone listens; it is counted anyway).
     pub(crate) fn publish_late(&self, e: Expired<P>, addr: SocketAddr, reply: Message) {
         let late_by = Instant::now().saturating_duration_since(e.deadline);
-        let request_id = reply.reply_ref().unwrap_or_default();
+        // A Python peer's reply has no reference: the id is the request's, not the reply's.
+        let request_id = reply.reply_ref().unwrap_or(e.id);
         tracing::debug!(id = request_id, ?late_by, %addr, "late reply");
         if let Some(tx) = self.late.get() {
             let _ = tx.send(LateReply {

@@ -489,8 +489,11 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                 },
             };
         }
-        if self.entries.is_empty() || !may_answer(reply.message_type) {
+        if !may_answer(reply.message_type) {
             return Taken::Nothing;
+        }
+        if self.entries.is_empty() {
+            return self.take_late_by_uri(from, reply, now());
         }
         let by_uri = self
             .entries
@@ -507,8 +510,35 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         });
         match id.and_then(|id| self.remove(id)) {
             Some(p) => Taken::Answers(self.answered(p, &now)),
+            None => self.take_late_by_uri(from, reply, now()),
+        }
+    }
+
+    /// Python matching only: a reply without a reference that answers no waiting request is
+    /// the late reply of the oldest timed-out request to `from` for its uri that its type
+    /// answers (Python netaio 0.0.9 replies carry no reference, so that is all there is to go
+    /// by). Native peers' replies always carry one.
+    fn take_late_by_uri(&mut self, from: P, reply: &Message, now: Instant) -> Taken<P> {
+        if self.matching != Matching::Python || self.expired.is_empty() {
+            return Taken::Nothing;
+        }
+        let t = reply.message_type;
+        match self.expired.take_oldest(from, now, |e| {
+            e.uri == *reply.uri() && answers(e.sent, t) && !t.is_error()
+        }) {
+            Some((_, e)) => {
+                self.counts.late_replies += 1;
+                Taken::Late(e)
+            }
             None => Taken::Nothing,
         }
+    }
+
+    /// Whether a reply without a reference may still be a late reply (Python matching, with
+    /// timed-out requests remembered): the receive path then looks it up even when no request
+    /// waits.
+    pub(crate) fn late_by_uri_possible(&self) -> bool {
+        self.matching == Matching::Python && !self.expired.is_empty()
     }
 
     /// A request is answered: a soft deadline it passed that no timer has handled yet still
@@ -601,6 +631,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                     self.expired.remember(
                         id,
                         Expired {
+                            id,
                             peer: p.peer,
                             uri: p.uri.clone(),
                             sent: p.sent,
@@ -1285,5 +1316,36 @@ mod tests {
         t.start(1, &mut m, Plugins::new(), us(60), None, t0)
             .unwrap();
         assert!(!t.next_is_fine());
+    }
+
+    #[test]
+    fn a_python_peer_s_late_reply_is_matched_by_uri() {
+        let t0 = Instant::now();
+        for matching in [Matching::Native, Matching::Python] {
+            let mut t = table(matching);
+            let (id, _rx) = start(&mut t, 1, request("slow/1"), t0);
+            assert_eq!(t.fire(t0 + SECOND).0.hard, 1);
+            assert_eq!(t.late_by_uri_possible(), matching == Matching::Python);
+            let late = t0 + SECOND * 2;
+            // Not from another peer, not for another uri, not an error.
+            for (from, r) in [
+                (2, reply(MessageType::RESPOND_URI, "slow/1", None)),
+                (1, reply(MessageType::RESPOND_URI, "slow/2", None)),
+                (1, reply(MessageType::NOT_FOUND, "slow/1", None)),
+            ] {
+                assert!(matches!(t.take_reply(from, &r, || late), Taken::Nothing));
+            }
+            let r = reply(MessageType::RESPOND_URI, "slow/1", None);
+            match (matching, t.take_reply(1, &r, || late)) {
+                (Matching::Python, Taken::Late(e)) => {
+                    assert_eq!((e.id, e.uri.as_ref()), (id, &b"slow/1"[..]));
+                }
+                (Matching::Native, Taken::Nothing) => {}
+                (m, other) => panic!("{m:?}: {other:?}"),
+            }
+            // Taken once.
+            assert!(matches!(t.take_reply(1, &r, || late), Taken::Nothing));
+            assert!(!t.late_by_uri_possible());
+        }
     }
 }
