@@ -28,14 +28,18 @@ pub struct HedgeArgs {
     /// The share of its requests it stalls, %
     #[arg(long, default_value_t = 5.0)]
     pub stall_percent: f64,
-    /// The soft timeout after which the other server is asked, µs (tokio's timers fire on
-    /// millisecond ticks: below 1000 the wait rounds up to the next tick)
+    /// The soft timeout after which the other server is asked, µs (below 1000 the node's
+    /// request timer yields until it instead of rounding it up to tokio's next millisecond tick)
     #[arg(long, default_value_t = 1000)]
     pub soft_us: u64,
     /// Over UDP instead of TCP (no head-of-line blocking: a stalled request does not hold up
     /// the next ones)
     #[arg(long)]
     pub udp: bool,
+    /// TCP: handlers of one connection the servers run at once (`concurrent_requests`; 1, the
+    /// default, handles a connection's requests in order, so a stalled one holds up the next)
+    #[arg(long, default_value_t = 1)]
+    pub concurrent: usize,
 }
 
 /// p50 and p99 of one measurement, µs.
@@ -62,6 +66,8 @@ pub struct HedgeResult {
     pub hedged_by_second: u64,
     /// The soft timeout, µs.
     pub soft_us: u64,
+    /// The servers' `concurrent_requests` (TCP).
+    pub concurrent: usize,
 }
 
 /// A deterministic generator (splitmix64), so that every run stalls the same requests.
@@ -91,8 +97,13 @@ fn router(name: &'static str, stall: Duration, percent: f64) -> Router {
     )
 }
 
-async fn serve(router: Router) -> crate::Result<std::net::SocketAddr> {
-    let server = TcpServer::bind(([127, 0, 0, 1], 0), router).await?;
+async fn serve(router: Router, concurrent: usize) -> crate::Result<std::net::SocketAddr> {
+    let server = TcpServer::builder()
+        .address(([127, 0, 0, 1], 0))
+        .router(router)
+        .concurrent_requests(concurrent)
+        .bind()
+        .await?;
     let addr = server.local_addr();
     tokio::spawn(server.serve());
     Ok(addr)
@@ -128,8 +139,12 @@ pub async fn run(args: &HedgeArgs) -> crate::Result<HedgeResult> {
         return run_udp(args).await;
     }
     let stall = Duration::from_millis(args.stall_ms);
-    let stalling = serve(router("stalling", stall, args.stall_percent)).await?;
-    let fast = serve(router("fast", stall, 0.0)).await?;
+    let stalling = serve(
+        router("stalling", stall, args.stall_percent),
+        args.concurrent,
+    )
+    .await?;
+    let fast = serve(router("fast", stall, 0.0), args.concurrent).await?;
     let client = TcpClient::new();
     let conns: [Connection; 2] = [client.connect(stalling).await?, client.connect(fast).await?];
     // Warm up both connections.
@@ -218,6 +233,7 @@ fn result(
         hedged: latency(hedged),
         hedged_by_second: by_second.load(Ordering::Relaxed),
         soft_us: args.soft_us,
+        concurrent: args.concurrent,
     }
 }
 

@@ -7,4 +7,5 @@ mod plugin_examples_run;
 mod python_interop;
 mod python_udp_peers;
 mod service_run;
+mod slow_peers_python;
 mod udp_examples_run;

@@ -67,7 +67,7 @@ pub(crate) struct Pipeline<'a, P> {
     pub(crate) accepts_unauthenticated_errors: bool,
 }
 
-impl<P: Copy + Eq + Hash + std::fmt::Debug> Pipeline<'_, P> {
+impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Pipeline<'_, P> {
     /// Take `msg` from `from` (at `addr`) through the instance plugins, the request table, the
     /// router and the route's inner plugins. `peer` looks up the sender's peer record; it is
     /// called at most once, and only when a plugin will see the peer.

@@ -16,6 +16,7 @@ mod calls;
 mod client;
 mod client_builder;
 mod client_dispatch;
+mod concurrent;
 mod connection;
 mod connection_options;
 mod deadlines;

@@ -234,6 +234,8 @@ pub(super) struct ServerShared {
     pub(super) epoch: Instant,
     pub(super) counters: Counters,
     pub(super) shutdown_timeout: Duration,
+    /// Handlers of one connection that may run at once (see `concurrent.rs`).
+    pub(super) concurrent_requests: usize,
     pub(super) plugins: NodePlugins,
     /// Clients that advertised themselves (peer management).
     pub(super) peers: PeerTable,
@@ -398,6 +400,9 @@ impl ServerHandle {
                     status,
                     authenticated: false,
                     next_active_store: Instant::now(),
+                    concurrent: super::concurrent::Concurrent::new(
+                        handle.shared.concurrent_requests,
+                    ),
                 };
                 let mut rx = rx;
                 guard.reason = Some(

@@ -94,6 +94,7 @@ pub struct TcpServerOptions {
     handshake_timeout: Option<Duration>,
     max_auth_failures: Option<u32>,
     max_queued_bytes: usize,
+    concurrent_requests: usize,
     shutdown_timeout: Duration,
     subscriptions: SubscriptionLimits,
     connection: ConnectionOptions,
@@ -108,6 +109,7 @@ impl Default for TcpServerOptions {
             handshake_timeout: Some(Duration::from_secs(10)),
             max_auth_failures: Some(3),
             max_queued_bytes: 64 << 20,
+            concurrent_requests: 1,
             shutdown_timeout: Duration::from_secs(10),
             subscriptions: SubscriptionLimits {
                 per_subscriber: 1024,
@@ -193,6 +195,21 @@ impl TcpServerBuilder {
         self
     }
 
+    /// How many handlers of one connection may run at once (default 1: a connection's requests
+    /// are handled in order, one at a time, as Python netaio does). Above 1, a request that
+    /// carries a request id (every native caller's) runs in a task of its own and its reply,
+    /// which carries the id as its reference, goes out as soon as it is ready, so a slow request
+    /// no longer holds up the ones behind it on its connection (a hedging caller then stops
+    /// hedging the requests that queued behind a stalled one). Requests without an id (Python
+    /// peers, which match replies by uri) are still handled in order; with `n` handlers running,
+    /// the next one runs in line. Handlers still running when their connection closes are
+    /// cancelled.
+    #[must_use]
+    pub fn concurrent_requests(mut self, n: usize) -> Self {
+        self.kind.concurrent_requests = n.max(1);
+        self
+    }
+
     /// How long a graceful shutdown waits for in-flight handlers before aborting them (default 10 s).
     #[must_use]
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
@@ -264,6 +281,7 @@ impl TcpServerBuilder {
             epoch: tokio::time::Instant::now(),
             counters: Counters::default(),
             shutdown_timeout: kind.shutdown_timeout,
+            concurrent_requests: kind.concurrent_requests,
             plugins,
             peers,
         });

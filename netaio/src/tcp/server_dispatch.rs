@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::ServerHandle;
+use super::concurrent::{Concurrent, Job};
 use super::driver::{Dispatch, Verdict};
 use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
@@ -44,6 +45,8 @@ pub(super) struct ServerDispatch {
     /// When `status.last_active` is next worth updating (it is kept to the second: reading the
     /// clock into milliseconds on every batch would cost more than the eviction order gains).
     pub(super) next_active_store: Instant,
+    /// Handlers running in tasks, when the server lets them run concurrently.
+    pub(super) concurrent: Option<Concurrent>,
 }
 
 impl ServerDispatch {
@@ -243,18 +246,41 @@ impl Dispatch for ServerDispatch {
         // from a new port.
         let dedup = &self.server.shared.dedup;
         let client = self.peer.ip();
-        let mut running = None;
+        let mut once = None;
         let mut cached = None;
         if handler.is_some()
             && let Some((id, begin)) = dedup.begin(client, &msg)
         {
             match begin {
-                Begin::New => running = Some(Running::new(dedup, client, id)),
+                Begin::New => once = Some(id),
                 // A copy of a request that passed the instance plugins: a valid frame.
                 Begin::Running | Begin::Done(None) => return Verdict::Valid,
                 Begin::Done(Some(reply)) => cached = Some(reply),
             }
         }
+        // Concurrent handlers (opt-in): a request with an id runs in a task of its own.
+        if let Some(concurrent) = self.concurrent.as_mut()
+            && cached.is_none()
+            && handler.is_some()
+            && rid.is_some()
+            && concurrent.has_room()
+            && let (Some(handler), Some(request_id)) = (handler.clone(), rid.clone())
+        {
+            let job = Job {
+                handler,
+                request: Request {
+                    message: msg,
+                    ctx: self.ctx.clone(),
+                },
+                inner,
+                request_id,
+                once: once.map(|id| (client, id)),
+                span,
+            };
+            concurrent.spawn(self.server.clone(), self.id, job);
+            return verdict;
+        }
+        let running = once.map(|id| Running::new(dedup, client, id));
         // One path to `reply` below whatever the reply's origin: a second await of it here
         // would grow this future for every message.
         let reply = match (cached, handler) {

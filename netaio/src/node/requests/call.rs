@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Requests;
@@ -50,6 +51,8 @@ pub struct PendingCall {
     id: Option<u64>,
     deadline: Option<Instant>,
     pub(super) soft: Option<Instant>,
+    /// How many soft timeouts passed, as the node's request timer announces them.
+    pub(super) soft_events: Option<watch::Receiver<u32>>,
     pub(super) fut: Pin<Box<dyn Future<Output = Result<Message, RequestError>> + Send>>,
 }
 
@@ -78,6 +81,7 @@ impl PendingCall {
             id: None,
             deadline: None,
             soft: None,
+            soft_events: None,
             fut: Box::pin(std::future::ready(Err(e))),
         }
     }
@@ -97,20 +101,23 @@ impl PendingCall {
         self.soft
     }
 
-    /// True once its soft timeout has passed.
+    /// True once its soft timeout has passed (the node's request timer has announced it).
     pub fn is_impatient(&self) -> bool {
-        self.soft.is_some_and(|s| Instant::now() >= s)
+        self.soft_events.as_ref().is_some_and(|e| *e.borrow() > 0)
     }
 
-    /// A future that resolves when the soft timeout passes (never, without one). It borrows
-    /// nothing, so it can be selected on next to the call itself; the call goes on.
-    pub fn soft_timeout(&self) -> impl Future<Output = ()> + Send + 'static {
-        let soft = self.soft;
+    /// A future that resolves when the soft timeout passes (never, without one, or once the
+    /// call has ended). It borrows nothing, so it can be selected on next to the call itself;
+    /// the call goes on.
+    pub fn soft_timeout(&self) -> impl Future<Output = ()> + Send + use<> {
+        let events = self.soft_events.clone();
         async move {
-            match soft {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
+            if let Some(mut e) = events
+                && e.wait_for(|n| *n > 0).await.is_ok()
+            {
+                return;
             }
+            std::future::pending().await
         }
     }
 }
@@ -170,6 +177,7 @@ pub(crate) fn start<L: CallLink>(link: L, mut msg: Message, opts: &CallOptions) 
         Err(e) => return PendingCall::failed(e),
     };
     let (id, deadline, soft_at) = (started.id, started.deadline, started.soft);
+    let soft_events = started.soft_events.as_ref().map(|e| e.subscribe());
     let plan = Plan {
         send: opts.send.clone(),
         timeout,
@@ -181,6 +189,7 @@ pub(crate) fn start<L: CallLink>(link: L, mut msg: Message, opts: &CallOptions) 
         id: Some(id),
         deadline: Some(deadline),
         soft: soft_at,
+        soft_events,
         fut: Box::pin(drive(Owned { link, id }, msg, started, plan)),
     }
 }
@@ -206,7 +215,10 @@ impl<L: CallLink> Drop for Owned<L> {
     }
 }
 
-/// Send the request and wait for its answer, re-sending it as the plan allows.
+/// Send the request and wait for its answer, re-sending it as the plan allows. The node's
+/// request timer passes its deadlines: a hard one answers it (`rx`), a soft one comes as an
+/// event (`soft`). Only while its link is down (the request is out of the table then) does the
+/// call watch its hard deadline itself.
 async fn drive<L: CallLink>(
     owned: Owned<L>,
     mut msg: Message,
@@ -214,9 +226,14 @@ async fn drive<L: CallLink>(
     plan: Plan,
 ) -> Result<Message, RequestError> {
     let Started {
-        id, deadline, rx, ..
+        id,
+        deadline,
+        rx,
+        soft_events,
+        ..
     } = started;
     let mut rx = rx;
+    let mut soft = soft_events.as_ref().map(|e| e.subscribe());
     let link = &owned.link;
     let peer = link.peer();
     let mut retries = plan.retries;
@@ -228,14 +245,7 @@ async fn drive<L: CallLink>(
     let mut sent = false;
     let mut soft_seen = 0u32;
     let mut challenged = false;
-    // Set when the request has left the table (answered or failed): only `rx` is left to wait
-    // for, and it is answered right after.
-    let mut gone = false;
     loop {
-        let next = link
-            .requests()
-            .with(|t| t.next_deadline(id))
-            .unwrap_or(deadline);
         tokio::select! {
             biased;
             answer = &mut rx => {
@@ -274,12 +284,13 @@ async fn drive<L: CallLink>(
                         deadline,
                         timeout: plan.timeout,
                         soft: soft_at,
+                        soft_events: soft_events.clone(),
                     };
                     t.restart(id, peer, &msg, plan.send.inner.clone(), timing)
                 })?;
                 tracing::debug!(id, "{why}");
                 sending.set(link.send(msg.clone(), &plan.send));
-                (sent, must_send, gone) = (false, true, false);
+                (sent, must_send) = (false, true);
             }
             r = &mut sending, if !sent => {
                 sent = true;
@@ -289,23 +300,23 @@ async fn drive<L: CallLink>(
                     Err(e) => tracing::debug!(id, error = %e, "re-send failed; still waiting"),
                 }
             }
-            () = tokio::time::sleep_until(next), if !gone => {
-                let now = Instant::now();
-                link.requests().with(|t| t.handle_timeout(now));
-                match link.requests().with(|t| t.soft_passed(id)) {
-                    None => gone = true,
-                    Some(n) if n > soft_seen => {
-                        soft_seen = n;
-                        if retries > 0 && sent {
-                            retries -= 1;
-                            let soft_at = plan.soft.map(|s| now + s);
-                            link.requests().with(|t| t.resend(id, soft_at));
-                            tracing::debug!(id, "soft timeout: request re-sent");
-                            sending.set(link.send(msg.clone(), &plan.send));
-                            (sent, must_send) = (false, false);
-                        }
+            changed = async { soft.as_mut()?.changed().await.ok() }, if soft.is_some() => {
+                let Some(()) = changed else {
+                    // Cannot happen (this call holds a sender); stop watching anyway.
+                    soft = None;
+                    continue;
+                };
+                let n = soft.as_mut().map_or(0, |e| *e.borrow_and_update());
+                if n > soft_seen {
+                    soft_seen = n;
+                    if retries > 0 && sent {
+                        retries -= 1;
+                        let soft_at = plan.soft.map(|s| Instant::now() + s);
+                        link.requests().with(|t| t.resend(id, soft_at));
+                        tracing::debug!(id, "soft timeout: request re-sent");
+                        sending.set(link.send(msg.clone(), &plan.send));
+                        (sent, must_send) = (false, false);
                     }
-                    Some(_) => {}
                 }
             }
         }
@@ -436,6 +447,22 @@ mod tests {
         assert!(link.requests.is_idle());
         let stats = link.requests.stats(0);
         assert_eq!((stats.soft_timeouts, stats.timeouts), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sub_millisecond_soft_timeout_passes_under_a_paused_clock_too() {
+        // The node's timer yields until such a deadline by the real clock; a paused clock does
+        // not move meanwhile, so it then sleeps to it (tokio rounds that to its next tick).
+        let (link, _peer) = link(RequestSettings::default());
+        for soft in [Duration::from_micros(50), Duration::from_micros(999)] {
+            let opts = CallOptions::new().soft_timeout(soft);
+            let t0 = Instant::now();
+            let call = start(link.clone(), req(), &opts);
+            call.soft_timeout().await;
+            assert!(call.is_impatient());
+            let took = Instant::now() - t0;
+            assert!(soft <= took && took <= Duration::from_millis(1), "{took:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,8 +8,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-use tokio::time::Instant;
-
 use super::call::PendingCall;
 use super::options::CallOptions;
 use crate::Message;
@@ -69,20 +67,18 @@ pub async fn call_any<T: CallTarget>(
     let mut calls: Vec<PendingCall> = Vec::with_capacity(limit);
     let mut next = 0;
     let mut last_error = RequestError::NoTarget;
-    let hedge_timer = tokio::time::sleep_until(Instant::now());
-    tokio::pin!(hedge_timer);
-    let mut armed = false;
-    let start_next = |calls: &mut Vec<PendingCall>, next: &mut usize| -> Option<Instant> {
+    // The latest call's soft timeout, as its node's request timer announces it.
+    let mut hedge_timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+    let start_next = |calls: &mut Vec<PendingCall>, next: &mut usize| {
         let target = targets.get(*next).filter(|_| *next < limit)?;
         *next += 1;
         let call = target.start_call(msg.clone(), opts);
-        let soft = call.soft_deadline();
+        let soft = call.soft_deadline().map(|_| call.soft_timeout());
         calls.push(call);
         soft
     };
-    if let Some(at) = start_next(&mut calls, &mut next) {
-        hedge_timer.as_mut().reset(at);
-        armed = true;
+    if let Some(soft) = start_next(&mut calls, &mut next) {
+        hedge_timer = Some(Box::pin(soft));
     }
     loop {
         if calls.is_empty() {
@@ -98,7 +94,9 @@ pub async fn call_any<T: CallTarget>(
                 }
                 i += 1;
             }
-            if armed && hedge_timer.as_mut().poll(cx).is_ready() {
+            if let Some(timer) = hedge_timer.as_mut()
+                && timer.as_mut().poll(cx).is_ready()
+            {
                 return Poll::Ready(None);
             }
             Poll::Pending
@@ -111,15 +109,14 @@ pub async fn call_any<T: CallTarget>(
                 last_error = e;
             }
             None => {
-                armed = false;
+                hedge_timer = None;
                 tracing::debug!("hedged call: soft timeout, asking the next target");
             }
         }
         if next < limit
-            && let Some(at) = start_next(&mut calls, &mut next)
+            && let Some(soft) = start_next(&mut calls, &mut next)
         {
-            hedge_timer.as_mut().reset(at);
-            armed = true;
+            hedge_timer = Some(Box::pin(soft));
         }
     }
 }
@@ -128,6 +125,8 @@ pub async fn call_any<T: CallTarget>(
 mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    use tokio::time::Instant;
 
     use super::*;
     use crate::MessageType;
@@ -153,6 +152,16 @@ mod tests {
             let (delay, index) = (self.delay, self.index);
             let mut call = PendingCall::failed(RequestError::Closed);
             call.soft = self.soft.map(|s| Instant::now() + s);
+            // The soft-timeout event, as a node's request timer would send it.
+            call.soft_events = self.soft.map(|s| {
+                let (tx, rx) = tokio::sync::watch::channel(0);
+                tokio::spawn(async move {
+                    tokio::time::sleep(s).await;
+                    tx.send_replace(1);
+                    tx.closed().await;
+                });
+                rx
+            });
             call.fut = Box::pin(async move {
                 match delay {
                     Some(d) => {

@@ -128,6 +128,8 @@ impl LateReplyConfig {
 /// What is remembered of a request that timed out.
 #[derive(Debug, Clone)]
 pub(crate) struct Expired<P> {
+    /// Its request id.
+    pub(crate) id: u64,
     pub(crate) peer: P,
     pub(crate) uri: Bytes,
     pub(crate) sent: MessageType,
@@ -208,6 +210,32 @@ impl<P: Copy + Eq> ExpiredIds<P> {
         Some(e)
     }
 
+    /// The oldest timed-out request to `from` that `fits` (a reply without a reference, from a
+    /// peer that matches by uri: Python netaio 0.0.9), taken. Scans the remembered ids, which
+    /// are bounded ([`LateReplyConfig::max_ids`]).
+    pub(crate) fn take_oldest(
+        &mut self,
+        from: P,
+        now: Instant,
+        fits: impl Fn(&Expired<P>) -> bool,
+    ) -> Option<(u64, Expired<P>)> {
+        self.prune(now);
+        let id = self.order.iter().find_map(|(t, id)| {
+            self.entries
+                .get(id)
+                .filter(|e| e.deadline == *t && e.peer == from && fits(e))
+                .map(|_| *id)
+        })?;
+        let e = self.entries.remove(&id)?;
+        self.bytes -= e.uri.len();
+        Some((id, e))
+    }
+
+    /// Whether no id is remembered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Forget every id whose window has passed.
     fn prune(&mut self, now: Instant) {
         while let Some(&(deadline, _)) = self.order.front() {
@@ -238,6 +266,7 @@ mod tests {
 
     fn expired(peer: u8, uri: &'static str, deadline: Instant) -> Expired<u8> {
         Expired {
+            id: 0,
             peer,
             uri: Bytes::from_static(uri.as_bytes()),
             sent: MessageType::REQUEST_URI,

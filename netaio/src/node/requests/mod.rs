@@ -5,7 +5,13 @@
 //!
 //! Every caller goes through here: a TCP client connection, a TCP server calling one of its
 //! clients, a UDP node. The fast path (`call`, `request`, … without soft timeout or retries) is
-//! [`Requests::exchange`]: one table entry, one timer, as before any of the rest existed.
+//! [`Requests::exchange`]: one table entry and a wait for its answer.
+//!
+//! Deadlines are the table's: one timer task per node sleeps to the table's next deadline
+//! ([`RequestTable::fire`]) and passes what is due, which answers a request whose hard timeout
+//! passed and announces a soft timeout on the call's events. A caller never sleeps to its own
+//! deadline, so a request costs no timer of its own; the timer is woken only when a request
+//! brings a deadline earlier than the one it sleeps to (rare when the timeouts are alike).
 
 pub(crate) mod call;
 pub(crate) mod dedup;
@@ -17,11 +23,11 @@ pub(crate) mod table;
 
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
 pub use self::call::PendingCall;
@@ -116,9 +122,19 @@ pub(crate) enum Correlated<P> {
 /// settings.
 #[derive(Debug)]
 pub(crate) struct Requests<P> {
-    table: Mutex<RequestTable<P>>,
+    /// Shared with the node's timer task (which holds it weakly, and ends when it is gone).
+    table: Arc<Mutex<RequestTable<P>>>,
+    /// Wakes the timer task: a deadline earlier than the one it sleeps to, or the node dropped.
+    timer: Arc<Notify>,
+    /// Set once the timer task is spawned (on the first request).
+    timer_spawned: OnceLock<()>,
     /// `table.len()`, readable without the lock: the receive path looks at it for every message.
+    /// (The timer's hard timeouts shrink the table without updating it; each such request's
+    /// caller then takes it out through `with`, which does.)
     waiting: AtomicUsize,
+    /// `table.late_by_uri_possible()`, readable without the lock (Python peers' late replies
+    /// carry no reference).
+    late_by_uri: AtomicBool,
     /// The node's hard timeout.
     timeout: Duration,
     /// The node's soft timeout.
@@ -130,7 +146,14 @@ pub(crate) struct Requests<P> {
     late: OnceLock<broadcast::Sender<LateReply>>,
 }
 
-impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
+impl<P> Drop for Requests<P> {
+    fn drop(&mut self) {
+        // The timer task sees the table gone and ends.
+        self.timer.notify_one();
+    }
+}
+
+impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Requests<P> {
     pub(crate) fn new(
         limits: Limits,
         matching: Matching,
@@ -138,8 +161,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
         settings: &RequestSettings,
     ) -> Self {
         Self {
-            table: Mutex::new(RequestTable::new(limits, matching, settings.late)),
+            table: Arc::new(Mutex::new(RequestTable::new(
+                limits,
+                matching,
+                settings.late,
+            ))),
+            timer: Arc::new(Notify::new()),
+            timer_spawned: OnceLock::new(),
             waiting: AtomicUsize::new(0),
+            late_by_uri: AtomicBool::new(false),
             timeout,
             soft_timeout: settings.soft_timeout,
             rtt: settings.adaptive.map(|a| (a, Mutex::new(RttTable::new(a)))),
@@ -148,12 +178,36 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
         }
     }
 
-    /// Run `f` on the table and publish its new length.
+    /// Run `f` on the table and publish its new length; wake the timer when `f` added a
+    /// deadline earlier than the one it sleeps to.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RequestTable<P>) -> R) -> R {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let r = f(&mut table);
         self.waiting.store(table.len(), Ordering::Release);
+        self.late_by_uri
+            .store(table.late_by_uri_possible(), Ordering::Relaxed);
+        let wake = table.take_wake();
+        drop(table);
+        if wake {
+            self.wake_timer();
+        }
         r
+    }
+
+    /// Wake the node's timer task, spawning it the first time (on the runtime of the first
+    /// request: a node's requests are made from within its runtime).
+    fn wake_timer(&self) {
+        self.timer_spawned.get_or_init(|| {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(run_timer(Arc::downgrade(&self.table), self.timer.clone()));
+                }
+                // A request registered outside any runtime cannot be sent either; its caller's
+                // own future (polled in some runtime later) is what would wait.
+                Err(e) => tracing::error!(error = %e, "request timer not started: no runtime"),
+            }
+        });
+        self.timer.notify_one();
     }
 
     /// True when no request waits (so a received message cannot be a reply).
@@ -199,7 +253,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
             return Correlated::NotAReply;
         }
         let referenced = msg.reply_ref().is_some();
-        if !referenced && self.is_idle() {
+        if !referenced && self.is_idle() && !self.late_by_uri.load(Ordering::Relaxed) {
             return Correlated::NotAReply;
         }
         match self.with(|t| t.take_reply(from, msg, Instant::now)) {
@@ -229,7 +283,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
     /// Hand a late reply to the late-replies stream (if anyone listens; it is counted anyway).
     pub(crate) fn publish_late(&self, e: Expired<P>, addr: SocketAddr, reply: Message) {
         let late_by = Instant::now().saturating_duration_since(e.deadline);
-        let request_id = reply.reply_ref().unwrap_or_default();
+        // A Python peer's reply has no reference: the id is the request's, not the reply's.
+        let request_id = reply.reply_ref().unwrap_or(e.id);
         tracing::debug!(id = request_id, ?late_by, %addr, "late reply");
         if let Some(tx) = self.late.get() {
             let _ = tx.send(LateReply {
@@ -291,12 +346,13 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
         };
         let started =
             self.with(|t| t.start(peer, &mut msg, inner, timeout, None, Instant::now()))?;
-        let (id, deadline, mut rx) = (started.id, started.deadline, started.rx);
+        let (id, mut rx) = (started.id, started.rx);
         let _guard = Guard { requests: self, id };
         let sending = send(msg);
         tokio::pin!(sending);
         let mut sent = false;
-        // Bounded: the deadline passes once, after which the table has answered the request.
+        // The table answers the request: with its reply, or with its timeout when the node's
+        // timer passes its deadline.
         loop {
             tokio::select! {
                 biased;
@@ -305,24 +361,74 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> Requests<P> {
                     sent = true;
                     r?;
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    self.with(|t| t.handle_timeout(Instant::now()));
-                    // The table has answered the request by now: with its timeout, or with a
-                    // reply that came first.
-                    return rx.try_recv().unwrap_or(Err(RequestError::Timeout(timeout)));
-                }
             }
         }
     }
 }
 
+/// A node's request timer: sleep to the table's next deadline, pass what is due, again; sleep
+/// until woken while nothing waits. Ends when the table is gone.
+async fn run_timer<P: Copy + Eq + Hash + std::fmt::Debug>(
+    table: Weak<Mutex<RequestTable<P>>>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let (next, fine) = {
+            let Some(table) = table.upgrade() else {
+                return;
+            };
+            let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+            let next = t.fire(Instant::now()).1;
+            (next, t.next_is_fine())
+        };
+        // A deadline added after `fire` wakes us through `wake` (whose permit is kept if we
+        // are not waiting yet), so none is missed.
+        match next {
+            Some(at) if fine && at.saturating_duration_since(Instant::now()) < table::FINE => {
+                yield_until(at, &wake).await;
+            }
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// Wait for a sub-millisecond soft deadline finer than tokio's timers (which fire on
+/// millisecond ticks): yield, letting every other task run, until it passes by the real clock,
+/// or until woken. The price is a worker kept busy (yielding) for up to a millisecond per such
+/// deadline, paid only by calls whose soft timeout is under [`table::FINE`]. Under a paused
+/// clock (tests), whose time does not move while tasks run, sleep to it instead.
+async fn yield_until(at: Instant, wake: &Notify) {
+    let end = std::time::Instant::now() + at.saturating_duration_since(Instant::now());
+    let woken = wake.notified();
+    tokio::pin!(woken);
+    while std::time::Instant::now() < end {
+        tokio::select! {
+            biased;
+            () = &mut woken => return,
+            () = tokio::task::yield_now() => {}
+        }
+    }
+    if Instant::now() < at {
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = &mut woken => {}
+        }
+    }
+}
+
 /// Takes a request out of the table however its caller's future ends.
-struct Guard<'a, P: Copy + Eq + Hash + std::fmt::Debug> {
+struct Guard<'a, P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> {
     requests: &'a Requests<P>,
     id: u64,
 }
 
-impl<P: Copy + Eq + Hash + std::fmt::Debug> Drop for Guard<'_, P> {
+impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Drop for Guard<'_, P> {
     fn drop(&mut self) {
         self.requests.with(|t| t.remove(self.id));
     }

@@ -4,7 +4,11 @@
 //!
 //! [`RequestTable`] is I/O-free: time comes in as `now`, a deadline is a value
 //! ([`RequestTable::poll_timeout`], [`RequestTable::handle_timeout`]), so its rules are
-//! unit-tested with made-up instants.
+//! unit-tested with made-up instants. One timer per node drives it (see
+//! [`Requests`](super::Requests)): the table says when that timer must wake
+//! ([`RequestTable::fire`]) and when a new deadline comes before the one it sleeps to
+//! ([`RequestTable::take_wake`]); its expiries reach the callers as events (a hard timeout
+//! answers the request, a soft one bumps the call's soft-timeout counter).
 //!
 //! A request id is random (64 bits, never 0, never one in use or remembered as timed out), so
 //! that nobody without the node's keys can predict it: with an auth plugin that covers the reply
@@ -16,13 +20,17 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::late::{Expired, ExpiredIds, LateReplyConfig};
 use crate::error::RequestError;
 use crate::plugin::Plugins;
 use crate::{Message, MessageType};
+
+/// Soft timeouts shorter than this are kept to the microsecond (see
+/// [`RequestTable::next_is_fine`]): tokio's timers fire on millisecond ticks.
+pub(crate) const FINE: Duration = Duration::from_millis(1);
 
 /// What a waiting caller receives.
 pub(crate) type Answer = Result<Message, RequestError>;
@@ -63,6 +71,11 @@ pub(crate) struct Pending<P> {
     soft: Option<Instant>,
     /// Soft deadlines passed so far.
     soft_passed: u32,
+    /// Where a passed soft deadline is announced (`soft_passed`), for calls that set one.
+    soft_events: Option<watch::Sender<u32>>,
+    /// Its soft timeout is shorter than [`FINE`]: its soft deadlines are kept to the
+    /// microsecond.
+    soft_fine: bool,
     /// Sent more than once: which send a reply answers is unknown (no round-trip sample).
     pub(crate) resent: bool,
     /// Registration order (ids are random): "the oldest request" is the lowest.
@@ -84,12 +97,15 @@ impl<P> Pending<P> {
 
 /// When a request started and when it times out: its hard deadline (`started + timeout`,
 /// clamped), and its soft one when it has one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Timing {
     pub(crate) started: Instant,
     pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
     pub(crate) soft: Option<Instant>,
+    /// Told each time the soft deadline passes (calls with a soft timeout only); kept across a
+    /// restart so the caller's view of the call stays one.
+    pub(crate) soft_events: Option<watch::Sender<u32>>,
 }
 
 /// A request just registered.
@@ -99,6 +115,9 @@ pub(crate) struct Started {
     pub(crate) deadline: Instant,
     pub(crate) soft: Option<Instant>,
     pub(crate) rx: oneshot::Receiver<Answer>,
+    /// The soft-timeout events (how many soft deadlines passed), when it has a soft deadline:
+    /// keep it to [`restart`](RequestTable::restart) the request with the same events.
+    pub(crate) soft_events: Option<watch::Sender<u32>>,
 }
 
 /// What a received reply is to the table.
@@ -139,6 +158,11 @@ pub(crate) struct Counts {
     pub(crate) soft_timeouts: u64,
     pub(crate) late_replies: u64,
     pub(crate) retries: u64,
+}
+
+/// Whether a soft deadline at `soft` set at `now` is a soft timeout shorter than [`FINE`].
+fn timeout_soft_fine(soft: Option<Instant>, now: Instant) -> bool {
+    soft.is_some_and(|s| s.saturating_duration_since(now) < FINE)
 }
 
 /// Whether `reply` (without a reference) can answer a request of type `sent`: the type the
@@ -191,6 +215,10 @@ pub(crate) struct RequestTable<P> {
     closed: bool,
     counts: Counts,
     next_seq: u64,
+    /// The instant the node's timer sleeps to (`None`: until woken).
+    armed: Option<Instant>,
+    /// A deadline came before `armed`: the timer must be woken ([`take_wake`](Self::take_wake)).
+    wake: bool,
 }
 
 impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
@@ -206,7 +234,45 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             closed: false,
             counts: Counts::default(),
             next_seq: 0,
+            armed: None,
+            wake: false,
         }
+    }
+
+    /// Whether a deadline was added that comes before the one the node's timer sleeps to
+    /// (then the timer must be woken to sleep less); cleared by the call. Most requests'
+    /// deadlines come after the earliest one, so the timer is rarely woken.
+    pub(crate) fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.wake)
+    }
+
+    fn arm(&mut self, at: Instant) {
+        if self.armed.is_none_or(|a| at < a) {
+            self.armed = Some(at);
+            self.wake = true;
+        }
+    }
+
+    /// The node's timer woke at `now`: pass the deadlines due, and say when to wake next
+    /// (`None`: when [`take_wake`](Self::take_wake) says so).
+    pub(crate) fn fire(&mut self, now: Instant) -> (Expiries, Option<Instant>) {
+        let out = self.handle_timeout(now);
+        self.armed = self.poll_timeout();
+        self.wake = false;
+        (out, self.armed)
+    }
+
+    /// Whether the next deadline is the soft deadline of a request whose soft timeout is
+    /// shorter than [`FINE`]: the node's timer then waits for it more finely than tokio's
+    /// millisecond ticks (without it, a 50 µs soft timeout would pass after 1 to 2 ms).
+    pub(crate) fn next_is_fine(&self) -> bool {
+        let Some(&(soft, id)) = self.soft_deadlines.first() else {
+            return false;
+        };
+        if self.deadlines.first().is_some_and(|(hard, _)| *hard < soft) {
+            return false;
+        }
+        self.entries.get(&id).is_some_and(|p| p.soft_fine)
     }
 
     /// Requests waiting.
@@ -248,23 +314,30 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             .checked_add(timeout)
             .unwrap_or_else(|| now + crate::node::sane(timeout));
         let soft = soft.map(|s| now + crate::node::sane(s).min(timeout));
+        let soft_events = soft.map(|_| watch::Sender::new(0));
         let timing = Timing {
             started: now,
             deadline,
             timeout,
             soft,
+            soft_events: soft_events.clone(),
         };
         let rx = self.insert(id, peer, msg, inner, timing);
+        if let Some(p) = self.entries.get_mut(&id) {
+            p.soft_fine = timeout_soft_fine(soft, now);
+        }
         Ok(Started {
             id,
             deadline,
             soft,
             rx,
+            soft_events,
         })
     }
 
-    /// Register request `id` again, as it was (same id, same hard deadline): it is about to be
-    /// re-sent after its link came back. Counted as a retry; its round trip is not sampled.
+    /// Register request `id` again, as it was (same id, same hard deadline, same soft-timeout
+    /// events): it is about to be re-sent after its link came back. Counted as a retry; its
+    /// round trip is not sampled.
     pub(crate) fn restart(
         &mut self,
         id: u64,
@@ -312,6 +385,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             deadline,
             timeout,
             soft,
+            soft_events,
         } = timing;
         let (tx, rx) = oneshot::channel();
         self.next_seq += 1;
@@ -326,15 +400,19 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                 deadline,
                 timeout,
                 soft,
-                soft_passed: 0,
+                soft_passed: soft_events.as_ref().map_or(0, |e| *e.borrow()),
+                soft_events,
+                soft_fine: false,
                 resent: false,
                 seq: self.next_seq,
                 tx,
             },
         );
         self.deadlines.insert((deadline, id));
+        self.arm(deadline);
         if let Some(s) = soft {
             self.soft_deadlines.insert((s, id));
+            self.arm(s);
         }
         *self.per_peer.entry(peer).or_insert(0) += 1;
         rx
@@ -357,11 +435,13 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     }
 
     /// How many soft deadlines request `id` has passed; `None` once it is no longer waiting.
+    #[cfg(test)]
     pub(crate) fn soft_passed(&self, id: u64) -> Option<u32> {
         self.entries.get(&id).map(|p| p.soft_passed)
     }
 
     /// The next deadline of request `id` (its soft one while armed, else its hard one).
+    #[cfg(test)]
     pub(crate) fn next_deadline(&self, id: u64) -> Option<Instant> {
         self.entries.get(&id).map(|p| p.soft.unwrap_or(p.deadline))
     }
@@ -379,6 +459,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         p.resent = true;
         if let Some(s) = p.soft {
             self.soft_deadlines.insert((s, id));
+            self.arm(s);
         }
         self.counts.retries += 1;
     }
@@ -410,8 +491,11 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                 },
             };
         }
-        if self.entries.is_empty() || !may_answer(reply.message_type) {
+        if !may_answer(reply.message_type) {
             return Taken::Nothing;
+        }
+        if self.entries.is_empty() {
+            return self.take_late_by_uri(from, reply, now());
         }
         let by_uri = self
             .entries
@@ -428,8 +512,35 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         });
         match id.and_then(|id| self.remove(id)) {
             Some(p) => Taken::Answers(self.answered(p, &now)),
+            None => self.take_late_by_uri(from, reply, now()),
+        }
+    }
+
+    /// Python matching only: a reply without a reference that answers no waiting request is
+    /// the late reply of the oldest timed-out request to `from` for its uri that its type
+    /// answers (Python netaio 0.0.9 replies carry no reference, so that is all there is to go
+    /// by). Native peers' replies always carry one.
+    fn take_late_by_uri(&mut self, from: P, reply: &Message, now: Instant) -> Taken<P> {
+        if self.matching != Matching::Python || self.expired.is_empty() {
+            return Taken::Nothing;
+        }
+        let t = reply.message_type;
+        match self.expired.take_oldest(from, now, |e| {
+            e.uri == *reply.uri() && answers(e.sent, t) && !t.is_error()
+        }) {
+            Some((_, e)) => {
+                self.counts.late_replies += 1;
+                Taken::Late(e)
+            }
             None => Taken::Nothing,
         }
+    }
+
+    /// Whether a reply without a reference may still be a late reply (Python matching, with
+    /// timed-out requests remembered): the receive path then looks it up even when no request
+    /// waits.
+    pub(crate) fn late_by_uri_possible(&self) -> bool {
+        self.matching == Matching::Python && !self.expired.is_empty()
     }
 
     /// A request is answered: a soft deadline it passed that no timer has handled yet still
@@ -480,10 +591,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             .map(|(id, _)| *id)
     }
 
-    /// The earliest deadline, soft or hard, if any request waits. (Each caller sleeps until its
-    /// own next deadline and then calls [`handle_timeout`](Self::handle_timeout); a node-wide
-    /// timer would poll this.)
-    #[allow(dead_code)]
+    /// The earliest deadline, soft or hard, if any request waits.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let hard = self.deadlines.first().map(|(t, _)| *t);
         let soft = self.soft_deadlines.first().map(|(t, _)| *t);
@@ -494,8 +602,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     }
 
     /// Pass every deadline that is `now` or earlier: a soft one marks its request (which still
-    /// waits; [`soft_passed`](Self::soft_passed) counts them), a hard one fails its request with
-    /// [`RequestError::Timeout`] and remembers its id for a late reply.
+    /// waits; [`soft_passed`](Self::soft_passed) counts them, and its soft-timeout events
+    /// announce the new count), a hard one fails its request with [`RequestError::Timeout`] and
+    /// remembers its id for a late reply.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Expiries {
         let mut out = Expiries::default();
         while let Some(&(t, id)) = self.soft_deadlines.first() {
@@ -508,6 +617,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             {
                 p.soft = None;
                 p.soft_passed += 1;
+                if let Some(events) = &p.soft_events {
+                    events.send_replace(p.soft_passed);
+                }
                 out.soft += 1;
             }
         }
@@ -521,6 +633,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                     self.expired.remember(
                         id,
                         Expired {
+                            id,
                             peer: p.peer,
                             uri: p.uri.clone(),
                             sent: p.sent,
@@ -957,6 +1070,7 @@ pub(super) mod tests {
             deadline: s.deadline,
             timeout: SECOND,
             soft,
+            soft_events: None,
         };
         t.handle_timeout(t0 + SECOND / 4);
         t.resend(s.id, Some(t0 + SECOND / 2));
@@ -978,7 +1092,10 @@ pub(super) mod tests {
                 1,
                 &m,
                 Plugins::new(),
-                timing(Some(t0 + SECOND * 3 / 4)),
+                Timing {
+                    soft_events: s.soft_events.clone(),
+                    ..timing(Some(t0 + SECOND * 3 / 4))
+                },
             )
             .unwrap();
         assert_eq!(t.counts().retries, 3);
@@ -996,5 +1113,164 @@ pub(super) mod tests {
             t.restart(7, 1, &m, Plugins::new(), timing(None)),
             Err(RequestError::Closed)
         ));
+    }
+
+    #[test]
+    fn the_timer_is_woken_only_for_a_deadline_earlier_than_the_one_it_sleeps_to() {
+        let t0 = Instant::now();
+        let mut t = table(Matching::Native);
+        // The first request of an idle table wakes the (sleeping) timer.
+        let (a, _ra) = start(&mut t, 1, request("a"), t0);
+        assert!(t.take_wake());
+        assert!(!t.take_wake(), "taken");
+        assert_eq!(t.fire(t0).1, Some(t0 + SECOND));
+        // Later deadlines (the common case: the same timeout, started later) do not.
+        let (_b, _rb) = start(&mut t, 1, request("b"), t0 + SECOND / 10);
+        assert!(!t.take_wake());
+        // An answered request leaves; the timer then wakes at its stale instant, for nothing
+        // due, and sleeps on to the next deadline.
+        t.remove(a);
+        assert_eq!(
+            t.fire(t0 + SECOND),
+            (Expiries::default(), Some(t0 + SECOND * 11 / 10))
+        );
+        // An earlier deadline, hard or soft, does.
+        let mut m = request("c");
+        t.start(1, &mut m, Plugins::new(), SECOND / 2, None, t0 + SECOND)
+            .unwrap();
+        assert!(!t.take_wake(), "t0 + 1.5 s comes after t0 + 1.1 s");
+        let mut m = request("d");
+        let s = t
+            .start(
+                1,
+                &mut m,
+                Plugins::new(),
+                SECOND,
+                Some(SECOND / 100),
+                t0 + SECOND,
+            )
+            .unwrap();
+        assert!(t.take_wake());
+        assert_eq!(t.fire(t0 + SECOND).1, s.soft);
+        // A re-armed soft deadline, earlier than the timer's next instant, too.
+        let (_, next) = t.fire(t0 + SECOND * 101 / 100);
+        assert_eq!(next, Some(t0 + SECOND * 11 / 10));
+        t.resend(s.id, Some(t0 + SECOND * 102 / 100));
+        assert!(t.take_wake());
+    }
+
+    #[test]
+    fn the_timer_fires_soft_and_hard_timeouts_as_events_in_injected_time() {
+        let t0 = Instant::now();
+        let mut t = table(Matching::Native);
+        let mut m = request("a");
+        let s = t
+            .start(1, &mut m, Plugins::new(), SECOND, Some(SECOND / 4), t0)
+            .unwrap();
+        let events = s.soft_events.clone().unwrap();
+        let mut soft = events.subscribe();
+        let mut rx = s.rx;
+        // Woken early (another request's stale instant): nothing due, told when to wake.
+        assert_eq!(
+            t.fire(t0 + SECOND / 8),
+            (Expiries::default(), Some(t0 + SECOND / 4))
+        );
+        assert!(!soft.has_changed().unwrap());
+        // At the soft deadline: an event, the request still waits, next wake is the hard one.
+        assert_eq!(
+            t.fire(t0 + SECOND / 4),
+            (Expiries { soft: 1, hard: 0 }, Some(s.deadline))
+        );
+        assert!(soft.has_changed().unwrap());
+        assert_eq!(*soft.borrow_and_update(), 1);
+        assert!(rx.try_recv().is_err());
+        // Re-sent, then registered again after a drop: the count goes on over the same events.
+        t.resend(s.id, Some(t0 + SECOND / 2));
+        t.fail_all(false);
+        let mut rx = t
+            .restart(
+                s.id,
+                1,
+                &m,
+                Plugins::new(),
+                Timing {
+                    started: t0,
+                    deadline: s.deadline,
+                    timeout: SECOND,
+                    soft: Some(t0 + SECOND * 3 / 4),
+                    soft_events: Some(events),
+                },
+            )
+            .unwrap();
+        assert_eq!(t.fire(t0 + SECOND * 3 / 4).0.soft, 1);
+        assert_eq!(*soft.borrow_and_update(), 2);
+        // At the hard deadline: the answer is the timeout, and nothing is left to wake for.
+        assert_eq!(t.fire(s.deadline), (Expiries { soft: 0, hard: 1 }, None));
+        assert!(matches!(rx.try_recv(), Ok(Err(RequestError::Timeout(d))) if d == SECOND));
+        assert!(
+            !soft.has_changed().unwrap(),
+            "a hard timeout is no soft event"
+        );
+    }
+
+    #[test]
+    fn only_a_sub_millisecond_soft_deadline_next_in_line_is_kept_finely() {
+        let t0 = Instant::now();
+        let mut t = table(Matching::Native);
+        assert!(!t.next_is_fine(), "nothing waits");
+        let us = Duration::from_micros;
+        // A 1 ms soft timeout is tokio's business.
+        let mut m = request("a");
+        t.start(1, &mut m, Plugins::new(), SECOND, Some(FINE), t0)
+            .unwrap();
+        assert!(!t.next_is_fine());
+        // A 50 µs one, next in line, is kept finely.
+        let mut m = request("b");
+        let s = t
+            .start(1, &mut m, Plugins::new(), SECOND, Some(us(50)), t0)
+            .unwrap();
+        assert!(t.next_is_fine());
+        // Past it, the next deadline is the 1 ms one: not fine any more.
+        assert_eq!(t.fire(t0 + us(50)).0.soft, 1);
+        assert!(!t.next_is_fine());
+        // Its retry re-arms it finely.
+        t.resend(s.id, Some(t0 + us(100)));
+        assert!(t.next_is_fine());
+        // A hard deadline before it comes first: not fine.
+        let mut m = request("c");
+        t.start(1, &mut m, Plugins::new(), us(60), None, t0)
+            .unwrap();
+        assert!(!t.next_is_fine());
+    }
+
+    #[test]
+    fn a_python_peer_s_late_reply_is_matched_by_uri() {
+        let t0 = Instant::now();
+        for matching in [Matching::Native, Matching::Python] {
+            let mut t = table(matching);
+            let (id, _rx) = start(&mut t, 1, request("slow/1"), t0);
+            assert_eq!(t.fire(t0 + SECOND).0.hard, 1);
+            assert_eq!(t.late_by_uri_possible(), matching == Matching::Python);
+            let late = t0 + SECOND * 2;
+            // Not from another peer, not for another uri, not an error.
+            for (from, r) in [
+                (2, reply(MessageType::RESPOND_URI, "slow/1", None)),
+                (1, reply(MessageType::RESPOND_URI, "slow/2", None)),
+                (1, reply(MessageType::NOT_FOUND, "slow/1", None)),
+            ] {
+                assert!(matches!(t.take_reply(from, &r, || late), Taken::Nothing));
+            }
+            let r = reply(MessageType::RESPOND_URI, "slow/1", None);
+            match (matching, t.take_reply(1, &r, || late)) {
+                (Matching::Python, Taken::Late(e)) => {
+                    assert_eq!((e.id, e.uri.as_ref()), (id, &b"slow/1"[..]));
+                }
+                (Matching::Native, Taken::Nothing) => {}
+                (m, other) => panic!("{m:?}: {other:?}"),
+            }
+            // Taken once.
+            assert!(matches!(t.take_reply(1, &r, || late), Taken::Nothing));
+            assert!(!t.late_by_uri_possible());
+        }
     }
 }
