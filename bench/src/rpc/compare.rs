@@ -7,12 +7,26 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{
-    CompareArgs, RpcClientArgs, RpcServerArgs, RpcWorkload, Side, netaio_side, raw_side, tarpc_side,
-};
+use super::{CompareArgs, RpcClientArgs, RpcServerArgs, RpcWorkload, Side, netaio_side, raw_side};
 use crate::frames::Sealer;
 use crate::stats::{Sample, median};
 use crate::{Mode, Result};
+
+const TARPC_HERE: &str = "the tarpc side is the `tarpc-echo` binary (package netaio-bench-tarpc)";
+
+/// The `tarpc-echo` binary, next to this one (`cargo build --release -p netaio-bench-tarpc`).
+fn tarpc_echo() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name("tarpc-echo");
+    if !path.exists() {
+        return Err(format!(
+            "{} not found: build it first with `cargo build --release -p netaio-bench-tarpc` (a cargo command of its own, so that tarpc's features stay out of netaio's build)",
+            path.display()
+        )
+        .into());
+    }
+    Ok(path)
+}
 
 /// Print `listening ADDR` (what the driver waits for).
 pub fn announce(addr: SocketAddr) -> Result<()> {
@@ -37,7 +51,7 @@ pub fn server(args: RpcServerArgs) -> Result<()> {
     runtime()?.block_on(async move {
         match args.side {
             Side::Raw => crate::server::baseline_server(args.address).await,
-            Side::Tarpc => tarpc_side::serve(args.address).await,
+            Side::Tarpc => Err(TARPC_HERE.into()),
             Side::Netaio => {
                 let replay = crate::server::DEFAULT_REPLAY_CAPACITY;
                 crate::server::netaio_server(args.address, args.mode, replay, None).await
@@ -71,15 +85,7 @@ pub fn client(a: RpcClientArgs) -> Result<()> {
                     ));
                     crate::client::many(a.address, &sealer, a.conns, secs, 250_000.0).await
                 }
-                (Side::Tarpc, RpcWorkload::W1) => {
-                    tarpc_side::round_trips(a.address, a.size, a.count, a.warmup).await
-                }
-                (Side::Tarpc, RpcWorkload::W2) => {
-                    tarpc_side::windowed(a.address, a.size, a.count, a.warmup, a.window).await
-                }
-                (Side::Tarpc, RpcWorkload::W3) => {
-                    tarpc_side::many(a.address, a.size, a.conns, secs).await
-                }
+                (Side::Tarpc, _) => Err(TARPC_HERE.into()),
                 (Side::Netaio, RpcWorkload::W1) => {
                     netaio_side::round_trips(a.address, a.mode, a.size, a.count, a.warmup).await
                 }
@@ -104,8 +110,12 @@ pub fn client(a: RpcClientArgs) -> Result<()> {
 }
 
 /// A role of this binary, pinned to `cpu` when `pin`.
-fn role(pin: bool, cpu: usize, args: &[String]) -> Result<Command> {
-    let exe = std::env::current_exe()?;
+fn role(side: Side, pin: bool, cpu: usize, args: &[String]) -> Result<Command> {
+    let exe = if side == Side::Tarpc {
+        tarpc_echo()?
+    } else {
+        std::env::current_exe()?
+    };
     let mut cmd = if pin {
         let mut c = Command::new("taskset");
         c.arg("-c").arg(cpu.to_string()).arg(exe);
@@ -128,13 +138,16 @@ impl Drop for Server {
 }
 
 fn one_run(cfg: &CompareArgs, pin: bool, w: RpcWorkload, side: Side, mode: Mode) -> Result<Sample> {
-    let mut child = role(
-        pin,
-        0,
-        &["server", "--side", side.name(), "--mode", mode.name()].map(String::from),
-    )?
-    .stdout(Stdio::piped())
-    .spawn()?;
+    let server_args: Vec<String> = if side == Side::Tarpc {
+        vec!["server".into()]
+    } else {
+        ["server", "--side", side.name(), "--mode", mode.name()]
+            .map(String::from)
+            .to_vec()
+    };
+    let mut child = role(side, pin, 0, &server_args)?
+        .stdout(Stdio::piped())
+        .spawn()?;
     let stdout = child.stdout.take().ok_or("no server stdout")?;
     let server = Server(child);
     let mut line = String::new();
@@ -144,26 +157,19 @@ fn one_run(cfg: &CompareArgs, pin: bool, w: RpcWorkload, side: Side, mode: Mode)
         .strip_prefix("listening ")
         .ok_or_else(|| format!("{side} server did not start: {line:?}"))?
         .to_owned();
-    let mut args: Vec<String> = [
-        "client",
-        "--side",
-        side.name(),
-        "--mode",
-        mode.name(),
-        "--address",
-        &addr,
-        "--workload",
-        w.name(),
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args: Vec<String> = ["client", "--address", &addr, "--workload", w.name()]
+        .map(String::from)
+        .to_vec();
+    if side != Side::Tarpc {
+        args.extend(["--side", side.name(), "--mode", mode.name()].map(String::from));
+    }
     let more = match w {
         RpcWorkload::W1 => vec!["--count".into(), cfg.w1_count.to_string()],
         RpcWorkload::W2 => vec!["--count".into(), cfg.w2_count.to_string()],
         RpcWorkload::W3 => vec!["--seconds".into(), cfg.w3_seconds.to_string()],
     };
     args.extend(more);
-    let out = role(pin, 1, &args)?.stdout(Stdio::piped()).output()?;
+    let out = role(side, pin, 1, &args)?.stdout(Stdio::piped()).output()?;
     drop(server);
     if !out.status.success() {
         return Err(format!("{w} {side} {mode}: the client failed ({})", out.status).into());

@@ -3,7 +3,10 @@
 //!
 //! - `raw`: the hand-written baseline server ([`crate::server::baseline_server`]) and the
 //!   minimal frame client of the main harness (W2 keeps the same window as the others);
-//! - `tarpc`: a tarpc server and client (bincode over TCP, `Vec<u8>` in and out) ([`tarpc_side`]);
+//! - `tarpc`: a tarpc server and client (bincode over TCP, `Vec<u8>` in and out): the
+//!   `tarpc-echo` binary of the `netaio-bench-tarpc` package (`bench/tarpc`), found next to this
+//!   one. A package of its own, built by its own cargo command: tarpc turns on `tracing`'s `log`
+//!   feature, which would otherwise be compiled into the netaio being measured;
 //! - `netaio`: netaio's `TcpServer` echo and its own `TcpClient` / `Connection::request`
 //!   ([`netaio_side`]), in any of the plugin modes.
 //!
@@ -17,7 +20,6 @@
 pub mod compare;
 pub mod netaio_side;
 pub mod raw_side;
-pub mod tarpc_side;
 
 use std::fmt;
 use std::net::SocketAddr;
