@@ -95,7 +95,8 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream> {
     Ok(s)
 }
 
-fn latency_sample(count: u64, secs: f64, size: usize, mut lat: Vec<u64>) -> Sample {
+/// A latency sample: `count` round trips in `secs`, `lat` their latencies in ns.
+pub fn latency_sample(count: u64, secs: f64, size: usize, mut lat: Vec<u64>) -> Sample {
     lat.sort_unstable();
     let us = |p| percentile(&lat, p).map(|ns| ns as f64 / 1_000.0);
     Sample {

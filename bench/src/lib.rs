@@ -11,6 +11,8 @@
 //! - `loadgen`: the client (`--workload w1|w2|w3|w4|w5|idle`).
 //! - `plugin-cost`: seals N messages with a mode's plugins, then opens them; for callgrind.
 //! - `soak`: many clients for minutes with server restarts: lost replies and memory ([`soak`]).
+//! - `rpc-compare`: netaio's library server and client beside tarpc's and a raw tokio echo
+//!   ([`rpc`]).
 //! - `hedge`: the hedging scenario (two servers in-process, one stalling; p50/p99 with and without
 //!   `call_any`).
 //!
@@ -27,6 +29,7 @@ pub mod driver;
 pub mod frames;
 pub mod hedge;
 pub mod report;
+pub mod rpc;
 pub mod server;
 pub mod soak;
 pub mod stats;

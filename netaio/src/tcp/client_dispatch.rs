@@ -114,10 +114,15 @@ impl Dispatch for ClientDispatch {
                 if let Some(id) = rid {
                     reply.set_reply_ref(id);
                 }
+                let heavy = plugins.outer.is_blocking() || inner.is_blocking();
                 let opts = SendOptions::new().inner(inner);
-                let sealed = plugins
-                    .seal(reply, &opts, peer_info.as_deref(), Some(peer))
-                    .await;
+                let sealed = if heavy {
+                    // On the blocking pool; boxed, so that its state does not size the future of
+                    // every frame (the driver moves it into place per frame, replies included).
+                    Box::pin(plugins.seal(reply, &opts, peer_info.as_deref(), Some(peer))).await
+                } else {
+                    plugins.seal_now(reply, &opts, peer_info.as_deref(), Some(peer))
+                };
                 match sealed
                     .map_err(SendError::from)
                     .and_then(|m| self.codec.encode_message(&m, out).map_err(SendError::from))

@@ -349,15 +349,7 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed);
         }
-        let client = &self.inner.client;
-        let bytes = outbound::seal_now(
-            &client.plugins,
-            &client.codec,
-            msg.clone(),
-            opts,
-            self.inner.peer_info.get().as_deref(),
-            Some(self.inner.peer),
-        )?;
+        let bytes = self.prepare_now(msg.clone(), opts)?;
         self.inner.tx.try_send(bytes)
     }
 
@@ -388,19 +380,35 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed.into());
         }
-        self.inner
-            .requests
-            .exchange(
-                (),
-                msg,
-                opts.inner.clone(),
-                opts.timeout,
-                |msg| async move {
-                    let bytes = self.prepare(msg, opts).await?;
-                    self.queue(bytes)
-                },
-            )
-            .await
+        let requests = &self.inner.requests;
+        let inner = opts.inner.clone();
+        if self.inner.client.plugins.outer.is_blocking() || opts.inner.is_blocking() {
+            // A CPU-heavy plugin seals on the blocking pool. Boxed: its state (the sealing task's
+            // handle, the clones it takes) would otherwise size every call's future.
+            let send = |msg| async move {
+                let bytes = self.prepare(msg, opts).await?;
+                self.queue(bytes)
+            };
+            return Box::pin(requests.exchange((), msg, inner, opts.timeout, send)).await;
+        }
+        // The usual case: seal, encode and queue inline, a future that is ready at once: a smaller
+        // call future to build, move and poll (a pipelining caller pays for each, per request).
+        let send =
+            |msg| std::future::ready(self.prepare_now(msg, opts).and_then(|b| self.queue(b)));
+        requests.exchange((), msg, inner, opts.timeout, send).await
+    }
+
+    /// [`prepare`](Self::prepare) inline: for plugins that are not CPU-heavy.
+    fn prepare_now(&self, msg: Message, opts: &SendOptions) -> Result<Bytes, SendError> {
+        let client = &self.inner.client;
+        outbound::seal_now(
+            &client.plugins,
+            &client.codec,
+            msg,
+            opts,
+            self.inner.peer_info.get().as_deref(),
+            Some(self.inner.peer),
+        )
     }
 
     /// Queue a request's frame without waiting: a request that cannot leave fails at once.

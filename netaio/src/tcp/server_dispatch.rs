@@ -90,10 +90,18 @@ impl ServerDispatch {
         let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
         let opts = SendOptions::new().inner(inner.clone());
         let peer = self.peer_info.get();
-        let sealed = self
-            .plugins
-            .seal(msg, &opts, peer.as_deref(), Some(self.peer))
-            .await;
+        let sealed = if self.plugins.outer.is_blocking() || inner.is_blocking() {
+            // A CPU-heavy plugin seals on the blocking pool. Boxed: its state would otherwise
+            // size the future of every frame, which the driver moves into place per frame.
+            Box::pin(
+                self.plugins
+                    .seal(msg, &opts, peer.as_deref(), Some(self.peer)),
+            )
+            .await
+        } else {
+            self.plugins
+                .seal_now(msg, &opts, peer.as_deref(), Some(self.peer))
+        };
         match sealed {
             Ok(m) => self.write(&m, out),
             Err(e) => {
