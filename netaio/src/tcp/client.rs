@@ -38,6 +38,8 @@ pub(super) struct ClientShared {
     /// Servers that answered our advert (peer management).
     pub(super) peers: PeerTable,
     pub(super) manager: Option<Arc<PeerManager>>,
+    /// Refusals per server address, bounded; the refusal log's rate limit.
+    pub(super) refusals: Mutex<crate::node::refusals::RefusalTable>,
 }
 
 /// A TCP client: connections to one or several servers, each a [`Connection`] handle, sharing one

@@ -12,6 +12,7 @@ use super::driver::{Dispatch, Verdict};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
 use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::refusals::{self, Refused};
 use crate::node::requests::{Begin, Running};
 use crate::plugin::SendOptions;
 use crate::router::{Context, Request, Routes};
@@ -76,7 +77,14 @@ impl Dispatch for ClientDispatch {
             Inbound::Answered | Inbound::Stale => return Verdict::Valid,
             Inbound::AnsweredUnverified => return Verdict::Unverified,
             Inbound::Refused(r) => {
-                tracing::warn!(error = %r.error, "message from server refused");
+                let refused = Refused {
+                    addr: peer,
+                    error: &r.error,
+                    plugin: r.plugin,
+                    what: "messages",
+                };
+                let table = &self.conn.inner.client.refusals;
+                refusals::report(table, &refused, tokio::time::Instant::now());
                 return Verdict::Refused;
             }
         };

@@ -418,6 +418,7 @@ impl TcpServerBuilder {
             )),
             epoch: tokio::time::Instant::now(),
             counters: Counters::default(),
+            refusals: Mutex::default(),
             shutdown_timeout: self.shutdown_timeout,
             plugins,
             peers,

@@ -314,6 +314,7 @@ impl UdpNodeBuilder {
                     outer_authenticates,
                     not_found: self.not_found,
                     counters: Counters::default(),
+                    refusals: Mutex::default(),
                     cancel: CancellationToken::new(),
                     peers,
                     manager,

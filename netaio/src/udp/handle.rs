@@ -13,6 +13,7 @@ use crate::error::{RequestError, SendError, SubscribeError};
 use crate::message::fields;
 use crate::node::leases::Leases;
 use crate::node::outbound::{self, Recipient};
+use crate::node::refusals::SourceRefusals;
 use crate::node::routability::COOKIE_LEN;
 use crate::node::routability::VerifiedAddrs;
 use crate::peer::Peer;
@@ -62,6 +63,18 @@ impl UdpHandle {
             subscriptions_evicted: evicted,
             subscriptions_expired: expired,
         }
+    }
+
+    /// The sources whose datagrams this node refused (an auth check or decryption failed), the
+    /// most recently refused first: how many, why the last one was, and which plugin refused it.
+    /// The node remembers the last 256 sources. Each is also logged at `WARN` (once a minute per
+    /// source, a few lines per second in all), naming the source, the plugin and the reason.
+    pub fn refusals(&self) -> Vec<SourceRefusals> {
+        self.shared
+            .refusals
+            .lock()
+            .map(|t| t.snapshot())
+            .unwrap_or_default()
     }
 
     /// Stop the node: `serve` returns and waiting requests fail.

@@ -17,6 +17,7 @@ use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::leases::Leases;
 use crate::node::peers::PeerManager;
+use crate::node::refusals::RefusalTable;
 use crate::node::requests::{Dedup, Requests};
 use crate::node::routability::{CookieKey, VerifiedAddrs};
 use crate::peer::PeerTable;
@@ -89,6 +90,8 @@ pub(super) struct UdpShared {
     /// The reply to a message no route takes (a profile's: Python's has uri `ERROR`).
     pub(super) not_found: crate::Message,
     pub(super) counters: Counters,
+    /// Refusals per source address, bounded; the refusal log's rate limit.
+    pub(super) refusals: Mutex<RefusalTable>,
     pub(super) cancel: CancellationToken,
     /// Known peers (filled by peer management, or by [`Context::set_peer`]).
     pub(super) peers: PeerTable,

@@ -19,5 +19,6 @@ mod proptest_codec;
 #[cfg(feature = "python-compat")]
 mod python_vectors;
 mod reflection;
+mod refusal_diagnostics;
 mod security_table;
 mod smoke;
