@@ -30,6 +30,10 @@ pub enum SendError {
     /// hold it; nothing was queued.
     #[error("the server's send queues are full (node-wide byte budget)")]
     NodeQueueFull,
+    /// The node has stopped ([`UdpHandle::shutdown`](crate::UdpHandle::shutdown)): nothing
+    /// more is sent, and no request can start.
+    #[error("the node has stopped")]
+    Stopped,
     /// No connection with that id (it has ended).
     #[error("no such connection")]
     UnknownConnection,
@@ -164,7 +168,7 @@ pub enum ConnectError {
         #[source]
         source: io::Error,
     },
-    /// The address did not resolve.
+    /// The address did not resolve: what was asked for, and why.
     #[error("cannot resolve {0}")]
     Resolve(String),
 }
@@ -179,6 +183,11 @@ pub enum RequestError {
     /// The connection closed before the reply arrived.
     #[error("connection closed before the reply")]
     Closed,
+    /// What came back is not netaio: no frame from the peer ever decoded (a bad header or
+    /// checksum, or a frame cut short), as when the address is an HTTP server or another
+    /// protocol. The detail says what was wrong with the first bytes.
+    #[error("the peer does not speak netaio (bad header / checksum): {0}")]
+    NotNetaio(String),
     /// The request could not leave this host (not connected, reconnecting, no such connection,
     /// send queue full, a plugin could not seal it, the socket refused it): it failed at once,
     /// not after its timeout, and the peer never saw it. Once a request has left, a call only

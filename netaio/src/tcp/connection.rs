@@ -159,6 +159,8 @@ impl Connection {
             routes: client.routes.clone(),
             codec: client.codec.clone(),
             inbox,
+            heard: false,
+            garbled: None,
         };
         loop {
             let reason = driver::drive(
@@ -171,7 +173,15 @@ impl Connection {
             )
             .await;
             self.inner.connected.store(false, Ordering::Release);
-            self.fail_pending(false);
+            match dispatch.not_netaio(&reason) {
+                Some(why) => {
+                    tracing::warn!(%why, "the server does not speak netaio (bad header / checksum)");
+                    self.inner
+                        .requests
+                        .with(|t| t.fail_all_with(false, || RequestError::NotNetaio(why.clone())));
+                }
+                None => self.fail_pending(false),
+            }
             super::peers::connection_lost(&self);
             tracing::info!(%reason, "connection closed");
             let policy = client

@@ -256,7 +256,7 @@ impl UdpHandle {
         opts: &SendOptions,
     ) -> Result<Message, RequestError> {
         if self.shared.cancel.is_cancelled() {
-            return Err(RequestError::Closed);
+            return Err(SendError::Stopped.into());
         }
         let started = Instant::now();
         // The call's timeout, the node's, or the adaptive estimate: one budget for the whole

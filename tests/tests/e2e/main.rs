@@ -5,6 +5,7 @@ mod asymmetric_discovery;
 mod compat_tcp;
 mod compat_udp;
 mod fuzz_replay;
+mod not_netaio;
 mod pipeline_order;
 mod slow_peers_tcp;
 mod slow_peers_udp;
