@@ -105,6 +105,11 @@ pub enum BindError {
     /// The multicast group cannot be joined as configured.
     #[error(transparent)]
     Multicast(#[from] MulticastError),
+    /// A handler takes [`State<T>`](crate::router::State) for a `T` never added with
+    /// [`Router::with_state`](crate::Router::with_state): a programming error, found before the
+    /// first request.
+    #[error(transparent)]
+    MissingState(#[from] crate::router::MissingStateError),
 }
 
 /// A UDP node's multicast group cannot be joined ([`BindError::Multicast`]).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::live::Routes;
-use super::state::Extensions;
+use super::state::{Extensions, MissingStateError};
 use super::table::{Entry, Table};
 use super::{BoxedHandler, Handler, IntoRoute, IntoService, Route, RouteError, RouteKey, Service};
 use crate::MessageType;
@@ -355,6 +355,38 @@ impl Router {
                 .or(slot.persistent.as_ref())
                 .map(|e| &e.handler),
             None => self.fallback.as_ref(),
+        }
+    }
+
+    /// Check that every handler's [`State<T>`](super::State) was added with
+    /// [`with_state`](Self::with_state). The nodes do it when they are bound
+    /// ([`BindError::MissingState`](crate::BindError::MissingState)); a client, when it is built
+    /// (it logs the error).
+    ///
+    /// ```
+    /// use netaio::router::{Router, State};
+    /// use netaio::{Message, MessageType};
+    ///
+    /// async fn hits(State(n): State<u64>) -> Message {
+    ///     Message::ok("hits", n.to_string())
+    /// }
+    /// let router = Router::new().on((MessageType::REQUEST_URI, "hits"), hits);
+    /// let e = router.check_state().unwrap_err();
+    /// assert_eq!(e.state, "u64");
+    /// assert!(router.with_state(7u64).check_state().is_ok());
+    /// ```
+    pub fn check_state(&self) -> Result<(), MissingStateError> {
+        if let Some(e) = self.table.missing_state(&self.state) {
+            return Err(e);
+        }
+        let fallback = self.fallback.as_ref().map(|f| f.needed_states());
+        match fallback.and_then(|n| n.iter().find(|n| !self.state.contains(n))) {
+            Some(need) => Err(MissingStateError {
+                route: "the fallback".into(),
+                at: "Router::fallback".into(),
+                state: need.name,
+            }),
+            None => Ok(()),
         }
     }
 

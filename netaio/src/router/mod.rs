@@ -36,6 +36,7 @@ pub(crate) use live::{Routed, Routes};
 pub use ops::{NodeFuture, NodeOps, PeerLink};
 pub use reply::{ErrorReply, IntoErrorReply, IntoReply};
 pub use route::{IntoRoute, IntoService, Route, Service};
+pub use state::{MissingStateError, NeededState};
 pub(crate) use state::Extensions;
 
 use crate::plugin::Plugins;

@@ -202,6 +202,11 @@ impl TcpClientBuilder {
     /// peer-management key (`(ADVERTISE_PEER, app id)`, …) is kept and peer management's own
     /// handler for it is not installed (logged as a warning).
     pub fn build(self) -> TcpClient {
+        if let Err(e) = self.router.check_state() {
+            // `build` cannot fail: the error is logged, and the handler answers ERROR
+            // `missing state` when it is called.
+            tracing::error!(error = %e, "client router");
+        }
         let routes = self.router.into_shared();
         let mut plugins = self.plugins.for_new_node();
         let peers = PeerTable::new();

@@ -355,6 +355,8 @@ impl TcpServerBuilder {
 
     /// Bind the listening socket.
     pub async fn bind(self) -> Result<TcpServer, BindError> {
+        // A programming error: found before anything is bound.
+        self.router.check_state()?;
         let listener = TcpListener::bind(self.addr)
             .await
             .map_err(|source| BindError::Io {

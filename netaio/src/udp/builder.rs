@@ -242,6 +242,8 @@ impl UdpNodeBuilder {
 
     /// Bind the socket (and join the multicast group, when configured).
     pub async fn bind(self) -> Result<UdpNode, BindError> {
+        // A programming error: found before anything is bound.
+        self.router.check_state()?;
         let addr = self.addr;
         let err = |source| BindError::Io { addr, source };
         let socket = bind_socket(addr, self.reuse_address).map_err(err)?;

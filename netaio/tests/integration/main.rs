@@ -10,6 +10,7 @@ mod dox_coverage;
 mod inner_auth_error_reply;
 #[cfg(feature = "macros")]
 mod macros_e2e;
+mod missing_state;
 mod one_shot_checks;
 #[cfg(feature = "python-compat")]
 mod packify_props;
