@@ -6,6 +6,7 @@ mod compat_tcp;
 mod compat_udp;
 mod fuzz_replay;
 mod not_netaio;
+mod peer_watch;
 mod pipeline_order;
 mod slow_peers_tcp;
 mod slow_peers_udp;
