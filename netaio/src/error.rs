@@ -1,5 +1,6 @@
 //! Errors of the transport operations, one enum per operation.
 
+use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -297,4 +298,50 @@ pub enum AdvertiseError {
     /// answer.
     #[error(transparent)]
     Table(#[from] crate::peer::PeerTableError),
+}
+
+/// A typed call ([`Connection::call_postcard`](crate::Connection::call_postcard),
+/// [`UdpHandle::call_postcard`](crate::UdpHandle::call_postcard)) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostcardCallError {
+    /// The request does not serialize with postcard; nothing was sent.
+    #[error("request cannot be serialized: {0}")]
+    Encode(postcard::Error),
+    /// The call failed (timeout, closed, an error reply, …).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The reply's content does not deserialize as the expected type.
+    #[error("reply is not a {expected}: {source}")]
+    Decode {
+        /// The expected type.
+        expected: &'static str,
+        /// Why.
+        #[source]
+        source: postcard::Error,
+        /// The reply as received.
+        reply: Message,
+    },
+}
+
+impl PostcardCallError {
+    /// A REQUEST_URI to `uri` whose content is `req` serialized with postcard.
+    pub(crate) fn request<Req: serde::Serialize + ?Sized>(
+        uri: impl Into<Bytes>,
+        req: &Req,
+    ) -> Result<Message, PostcardCallError> {
+        let content = postcard::to_allocvec(req).map_err(PostcardCallError::Encode)?;
+        Ok(Message::new(MessageType::REQUEST_URI, uri, content))
+    }
+
+    /// The reply's content deserialized as `Resp`.
+    pub(crate) fn reply<Resp: serde::de::DeserializeOwned>(
+        reply: Message,
+    ) -> Result<Resp, PostcardCallError> {
+        postcard::from_bytes(reply.content()).map_err(|source| PostcardCallError::Decode {
+            expected: std::any::type_name::<Resp>(),
+            source,
+            reply,
+        })
+    }
 }

@@ -200,7 +200,10 @@ impl BoxedHandler {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<Message>> + Send + 'static,
     {
-        Self(Arc::new(FnHandler(f, needs.into_iter().flatten().collect())))
+        Self(Arc::new(FnHandler(
+            f,
+            needs.into_iter().flatten().collect(),
+        )))
     }
 
     /// The state its arguments need (see [`FromRequest::needed_state`]).

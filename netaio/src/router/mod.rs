@@ -36,8 +36,8 @@ pub(crate) use live::{Routed, Routes};
 pub use ops::{NodeFuture, NodeOps, PeerLink};
 pub use reply::{ErrorReply, IntoErrorReply, IntoReply};
 pub use route::{IntoRoute, IntoService, Route, Service};
-pub use state::{MissingStateError, NeededState};
 pub(crate) use state::Extensions;
+pub use state::{MissingStateError, NeededState};
 
 use crate::plugin::Plugins;
 

@@ -94,7 +94,8 @@ impl Table {
             m.iter()
                 .map(move |(u, s)| (RouteKey::Uri(*t, u.clone()), s))
         });
-        let by_peer = (self.by_peer.iter()).map(|((t, u, a), s)| (RouteKey::Peer(*t, u.clone(), *a), s));
+        let by_peer =
+            (self.by_peer.iter()).map(|((t, u, a), s)| (RouteKey::Peer(*t, u.clone(), *a), s));
         let slots = (self.by_type.iter())
             .map(|(t, s)| (RouteKey::Type(*t), s))
             .chain(by_uri)

@@ -116,6 +116,11 @@ impl Dispatch for ClientDispatch {
                 return Verdict::Refused;
             }
         };
+        // A notification of a uri subscribed with `Connection::subscribe` goes to its stream,
+        // before any route: the application asked for it there.
+        let Some(msg) = self.conn.inner.subscriptions.deliver(msg, &self.conn) else {
+            return Verdict::Valid;
+        };
         if let Some(handler) = handler {
             let rid = msg.request_id();
             // At most once: a request the server may re-send runs its handler only the first

@@ -17,7 +17,7 @@ use super::client::*;
 use super::client_dispatch::ClientDispatch;
 use super::driver::{self, CloseReason};
 use super::send_queue::{self, ByteBudget, QueueReceiver, QueueSender};
-use crate::error::{ReceiveError, RequestError, SendError};
+use crate::error::{PostcardCallError, ReceiveError, RequestError, SendError};
 use crate::node::outbound;
 use crate::node::requests::{Dedup, Limits, Requests};
 use crate::peer::{Peer, PeerSlot};
@@ -41,6 +41,8 @@ pub(super) struct ConnShared {
     pub(super) inbox_bytes: ByteBudget,
     pub(super) state: tokio::sync::watch::Sender<ConnectionState>,
     pub(super) peer_info: PeerSlot,
+    /// The streams of [`Connection::subscribe`], by uri.
+    pub(super) subscriptions: super::subscription::Subscriptions,
 }
 
 /// Where a client [`Connection`] is: [`Connection::state`] now, [`Connection::state_changes`] to
@@ -129,6 +131,7 @@ impl Connection {
                 inbox_bytes: ByteBudget::new(client.inbox_bytes),
                 state,
                 peer_info: PeerSlot::default(),
+                subscriptions: Default::default(),
             }),
         };
         let span = tracing::info_span!("client", server = %peer);
@@ -173,6 +176,8 @@ impl Connection {
             )
             .await;
             self.inner.connected.store(false, Ordering::Release);
+            // The server forgot this connection's subscriptions: their streams end.
+            self.inner.subscriptions.clear();
             match dispatch.not_netaio(&reason) {
                 Some(why) => {
                     tracing::warn!(%why, "the server does not speak netaio (bad header / checksum)");
@@ -436,6 +441,30 @@ impl Connection {
     ) -> Result<Message, RequestError> {
         self.call(Message::new(MessageType::CREATE_URI, uri, content))
             .await
+    }
+
+    /// A typed request: `req` serialized with postcard as the content of a REQUEST_URI to
+    /// `uri`, and the reply's content deserialized as `Resp`, the client half of a handler
+    /// taking [`Postcard<Req>`](crate::router::Postcard) and returning `Postcard<Resp>`.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: netaio::Connection) -> Result<(), netaio::PostcardCallError> {
+    /// #[derive(serde::Serialize)]
+    /// struct Add { a: u32, b: u32 }
+    /// let sum: u32 = conn.call_postcard("add", &Add { a: 2, b: 3 }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_postcard<Req, Resp>(
+        &self,
+        uri: impl Into<Bytes>,
+        req: &Req,
+    ) -> Result<Resp, PostcardCallError>
+    where
+        Req: serde::Serialize + ?Sized,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let msg = PostcardCallError::request(uri, req)?;
+        PostcardCallError::reply(self.call(msg).await?)
     }
 
     /// UPDATE_URI; expects OK.

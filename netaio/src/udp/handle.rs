@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::node::*;
-use crate::error::{RequestError, SendError, SubscribeError};
+use crate::error::{PostcardCallError, RequestError, SendError, SubscribeError};
 use crate::message::fields;
 use crate::node::leases::Leases;
 use crate::node::outbound::{self, Recipient};
@@ -351,6 +351,23 @@ impl UdpHandle {
             msg.auth
                 .insert_static(fields::PADDING, Bytes::from(vec![0u8; need - have]));
         }
+    }
+
+    /// A typed request to `addr`: `req` serialized with postcard as the content of a
+    /// REQUEST_URI to `uri`, and the reply's content deserialized as `Resp` (see
+    /// [`Connection::call_postcard`](crate::Connection::call_postcard)).
+    pub async fn call_postcard<Req, Resp>(
+        &self,
+        addr: SocketAddr,
+        uri: impl Into<Bytes>,
+        req: &Req,
+    ) -> Result<Resp, PostcardCallError>
+    where
+        Req: serde::Serialize + ?Sized,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let msg = PostcardCallError::request(uri, req)?;
+        PostcardCallError::reply(self.call(addr, msg).await?)
     }
 
     /// REQUEST_URI to `addr`; expects RESPOND_URI (or OK).

@@ -23,3 +23,4 @@ mod reflection;
 mod refusal_diagnostics;
 mod security_table;
 mod smoke;
+mod typed_calls;

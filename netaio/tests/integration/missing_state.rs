@@ -66,7 +66,10 @@ async fn a_udp_node_with_a_handler_missing_its_state_does_not_bind() {
 async fn a_macro_handler_missing_its_state_does_not_bind() {
     #[netaio::on(REQUEST_URI, uri = "hits")]
     async fn hits_macro(State(c): State<Counter>, _msg: Message) -> Message {
-        Message::ok("hits", c.0.load(std::sync::atomic::Ordering::Relaxed).to_string())
+        Message::ok(
+            "hits",
+            c.0.load(std::sync::atomic::Ordering::Relaxed).to_string(),
+        )
     }
     let e = TcpServer::builder()
         .address(([127, 0, 0, 1], 0))
