@@ -180,6 +180,24 @@ pub enum ConnectError {
 }
 
 /// A request (`request`, `create`, `update`, `delete`, `call`) failed.
+///
+/// An error reply of the peer arrives as its own variant, at once (not as a timeout):
+///
+/// ```
+/// use netaio::{Message, RequestError};
+///
+/// let e = RequestError::from_reply(Message::not_found()).unwrap_err();
+/// assert!(matches!(e, RequestError::NotFound(_)));
+/// assert_eq!(e.reply().unwrap().content().as_ref(), b"not found");
+/// # fn handle(r: Result<Message, RequestError>) {
+/// match r {
+///     Ok(reply) => println!("{reply:?}"),
+///     Err(RequestError::Timeout(t)) => println!("no reply within {t:?}"),
+///     Err(RequestError::NotFound(_)) => println!("no such route"),
+///     Err(e) => println!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {

@@ -15,6 +15,21 @@ use crate::MessageType;
 
 /// Handlers keyed by [`RouteKey`], built with consuming methods and handed to a server or client.
 ///
+/// ```
+/// use netaio::router::{PeerAddr, State};
+/// use netaio::{Message, MessageType, Router};
+///
+/// async fn greet(msg: Message, PeerAddr(from): PeerAddr, State(name): State<&'static str>) -> Message {
+///     Message::respond(msg.uri().clone(), format!("{name} greets {from}"))
+/// }
+/// let router = Router::new()
+///     .on((MessageType::REQUEST_URI, "greet"), greet) // by type and uri
+///     .on(MessageType::PUBLISH_URI, |_: Message| async {}) // by type: any uri, no reply
+///     .with_state("server one");
+/// assert_eq!(router.len(), 2);
+/// assert!(router.check_state().is_ok());
+/// ```
+///
 /// Registering two handlers of the same kind at one key is a mistake the user sees at once:
 /// [`on`](Router::on) and [`once`](Router::once) panic at the second registration (the panic location)
 /// with a message naming where the first was made (like axum), and

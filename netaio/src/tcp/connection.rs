@@ -87,6 +87,27 @@ pub struct ConnectionClosed {
 
 /// One client connection to one server; cheap to clone. Requests sent on it are matched to their
 /// replies by request id, so any number may be in flight, even for the same uri.
+///
+/// ```
+/// use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on((MessageType::REQUEST_URI, "echo"), |m: Message| async move {
+///     Message::respond(m.uri().clone(), m.content().clone())
+/// });
+/// let server = TcpServer::bind(([127, 0, 0, 1], 0), router).await?;
+/// let (addr, handle) = (server.local_addr(), server.handle());
+/// tokio::spawn(server.serve());
+///
+/// let conn = TcpClient::new().connect(addr).await?;
+/// assert_eq!(conn.request("echo", "hi").await?.content().as_ref(), b"hi");
+/// // No route: a typed error, at once.
+/// assert!(matches!(conn.request("nowhere", "").await, Err(RequestError::NotFound(_))));
+/// conn.close().await;
+/// handle.shutdown();
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     pub(super) inner: Arc<ConnShared>,

@@ -23,6 +23,25 @@ use crate::{Message, MessageType};
 use super::receive::challenge_message;
 
 /// A cheap, cloneable handle to a [`UdpNode`](super::UdpNode). Handlers reach it through [`Context::udp`](crate::router::Context::udp).
+///
+/// ```
+/// use netaio::udp::UdpNode;
+/// use netaio::{Message, MessageType, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on(MessageType::PUBLISH_URI, |m: Message| async move {
+///     println!("got {:?}", m.content());
+/// });
+/// let node = UdpNode::builder().address(([127, 0, 0, 1], 0)).router(router).bind().await?;
+/// let handle = node.handle(); // cloneable; usable from any task
+/// let serving = tokio::spawn(node.serve());
+/// handle.send(handle.local_addr(), &Message::new(MessageType::PUBLISH_URI, "news", "hi")).await?;
+/// println!("{:?}", handle.stats());
+/// handle.shutdown(); // `serve` returns
+/// serving.await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct UdpHandle {
     pub(super) shared: Arc<UdpShared>,

@@ -103,6 +103,30 @@ pub(super) struct UdpShared {
 
 /// A UDP node: receives datagrams and dispatches them to its router, sends and requests.
 ///
+/// ```
+/// use netaio::udp::UdpNode;
+/// use netaio::{Message, MessageType, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on((MessageType::REQUEST_URI, "time"), || async {
+///     Message::respond("time", "12:00")
+/// });
+/// let server = UdpNode::builder().address(([127, 0, 0, 1], 0)).router(router).bind().await?;
+/// let addr = server.local_addr();
+/// let server_handle = server.handle();
+/// tokio::spawn(server.serve());
+///
+/// let client = UdpNode::builder().address(([127, 0, 0, 1], 0)).bind().await?;
+/// let handle = client.handle();
+/// tokio::spawn(client.serve());
+/// let reply = handle.call(addr, Message::new(MessageType::REQUEST_URI, "time", "")).await?;
+/// assert_eq!(reply.content().as_ref(), b"12:00");
+/// handle.shutdown();
+/// server_handle.shutdown();
+/// # Ok(()) }
+/// ```
+///
 /// Handlers may be async (unlike on the Python node, where they never run); each runs in its own
 /// task unless it completes at once, bounded by [`UdpNodeBuilder::max_handlers`].
 ///

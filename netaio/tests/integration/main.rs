@@ -7,6 +7,7 @@ mod aead_auth_tcp;
 mod architecture;
 mod common;
 mod dox_coverage;
+mod front_page;
 mod inner_auth_error_reply;
 #[cfg(feature = "macros")]
 mod macros_e2e;
