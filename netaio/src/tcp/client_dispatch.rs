@@ -2,6 +2,7 @@
 //! requests, route the rest to its router or its inbox, seal and write handler replies.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::sync::mpsc;
@@ -53,7 +54,10 @@ impl Dispatch for ClientDispatch {
         let auth = frame.auth.clone();
         let msg = match frame.decode(self.codec.auth_codec()) {
             Ok(m) => {
-                self.heard = true;
+                if !self.heard {
+                    self.heard = true;
+                    self.conn.inner.heard.store(true, Ordering::Release);
+                }
                 m
             }
             Err(e) => {

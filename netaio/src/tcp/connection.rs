@@ -43,6 +43,10 @@ pub(super) struct ConnShared {
     pub(super) peer_info: PeerSlot,
     /// The streams of [`Connection::subscribe`], by uri.
     pub(super) subscriptions: super::subscription::Subscriptions,
+    /// A frame from the server decoded once: it speaks netaio.
+    pub(super) heard: AtomicBool,
+    /// A timeout with nothing heard from the server was logged (once per connection).
+    pub(super) silent_warned: AtomicBool,
 }
 
 /// Where a client [`Connection`] is: [`Connection::state`] now, [`Connection::state_changes`] to
@@ -153,6 +157,8 @@ impl Connection {
                 state,
                 peer_info: PeerSlot::default(),
                 subscriptions: Default::default(),
+                heard: AtomicBool::new(false),
+                silent_warned: AtomicBool::new(false),
             }),
         };
         let span = tracing::info_span!("client", server = %peer);
@@ -424,7 +430,8 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed.into());
         }
-        self.inner
+        let result = self
+            .inner
             .requests
             .exchange(
                 (),
@@ -436,7 +443,26 @@ impl Connection {
                     self.queue(bytes)
                 },
             )
-            .await
+            .await;
+        if let Err(RequestError::Timeout(_)) = &result {
+            self.timed_out();
+        }
+        result
+    }
+
+    /// A request timed out: when the server never sent anything, say so once (a socket that
+    /// accepts and never answers is not a slow netaio server).
+    #[cold]
+    fn timed_out(&self) {
+        if !self.inner.heard.load(Ordering::Acquire)
+            && !self.inner.silent_warned.swap(true, Ordering::AcqRel)
+        {
+            tracing::warn!(
+                server = %self.inner.peer,
+                "no reply, and nothing at all received from the server since connecting: is it \
+                 a netaio server, and is this its port?"
+            );
+        }
     }
 
     /// Queue a request's frame without waiting: a request that cannot leave fails at once.
