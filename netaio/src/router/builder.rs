@@ -447,7 +447,9 @@ mod tests {
         let err = router
             .try_route(Route::on((REQ, "x"), tagged("b")))
             .unwrap_err();
-        let RouteError::Duplicate { key, kind, first } = &err;
+        let RouteError::Duplicate { key, kind, first } = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!(*key, RouteKey::Uri(REQ, Bytes::from_static(b"x")));
         assert_eq!(*kind, "persistent");
         assert_eq!(first.file(), file!());
@@ -462,7 +464,9 @@ mod tests {
         let first = Route::once(REQ, tagged("a"));
         let router = Router::new().try_route(first).unwrap();
         let err = router.try_route(Route::once(REQ, tagged("b"))).unwrap_err();
-        let RouteError::Duplicate { kind, first, .. } = &err;
+        let RouteError::Duplicate { kind, first, .. } = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!((*kind, first.line()), ("one-shot", first_line));
 
         let peer_key = (REQ, "x", addr(1));

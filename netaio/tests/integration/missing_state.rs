@@ -1,6 +1,7 @@
 //! A handler that takes `State<T>` for a `T` never added with `Router::with_state` fails the
 //! node's `bind` with `BindError::MissingState`, naming the route, where it was registered and
-//! the type (it used to be found at the first request, answered ERROR `missing state`).
+//! the type (it used to be found at the first request, answered ERROR `missing state`); one
+//! added to a running node is refused with `RouteError::MissingState`.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -81,4 +82,20 @@ async fn a_macro_handler_missing_its_state_does_not_bind() {
         panic!("expected MissingState, got {e:?}");
     };
     assert!(e.state.ends_with("Counter"), "{e}");
+}
+
+#[tokio::test]
+async fn a_handler_missing_its_state_is_refused_on_a_running_node() {
+    let server = TcpServer::bind(([127, 0, 0, 1], 0), Router::new())
+        .await
+        .unwrap();
+    let e = server
+        .handle()
+        .on((MessageType::REQUEST_URI, "hits"), hits)
+        .unwrap_err();
+    let netaio::router::RouteError::MissingState(e) = e else {
+        panic!("expected MissingState, got {e:?}");
+    };
+    assert!(e.state.ends_with("Counter"), "{e}");
+    assert!(e.at.contains("missing_state.rs"), "{e}");
 }
