@@ -29,6 +29,7 @@ pub mod identity;
 pub mod input;
 pub mod kdf;
 pub mod known;
+pub mod logs;
 pub mod options;
 pub mod outbox;
 pub mod people;

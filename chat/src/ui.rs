@@ -211,6 +211,20 @@ impl Ui {
         }
     }
 
+    /// A log line of the library, as the log formatter made it (newline included), printed as
+    /// it is: at a terminal, above the prompt and the line being typed.
+    pub fn log(&self, text: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *out {
+            Sink::Writer(w) => {
+                let _ = w.write_all(text.as_bytes()).and_then(|()| w.flush());
+            }
+            Sink::Printer(p) => {
+                let _ = p.print(text.to_owned());
+            }
+        }
+    }
+
     /// A message: `<nick> text`, or `<nick> (private) text`. Both are sanitized.
     pub fn chat(&self, nick: &str, private: bool, text: &str) {
         let who = self.paint(Self::nick_colour(nick), &format!("<{}>", sanitize(nick)));

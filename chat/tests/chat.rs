@@ -530,3 +530,49 @@ fn typing_at_a_terminal() {
     bob.wait_for("alice's leave notice", |l| l == "* alice left");
     assert!(bob.quit().success());
 }
+
+/// At a terminal, the library's log lines are printed above the prompt like the chat's own
+/// lines: a WARN of netaio (datagrams refused from a chat with another room secret) arrives while
+/// alice is typing, and her half-typed line stays intact on the last row.
+#[test]
+fn library_log_lines_do_not_garble_the_typed_line() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut alice =
+        TermChat::start_with(home.path(), "a", "alice", port, &["--room-secret", SECRET]);
+    alice.keys("half typed");
+    alice.wait_screen("the half-typed line", |s| s.contains("alice> half typed"));
+    // Another room secret: its adverts fail alice's room auth, which the library logs at WARN.
+    let mut mallory = Chat::start(
+        home.path(),
+        "m",
+        "mallory",
+        port,
+        &["--room-secret", "wrong"],
+    );
+    alice.wait_row("the library's warning", |r| {
+        r.contains("WARN") && r.contains("datagrams refused from")
+    });
+    // The editor redraws the prompt and the line below what was printed.
+    let until = Instant::now() + LIMIT;
+    while alice.cursor_row() != "alice> half typed" && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        alice.cursor_row(),
+        "alice> half typed",
+        "{}",
+        alice.screen()
+    );
+    assert!(
+        !alice
+            .rows()
+            .iter()
+            .any(|r| r.contains("half typed") && r.contains("WARN")),
+        "{}",
+        alice.screen()
+    );
+    alice.keys(CTRL_C);
+    assert!(alice.wait_exit().success());
+    assert!(mallory.quit().success());
+}

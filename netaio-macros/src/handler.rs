@@ -237,11 +237,16 @@ impl HandlerFn {
                 #into_reply
             }
         };
+        // The state each argument needs, checked when the node is bound.
+        let tys = &self.args;
         quote_spanned! {ident_span=>
-            ::netaio::router::BoxedHandler::from_fn(move |#req: ::netaio::router::Request| {
-                #svc_clone
-                #future
-            })
+            ::netaio::router::BoxedHandler::from_fn_needing(
+                [#(<#tys as ::netaio::router::FromRequest>::needed_state()),*],
+                move |#req: ::netaio::router::Request| {
+                    #svc_clone
+                    #future
+                },
+            )
         }
     }
 }

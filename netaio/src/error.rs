@@ -1,5 +1,6 @@
 //! Errors of the transport operations, one enum per operation.
 
+use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub enum SendError {
     /// hold it; nothing was queued.
     #[error("the server's send queues are full (node-wide byte budget)")]
     NodeQueueFull,
+    /// The node has stopped ([`UdpHandle::shutdown`](crate::UdpHandle::shutdown)): nothing
+    /// more is sent, and no request can start.
+    #[error("the node has stopped")]
+    Stopped,
     /// No connection with that id (it has ended).
     #[error("no such connection")]
     UnknownConnection,
@@ -101,6 +106,11 @@ pub enum BindError {
     /// The multicast group cannot be joined as configured.
     #[error(transparent)]
     Multicast(#[from] MulticastError),
+    /// A handler takes [`State<T>`](crate::router::State) for a `T` never added with
+    /// [`Router::with_state`](crate::Router::with_state): a programming error, found before the
+    /// first request.
+    #[error(transparent)]
+    MissingState(#[from] crate::router::MissingStateError),
 }
 
 /// A UDP node's multicast group cannot be joined ([`BindError::Multicast`]).
@@ -164,12 +174,30 @@ pub enum ConnectError {
         #[source]
         source: io::Error,
     },
-    /// The address did not resolve.
+    /// The address did not resolve: what was asked for, and why.
     #[error("cannot resolve {0}")]
     Resolve(String),
 }
 
 /// A request (`request`, `create`, `update`, `delete`, `call`) failed.
+///
+/// An error reply of the peer arrives as its own variant, at once (not as a timeout):
+///
+/// ```
+/// use netaio::{Message, RequestError};
+///
+/// let e = RequestError::from_reply(Message::not_found()).unwrap_err();
+/// assert!(matches!(e, RequestError::NotFound(_)));
+/// assert_eq!(e.reply().unwrap().content().as_ref(), b"not found");
+/// # fn handle(r: Result<Message, RequestError>) {
+/// match r {
+///     Ok(reply) => println!("{reply:?}"),
+///     Err(RequestError::Timeout(t)) => println!("no reply within {t:?}"),
+///     Err(RequestError::NotFound(_)) => println!("no such route"),
+///     Err(e) => println!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
@@ -179,6 +207,11 @@ pub enum RequestError {
     /// The connection closed before the reply arrived.
     #[error("connection closed before the reply")]
     Closed,
+    /// What came back is not netaio: no frame from the peer ever decoded (a bad header or
+    /// checksum, or a frame cut short), as when the address is an HTTP server or another
+    /// protocol. The detail says what was wrong with the first bytes.
+    #[error("the peer does not speak netaio (bad header / checksum): {0}")]
+    NotNetaio(String),
     /// The request could not leave this host (not connected, reconnecting, no such connection,
     /// send queue full, a plugin could not seal it, the socket refused it): it failed at once,
     /// not after its timeout, and the peer never saw it. Once a request has left, a call only
@@ -283,4 +316,50 @@ pub enum AdvertiseError {
     /// answer.
     #[error(transparent)]
     Table(#[from] crate::peer::PeerTableError),
+}
+
+/// A typed call ([`Connection::call_postcard`](crate::Connection::call_postcard),
+/// [`UdpHandle::call_postcard`](crate::UdpHandle::call_postcard)) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostcardCallError {
+    /// The request does not serialize with postcard; nothing was sent.
+    #[error("request cannot be serialized: {0}")]
+    Encode(postcard::Error),
+    /// The call failed (timeout, closed, an error reply, …).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The reply's content does not deserialize as the expected type.
+    #[error("reply is not a {expected}: {source}")]
+    Decode {
+        /// The expected type.
+        expected: &'static str,
+        /// Why.
+        #[source]
+        source: postcard::Error,
+        /// The reply as received.
+        reply: Message,
+    },
+}
+
+impl PostcardCallError {
+    /// A REQUEST_URI to `uri` whose content is `req` serialized with postcard.
+    pub(crate) fn request<Req: serde::Serialize + ?Sized>(
+        uri: impl Into<Bytes>,
+        req: &Req,
+    ) -> Result<Message, PostcardCallError> {
+        let content = postcard::to_allocvec(req).map_err(PostcardCallError::Encode)?;
+        Ok(Message::new(MessageType::REQUEST_URI, uri, content))
+    }
+
+    /// The reply's content deserialized as `Resp`.
+    pub(crate) fn reply<Resp: serde::de::DeserializeOwned>(
+        reply: Message,
+    ) -> Result<Resp, PostcardCallError> {
+        postcard::from_bytes(reply.content()).map_err(|source| PostcardCallError::Decode {
+            expected: std::any::type_name::<Resp>(),
+            source,
+            reply,
+        })
+    }
 }

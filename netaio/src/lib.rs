@@ -22,7 +22,10 @@ pub mod udp;
 /// `Message::uri`): `use netaio::bytes::Bytes;` needs no dependency of one's own, and its version
 /// is always the one netaio uses.
 pub use bytes;
-pub use error::{BindError, ConnectError, ReceiveError, RequestError, SendError, SubscribeError};
+pub use error::{
+    BindError, ConnectError, PostcardCallError, ReceiveError, RequestError, SendError,
+    SubscribeError,
+};
 pub use message::{Message, MessageType};
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use netaio_chat::options::from_env;
 use netaio_chat::terminal::{Names, Terminal};
 use netaio_chat::ui::Ui;
-use netaio_chat::{app, input};
+use netaio_chat::{app, input, logs};
 use netaio_support::init_tracing;
 use netaio_support::signals::stop_signals;
 
@@ -15,7 +15,6 @@ use netaio_support::signals::stop_signals;
 async fn main() -> ExitCode {
     // `--help` prints the help and exits 0; a usage error exits 2 with the usage.
     let (opts, color) = from_env().unwrap_or_else(|e| e.exit());
-    init_tracing("warn");
     let color = color.for_stdout();
     let names = Names::default();
     // The editor's first prompt shows the nick.
@@ -30,6 +29,12 @@ async fn main() -> ExitCode {
     } else {
         None
     };
+    // At a terminal, the library's log lines are printed above the line being typed; otherwise
+    // to stderr.
+    match &terminal {
+        Some(t) => logs::init("warn", t.ui.clone(), color),
+        None => init_tracing("warn"),
+    }
     let result = match terminal {
         Some(Terminal { ui, input, restore }) => {
             let result = app::run(opts, ui, input, names, signals).await;

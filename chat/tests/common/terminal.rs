@@ -41,6 +41,17 @@ impl TermChat {
     /// `home/dir`, on 127.0.0.1 and the multicast port `group_port` (the timings of
     /// `Chat::start`), and wait for its prompt.
     pub fn start(home: &Path, dir: &str, nick: &str, group_port: u16) -> TermChat {
+        Self::start_with(home, dir, nick, group_port, &[])
+    }
+
+    /// [`start`](Self::start) with more flags.
+    pub fn start_with(
+        home: &Path,
+        dir: &str,
+        nick: &str,
+        group_port: u16,
+        extra: &[&str],
+    ) -> TermChat {
         let (pty, pts) = pty_process::blocking::open().expect("open a pty");
         pty.resize(pty_process::Size::new(ROWS, COLS))
             .expect("size the pty");
@@ -52,6 +63,7 @@ impl TermChat {
             .args(["--bind", "127.0.0.1", "--group-port", &port])
             .args(["--advert-interval-ms", "200", "--peer-timeout-ms", "15000"])
             .args(["--ack-timeout-ms", "500"])
+            .args(extra)
             .env_remove("NETAIO_CHAT_ROOM_SECRET")
             .env_remove("NO_COLOR")
             .env("TERM", "xterm")
@@ -122,13 +134,13 @@ impl TermChat {
     pub fn cursor_row(&self) -> String {
         let parser = self.screen.lock().unwrap();
         let (row, _) = parser.screen().cursor_position();
+        // By physical row: `contents()` joins a row that wrapped with the next one.
         parser
             .screen()
-            .contents()
-            .lines()
+            .rows(0, COLS)
             .nth(row.into())
+            .map(|r| r.trim_end().to_owned())
             .unwrap_or_default()
-            .to_owned()
     }
 
     /// Wait (bounded) until `pred` holds for the screen's text.

@@ -51,6 +51,8 @@ pub(crate) struct Refusal {
     pub(crate) error: OpenError,
     /// The auth plugin of the layer that refused (for the auth-error reply hook).
     pub(crate) auth: Option<Arc<dyn AuthPlugin>>,
+    /// The name of the plugin that refused, for the log line and the per-source counts.
+    pub(crate) plugin: &'static str,
 }
 
 /// A node's inbound steps, borrowed from its shared state for one message.
@@ -125,10 +127,12 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Pipeline<'_, P> {
                         return Ok(Inbound::AnsweredUnverified);
                     }
                     let received = received.filter(|_| self.answers_refusals);
+                    let plugin = error.plugin_name(outer);
                     return Ok(Inbound::Refused(Box::new(Refusal {
                         received,
                         error,
                         auth: outer.auth.clone(),
+                        plugin,
                     })));
                 }
             }
@@ -173,10 +177,12 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Pipeline<'_, P> {
             },
             Err(refused) => {
                 let (received, error) = *refused;
+                let plugin = error.plugin_name(&inner);
                 Inbound::Refused(Box::new(Refusal {
                     received,
                     error,
                     auth: inner.auth.clone(),
+                    plugin,
                 }))
             }
         })

@@ -31,9 +31,11 @@
 mod config;
 mod recency;
 mod table;
+mod watch;
 
 pub use config::PeerConfig;
 pub use table::{Observed, PeerEvent, PeerTable, PeerTableError};
+pub use watch::PeerWatch;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

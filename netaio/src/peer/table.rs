@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 
 use super::Peer;
 use super::recency::Recency;
+use super::watch::PeerWatch;
 
 /// What happened to a peer; see [`PeerTable::events`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,11 @@ pub struct PeerTable {
 struct Shared {
     inner: RwLock<Inner>,
     events: broadcast::Sender<PeerEvent>,
+    /// Held by a change from its write to its events, and by [`PeerTable::watch`] from its
+    /// subscription to its snapshot: a watcher sees each change once, in the snapshot or as an
+    /// event. (Changes are adverts and expiries, not messages: the lock costs nothing that
+    /// matters.)
+    order: Mutex<()>,
 }
 
 struct Inner {
@@ -227,6 +233,7 @@ impl PeerTable {
                     evicted: 0,
                 }),
                 events,
+                order: Mutex::new(()),
             }),
         }
     }
@@ -237,6 +244,10 @@ impl PeerTable {
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.shared.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn order(&self) -> MutexGuard<'_, ()> {
+        self.shared.order.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn emit(&self, events: Vec<PeerEvent>) {
@@ -298,6 +309,7 @@ impl PeerTable {
         if peer.id.is_empty() {
             return Err(PeerTableError::EmptyId);
         }
+        let _order = self.order();
         let mut events = Vec::new();
         let result = {
             let mut t = self.write();
@@ -374,6 +386,7 @@ impl PeerTable {
 
     /// Remove a peer (it said goodbye): [`PeerEvent::Disconnected`]. `None` if unknown.
     pub fn remove(&self, id: impl AsRef<[u8]>) -> Option<Arc<Peer>> {
+        let _order = self.order();
         let removed = self.write().remove(id.as_ref());
         if let Some(p) = &removed {
             self.emit(vec![PeerEvent::Disconnected(p.clone())]);
@@ -384,6 +397,7 @@ impl PeerTable {
     /// Forget one address (for example a closed connection). When it was the peer's last
     /// address, the peer is removed ([`PeerEvent::Disconnected`]) and returned.
     pub fn remove_addr(&self, addr: SocketAddr) -> Option<Arc<Peer>> {
+        let _order = self.order();
         let removed = {
             let mut t = self.write();
             let id = t.by_addr.get(&addr).cloned();
@@ -402,6 +416,7 @@ impl PeerTable {
     }
 
     pub(crate) fn expire_at(&self, now: Instant) -> Vec<Arc<Peer>> {
+        let _order = self.order();
         let expired: Vec<_> = {
             let mut t = self.write();
             // In the order of recency: no scan of the whole table.
@@ -479,6 +494,16 @@ impl PeerTable {
     /// events behind loses the oldest ones.
     pub fn events(&self) -> broadcast::Receiver<PeerEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// The peers known now, then every later event, with nothing missed or seen twice in
+    /// between: [`PeerWatch::recv`] gives a [`PeerEvent::Discovered`] for each current peer
+    /// first. Unlike [`events`](Self::events) taken after a node started serving, it cannot miss
+    /// a peer discovered before.
+    pub fn watch(&self) -> PeerWatch {
+        let _order = self.order();
+        let events = self.shared.events.subscribe();
+        PeerWatch::new(self.peers(), events)
     }
 }
 

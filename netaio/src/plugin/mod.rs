@@ -66,6 +66,7 @@ mod hmac;
 mod pipeline;
 mod plugins;
 mod postcard_peer;
+mod refusal;
 mod replay_cache;
 mod traits;
 
@@ -83,6 +84,7 @@ pub use pipeline::{OpenError, SealError, Stage, open_inner, open_outer, seal};
 pub(crate) use plugins::NodePlugins;
 pub use plugins::{AuthErrorHook, AuthFailure, Plugins, SendOptions, default_auth_error_reply};
 pub use postcard_peer::PostcardPeerPlugin;
+pub use refusal::RefusalReason;
 pub use traits::{
     AuthError, AuthPlugin, CipherError, CipherPlugin, PeerError, PeerPlugin, PluginContext,
 };

@@ -207,6 +207,13 @@ pub trait AuthPlugin: Send + Sync + 'static {
     fn authenticates_sender(&self) -> bool {
         false
     }
+
+    /// The plugin's name in diagnostics (the log line of a refused message, a node's
+    /// [refusals](crate::udp::UdpHandle::refusals)). Default: the type's name without its path
+    /// (`HmacAuth`).
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
 }
 
 /// Encrypts and decrypts messages.
@@ -224,6 +231,12 @@ pub trait CipherPlugin: Send + Sync + 'static {
     /// True when encryption depends on the recipient (per-peer keys).
     fn is_peer_specific(&self) -> bool {
         false
+    }
+
+    /// The plugin's name in diagnostics. Default: the type's name without its path
+    /// (`AeadCipher`).
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
     }
 }
 
@@ -244,4 +257,15 @@ pub trait PeerPlugin: Send + Sync + 'static {
         }
         self.decode_data(&peer.data).map(|_| ())
     }
+}
+
+/// `netaio::plugin::hmac::HmacAuth` → `HmacAuth`; `a::Wrap<b::C>` → `Wrap<b::C>` (the path of
+/// the type itself only, so a generic's arguments stay readable).
+pub(crate) fn short_type_name(full: &'static str) -> &'static str {
+    let head = full.find('<').unwrap_or(full.len());
+    let start = full
+        .get(..head)
+        .and_then(|h| h.rfind("::"))
+        .map_or(0, |i| i + 2);
+    full.get(start..).unwrap_or(full)
 }

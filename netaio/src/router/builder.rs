@@ -8,12 +8,27 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::live::Routes;
-use super::state::Extensions;
+use super::state::{Extensions, MissingStateError};
 use super::table::{Entry, Table};
 use super::{BoxedHandler, Handler, IntoRoute, IntoService, Route, RouteError, RouteKey, Service};
 use crate::MessageType;
 
 /// Handlers keyed by [`RouteKey`], built with consuming methods and handed to a server or client.
+///
+/// ```
+/// use netaio::router::{PeerAddr, State};
+/// use netaio::{Message, MessageType, Router};
+///
+/// async fn greet(msg: Message, PeerAddr(from): PeerAddr, State(name): State<&'static str>) -> Message {
+///     Message::respond(msg.uri().clone(), format!("{name} greets {from}"))
+/// }
+/// let router = Router::new()
+///     .on((MessageType::REQUEST_URI, "greet"), greet) // by type and uri
+///     .on(MessageType::PUBLISH_URI, |_: Message| async {}) // by type: any uri, no reply
+///     .with_state("server one");
+/// assert_eq!(router.len(), 2);
+/// assert!(router.check_state().is_ok());
+/// ```
 ///
 /// Registering two handlers of the same kind at one key is a mistake the user sees at once:
 /// [`on`](Router::on) and [`once`](Router::once) panic at the second registration (the panic location)
@@ -358,6 +373,38 @@ impl Router {
         }
     }
 
+    /// Check that every handler's [`State<T>`](super::State) was added with
+    /// [`with_state`](Self::with_state). The nodes do it when they are bound
+    /// ([`BindError::MissingState`](crate::BindError::MissingState)); a client, when it is built
+    /// (it logs the error).
+    ///
+    /// ```
+    /// use netaio::router::{Router, State};
+    /// use netaio::{Message, MessageType};
+    ///
+    /// async fn hits(State(n): State<u64>) -> Message {
+    ///     Message::ok("hits", n.to_string())
+    /// }
+    /// let router = Router::new().on((MessageType::REQUEST_URI, "hits"), hits);
+    /// let e = router.check_state().unwrap_err();
+    /// assert_eq!(e.state, "u64");
+    /// assert!(router.with_state(7u64).check_state().is_ok());
+    /// ```
+    pub fn check_state(&self) -> Result<(), MissingStateError> {
+        if let Some(e) = self.table.missing_state(&self.state) {
+            return Err(e);
+        }
+        let fallback = self.fallback.as_ref().map(|f| f.needed_states());
+        match fallback.and_then(|n| n.iter().find(|n| !self.state.contains(n))) {
+            Some(need) => Err(MissingStateError {
+                route: "the fallback".into(),
+                at: "Router::fallback".into(),
+                state: need.name,
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn into_shared(self) -> Arc<Routes> {
         Arc::new(Routes::new(self.table, self.fallback, self.state))
     }
@@ -400,7 +447,9 @@ mod tests {
         let err = router
             .try_route(Route::on((REQ, "x"), tagged("b")))
             .unwrap_err();
-        let RouteError::Duplicate { key, kind, first } = &err;
+        let RouteError::Duplicate { key, kind, first } = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!(*key, RouteKey::Uri(REQ, Bytes::from_static(b"x")));
         assert_eq!(*kind, "persistent");
         assert_eq!(first.file(), file!());
@@ -415,7 +464,9 @@ mod tests {
         let first = Route::once(REQ, tagged("a"));
         let router = Router::new().try_route(first).unwrap();
         let err = router.try_route(Route::once(REQ, tagged("b"))).unwrap_err();
-        let RouteError::Duplicate { kind, first, .. } = &err;
+        let RouteError::Duplicate { kind, first, .. } = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!((*kind, first.line()), ("one-shot", first_line));
 
         let peer_key = (REQ, "x", addr(1));

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use super::state::NeededState;
 use super::{Context, ErrorReply, Request};
 use crate::{Message, MessageType};
 
@@ -43,6 +44,13 @@ pub trait FromRequest: Sized {
     /// [`from_request`](Self::from_request).
     fn from_request_owned(req: Request) -> Result<Self, Rejection> {
         Self::from_request(&req)
+    }
+
+    /// The state this argument needs added with [`Router::with_state`](super::Router::with_state)
+    /// ([`State<T>`] says `T`). A node checks it when it is bound, so that a handler asking for
+    /// state that was never added fails `bind`, not its first request. Default: none.
+    fn needed_state() -> Option<NeededState> {
+        None
     }
 }
 
@@ -167,11 +175,29 @@ impl<T: DeserializeOwned> FromRequest for Postcard<T> {
     }
 }
 
+/// A handler returning `Postcard<T>` answers RESPOND_URI (empty uri: the reply is matched by
+/// its request id) with `T` serialized with postcard, what
+/// [`Connection::call_postcard`](crate::Connection::call_postcard) expects; a value that does
+/// not serialize is answered ERROR.
+impl<T: serde::Serialize> super::IntoReply for Postcard<T> {
+    fn into_reply(self) -> Option<Message> {
+        Some(match postcard::to_allocvec(&self.0) {
+            Ok(content) => Message::new(MessageType::RESPOND_URI, Bytes::new(), content),
+            Err(e) => {
+                tracing::warn!(error = %e, "reply does not serialize");
+                Message::error(format!("reply does not serialize: {e}"))
+            }
+        })
+    }
+}
+
 /// Shared application state registered with [`Router::with_state`](super::Router::with_state),
 /// looked up by type and cloned (wrap large state in an `Arc`).
 ///
-/// A handler asking for state that was never registered is a programming error: it is logged and
-/// answered with ERROR `missing state`.
+/// A handler asking for state that was never registered is a programming error, found when the
+/// node is bound: `bind` fails with [`BindError::MissingState`](crate::BindError::MissingState)
+/// naming the route, where it was registered and the type. (A handler added to a running node
+/// that asks for it is logged and answered with ERROR `missing state`.)
 ///
 /// ```
 /// use std::sync::Arc;
@@ -191,6 +217,10 @@ impl<T: DeserializeOwned> FromRequest for Postcard<T> {
 pub struct State<T>(pub T);
 
 impl<T: Clone + Send + Sync + 'static> FromRequest for State<T> {
+    fn needed_state() -> Option<NeededState> {
+        Some(NeededState::of::<T>())
+    }
+
     fn from_request(req: &Request) -> Result<Self, Rejection> {
         match req.ctx.state::<T>() {
             Some(v) => Ok(State(v)),

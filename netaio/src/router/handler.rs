@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::extract::FromRequest;
+use super::state::NeededState;
 use super::{IntoReply, Request};
 use crate::Message;
 
@@ -41,6 +42,12 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub trait Handler<Args>: Clone + Send + Sync + Sized + 'static {
     /// Run the handler on a request.
     fn call(&self, req: Request) -> BoxFuture<Option<Message>>;
+
+    /// The state its arguments need ([`FromRequest::needed_state`]), checked when a node is
+    /// bound. Default: none.
+    fn needed_states() -> Vec<NeededState> {
+        Vec::new()
+    }
 }
 
 impl<F, Fut, R> Handler<()> for F
@@ -69,6 +76,13 @@ macro_rules! impl_handler {
             $($ty: FromRequest + Send + 'static,)*
             $last: FromRequest + Send + 'static,
         {
+            fn needed_states() -> Vec<NeededState> {
+                [$($ty::needed_state(),)* $last::needed_state()]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+
             fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
                 $(
                     let $ty = match $ty::from_request(&req) {
@@ -105,10 +119,12 @@ impl_handler!([T1, T2, T3, T4, T5, T6, T7], T8);
 /// A handler with its argument types erased, done once at registration.
 pub(crate) trait ErasedHandler: Send + Sync + 'static {
     fn call(&self, req: Request) -> BoxFuture<Option<Message>>;
+    fn needed_states(&self) -> &[NeededState];
 }
 
 struct Erased<H, A> {
     handler: H,
+    needs: Vec<NeededState>,
     _args: std::marker::PhantomData<fn() -> A>,
 }
 
@@ -116,10 +132,14 @@ impl<H: Handler<A>, A: 'static> ErasedHandler for Erased<H, A> {
     fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
         self.handler.call(req)
     }
+
+    fn needed_states(&self) -> &[NeededState] {
+        &self.needs
+    }
 }
 
 /// A function of the whole request, erased by [`BoxedHandler::from_fn`].
-struct FnHandler<F>(F);
+struct FnHandler<F>(F, Vec<NeededState>);
 
 impl<F, Fut> ErasedHandler for FnHandler<F>
 where
@@ -128,6 +148,10 @@ where
 {
     fn call(&self, req: Request) -> BoxFuture<Option<Message>> {
         Box::pin((self.0)(req))
+    }
+
+    fn needed_states(&self) -> &[NeededState] {
+        &self.1
     }
 }
 
@@ -139,6 +163,7 @@ impl BoxedHandler {
     /// Erase a handler.
     pub fn new<H: Handler<A>, A: 'static>(handler: H) -> Self {
         Self(Arc::new(Erased {
+            needs: H::needed_states(),
             handler,
             _args: std::marker::PhantomData,
         }))
@@ -161,7 +186,29 @@ impl BoxedHandler {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<Message>> + Send + 'static,
     {
-        Self(Arc::new(FnHandler(f)))
+        Self(Arc::new(FnHandler(f, Vec::new())))
+    }
+
+    /// [`from_fn`](Self::from_fn) for a function that extracts arguments needing state: the
+    /// attribute macros pass each argument's [`FromRequest::needed_state`], so that a node
+    /// checks them when it is bound.
+    pub fn from_fn_needing<F, Fut>(
+        needs: impl IntoIterator<Item = Option<NeededState>>,
+        f: F,
+    ) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Message>> + Send + 'static,
+    {
+        Self(Arc::new(FnHandler(
+            f,
+            needs.into_iter().flatten().collect(),
+        )))
+    }
+
+    /// The state its arguments need (see [`FromRequest::needed_state`]).
+    pub fn needed_states(&self) -> &[NeededState] {
+        self.0.needed_states()
     }
 
     /// Run it.

@@ -106,6 +106,10 @@ pub enum RouteError {
         /// Where the first handler was registered.
         first: &'static Location<'static>,
     },
+    /// A handler added to a running node takes [`State<T>`](super::State) for a `T` its router
+    /// never had ([`Router::with_state`](super::Router::with_state)).
+    #[error(transparent)]
+    MissingState(#[from] super::MissingStateError),
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
-use super::state::Extensions;
+use super::state::{Extensions, MissingStateError};
 use super::table::{Entry, Table};
 use super::{BoxedHandler, RouteError, RouteKey};
 use crate::plugin::Plugins;
@@ -224,7 +224,15 @@ impl Routes {
         once: bool,
         inner: Plugins,
     ) -> Result<(), RouteError> {
-        let route = Entry::new(handler, inner, Location::caller());
+        let at = Location::caller();
+        if let Some(need) = (handler.needed_states().iter()).find(|n| !self.state.contains(n)) {
+            return Err(RouteError::MissingState(MissingStateError {
+                route: key.to_string(),
+                at: at.to_string(),
+                state: need.name,
+            }));
+        }
+        let route = Entry::new(handler, inner, at);
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         table.insert(key, route, once)?;
         if once {

@@ -37,6 +37,7 @@ pub use ops::{NodeFuture, NodeOps, PeerLink};
 pub use reply::{ErrorReply, IntoErrorReply, IntoReply};
 pub use route::{IntoRoute, IntoService, Route, Service};
 pub(crate) use state::Extensions;
+pub use state::{MissingStateError, NeededState};
 
 use crate::plugin::Plugins;
 

@@ -21,10 +21,48 @@ impl Extensions {
         self.0.insert(TypeId::of::<T>(), Arc::new(value));
     }
 
+    /// Whether a value of that type was added.
+    pub(crate) fn contains(&self, need: &NeededState) -> bool {
+        self.0.contains_key(&need.id)
+    }
+
     /// Add every value of `other`; its values replace those of the same types.
     pub(super) fn extend(&mut self, other: Extensions) {
         self.0.extend(other.0);
     }
+}
+
+/// A state type a handler needs ([`FromRequest::needed_state`](super::FromRequest::needed_state)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeededState {
+    id: TypeId,
+    /// The type's name, for the error.
+    pub name: &'static str,
+}
+
+impl NeededState {
+    /// The state of type `T`.
+    pub fn of<T: 'static>() -> Self {
+        Self {
+            id: TypeId::of::<T>(),
+            name: std::any::type_name::<T>(),
+        }
+    }
+}
+
+/// A handler takes [`State<T>`](super::State) for a `T` never added with
+/// [`Router::with_state`](super::Router::with_state) ([`BindError::MissingState`](crate::BindError::MissingState)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the handler of {route} (registered at {at}) takes State<{state}>, which was never added with Router::with_state"
+)]
+pub struct MissingStateError {
+    /// The route (its key, or `the fallback`).
+    pub route: String,
+    /// Where the handler was registered (`file:line:column`), when known.
+    pub at: String,
+    /// The state's type.
+    pub state: &'static str,
 }
 
 #[cfg(test)]

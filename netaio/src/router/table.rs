@@ -9,6 +9,7 @@ use std::panic::Location;
 use bytes::Bytes;
 use rustc_hash::FxBuildHasher;
 
+use super::state::{Extensions, MissingStateError};
 use super::{BoxedHandler, RouteError, RouteKey};
 use crate::MessageType;
 use crate::plugin::Plugins;
@@ -87,6 +88,33 @@ impl Level {
 }
 
 impl Table {
+    /// A route whose handler takes state that `state` lacks, when there is one.
+    pub(super) fn missing_state(&self, state: &Extensions) -> Option<MissingStateError> {
+        let by_uri = self.by_uri.iter().flat_map(|(t, m)| {
+            m.iter()
+                .map(move |(u, s)| (RouteKey::Uri(*t, u.clone()), s))
+        });
+        let by_peer =
+            (self.by_peer.iter()).map(|((t, u, a), s)| (RouteKey::Peer(*t, u.clone(), *a), s));
+        let slots = (self.by_type.iter())
+            .map(|(t, s)| (RouteKey::Type(*t), s))
+            .chain(by_uri)
+            .chain(by_peer);
+        for (key, slot) in slots {
+            for entry in slot.persistent.iter().chain(slot.once.iter()) {
+                let needs = entry.handler.needed_states();
+                if let Some(need) = needs.iter().find(|n| !state.contains(n)) {
+                    return Some(MissingStateError {
+                        route: key.to_string(),
+                        at: entry.at.to_string(),
+                        state: need.name,
+                    });
+                }
+            }
+        }
+        None
+    }
+
     pub(super) fn slot_mut(&mut self, key: RouteKey) -> &mut Slot {
         match key {
             RouteKey::Type(t) => self.by_type.entry(t).or_default(),

@@ -38,6 +38,8 @@ pub(super) struct ClientShared {
     /// Servers that answered our advert (peer management).
     pub(super) peers: PeerTable,
     pub(super) manager: Option<Arc<PeerManager>>,
+    /// Refusals per server address, bounded; the refusal log's rate limit.
+    pub(super) refusals: Mutex<crate::node::refusals::RefusalTable>,
 }
 
 /// A TCP client: connections to one or several servers, each a [`Connection`] handle, sharing one
@@ -94,7 +96,10 @@ impl TcpClient {
     /// With peer management, it then advertises this client and waits (within the request
     /// timeout) for the server's `PEER_DISCOVERED`, so that [`Connection::peer`] is set when it
     /// returns; a server that does not answer is logged, not an error.
-    pub async fn connect(&self, addr: impl ToSocketAddrs) -> Result<Connection, ConnectError> {
+    pub async fn connect(
+        &self,
+        addr: impl ToSocketAddrs + std::fmt::Debug,
+    ) -> Result<Connection, ConnectError> {
         let addr = resolve(addr).await?;
         if let Some(c) = self.conns().get(&addr).filter(|c| !c.is_closed()) {
             return Ok(c.clone());
@@ -133,13 +138,17 @@ impl TcpClient {
     runtime_routes!();
 }
 
-pub(super) async fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, ConnectError> {
+pub(super) async fn resolve(
+    addr: impl ToSocketAddrs + std::fmt::Debug,
+) -> Result<SocketAddr, ConnectError> {
+    // The error names what was asked for: the OS's message alone does not.
+    let asked = format!("{addr:?}");
     let mut addrs = tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| ConnectError::Resolve(e.to_string()))?;
+        .map_err(|e| ConnectError::Resolve(format!("{asked}: {e}")))?;
     addrs
         .next()
-        .ok_or_else(|| ConnectError::Resolve("no address".into()))
+        .ok_or_else(|| ConnectError::Resolve(format!("{asked}: no address")))
 }
 
 pub(super) async fn connect_once(

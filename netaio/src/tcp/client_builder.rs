@@ -86,6 +86,11 @@ impl TcpClientBuilder {
     /// peer-management key (`(ADVERTISE_PEER, app id)`, …) is kept and peer management's own
     /// handler for it is not installed (logged as a warning).
     pub fn build(self) -> TcpClient {
+        if let Err(e) = self.router.check_state() {
+            // `build` cannot fail: the error is logged, and the handler answers ERROR
+            // `missing state` when it is called.
+            tracing::error!(error = %e, "client router");
+        }
         let kind = self.kind;
         let conn = kind.connection;
         let routes = self.router.into_shared();
@@ -115,6 +120,7 @@ impl TcpClientBuilder {
                 matching: self.matching,
                 requests: self.requests,
                 conns: Mutex::new(HashMap::new()),
+                refusals: Mutex::default(),
                 peers,
                 manager,
             }),

@@ -2,16 +2,18 @@
 //! requests, route the rest to its router or its inbox, seal and write handler replies.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::Connection;
 use super::connection::inbox_size;
-use super::driver::{Dispatch, Verdict};
+use super::driver::{CloseReason, Dispatch, Verdict};
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
 use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::refusals::{self, Refused};
 use crate::node::requests::{Begin, Running};
 use crate::plugin::SendOptions;
 use crate::router::{Context, Request, Routes};
@@ -23,14 +25,45 @@ pub(super) struct ClientDispatch {
     pub(super) routes: Arc<Routes>,
     pub(super) codec: FrameCodec,
     pub(super) inbox: mpsc::Sender<Message>,
+    /// A frame from the server decoded once (header, checksum): it speaks netaio.
+    pub(super) heard: bool,
+    /// Why the first bytes from a server never heard were not netaio.
+    pub(super) garbled: Option<String>,
+}
+
+impl ClientDispatch {
+    /// Why the server is taken for something other than netaio, when the connection ended
+    /// with `reason`: nothing it sent ever decoded, and it sent something.
+    pub(super) fn not_netaio(&self, reason: &CloseReason) -> Option<String> {
+        if self.heard {
+            return None;
+        }
+        match (&self.garbled, reason) {
+            (Some(why), _) => Some(why.clone()),
+            (None, CloseReason::BadFrame(why)) => Some(why.clone()),
+            (None, CloseReason::Truncated) => {
+                Some("its first bytes are not a complete frame".into())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Dispatch for ClientDispatch {
     async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
         let auth = frame.auth.clone();
         let msg = match frame.decode(self.codec.auth_codec()) {
-            Ok(m) => m,
+            Ok(m) => {
+                if !self.heard {
+                    self.heard = true;
+                    self.conn.inner.heard.store(true, Ordering::Release);
+                }
+                m
+            }
             Err(e) => {
+                if !self.heard && self.garbled.is_none() {
+                    self.garbled = Some(e.to_string());
+                }
                 tracing::warn!(error = %e, "invalid frame from server dropped");
                 // If the reply reference can still be read, fail that request now rather than at
                 // its timeout.
@@ -76,9 +109,21 @@ impl Dispatch for ClientDispatch {
             Inbound::Answered | Inbound::Stale => return Verdict::Valid,
             Inbound::AnsweredUnverified => return Verdict::Unverified,
             Inbound::Refused(r) => {
-                tracing::warn!(error = %r.error, "message from server refused");
+                let refused = Refused {
+                    addr: peer,
+                    error: &r.error,
+                    plugin: r.plugin,
+                    what: "messages",
+                };
+                let table = &self.conn.inner.client.refusals;
+                refusals::report(table, &refused, tokio::time::Instant::now());
                 return Verdict::Refused;
             }
+        };
+        // A notification of a uri subscribed with `Connection::subscribe` goes to its stream,
+        // before any route: the application asked for it there.
+        let Some(msg) = self.conn.inner.subscriptions.deliver(msg, &self.conn) else {
+            return Verdict::Valid;
         };
         if let Some(handler) = handler {
             let rid = msg.request_id();

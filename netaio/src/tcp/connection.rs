@@ -17,7 +17,7 @@ use super::client::*;
 use super::client_dispatch::ClientDispatch;
 use super::driver::{self, CloseReason};
 use super::send_queue::{self, ByteBudget, QueueReceiver, QueueSender};
-use crate::error::{ReceiveError, RequestError, SendError};
+use crate::error::{PostcardCallError, ReceiveError, RequestError, SendError};
 use crate::node::outbound;
 use crate::node::requests::{Dedup, Limits, Requests};
 use crate::peer::{Peer, PeerSlot};
@@ -41,6 +41,12 @@ pub(super) struct ConnShared {
     pub(super) inbox_bytes: ByteBudget,
     pub(super) state: tokio::sync::watch::Sender<ConnectionState>,
     pub(super) peer_info: PeerSlot,
+    /// The streams of [`Connection::subscribe`], by uri.
+    pub(super) subscriptions: super::subscription::Subscriptions,
+    /// A frame from the server decoded once: it speaks netaio.
+    pub(super) heard: AtomicBool,
+    /// A timeout with nothing heard from the server was logged (once per connection).
+    pub(super) silent_warned: AtomicBool,
 }
 
 /// Where a client [`Connection`] is: [`Connection::state`] now, [`Connection::state_changes`] to
@@ -85,6 +91,27 @@ pub struct ConnectionClosed {
 
 /// One client connection to one server; cheap to clone. Requests sent on it are matched to their
 /// replies by request id, so any number may be in flight, even for the same uri.
+///
+/// ```
+/// use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on((MessageType::REQUEST_URI, "echo"), |m: Message| async move {
+///     Message::respond(m.uri().clone(), m.content().clone())
+/// });
+/// let server = TcpServer::bind(([127, 0, 0, 1], 0), router).await?;
+/// let (addr, handle) = (server.local_addr(), server.handle());
+/// tokio::spawn(server.serve());
+///
+/// let conn = TcpClient::new().connect(addr).await?;
+/// assert_eq!(conn.request("echo", "hi").await?.content().as_ref(), b"hi");
+/// // No route: a typed error, at once.
+/// assert!(matches!(conn.request("nowhere", "").await, Err(RequestError::NotFound(_))));
+/// conn.close().await;
+/// handle.shutdown();
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     pub(super) inner: Arc<ConnShared>,
@@ -129,6 +156,9 @@ impl Connection {
                 inbox_bytes: ByteBudget::new(client.inbox_bytes),
                 state,
                 peer_info: PeerSlot::default(),
+                subscriptions: Default::default(),
+                heard: AtomicBool::new(false),
+                silent_warned: AtomicBool::new(false),
             }),
         };
         let span = tracing::info_span!("client", server = %peer);
@@ -159,6 +189,8 @@ impl Connection {
             routes: client.routes.clone(),
             codec: client.codec.clone(),
             inbox,
+            heard: false,
+            garbled: None,
         };
         loop {
             let reason = driver::drive(
@@ -171,7 +203,17 @@ impl Connection {
             )
             .await;
             self.inner.connected.store(false, Ordering::Release);
-            self.fail_pending(false);
+            // The server forgot this connection's subscriptions: their streams end.
+            self.inner.subscriptions.clear();
+            match dispatch.not_netaio(&reason) {
+                Some(why) => {
+                    tracing::warn!(%why, "the server does not speak netaio (bad header / checksum)");
+                    self.inner
+                        .requests
+                        .with(|t| t.fail_all_with(false, || RequestError::NotNetaio(why.clone())));
+                }
+                None => self.fail_pending(false),
+            }
             super::peers::connection_lost(&self);
             tracing::info!(%reason, "connection closed");
             let policy = client
@@ -389,13 +431,24 @@ impl Connection {
                 let bytes = self.prepare(msg, opts).await?;
                 self.queue(bytes)
             };
-            return Box::pin(requests.exchange((), msg, inner, opts.timeout, send)).await;
+            let result = Box::pin(requests.exchange((), msg, inner, opts.timeout, send)).await;
+            return self.checked(result);
         }
         // The usual case: seal, encode and queue inline, a future that is ready at once: a smaller
         // call future to build, move and poll (a pipelining caller pays for each, per request).
         let send =
             |msg| std::future::ready(self.prepare_now(msg, opts).and_then(|b| self.queue(b)));
-        requests.exchange((), msg, inner, opts.timeout, send).await
+        let result = requests.exchange((), msg, inner, opts.timeout, send).await;
+        self.checked(result)
+    }
+
+    /// A call's result, looked at once for what a new user should be told (see
+    /// [`timed_out`](Self::timed_out)).
+    fn checked(&self, result: Result<Message, RequestError>) -> Result<Message, RequestError> {
+        if let Err(RequestError::Timeout(_)) = &result {
+            self.timed_out();
+        }
+        result
     }
 
     /// [`prepare`](Self::prepare) inline: for plugins that are not CPU-heavy.
@@ -409,6 +462,21 @@ impl Connection {
             self.inner.peer_info.get().as_deref(),
             Some(self.inner.peer),
         )
+    }
+
+    /// A request timed out: when the server never sent anything, say so once (a socket that
+    /// accepts and never answers is not a slow netaio server).
+    #[cold]
+    fn timed_out(&self) {
+        if !self.inner.heard.load(Ordering::Acquire)
+            && !self.inner.silent_warned.swap(true, Ordering::AcqRel)
+        {
+            tracing::warn!(
+                server = %self.inner.peer,
+                "no reply, and nothing at all received from the server since connecting: is it \
+                 a netaio server, and is this its port?"
+            );
+        }
     }
 
     /// Queue a request's frame without waiting: a request that cannot leave fails at once.
@@ -434,6 +502,30 @@ impl Connection {
     ) -> Result<Message, RequestError> {
         self.call(Message::new(MessageType::CREATE_URI, uri, content))
             .await
+    }
+
+    /// A typed request: `req` serialized with postcard as the content of a REQUEST_URI to
+    /// `uri`, and the reply's content deserialized as `Resp`, the client half of a handler
+    /// taking [`Postcard<Req>`](crate::router::Postcard) and returning `Postcard<Resp>`.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: netaio::Connection) -> Result<(), netaio::PostcardCallError> {
+    /// #[derive(serde::Serialize)]
+    /// struct Add { a: u32, b: u32 }
+    /// let sum: u32 = conn.call_postcard("add", &Add { a: 2, b: 3 }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_postcard<Req, Resp>(
+        &self,
+        uri: impl Into<Bytes>,
+        req: &Req,
+    ) -> Result<Resp, PostcardCallError>
+    where
+        Req: serde::Serialize + ?Sized,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let msg = PostcardCallError::request(uri, req)?;
+        PostcardCallError::reply(self.call(msg).await?)
     }
 
     /// UPDATE_URI; expects OK.

@@ -29,6 +29,7 @@ mod server;
 mod server_builder;
 mod server_dispatch;
 mod server_handle;
+mod subscription;
 
 pub use client::TcpClient;
 pub use client_builder::{TcpClientBuilder, TcpClientOptions};
@@ -38,3 +39,4 @@ pub use reconnect::Reconnect;
 pub use server::{ConnectionEvent, ConnectionId, ConnectionInfo, TcpServer};
 pub use server_builder::{TcpServerBuilder, TcpServerOptions};
 pub use server_handle::{ServerHandle, ServerStats};
+pub use subscription::{MAX_SUBSCRIPTIONS, Subscription};

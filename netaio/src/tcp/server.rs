@@ -22,6 +22,7 @@ use super::send_queue::{self, ByteBudget, QueueSender};
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::outbound::Recipient;
+use crate::node::refusals::RefusalTable;
 use crate::node::requests::{Dedup, Requests};
 use crate::node::subscriptions::Subscriptions;
 use crate::peer::{PeerSlot, PeerTable};
@@ -233,6 +234,8 @@ pub(super) struct ServerShared {
     /// What `last_active` counts from.
     pub(super) epoch: Instant,
     pub(super) counters: Counters,
+    /// Refusals per client address, bounded; the refusal log's rate limit.
+    pub(super) refusals: Mutex<RefusalTable>,
     pub(super) shutdown_timeout: Duration,
     /// Handlers of one connection that may run at once (see `concurrent.rs`).
     pub(super) concurrent_requests: usize,

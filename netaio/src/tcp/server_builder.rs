@@ -227,6 +227,8 @@ impl TcpServerBuilder {
 
     /// Bind the listening socket.
     pub async fn bind(self) -> Result<TcpServer, BindError> {
+        // A programming error: found before anything is bound.
+        self.router.check_state()?;
         let kind = self.kind;
         let conn = kind.connection;
         let listener = TcpListener::bind(kind.addr)
@@ -282,6 +284,7 @@ impl TcpServerBuilder {
             counters: Counters::default(),
             shutdown_timeout: kind.shutdown_timeout,
             concurrent_requests: kind.concurrent_requests,
+            refusals: Mutex::default(),
             plugins,
             peers,
         });

@@ -17,6 +17,7 @@ use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::message::DecodeError;
 use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::refusals::{self, Refused};
 use crate::node::requests::{Begin, Running};
 use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
@@ -143,7 +144,6 @@ impl ServerDispatch {
         plugin: Option<&dyn AuthPlugin>,
         out: &mut BytesMut,
     ) {
-        tracing::warn!(error = %err, r#type = %msg.message_type, "message refused");
         let reply = match (err, plugin) {
             (OpenError::Auth { source, stage }, Some(plugin)) => {
                 (self.plugins.auth_error)(&AuthFailure {
@@ -223,6 +223,13 @@ impl Dispatch for ServerDispatch {
                     if let Some(received) = &r.received {
                         self.refused(received, &r.error, r.auth.as_deref(), out);
                     }
+                    let refused = Refused {
+                        addr: self.peer,
+                        error: &r.error,
+                        plugin: r.plugin,
+                        what: "messages",
+                    };
+                    refusals::report(&self.server.shared.refusals, &refused, Instant::now());
                     // A route's inner plugins refusing a message that passed the instance
                     // ones: the connection did show the key.
                     return match r.error {

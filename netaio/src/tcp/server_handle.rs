@@ -358,6 +358,18 @@ impl ServerHandle {
         });
     }
 
+    /// The client addresses whose messages this server refused (an auth check or decryption
+    /// failed), the most recently refused first; the last 256 are remembered. Each is also
+    /// logged at `WARN` (once a minute per address, a few lines per second in all), naming the
+    /// address, the plugin and the reason.
+    pub fn refusals(&self) -> Vec<crate::node::refusals::SourceRefusals> {
+        self.shared
+            .refusals
+            .lock()
+            .map(|t| t.snapshot())
+            .unwrap_or_default()
+    }
+
     /// What the server's limits have done so far, and the bytes its budgets hold now.
     pub fn stats(&self) -> ServerStats {
         let c = &self.shared.counters;

@@ -159,6 +159,8 @@ impl UdpNodeBuilder {
 
     /// Bind the socket (and join the multicast group, when configured).
     pub async fn bind(self) -> Result<UdpNode, BindError> {
+        // A programming error: found before anything is bound.
+        self.router.check_state()?;
         let kind = self.kind;
         let addr = kind.addr;
         let err = |source| BindError::Io { addr, source };
@@ -225,6 +227,7 @@ impl UdpNodeBuilder {
                 outer_authenticates,
                 not_found: kind.not_found,
                 counters: Counters::default(),
+                refusals: Mutex::default(),
                 cancel: CancellationToken::new(),
                 peers,
                 manager,

@@ -35,7 +35,7 @@ impl CallLink for UdpLink {
 
     fn ready(&self) -> Result<(), RequestError> {
         if self.node.shared.cancel.is_cancelled() {
-            Err(RequestError::Closed)
+            Err(SendError::Stopped.into())
         } else {
             Ok(())
         }

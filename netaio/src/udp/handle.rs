@@ -9,10 +9,11 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::node::*;
-use crate::error::{RequestError, SendError, SubscribeError};
+use crate::error::{PostcardCallError, RequestError, SendError, SubscribeError};
 use crate::message::fields;
 use crate::node::leases::Leases;
 use crate::node::outbound::{self, Recipient};
+use crate::node::refusals::SourceRefusals;
 use crate::node::routability::COOKIE_LEN;
 use crate::node::routability::VerifiedAddrs;
 use crate::peer::Peer;
@@ -22,6 +23,25 @@ use crate::{Message, MessageType};
 use super::receive::challenge_message;
 
 /// A cheap, cloneable handle to a [`UdpNode`](super::UdpNode). Handlers reach it through [`Context::udp`](crate::router::Context::udp).
+///
+/// ```
+/// use netaio::udp::UdpNode;
+/// use netaio::{Message, MessageType, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on(MessageType::PUBLISH_URI, |m: Message| async move {
+///     println!("got {:?}", m.content());
+/// });
+/// let node = UdpNode::builder().address(([127, 0, 0, 1], 0)).router(router).bind().await?;
+/// let handle = node.handle(); // cloneable; usable from any task
+/// let serving = tokio::spawn(node.serve());
+/// handle.send(handle.local_addr(), &Message::new(MessageType::PUBLISH_URI, "news", "hi")).await?;
+/// println!("{:?}", handle.stats());
+/// handle.shutdown(); // `serve` returns
+/// serving.await?;
+/// # Ok(()) }
+/// ```
 pub struct UdpHandle {
     pub(super) shared: Arc<UdpShared>,
     /// False only in the node a handler sees through its [`Context`](crate::router::Context)
@@ -80,6 +100,18 @@ impl UdpHandle {
             subscriptions_evicted: evicted,
             subscriptions_expired: expired,
         }
+    }
+
+    /// The sources whose datagrams this node refused (an auth check or decryption failed), the
+    /// most recently refused first: how many, why the last one was, and which plugin refused it.
+    /// The node remembers the last 256 sources. Each is also logged at `WARN` (once a minute per
+    /// source, a few lines per second in all), naming the source, the plugin and the reason.
+    pub fn refusals(&self) -> Vec<SourceRefusals> {
+        self.shared
+            .refusals
+            .lock()
+            .map(|t| t.snapshot())
+            .unwrap_or_default()
     }
 
     /// Stop the node: `serve` returns and waiting requests fail.
@@ -261,7 +293,7 @@ impl UdpHandle {
         opts: &SendOptions,
     ) -> Result<Message, RequestError> {
         if self.shared.cancel.is_cancelled() {
-            return Err(RequestError::Closed);
+            return Err(SendError::Stopped.into());
         }
         let started = Instant::now();
         // The call's timeout, the node's, or the adaptive estimate: one budget for the whole
@@ -356,6 +388,23 @@ impl UdpHandle {
             msg.auth
                 .insert_static(fields::PADDING, Bytes::from(vec![0u8; need - have]));
         }
+    }
+
+    /// A typed request to `addr`: `req` serialized with postcard as the content of a
+    /// REQUEST_URI to `uri`, and the reply's content deserialized as `Resp` (see
+    /// [`Connection::call_postcard`](crate::Connection::call_postcard)).
+    pub async fn call_postcard<Req, Resp>(
+        &self,
+        addr: SocketAddr,
+        uri: impl Into<Bytes>,
+        req: &Req,
+    ) -> Result<Resp, PostcardCallError>
+    where
+        Req: serde::Serialize + ?Sized,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let msg = PostcardCallError::request(uri, req)?;
+        PostcardCallError::reply(self.call(addr, msg).await?)
     }
 
     /// REQUEST_URI to `addr`; expects RESPOND_URI (or OK).

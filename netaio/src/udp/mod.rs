@@ -58,6 +58,8 @@ mod peers;
 mod receive;
 mod socket;
 
+/// What a node refused from one source (see [`UdpHandle::refusals`]).
+pub use crate::node::refusals::SourceRefusals;
 pub use builder::{UdpNodeBuilder, UdpNodeOptions};
 pub use handle::UdpHandle;
 #[cfg(feature = "multicast")]

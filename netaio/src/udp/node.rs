@@ -17,6 +17,7 @@ use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::leases::Leases;
 use crate::node::peers::PeerManager;
+use crate::node::refusals::RefusalTable;
 use crate::node::requests::{Dedup, Requests};
 use crate::node::routability::{CookieKey, VerifiedAddrs};
 use crate::peer::PeerTable;
@@ -89,6 +90,8 @@ pub(super) struct UdpShared {
     /// The reply to a message no route takes (a profile's: Python's has uri `ERROR`).
     pub(super) not_found: crate::Message,
     pub(super) counters: Counters,
+    /// Refusals per source address, bounded; the refusal log's rate limit.
+    pub(super) refusals: Mutex<RefusalTable>,
     pub(super) cancel: CancellationToken,
     /// Known peers (filled by peer management, or by [`Context::set_peer`]).
     pub(super) peers: PeerTable,
@@ -99,6 +102,30 @@ pub(super) struct UdpShared {
 }
 
 /// A UDP node: receives datagrams and dispatches them to its router, sends and requests.
+///
+/// ```
+/// use netaio::udp::UdpNode;
+/// use netaio::{Message, MessageType, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = Router::new().on((MessageType::REQUEST_URI, "time"), || async {
+///     Message::respond("time", "12:00")
+/// });
+/// let server = UdpNode::builder().address(([127, 0, 0, 1], 0)).router(router).bind().await?;
+/// let addr = server.local_addr();
+/// let server_handle = server.handle();
+/// tokio::spawn(server.serve());
+///
+/// let client = UdpNode::builder().address(([127, 0, 0, 1], 0)).bind().await?;
+/// let handle = client.handle();
+/// tokio::spawn(client.serve());
+/// let reply = handle.call(addr, Message::new(MessageType::REQUEST_URI, "time", "")).await?;
+/// assert_eq!(reply.content().as_ref(), b"12:00");
+/// handle.shutdown();
+/// server_handle.shutdown();
+/// # Ok(()) }
+/// ```
 ///
 /// Handlers may be async (unlike on the Python node, where they never run); each runs in its own
 /// task unless it completes at once, bounded by [`UdpNodeBuilder::max_handlers`].

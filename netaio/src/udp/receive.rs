@@ -18,6 +18,7 @@ use super::node_ops::SourceOps;
 use crate::message::fields;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::outbound;
+use crate::node::refusals::{self, Refused};
 use crate::node::requests::{Begin, Running};
 use crate::node::routability::COOKIE_LEN;
 use crate::plugin::{AuthError, OpenError, Stage};
@@ -69,6 +70,18 @@ impl UdpHandle {
     /// unless it passed an auth plugin that authenticates its sender it gets no answer at all:
     /// no NOT_FOUND, no challenge, no reply (one forged datagram would otherwise make every
     /// member answer the victim).
+    /// Count a refused datagram against its source, and log it (rate-limited).
+    #[inline(never)]
+    fn report_refusal(&self, src: SocketAddr, error: &OpenError, plugin: &'static str) {
+        let refused = Refused {
+            addr: src,
+            error,
+            plugin,
+            what: "datagrams",
+        };
+        refusals::report(&self.shared.refusals, &refused, Instant::now());
+    }
+
     pub(super) fn on_datagram(
         &self,
         datagram: Bytes,
@@ -140,10 +153,15 @@ impl UdpHandle {
                         source: AuthError::Reflected,
                         stage: Stage::Outer,
                     } if via_group => {}
-                    OpenError::Auth { .. } => self.count(&c.auth_failed),
-                    _ => self.count(&c.decrypt_failed),
+                    OpenError::Auth { .. } => {
+                        self.count(&c.auth_failed);
+                        self.report_refusal(src, &r.error, r.plugin);
+                    }
+                    _ => {
+                        self.count(&c.decrypt_failed);
+                        self.report_refusal(src, &r.error, r.plugin);
+                    }
                 }
-                tracing::debug!(%src, error = %r.error, "datagram refused");
                 return;
             }
             Err(held) => return self.challenge(&held, src, received),

@@ -7,9 +7,11 @@ mod aead_auth_tcp;
 mod architecture;
 mod common;
 mod dox_coverage;
+mod front_page;
 mod inner_auth_error_reply;
 #[cfg(feature = "macros")]
 mod macros_e2e;
+mod missing_state;
 mod one_shot_checks;
 #[cfg(feature = "python-compat")]
 mod packify_props;
@@ -19,5 +21,7 @@ mod proptest_codec;
 #[cfg(feature = "python-compat")]
 mod python_vectors;
 mod reflection;
+mod refusal_diagnostics;
 mod security_table;
 mod smoke;
+mod typed_calls;

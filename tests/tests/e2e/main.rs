@@ -2,9 +2,12 @@
 //! (`cargo test -p netaio-tests --test e2e [module::]`). The multi-host tests in network namespaces
 //! are the separate `netns` target (needs root; run by `.ci/run` in its own step).
 mod asymmetric_discovery;
+mod client_subscribe;
 mod compat_tcp;
 mod compat_udp;
 mod fuzz_replay;
+mod not_netaio;
+mod peer_watch;
 mod pipeline_order;
 mod slow_peers_concurrent;
 mod slow_peers_tcp;

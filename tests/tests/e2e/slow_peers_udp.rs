@@ -314,5 +314,6 @@ async fn a_request_that_cannot_leave_fails_at_once() {
         .start_call("127.0.0.1:9".parse().unwrap(), req(), &CallOptions::new())
         .await
         .unwrap_err();
-    assert!(matches!(e, RequestError::Closed), "{e:?}");
+    assert!(matches!(e, RequestError::Send(SendError::Stopped)), "{e:?}");
+    assert_eq!(e.to_string(), "the node has stopped");
 }

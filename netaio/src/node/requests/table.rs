@@ -363,7 +363,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
 
     fn admit(&self, peer: P) -> Result<(), RequestError> {
         if self.closed {
-            return Err(RequestError::Closed);
+            // Closed for good before this request: it never left (`Closed` says that a reply
+            // was waited for).
+            return Err(RequestError::Send(crate::SendError::Closed));
         }
         if self.entries.len() >= self.limits.total {
             return Err(RequestError::TooManyInFlight(self.limits.total));
@@ -676,11 +678,20 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
 
     /// Fail every request with [`RequestError::Closed`]; `for_good` refuses new ones too.
     pub(crate) fn fail_all(&mut self, for_good: bool) -> usize {
+        self.fail_all_with(for_good, || RequestError::Closed)
+    }
+
+    /// [`fail_all`](Self::fail_all) with the error `why` makes.
+    pub(crate) fn fail_all_with(
+        &mut self,
+        for_good: bool,
+        why: impl Fn() -> RequestError,
+    ) -> usize {
         self.closed |= for_good;
         let ids: Vec<u64> = self.entries.keys().copied().collect();
         for id in &ids {
             if let Some(p) = self.remove(*id) {
-                p.answer(Err(RequestError::Closed));
+                p.answer(Err(why()));
             }
         }
         ids.len()
@@ -916,7 +927,7 @@ pub(super) mod tests {
         t.fail_all(true);
         assert!(matches!(
             t.start(1, &mut m, Plugins::new(), SECOND, None, now),
-            Err(RequestError::Closed)
+            Err(RequestError::Send(crate::SendError::Closed))
         ));
         assert_eq!(t.poll_timeout(), None);
     }
@@ -1114,7 +1125,7 @@ pub(super) mod tests {
         t.fail_all(true);
         assert!(matches!(
             t.restart(7, 1, &m, Plugins::new(), timing(None)),
-            Err(RequestError::Closed)
+            Err(RequestError::Send(crate::SendError::Closed))
         ));
     }
 
