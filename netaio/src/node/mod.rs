@@ -22,6 +22,7 @@ pub(crate) mod leases;
 pub(crate) mod outbound;
 pub(crate) mod peer_timers;
 pub(crate) mod peers;
+pub(crate) mod relay;
 pub(crate) mod requests;
 pub(crate) mod routability;
 pub(crate) mod subscriptions;
