@@ -51,4 +51,5 @@ pub mod relay {
         DELIVER, FORWARD, RESERVE, Rate, RelayAddress, RelayConfig, RelayLimits, RelayRefusal,
         RelayStats, is_relay_type,
     };
+    pub use crate::tcp::{Relay, ReserveError};
 }

@@ -19,6 +19,7 @@ mod tcp_memory;
 mod tcp_peers;
 mod tcp_pipelining;
 mod tcp_pubsub;
+mod tcp_relay;
 mod tcp_replay_quota;
 mod tcp_request_response;
 mod tcp_routing;
