@@ -14,6 +14,7 @@ pub mod message;
 pub(crate) mod node;
 pub mod peer;
 pub mod plugin;
+pub mod reach;
 pub mod router;
 pub mod tcp;
 pub mod udp;
@@ -48,8 +49,8 @@ struct DoxExamples;
 /// `Connection::send_via_relay`. See dox.md, "Relays".
 pub mod relay {
     pub use crate::node::relay::{
-        DELIVER, FORWARD, RESERVE, Rate, RelayAddress, RelayConfig, RelayLimits, RelayRefusal,
-        RelayStats, is_relay_type,
+        DELIVER, FORWARD, REFUSAL_URI, RESERVE, Rate, RelayAddress, RelayConfig, RelayLimits,
+        RelayRefusal, RelayStats, is_relay_type,
     };
     pub use crate::tcp::{Relay, ReserveError};
 }

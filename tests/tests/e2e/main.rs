@@ -6,6 +6,7 @@ mod compat_tcp;
 mod compat_udp;
 mod fuzz_replay;
 mod pipeline_order;
+mod reach;
 mod slow_peers_tcp;
 mod slow_peers_udp;
 mod tcp_admission;

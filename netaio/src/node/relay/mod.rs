@@ -12,4 +12,6 @@ mod wire;
 pub use config::{Rate, RelayConfig};
 pub(crate) use state::RelayState;
 pub use state::RelayStats;
-pub use wire::{DELIVER, FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, is_relay_type};
+pub use wire::{
+    DELIVER, FORWARD, REFUSAL_URI, RESERVE, RelayAddress, RelayLimits, RelayRefusal, is_relay_type,
+};
