@@ -349,3 +349,135 @@ fn rss() -> usize {
     let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
 }
+
+/// What a tampering relay does to each envelope it is given (it sits in front of a real relay,
+/// so that the real one forwards what it made of the envelopes).
+#[derive(Clone, Copy)]
+enum Tamper {
+    /// Flip one byte of the inner frame's content, recomputing its checksum (a clever relay:
+    /// the frame still decodes).
+    Flip,
+    /// Forward every envelope twice.
+    Replay,
+}
+
+/// A proxy in front of `relay` applying `tamper` to the envelopes from its one client.
+async fn tampering(relay: std::net::SocketAddr, tamper: Tamper) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::Decoder;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (down, _) = listener.accept().await.unwrap();
+        let up = tokio::net::TcpStream::connect(relay).await.unwrap();
+        let (mut down_r, mut down_w) = down.into_split();
+        let (mut up_r, mut up_w) = up.into_split();
+        tokio::spawn(async move { tokio::io::copy(&mut up_r, &mut down_w).await });
+        let codec = netaio::codec::FrameCodec::new();
+        let auth = netaio::message::PostcardCodec;
+        let mut buf = bytes::BytesMut::new();
+        let mut decoder = codec.clone();
+        loop {
+            if down_r.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                return;
+            }
+            while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                let msg = frame.decode(&auth).unwrap();
+                if msg.message_type != netaio::relay::FORWARD {
+                    up_w.write_all(&codec.to_frame(&msg).unwrap())
+                        .await
+                        .unwrap();
+                    continue;
+                }
+                match tamper {
+                    Tamper::Flip => {
+                        let mut inner_buf = bytes::BytesMut::from(msg.content().as_ref());
+                        let inner = codec.clone().decode(&mut inner_buf).unwrap().unwrap();
+                        let inner = inner.decode(&auth).unwrap();
+                        let mut content = inner.content().to_vec();
+                        let mid = content.len() / 2;
+                        content[mid] ^= 0x01;
+                        let inner = inner.with_content(content);
+                        let env = msg.clone().with_content(codec.to_frame(&inner).unwrap());
+                        up_w.write_all(&codec.to_frame(&env).unwrap())
+                            .await
+                            .unwrap();
+                    }
+                    Tamper::Replay => {
+                        let f = codec.to_frame(&msg).unwrap();
+                        up_w.write_all(&f).await.unwrap();
+                        up_w.write_all(&f).await.unwrap();
+                    }
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_relay_that_alters_or_replays_envelopes_gets_them_refused() {
+    for tamper in [Tamper::Flip, Tamper::Replay] {
+        let (server, relay) = relay(RelayConfig::default()).await;
+        let (ida, idc) = (Identity::generate(), Identity::generate());
+        let (pa, pc) = (ida.peer("node-a").unwrap(), idc.peer("node-c").unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let c_router = Router::new().route(
+            Route::on((MessageType::REQUEST_URI, "secret"), move |_m: Message| {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    Message::respond("secret", "ok")
+                }
+            })
+            .with_inner(sealed(&idc)),
+        );
+        let client = |local: Peer, router: Router| {
+            TcpClient::builder()
+                .router(router)
+                .peer_plugin(AsymmetricPeerPlugin)
+                .local_peer(local)
+                .build()
+        };
+        let c = client(pc.clone(), c_router);
+        c.peers().observe(pa.clone(), server.addr).unwrap();
+        let c_conn = c.connect(server.addr).await.unwrap();
+        c_conn.reserve("node-c").await.unwrap();
+        let a = client(pa.clone(), Router::new());
+        a.peers().observe(pc.clone(), server.addr).unwrap();
+        let a_conn = a
+            .connect(tampering(server.addr, tamper).await)
+            .await
+            .unwrap();
+        a_conn.reserve("node-a").await.unwrap();
+        let opts = CallOptions::new()
+            .inner(sealed(&ida))
+            .timeout(Duration::from_millis(500));
+        for _ in 0..3 {
+            let msg = Message::new(MessageType::REQUEST_URI, "secret", "the plan");
+            let r = a_conn.start_call_via_relay(&pc, msg, &opts).await;
+            match tamper {
+                Tamper::Flip => assert!(matches!(r, Err(RequestError::Timeout(_))), "{r:?}"),
+                Tamper::Replay => assert!(r.is_ok(), "{r:?}"),
+            }
+        }
+        // Altered: C never ran its handler. Replayed: each request ran once, its copy refused.
+        let expected = match tamper {
+            Tamper::Flip => 0,
+            Tamper::Replay => 3,
+        };
+        assert_eq!(count.load(Ordering::SeqCst), expected);
+        let relayed = relay.stats().relayed;
+        match tamper {
+            Tamper::Flip => assert_eq!(
+                relayed,
+                3,
+                "the relay did forward them: {:?}",
+                relay.stats()
+            ),
+            Tamper::Replay => assert_eq!(relayed, 9, "6 requests (3 copies) and 3 replies"),
+        }
+        server.stop().await;
+    }
+}
