@@ -24,6 +24,10 @@ pub struct RelayArgs {
     /// Payload sizes, bytes (request and reply alike)
     #[arg(long, value_delimiter = ',', default_value = "64,60000")]
     pub sizes: Vec<usize>,
+    /// Which paths to measure: `both`, or one of `direct` and `relay` (one path per process, for
+    /// callgrind: the instructions of N more calls are the difference of two runs)
+    #[arg(long, default_value = "both")]
+    pub mode: String,
 }
 
 /// One measurement.
@@ -156,10 +160,29 @@ pub async fn run(args: &RelayArgs) -> crate::Result<Vec<RelayRow>> {
             let (r, p, o) = (r.clone(), p.clone(), o.clone());
             async move { r.start_call_via_relay(&p, m, &o).await }
         };
-        measure(&warm, size, direct_call.clone()).await?;
-        measure(&warm, size, relay_call.clone()).await?;
-        let d = measure(args, size, direct_call).await?;
-        let r = measure(args, size, relay_call).await?;
+        let (do_direct, do_relay) = match args.mode.as_str() {
+            "direct" => (true, false),
+            "relay" => (false, true),
+            _ => (true, true),
+        };
+        let none = Rates {
+            calls_per_s: f64::NAN,
+            mb_per_s: f64::NAN,
+        };
+        if do_direct {
+            measure(&warm, size, direct_call.clone()).await?;
+        }
+        if do_relay {
+            measure(&warm, size, relay_call.clone()).await?;
+        }
+        let d = match do_direct {
+            true => measure(args, size, direct_call).await?,
+            false => none,
+        };
+        let r = match do_relay {
+            true => measure(args, size, relay_call).await?,
+            false => none,
+        };
         rows.push(RelayRow {
             size,
             direct: d,

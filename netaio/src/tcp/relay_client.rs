@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio_util::codec::Decoder;
 
 use super::Connection;
 use super::client_dispatch::ClientDispatch;
 use super::driver::Verdict;
+use crate::codec::Frame;
 use crate::error::{RequestError, SendError};
+use crate::message::Header;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::relay::{
     FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, is_relay_type,
@@ -258,12 +259,48 @@ pub(super) async fn delivered(d: &mut ClientDispatch, msg: Message, out: &mut By
     Verdict::Valid
 }
 
-/// One whole frame, decoded; `None` for anything else (a partial frame, trailing bytes).
+/// One whole frame, decoded; `None` for anything else (a partial frame, trailing bytes, a frame
+/// above the codec's limit). The auth block and body are slices of `bytes` (no copy).
 fn decode_frame(codec: &crate::codec::FrameCodec, bytes: &Bytes) -> Option<Message> {
-    let mut buf = BytesMut::from(bytes.as_ref());
-    let frame = codec.clone().decode(&mut buf).ok()??;
-    if !buf.is_empty() {
+    let header = Header::from_bytes(bytes).ok()?;
+    let len = header.frame_len();
+    if len != bytes.len() || len > codec.max_frame() {
         return None;
     }
+    let auth_end = Header::LEN + usize::from(header.auth_length);
+    let frame = Frame {
+        header,
+        auth: bytes.slice(Header::LEN..auth_end),
+        body: bytes.slice(auth_end..),
+    };
     frame.decode(codec.auth_codec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::FrameCodec;
+
+    #[test]
+    fn an_inner_frame_decodes_only_whole_and_alone() {
+        let codec = FrameCodec::new();
+        let msg = Message::new(MessageType::REQUEST_URI, "a", "b");
+        let frame = codec.to_frame(&msg).unwrap();
+        assert_eq!(
+            decode_frame(&codec, &frame).unwrap().content().as_ref(),
+            b"b"
+        );
+        assert!(decode_frame(&codec, &frame.slice(..frame.len() - 1)).is_none());
+        let mut two = frame.to_vec();
+        two.extend_from_slice(&frame);
+        assert!(decode_frame(&codec, &Bytes::from(two)).is_none());
+        assert!(decode_frame(&codec, &Bytes::from_static(b"\x00")).is_none());
+        let mut bad = frame.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(
+            decode_frame(&codec, &Bytes::from(bad)).is_none(),
+            "checksum"
+        );
+    }
 }

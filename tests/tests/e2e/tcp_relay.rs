@@ -481,3 +481,62 @@ async fn a_relay_that_alters_or_replays_envelopes_gets_them_refused() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn envelopes_that_fail_the_relays_auth_are_never_forwarded() {
+    use netaio::plugin::HmacAuth;
+    let relay = Relay::new(RelayConfig::default());
+    let server = start_with(
+        netaio::TcpServer::builder()
+            .router(Router::new().merge(relay.router()))
+            .auth(HmacAuth::new(b"relay key")),
+    )
+    .await;
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = TcpClient::builder()
+        .router(service(count.clone()))
+        .auth(HmacAuth::new(b"relay key"))
+        .build();
+    let c_conn = c.connect(server.addr).await.unwrap();
+    c_conn.reserve("node-c").await.unwrap();
+    // A keyed sender is served.
+    let keyed = TcpClient::builder()
+        .auth(HmacAuth::new(b"relay key"))
+        .build();
+    let k = keyed.connect(server.addr).await.unwrap();
+    let r = within(
+        WAIT,
+        "the reply",
+        k.call_via_relay(&Peer::new("node-c"), hello("k")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.content().as_ref(), b"hello, k");
+    // A sender without the key: each envelope refused by the server before the relay sees it,
+    // counted against its connection, which is closed after the third refusal in a row.
+    let (_x, x) = peer_at(server.addr, Router::new(), None).await;
+    for _ in 0..3 {
+        let e = within(
+            WAIT,
+            "the refusal",
+            x.call_via_relay(&Peer::new("node-c"), hello("x")),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, RequestError::Auth(_)), "{e:?}");
+    }
+    within(WAIT, "the connection to close", async {
+        while x.is_connected() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "only the keyed call reached C"
+    );
+    let stats = relay.stats();
+    assert_eq!((stats.relayed, stats.refused), (2, 0), "{stats:?}");
+    server.stop().await;
+}

@@ -124,6 +124,9 @@ pub(crate) struct Forwarded<C> {
 pub(crate) struct RelayState<C> {
     config: RelayConfig,
     reservations: HashMap<Bytes, Reservation<C>>,
+    /// The id each connection reserved last: the address its envelopes come from (without one,
+    /// a circuit). Kept beside `reservations` so that no envelope scans them.
+    own_id: HashMap<C, Bytes>,
     per_ip: HashMap<IpAddr, usize>,
     circuits: HashMap<u64, Circuit<C>>,
     circuit_of: HashMap<(C, Bytes), u64>,
@@ -139,6 +142,7 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         Self {
             config,
             reservations: HashMap::new(),
+            own_id: HashMap::new(),
             per_ip: HashMap::new(),
             circuits: HashMap::new(),
             circuit_of: HashMap::new(),
@@ -259,6 +263,7 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
                 if let Some(r) = self.reservations.get_mut(&peer) {
                     r.expires = now + self.config.reservation_duration;
                 }
+                self.own_id.insert(conn, peer);
                 return Ok(self.limits());
             }
             None => {}
@@ -270,6 +275,7 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         }
         self.creation(conn, ip, now)?;
         *self.per_ip.entry(key).or_insert(0) += 1;
+        self.own_id.insert(conn, peer.clone());
         self.reservations.insert(
             peer,
             Reservation {
@@ -283,6 +289,9 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
 
     fn drop_reservation(&mut self, peer: &Bytes) {
         if let Some(r) = self.reservations.remove(peer) {
+            if self.own_id.get(&r.conn) == Some(peer) {
+                self.own_id.remove(&r.conn);
+            }
             if let Some(n) = self.per_ip.get_mut(&r.ip) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -360,12 +369,9 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         self.senders.remove(&conn);
     }
 
-    /// The reserved peer id `conn` holds (the first one found), if any.
+    /// The peer id `conn` reserved last and still holds, if any.
     fn reserved_id(&self, conn: C) -> Option<Bytes> {
-        self.reservations
-            .iter()
-            .find(|(_, r)| r.conn == conn)
-            .map(|(p, _)| p.clone())
+        self.own_id.get(&conn).cloned()
     }
 
     /// Take an envelope from `from` (at `ip`) for `to`: queue it for the recipient's

@@ -312,3 +312,33 @@ fn ipv6_hosts_are_counted_by_their_64() {
     assert_eq!(ip_key(a), ip_key(b));
     assert_ne!(ip_key(a), ip_key("2001:db8:1:3::1".parse().unwrap()));
 }
+
+#[test]
+fn a_sender_is_named_by_the_id_it_reserved_last_and_by_a_circuit_without_one() {
+    let t0 = Instant::now();
+    let mut r = RelayState::new(RelayConfig::default());
+    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
+    r.reserve(1, IP_A, id("a1"), t0).unwrap();
+    r.reserve(1, IP_A, id("a2"), t0).unwrap();
+    r.forward(1, IP_A, &peer("c"), frame(1), t0).unwrap();
+    assert_eq!(r.pop(9).unwrap().0, peer("a2"));
+    r.reserve(1, IP_A, id("a1"), t0).unwrap();
+    r.forward(1, IP_A, &peer("c"), frame(1), t0).unwrap();
+    assert_eq!(
+        r.pop(9).unwrap().0,
+        peer("a1"),
+        "renewed: the last reserved"
+    );
+    r.expire(t0 + Duration::from_secs(3600));
+    r.reserve(9, IP_C, id("c"), t0 + Duration::from_secs(3600))
+        .unwrap();
+    r.forward(
+        1,
+        IP_A,
+        &peer("c"),
+        frame(1),
+        t0 + Duration::from_secs(3600),
+    )
+    .unwrap();
+    assert!(matches!(r.pop(9).unwrap().0, RelayAddress::Circuit(_)));
+}
