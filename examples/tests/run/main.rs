@@ -6,5 +6,6 @@ mod gossip_node_run;
 mod plugin_examples_run;
 mod python_interop;
 mod python_udp_peers;
+mod relay_node_run;
 mod service_run;
 mod udp_examples_run;

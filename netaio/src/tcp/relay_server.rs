@@ -144,8 +144,10 @@ impl Shared {
             .forward(conn, ctx.peer_addr().ip(), &to, frame, Instant::now());
         match result {
             Ok(f) => {
-                if f.start {
-                    self.drain(server.clone(), f.to);
+                // This envelope is the first of an empty queue: a connection already gone (its
+                // end not yet seen by the watcher) means no route for it.
+                if f.start && self.drain(server.clone(), f.to) {
+                    return answerable.then(|| RelayRefusal::NoRoute.to_message());
                 }
                 None
             }
@@ -157,21 +159,26 @@ impl Shared {
     }
 
     /// Hand `conn`'s queued envelopes to its connection while its send queue has room; when it
-    /// is full, a task waits for room and goes on.
-    fn drain(self: &Arc<Self>, server: ServerHandle, conn: ConnectionId) {
+    /// is full, a task waits for room and goes on. True when the connection was gone at the
+    /// first envelope.
+    fn drain(self: &Arc<Self>, server: ServerHandle, conn: ConnectionId) -> bool {
+        let mut first = true;
         loop {
             let Some(next) = self.state().pop(conn) else {
-                return;
+                return false;
             };
             let msg = deliver(next);
             match server.try_send(conn, &msg) {
-                Ok(()) => {}
+                Ok(()) => first = false,
                 Err(SendError::QueueFull | SendError::NodeQueueFull) => {
                     let shared = self.clone();
                     tokio::spawn(async move { shared.drain_waiting(server, conn, msg).await });
-                    return;
+                    return false;
                 }
-                Err(e) => return self.gone(conn, &e),
+                Err(e) => {
+                    self.gone(conn, &e);
+                    return first;
+                }
             }
         }
     }
