@@ -156,7 +156,7 @@ setters! {
     envelope_rate_per_ip, get_envelope_rate_per_ip: Rate;
     /// Inner-frame bytes one source IP may relay (default 16 MiB per second).
     byte_rate_per_ip, get_byte_rate_per_ip: Rate;
-    /// Source IPs whose rates are tracked at once (default 4,096); beyond, the IP idle the
-    /// longest is forgotten.
+    /// Source IPs, and sending connections, whose rates are tracked at once (default 4,096
+    /// each); beyond, idle entries are forgotten first.
     max_tracked_ips, get_max_tracked_ips: usize;
 }

@@ -86,6 +86,24 @@ fn rates(c: &RelayConfig, per_ip: bool) -> (super::Rate, super::Rate, super::Rat
     }
 }
 
+/// Forget the entries of a full bucket table whose buckets are full, then, if it is still at
+/// `bound`, any one.
+fn make_room<K: Copy + Eq + Hash>(
+    table: &mut HashMap<K, Buckets>,
+    (e, b, r): (super::Rate, super::Rate, super::Rate),
+    bound: usize,
+    now: Instant,
+) {
+    table.retain(|_, k| {
+        !(k.envelopes.is_full(e, now) && k.bytes.is_full(b, now) && k.creations.is_full(r, now))
+    });
+    if table.len() >= bound
+        && let Some(victim) = table.keys().next().copied()
+    {
+        table.remove(&victim);
+    }
+}
+
 struct Reservation<C> {
     conn: C,
     ip: IpAddr,
@@ -197,23 +215,18 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         r
     }
 
-    /// The sender's and its IP's buckets, the IP's made (forgetting the IP idle the longest, or
-    /// any, when the table is full).
+    /// The sender's and its IP's buckets, made when missing. Both tables are bounded by
+    /// [`RelayConfig::max_tracked_ips`] (senders leave theirs when their connection ends; one
+    /// whose end was missed goes with the others when the table is full): a full table forgets
+    /// the entries whose buckets are full (they say nothing a new one would not), then any.
     fn buckets(&mut self, conn: C, ip: IpAddr, now: Instant) -> (&mut Buckets, &mut Buckets) {
         let ip = ip_key(ip);
-        if !self.ips.contains_key(&ip) && self.ips.len() >= self.config.max_tracked_ips.max(1) {
-            let (_, _, r) = rates(&self.config, true);
-            let (e, b, _) = rates(&self.config, true);
-            self.ips.retain(|_, k| {
-                !(k.envelopes.is_full(e, now)
-                    && k.bytes.is_full(b, now)
-                    && k.creations.is_full(r, now))
-            });
-            if self.ips.len() >= self.config.max_tracked_ips.max(1)
-                && let Some(victim) = self.ips.keys().next().copied()
-            {
-                self.ips.remove(&victim);
-            }
+        let bound = self.config.max_tracked_ips.max(1);
+        if !self.ips.contains_key(&ip) && self.ips.len() >= bound {
+            make_room(&mut self.ips, rates(&self.config, true), bound, now);
+        }
+        if !self.senders.contains_key(&conn) && self.senders.len() >= bound {
+            make_room(&mut self.senders, rates(&self.config, false), bound, now);
         }
         let config = &self.config;
         let s = self
