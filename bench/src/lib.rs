@@ -15,6 +15,7 @@
 //!   ([`rpc`]).
 //! - `hedge`: the hedging scenario (two servers in-process, one stalling; p50/p99 with and without
 //!   `call_any`).
+//! - `relay`: request/response directly and through a relay, 64 B and 60 kB (issue 14).
 //!
 //! Their flags are in [`args`] (clap); each takes `--help`.
 //!
@@ -28,6 +29,7 @@ pub mod client;
 pub mod driver;
 pub mod frames;
 pub mod hedge;
+pub mod relay;
 pub mod report;
 pub mod rpc;
 pub mod server;

@@ -14,6 +14,7 @@ pub mod message;
 pub(crate) mod node;
 pub mod peer;
 pub mod plugin;
+pub mod reach;
 pub mod router;
 pub mod tcp;
 pub mod udp;
@@ -44,3 +45,16 @@ pub use udp::{UdpHandle, UdpNode};
 #[cfg(doctest)]
 #[doc = include_str!("../../dox.md")]
 struct DoxExamples;
+
+/// Relays (issue 14): a [`TcpServer`] that forwards envelopes between peers that reserved their
+/// ids with it, so that a peer behind NAT or on another subnet can be reached by its id. The
+/// bookkeeping is the I/O-free core `node::relay`; the server side is [`Relay`](relay::Relay), the
+/// client side `Connection::reserve`, `Connection::start_call_via_relay` and
+/// `Connection::send_via_relay`. See dox.md, "Relays".
+pub mod relay {
+    pub use crate::node::relay::{
+        DELIVER, FORWARD, REFUSAL_URI, RESERVE, Rate, RelayAddress, RelayConfig, RelayLimits,
+        RelayRefusal, RelayStats, is_relay_type,
+    };
+    pub use crate::tcp::{Relay, ReserveError};
+}

@@ -6,6 +6,7 @@ mod gossip_node_run;
 mod plugin_examples_run;
 mod python_interop;
 mod python_udp_peers;
+mod relay_node_run;
 mod service_run;
 mod slow_peers_python;
 mod udp_examples_run;

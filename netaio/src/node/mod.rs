@@ -26,6 +26,7 @@ pub(crate) mod outbound;
 pub(crate) mod peer_timers;
 pub(crate) mod peers;
 pub(crate) mod refusals;
+pub(crate) mod relay;
 pub(crate) mod requests;
 pub(crate) mod routability;
 pub(crate) mod subscriptions;

@@ -89,6 +89,9 @@ impl Dispatch for ClientDispatch {
                 return Verdict::Refused;
             }
         };
+        if msg.message_type == crate::node::relay::DELIVER {
+            return super::relay_client::delivered(self, msg, out).await;
+        }
         let peer = self.ctx.peer_addr();
         let plugins = &self.conn.inner.client.plugins;
         let peer_info = self.conn.inner.peer_info.get();
@@ -178,11 +181,22 @@ impl Dispatch for ClientDispatch {
             }
             return Verdict::Valid;
         }
+        self.to_inbox(msg);
+        Verdict::Valid
+    }
+
+    fn on_fatal(&mut self, _err: &FrameError, _out: &mut BytesMut) {}
+}
+
+impl ClientDispatch {
+    /// Put a message no handler takes in the inbox, or drop it when the inbox is full (in
+    /// messages or bytes).
+    pub(super) fn to_inbox(&self, msg: Message) {
         let size = inbox_size(&msg);
         let budget = &self.conn.inner.inbox_bytes;
         if !budget.try_take(size, true) {
             tracing::warn!(r#type = %msg.message_type, bytes = size, "inbox full (bytes): message dropped");
-            return Verdict::Valid;
+            return;
         }
         match self.inbox.try_send(msg) {
             Ok(()) => {}
@@ -192,8 +206,5 @@ impl Dispatch for ClientDispatch {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => budget.give(size),
         }
-        Verdict::Valid
     }
-
-    fn on_fatal(&mut self, _err: &FrameError, _out: &mut BytesMut) {}
 }

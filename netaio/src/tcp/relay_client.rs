@@ -1,0 +1,306 @@
+//! The client side of a relay: reserve an id on a connection to a relay, call or send to a peer
+//! through it, and take the envelopes it delivers (their inner frames go through this node's
+//! pipeline as if they had come directly: instance plugins, request table, router, inner
+//! plugins; a handler's reply goes back through the relay to the sender).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::Connection;
+use super::client_dispatch::ClientDispatch;
+use super::driver::Verdict;
+use crate::codec::Frame;
+use crate::error::{RequestError, SendError};
+use crate::message::Header;
+use crate::node::inbound::{Inbound, Pipeline};
+use crate::node::relay::{
+    FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, is_relay_type,
+};
+use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
+use crate::peer::Peer;
+use crate::plugin::{SendOptions, open_outer};
+use crate::router::Request;
+use crate::{Message, MessageType};
+
+/// Why [`Connection::reserve`] did not get a reservation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReserveError {
+    /// The relay refused it (reservation limit, rate, the id held by another connection).
+    #[error(transparent)]
+    Refused(RelayRefusal),
+    /// The request failed (not connected, timeout, an error reply that is not the relay's).
+    #[error(transparent)]
+    Request(RequestError),
+    /// The answer is not a reservation's (the server is not a relay, or not this version).
+    #[error("the answer is not a relay reservation")]
+    NotARelay,
+}
+
+impl Connection {
+    /// Reserve `peer_id` at the relay this connection goes to: from now until the reservation
+    /// expires (renew it by reserving again before [`RelayLimits::reservation_secs`]) or this
+    /// connection ends, envelopes for `peer_id` come here. Returns the relay's limits.
+    pub async fn reserve(&self, peer_id: impl Into<Bytes>) -> Result<RelayLimits, ReserveError> {
+        let msg = Message::new(RESERVE, peer_id, Bytes::new());
+        match self.call(msg).await {
+            Ok(reply) if reply.message_type == MessageType::OK => {
+                RelayLimits::decode(reply.content()).ok_or(ReserveError::NotARelay)
+            }
+            Ok(_) => Err(ReserveError::NotARelay),
+            Err(e) => match RelayRefusal::from_error(&e) {
+                Some(r) => Err(ReserveError::Refused(r)),
+                None => Err(ReserveError::Request(e)),
+            },
+        }
+    }
+
+    /// Start a call to `peer` through the relay this connection goes to: the request is sealed
+    /// for `peer` (its record gives peer-specific plugins their keys; `Peer::new(id)` when they
+    /// need none), wrapped in an envelope sealed for the relay, and the reply comes back the
+    /// same way, matched by this connection's request table. A request that cannot leave this
+    /// host fails at once; the relay's refusal ([`RelayRefusal`], e.g. no route) fails the call
+    /// as an error reply (see [`RelayRefusal::from_error`]); otherwise only the reply or the
+    /// timeout ends it. Without a reservation of this connection, the recipient answers on a
+    /// circuit (see [`RelayConfig`](crate::relay::RelayConfig)).
+    pub fn start_call_via_relay(
+        &self,
+        peer: &Peer,
+        msg: Message,
+        opts: &CallOptions,
+    ) -> PendingCall {
+        requests::start_call(
+            RelayLink {
+                conn: self.clone(),
+                to: RelayAddress::Peer(peer.id.clone()),
+                peer: Arc::new(peer.clone()),
+            },
+            msg,
+            opts,
+        )
+    }
+
+    /// [`start_call_via_relay`](Self::start_call_via_relay) with the default options, awaited.
+    pub async fn call_via_relay(&self, peer: &Peer, msg: Message) -> Result<Message, RequestError> {
+        self.start_call_via_relay(peer, msg, &CallOptions::new())
+            .await
+    }
+
+    /// Send `msg` (no reply expected) to `to` through the relay this connection goes to, waiting
+    /// while the send queue is full. `to` is a reserved peer id, or, for a reserved peer
+    /// answering, a circuit.
+    pub async fn send_via_relay(
+        &self,
+        peer: &Peer,
+        msg: &Message,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
+        if !self.is_connected() {
+            return Err(SendError::Closed);
+        }
+        let to = RelayAddress::Peer(peer.id.clone());
+        let env = self.envelope(&to, msg.clone(), opts, Some(peer)).await?;
+        self.inner.tx.send(env).await
+    }
+
+    /// The frame of an envelope for `to` carrying `msg` sealed with `opts` for `peer`; the
+    /// envelope carries `msg`'s request id, so that a refusal of the relay answers its call.
+    async fn envelope(
+        &self,
+        to: &RelayAddress,
+        msg: Message,
+        opts: &SendOptions,
+        peer: Option<&Peer>,
+    ) -> Result<Bytes, SendError> {
+        let client = &self.inner.client;
+        let rid = msg.request_id();
+        let sealed = client.plugins.seal(msg, opts, peer, None).await?;
+        let inner = client.codec.to_frame(&sealed)?;
+        let mut env = Message::new(FORWARD, to.encode(), inner);
+        if let Some(id) = rid {
+            env.set_request_id(id);
+        }
+        self.prepare(env, &SendOptions::default()).await
+    }
+}
+
+/// A call through a relay: the connection's request table, envelopes on its send queue.
+struct RelayLink {
+    conn: Connection,
+    to: RelayAddress,
+    peer: Arc<Peer>,
+}
+
+impl CallLink for RelayLink {
+    type Peer = ();
+
+    fn requests(&self) -> &Requests<()> {
+        &self.conn.inner.requests
+    }
+
+    fn peer(&self) {}
+
+    fn ready(&self) -> Result<(), RequestError> {
+        if self.conn.is_connected() {
+            Ok(())
+        } else {
+            Err(SendError::Closed.into())
+        }
+    }
+
+    async fn send(&self, msg: Message, opts: &SendOptions) -> Result<(), SendError> {
+        if !self.conn.is_connected() {
+            return Err(SendError::Closed);
+        }
+        let env = self
+            .conn
+            .envelope(&self.to, msg, opts, Some(&self.peer))
+            .await?;
+        self.conn.queue(env)
+    }
+}
+
+/// An envelope the relay delivered (type `DELIVER`): open it with the instance plugins (it comes
+/// from the relay), then take its inner frame through this node's pipeline; a handler's reply
+/// goes back to the sender through the relay, written to `out`.
+pub(super) async fn delivered(d: &mut ClientDispatch, msg: Message, out: &mut BytesMut) -> Verdict {
+    let conn = d.conn.clone();
+    let client = &conn.inner.client;
+    let plugins = &client.plugins;
+    let addr = d.ctx.peer_addr();
+    let relay_peer = conn.inner.peer_info.get();
+    let env = match open_outer(
+        msg,
+        &plugins.outer,
+        &plugins.ctx(relay_peer.as_deref(), Some(addr)),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "relay envelope refused");
+            return Verdict::Refused;
+        }
+    };
+    let Some(from) = RelayAddress::decode(env.uri()) else {
+        tracing::warn!("relay envelope without a sender address dropped");
+        return Verdict::Valid;
+    };
+    let inner = match decode_frame(&d.codec, env.content()) {
+        Some(m) if !is_relay_type(m.message_type.value()) => m,
+        _ => {
+            tracing::warn!("relay envelope with an invalid or nested inner frame dropped");
+            return Verdict::Valid;
+        }
+    };
+    // The sender's record, for peer-specific plugins: by its id in this client's peer table.
+    let sender = match &from {
+        RelayAddress::Peer(id) => client.peers.get(id),
+        RelayAddress::Circuit(_) => None,
+    };
+    let pipeline = Pipeline {
+        plugins,
+        routes: &d.routes,
+        requests: &conn.inner.requests,
+        answers_refusals: false,
+        accepts_unauthenticated_errors: false,
+    };
+    let (handler, inner_plugins, msg) = match pipeline.receive(inner, (), addr, || sender.clone()) {
+        Inbound::Routed {
+            handler,
+            inner,
+            msg,
+        } => (handler, inner, msg),
+        Inbound::Answered | Inbound::Stale | Inbound::AnsweredUnverified => {
+            return Verdict::Valid;
+        }
+        Inbound::Refused(r) => {
+            tracing::warn!(error = %r.error, "relayed message refused");
+            return Verdict::Valid;
+        }
+    };
+    let Some(handler) = handler else {
+        // No route: the inbox, like a message from the server.
+        d.to_inbox(msg);
+        return Verdict::Valid;
+    };
+    let rid = msg.request_id();
+    let req = Request {
+        message: msg,
+        ctx: d.ctx.clone(),
+    };
+    let Some(mut reply) = handler.call(req).await else {
+        return Verdict::Valid;
+    };
+    if let Some(id) = rid {
+        reply.set_reply_ref(id);
+    }
+    let opts = SendOptions::new().inner(inner_plugins);
+    let sealed = plugins.seal(reply, &opts, sender.as_deref(), None).await;
+    let frame = sealed
+        .map_err(SendError::from)
+        .and_then(|m| client.codec.to_frame(&m).map_err(SendError::from));
+    let env = frame.map(|f| Message::new(FORWARD, from.encode(), f));
+    let written = match env {
+        Ok(env) => plugins
+            .seal(
+                env,
+                &SendOptions::default(),
+                relay_peer.as_deref(),
+                Some(addr),
+            )
+            .await
+            .map_err(SendError::from)
+            .and_then(|m| d.codec.encode_message(&m, out).map_err(SendError::from)),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "relayed reply cannot be sent; dropped");
+    }
+    Verdict::Valid
+}
+
+/// One whole frame, decoded; `None` for anything else (a partial frame, trailing bytes, a frame
+/// above the codec's limit). The auth block and body are slices of `bytes` (no copy).
+fn decode_frame(codec: &crate::codec::FrameCodec, bytes: &Bytes) -> Option<Message> {
+    let header = Header::from_bytes(bytes).ok()?;
+    let len = header.frame_len();
+    if len != bytes.len() || len > codec.max_frame() {
+        return None;
+    }
+    let auth_end = Header::LEN + usize::from(header.auth_length);
+    let frame = Frame {
+        header,
+        auth: bytes.slice(Header::LEN..auth_end),
+        body: bytes.slice(auth_end..),
+    };
+    frame.decode(codec.auth_codec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::FrameCodec;
+
+    #[test]
+    fn an_inner_frame_decodes_only_whole_and_alone() {
+        let codec = FrameCodec::new();
+        let msg = Message::new(MessageType::REQUEST_URI, "a", "b");
+        let frame = codec.to_frame(&msg).unwrap();
+        assert_eq!(
+            decode_frame(&codec, &frame).unwrap().content().as_ref(),
+            b"b"
+        );
+        assert!(decode_frame(&codec, &frame.slice(..frame.len() - 1)).is_none());
+        let mut two = frame.to_vec();
+        two.extend_from_slice(&frame);
+        assert!(decode_frame(&codec, &Bytes::from(two)).is_none());
+        assert!(decode_frame(&codec, &Bytes::from_static(b"\x00")).is_none());
+        let mut bad = frame.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(
+            decode_frame(&codec, &Bytes::from(bad)).is_none(),
+            "checksum"
+        );
+    }
+}

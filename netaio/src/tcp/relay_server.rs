@@ -1,0 +1,243 @@
+//! [`Relay`]: the relay service on a [`TcpServer`](super::TcpServer). Its routes take
+//! reservations and envelopes; the bookkeeping is the node core's `RelayState`, behind a lock
+//! held for no await; a recipient's envelopes go to its connection in order, at once while its
+//! send queue has room, else by a task that waits for room (one per recipient at most).
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::{ConnectionEvent, ConnectionId, ServerHandle};
+use crate::error::SendError;
+use crate::node::relay::{
+    DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayRefusal, RelayState, RelayStats,
+};
+use crate::router::{Context, Router};
+use crate::{Message, MessageType};
+
+/// The relay service, opt-in on a [`TcpServer`](super::TcpServer): merge its
+/// [`router`](Self::router) into the server's. Peers reserve their id on their connection
+/// ([`Connection::reserve`](super::Connection::reserve)), and envelopes for a reserved id are
+/// forwarded to that connection, the inner frame untouched: it is sealed by the sender for the
+/// recipient, and the relay needs none of its keys. Reservations and envelopes pass the server's
+/// instance plugins like any message (with an auth plugin, an unauthenticated one is refused
+/// before the relay sees it, and counted by the server). Every limit is in [`RelayConfig`].
+///
+/// ```no_run
+/// use netaio::relay::{Relay, RelayConfig};
+/// use netaio::{Router, TcpServer};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let relay = Relay::new(RelayConfig::default());
+/// let server = TcpServer::builder()
+///     .address(([0, 0, 0, 0], 9100))
+///     .router(Router::new().merge(relay.router()))
+///     .bind()
+///     .await?;
+/// server.serve().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<RelayState<ConnectionId>>,
+    /// Set once the first relay message arrived: the task that follows the server's
+    /// disconnections and expiries is running.
+    watching: OnceLock<()>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay with these limits.
+    pub fn new(config: RelayConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(RelayState::new(config)),
+                watching: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Its routes: [`RESERVE`] and [`FORWARD`] (by type, any uri).
+    pub fn router(&self) -> Router {
+        let reserve = self.shared.clone();
+        let forward = self.shared.clone();
+        Router::new()
+            .on(RESERVE, move |msg: Message, ctx: Context| {
+                let shared = reserve.clone();
+                async move { shared.reserve(&msg, &ctx) }
+            })
+            .on(FORWARD, move |msg: Message, ctx: Context| {
+                let shared = forward.clone();
+                async move { shared.forward(msg, &ctx) }
+            })
+    }
+
+    /// Its counters and what it holds now.
+    pub fn stats(&self) -> RelayStats {
+        self.shared.state().stats()
+    }
+
+    /// Its limits.
+    pub fn config(&self) -> RelayConfig {
+        self.shared.state().config().clone()
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, RelayState<ConnectionId>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Follow the server's disconnections (a reservation ends with its connection) and the
+    /// expiries, from the first relay message on.
+    fn watch(self: &Arc<Self>, server: &ServerHandle) {
+        self.watching.get_or_init(|| {
+            let events = server.events();
+            tokio::spawn(watch(Arc::downgrade(self), events));
+        });
+    }
+
+    fn reserve(self: &Arc<Self>, msg: &Message, ctx: &Context) -> Option<Message> {
+        let (server, conn) = (ctx.server()?, ctx.connection_id()?);
+        self.watch(server);
+        let ip = ctx.peer_addr().ip();
+        let result = self
+            .state()
+            .reserve(conn, ip, msg.uri().clone(), Instant::now());
+        Some(match result {
+            Ok(limits) => Message::new(MessageType::OK, msg.uri().clone(), limits.encode()),
+            Err(r) => {
+                tracing::debug!(refusal = %r, %conn, "reservation refused");
+                r.to_message()
+            }
+        })
+    }
+
+    fn forward(self: &Arc<Self>, msg: Message, ctx: &Context) -> Option<Message> {
+        let (server, conn) = (ctx.server()?, ctx.connection_id()?);
+        self.watch(server);
+        // A refusal answers only a sender that waits for an answer (the envelope carries a
+        // request id), and never an error: no error in answer to an error.
+        let inner_is_error = msg
+            .content()
+            .first()
+            .is_some_and(|t| MessageType::from_u8(*t).is_error());
+        let answerable = msg.request_id().is_some() && !inner_is_error;
+        let Some(to) = RelayAddress::decode(msg.uri()) else {
+            return answerable.then(|| RelayRefusal::Malformed.to_message());
+        };
+        let frame = msg.content().clone();
+        let result = self
+            .state()
+            .forward(conn, ctx.peer_addr().ip(), &to, frame, Instant::now());
+        match result {
+            Ok(f) => {
+                // This envelope is the first of an empty queue: a connection already gone (its
+                // end not yet seen by the watcher) means no route for it.
+                if f.start && self.drain(server.clone(), f.to) {
+                    return answerable.then(|| RelayRefusal::NoRoute.to_message());
+                }
+                None
+            }
+            Err(r) => {
+                tracing::debug!(refusal = %r, %conn, "envelope refused");
+                answerable.then(|| r.to_message())
+            }
+        }
+    }
+
+    /// Hand `conn`'s queued envelopes to its connection while its send queue has room; when it
+    /// is full, a task waits for room and goes on. True when the connection was gone at the
+    /// first envelope.
+    fn drain(self: &Arc<Self>, server: ServerHandle, conn: ConnectionId) -> bool {
+        let mut first = true;
+        loop {
+            let Some(next) = self.state().pop(conn) else {
+                return false;
+            };
+            let msg = deliver(next);
+            match server.try_send(conn, &msg) {
+                Ok(()) => first = false,
+                Err(SendError::QueueFull | SendError::NodeQueueFull) => {
+                    let shared = self.clone();
+                    tokio::spawn(async move { shared.drain_waiting(server, conn, msg).await });
+                    return false;
+                }
+                Err(e) => {
+                    self.gone(conn, &e);
+                    return first;
+                }
+            }
+        }
+    }
+
+    async fn drain_waiting(
+        self: Arc<Self>,
+        server: ServerHandle,
+        conn: ConnectionId,
+        first: Message,
+    ) {
+        let mut msg = first;
+        loop {
+            if let Err(e) = server.send(conn, &msg).await {
+                return self.gone(conn, &e);
+            }
+            let Some(next) = self.state().pop(conn) else {
+                return;
+            };
+            msg = deliver(next);
+        }
+    }
+
+    fn gone(&self, conn: ConnectionId, e: &SendError) {
+        tracing::debug!(error = %e, %conn, "relay recipient gone; its reservations end");
+        self.state().connection_closed(conn);
+    }
+}
+
+fn deliver((from, frame): (RelayAddress, bytes::Bytes)) -> Message {
+    Message::new(DELIVER, from.encode(), frame)
+}
+
+/// Disconnections end reservations and circuits at once; expiries are swept when due. Ends with
+/// the server (its event channel closes) or the relay.
+async fn watch(shared: Weak<Shared>, mut events: broadcast::Receiver<ConnectionEvent>) {
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+    loop {
+        let due = match shared.upgrade() {
+            Some(s) => s.state().next_expiry(),
+            None => return,
+        };
+        let sleep = tokio::time::sleep_until(due.unwrap_or_else(|| Instant::now() + IDLE));
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ConnectionEvent::Disconnected { id, .. }) => {
+                    let Some(s) = shared.upgrade() else { return };
+                    s.state().connection_closed(id);
+                }
+                Ok(_) => {}
+                // Missed disconnections are found when a delivery to them fails.
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "relay: connection events missed");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = sleep => {
+                let Some(s) = shared.upgrade() else { return };
+                s.state().expire(Instant::now());
+            }
+        }
+    }
+}
