@@ -224,6 +224,14 @@ impl GossipNode {
         self.ask(Command::RotateDeliveryCode).await
     }
 
+    /// The verdict on a bulletin the node holds ([`Delivery::held`](super::Delivery::held),
+    /// with the protocol's `hold_subscribed`): valid, it is stored and forwarded; invalid, it is
+    /// dropped and counted against the neighbour it came from ([`GossipEvent::Discarded`]).
+    /// Whether it was held (false once released, or dropped from a full hold).
+    pub async fn release(&self, id: BulletinId, valid: bool) -> Result<bool, NodeStopped> {
+        self.ask(|tx| Command::Release(id, valid, tx)).await
+    }
+
     /// Counters and sizes.
     pub async fn stats(&self) -> Result<NodeStats, NodeStopped> {
         self.ask(Command::Stats).await

@@ -124,6 +124,7 @@ mod tests {
                 .unwrap(),
             from: "127.0.0.1:1".parse().unwrap(),
             fetched: false,
+            held: false,
         }
     }
 

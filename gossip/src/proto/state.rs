@@ -10,6 +10,7 @@ use tracing::{debug, trace, warn};
 use super::broadcast::Broadcast;
 use super::config::Config;
 use super::event::{Event, InEvent, Output, PublishError, Published, Stats, SubscribeError};
+use super::held::{Held, HeldMessage};
 use super::host::{Host, Verdict};
 use super::membership::Membership;
 use super::message::{Gossip, Message};
@@ -121,6 +122,7 @@ pub struct Protocol<P, R> {
     queues: SendQueues<P>,
     timers: Timers<P>,
     outputs: VecDeque<Output<P>>,
+    held: Held<P>,
     started: bool,
     stats: Stats,
 }
@@ -132,6 +134,7 @@ impl<P: PeerId, R: Rng> Protocol<P, R> {
             me,
             broadcast: Broadcast::new(&config),
             queues: SendQueues::new(config.queue_messages, config.queue_bytes),
+            held: Held::new(config.max_held, config.max_held_bytes),
             cfg: config,
             rng,
             fx: VecDeque::new(),
@@ -519,15 +522,112 @@ impl<P: PeerId, R: Rng> Protocol<P, R> {
                 return;
             }
         }
+        let subscribed = self.topics.is_subscribed(&g.topic);
+        if !subscribed && !self.cfg.relay_unsubscribed {
+            self.stats.ignored += 1;
+            trace!(peer = ?from, id = ?g.id, "ignored: topic not subscribed");
+            return;
+        }
+        if subscribed && self.cfg.hold_subscribed {
+            // Seen from now on, so copies from other neighbours are duplicates, not held twice.
+            self.broadcast.hold(g.id, now);
+            self.stats.held += 1;
+            let dropped = self.held.push(HeldMessage {
+                from,
+                message: g.clone(),
+                fetched,
+            });
+            if dropped > 0 {
+                self.stats.held_dropped += dropped as u64;
+                debug!(
+                    dropped,
+                    "hold full: oldest held messages dropped unforwarded"
+                );
+            }
+            self.outputs.push_back(Output::Event(Event::Held {
+                from,
+                message: g,
+                fetched,
+            }));
+            return;
+        }
+        self.forward_accepted(now, from, g, fetched, subscribed, true, host);
+    }
+
+    /// Releases a message held for the application's verdict ([`Event::Held`]): with
+    /// [`Verdict::Accept`] it is stored and forwarded as any valid message; with
+    /// [`Verdict::Ignore`] dropped quietly; with [`Verdict::Reject`] dropped, counted in
+    /// [`Stats::discarded`] and reported as [`Event::Discarded`] against the peer it came from
+    /// (not banned: the application's rules are not the proof of work). Whether it was held
+    /// (false once dropped from a full hold, or released already).
+    pub fn release(
+        &mut self,
+        now: Instant,
+        id: &MessageId,
+        verdict: Verdict,
+        host: &mut impl Host<P>,
+    ) -> bool {
+        let Some(held) = self.held.take(id) else {
+            return false;
+        };
+        match verdict {
+            Verdict::Accept => {
+                let subscribed = self.topics.is_subscribed(&held.message.topic);
+                self.forward_accepted(
+                    now,
+                    held.from,
+                    held.message,
+                    held.fetched,
+                    subscribed,
+                    false,
+                    host,
+                );
+            }
+            Verdict::Ignore => self.stats.ignored += 1,
+            Verdict::Reject => {
+                self.stats.discarded += 1;
+                debug!(peer = ?held.from, id = ?id, "held message released as invalid");
+                self.outputs.push_back(Output::Event(Event::Discarded {
+                    peer: held.from,
+                    id: *id,
+                }));
+            }
+        }
+        self.flush(now);
+        true
+    }
+
+    /// Messages held for the application's verdict, and their payload bytes.
+    pub fn held(&self) -> (usize, usize) {
+        (self.held.len(), self.held.bytes())
+    }
+
+    /// A valid message: forwarded, stored, and (when `report` and subscribed) reported.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_accepted(
+        &mut self,
+        now: Instant,
+        from: P,
+        g: Gossip,
+        fetched: bool,
+        subscribed: bool,
+        report: bool,
+        host: &mut impl Host<P>,
+    ) {
+        let mut cx = Cx {
+            now,
+            cfg: &self.cfg,
+            rng: &mut self.rng,
+            fx: &mut self.fx,
+        };
         self.stats.max_hops = self.stats.max_hops.max(g.hops);
         if fetched {
             self.broadcast.accept_fetched(from, &g, &mut cx);
         } else {
             self.broadcast.accept(from, &g, &mut cx);
         }
-        let subscribed = self.topics.is_subscribed(&g.topic);
         host.store(&g, subscribed);
-        if subscribed {
+        if subscribed && report {
             self.stats.delivered += 1;
             self.outputs.push_back(Output::Event(Event::Received {
                 from,
