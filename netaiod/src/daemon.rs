@@ -241,8 +241,10 @@ async fn run(
                     core.from_peer(now(), delivery.bulletin.id(), data_type, data);
                 }
             }
-            event = events.recv() => {
-                if let Ok(GossipEvent::Discarded { peer, bulletin }) = event {
+            event = events.recv() => match event {
+                Ok(GossipEvent::NeighborUp(peer)) => tracing::info!(%peer, "neighbour up"),
+                Ok(GossipEvent::NeighborDown(peer)) => tracing::info!(%peer, "neighbour down"),
+                Ok(GossipEvent::Discarded { peer, bulletin }) => {
                     let known = discarded.len() < MAX_COUNTED_PEERS || discarded.contains_key(&peer);
                     let count = if known {
                         let n = discarded.entry(peer).or_default();
@@ -253,7 +255,9 @@ async fn run(
                     };
                     tracing::warn!(%peer, ?bulletin, count, "invalid data from peer discarded");
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                _ => {}
+            },
             () = sleep_until(deadline) => core.tick(now()),
             _ = stopped.changed() => break,
         }
@@ -302,6 +306,7 @@ async fn run(
                 }
                 Action::Follow(data_type) => match node.subscribe(topic_of(data_type)).await {
                     Ok(mut subscription) => {
+                        tracing::info!(data_type, "data type followed");
                         let tx = held_tx.clone();
                         tokio::spawn(async move {
                             while let Some(d) = subscription.recv().await {
@@ -314,6 +319,7 @@ async fn run(
                     Err(e) => tracing::warn!(data_type, error = %e, "data type not followed"),
                 },
                 Action::Unfollow(data_type) => {
+                    tracing::info!(data_type, "data type no longer followed");
                     let _ = node.unsubscribe(topic_of(data_type)).await;
                 }
                 Action::Close { conn, .. } => {
