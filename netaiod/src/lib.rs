@@ -7,6 +7,38 @@
 //! - [`daemon`]: the core wired to the API's sockets and a `GossipNode`.
 //! - [`config`]: the INI configuration; [`identity`]: the host key.
 //! - [`client`]: a small API client (what a local module does).
+//!
+//! A module of the gossip module API, against a daemon started with `netaiod -c FILE`:
+//!
+//! ```no_run
+//! use netaiod::{ApiClient, ApiMessage};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut module = ApiClient::connect("127.0.0.1:7051".parse()?).await?;
+//! module.notify(1).await?; // GOSSIP NOTIFY: data type 1, from peers and other modules
+//! module.announce(0, 1, "hello").await?; // GOSSIP ANNOUNCE: ttl 0 (unlimited), type 1
+//! while let Some(ApiMessage::Notification { message_id, data_type, data }) = module.recv().await? {
+//!     println!("type {data_type}: {data:?}");
+//!     // GOSSIP VALIDATION: the daemon forwards peer data only once every module said valid.
+//!     module.validate(message_id, !data.is_empty()).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! A daemon in a program (what the `netaiod` binary does):
+//!
+//! ```no_run
+//! use netaiod::{Daemon, DaemonConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let (config, warnings) = DaemonConfig::parse(
+//!     "[gossip]\napi_address = 127.0.0.1:7051\np2p_address = 127.0.0.1:7001\nbootstrapper = 127.0.0.1:7000\n",
+//! )?;
+//! let daemon = Daemon::start(config).await?;
+//! println!("api on {:?}, peers reach {}", daemon.api_addrs(), daemon.node().addr());
+//! daemon.shutdown().await;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod client;
