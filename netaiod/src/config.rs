@@ -14,6 +14,11 @@
 //! p2p_address = localhost:7001
 //! api_address = localhost:7051
 //! validation_timeout = 10     ; seconds a module has to answer a notification
+//!
+//! [native]                    ; the netaio-native local API (optional)
+//! address = 127.0.0.1:7060    ; local applications (loopback)
+//! peer_address = 10.0.0.1:7070 ; other daemons' calls; this daemon's peer id
+//! call_timeout = 10
 //! ```
 //!
 //! Unknown sections and keys are warned about; a bad value is an error at start-up.
@@ -99,6 +104,20 @@ pub struct DaemonConfig {
     pub api_address: HostPort,
     /// Time a module has to answer a notification (`validation_timeout`, default 10 s).
     pub validation_timeout: Duration,
+    /// The netaio-native local API (`[native]`: `address`, `peer_address`, `call_timeout`);
+    /// none without the section.
+    pub native: Option<NativeSection>,
+}
+
+/// The `[native]` section: the netaio-native local API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeSection {
+    /// Where local applications connect (`address`, required; keep it on loopback).
+    pub address: HostPort,
+    /// Where other daemons connect for calls: the daemon's peer id (`peer_address`, required).
+    pub peer_address: HostPort,
+    /// Time a call may take end to end (`call_timeout`, default 10 s).
+    pub call_timeout: Duration,
 }
 
 /// Why the configuration was refused.
@@ -115,8 +134,8 @@ pub enum ConfigError {
     /// Not INI.
     #[error("not an INI file: {0}")]
     Syntax(String),
-    /// A required key is missing.
-    #[error("[gossip] {0} is required")]
+    /// A required key is missing (`[section] key`).
+    #[error("{0} is required")]
     Missing(&'static str),
     /// A value is not what the key takes.
     #[error("{key} = {value:?}: {reason}")]
@@ -163,6 +182,7 @@ impl DaemonConfig {
         let mut warnings = Vec::new();
         let mut hostkey = None;
         let mut gossip: Vec<(String, String)> = Vec::new();
+        let mut native: Vec<(String, String)> = Vec::new();
         for (section, props) in ini.iter() {
             for (key, value) in props.iter() {
                 match (section, key) {
@@ -170,7 +190,12 @@ impl DaemonConfig {
                     (Some("gossip"), k) if GOSSIP_KEYS.contains(&k) => {
                         gossip.push((k.to_owned(), value.trim().to_owned()));
                     }
-                    (Some("gossip") | None, k) => warnings.push(format!("unknown key {k:?}")),
+                    (Some("native"), k @ ("address" | "peer_address" | "call_timeout")) => {
+                        native.push((k.to_owned(), value.trim().to_owned()));
+                    }
+                    (Some("gossip" | "native") | None, k) => {
+                        warnings.push(format!("unknown key {k:?}"));
+                    }
                     (Some(s), _) => {
                         let w = format!("unknown section [{s}] ignored");
                         if !warnings.contains(&w) {
@@ -216,6 +241,33 @@ impl DaemonConfig {
                 .map(|p| HostPort::parse(p).map_err(|e| bad("known_peers", v, e)))
                 .collect::<Result<_, _>>()?,
         };
+        let native = if ini.section(Some("native")).is_some() {
+            let nget = |k: &str| {
+                native
+                    .iter()
+                    .rev()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v)
+            };
+            let naddr = |k: &'static str| -> Result<HostPort, ConfigError> {
+                let v = nget(k).ok_or(ConfigError::Missing(k))?;
+                HostPort::parse(v).map_err(|e| bad(k, v, e))
+            };
+            let call_timeout = match nget("call_timeout") {
+                None => Duration::from_secs(10),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Duration::from_secs(n),
+                    _ => return Err(bad("call_timeout", v, "a positive number of seconds")),
+                },
+            };
+            Some(NativeSection {
+                address: naddr("address")?,
+                peer_address: naddr("peer_address")?,
+                call_timeout,
+            })
+        } else {
+            None
+        };
         let config = Self {
             hostkey,
             degree,
@@ -225,9 +277,12 @@ impl DaemonConfig {
             search_cooldown: seconds("search_cooldown", 60)?,
             bootstrapper: address("bootstrapper")?,
             known_peers,
-            p2p_address: address("p2p_address")?.ok_or(ConfigError::Missing("p2p_address"))?,
-            api_address: address("api_address")?.ok_or(ConfigError::Missing("api_address"))?,
+            p2p_address: address("p2p_address")?
+                .ok_or(ConfigError::Missing("[gossip] p2p_address"))?,
+            api_address: address("api_address")?
+                .ok_or(ConfigError::Missing("[gossip] api_address"))?,
             validation_timeout: seconds("validation_timeout", 10)?,
+            native,
         };
         Ok((config, warnings))
     }
@@ -305,6 +360,27 @@ mod tests {
             let e = DaemonConfig::parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn the_native_section_is_optional_and_checked() {
+        let base = "[gossip]\np2p_address = a:1\napi_address = a:2\n";
+        assert_eq!(DaemonConfig::parse(base).unwrap().0.native, None);
+        let (c, w) = DaemonConfig::parse(&format!(
+            "{base}[native]\naddress = 127.0.0.1:7060\npeer_address = [::1]:7070\ncall_timeout = 3\nx = 1\n"
+        ))
+        .unwrap();
+        let n = c.native.unwrap();
+        assert_eq!(
+            (n.address.port, n.peer_address.host.as_str()),
+            (7060, "::1")
+        );
+        assert_eq!(n.call_timeout, Duration::from_secs(3));
+        assert_eq!(w, ["unknown key \"x\""]);
+        let e = DaemonConfig::parse(&format!("{base}[native]\naddress = 127.0.0.1:7060\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("peer_address"), "{e}");
     }
 
     #[test]

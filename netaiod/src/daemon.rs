@@ -30,6 +30,7 @@ use crate::codec::{ApiMessage, read_message};
 use crate::config::{DaemonConfig, HostPort};
 use crate::core::{Action, ConnId, Core, CoreConfig};
 use crate::identity::{HostKeyError, load_or_create};
+use crate::native::{Native, NativeConfig, NativeError};
 
 /// API connections served at once; more are closed on accept.
 pub const MAX_API_CONNECTIONS: usize = 64;
@@ -75,12 +76,16 @@ pub enum StartError {
     /// The gossip node did not start.
     #[error(transparent)]
     Gossip(#[from] netaio_gossip::net::BindError),
+    /// The native API did not start.
+    #[error(transparent)]
+    Native(#[from] NativeError),
 }
 
 /// A running daemon.
 #[derive(Debug)]
 pub struct Daemon {
     api_addrs: Vec<SocketAddr>,
+    native: Option<Native>,
     node: GossipNode,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -159,6 +164,28 @@ impl Daemon {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
+        let native = match &config.native {
+            None => None,
+            Some(section) => {
+                let one = |hp: &HostPort, addrs: Vec<SocketAddr>| {
+                    pick(&addrs).ok_or_else(|| StartError::Resolve {
+                        addr: hp.to_string(),
+                        reason: "no address".into(),
+                    })
+                };
+                let address = one(&section.address, resolve(&section.address).await?)?;
+                let peer_address =
+                    one(&section.peer_address, resolve(&section.peer_address).await?)?;
+                Some(
+                    Native::start(&NativeConfig {
+                        address,
+                        peer_address,
+                        call_timeout: section.call_timeout,
+                    })
+                    .await?,
+                )
+            }
+        };
         let node = builder.bind().await?;
         tracing::info!(p2p = %node.addr(), api = ?api_addrs, "netaiod started");
         let core = Core::new(
@@ -169,6 +196,7 @@ impl Daemon {
         let task = tokio::spawn(run(node.clone(), core, listeners, stopped));
         Ok(Self {
             api_addrs,
+            native,
             node,
             stop,
             task,
@@ -185,8 +213,16 @@ impl Daemon {
         &self.node
     }
 
+    /// The native API, when configured (`[native]`).
+    pub fn native(&self) -> Option<&Native> {
+        self.native.as_ref()
+    }
+
     /// Stops serving, leaves the swarm and waits for the tasks.
     pub async fn shutdown(self) {
+        if let Some(native) = &self.native {
+            native.shutdown();
+        }
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.node.shutdown().await;

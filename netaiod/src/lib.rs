@@ -47,8 +47,11 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod identity;
+pub mod native;
+pub mod native_client;
 
 pub use client::ApiClient;
 pub use codec::ApiMessage;
 pub use config::DaemonConfig;
 pub use daemon::Daemon;
+pub use native_client::NativeClient;

@@ -1,0 +1,109 @@
+//! [`NativeClient`]: an application's connection to the daemon's native API.
+
+use std::net::SocketAddr;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use netaio::{Connection, Message, MessageType, RequestError, Router, TcpClient};
+
+use crate::native::{
+    CALL_URI, FEATURE_CALL, FEATURE_SERVE, HELLO_URI, NATIVE_VERSION, SERVE_URI, call_content,
+};
+
+/// Why a native API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeClientError {
+    /// The daemon could not be reached.
+    #[error(transparent)]
+    Connect(#[from] netaio::ConnectError),
+    /// The request failed or was answered with an error (the daemon's or the remote side's
+    /// text in it).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The daemon's HELLO answer is malformed.
+    #[error("malformed HELLO answer")]
+    Hello,
+    /// A peer id or uri too long for a CALL.
+    #[error("peer id or uri too long")]
+    TooLong,
+}
+
+/// An application's connection to a daemon: [`connect`](Self::connect) says hello;
+/// [`serve`](Self::serve) registers a uri its router answers; [`call`](Self::call) reaches a uri
+/// served behind another daemon.
+#[derive(Debug)]
+pub struct NativeClient {
+    _client: TcpClient,
+    conn: Connection,
+    peer_id: String,
+    features: u32,
+}
+
+impl NativeClient {
+    /// Connects to the daemon's native API with `router` (answering the uris this application
+    /// will serve), and says hello.
+    pub async fn connect(addr: SocketAddr, router: Router) -> Result<Self, NativeClientError> {
+        Self::connect_version(addr, router, NATIVE_VERSION).await
+    }
+
+    /// As [`connect`](Self::connect), claiming another version (to test what an old client
+    /// gets).
+    pub async fn connect_version(
+        addr: SocketAddr,
+        router: Router,
+        version: u16,
+    ) -> Result<Self, NativeClientError> {
+        let client = TcpClient::builder().router(router).build();
+        let conn = client.connect(addr).await?;
+        let mut hello = BytesMut::new();
+        hello.put_u16(version);
+        hello.put_u32(FEATURE_SERVE | FEATURE_CALL);
+        let request = Message::new(MessageType::REQUEST_URI, HELLO_URI, hello.freeze());
+        let mut reply = conn.call(request).await?.content().clone();
+        if reply.len() < 6 {
+            return Err(NativeClientError::Hello);
+        }
+        let _version = reply.get_u16();
+        let features = reply.get_u32();
+        let peer_id = String::from_utf8(reply.to_vec()).map_err(|_| NativeClientError::Hello)?;
+        Ok(Self {
+            _client: client,
+            conn,
+            peer_id,
+            features,
+        })
+    }
+
+    /// The daemon's peer id (what applications behind other daemons call it by).
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// The features both sides have.
+    pub fn features(&self) -> u32 {
+        self.features
+    }
+
+    /// Registers `uri`: requests for it from other daemons reach this application's router.
+    pub async fn serve(&self, uri: &str) -> Result<(), NativeClientError> {
+        let request = Message::new(MessageType::REQUEST_URI, SERVE_URI, uri.to_owned());
+        self.conn.call(request).await?;
+        Ok(())
+    }
+
+    /// Calls `uri` served by an application behind the daemon `peer`; the reply's content.
+    pub async fn call(
+        &self,
+        peer: &str,
+        uri: &str,
+        body: impl AsRef<[u8]>,
+    ) -> Result<Bytes, NativeClientError> {
+        let content = call_content(peer, uri, body.as_ref()).ok_or(NativeClientError::TooLong)?;
+        let request = Message::new(MessageType::REQUEST_URI, CALL_URI, content);
+        Ok(self.conn.call(request).await?.content().clone())
+    }
+
+    /// Closes the connection (its routes are forgotten on the next call for them).
+    pub async fn close(self) {
+        self.conn.close().await;
+    }
+}

@@ -1,0 +1,143 @@
+//! The netaio-native local API on 127.0.0.1: an application behind daemon A serves a route, an
+//! application behind daemon B calls it by A's peer id; each daemon restarted in turn, the call
+//! path recovers once the applications reconnect.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use netaio::router::Content;
+use netaio::{Message, MessageType, RequestError, Router};
+use netaiod::native_client::NativeClientError;
+use netaiod::{Daemon, DaemonConfig, NativeClient};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon's configuration with fixed native ports (kept across its restart).
+fn config(native: u16, peer: u16) -> DaemonConfig {
+    let text = format!(
+        "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
+         [native]\naddress = 127.0.0.1:{native}\npeer_address = 127.0.0.1:{peer}\ncall_timeout = 5\n"
+    );
+    DaemonConfig::parse(&text).unwrap().0
+}
+
+/// Starts a daemon; the ports of one just stopped may take a moment to be free again.
+async fn start(config: &DaemonConfig) -> Daemon {
+    for _ in 0..100 {
+        match Daemon::start(config.clone()).await {
+            Ok(d) => return d,
+            Err(e) => {
+                tracing::debug!(error = %e, "start refused, again");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    panic!("daemon did not start");
+}
+
+fn native_addr(d: &Daemon) -> SocketAddr {
+    d.native().unwrap().local_addr()
+}
+
+fn echo() -> Router {
+    Router::new().on(
+        (MessageType::REQUEST_URI, "echo"),
+        |Content(c): Content| async move { Message::respond("echo", [&b"echo: "[..], &c[..]].concat()) },
+    )
+}
+
+async fn serving(d: &Daemon) -> NativeClient {
+    let app = NativeClient::connect(native_addr(d), echo()).await.unwrap();
+    app.serve("echo").await.unwrap();
+    app
+}
+
+async fn call(app: &NativeClient, peer: &str) -> Result<bytes::Bytes, NativeClientError> {
+    tokio::time::timeout(LIMIT, app.call(peer, "echo", "ping"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_served_route_is_called_by_peer_id_across_restarts() {
+    let (a_cfg, b_cfg) = (
+        config(free_port(), free_port()),
+        config(free_port(), free_port()),
+    );
+    let a = start(&a_cfg).await;
+    let b = start(&b_cfg).await;
+    let app_a = serving(&a).await;
+    let peer_a = a.native().unwrap().peer_id().to_owned();
+    assert_eq!(app_a.peer_id(), peer_a, "HELLO tells the daemon's peer id");
+    let app_b = NativeClient::connect(native_addr(&b), Router::new())
+        .await
+        .unwrap();
+    assert_eq!(call(&app_b, &peer_a).await.unwrap(), "echo: ping");
+
+    // A uri nobody serves there: NOT_FOUND, carried back.
+    let missing = tokio::time::timeout(LIMIT, app_b.call(&peer_a, "nothing", ""))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            missing,
+            Err(NativeClientError::Request(RequestError::NotFound(_)))
+        ),
+        "{missing:?}"
+    );
+
+    // Daemon A restarts: its application reconnects and serves again; B's call gets through
+    // (B's connection to A broke and is opened again).
+    drop(app_a);
+    a.shutdown().await;
+    let a = start(&a_cfg).await;
+    let app_a = serving(&a).await;
+    assert_eq!(call(&app_b, &peer_a).await.unwrap(), "echo: ping");
+
+    // Daemon B restarts: its application reconnects and calls again.
+    drop(app_b);
+    b.shutdown().await;
+    let b = start(&b_cfg).await;
+    let app_b = NativeClient::connect(native_addr(&b), Router::new())
+        .await
+        .unwrap();
+    assert_eq!(call(&app_b, &peer_a).await.unwrap(), "echo: ping");
+
+    drop((app_a, app_b));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_old_client_gets_a_clear_error_and_nothing_works_before_hello() {
+    let cfg = config(free_port(), free_port());
+    let d = start(&cfg).await;
+    let old = NativeClient::connect_version(native_addr(&d), Router::new(), 0).await;
+    match old {
+        Err(NativeClientError::Request(RequestError::NotPermitted(m))) => {
+            let text = String::from_utf8_lossy(m.content()).into_owned();
+            assert!(
+                text.contains("version 0 not supported") && text.contains("version 1"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // SERVE without HELLO, on a raw netaio connection.
+    let client = netaio::TcpClient::new();
+    let conn = client.connect(native_addr(&d)).await.unwrap();
+    let serve = Message::new(MessageType::REQUEST_URI, netaiod::native::SERVE_URI, "echo");
+    assert!(matches!(
+        conn.call(serve).await,
+        Err(RequestError::NotPermitted(_))
+    ));
+    d.shutdown().await;
+}
