@@ -164,6 +164,7 @@ impl Daemon {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
+        let node = builder.bind().await?;
         let native = match &config.native {
             None => None,
             Some(section) => {
@@ -177,16 +178,18 @@ impl Daemon {
                 let peer_address =
                     one(&section.peer_address, resolve(&section.peer_address).await?)?;
                 Some(
-                    Native::start(&NativeConfig {
-                        address,
-                        peer_address,
-                        call_timeout: section.call_timeout,
-                    })
+                    Native::start(
+                        &NativeConfig {
+                            address,
+                            peer_address,
+                            call_timeout: section.call_timeout,
+                        },
+                        node.clone(),
+                    )
                     .await?,
                 )
             }
         };
-        let node = builder.bind().await?;
         tracing::info!(p2p = %node.addr(), api = ?api_addrs, "netaiod started");
         let core = Core::new(
             CoreConfig::default().validation_timeout(config.validation_timeout),

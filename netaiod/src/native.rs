@@ -16,6 +16,11 @@
 //! | [`SERVE_URI`] | the uri the application serves | `OK`; requests for it then reach the application as `REQUEST_URI` messages with that uri on this connection |
 //! | [`CALL_URI`] | `peer_len: u8 \| peer id \| uri_len: u16 \| uri \| body` | the remote application's reply content; `NOT_FOUND` if nobody serves the uri there, `ERROR` if the peer cannot be reached |
 //! | [`PEER_CALL_URI`] | (daemon to daemon) `uri_len: u16 \| uri \| body` | the served application's reply content |
+//! | [`PEERS_URI`] | — | the gossip neighbours' addresses, one a line |
+//! | [`WATCH_URI`] | — | `next_id: u64`; from then on each neighbour event is sent to this connection as a `NOTIFY_URI` message on [`PEER_EVENT_URI`]: `id: u64 \| kind: u8 (1 up, 2 down) \| address` |
+//!
+//! Event ids are consecutive: a gap means events were lost (the connection's queue was full, or
+//! the daemon fell behind the node's event queue).
 //!
 //! Everything but HELLO needs a HELLO first on the connection. A daemon's peer id is the address
 //! of its peer-call server (`peer_address`). All forwarding to another daemon goes through
@@ -31,6 +36,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use netaio::router::{Content, Context, ErrorReply};
 use netaio::tcp::ConnectionId;
 use netaio::{Message, MessageType, RequestError, Router, ServerHandle, TcpClient, TcpServer};
+use netaio_gossip::GossipNode;
+use netaio_gossip::net::GossipEvent;
 
 /// The native API's version.
 pub const NATIVE_VERSION: u16 = 1;
@@ -46,6 +53,18 @@ pub const SERVE_URI: &str = "netaiod/serve";
 pub const CALL_URI: &str = "netaiod/call";
 /// Daemon to daemon: a call for a uri served here.
 pub const PEER_CALL_URI: &str = "netaiod/peer-call";
+/// Lists the gossip neighbours.
+pub const PEERS_URI: &str = "netaiod/peers";
+/// Subscribes the connection to neighbour events.
+pub const WATCH_URI: &str = "netaiod/watch";
+/// A neighbour event pushed to a watching connection.
+pub const PEER_EVENT_URI: &str = "netaiod/peer-event";
+/// Event kind: a neighbour came up.
+pub const PEER_UP: u8 = 1;
+/// Event kind: a neighbour went down.
+pub const PEER_DOWN: u8 = 2;
+/// Connections watching events at once.
+pub const MAX_WATCHERS: usize = 64;
 /// Routes registered at once (over all applications).
 pub const MAX_ROUTES: usize = 256;
 
@@ -75,6 +94,10 @@ struct State {
     local: OnceLock<ServerHandle>,
     routes: Mutex<HashMap<Bytes, ConnectionId>>,
     greeted: Mutex<HashSet<ConnectionId>>,
+    watchers: Mutex<HashSet<ConnectionId>>,
+    /// The id the next neighbour event gets.
+    next_event: std::sync::atomic::AtomicU64,
+    node: GossipNode,
     peers: TcpClient,
     timeout: Duration,
 }
@@ -89,7 +112,7 @@ pub struct Native {
 
 impl Native {
     /// Binds both servers and serves.
-    pub async fn start(config: &NativeConfig) -> Result<Self, NativeError> {
+    pub async fn start(config: &NativeConfig, node: GossipNode) -> Result<Self, NativeError> {
         let peers = TcpClient::builder()
             .request_timeout(config.call_timeout)
             .connect_timeout(config.call_timeout)
@@ -99,6 +122,9 @@ impl Native {
             local: OnceLock::new(),
             routes: Mutex::new(HashMap::new()),
             greeted: Mutex::new(HashSet::new()),
+            watchers: Mutex::new(HashSet::new()),
+            next_event: std::sync::atomic::AtomicU64::new(0),
+            node,
             peers,
             timeout: config.call_timeout,
         });
@@ -118,6 +144,7 @@ impl Native {
         let peer_id = peer_server.local_addr().to_string();
         let _ = state.peer_id.set(peer_id.clone());
         let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
+        let (s4, s5) = (state.clone(), state.clone());
         let local_router = Router::new()
             .on(
                 (MessageType::REQUEST_URI, HELLO_URI),
@@ -139,6 +166,20 @@ impl Native {
                     let s = s3.clone();
                     async move { call(&s, &ctx, c).await }
                 },
+            )
+            .on(
+                (MessageType::REQUEST_URI, PEERS_URI),
+                move |ctx: Context| {
+                    let s = s4.clone();
+                    async move { list_peers(&s, &ctx) }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, WATCH_URI),
+                move |ctx: Context| {
+                    let s = s5.clone();
+                    async move { watch(&s, &ctx) }
+                },
             );
         let local_server = TcpServer::builder()
             .address(config.address)
@@ -149,6 +190,7 @@ impl Native {
         let peer = peer_server.handle();
         let _ = state.local.set(local.clone());
         tokio::spawn(local_server.serve());
+        tokio::spawn(push_events(state.clone(), state.node.events()));
         tokio::spawn(peer_server.serve());
         tracing::info!(local = %local.local_addr(), peer_id = %peer_id, "native API started");
         Ok(Self {
@@ -184,6 +226,72 @@ fn greeted(s: &State, ctx: &Context) -> Result<ConnectionId, ErrorReply> {
         Ok(conn)
     } else {
         Err(ErrorReply::not_permitted("HELLO first"))
+    }
+}
+
+fn list_peers(s: &State, ctx: &Context) -> Result<Message, ErrorReply> {
+    greeted(s, ctx)?;
+    let list: Vec<String> = s.node.neighbors().iter().map(|a| a.to_string()).collect();
+    Ok(Message::respond(PEERS_URI, list.join("\n")))
+}
+
+fn watch(s: &State, ctx: &Context) -> Result<Message, ErrorReply> {
+    let conn = greeted(s, ctx)?;
+    let mut w = s
+        .watchers
+        .lock()
+        .map_err(|_| ErrorReply::error("poisoned"))?;
+    if w.len() >= MAX_WATCHERS && !w.contains(&conn) {
+        return Err(ErrorReply::not_permitted("too many watchers").with_uri(WATCH_URI));
+    }
+    w.insert(conn);
+    let next = s.next_event.load(std::sync::atomic::Ordering::SeqCst);
+    Ok(Message::respond(WATCH_URI, next.to_be_bytes().to_vec()))
+}
+
+/// Numbers the node's neighbour events and pushes them to the watching connections; a
+/// connection whose queue is full misses the event (a gap in its ids), one that closed stops
+/// watching.
+async fn push_events(s: Arc<State>, mut events: tokio::sync::broadcast::Receiver<GossipEvent>) {
+    use std::sync::atomic::Ordering;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let (kind, peer) = match events.recv().await {
+            Ok(GossipEvent::NeighborUp(p)) => (PEER_UP, p),
+            Ok(GossipEvent::NeighborDown(p)) => (PEER_DOWN, p),
+            Ok(_) => continue,
+            Err(RecvError::Lagged(n)) => {
+                // Lost: their ids are skipped, so watchers see the gap.
+                s.next_event.fetch_add(n, Ordering::SeqCst);
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let id = s.next_event.fetch_add(1, Ordering::SeqCst);
+        let Some(local) = s.local.get() else { continue };
+        let mut content = BytesMut::new();
+        content.put_u64(id);
+        content.put_u8(kind);
+        content.put_slice(peer.to_string().as_bytes());
+        let message = Message::new(MessageType::NOTIFY_URI, PEER_EVENT_URI, content.freeze());
+        let watchers: Vec<ConnectionId> = s
+            .watchers
+            .lock()
+            .map(|w| w.iter().copied().collect())
+            .unwrap_or_default();
+        for conn in watchers {
+            match local.try_send(conn, &message) {
+                Ok(()) => {}
+                Err(netaio::SendError::QueueFull) => {
+                    tracing::debug!(?conn, id, "watcher's queue full: event missed");
+                }
+                Err(_) => {
+                    if let Ok(mut w) = s.watchers.lock() {
+                        w.remove(&conn);
+                    }
+                }
+            }
+        }
     }
 }
 

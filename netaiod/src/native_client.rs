@@ -5,9 +5,28 @@ use std::net::SocketAddr;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use netaio::{Connection, Message, MessageType, RequestError, Router, TcpClient};
 
+use netaio::router::Content;
+use tokio::sync::mpsc;
+
 use crate::native::{
-    CALL_URI, FEATURE_CALL, FEATURE_SERVE, HELLO_URI, NATIVE_VERSION, SERVE_URI, call_content,
+    CALL_URI, FEATURE_CALL, FEATURE_SERVE, HELLO_URI, NATIVE_VERSION, PEER_EVENT_URI, PEER_UP,
+    PEERS_URI, SERVE_URI, WATCH_URI, call_content,
 };
+
+/// Neighbour events kept for the application before the oldest new ones are dropped (a gap in
+/// the ids).
+pub const EVENT_QUEUE: usize = 256;
+
+/// A neighbour event of the daemon ([`NativeClient::watch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerEvent {
+    /// Consecutive: a gap means events were lost.
+    pub id: u64,
+    /// Up (a new neighbour) or down.
+    pub up: bool,
+    /// The neighbour's address.
+    pub peer: String,
+}
 
 /// Why a native API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +55,7 @@ pub struct NativeClient {
     conn: Connection,
     peer_id: String,
     features: u32,
+    events: std::sync::Mutex<Option<mpsc::Receiver<PeerEvent>>>,
 }
 
 impl NativeClient {
@@ -52,6 +72,21 @@ impl NativeClient {
         router: Router,
         version: u16,
     ) -> Result<Self, NativeClientError> {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let router = router.on(
+            (MessageType::NOTIFY_URI, PEER_EVENT_URI),
+            move |Content(mut c): Content| {
+                let tx = tx.clone();
+                async move {
+                    if c.len() >= 9 {
+                        let id = c.get_u64();
+                        let up = c.get_u8() == PEER_UP;
+                        let peer = String::from_utf8_lossy(&c).into_owned();
+                        let _ = tx.try_send(PeerEvent { id, up, peer });
+                    }
+                }
+            },
+        );
         let client = TcpClient::builder().router(router).build();
         let conn = client.connect(addr).await?;
         let mut hello = BytesMut::new();
@@ -70,6 +105,7 @@ impl NativeClient {
             conn,
             peer_id,
             features,
+            events: std::sync::Mutex::new(Some(rx)),
         })
     }
 
@@ -100,6 +136,26 @@ impl NativeClient {
         let content = call_content(peer, uri, body.as_ref()).ok_or(NativeClientError::TooLong)?;
         let request = Message::new(MessageType::REQUEST_URI, CALL_URI, content);
         Ok(self.conn.call(request).await?.content().clone())
+    }
+
+    /// The daemon's gossip neighbours.
+    pub async fn peers(&self) -> Result<Vec<String>, NativeClientError> {
+        let request = Message::new(MessageType::REQUEST_URI, PEERS_URI, "");
+        let reply = self.conn.call(request).await?;
+        let text = String::from_utf8_lossy(reply.content()).into_owned();
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    /// Watches the daemon's neighbour events: the id the next event will have, and the events
+    /// (once per client; `None` the second time).
+    pub async fn watch(
+        &self,
+    ) -> Result<Option<(u64, mpsc::Receiver<PeerEvent>)>, NativeClientError> {
+        let request = Message::new(MessageType::REQUEST_URI, WATCH_URI, "");
+        let mut reply = self.conn.call(request).await?.content().clone();
+        let next = reply.try_get_u64().map_err(|_| NativeClientError::Hello)?;
+        let rx = self.events.lock().ok().and_then(|mut e| e.take());
+        Ok(rx.map(|rx| (next, rx)))
     }
 
     /// Closes the connection (its routes are forgotten on the next call for them).

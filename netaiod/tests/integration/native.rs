@@ -141,3 +141,48 @@ async fn an_old_client_gets_a_clear_error_and_nothing_works_before_hello() {
     ));
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn peers_are_listed_and_their_events_numbered() {
+    let a = start(&config(free_port(), free_port())).await;
+    let a_p2p = a.node().addr();
+    let b_text = format!(
+        "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\nbootstrapper = {a_p2p}\n\
+         [native]\naddress = 127.0.0.1:0\npeer_address = 127.0.0.1:0\n"
+    );
+    let b = start(&DaemonConfig::parse(&b_text).unwrap().0).await;
+    let app = NativeClient::connect(native_addr(&a), Router::new())
+        .await
+        .unwrap();
+    let (next, mut events) = app.watch().await.unwrap().unwrap();
+    assert!(app.watch().await.unwrap().is_none(), "one receiver");
+    let b_p2p = b.node().addr().to_string();
+    // b joined through a: a's neighbour (now or already before the watch); PEERS lists it.
+    let mut view = a.node().watch_neighbors();
+    let b_addr = b.node().addr();
+    tokio::time::timeout(LIMIT, view.wait_for(|n| n.contains(&b_addr)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.peers().await.unwrap().contains(&b_p2p));
+    b.shutdown().await;
+    // The down event has an id at or after `next`, and ids only grow.
+    let mut last = None;
+    let down = tokio::time::timeout(LIMIT, async {
+        loop {
+            let e = events.recv().await.unwrap();
+            assert!(e.id >= next);
+            if let Some(l) = last {
+                assert_eq!(e.id, l + 1, "consecutive");
+            }
+            last = Some(e.id);
+            if !e.up && e.peer == b_p2p {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!down.up);
+    a.shutdown().await;
+}
