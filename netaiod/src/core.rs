@@ -127,6 +127,8 @@ struct Pending<I> {
 #[derive(Debug, Default)]
 struct Conn {
     types: HashSet<u16>,
+    /// Types this connection gets notified of without being asked to validate.
+    unvalidated: HashSet<u16>,
     /// Message ids of notifications waiting for this connection's validation → pending key.
     open: HashMap<u16, u64>,
 }
@@ -246,20 +248,7 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
                 });
                 self.notify(now, None, data_type, data, Some(conn));
             }
-            ApiMessage::Notify { data_type } => {
-                let known = self.types.contains_key(&data_type);
-                if !known && self.types.len() >= self.cfg.max_types {
-                    tracing::warn!(conn, data_type, "too many data types: NOTIFY ignored");
-                    return;
-                }
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.types.insert(data_type);
-                }
-                self.types.entry(data_type).or_default().insert(conn);
-                if !known {
-                    self.actions.push_back(Action::Follow(data_type));
-                }
-            }
+            ApiMessage::Notify { data_type } => self.subscribe(conn, data_type, true),
             ApiMessage::Validation { message_id, valid } => {
                 let key = self
                     .conns
@@ -273,6 +262,33 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
             ApiMessage::Notification { .. } => {
                 self.close(conn, ApiError::WrongDirection(message.kind()));
             }
+        }
+    }
+
+    /// Subscribes `conn` to `data_type` without asking it to validate (the native API's option):
+    /// it is notified (message id 0) and its answer is neither awaited nor needed.
+    pub fn subscribe_unvalidated(&mut self, conn: ConnId, data_type: u16) {
+        self.subscribe(conn, data_type, false);
+    }
+
+    fn subscribe(&mut self, conn: ConnId, data_type: u16, validates: bool) {
+        let known = self.types.contains_key(&data_type);
+        if !known && self.types.len() >= self.cfg.max_types {
+            tracing::warn!(conn, data_type, "too many data types: subscription ignored");
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.types.insert(data_type);
+        if validates {
+            c.unvalidated.remove(&data_type);
+        } else {
+            c.unvalidated.insert(data_type);
+        }
+        self.types.entry(data_type).or_default().insert(conn);
+        if !known {
+            self.actions.push_back(Action::Follow(data_type));
         }
     }
 
@@ -348,6 +364,17 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
+            if c.unvalidated.contains(&data_type) {
+                self.actions.push_back(Action::Notify {
+                    conn,
+                    message: ApiMessage::Notification {
+                        message_id: 0,
+                        data_type,
+                        data: data.clone(),
+                    },
+                });
+                continue;
+            }
             // Random, and unique among this connection's open notifications (fewer than
             // `max_pending` < 65,536 of them, so a free id exists).
             let mut id = self.rng.random::<u16>();

@@ -30,7 +30,9 @@ use crate::codec::{ApiMessage, read_message};
 use crate::config::{DaemonConfig, HostPort};
 use crate::core::{Action, ConnId, Core, CoreConfig};
 use crate::identity::{HostKeyError, load_or_create};
-use crate::native::{Native, NativeConfig, NativeError};
+use crate::native::{NOTIFICATION_URI, Native, NativeConfig, NativeError};
+use netaio::tcp::ConnectionId;
+use netaio::{MessageType, ServerHandle};
 
 /// API connections served at once; more are closed on accept.
 pub const MAX_API_CONNECTIONS: usize = 64;
@@ -165,6 +167,8 @@ impl Daemon {
             .filter_map(|l| l.local_addr().ok())
             .collect();
         let node = builder.bind().await?;
+        // The loop's inbox: both APIs' connections.
+        let api = mpsc::channel::<ApiEvent>(1024);
         let native = match &config.native {
             None => None,
             Some(section) => {
@@ -185,6 +189,7 @@ impl Daemon {
                             call_timeout: section.call_timeout,
                         },
                         node.clone(),
+                        api.0.clone(),
                     )
                     .await?,
                 )
@@ -196,7 +201,7 @@ impl Daemon {
             SmallRng::from_rng(&mut rand::rng()),
         );
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(node.clone(), core, listeners, stopped));
+        let task = tokio::spawn(run(api, node.clone(), core, listeners, stopped));
         Ok(Self {
             api_addrs,
             native,
@@ -232,19 +237,38 @@ impl Daemon {
     }
 }
 
-enum ApiEvent {
-    Opened(ConnId, mpsc::Sender<Bytes>),
+/// Where a connection's notifications go.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    /// A gossip module API connection's queue (its task writes it to the socket).
+    Api(mpsc::Sender<Bytes>),
+    /// A native API connection: netaio messages on the native server.
+    Native(ServerHandle, ConnectionId),
+}
+
+/// What the connections tell the daemon's loop.
+#[derive(Debug)]
+pub(crate) enum ApiEvent {
+    Opened(ConnId, Sink),
     Message(ConnId, ApiMessage),
+    /// A native subscription without validation.
+    Unvalidated(ConnId, u16),
     Closed(ConnId),
 }
 
+/// A new connection number, unique in the process across both APIs.
+pub(crate) fn next_conn_id() -> ConnId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 async fn run(
+    (api_tx, mut api_rx): (mpsc::Sender<ApiEvent>, mpsc::Receiver<ApiEvent>),
     node: GossipNode,
     mut core: Core<BulletinId, SmallRng>,
     listeners: Vec<TcpListener>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let (api_tx, mut api_rx) = mpsc::channel::<ApiEvent>(1024);
     let (held_tx, mut held_rx) = mpsc::channel::<(u16, Delivery)>(256);
     let mut events = node.events();
     let slots = Arc::new(Semaphore::new(MAX_API_CONNECTIONS));
@@ -257,7 +281,7 @@ async fn run(
             slots.clone(),
         )));
     }
-    let mut conns: HashMap<ConnId, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut conns: HashMap<ConnId, Sink> = HashMap::new();
     let mut discarded: HashMap<SocketAddr, u64> = HashMap::new();
     loop {
         let deadline = core.next_deadline().map(tokio::time::Instant::from_std);
@@ -268,6 +292,7 @@ async fn run(
                     core.connected(id);
                 }
                 Some(ApiEvent::Message(id, m)) => core.message(now(), id, m),
+                Some(ApiEvent::Unvalidated(id, t)) => core.subscribe_unvalidated(id, t),
                 Some(ApiEvent::Closed(id)) => {
                     conns.remove(&id);
                     core.closed(id);
@@ -306,9 +331,18 @@ async fn run(
                     let Ok(bytes) = message.to_bytes() else {
                         continue;
                     };
-                    let full = conns
-                        .get(&conn)
-                        .is_some_and(|tx| tx.try_send(bytes).is_err());
+                    let full = match conns.get(&conn) {
+                        Some(Sink::Api(tx)) => tx.try_send(bytes).is_err(),
+                        Some(Sink::Native(server, c)) => {
+                            let m = netaio::Message::new(
+                                MessageType::NOTIFY_URI,
+                                NOTIFICATION_URI,
+                                bytes,
+                            );
+                            server.try_send(*c, &m).is_err()
+                        }
+                        None => false,
+                    };
                     if full {
                         tracing::warn!(
                             conn,
@@ -363,7 +397,9 @@ async fn run(
                 }
                 Action::Close { conn, .. } => {
                     // Dropping its queue ends the connection's task, which closes the socket.
-                    conns.remove(&conn);
+                    if let Some(Sink::Native(server, c)) = conns.remove(&conn) {
+                        server.disconnect(c);
+                    }
                 }
             }
         }
@@ -385,7 +421,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 async fn accept(listener: TcpListener, events: mpsc::Sender<ApiEvent>, slots: Arc<Semaphore>) {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -399,7 +434,7 @@ async fn accept(listener: TcpListener, events: mpsc::Sender<ApiEvent>, slots: Ar
             tracing::warn!(%from, "too many API connections: refused");
             continue;
         };
-        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = next_conn_id();
         let events = events.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -412,7 +447,11 @@ async fn accept(listener: TcpListener, events: mpsc::Sender<ApiEvent>, slots: Ar
 async fn serve(id: ConnId, stream: TcpStream, events: mpsc::Sender<ApiEvent>) {
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::channel::<Bytes>(NOTIFICATION_QUEUE);
-    if events.send(ApiEvent::Opened(id, tx)).await.is_err() {
+    if events
+        .send(ApiEvent::Opened(id, Sink::Api(tx)))
+        .await
+        .is_err()
+    {
         return;
     }
     let (mut reader, mut writer) = stream.into_split();

@@ -16,6 +16,9 @@
 //! | [`SERVE_URI`] | the uri the application serves | `OK`; requests for it then reach the application as `REQUEST_URI` messages with that uri on this connection |
 //! | [`CALL_URI`] | `peer_len: u8 \| peer id \| uri_len: u16 \| uri \| body` | the remote application's reply content; `NOT_FOUND` if nobody serves the uri there, `ERROR` if the peer cannot be reached |
 //! | [`PEER_CALL_URI`] | (daemon to daemon) `uri_len: u16 \| uri \| body` | the served application's reply content |
+//! | [`GOSSIP_URI`] | one gossip module API message (500 ANNOUNCE, 501 NOTIFY, 503 VALIDATION) in its byte layout | `OK`; malformed: `ERROR`; what closes a gossip module API connection (a validation for an unknown id, …) closes this one |
+//! | [`SUBSCRIBE_URI`] | `data_type: u16 \| validate: u8` | `OK`; with `validate` 0 the application is notified without being asked to validate (message id 0) |
+//! | (pushed) [`NOTIFICATION_URI`] | a 502 GOSSIP NOTIFICATION in its byte layout, as `NOTIFY_URI` | the application answers with a VALIDATION on [`GOSSIP_URI`] (unless it subscribed without validation) |
 //! | [`PEERS_URI`] | — | the gossip neighbours' addresses, one a line |
 //! | [`WATCH_URI`] | — | `next_id: u64`; from then on each neighbour event is sent to this connection as a `NOTIFY_URI` message on [`PEER_EVENT_URI`]: `id: u64 \| kind: u8 (1 up, 2 down) \| address` |
 //!
@@ -34,9 +37,15 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use netaio::router::{Content, Context, ErrorReply};
+use netaio::tcp::ConnectionEvent;
 use netaio::tcp::ConnectionId;
 use netaio::{Message, MessageType, RequestError, Router, ServerHandle, TcpClient, TcpServer};
 use netaio_gossip::GossipNode;
+use tokio::sync::mpsc;
+
+use crate::codec::{ApiMessage, HEADER_LEN, check_header};
+use crate::core::ConnId;
+use crate::daemon::{ApiEvent, Sink, next_conn_id};
 use netaio_gossip::net::GossipEvent;
 
 /// The native API's version.
@@ -65,6 +74,12 @@ pub const PEER_UP: u8 = 1;
 pub const PEER_DOWN: u8 = 2;
 /// Connections watching events at once.
 pub const MAX_WATCHERS: usize = 64;
+/// Carries one gossip module API message (ANNOUNCE, NOTIFY, VALIDATION) in its byte layout.
+pub const GOSSIP_URI: &str = "netaiod/gossip";
+/// Subscribes to a data type: `data_type: u16 | validate: u8`.
+pub const SUBSCRIBE_URI: &str = "netaiod/subscribe";
+/// A GOSSIP NOTIFICATION (its byte layout) pushed to a subscribed connection.
+pub const NOTIFICATION_URI: &str = "netaiod/notification";
 /// Routes registered at once (over all applications).
 pub const MAX_ROUTES: usize = 256;
 
@@ -98,6 +113,10 @@ struct State {
     /// The id the next neighbour event gets.
     next_event: std::sync::atomic::AtomicU64,
     node: GossipNode,
+    /// The daemon loop's inbox (gossip for native applications).
+    gossip: mpsc::Sender<ApiEvent>,
+    /// Native connections that said hello → their number in the daemon's core.
+    conn_ids: Mutex<HashMap<ConnectionId, ConnId>>,
     peers: TcpClient,
     timeout: Duration,
 }
@@ -112,7 +131,11 @@ pub struct Native {
 
 impl Native {
     /// Binds both servers and serves.
-    pub async fn start(config: &NativeConfig, node: GossipNode) -> Result<Self, NativeError> {
+    pub(crate) async fn start(
+        config: &NativeConfig,
+        node: GossipNode,
+        gossip: mpsc::Sender<ApiEvent>,
+    ) -> Result<Self, NativeError> {
         let peers = TcpClient::builder()
             .request_timeout(config.call_timeout)
             .connect_timeout(config.call_timeout)
@@ -125,6 +148,8 @@ impl Native {
             watchers: Mutex::new(HashSet::new()),
             next_event: std::sync::atomic::AtomicU64::new(0),
             node,
+            gossip,
+            conn_ids: Mutex::new(HashMap::new()),
             peers,
             timeout: config.call_timeout,
         });
@@ -144,13 +169,13 @@ impl Native {
         let peer_id = peer_server.local_addr().to_string();
         let _ = state.peer_id.set(peer_id.clone());
         let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
-        let (s4, s5) = (state.clone(), state.clone());
+        let (s4, s5, s6, s7) = (state.clone(), state.clone(), state.clone(), state.clone());
         let local_router = Router::new()
             .on(
                 (MessageType::REQUEST_URI, HELLO_URI),
                 move |ctx: Context, Content(c): Content| {
                     let s = s1.clone();
-                    async move { hello(&s, &ctx, c) }
+                    async move { hello(&s, &ctx, c).await }
                 },
             )
             .on(
@@ -180,6 +205,20 @@ impl Native {
                     let s = s5.clone();
                     async move { watch(&s, &ctx) }
                 },
+            )
+            .on(
+                (MessageType::REQUEST_URI, GOSSIP_URI),
+                move |ctx: Context, Content(c): Content| {
+                    let s = s6.clone();
+                    async move { gossip_message(&s, &ctx, c).await }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, SUBSCRIBE_URI),
+                move |ctx: Context, Content(c): Content| {
+                    let s = s7.clone();
+                    async move { subscribe(&s, &ctx, c).await }
+                },
             );
         let local_server = TcpServer::builder()
             .address(config.address)
@@ -191,6 +230,7 @@ impl Native {
         let _ = state.local.set(local.clone());
         tokio::spawn(local_server.serve());
         tokio::spawn(push_events(state.clone(), state.node.events()));
+        tokio::spawn(forget_closed(state.clone(), local.events()));
         tokio::spawn(peer_server.serve());
         tracing::info!(local = %local.local_addr(), peer_id = %peer_id, "native API started");
         Ok(Self {
@@ -295,7 +335,85 @@ async fn push_events(s: Arc<State>, mut events: tokio::sync::broadcast::Receiver
     }
 }
 
-fn hello(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
+/// A native connection ended: its gossip subscriptions (and its open validations) end, its
+/// routes and watch are forgotten.
+async fn forget_closed(
+    s: Arc<State>,
+    mut events: tokio::sync::broadcast::Receiver<ConnectionEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let id = match events.recv().await {
+            Ok(ConnectionEvent::Disconnected { id, .. }) => id,
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        if let Ok(mut g) = s.greeted.lock() {
+            g.remove(&id);
+        }
+        if let Ok(mut w) = s.watchers.lock() {
+            w.remove(&id);
+        }
+        if let Ok(mut r) = s.routes.lock() {
+            r.retain(|_, c| *c != id);
+        }
+        let conn = s.conn_ids.lock().ok().and_then(|mut m| m.remove(&id));
+        if let Some(conn) = conn {
+            let _ = s.gossip.send(ApiEvent::Closed(conn)).await;
+        }
+    }
+}
+
+/// The daemon-core number of a greeted connection.
+fn core_id(s: &State, ctx: &Context) -> Result<ConnId, ErrorReply> {
+    let conn = greeted(s, ctx)?;
+    s.conn_ids
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&conn).copied())
+        .ok_or_else(|| ErrorReply::error("connection unknown"))
+}
+
+async fn gossip_message(s: &State, ctx: &Context, c: Bytes) -> Result<Message, ErrorReply> {
+    let conn = core_id(s, ctx)?;
+    let malformed = |e: String| ErrorReply::error(format!("malformed: {e}")).with_uri(GOSSIP_URI);
+    let header: [u8; HEADER_LEN] = c
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| malformed("shorter than a header".into()))?;
+    let (kind, len) = check_header(header).map_err(|e| malformed(e.to_string()))?;
+    if c.len() != HEADER_LEN + len {
+        return Err(malformed("size does not match the content".into()));
+    }
+    let message =
+        ApiMessage::decode(kind, c.slice(HEADER_LEN..)).map_err(|e| malformed(e.to_string()))?;
+    s.gossip
+        .send(ApiEvent::Message(conn, message))
+        .await
+        .map_err(|_| ErrorReply::error("daemon stopping"))?;
+    Ok(Message::ok(GOSSIP_URI, ""))
+}
+
+async fn subscribe(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
+    let conn = core_id(s, ctx)?;
+    let (Ok(data_type), Ok(validate)) = (c.try_get_u16(), c.try_get_u8()) else {
+        return Err(
+            ErrorReply::error("SUBSCRIBE: data_type u16 | validate u8").with_uri(SUBSCRIBE_URI)
+        );
+    };
+    let event = if validate == 0 {
+        ApiEvent::Unvalidated(conn, data_type)
+    } else {
+        ApiEvent::Message(conn, ApiMessage::Notify { data_type })
+    };
+    s.gossip
+        .send(event)
+        .await
+        .map_err(|_| ErrorReply::error("daemon stopping"))?;
+    Ok(Message::ok(SUBSCRIBE_URI, ""))
+}
+
+async fn hello(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
     if c.len() < 6 {
         return Err(ErrorReply::error("HELLO: version u16 | features u32").with_uri(HELLO_URI));
     }
@@ -307,8 +425,24 @@ fn hello(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> 
         ))
         .with_uri(HELLO_URI));
     }
-    if let (Some(conn), Ok(mut g)) = (ctx.connection_id(), s.greeted.lock()) {
-        g.insert(conn);
+    let Some(conn) = ctx.connection_id() else {
+        return Err(ErrorReply::error("no connection"));
+    };
+    let fresh = s
+        .greeted
+        .lock()
+        .map(|mut g| g.insert(conn))
+        .unwrap_or(false);
+    if fresh && let Some(local) = s.local.get() {
+        let id = next_conn_id();
+        if let Ok(mut m) = s.conn_ids.lock() {
+            m.insert(conn, id);
+        }
+        let sink = Sink::Native(local.clone(), conn);
+        s.gossip
+            .send(ApiEvent::Opened(id, sink))
+            .await
+            .map_err(|_| ErrorReply::error("daemon stopping"))?;
     }
     let ours = FEATURE_SERVE | FEATURE_CALL;
     let mut out = BytesMut::new();

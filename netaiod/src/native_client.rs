@@ -8,9 +8,10 @@ use netaio::{Connection, Message, MessageType, RequestError, Router, TcpClient};
 use netaio::router::Content;
 use tokio::sync::mpsc;
 
+use crate::codec::{ApiMessage, HEADER_LEN, check_header};
 use crate::native::{
-    CALL_URI, FEATURE_CALL, FEATURE_SERVE, HELLO_URI, NATIVE_VERSION, PEER_EVENT_URI, PEER_UP,
-    PEERS_URI, SERVE_URI, WATCH_URI, call_content,
+    CALL_URI, FEATURE_CALL, FEATURE_SERVE, GOSSIP_URI, HELLO_URI, NATIVE_VERSION, NOTIFICATION_URI,
+    PEER_EVENT_URI, PEER_UP, PEERS_URI, SERVE_URI, SUBSCRIBE_URI, WATCH_URI, call_content,
 };
 
 /// Neighbour events kept for the application before the oldest new ones are dropped (a gap in
@@ -41,8 +42,8 @@ pub enum NativeClientError {
     /// The daemon's HELLO answer is malformed.
     #[error("malformed HELLO answer")]
     Hello,
-    /// A peer id or uri too long for a CALL.
-    #[error("peer id or uri too long")]
+    /// A peer id or uri too long for a CALL, or data too large for a message.
+    #[error("peer id, uri or data too long")]
     TooLong,
 }
 
@@ -56,6 +57,7 @@ pub struct NativeClient {
     peer_id: String,
     features: u32,
     events: std::sync::Mutex<Option<mpsc::Receiver<PeerEvent>>>,
+    notifications: std::sync::Mutex<Option<mpsc::Receiver<ApiMessage>>>,
 }
 
 impl NativeClient {
@@ -87,6 +89,25 @@ impl NativeClient {
                 }
             },
         );
+        let (ntx, nrx) = mpsc::channel(EVENT_QUEUE);
+        let router = router.on(
+            (MessageType::NOTIFY_URI, NOTIFICATION_URI),
+            move |Content(c): Content| {
+                let ntx = ntx.clone();
+                async move {
+                    let Some(Ok((kind, _))) = c
+                        .get(..HEADER_LEN)
+                        .and_then(|h| <[u8; HEADER_LEN]>::try_from(h).ok())
+                        .map(check_header)
+                    else {
+                        return;
+                    };
+                    if let Ok(m) = ApiMessage::decode(kind, c.slice(HEADER_LEN..)) {
+                        let _ = ntx.try_send(m);
+                    }
+                }
+            },
+        );
         let client = TcpClient::builder().router(router).build();
         let conn = client.connect(addr).await?;
         let mut hello = BytesMut::new();
@@ -106,6 +127,7 @@ impl NativeClient {
             peer_id,
             features,
             events: std::sync::Mutex::new(Some(rx)),
+            notifications: std::sync::Mutex::new(Some(nrx)),
         })
     }
 
@@ -136,6 +158,52 @@ impl NativeClient {
         let content = call_content(peer, uri, body.as_ref()).ok_or(NativeClientError::TooLong)?;
         let request = Message::new(MessageType::REQUEST_URI, CALL_URI, content);
         Ok(self.conn.call(request).await?.content().clone())
+    }
+
+    /// Subscribes to `data_type` (gossip): with `validate`, each notification waits for this
+    /// application's [`validate`](Self::validate) before the daemon forwards peer data; without,
+    /// notifications come with message id 0 and need no answer.
+    pub async fn subscribe(&self, data_type: u16, validate: bool) -> Result<(), NativeClientError> {
+        let mut c = BytesMut::new();
+        c.put_u16(data_type);
+        c.put_u8(u8::from(validate));
+        let request = Message::new(MessageType::REQUEST_URI, SUBSCRIBE_URI, c.freeze());
+        self.conn.call(request).await?;
+        Ok(())
+    }
+
+    /// Spreads `data` of `data_type` (a GOSSIP ANNOUNCE).
+    pub async fn announce(
+        &self,
+        ttl: u8,
+        data_type: u16,
+        data: impl Into<Bytes>,
+    ) -> Result<(), NativeClientError> {
+        let m = ApiMessage::Announce {
+            ttl,
+            data_type,
+            data: data.into(),
+        };
+        self.gossip(&m).await
+    }
+
+    /// Answers a notification (a GOSSIP VALIDATION).
+    pub async fn validate(&self, message_id: u16, valid: bool) -> Result<(), NativeClientError> {
+        self.gossip(&ApiMessage::Validation { message_id, valid })
+            .await
+    }
+
+    async fn gossip(&self, m: &ApiMessage) -> Result<(), NativeClientError> {
+        let bytes = m.to_bytes().map_err(|_| NativeClientError::TooLong)?;
+        let request = Message::new(MessageType::REQUEST_URI, GOSSIP_URI, bytes);
+        self.conn.call(request).await?;
+        Ok(())
+    }
+
+    /// The notifications of the subscribed data types (`ApiMessage::Notification`), once per
+    /// client (`None` the second time); at most `EVENT_QUEUE` kept.
+    pub fn notifications(&self) -> Option<mpsc::Receiver<ApiMessage>> {
+        self.notifications.lock().ok().and_then(|mut n| n.take())
     }
 
     /// The daemon's gossip neighbours.

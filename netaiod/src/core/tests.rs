@@ -284,3 +284,30 @@ fn message_ids_are_unique_per_connection() {
         .collect();
     assert_eq!(ids.len(), 500);
 }
+
+#[test]
+fn an_unvalidated_subscriber_is_notified_but_not_waited_for() {
+    let now = Instant::now();
+    let mut c = core();
+    c.connected(1);
+    c.subscribe_unvalidated(1, 7);
+    subscribe(&mut c, now, 2, 7);
+    assert_eq!(actions(&mut c), [Action::Follow(7)]);
+    c.from_peer(now, 42, 7, Bytes::from_static(b"x"));
+    let n = notifications(&actions(&mut c));
+    assert_eq!(n.len(), 2);
+    let unvalidated = n.iter().find(|x| x.0 == 1).unwrap();
+    assert_eq!(unvalidated.1, 0, "message id 0: nothing to answer");
+    let validating = n.iter().find(|x| x.0 == 2).unwrap().clone();
+    validate(&mut c, now, 2, validating.1, true);
+    assert_eq!(
+        releases(&actions(&mut c)),
+        [(42, true)],
+        "only conn 2 was waited for"
+    );
+    // Alone, it lets peer data through at once.
+    c.closed(2);
+    actions(&mut c);
+    c.from_peer(now, 43, 7, Bytes::new());
+    assert_eq!(releases(&actions(&mut c)), [(43, true)]);
+}
