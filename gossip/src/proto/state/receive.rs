@@ -93,7 +93,7 @@ impl<P: PeerId, R: Rng> Protocol<P, R> {
     /// Releases a message held for the application's verdict ([`Event::Held`]): with
     /// [`Verdict::Accept`] it is stored and forwarded as any valid message; with
     /// [`Verdict::Ignore`] dropped quietly; with [`Verdict::Reject`] dropped, counted in
-    /// [`Stats::discarded`] and reported as [`Event::Discarded`] against the peer it came from
+    /// [`Stats::discarded`](super::super::Stats::discarded) and reported as [`Event::Discarded`] against the peer it came from
     /// (not banned: the application's rules are not the proof of work). Whether it was held
     /// (false once dropped from a full hold, or released already).
     pub fn release(
