@@ -31,6 +31,7 @@ use crate::config::{DaemonConfig, HostPort};
 use crate::core::{Action, ConnId, Core, CoreConfig};
 use crate::identity::{HostKeyError, load_or_create};
 use crate::native::{NOTIFICATION_URI, Native, NativeConfig, NativeError};
+use crate::search::peers_to_search;
 use netaio::tcp::ConnectionId;
 use netaio::{MessageType, ServerHandle};
 
@@ -148,9 +149,13 @@ impl Daemon {
             .config(proto)
             .store(StoreConfig::default().max_bulletins(config.cache_size))
             .max_connections(config.max_connections);
+        let mut known = Vec::new();
         for peer in config.bootstrapper.iter().chain(&config.known_peers) {
             match resolve(peer).await.map(|a| pick(&a)) {
-                Ok(Some(addr)) if addr != p2p => builder = builder.bootstrap(addr),
+                Ok(Some(addr)) if addr != p2p => {
+                    known.push(addr);
+                    builder = builder.bootstrap(addr);
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(%peer, error = %e, "known peer skipped"),
             }
@@ -201,7 +206,12 @@ impl Daemon {
             SmallRng::from_rng(&mut rand::rng()),
         );
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(api, node.clone(), core, listeners, stopped));
+        let search = Search {
+            known,
+            min: config.min_connections,
+            cooldown: config.search_cooldown,
+        };
+        let task = tokio::spawn(run(api, node.clone(), core, search, listeners, stopped));
         Ok(Self {
             api_addrs,
             native,
@@ -262,10 +272,18 @@ pub(crate) fn next_conn_id() -> ConnId {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The `min_connections` search's settings.
+struct Search {
+    known: Vec<SocketAddr>,
+    min: usize,
+    cooldown: std::time::Duration,
+}
+
 async fn run(
     (api_tx, mut api_rx): (mpsc::Sender<ApiEvent>, mpsc::Receiver<ApiEvent>),
     node: GossipNode,
     mut core: Core<BulletinId, SmallRng>,
+    search: Search,
     listeners: Vec<TcpListener>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -283,6 +301,12 @@ async fn run(
     }
     let mut conns: HashMap<ConnId, Sink> = HashMap::new();
     let mut discarded: HashMap<SocketAddr, u64> = HashMap::new();
+    let mut search_timer = tokio::time::interval_at(
+        tokio::time::Instant::now() + search.cooldown,
+        search.cooldown,
+    );
+    search_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rng = SmallRng::from_rng(&mut rand::rng());
     loop {
         let deadline = core.next_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -323,6 +347,20 @@ async fn run(
                 _ => {}
             },
             () = sleep_until(deadline) => core.tick(now()),
+            _ = search_timer.tick() => {
+                let neighbors = node.neighbors();
+                if neighbors.len() < search.min {
+                    let mut known = search.known.clone();
+                    if let Ok(stats) = node.stats().await {
+                        known.extend(stats.passive);
+                    }
+                    let picks = peers_to_search(node.addr(), &neighbors, &known, search.min, &mut rng);
+                    tracing::info!(neighbours = neighbors.len(), min = search.min, asking = picks.len(), "below min_connections: searching");
+                    for peer in picks {
+                        let _ = node.join(peer).await;
+                    }
+                }
+            }
             _ = stopped.changed() => break,
         }
         while let Some(action) = core.poll_action() {
