@@ -19,6 +19,7 @@
 //! address = 127.0.0.1:7060    ; local applications (loopback)
 //! peer_address = 10.0.0.1:7070 ; other daemons' calls; this daemon's peer id
 //! call_timeout = 10
+//! allowed_uids = 1000, 1001   ; who may connect (default: anyone)
 //! ```
 //!
 //! Unknown sections and keys are warned about; a bad value is an error at start-up.
@@ -118,6 +119,9 @@ pub struct NativeSection {
     pub peer_address: HostPort,
     /// Time a call may take end to end (`call_timeout`, default 10 s).
     pub call_timeout: Duration,
+    /// The uids whose applications may connect (`allowed_uids`, comma- or space-separated;
+    /// default: any).
+    pub allowed_uids: Vec<u32>,
 }
 
 /// Why the configuration was refused.
@@ -190,7 +194,10 @@ impl DaemonConfig {
                     (Some("gossip"), k) if GOSSIP_KEYS.contains(&k) => {
                         gossip.push((k.to_owned(), value.trim().to_owned()));
                     }
-                    (Some("native"), k @ ("address" | "peer_address" | "call_timeout")) => {
+                    (
+                        Some("native"),
+                        k @ ("address" | "peer_address" | "call_timeout" | "allowed_uids"),
+                    ) => {
                         native.push((k.to_owned(), value.trim().to_owned()));
                     }
                     (Some("gossip" | "native") | None, k) => {
@@ -260,10 +267,22 @@ impl DaemonConfig {
                     _ => return Err(bad("call_timeout", v, "a positive number of seconds")),
                 },
             };
+            let allowed_uids = match nget("allowed_uids") {
+                None => Vec::new(),
+                Some(v) => v
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|u| !u.is_empty())
+                    .map(|u| {
+                        u.parse()
+                            .map_err(|_| bad("allowed_uids", v, "not a list of uids"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
             Some(NativeSection {
                 address: naddr("address")?,
                 peer_address: naddr("peer_address")?,
                 call_timeout,
+                allowed_uids,
             })
         } else {
             None
@@ -367,7 +386,7 @@ mod tests {
         let base = "[gossip]\np2p_address = a:1\napi_address = a:2\n";
         assert_eq!(DaemonConfig::parse(base).unwrap().0.native, None);
         let (c, w) = DaemonConfig::parse(&format!(
-            "{base}[native]\naddress = 127.0.0.1:7060\npeer_address = [::1]:7070\ncall_timeout = 3\nx = 1\n"
+            "{base}[native]\naddress = 127.0.0.1:7060\npeer_address = [::1]:7070\ncall_timeout = 3\nallowed_uids = 0, 1000\nx = 1\n"
         ))
         .unwrap();
         let n = c.native.unwrap();
@@ -376,6 +395,7 @@ mod tests {
             (7060, "::1")
         );
         assert_eq!(n.call_timeout, Duration::from_secs(3));
+        assert_eq!(n.allowed_uids, [0, 1000]);
         assert_eq!(w, ["unknown key \"x\""]);
         let e = DaemonConfig::parse(&format!("{base}[native]\naddress = 127.0.0.1:7060\n"))
             .unwrap_err()

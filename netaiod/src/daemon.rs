@@ -192,6 +192,7 @@ impl Daemon {
                             address,
                             peer_address,
                             call_timeout: section.call_timeout,
+                            allowed_uids: section.allowed_uids.clone(),
                         },
                         node.clone(),
                         api.0.clone(),

@@ -49,6 +49,7 @@ pub mod daemon;
 pub mod identity;
 pub mod native;
 pub mod native_client;
+pub mod peercred;
 pub mod search;
 
 pub use client::ApiClient;

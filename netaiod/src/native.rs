@@ -46,6 +46,7 @@ use tokio::sync::mpsc;
 use crate::codec::{ApiMessage, HEADER_LEN, check_header};
 use crate::core::ConnId;
 use crate::daemon::{ApiEvent, Sink, next_conn_id};
+use crate::peercred::loopback_peer_uid;
 use netaio_gossip::net::GossipEvent;
 
 /// The native API's version.
@@ -92,6 +93,9 @@ pub struct NativeConfig {
     pub peer_address: SocketAddr,
     /// Time a call may take end to end.
     pub call_timeout: Duration,
+    /// The uids whose applications may say hello (none: any), checked on loopback through the
+    /// kernel's socket tables.
+    pub allowed_uids: Vec<u32>,
 }
 
 /// Why the native API did not start.
@@ -119,6 +123,7 @@ struct State {
     conn_ids: Mutex<HashMap<ConnectionId, ConnId>>,
     peers: TcpClient,
     timeout: Duration,
+    allowed_uids: Vec<u32>,
 }
 
 /// The running native API: the local server and the peer-call server.
@@ -152,6 +157,7 @@ impl Native {
             conn_ids: Mutex::new(HashMap::new()),
             peers,
             timeout: config.call_timeout,
+            allowed_uids: config.allowed_uids.clone(),
         });
         let s = state.clone();
         let peer_router = Router::new().on(
@@ -428,6 +434,18 @@ async fn hello(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorR
     let Some(conn) = ctx.connection_id() else {
         return Err(ErrorReply::error("no connection"));
     };
+    if !s.allowed_uids.is_empty() {
+        let server = s.local.get().map(ServerHandle::local_addr);
+        let uid = server.and_then(|server| loopback_peer_uid(ctx.peer_addr(), server));
+        if !uid.is_some_and(|u| s.allowed_uids.contains(&u)) {
+            tracing::warn!(from = %ctx.peer_addr(), ?uid, "native API: uid not allowed");
+            return Err(ErrorReply::not_permitted(match uid {
+                Some(u) => format!("uid {u} is not allowed"),
+                None => "the connecting uid could not be told".to_owned(),
+            })
+            .with_uri(HELLO_URI));
+        }
+    }
     let fresh = s
         .greeted
         .lock()

@@ -273,3 +273,36 @@ async fn native_applications_publish_and_subscribe() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn only_allowed_uids_may_say_hello() {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self").unwrap().uid();
+    let text = |uids: String| {
+        format!(
+            "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
+             [native]\naddress = 127.0.0.1:0\npeer_address = 127.0.0.1:0\nallowed_uids = {uids}\n"
+        )
+    };
+    let allowed = start(&DaemonConfig::parse(&text(ours.to_string())).unwrap().0).await;
+    assert!(
+        NativeClient::connect(native_addr(&allowed), Router::new())
+            .await
+            .is_ok()
+    );
+    let other = ours.wrapping_add(4242);
+    let refused = start(&DaemonConfig::parse(&text(other.to_string())).unwrap().0).await;
+    match NativeClient::connect(native_addr(&refused), Router::new()).await {
+        Err(NativeClientError::Request(RequestError::NotPermitted(m))) => {
+            let text = String::from_utf8_lossy(m.content()).into_owned();
+            assert!(
+                text.contains(&format!("uid {ours} is not allowed")),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    allowed.shutdown().await;
+    refused.shutdown().await;
+}
