@@ -21,6 +21,13 @@ use rand::{Rng, RngExt};
 
 use crate::codec::{ApiError, ApiMessage};
 
+/// Whether an item that travelled `hops + 1` hops (`hops`: the protocol's count before the
+/// neighbour it came from) may go further under the announcer's `ttl` (0: unlimited; the
+/// protocol's hop budget still bounds it).
+pub fn forwards(ttl: u8, hops: u8) -> bool {
+    ttl == 0 || u16::from(hops) + 1 < u16::from(ttl)
+}
+
 /// An API connection's number, given by the caller.
 pub type ConnId = u64;
 
@@ -82,12 +89,15 @@ pub enum Action<I> {
         /// The notification (always [`ApiMessage::Notification`]).
         message: ApiMessage,
     },
-    /// The held peer item: forward it (`valid`) or discard it, counting it against its peer.
+    /// The held peer item: forward it (`valid` and `forward`), keep it here (`valid`, its hop
+    /// budget spent), or discard it, counting it against its peer.
     Release {
         /// The item.
         item: I,
         /// Whether every notified module answered valid.
         valid: bool,
+        /// Whether its hop budget lets it go further ([`forwards`]).
+        forward: bool,
     },
     /// Spread data a local module announced.
     Publish {
@@ -116,6 +126,8 @@ pub enum Action<I> {
 struct Pending<I> {
     /// The peer item (None: announced locally, nothing to release).
     item: Option<I>,
+    /// Whether it may go further once valid.
+    forward: bool,
     /// Connections that have not answered, with the message id each was given.
     waiting: HashSet<(ConnId, u16)>,
     bytes: usize,
@@ -246,7 +258,7 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
                     ttl,
                     data: data.clone(),
                 });
-                self.notify(now, None, data_type, data, Some(conn));
+                self.notify(now, None, data_type, data, Some(conn), false);
             }
             ApiMessage::Notify { data_type } => self.subscribe(conn, data_type, true),
             ApiMessage::Validation { message_id, valid } => {
@@ -292,14 +304,18 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
         }
     }
 
-    /// Data of `data_type` from a peer, held until validated as `item`.
-    pub fn from_peer(&mut self, now: Instant, item: I, data_type: u16, data: Bytes) {
+    /// Data of `data_type` from a peer, held until validated as `item`; `forward`: whether its
+    /// hop budget lets it go further once valid ([`forwards`]).
+    pub fn from_peer(&mut self, now: Instant, item: I, data_type: u16, data: Bytes, forward: bool) {
         let subscribers = self.subscribers(data_type);
         if subscribers == 0 {
             // No local module registered the type (the last one just left): not accepted.
             self.stats.discarded += 1;
-            self.actions
-                .push_back(Action::Release { item, valid: false });
+            self.actions.push_back(Action::Release {
+                item,
+                valid: false,
+                forward: false,
+            });
             return;
         }
         if self.pending.len() >= self.cfg.max_pending
@@ -310,11 +326,14 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
                 "too many items waiting for validation: discarded"
             );
             self.stats.overflow += 1;
-            self.actions
-                .push_back(Action::Release { item, valid: false });
+            self.actions.push_back(Action::Release {
+                item,
+                valid: false,
+                forward: false,
+            });
             return;
         }
-        self.notify(now, Some(item), data_type, data, None);
+        self.notify(now, Some(item), data_type, data, None, forward);
     }
 
     /// Deadlines up to `now`: validations not in yet count as invalid.
@@ -351,6 +370,7 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
         data_type: u16,
         data: Bytes,
         except: Option<ConnId>,
+        forward: bool,
     ) {
         let targets: Vec<ConnId> = self
             .types
@@ -395,8 +415,11 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
         if waiting.is_empty() {
             if let Some(item) = item {
                 self.stats.released += 1;
-                self.actions
-                    .push_back(Action::Release { item, valid: true });
+                self.actions.push_back(Action::Release {
+                    item,
+                    valid: true,
+                    forward,
+                });
             }
             return;
         }
@@ -407,6 +430,7 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
             key,
             Pending {
                 item,
+                forward,
                 waiting,
                 bytes,
                 decided: false,
@@ -445,7 +469,11 @@ impl<I: Copy + Eq + Hash, R: Rng> Core<I, R> {
             } else {
                 self.stats.discarded += 1;
             }
-            self.actions.push_back(Action::Release { item, valid });
+            self.actions.push_back(Action::Release {
+                item,
+                valid,
+                forward: p.forward,
+            });
         }
     }
 

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use netaio_gossip::proto::Config as ProtoConfig;
+use netaio_gossip::proto::{Config as ProtoConfig, Verdict};
 use netaio_gossip::{BulletinId, Delivery, GossipEvent, GossipNode, StoreConfig, TopicId};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::codec::{ApiMessage, read_message};
 use crate::config::{DaemonConfig, HostPort};
-use crate::core::{Action, ConnId, Core, CoreConfig};
+use crate::core::{Action, ConnId, Core, CoreConfig, forwards};
 use crate::identity::{HostKeyError, load_or_create};
 use crate::native::{NOTIFICATION_URI, Native, NativeConfig, NativeError};
 use crate::search::peers_to_search;
@@ -326,8 +326,19 @@ async fn run(
             },
             Some((data_type, delivery)) = held_rx.recv() => {
                 if delivery.held {
-                    let data = delivery.bulletin.bulletin().content().clone();
-                    core.from_peer(now(), delivery.bulletin.id(), data_type, data);
+                    // The content: the announcer's ttl, then the data.
+                    let content = delivery.bulletin.bulletin().content().clone();
+                    let id = delivery.bulletin.id();
+                    match content.first() {
+                        Some(&ttl) => {
+                            let forward = forwards(ttl, delivery.hops);
+                            core.from_peer(now(), id, data_type, content.slice(1..), forward);
+                        }
+                        None => {
+                            tracing::warn!(peer = %delivery.from, "item without a ttl: discarded");
+                            let _ = node.release(id, Verdict::Reject).await;
+                        }
+                    }
                 }
             }
             event = events.recv() => match event {
@@ -391,8 +402,18 @@ async fn run(
                         core.closed(conn);
                     }
                 }
-                Action::Release { item, valid } => {
-                    if node.release(item, valid).await.is_err() {
+                Action::Release {
+                    item,
+                    valid,
+                    forward,
+                } => {
+                    let verdict = match (valid, forward) {
+                        (false, _) => Verdict::Reject,
+                        (true, true) => Verdict::Accept,
+                        // Valid, its hop budget spent: delivered here, no further.
+                        (true, false) => Verdict::Ignore,
+                    };
+                    if node.release(item, verdict).await.is_err() {
                         break;
                     }
                 }
@@ -408,7 +429,10 @@ async fn run(
                     let node = node.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
-                        match node.publish(topic_of(data_type), data).await {
+                        let mut content = Vec::with_capacity(1 + data.len());
+                        content.push(ttl);
+                        content.extend_from_slice(&data);
+                        match node.publish(topic_of(data_type), content).await {
                             Ok(outcome) => {
                                 tracing::debug!(data_type, ttl, sent = ?outcome.sent, "announced")
                             }

@@ -48,7 +48,7 @@ pub(crate) enum Command {
     Stats(oneshot::Sender<NodeStats>),
     Subscriptions(oneshot::Sender<Subscriptions>),
     RotateDeliveryCode(oneshot::Sender<DeliveryCodeChanged>),
-    Release(BulletinId, bool, oneshot::Sender<bool>),
+    Release(BulletinId, Verdict, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -376,6 +376,7 @@ impl Driver {
                         from,
                         fetched,
                         held: false,
+                        hops: message.hops,
                     });
                 }
                 _ => tracing::warn!(id = ?message.id, "delivered message not kept by the host"),
@@ -390,6 +391,7 @@ impl Driver {
                     from,
                     fetched,
                     held: true,
+                    hops: message.hops,
                 }),
                 None => tracing::warn!(id = ?message.id, "held message not kept by the host"),
             },
@@ -446,12 +448,7 @@ impl Driver {
                 self.emit(GossipEvent::DeliveryCodeChanged(changed.clone()));
                 let _ = reply.send(changed);
             }
-            Command::Release(id, valid, reply) => {
-                let verdict = if valid {
-                    Verdict::Accept
-                } else {
-                    Verdict::Reject
-                };
+            Command::Release(id, verdict, reply) => {
                 let _ = reply.send(self.proto.release(
                     now,
                     &MessageId::from(id),

@@ -68,6 +68,8 @@ pub struct Delivery {
     /// `hold_subscribed`): it is neither stored nor forwarded until
     /// [`GossipNode::release`](super::GossipNode::release).
     pub held: bool,
+    /// Hops it travelled before the neighbour it came from (0: that neighbour published it).
+    pub hops: u8,
 }
 
 /// What [`GossipNode::publish`](super::GossipNode::publish) did.

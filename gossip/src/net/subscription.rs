@@ -125,6 +125,7 @@ mod tests {
             from: "127.0.0.1:1".parse().unwrap(),
             fetched: false,
             held: false,
+            hops: 0,
         }
     }
 

@@ -2,7 +2,7 @@
 //! stored only once released valid, and released invalid is discarded against its sender.
 
 use netaio_gossip::net::GossipEvent;
-use netaio_gossip::proto::{Config, Published};
+use netaio_gossip::proto::{Config, Published, Verdict};
 use netaio_gossip::{GossipNode, TopicId};
 
 use crate::net_common::{WAIT, delivery, neighbors_until, node, within};
@@ -36,17 +36,21 @@ async fn held_bulletins_wait_for_release() {
             if d.bulletin.id() == first.id {
                 return d;
             }
-            assert!(b.release(d.bulletin.id(), true).await.unwrap());
+            assert!(b.release(d.bulletin.id(), Verdict::Accept).await.unwrap());
         }
     })
     .await;
     assert_eq!(got.from, a.addr());
+    assert_eq!(got.hops, 0, "straight from its publisher");
     assert!(
         !b.held(topic).await.unwrap().contains(&first.id),
         "not stored while held"
     );
-    assert!(b.release(first.id, true).await.unwrap());
-    assert!(!b.release(first.id, true).await.unwrap(), "released once");
+    assert!(b.release(first.id, Verdict::Accept).await.unwrap());
+    assert!(
+        !b.release(first.id, Verdict::Accept).await.unwrap(),
+        "released once"
+    );
     assert!(
         b.held(topic).await.unwrap().contains(&first.id),
         "stored once valid"
@@ -55,7 +59,7 @@ async fn held_bulletins_wait_for_release() {
     let second = a.publish(topic, "second").await.unwrap();
     let got = delivery(&mut sub, "the second delivery", WAIT).await;
     assert_eq!(got.bulletin.id(), second.id);
-    assert!(b.release(second.id, false).await.unwrap());
+    assert!(b.release(second.id, Verdict::Reject).await.unwrap());
     let discarded = within(WAIT, "the discarded event", async {
         loop {
             if let Ok(GossipEvent::Discarded { peer, bulletin }) = events.recv().await {
@@ -67,6 +71,15 @@ async fn held_bulletins_wait_for_release() {
     assert_eq!(discarded, (a.addr(), second.id));
     assert!(!b.held(topic).await.unwrap().contains(&second.id));
     assert_eq!(b.stats().await.unwrap().protocol.discarded, 1);
+
+    // Ignored: delivered here, neither stored nor counted against anyone.
+    let third = a.publish(topic, "third").await.unwrap();
+    let got = delivery(&mut sub, "the third delivery", WAIT).await;
+    assert_eq!(got.bulletin.id(), third.id);
+    assert!(b.release(third.id, Verdict::Ignore).await.unwrap());
+    assert!(!b.held(topic).await.unwrap().contains(&third.id));
+    let stats = b.stats().await.unwrap().protocol;
+    assert_eq!((stats.discarded, stats.ignored), (1, 1));
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -42,7 +42,7 @@ fn releases(actions: &[Action<u32>]) -> Vec<(u32, bool)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Release { item, valid } => Some((*item, *valid)),
+            Action::Release { item, valid, .. } => Some((*item, *valid)),
             _ => None,
         })
         .collect()
@@ -86,7 +86,7 @@ fn peer_data_is_released_only_when_every_subscriber_answered_valid() {
     subscribe(&mut c, now, 2, 7);
     subscribe(&mut c, now, 3, 8);
     actions(&mut c);
-    c.from_peer(now, 42, 7, Bytes::from_static(b"data"));
+    c.from_peer(now, 42, 7, Bytes::from_static(b"data"), true);
     let a = actions(&mut c);
     let n = notifications(&a);
     assert_eq!(n.len(), 2, "both type-7 subscribers, not the type-8 one");
@@ -112,7 +112,7 @@ fn one_invalid_answer_discards_at_once_and_later_answers_are_still_known() {
     subscribe(&mut c, now, 1, 7);
     subscribe(&mut c, now, 2, 7);
     actions(&mut c);
-    c.from_peer(now, 42, 7, Bytes::from_static(b"x"));
+    c.from_peer(now, 42, 7, Bytes::from_static(b"x"), true);
     let n = notifications(&actions(&mut c));
     validate(&mut c, now, n[0].0, n[0].1, false);
     assert_eq!(releases(&actions(&mut c)), [(42, false)]);
@@ -129,7 +129,7 @@ fn a_missing_validation_times_out_as_invalid() {
     let mut c = core();
     subscribe(&mut c, now, 1, 7);
     actions(&mut c);
-    c.from_peer(now, 42, 7, Bytes::from_static(b"x"));
+    c.from_peer(now, 42, 7, Bytes::from_static(b"x"), true);
     let n = notifications(&actions(&mut c));
     assert_eq!(c.next_deadline(), Some(now + Duration::from_secs(5)));
     c.tick(now + Duration::from_millis(4_999));
@@ -159,7 +159,7 @@ fn a_subscriber_closing_unanswered_counts_as_invalid() {
     subscribe(&mut c, now, 1, 7);
     subscribe(&mut c, now, 2, 7);
     actions(&mut c);
-    c.from_peer(now, 42, 7, Bytes::from_static(b"x"));
+    c.from_peer(now, 42, 7, Bytes::from_static(b"x"), true);
     let n = notifications(&actions(&mut c));
     let answering = n.iter().find(|x| x.0 == 2).unwrap();
     validate(&mut c, now, 2, answering.1, true);
@@ -246,7 +246,7 @@ fn a_local_announce_is_published_and_notified_to_the_other_subscribers_only() {
 fn peer_data_of_an_unregistered_type_is_discarded() {
     let now = Instant::now();
     let mut c = core();
-    c.from_peer(now, 5, 3, Bytes::from_static(b"x"));
+    c.from_peer(now, 5, 3, Bytes::from_static(b"x"), true);
     assert_eq!(releases(&actions(&mut c)), [(5, false)]);
 }
 
@@ -259,11 +259,11 @@ fn pending_items_are_bounded_in_count_and_bytes() {
     );
     subscribe(&mut c, now, 1, 7);
     actions(&mut c);
-    c.from_peer(now, 1, 7, Bytes::from_static(b"1234"));
-    c.from_peer(now, 2, 7, Bytes::from_static(b"1234567"));
+    c.from_peer(now, 1, 7, Bytes::from_static(b"1234"), true);
+    c.from_peer(now, 2, 7, Bytes::from_static(b"1234567"), true);
     assert_eq!(releases(&actions(&mut c)), [(2, false)], "bytes bound");
-    c.from_peer(now, 3, 7, Bytes::from_static(b"12"));
-    c.from_peer(now, 4, 7, Bytes::from_static(b"1"));
+    c.from_peer(now, 3, 7, Bytes::from_static(b"12"), true);
+    c.from_peer(now, 4, 7, Bytes::from_static(b"1"), true);
     assert_eq!(releases(&actions(&mut c)), [(4, false)], "count bound");
     assert_eq!(c.pending(), (2, 6));
     assert_eq!(c.stats().overflow, 2);
@@ -276,7 +276,7 @@ fn message_ids_are_unique_per_connection() {
     subscribe(&mut c, now, 1, 7);
     actions(&mut c);
     for item in 0..500 {
-        c.from_peer(now, item, 7, Bytes::new());
+        c.from_peer(now, item, 7, Bytes::new(), true);
     }
     let ids: HashSet<u16> = notifications(&actions(&mut c))
         .iter()
@@ -293,7 +293,7 @@ fn an_unvalidated_subscriber_is_notified_but_not_waited_for() {
     c.subscribe_unvalidated(1, 7);
     subscribe(&mut c, now, 2, 7);
     assert_eq!(actions(&mut c), [Action::Follow(7)]);
-    c.from_peer(now, 42, 7, Bytes::from_static(b"x"));
+    c.from_peer(now, 42, 7, Bytes::from_static(b"x"), true);
     let n = notifications(&actions(&mut c));
     assert_eq!(n.len(), 2);
     let unvalidated = n.iter().find(|x| x.0 == 1).unwrap();
@@ -308,6 +308,30 @@ fn an_unvalidated_subscriber_is_notified_but_not_waited_for() {
     // Alone, it lets peer data through at once.
     c.closed(2);
     actions(&mut c);
-    c.from_peer(now, 43, 7, Bytes::new());
+    c.from_peer(now, 43, 7, Bytes::new(), true);
     assert_eq!(releases(&actions(&mut c)), [(43, true)]);
+}
+
+#[test]
+fn the_hop_budget_decides_whether_a_valid_item_goes_further() {
+    assert!(forwards(0, 200), "0: unlimited");
+    assert!(!forwards(1, 0), "ttl 1: the announcer's neighbours only");
+    assert!(forwards(2, 0));
+    assert!(!forwards(2, 1));
+    assert!(!forwards(255, 254));
+    let now = Instant::now();
+    let mut c = core();
+    subscribe(&mut c, now, 1, 7);
+    actions(&mut c);
+    c.from_peer(now, 42, 7, Bytes::new(), false);
+    let n = notifications(&actions(&mut c));
+    validate(&mut c, now, 1, n[0].1, true);
+    assert_eq!(
+        actions(&mut c),
+        [Action::Release {
+            item: 42,
+            valid: true,
+            forward: false
+        }]
+    );
 }
