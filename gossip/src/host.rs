@@ -136,6 +136,19 @@ impl BulletinHost {
         self.delivered.take()
     }
 
+    /// The bulletin `validate` accepted last, once, if it is the one with this id: the driver
+    /// takes it when the protocol core holds the message for the application's verdict
+    /// ([`proto::Event::Held`]).
+    pub fn take_validated(&mut self, id: &MessageId) -> Option<VerifiedBulletin> {
+        match self.validated.take() {
+            Some(v) if MessageId::from(v.id()) == *id => Some(v.detached()),
+            other => {
+                self.validated = other;
+                None
+            }
+        }
+    }
+
     /// The protocol message of a bulletin: its id, topic, and encoding as the payload, with no
     /// hop yet.
     pub fn gossip(bulletin: &VerifiedBulletin) -> Gossip {

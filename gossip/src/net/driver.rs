@@ -27,7 +27,7 @@ use crate::bulletin::Bulletin;
 use crate::host::BulletinHost;
 use crate::ids::{BulletinId, TopicId};
 use crate::policy::VerifiedBulletin;
-use crate::proto::{self, Event, InEvent, MessageId, Output, Protocol, wire};
+use crate::proto::{self, Event, InEvent, MessageId, Output, Protocol, Verdict, wire};
 use crate::subscriptions::{DeliveryCodeChanged, Subscriptions};
 
 /// What the application asks of the driver.
@@ -48,6 +48,7 @@ pub(crate) enum Command {
     Stats(oneshot::Sender<NodeStats>),
     Subscriptions(oneshot::Sender<Subscriptions>),
     RotateDeliveryCode(oneshot::Sender<DeliveryCodeChanged>),
+    Release(BulletinId, Verdict, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -374,10 +375,30 @@ impl Driver {
                         bulletin,
                         from,
                         fetched,
+                        held: false,
+                        hops: message.hops,
                     });
                 }
                 _ => tracing::warn!(id = ?message.id, "delivered message not kept by the host"),
             },
+            Event::Held {
+                from,
+                message,
+                fetched,
+            } => match self.host.take_validated(&message.id) {
+                Some(bulletin) => self.subscribers.deliver(Delivery {
+                    bulletin,
+                    from,
+                    fetched,
+                    held: true,
+                    hops: message.hops,
+                }),
+                None => tracing::warn!(id = ?message.id, "held message not kept by the host"),
+            },
+            Event::Discarded { peer, id } => self.emit(GossipEvent::Discarded {
+                peer,
+                bulletin: id.into(),
+            }),
             Event::NeighborUp(p) => self.emit(GossipEvent::NeighborUp(p)),
             Event::NeighborDown(p) => self.emit(GossipEvent::NeighborDown(p)),
             Event::SlowPeer { peer, dropped } => self.emit(GossipEvent::SlowPeer { peer, dropped }),
@@ -426,6 +447,14 @@ impl Driver {
                 self.subscribers.remove(&changed.old_topic);
                 self.emit(GossipEvent::DeliveryCodeChanged(changed.clone()));
                 let _ = reply.send(changed);
+            }
+            Command::Release(id, verdict, reply) => {
+                let _ = reply.send(self.proto.release(
+                    now,
+                    &MessageId::from(id),
+                    verdict,
+                    &mut self.host,
+                ));
             }
             Command::Shutdown(_) => {}
         }

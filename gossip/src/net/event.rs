@@ -42,6 +42,14 @@ pub enum GossipEvent {
         /// What happened, for a log.
         reason: String,
     },
+    /// A held bulletin ([`Delivery::held`]) was released as invalid: dropped unforwarded, and
+    /// counted against the neighbour it came from (`NodeStats::protocol.discarded`).
+    Discarded {
+        /// The neighbour it came from.
+        peer: SocketAddr,
+        /// The bulletin.
+        bulletin: BulletinId,
+    },
     /// The node's delivery code changed ([`GossipNode::rotate_delivery_code`](super::GossipNode::rotate_delivery_code)):
     /// tell the contacts who publish to the delivery topic.
     DeliveryCodeChanged(DeliveryCodeChanged),
@@ -56,6 +64,12 @@ pub struct Delivery {
     pub from: SocketAddr,
     /// Whether anti-entropy fetched it (the node missed it while it spread).
     pub fetched: bool,
+    /// Whether the node holds it for the application's verdict (the protocol's
+    /// `hold_subscribed`): it is neither stored nor forwarded until
+    /// [`GossipNode::release`](super::GossipNode::release).
+    pub held: bool,
+    /// Hops it travelled before the neighbour it came from (0: that neighbour published it).
+    pub hops: u8,
 }
 
 /// What [`GossipNode::publish`](super::GossipNode::publish) did.

@@ -16,6 +16,7 @@ use super::subscription::Subscription;
 use crate::bulletin::Bulletin;
 use crate::ids::{BulletinId, TopicId};
 use crate::policy::BulletinPolicy;
+use crate::proto::Verdict;
 use crate::subscriptions::{DeliveryCodeChanged, Subscriptions};
 
 /// A gossip node on netaio: it keeps a few neighbours over TCP (HyParView), spreads bulletins to
@@ -222,6 +223,16 @@ impl GossipNode {
     /// [`GossipEvent::DeliveryCodeChanged`], for the application to tell its contacts.
     pub async fn rotate_delivery_code(&self) -> Result<DeliveryCodeChanged, NodeStopped> {
         self.ask(Command::RotateDeliveryCode).await
+    }
+
+    /// The verdict on a bulletin the node holds ([`Delivery::held`](super::Delivery::held),
+    /// with the protocol's `hold_subscribed`): [`Verdict::Accept`] stores and forwards it;
+    /// [`Verdict::Ignore`] drops it quietly (delivered here, no further: a hop budget of the
+    /// application's); [`Verdict::Reject`] drops it and counts it against the neighbour it came
+    /// from ([`GossipEvent::Discarded`]). Whether it was held (false once released, or dropped
+    /// from a full hold).
+    pub async fn release(&self, id: BulletinId, verdict: Verdict) -> Result<bool, NodeStopped> {
+        self.ask(|tx| Command::Release(id, verdict, tx)).await
     }
 
     /// Counters and sizes.

@@ -124,6 +124,8 @@ mod tests {
                 .unwrap(),
             from: "127.0.0.1:1".parse().unwrap(),
             fetched: false,
+            held: false,
+            hops: 0,
         }
     }
 

@@ -107,6 +107,13 @@ impl<P: PeerId> Broadcast<P> {
         self.seen.contains(id, now)
     }
 
+    /// A message held for the application's verdict: seen (copies are duplicates), and no
+    /// longer waited for.
+    pub(crate) fn hold(&mut self, id: MessageId, now: Instant) {
+        self.seen.insert(id, now);
+        self.missing.remove(&id);
+    }
+
     pub(crate) fn neighbor_up(&mut self, peer: P, eager: bool) {
         self.eager.retain(|p| *p != peer);
         self.lazy.retain(|p| *p != peer);

@@ -58,6 +58,14 @@ const SHORTEST: Duration = Duration::from_millis(1);
 /// | `queue_messages`, `queue_bytes` | 1,024, 1 MiB | per-peer send queue; beyond it the lowest-priority messages are dropped and a `SlowPeer` event is emitted |
 /// | `limits` | [`Limits::default`] | largest payload (60 KiB) and lists a message may carry |
 ///
+/// Validation by the application (a daemon asking its local modules, say):
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | `hold_subscribed` | false | a valid message of a subscribed topic is held (reported as [`Event::Held`](super::Event::Held), neither stored nor forwarded) until [`Protocol::release`](super::Protocol::release) |
+/// | `relay_unsubscribed` | true | whether messages of topics this node does not subscribe to are relayed (false: ignored) |
+/// | `max_held`, `max_held_bytes` | 256, 4 MiB | messages held at once; beyond either bound the oldest is dropped unforwarded |
+///
 /// Setters take the plain names and consume the config; getters are `get_`-prefixed.
 ///
 /// ```
@@ -102,6 +110,10 @@ pub struct Config {
     pub(crate) queue_messages: usize,
     pub(crate) queue_bytes: usize,
     pub(crate) limits: Limits,
+    pub(crate) hold_subscribed: bool,
+    pub(crate) relay_unsubscribed: bool,
+    pub(crate) max_held: usize,
+    pub(crate) max_held_bytes: usize,
 }
 
 impl Default for Config {
@@ -139,6 +151,10 @@ impl Default for Config {
             queue_messages: 1024,
             queue_bytes: 1 << 20,
             limits: Limits::default(),
+            hold_subscribed: false,
+            relay_unsubscribed: true,
+            max_held: 256,
+            max_held_bytes: 4 << 20,
         }
     }
 }
@@ -274,4 +290,19 @@ impl Config {
     setting!(
         /// Largest payload and lists a message may carry, sent or received.
         limits, get_limits: Limits, |l| l);
+    setting!(
+        /// Whether a valid message of a subscribed topic is held for the application's verdict
+        /// (default false): reported as [`Event::Held`](super::Event::Held), it is neither stored
+        /// nor forwarded until [`Protocol::release`](super::Protocol::release).
+        hold_subscribed, get_hold_subscribed: bool, |b| b);
+    setting!(
+        /// Whether messages of topics this node does not subscribe to are relayed (default true:
+        /// every node relays every topic); false ignores them.
+        relay_unsubscribed, get_relay_unsubscribed: bool, |b| b);
+    setting!(
+        /// Messages held at once; beyond it the oldest is dropped unforwarded (default 256).
+        max_held, get_max_held: usize, |n| n.max(1));
+    setting!(
+        /// Bytes of payloads held at once (default 4 MiB).
+        max_held_bytes, get_max_held_bytes: usize, |n| n);
 }

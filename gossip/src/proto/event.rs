@@ -47,6 +47,25 @@ pub enum Event<P> {
         /// Whether anti-entropy fetched it (rather than the broadcast bringing it).
         fetched: bool,
     },
+    /// A valid message of a subscribed topic, new to this node, held for the application's
+    /// verdict ([`Config::hold_subscribed`](super::Config::hold_subscribed)): it is neither
+    /// stored nor forwarded until [`Protocol::release`](super::Protocol::release).
+    Held {
+        /// The neighbour it came from.
+        from: P,
+        /// The message.
+        message: Gossip,
+        /// Whether anti-entropy fetched it.
+        fetched: bool,
+    },
+    /// A held message the application released as invalid: dropped unforwarded, and counted
+    /// against the peer it came from ([`Stats::discarded`]).
+    Discarded {
+        /// The neighbour it came from.
+        peer: P,
+        /// Its id.
+        id: MessageId,
+    },
     /// A peer became a neighbour.
     NeighborUp(P),
     /// A neighbour left the active view.
@@ -135,8 +154,14 @@ pub struct Stats {
     pub delivered: u64,
     /// Messages the host rejected.
     pub rejected: u64,
-    /// Messages the host ignored.
+    /// Messages the host ignored (and, without `relay_unsubscribed`, of unsubscribed topics).
     pub ignored: u64,
+    /// Messages held for the application's verdict.
+    pub held: u64,
+    /// Held messages dropped unreleased because the hold was full.
+    pub held_dropped: u64,
+    /// Held messages released as invalid.
+    pub discarded: u64,
     /// Largest `hops` of a message received new (iroh-gossip's "last delivery hop": the
     /// publisher's neighbours count 0).
     pub max_hops: u8,

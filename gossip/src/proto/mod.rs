@@ -48,6 +48,7 @@ mod broadcast;
 mod cache;
 mod config;
 mod event;
+mod held;
 mod host;
 mod membership;
 mod message;

@@ -10,13 +10,17 @@ use tracing::{debug, trace, warn};
 use super::broadcast::Broadcast;
 use super::config::Config;
 use super::event::{Event, InEvent, Output, PublishError, Published, Stats, SubscribeError};
-use super::host::{Host, Verdict};
+use super::held::Held;
+use super::host::Host;
 use super::membership::Membership;
 use super::message::{Gossip, Message};
 use super::queue::{Priority, SendQueues};
 use super::sync::Topics;
 use super::timers::{Timer, Timers};
 use super::{MessageId, PeerId, TopicId};
+
+// Receiving a payload, the hold and its release.
+mod receive;
 
 /// How often caches and bans are checked for expired entries.
 const EVICT_INTERVAL: Duration = Duration::from_secs(1);
@@ -121,6 +125,7 @@ pub struct Protocol<P, R> {
     queues: SendQueues<P>,
     timers: Timers<P>,
     outputs: VecDeque<Output<P>>,
+    held: Held<P>,
     started: bool,
     stats: Stats,
 }
@@ -132,6 +137,7 @@ impl<P: PeerId, R: Rng> Protocol<P, R> {
             me,
             broadcast: Broadcast::new(&config),
             queues: SendQueues::new(config.queue_messages, config.queue_bytes),
+            held: Held::new(config.max_held, config.max_held_bytes),
             cfg: config,
             rng,
             fx: VecDeque::new(),
@@ -472,68 +478,6 @@ impl<P: PeerId, R: Rng> Protocol<P, R> {
                 }
             }
             _ => {}
-        }
-    }
-
-    fn on_gossip(
-        &mut self,
-        now: Instant,
-        from: P,
-        g: Gossip,
-        fetched: bool,
-        host: &mut impl Host<P>,
-    ) {
-        let mut cx = Cx {
-            now,
-            cfg: &self.cfg,
-            rng: &mut self.rng,
-            fx: &mut self.fx,
-        };
-        if self.broadcast.is_seen(&g.id, now) {
-            self.stats.duplicates += 1;
-            if !fetched {
-                self.broadcast.on_duplicate(from, &g, &mut cx);
-            }
-            return;
-        }
-        if g.payload.len() > self.cfg.limits.max_payload {
-            return;
-        }
-        match host.validate(&from, &g) {
-            Verdict::Accept => {}
-            Verdict::Ignore => {
-                self.stats.ignored += 1;
-                trace!(peer = ?from, id = ?g.id, "ignored by the host");
-                return;
-            }
-            Verdict::Reject => {
-                self.stats.rejected += 1;
-                warn!(peer = ?from, id = ?g.id, "invalid message: peer banned");
-                // Not remembered as seen: a forged copy must not shadow the real message.
-                self.queues.clear(&from);
-                self.membership.ban(from, &mut cx);
-                self.outputs.push_back(Output::Event(Event::PeerBanned {
-                    peer: from,
-                    id: g.id,
-                }));
-                return;
-            }
-        }
-        self.stats.max_hops = self.stats.max_hops.max(g.hops);
-        if fetched {
-            self.broadcast.accept_fetched(from, &g, &mut cx);
-        } else {
-            self.broadcast.accept(from, &g, &mut cx);
-        }
-        let subscribed = self.topics.is_subscribed(&g.topic);
-        host.store(&g, subscribed);
-        if subscribed {
-            self.stats.delivered += 1;
-            self.outputs.push_back(Output::Event(Event::Received {
-                from,
-                message: g,
-                fetched,
-            }));
         }
     }
 

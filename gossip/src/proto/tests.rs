@@ -10,6 +10,8 @@ use rand::rngs::SmallRng;
 
 use super::*;
 
+mod held;
+
 const T: TopicId = TopicId([7; 32]);
 
 fn id(n: u8) -> MessageId {

@@ -6,6 +6,8 @@
 #[cfg(feature = "net")]
 mod net_common;
 #[cfg(feature = "net")]
+mod net_hold;
+#[cfg(feature = "net")]
 mod net_nodes;
 #[cfg(feature = "net")]
 mod net_swarm;

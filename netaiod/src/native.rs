@@ -1,0 +1,583 @@
+//! The netaio-native local API: applications written with netaio connect to the daemon with a
+//! `TcpClient` (on loopback), say hello, register the routes they serve, and call the routes
+//! other daemons' applications serve, by the daemon's peer id.
+//!
+//! ```text
+//!   app B ── CALL (peer A, uri, body) ──▶ daemon B ── PEER_CALL (uri, body) ──▶ daemon A ── request (uri) ──▶ app A
+//!         ◀── reply ─────────────────────          ◀── reply ───────────────────         ◀── reply ────────────
+//! ```
+//!
+//! Every request is a netaio `REQUEST_URI` message answered with `RESPOND_URI` (or an error
+//! reply):
+//!
+//! | uri | content | answer |
+//! |---|---|---|
+//! | [`HELLO_URI`] | `version: u16 \| features: u32` | `version: u16 \| features: u32 \| peer id (UTF-8)`; another version: `NOT_PERMITTED` naming the one spoken |
+//! | [`SERVE_URI`] | the uri the application serves | `OK`; requests for it then reach the application as `REQUEST_URI` messages with that uri on this connection |
+//! | [`CALL_URI`] | `peer_len: u8 \| peer id \| uri_len: u16 \| uri \| body` | the remote application's reply content; `NOT_FOUND` if nobody serves the uri there, `ERROR` if the peer cannot be reached |
+//! | [`PEER_CALL_URI`] | (daemon to daemon) `uri_len: u16 \| uri \| body` | the served application's reply content |
+//! | [`GOSSIP_URI`] | one gossip module API message (500 ANNOUNCE, 501 NOTIFY, 503 VALIDATION) in its byte layout | `OK`; malformed: `ERROR`; what closes a gossip module API connection (a validation for an unknown id, …) closes this one |
+//! | [`SUBSCRIBE_URI`] | `data_type: u16 \| validate: u8` | `OK`; with `validate` 0 the application is notified without being asked to validate (message id 0) |
+//! | (pushed) [`NOTIFICATION_URI`] | a 502 GOSSIP NOTIFICATION in its byte layout, as `NOTIFY_URI` | the application answers with a VALIDATION on [`GOSSIP_URI`] (unless it subscribed without validation) |
+//! | [`PEERS_URI`] | — | the gossip neighbours' addresses, one a line |
+//! | [`WATCH_URI`] | — | `next_id: u64`; from then on each neighbour event is sent to this connection as a `NOTIFY_URI` message on [`PEER_EVENT_URI`]: `id: u64 \| kind: u8 (1 up, 2 down) \| address` |
+//!
+//! Event ids are consecutive: a gap means events were lost (the connection's queue was full, or
+//! the daemon fell behind the node's event queue).
+//!
+//! Everything but HELLO needs a HELLO first on the connection. A daemon's peer id is the address
+//! of its peer-call server (`peer_address`). All forwarding to another daemon goes through
+//! `forward_call`, the one place that would use peer addressing and relays (`call_peer`) once
+//! the node core has them.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use netaio::router::{Content, Context, ErrorReply};
+use netaio::tcp::ConnectionEvent;
+use netaio::tcp::ConnectionId;
+use netaio::{Message, MessageType, RequestError, Router, ServerHandle, TcpClient, TcpServer};
+use netaio_gossip::GossipNode;
+use tokio::sync::mpsc;
+
+use crate::codec::{ApiMessage, HEADER_LEN, check_header};
+use crate::core::ConnId;
+use crate::daemon::{ApiEvent, Sink, next_conn_id};
+use crate::peercred::loopback_peer_uid;
+use netaio_gossip::net::GossipEvent;
+
+/// The native API's version.
+pub const NATIVE_VERSION: u16 = 1;
+/// Features: serving routes.
+pub const FEATURE_SERVE: u32 = 1;
+/// Features: calling peers.
+pub const FEATURE_CALL: u32 = 2;
+/// The handshake.
+pub const HELLO_URI: &str = "netaiod/hello";
+/// Registers a served uri.
+pub const SERVE_URI: &str = "netaiod/serve";
+/// Calls a uri served behind another daemon.
+pub const CALL_URI: &str = "netaiod/call";
+/// Daemon to daemon: a call for a uri served here.
+pub const PEER_CALL_URI: &str = "netaiod/peer-call";
+/// Lists the gossip neighbours.
+pub const PEERS_URI: &str = "netaiod/peers";
+/// Subscribes the connection to neighbour events.
+pub const WATCH_URI: &str = "netaiod/watch";
+/// A neighbour event pushed to a watching connection.
+pub const PEER_EVENT_URI: &str = "netaiod/peer-event";
+/// Event kind: a neighbour came up.
+pub const PEER_UP: u8 = 1;
+/// Event kind: a neighbour went down.
+pub const PEER_DOWN: u8 = 2;
+/// Connections watching events at once.
+pub const MAX_WATCHERS: usize = 64;
+/// Carries one gossip module API message (ANNOUNCE, NOTIFY, VALIDATION) in its byte layout.
+pub const GOSSIP_URI: &str = "netaiod/gossip";
+/// Subscribes to a data type: `data_type: u16 | validate: u8`.
+pub const SUBSCRIBE_URI: &str = "netaiod/subscribe";
+/// A GOSSIP NOTIFICATION (its byte layout) pushed to a subscribed connection.
+pub const NOTIFICATION_URI: &str = "netaiod/notification";
+/// Routes registered at once (over all applications).
+pub const MAX_ROUTES: usize = 256;
+
+/// The native API's settings (`[native]` in the INI file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeConfig {
+    /// Where local applications connect (loopback).
+    pub address: SocketAddr,
+    /// Where other daemons connect for calls; the daemon's peer id.
+    pub peer_address: SocketAddr,
+    /// Time a call may take end to end.
+    pub call_timeout: Duration,
+    /// The uids whose applications may say hello (none: any), checked on loopback through the
+    /// kernel's socket tables.
+    pub allowed_uids: Vec<u32>,
+}
+
+/// Why the native API did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    /// A server could not be bound.
+    #[error(transparent)]
+    Bind(#[from] netaio::BindError),
+}
+
+#[derive(Debug)]
+struct State {
+    peer_id: OnceLock<String>,
+    /// The local server, to call applications on their connections.
+    local: OnceLock<ServerHandle>,
+    routes: Mutex<HashMap<Bytes, ConnectionId>>,
+    greeted: Mutex<HashSet<ConnectionId>>,
+    watchers: Mutex<HashSet<ConnectionId>>,
+    /// The id the next neighbour event gets.
+    next_event: std::sync::atomic::AtomicU64,
+    node: GossipNode,
+    /// The daemon loop's inbox (gossip for native applications).
+    gossip: mpsc::Sender<ApiEvent>,
+    /// Native connections that said hello → their number in the daemon's core.
+    conn_ids: Mutex<HashMap<ConnectionId, ConnId>>,
+    peers: TcpClient,
+    timeout: Duration,
+    allowed_uids: Vec<u32>,
+}
+
+/// The running native API: the local server and the peer-call server.
+#[derive(Debug)]
+pub struct Native {
+    local: ServerHandle,
+    peer: ServerHandle,
+    peer_id: String,
+}
+
+impl Native {
+    /// Binds both servers and serves.
+    pub(crate) async fn start(
+        config: &NativeConfig,
+        node: GossipNode,
+        gossip: mpsc::Sender<ApiEvent>,
+    ) -> Result<Self, NativeError> {
+        let peers = TcpClient::builder()
+            .request_timeout(config.call_timeout)
+            .connect_timeout(config.call_timeout)
+            .build();
+        let state = Arc::new(State {
+            peer_id: OnceLock::new(),
+            local: OnceLock::new(),
+            routes: Mutex::new(HashMap::new()),
+            greeted: Mutex::new(HashSet::new()),
+            watchers: Mutex::new(HashSet::new()),
+            next_event: std::sync::atomic::AtomicU64::new(0),
+            node,
+            gossip,
+            conn_ids: Mutex::new(HashMap::new()),
+            peers,
+            timeout: config.call_timeout,
+            allowed_uids: config.allowed_uids.clone(),
+        });
+        let s = state.clone();
+        let peer_router = Router::new().on(
+            (MessageType::REQUEST_URI, PEER_CALL_URI),
+            move |Content(c): Content| {
+                let s = s.clone();
+                async move { peer_call(&s, c).await }
+            },
+        );
+        let peer_server = TcpServer::builder()
+            .address(config.peer_address)
+            .router(peer_router)
+            .bind()
+            .await?;
+        let peer_id = peer_server.local_addr().to_string();
+        let _ = state.peer_id.set(peer_id.clone());
+        let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
+        let (s4, s5, s6, s7) = (state.clone(), state.clone(), state.clone(), state.clone());
+        let local_router = Router::new()
+            .on(
+                (MessageType::REQUEST_URI, HELLO_URI),
+                move |ctx: Context, Content(c): Content| {
+                    let s = s1.clone();
+                    async move { hello(&s, &ctx, c).await }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, SERVE_URI),
+                move |ctx: Context, Content(c): Content| {
+                    let s = s2.clone();
+                    async move { serve(&s, &ctx, c) }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, CALL_URI),
+                move |ctx: Context, Content(c): Content| {
+                    let s = s3.clone();
+                    async move { call(&s, &ctx, c).await }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, PEERS_URI),
+                move |ctx: Context| {
+                    let s = s4.clone();
+                    async move { list_peers(&s, &ctx) }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, WATCH_URI),
+                move |ctx: Context| {
+                    let s = s5.clone();
+                    async move { watch(&s, &ctx) }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, GOSSIP_URI),
+                move |ctx: Context, Content(c): Content| {
+                    let s = s6.clone();
+                    async move { gossip_message(&s, &ctx, c).await }
+                },
+            )
+            .on(
+                (MessageType::REQUEST_URI, SUBSCRIBE_URI),
+                move |ctx: Context, Content(c): Content| {
+                    let s = s7.clone();
+                    async move { subscribe(&s, &ctx, c).await }
+                },
+            );
+        let local_server = TcpServer::builder()
+            .address(config.address)
+            .router(local_router)
+            .bind()
+            .await?;
+        let local = local_server.handle();
+        let peer = peer_server.handle();
+        let _ = state.local.set(local.clone());
+        tokio::spawn(local_server.serve());
+        tokio::spawn(push_events(state.clone(), state.node.events()));
+        tokio::spawn(forget_closed(state.clone(), local.events()));
+        tokio::spawn(peer_server.serve());
+        tracing::info!(local = %local.local_addr(), peer_id = %peer_id, "native API started");
+        Ok(Self {
+            local,
+            peer,
+            peer_id,
+        })
+    }
+
+    /// Where local applications connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local.local_addr()
+    }
+
+    /// This daemon's peer id (the peer-call server's address).
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// Stops both servers.
+    pub fn shutdown(&self) {
+        self.local.shutdown();
+        self.peer.shutdown();
+    }
+}
+
+fn greeted(s: &State, ctx: &Context) -> Result<ConnectionId, ErrorReply> {
+    let conn = ctx
+        .connection_id()
+        .ok_or_else(|| ErrorReply::error("no connection"))?;
+    let ok = s.greeted.lock().map(|g| g.contains(&conn)).unwrap_or(false);
+    if ok {
+        Ok(conn)
+    } else {
+        Err(ErrorReply::not_permitted("HELLO first"))
+    }
+}
+
+fn list_peers(s: &State, ctx: &Context) -> Result<Message, ErrorReply> {
+    greeted(s, ctx)?;
+    let list: Vec<String> = s.node.neighbors().iter().map(|a| a.to_string()).collect();
+    Ok(Message::respond(PEERS_URI, list.join("\n")))
+}
+
+fn watch(s: &State, ctx: &Context) -> Result<Message, ErrorReply> {
+    let conn = greeted(s, ctx)?;
+    let mut w = s
+        .watchers
+        .lock()
+        .map_err(|_| ErrorReply::error("poisoned"))?;
+    if w.len() >= MAX_WATCHERS && !w.contains(&conn) {
+        return Err(ErrorReply::not_permitted("too many watchers").with_uri(WATCH_URI));
+    }
+    w.insert(conn);
+    let next = s.next_event.load(std::sync::atomic::Ordering::SeqCst);
+    Ok(Message::respond(WATCH_URI, next.to_be_bytes().to_vec()))
+}
+
+/// Numbers the node's neighbour events and pushes them to the watching connections; a
+/// connection whose queue is full misses the event (a gap in its ids), one that closed stops
+/// watching.
+async fn push_events(s: Arc<State>, mut events: tokio::sync::broadcast::Receiver<GossipEvent>) {
+    use std::sync::atomic::Ordering;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let (kind, peer) = match events.recv().await {
+            Ok(GossipEvent::NeighborUp(p)) => (PEER_UP, p),
+            Ok(GossipEvent::NeighborDown(p)) => (PEER_DOWN, p),
+            Ok(_) => continue,
+            Err(RecvError::Lagged(n)) => {
+                // Lost: their ids are skipped, so watchers see the gap.
+                s.next_event.fetch_add(n, Ordering::SeqCst);
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let id = s.next_event.fetch_add(1, Ordering::SeqCst);
+        let Some(local) = s.local.get() else { continue };
+        let mut content = BytesMut::new();
+        content.put_u64(id);
+        content.put_u8(kind);
+        content.put_slice(peer.to_string().as_bytes());
+        let message = Message::new(MessageType::NOTIFY_URI, PEER_EVENT_URI, content.freeze());
+        let watchers: Vec<ConnectionId> = s
+            .watchers
+            .lock()
+            .map(|w| w.iter().copied().collect())
+            .unwrap_or_default();
+        for conn in watchers {
+            match local.try_send(conn, &message) {
+                Ok(()) => {}
+                Err(netaio::SendError::QueueFull) => {
+                    tracing::debug!(?conn, id, "watcher's queue full: event missed");
+                }
+                Err(_) => {
+                    if let Ok(mut w) = s.watchers.lock() {
+                        w.remove(&conn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A native connection ended: its gossip subscriptions (and its open validations) end, its
+/// routes and watch are forgotten.
+async fn forget_closed(
+    s: Arc<State>,
+    mut events: tokio::sync::broadcast::Receiver<ConnectionEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let id = match events.recv().await {
+            Ok(ConnectionEvent::Disconnected { id, .. }) => id,
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        if let Ok(mut g) = s.greeted.lock() {
+            g.remove(&id);
+        }
+        if let Ok(mut w) = s.watchers.lock() {
+            w.remove(&id);
+        }
+        if let Ok(mut r) = s.routes.lock() {
+            r.retain(|_, c| *c != id);
+        }
+        let conn = s.conn_ids.lock().ok().and_then(|mut m| m.remove(&id));
+        if let Some(conn) = conn {
+            let _ = s.gossip.send(ApiEvent::Closed(conn)).await;
+        }
+    }
+}
+
+/// The daemon-core number of a greeted connection.
+fn core_id(s: &State, ctx: &Context) -> Result<ConnId, ErrorReply> {
+    let conn = greeted(s, ctx)?;
+    s.conn_ids
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&conn).copied())
+        .ok_or_else(|| ErrorReply::error("connection unknown"))
+}
+
+async fn gossip_message(s: &State, ctx: &Context, c: Bytes) -> Result<Message, ErrorReply> {
+    let conn = core_id(s, ctx)?;
+    let malformed = |e: String| ErrorReply::error(format!("malformed: {e}")).with_uri(GOSSIP_URI);
+    let header: [u8; HEADER_LEN] = c
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| malformed("shorter than a header".into()))?;
+    let (kind, len) = check_header(header).map_err(|e| malformed(e.to_string()))?;
+    if c.len() != HEADER_LEN + len {
+        return Err(malformed("size does not match the content".into()));
+    }
+    let message =
+        ApiMessage::decode(kind, c.slice(HEADER_LEN..)).map_err(|e| malformed(e.to_string()))?;
+    s.gossip
+        .send(ApiEvent::Message(conn, message))
+        .await
+        .map_err(|_| ErrorReply::error("daemon stopping"))?;
+    Ok(Message::ok(GOSSIP_URI, ""))
+}
+
+async fn subscribe(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
+    let conn = core_id(s, ctx)?;
+    let (Ok(data_type), Ok(validate)) = (c.try_get_u16(), c.try_get_u8()) else {
+        return Err(
+            ErrorReply::error("SUBSCRIBE: data_type u16 | validate u8").with_uri(SUBSCRIBE_URI)
+        );
+    };
+    let event = if validate == 0 {
+        ApiEvent::Unvalidated(conn, data_type)
+    } else {
+        ApiEvent::Message(conn, ApiMessage::Notify { data_type })
+    };
+    s.gossip
+        .send(event)
+        .await
+        .map_err(|_| ErrorReply::error("daemon stopping"))?;
+    Ok(Message::ok(SUBSCRIBE_URI, ""))
+}
+
+async fn hello(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
+    if c.len() < 6 {
+        return Err(ErrorReply::error("HELLO: version u16 | features u32").with_uri(HELLO_URI));
+    }
+    let version = c.get_u16();
+    let features = c.get_u32();
+    if version != NATIVE_VERSION {
+        return Err(ErrorReply::not_permitted(format!(
+            "native API version {version} not supported: this daemon speaks version {NATIVE_VERSION}"
+        ))
+        .with_uri(HELLO_URI));
+    }
+    let Some(conn) = ctx.connection_id() else {
+        return Err(ErrorReply::error("no connection"));
+    };
+    if !s.allowed_uids.is_empty() {
+        let server = s.local.get().map(ServerHandle::local_addr);
+        let uid = server.and_then(|server| loopback_peer_uid(ctx.peer_addr(), server));
+        if !uid.is_some_and(|u| s.allowed_uids.contains(&u)) {
+            tracing::warn!(from = %ctx.peer_addr(), ?uid, "native API: uid not allowed");
+            return Err(ErrorReply::not_permitted(match uid {
+                Some(u) => format!("uid {u} is not allowed"),
+                None => "the connecting uid could not be told".to_owned(),
+            })
+            .with_uri(HELLO_URI));
+        }
+    }
+    let fresh = s
+        .greeted
+        .lock()
+        .map(|mut g| g.insert(conn))
+        .unwrap_or(false);
+    if fresh && let Some(local) = s.local.get() {
+        let id = next_conn_id();
+        if let Ok(mut m) = s.conn_ids.lock() {
+            m.insert(conn, id);
+        }
+        let sink = Sink::Native(local.clone(), conn);
+        s.gossip
+            .send(ApiEvent::Opened(id, sink))
+            .await
+            .map_err(|_| ErrorReply::error("daemon stopping"))?;
+    }
+    let ours = FEATURE_SERVE | FEATURE_CALL;
+    let mut out = BytesMut::new();
+    out.put_u16(NATIVE_VERSION);
+    out.put_u32(features & ours);
+    out.put_slice(s.peer_id.get().map_or("", String::as_str).as_bytes());
+    Ok(Message::respond(HELLO_URI, out.freeze()))
+}
+
+fn serve(s: &State, ctx: &Context, uri: Bytes) -> Result<Message, ErrorReply> {
+    let conn = greeted(s, ctx)?;
+    if uri.is_empty() {
+        return Err(ErrorReply::error("SERVE: an empty uri").with_uri(SERVE_URI));
+    }
+    let mut routes = s.routes.lock().map_err(|_| ErrorReply::error("poisoned"))?;
+    if routes.len() >= MAX_ROUTES && !routes.contains_key(&uri) {
+        return Err(ErrorReply::not_permitted("too many routes").with_uri(SERVE_URI));
+    }
+    tracing::info!(uri = %String::from_utf8_lossy(&uri), "route served");
+    // The latest registration wins (an application that reconnected).
+    routes.insert(uri, conn);
+    Ok(Message::ok(SERVE_URI, ""))
+}
+
+async fn call(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
+    greeted(s, ctx)?;
+    let bad = || {
+        ErrorReply::error("CALL: peer_len u8 | peer | uri_len u16 | uri | body").with_uri(CALL_URI)
+    };
+    let peer_len = usize::from(c.try_get_u8().map_err(|_| bad())?);
+    if c.len() < peer_len {
+        return Err(bad());
+    }
+    let peer = c.split_to(peer_len);
+    let peer: SocketAddr = std::str::from_utf8(&peer)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(bad)?;
+    let reply = forward_call(s, peer, c).await?;
+    Ok(Message::respond(CALL_URI, reply))
+}
+
+/// Forwards `request` (`uri_len | uri | body`) to the daemon `peer`, over a cached connection
+/// (opened again when it broke: a restarted peer). Peer addressing and relays would go here.
+async fn forward_call(s: &State, peer: SocketAddr, request: Bytes) -> Result<Bytes, ErrorReply> {
+    let message = Message::new(MessageType::REQUEST_URI, PEER_CALL_URI, request);
+    for attempt in 0..2 {
+        let conn = s.peers.connect(peer).await.map_err(|e| {
+            ErrorReply::error(format!("peer {peer} unreachable: {e}")).with_uri(CALL_URI)
+        })?;
+        match conn.call_timeout(message.clone(), s.timeout).await {
+            Ok(reply) => return Ok(reply.content().clone()),
+            // A connection that broke (the peer restarted): once more on a new one.
+            Err(RequestError::Closed | RequestError::Send(_)) if attempt == 0 => {
+                conn.close().await;
+            }
+            Err(RequestError::NotFound(m)) => {
+                return Err(ErrorReply::not_found(
+                    String::from_utf8_lossy(m.content()).into_owned(),
+                )
+                .with_uri(CALL_URI));
+            }
+            Err(e) => {
+                return Err(ErrorReply::error(format!("call to {peer}: {e}")).with_uri(CALL_URI));
+            }
+        }
+    }
+    Err(ErrorReply::error(format!("peer {peer} unreachable")).with_uri(CALL_URI))
+}
+
+async fn peer_call(s: &State, mut c: Bytes) -> Result<Message, ErrorReply> {
+    let local = s
+        .local
+        .get()
+        .ok_or_else(|| ErrorReply::error("starting").with_uri(PEER_CALL_URI))?;
+    let bad = || ErrorReply::error("PEER_CALL: uri_len u16 | uri | body").with_uri(PEER_CALL_URI);
+    let uri_len = usize::from(c.try_get_u16().map_err(|_| bad())?);
+    if c.len() < uri_len {
+        return Err(bad());
+    }
+    let uri = c.split_to(uri_len);
+    let conn = s.routes.lock().ok().and_then(|r| r.get(&uri).copied());
+    let Some(conn) = conn else {
+        return Err(ErrorReply::not_found(format!(
+            "nobody serves {} here",
+            String::from_utf8_lossy(&uri)
+        ))
+        .with_uri(PEER_CALL_URI));
+    };
+    let request = Message::new(MessageType::REQUEST_URI, uri.clone(), c);
+    match tokio::time::timeout(s.timeout, local.call(conn, request)).await {
+        Ok(Ok(reply)) => Ok(Message::respond(PEER_CALL_URI, reply.content().clone())),
+        Ok(Err(e)) => {
+            if matches!(e, RequestError::Closed | RequestError::Send(_))
+                && let Ok(mut r) = s.routes.lock()
+                && r.get(&uri) == Some(&conn)
+            {
+                // The application is gone: its route with it.
+                r.remove(&uri);
+            }
+            Err(ErrorReply::error(format!("application: {e}")).with_uri(PEER_CALL_URI))
+        }
+        Err(_) => {
+            Err(ErrorReply::error("application did not answer in time").with_uri(PEER_CALL_URI))
+        }
+    }
+}
+
+/// Encodes a CALL's content.
+pub fn call_content(peer: &str, uri: &str, body: &[u8]) -> Option<Bytes> {
+    let peer_len = u8::try_from(peer.len()).ok()?;
+    let uri_len = u16::try_from(uri.len()).ok()?;
+    let mut out = BytesMut::with_capacity(3 + peer.len() + uri.len() + body.len());
+    out.put_u8(peer_len);
+    out.put_slice(peer.as_bytes());
+    out.put_u16(uri_len);
+    out.put_slice(uri.as_bytes());
+    out.put_slice(body);
+    Some(out.freeze())
+}

@@ -1,0 +1,12 @@
+//! netaiod's tests on real sockets: the API in process (`api`), and daemons as processes
+//! (`three`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod api;
+mod native;
+mod three;
