@@ -56,6 +56,9 @@ fn every_test_named_in_security_md_exists() {
         "chat",
         "examples",
         "gossip",
+        "netaiod",
+        "cli",
+        "grasp",
     ] {
         let dir = Path::new(WORKSPACE).join(dir);
         if dir.exists() {
