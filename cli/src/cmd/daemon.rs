@@ -36,10 +36,14 @@ pub struct DaemonArgs {
 pub enum DaemonCommand {
     /// The daemon's peer id (what others call it by), its features and how many neighbours
     /// it has
+    #[command(after_help = "Example:\n  netaio daemon --api 127.0.0.1:7060 status --json")]
     Status,
     /// The daemon's gossip neighbours, one address a line
+    #[command(after_help = "Example:\n  netaio daemon peers")]
     Peers,
     /// Spread TEXT as gossip of data type TOPIC (a GOSSIP ANNOUNCE)
+    #[command(after_help = "Examples:\n  netaio daemon publish 9 'hello all'\n  \
+netaio daemon publish 9 -d @reading.bin --ttl 3")]
     Publish {
         /// The data type, 0-65535
         #[arg(value_name = "TOPIC")]
@@ -60,6 +64,7 @@ pub enum DaemonCommand {
     },
     /// Print the gossip of data types TOPIC… as it arrives (from peers and other local
     /// applications), until Ctrl-C, --count or --seconds
+    #[command(after_help = "Example:\n  netaio daemon subscribe 9 10 --seconds 60 --json")]
     Subscribe {
         /// The data types, 0-65535
         #[arg(value_name = "TOPIC", required = true)]
@@ -73,6 +78,7 @@ pub enum DaemonCommand {
     },
     /// Call URI served by an application behind the daemon PEER (its peer id) and print the
     /// reply
+    #[command(after_help = "Example:\n  netaio daemon call 10.0.0.2:7070 echo ping")]
     Call {
         /// The peer id of the daemon the application is behind (`netaio daemon status` there)
         #[arg(value_name = "PEER")]
