@@ -216,7 +216,10 @@ async fn command(
             let mut seen = 0u64;
             while count.is_none_or(|c| seen < c) {
                 let note = tokio::select! {
+                    biased;
                     n = notes.recv() => n,
+                    // Notifications already received are printed first.
+                    () = client.closed(), if notes.is_empty() => None,
                     () = &mut stop => break,
                     why = netaio_support::signals::stop_signals() => {
                         tracing::info!("{why}: stopping");
@@ -232,7 +235,7 @@ async fn command(
                     if note.is_none() {
                         return Err(Failure::new(
                             Code::Connection,
-                            "the daemon connection ended",
+                            "the daemon closed the connection",
                         ));
                     }
                     continue;

@@ -181,3 +181,26 @@ fn published_gossip_reaches_a_subscriber() {
     // A topic that is not a u16: a usage error.
     run(&["daemon", "--api", &api_a, "publish", "70000", "x"]).assert_code(2);
 }
+
+#[test]
+fn a_subscriber_exits_6_when_the_daemon_stops() {
+    let mut net = Net::start();
+    let api_a = Net::api(net.a());
+    let mut sub = Proc::spawn(netaio(&[
+        "--json",
+        "daemon",
+        "--api",
+        &api_a,
+        "subscribe",
+        "3",
+    ]));
+    assert_eq!(sub.event("subscribed")["topic"], 3);
+    let (a, app) = (net.a.take().unwrap(), net.app.take().unwrap());
+    net.rt.block_on(async move {
+        app.close().await;
+        a.shutdown().await;
+    });
+    assert_eq!(sub.wait(), Some(6));
+    let failure = sub.event("failure");
+    assert_eq!(failure["kind"], "connection_failed");
+}
