@@ -16,7 +16,7 @@ use crate::content::{parse_duration, parse_type};
 use crate::target::Target;
 
 /// Poke, watch and measure netaio services: requests, subscriptions, a test server, UDP
-/// listening, LAN discovery, GRASP, load measurement.
+/// listening, LAN discovery, GRASP, load measurement, a relay, a running netaiod.
 #[derive(Debug, Parser)]
 #[command(
     name = "netaio",
