@@ -9,12 +9,14 @@ use clap::{Args, Parser, Subcommand};
 use netaio::MessageType;
 use netaio_support::{MulticastArgs, parse_ip};
 
+use crate::cmd::daemon::DaemonArgs;
+use crate::cmd::relay::RelayArgs;
 use crate::common::CommonArgs;
 use crate::content::{parse_duration, parse_type};
 use crate::target::Target;
 
 /// Poke, watch and measure netaio services: requests, subscriptions, a test server, UDP
-/// listening, LAN discovery, GRASP, load measurement.
+/// listening, LAN discovery, GRASP, load measurement, a relay, a running netaiod.
 #[derive(Debug, Parser)]
 #[command(
     name = "netaio",
@@ -37,7 +39,8 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  netaio request 127.0.0.1:8888 echo hello\n  \
 netaio request 127.0.0.1:8888 upload -d @file.bin --timeout 2s\n  \
-echo hi | netaio request udp://[::1]:8888 echo -d @- --json"
+echo hi | netaio request udp://[::1]:8888 echo -d @- --json\n  \
+netaio request 127.0.0.1:9100 --peer node-c echo hello    # through a relay"
     )]
     Request(Exchange),
     /// Send a CREATE_URI and print the reply
@@ -95,11 +98,19 @@ echo hi | netaio request udp://[::1]:8888 echo -d @- --json"
     /// message it receives
     #[command(after_help = "Examples:\n  netaio serve --listen 127.0.0.1:8888\n  \
 netaio serve --listen [::1]:8888 --route 'REQUEST_URI hello=world' --route 'CREATE_URI users=created'\n  \
-netaio serve --listen udp://0.0.0.0:8888 --hmac-file secret")]
+netaio serve --listen udp://0.0.0.0:8888 --hmac-file secret\n  \
+netaio serve --reserve-at 127.0.0.1:9100 --id node-c")]
     Serve {
         /// tcp HOST:PORT, or udp://HOST:PORT (port 0: any free port, printed first)
-        #[arg(long, value_name = "ADDR", value_parser = Target::parse)]
-        listen: Target,
+        #[arg(long, value_name = "ADDR", value_parser = Target::parse, required_unless_present = "reserve_at")]
+        listen: Option<Target>,
+        /// Also reachable by --id through the relay at this tcp HOST:PORT (`netaio relay`):
+        /// reserve the id there, renew it, and answer what the relay delivers
+        #[arg(long, value_name = "RELAY", value_parser = Target::parse, requires = "id")]
+        reserve_at: Option<Target>,
+        /// The peer id to reserve at --reserve-at
+        #[arg(long, value_name = "ID", requires = "reserve_at")]
+        id: Option<String>,
         /// 'TYPE URI=CONTENT…': answer TYPE at URI with CONTENT (RESPOND_URI for REQUEST_URI,
         /// OK otherwise); repeat; other messages get NOT_FOUND instead of the echo
         #[arg(long, value_name = "SPEC")]
@@ -142,6 +153,22 @@ netaio discover --group ff02::6e61:696f --bind :: --seconds 30 --json")]
     #[command(after_help = "Examples:\n  netaio bench 127.0.0.1:8888\n  \
 netaio bench 127.0.0.1:8888 --connections 4 --pipeline 16 --size 1024 --seconds 10")]
     Bench(BenchArgs),
+    /// Run a relay: peers reserve their id at it and are called by id through it (limits as
+    /// flags); prints reservations and refusals as they happen
+    #[command(after_help = "Examples:\n  netaio relay --listen 0.0.0.0:9100\n  \
+netaio relay --listen 127.0.0.1:9100 --max-reservations 16 --envelope-rate-per-sender 100/1 --json\n\n\
+A service behind it, and a call to that service by its id:\n  \
+netaio serve --reserve-at 127.0.0.1:9100 --id node-c\n  \
+netaio request 127.0.0.1:9100 --peer node-c echo hello")]
+    Relay(RelayArgs),
+    /// Talk to a running netaiod over its native local API: status, peers, publish, subscribe,
+    /// call
+    #[command(after_help = "Examples:\n  netaio daemon status\n  \
+netaio daemon --api 127.0.0.1:7060 peers\n  \
+netaio daemon publish 9 'hello all'\n  \
+netaio daemon subscribe 9 --count 1 --json\n  \
+netaio daemon call 10.0.0.2:7070 echo ping")]
+    Daemon(DaemonArgs),
     /// Make or show an identity file (an Ed25519 / X25519 key seed) for --identity
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -176,7 +203,7 @@ pub struct Body {
 /// A request and how to wait for its reply.
 #[derive(Debug, Clone, Args)]
 pub struct Exchange {
-    /// tcp HOST:PORT, or udp://HOST:PORT
+    /// tcp HOST:PORT, or udp://HOST:PORT (with --peer: the relay's tcp HOST:PORT)
     #[arg(value_name = "ADDR", value_parser = Target::parse)]
     pub addr: Target,
     #[command(flatten)]
@@ -191,6 +218,9 @@ pub struct Exchange {
     /// until --timeout
     #[arg(long, value_name = "T", value_parser = parse_duration)]
     pub soft_timeout: Option<Duration>,
+    /// Call the peer that reserved this id at the relay ADDR (`netaio relay`), through it
+    #[arg(long, value_name = "ID")]
+    pub peer: Option<String>,
 }
 
 /// `netaio discover`.

@@ -7,7 +7,7 @@
 //! netaio request 127.0.0.1:8888 echo hello      # terminal 2: RESPOND_URI  echo  hello
 //! ```
 //!
-//! The tool uses the library's public API only. One module per command under `cmd/`; the flags
+//! The tool uses the library's public API only (and netaiod's `NativeClient` for `daemon`). One module per command under `cmd/`; the flags
 //! every command shares (plugins, secrets, output) are in `common.rs`, printing in `output.rs`.
 #![forbid(unsafe_code)]
 

@@ -226,6 +226,13 @@ impl NativeClient {
         Ok(rx.map(|rx| (next, rx)))
     }
 
+    /// Completes when the connection to the daemon has ended (the daemon stopped or closed it,
+    /// or [`close`](Self::close)): a subscriber's notifications stop then.
+    pub async fn closed(&self) {
+        let mut changes = self.conn.state_changes();
+        let _ = changes.wait_for(|s| s.is_closed()).await;
+    }
+
     /// Closes the connection (its routes are forgotten on the next call for them).
     pub async fn close(self) {
         self.conn.close().await;

@@ -64,7 +64,7 @@ async fn worker(
     let mut t = Tally::default();
     while shared.take() {
         let started = Instant::now();
-        match remote.start_call(msg.clone(), &opts).await {
+        match remote.start_call(msg.clone(), &opts, None).await {
             Ok(reply) => {
                 let us = started.elapsed().as_micros();
                 t.ok += 1;

@@ -1,11 +1,13 @@
 //! One module per command; [`run`] dispatches.
 
 mod bench;
+pub mod daemon;
 mod discover;
 mod grasp;
 mod identity;
 mod listen;
 mod peer;
+pub mod relay;
 mod request;
 mod serve;
 mod subscribe;
@@ -44,9 +46,14 @@ pub async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
         } => subscribe::run(&common, out, addr, uris, count, seconds, timeout).await,
         Command::Serve {
             listen,
+            reserve_at,
+            id,
             route,
             seconds,
-        } => serve::run(&common, out, listen, &route, seconds).await,
+        } => {
+            let reserve = reserve_at.zip(id);
+            serve::run(&common, out, listen, reserve, &route, seconds).await
+        }
         Command::Listen {
             udp,
             group,
@@ -65,6 +72,8 @@ pub async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
         Command::Discover(args) => discover::run(&common, out, args).await,
         Command::Grasp(g) => grasp::run(out, g).await,
         Command::Bench(args) => bench::run(&common, out, args).await,
+        Command::Relay(args) => relay::run(&common, out, args).await,
+        Command::Daemon(args) => daemon::run(out, args).await,
         Command::Identity(i) => identity::run(out, i),
         // Handled before the runtime starts.
         Command::Completions { .. } => Ok(()),

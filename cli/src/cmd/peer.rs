@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use netaio::peer::Peer;
 use netaio::{
     CallOptions, Connection, Message, PendingCall, Router, TcpClient, UdpHandle, UdpNode,
 };
@@ -63,11 +64,13 @@ impl Remote {
         }
     }
 
-    /// Start a call.
-    pub fn start_call(&self, msg: Message, opts: &CallOptions) -> PendingCall {
-        match self {
-            Remote::Tcp(conn) => conn.start_call(msg, opts),
-            Remote::Udp(handle, addr, _) => handle.start_call(*addr, msg, opts),
+    /// Start a call: to the address, or with `via` to that peer through the relay at the
+    /// address (TCP only; `open` refuses the rest).
+    pub fn start_call(&self, msg: Message, opts: &CallOptions, via: Option<&Peer>) -> PendingCall {
+        match (self, via) {
+            (Remote::Tcp(conn), None) => conn.start_call(msg, opts),
+            (Remote::Tcp(conn), Some(peer)) => conn.start_call_via_relay(peer, msg, opts),
+            (Remote::Udp(handle, addr, _), _) => handle.start_call(*addr, msg, opts),
         }
     }
 

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use netaio::peer::Peer;
+use netaio::relay::RelayRefusal;
 use netaio::{CallOptions, Message, MessageType};
 use serde_json::json;
 
@@ -10,9 +12,9 @@ use super::peer::Remote;
 use crate::cli::{Body, Exchange};
 use crate::common::CommonArgs;
 use crate::content::read_data;
-use crate::exit::Failure;
+use crate::exit::{Code, Failure};
 use crate::output::Output;
-use crate::target::Target;
+use crate::target::{Target, Transport};
 
 /// The message the body flags describe.
 fn message(t: MessageType, body: &Body) -> Result<Message, Failure> {
@@ -33,6 +35,15 @@ pub async fn exchange(
 ) -> Result<(), Failure> {
     let msg = message(t, &ex.body)?;
     let plugins = common.plugins()?;
+    let via = match (&ex.peer, ex.addr.transport) {
+        (Some(id), Transport::Tcp) => Some(Peer::new(id.clone())),
+        (Some(_), Transport::Udp) => {
+            return Err(Failure::other(
+                "--peer goes through a relay, reached over TCP only",
+            ));
+        }
+        (None, _) => None,
+    };
     let remote = Remote::open(&ex.addr, &plugins, ex.timeout).await?;
     let mut opts = CallOptions::default().timeout(ex.timeout);
     opts = match ex.soft_timeout {
@@ -42,7 +53,7 @@ pub async fn exchange(
     let mut result = Ok(());
     for i in 0..ex.count {
         let started = Instant::now();
-        let mut call = remote.start_call(msg.clone(), &opts);
+        let mut call = remote.start_call(msg.clone(), &opts, via.as_ref());
         let soft = call.soft_timeout();
         let reply = tokio::select! {
             r = &mut call => r,
@@ -59,10 +70,27 @@ pub async fn exchange(
         match reply {
             Ok(reply) => out.message("reply", None, &reply, elapsed),
             Err(e) => {
+                // A relay's refusal (no route, rate limited, …) rather than the peer's answer.
+                let refusal = via.as_ref().and_then(|_| RelayRefusal::from_error(&e));
                 if let Some(reply) = e.reply() {
-                    out.message("error_reply", None, reply, elapsed);
+                    let mut extra = elapsed;
+                    if let (Some(r), Some(obj)) = (refusal, extra.as_object_mut()) {
+                        obj.insert("relay_refusal".into(), r.code().into());
+                    }
+                    out.message("error_reply", None, reply, extra);
                 }
-                result = Err(Failure::request(&e));
+                result = Err(match (refusal, &via) {
+                    (Some(r), Some(peer)) => Failure::new(
+                        Code::ErrorReply,
+                        format!(
+                            "the relay at {} refused the call to {}: {}",
+                            ex.addr,
+                            String::from_utf8_lossy(&peer.id),
+                            r.code()
+                        ),
+                    ),
+                    _ => Failure::request(&e),
+                });
                 break;
             }
         }

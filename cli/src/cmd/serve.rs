@@ -3,6 +3,7 @@
 //! UNSUBSCRIBE_URI, and PUBLISH_URI, which notifies the uri's subscribers and answers OK
 //! `published`, as the Python README's server.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netaio::bytes::Bytes;
@@ -10,8 +11,10 @@ use netaio::tcp::ConnectionEvent;
 use netaio::{Context, Message, MessageType, Router, TcpServer, UdpNode};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
 
 use super::after;
+use super::relay::Reservation;
 use crate::common::CommonArgs;
 use crate::content::parse_type;
 use crate::exit::Failure;
@@ -141,11 +144,20 @@ fn router(out: Output, routes: &[RouteSpec]) -> Router {
         })
 }
 
-/// Serve until Ctrl-C or `--seconds`.
+/// The bound server, before it serves.
+enum Bound {
+    Tcp(TcpServer),
+    Udp(UdpNode),
+    /// Only behind a relay (`--reserve-at` without `--listen`).
+    Nothing,
+}
+
+/// Serve until Ctrl-C or `--seconds` (or, behind a relay, until the reservation is lost).
 pub async fn run(
     common: &CommonArgs,
     out: &Output,
-    listen: Target,
+    listen: Option<Target>,
+    reserve: Option<(Target, String)>,
     routes: &[String],
     seconds: Option<Duration>,
 ) -> Result<(), Failure> {
@@ -155,48 +167,96 @@ pub async fn run(
         .collect::<Result<_, _>>()
         .map_err(Failure::other)?;
     let plugins = common.plugins()?;
-    let addr = listen.resolve().await?;
-    let router = router(*out, &routes);
-    let stop = async move {
-        tokio::select! {
-            why = netaio_support::signals::stop_signals() => tracing::info!("{why}: stopping"),
-            () = after(seconds) => {}
+    let bound = match &listen {
+        None => Bound::Nothing,
+        Some(listen) => {
+            let addr = listen.resolve().await?;
+            let cannot =
+                |e: netaio::BindError| Failure::other(format!("cannot listen on {addr}: {e}"));
+            match listen.transport {
+                Transport::Tcp => {
+                    let server = plugins
+                        .server(TcpServer::builder())
+                        .address(addr)
+                        .router(router(*out, &routes))
+                        .bind()
+                        .await
+                        .map_err(cannot)?;
+                    listening(out, "tcp", server.local_addr());
+                    Bound::Tcp(server)
+                }
+                Transport::Udp => {
+                    let node = plugins
+                        .udp(UdpNode::builder())
+                        .address(addr)
+                        .router(router(*out, &routes))
+                        .bind()
+                        .await
+                        .map_err(cannot)?;
+                    listening(out, "udp", node.local_addr());
+                    Bound::Udp(node)
+                }
+            }
         }
     };
-    match listen.transport {
-        Transport::Tcp => {
-            let server = plugins
-                .server(TcpServer::builder())
-                .address(addr)
-                .router(router)
-                .bind()
-                .await
-                .map_err(|e| Failure::other(format!("cannot listen on {addr}: {e}")))?;
-            listening(out, "tcp", server.local_addr());
+    // A lost reservation (a failed renewal, the relay gone) ends the command with its failure.
+    let (lost_tx, lost_rx) = oneshot::channel::<Failure>();
+    let lost_tx = Arc::new(Mutex::new(Some(lost_tx)));
+    let reservation = match &reserve {
+        Some((relay, id)) => Some(
+            Reservation::start(
+                &plugins,
+                *out,
+                relay,
+                id,
+                router(*out, &routes),
+                lost_tx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let failure: Arc<Mutex<Option<Failure>>> = Arc::default();
+    let stop = {
+        let failure = failure.clone();
+        async move {
+            tokio::select! {
+                why = netaio_support::signals::stop_signals() => tracing::info!("{why}: stopping"),
+                () = after(seconds) => {}
+                Ok(f) = lost_rx => {
+                    if let Ok(mut slot) = failure.lock() {
+                        *slot = Some(f);
+                    }
+                }
+            }
+        }
+    };
+    match bound {
+        Bound::Tcp(server) => {
             let events = tokio::spawn(connection_events(*out, server.handle().events()));
             server.serve_with_shutdown(stop).await;
             events.abort();
         }
-        Transport::Udp => {
-            let node = plugins
-                .udp(UdpNode::builder())
-                .address(addr)
-                .router(router)
-                .bind()
-                .await
-                .map_err(|e| Failure::other(format!("cannot listen on {addr}: {e}")))?;
-            listening(out, "udp", node.local_addr());
+        Bound::Udp(node) => {
             let refusals = tokio::spawn(super::listen::report_refusals(*out, node.handle()));
             node.serve_with_shutdown(stop).await;
             refusals.abort();
         }
+        Bound::Nothing => stop.await,
     }
-    Ok(())
+    if let Some(r) = reservation {
+        r.close().await;
+    }
+    drop(lost_tx);
+    match failure.lock().ok().and_then(|mut f| f.take()) {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
 }
 
 /// Print each connection as it comes and goes, with why it ended (a refused secret shows as
 /// `too many authentication failures`, a silent client as a handshake timeout, …).
-async fn connection_events(
+pub(crate) async fn connection_events(
     out: Output,
     mut events: tokio::sync::broadcast::Receiver<ConnectionEvent>,
 ) {

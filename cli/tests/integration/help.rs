@@ -19,6 +19,8 @@ fn help_lists_every_command_with_examples() {
         "discover",
         "grasp",
         "bench",
+        "relay",
+        "daemon",
         "identity",
         "completions",
     ] {

@@ -9,12 +9,14 @@
 mod common;
 
 mod bench;
+mod daemon;
 mod discover;
 mod grasp;
 mod help;
 mod identity;
 mod listen;
 mod python;
+mod relay;
 mod request;
 mod serve;
 mod subscribe;
