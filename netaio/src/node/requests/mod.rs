@@ -15,6 +15,7 @@
 
 pub(crate) mod call;
 pub(crate) mod dedup;
+mod entry;
 pub(crate) mod hedge;
 pub(crate) mod late;
 pub(crate) mod options;
