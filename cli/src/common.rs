@@ -205,38 +205,37 @@ impl CommonArgs {
 
 impl Plugins {
     /// A client builder with these plugins.
-    pub fn client(&self, mut b: TcpClientBuilder) -> TcpClientBuilder {
-        if self.python_compat {
-            b = b.python_compat();
-        }
-        if let Some(a) = &self.auth {
-            b = b.auth_arc(a.clone());
-        }
-        if let Some(c) = &self.cipher {
-            b = b.cipher_arc(c.clone());
-        }
-        b
+    pub fn client(&self, b: TcpClientBuilder) -> TcpClientBuilder {
+        let b = if self.python_compat {
+            b.python_compat()
+        } else {
+            b
+        };
+        self.plugins(b)
     }
 
     /// A server builder with these plugins.
-    pub fn server(&self, mut b: TcpServerBuilder) -> TcpServerBuilder {
-        if self.python_compat {
-            b = b.python_compat();
-        }
-        if let Some(a) = &self.auth {
-            b = b.auth_arc(a.clone());
-        }
-        if let Some(c) = &self.cipher {
-            b = b.cipher_arc(c.clone());
-        }
-        b
+    pub fn server(&self, b: TcpServerBuilder) -> TcpServerBuilder {
+        let b = if self.python_compat {
+            b.python_compat()
+        } else {
+            b
+        };
+        self.plugins(b)
     }
 
     /// A UDP node builder with these plugins.
-    pub fn udp(&self, mut b: UdpNodeBuilder) -> UdpNodeBuilder {
-        if self.python_compat {
-            b = b.python_compat();
-        }
+    pub fn udp(&self, b: UdpNodeBuilder) -> UdpNodeBuilder {
+        let b = if self.python_compat {
+            b.python_compat()
+        } else {
+            b
+        };
+        self.plugins(b)
+    }
+
+    /// The auth and cipher plugins on any node builder (`python_compat` is per kind of node).
+    fn plugins<K>(&self, mut b: netaio::NodeBuilder<K>) -> netaio::NodeBuilder<K> {
         if let Some(a) = &self.auth {
             b = b.auth_arc(a.clone());
         }
