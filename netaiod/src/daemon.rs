@@ -145,7 +145,7 @@ impl Daemon {
             .relay_unsubscribed(false);
         let mut builder = GossipNode::builder()
             .listen(p2p)
-            .identity(identity)
+            .identity(identity.clone())
             .config(proto)
             .store(StoreConfig::default().max_bulletins(config.cache_size))
             .max_connections(config.max_connections);
@@ -194,6 +194,7 @@ impl Daemon {
                             call_timeout: section.call_timeout,
                             allowed_uids: section.allowed_uids.clone(),
                         },
+                        &identity,
                         node.clone(),
                         api.0.clone(),
                     )

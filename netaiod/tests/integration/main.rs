@@ -9,4 +9,5 @@
 
 mod api;
 mod native;
+mod peer_calls;
 mod three;
