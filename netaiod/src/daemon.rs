@@ -186,6 +186,10 @@ impl Daemon {
                 let address = one(&section.address, resolve(&section.address).await?)?;
                 let peer_address =
                     one(&section.peer_address, resolve(&section.peer_address).await?)?;
+                let relay = match &section.relay {
+                    Some(r) => Some(one(r, resolve(r).await?)?),
+                    None => None,
+                };
                 Some(
                     Native::start(
                         &NativeConfig {
@@ -193,6 +197,7 @@ impl Daemon {
                             peer_address,
                             call_timeout: section.call_timeout,
                             allowed_uids: section.allowed_uids.clone(),
+                            relay,
                         },
                         &identity,
                         node.clone(),

@@ -31,8 +31,9 @@
 //! A daemon's peer id is derived from its host key: netaio-asymmetric's self-certifying
 //! [`peer_id`](netaio_asymmetric::peer_id) of its public keys, in hex (32 characters), so it
 //! stays the same across restarts and addresses, and nobody else can answer to it. A call to a
-//! peer id goes to the address given with it (`ID@host:port`, remembered for later calls by the
-//! bare id); the daemons greet each other with their public keys on [`PEER_HELLO_URI`] (the
+//! peer id goes through `netaio::reach`: first to the address given with it (`ID@host:port`,
+//! remembered for later calls by the bare id), then through the relay (`[native] relay`, where
+//! every daemon configured with it reserves its id); the daemons greet each other with their public keys on [`PEER_HELLO_URI`] (the
 //! caller checks that the keys it gets are those of the id it wants), and PEER_CALL requests
 //! and their replies carry the per-peer plugins the gossip traffic between daemons carries
 //! ([`netaio_gossip::net::peer_plugins`]: X25519 encryption, Ed25519 signatures). A PEER_CALL
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use netaio::plugin::Plugins;
+use netaio::reach::Reach;
 use netaio::router::{Content, Context, ErrorReply};
 use netaio::tcp::ConnectionEvent;
 use netaio::tcp::ConnectionId;
@@ -62,7 +64,7 @@ mod peer;
 
 use netaio_gossip::net::GossipEvent;
 pub use peer::peer_id_text;
-use peer::{forward_call, parse_peer, peer_call, peer_hello};
+use peer::{Known, SharedLookup, call, hold_reservation, peer_call, peer_hello, relayed_hello};
 
 /// The native API's version.
 pub const NATIVE_VERSION: u16 = 1;
@@ -113,6 +115,9 @@ pub struct NativeConfig {
     pub address: SocketAddr,
     /// Where other daemons connect for calls.
     pub peer_address: SocketAddr,
+    /// A relay at which this daemon reserves its peer id, and through which it calls a peer it
+    /// cannot reach directly.
+    pub relay: Option<SocketAddr>,
     /// Time a call may take end to end.
     pub call_timeout: Duration,
     /// The uids whose applications may say hello (none: any), checked on loopback through the
@@ -151,8 +156,12 @@ struct State {
     keys: PublicKeys,
     /// PEER_CALL's plugins (the gossip traffic's): X25519 encryption, Ed25519 signatures.
     sealed: Plugins,
-    /// Peer id → its peer-call address, learnt from CALLs (`ID@host:port`).
-    known: Mutex<HashMap<[u8; PEER_ID_LEN], SocketAddr>>,
+    /// Peer id → its peer-call address, learnt from CALLs (`ID@host:port`); and the relay.
+    known: Arc<Known>,
+    /// Reaches other daemons: by `known`, direct or through the relay.
+    reach: Reach,
+    /// Greeted daemons' records (their keys), by id.
+    records: Mutex<HashMap<[u8; PEER_ID_LEN], Arc<netaio::peer::Peer>>>,
     timeout: Duration,
     allowed_uids: Vec<u32>,
 }
@@ -163,6 +172,8 @@ pub struct Native {
     local: ServerHandle,
     peer: ServerHandle,
     peer_id: String,
+    /// The task holding the reservation at the relay, if one is configured.
+    reservation: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Native {
@@ -178,8 +189,17 @@ impl Native {
             .connect_timeout(config.call_timeout)
             .peer_plugin(AsymmetricPeerPlugin)
             .build();
+        // Relayed callers are recorded in this client's peer table, all at the relay's address.
+        peers.peers().set_max_per_ip(MAX_KNOWN_PEERS);
         let keys = identity.public_keys();
         let peer_id = peer_id_text(&keys);
+        let known = Arc::new(Known::new(config.relay));
+        let reach = Reach::builder()
+            .tcp(peers.clone())
+            .lookup(SharedLookup(known.clone()))
+            // Its own table: the client's (relayed callers at the relay's address) gives no way.
+            .peer_table(netaio::peer::PeerTable::new())
+            .build();
         let state = Arc::new(State {
             peer_id: OnceLock::new(),
             local: OnceLock::new(),
@@ -193,7 +213,9 @@ impl Native {
             peers,
             keys,
             sealed: netaio_gossip::net::peer_plugins(identity),
-            known: Mutex::new(HashMap::new()),
+            known: known.clone(),
+            reach,
+            records: Mutex::new(HashMap::new()),
             timeout: config.call_timeout,
             allowed_uids: config.allowed_uids.clone(),
         });
@@ -214,6 +236,24 @@ impl Native {
         let s = state.clone();
         // Only requests sealed by the greeted daemon's keys reach the handler.
         peer_server.handle().on_with(
+            (MessageType::REQUEST_URI, PEER_CALL_URI),
+            move |Content(c): Content| {
+                let s = s.clone();
+                async move { peer_call(&s, c).await }
+            },
+            state.sealed.clone(),
+        )?;
+        // What comes through the relay arrives on the client's connection to it.
+        let s = state.clone();
+        state.peers.on(
+            (MessageType::REQUEST_URI, PEER_HELLO_URI),
+            move |ctx: Context, Content(c): Content| {
+                let s = s.clone();
+                async move { relayed_hello(&s, &ctx, c) }
+            },
+        )?;
+        let s = state.clone();
+        state.peers.on_with(
             (MessageType::REQUEST_URI, PEER_CALL_URI),
             move |Content(c): Content| {
                 let s = s.clone();
@@ -286,11 +326,16 @@ impl Native {
         tokio::spawn(push_events(state.clone(), state.node.events()));
         tokio::spawn(forget_closed(state.clone(), local.events()));
         tokio::spawn(peer_server.serve());
+        let reservation = config.relay.map(|relay| {
+            let id = Bytes::copy_from_slice(&netaio_asymmetric::peer_id(&keys));
+            tokio::spawn(hold_reservation(state.clone(), relay, id))
+        });
         tracing::info!(local = %local.local_addr(), peer = %peer.local_addr(), peer_id = %peer_id, "native API started");
         Ok(Self {
             local,
             peer,
             peer_id,
+            reservation,
         })
     }
 
@@ -313,6 +358,9 @@ impl Native {
     pub fn shutdown(&self) {
         self.local.shutdown();
         self.peer.shutdown();
+        if let Some(task) = &self.reservation {
+            task.abort();
+        }
     }
 }
 
@@ -536,46 +584,6 @@ fn serve(s: &State, ctx: &Context, uri: Bytes) -> Result<Message, ErrorReply> {
     // The latest registration wins (an application that reconnected).
     routes.insert(uri, conn);
     Ok(Message::ok(SERVE_URI, ""))
-}
-
-async fn call(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
-    greeted(s, ctx)?;
-    let bad = || {
-        ErrorReply::error("CALL: peer_len u8 | peer | uri_len u16 | uri | body").with_uri(CALL_URI)
-    };
-    let peer_len = usize::from(c.try_get_u8().map_err(|_| bad())?);
-    if c.len() < peer_len {
-        return Err(bad());
-    }
-    let peer = c.split_to(peer_len);
-    let (id, addr) = std::str::from_utf8(&peer)
-        .ok()
-        .and_then(parse_peer)
-        .ok_or_else(bad)?;
-    let addr = match addr {
-        Some(addr) => {
-            if let Ok(mut known) = s.known.lock()
-                && (known.len() < MAX_KNOWN_PEERS || known.contains_key(&id))
-            {
-                known.insert(id, addr);
-            }
-            addr
-        }
-        None => s
-            .known
-            .lock()
-            .ok()
-            .and_then(|k| k.get(&id).copied())
-            .ok_or_else(|| {
-                ErrorReply::error(format!(
-                    "peer {}: no address known (call it as ID@host:port once)",
-                    hex::encode(id)
-                ))
-                .with_uri(CALL_URI)
-            })?,
-    };
-    let reply = forward_call(s, id, addr, c).await?;
-    Ok(Message::respond(CALL_URI, reply))
 }
 
 /// Encodes a CALL's content.

@@ -10,4 +10,5 @@
 mod api;
 mod native;
 mod peer_calls;
+mod relayed_calls;
 mod three;

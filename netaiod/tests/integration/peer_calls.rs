@@ -78,6 +78,15 @@ async fn the_peer_id_is_derived_from_the_host_key_and_called_by_it() {
         unknown.to_string().contains("no address known"),
         "{unknown}"
     );
+    // Another daemon's address under A's id (B's own): B refuses to call it (the keys there
+    // are not A's).
+    let (_app_b_serving, served_b) = echo_app(&b).await;
+    let wrong = format!("{id_a}@{}", b.native().unwrap().peer_addr());
+    let refused = tokio::time::timeout(LIMIT, app_b.call(&wrong, "echo", "three"))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(refused.to_string().contains("is not peer"), "{refused}");
     // With its address once, then by the id alone.
     let with_addr = format!("{id_a}@{}", a.native().unwrap().peer_addr());
     let reply = tokio::time::timeout(LIMIT, app_b.call(&with_addr, "echo", "one"))
@@ -90,14 +99,6 @@ async fn the_peer_id_is_derived_from_the_host_key_and_called_by_it() {
         .unwrap()
         .unwrap();
     assert_eq!(reply, "echo: two");
-    // Another daemon's address under A's id: B refuses to call it (its keys are not A's).
-    let (_app_b_serving, served_b) = echo_app(&b).await;
-    let wrong = format!("{id_a}@{}", b.native().unwrap().peer_addr());
-    let refused = tokio::time::timeout(LIMIT, app_b.call(&wrong, "echo", "three"))
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(refused.to_string().contains("is not peer"), "{refused}");
     assert_eq!(served.load(Ordering::SeqCst), 2);
     assert_eq!(served_b.load(Ordering::SeqCst), 0);
 

@@ -1,0 +1,119 @@
+//! Daemon-to-daemon calls through a netaio relay on 127.0.0.1: two daemons that reserve their
+//! peer ids at the relay call each other by id when no direct address works.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use netaio::relay::{Relay, RelayConfig};
+use netaio::router::Content;
+use netaio::{Message, MessageType, Router, TcpServer};
+use netaiod::{Daemon, DaemonConfig, NativeClient};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn daemon(relay: std::net::SocketAddr) -> Daemon {
+    let text = format!(
+        "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
+         [native]\naddress = 127.0.0.1:0\npeer_address = 127.0.0.1:0\ncall_timeout = 5\n\
+         relay = {relay}\n"
+    );
+    Daemon::start(DaemonConfig::parse(&text).unwrap().0)
+        .await
+        .unwrap()
+}
+
+/// An application behind `d` serving `echo`, counting its requests.
+async fn echo_app(d: &Daemon) -> (NativeClient, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let router = Router::new().on(
+        (MessageType::REQUEST_URI, "echo"),
+        move |Content(body): Content| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move { Message::respond("echo", [&b"echo: "[..], &body[..]].concat()) }
+        },
+    );
+    let app = NativeClient::connect(d.native().unwrap().local_addr(), router)
+        .await
+        .unwrap();
+    app.serve("echo").await.unwrap();
+    (app, count)
+}
+
+/// A loopback port nothing listens on.
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn daemons_call_each_other_by_id_through_the_relay() {
+    let relay = Relay::new(RelayConfig::default());
+    let server = TcpServer::builder()
+        .address(([127, 0, 0, 1], 0))
+        .router(Router::new().merge(relay.router()))
+        .bind()
+        .await
+        .unwrap();
+    let relay_addr = server.local_addr();
+    tokio::spawn(server.serve());
+    let a = daemon(relay_addr).await;
+    let b = daemon(relay_addr).await;
+    tokio::time::timeout(LIMIT, async {
+        while relay.stats().reservations < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both daemons reserve their ids");
+    let (app_a, served_a) = echo_app(&a).await;
+    let (app_b, served_b) = echo_app(&b).await;
+    let (id_a, id_b) = (app_a.peer_id().to_owned(), app_b.peer_id().to_owned());
+
+    // B is given a dead address for A: the direct strategy fails, the relay carries the call.
+    let dead = format!("{id_a}@127.0.0.1:{}", dead_port());
+    let reply = tokio::time::timeout(LIMIT, app_b.call(&dead, "echo", "via relay"))
+        .await
+        .unwrap()
+        .map_err(|e| match e {
+            netaiod::native_client::NativeClientError::Request(netaio::RequestError::Error(m)) => {
+                String::from_utf8_lossy(m.content()).into_owned()
+            }
+            e => e.to_string(),
+        })
+        .unwrap();
+    assert_eq!(reply, "echo: via relay");
+    assert_eq!(served_a.load(Ordering::SeqCst), 1);
+    let relayed = relay.stats().relayed;
+    assert!(
+        relayed >= 2,
+        "the greeting and the call went through the relay: {relayed}"
+    );
+
+    // A knows no address of B at all: by the id alone, through the relay.
+    let reply = tokio::time::timeout(LIMIT, app_a.call(&id_b, "echo", "back"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, "echo: back");
+    assert_eq!(served_b.load(Ordering::SeqCst), 1);
+    assert!(relay.stats().relayed > relayed);
+
+    // An id nobody reserved: the relay has no route, the call fails and nothing is served.
+    let nobody = "00".repeat(16);
+    let e = tokio::time::timeout(LIMIT, app_a.call(&nobody, "echo", "x"))
+        .await
+        .unwrap();
+    assert!(e.is_err(), "{e:?}");
+    assert_eq!(
+        served_a.load(Ordering::SeqCst) + served_b.load(Ordering::SeqCst),
+        2
+    );
+    drop((app_a, app_b));
+    a.shutdown().await;
+    b.shutdown().await;
+}
