@@ -106,8 +106,8 @@ pub struct DaemonConfig {
     pub api_address: HostPort,
     /// Time a module has to answer a notification (`validation_timeout`, default 10 s).
     pub validation_timeout: Duration,
-    /// The netaio-native local API (`[native]`: `address`, `peer_address`, `relay`, `call_timeout`, `allowed_uids`);
-    /// none without the section.
+    /// The netaio-native local API (`[native]`: `address`, `peer_address`, `relay`,
+    /// `call_timeout`, `allowed_uids`); none without the section.
     pub native: Option<NativeSection>,
 }
 

@@ -246,7 +246,7 @@ impl Daemon {
     /// Stops serving, leaves the swarm and waits for the tasks.
     pub async fn shutdown(self) {
         if let Some(native) = &self.native {
-            native.shutdown();
+            native.shutdown().await;
         }
         let _ = self.stop.send(true);
         let _ = self.task.await;

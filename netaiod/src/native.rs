@@ -174,6 +174,8 @@ pub struct Native {
     peer_id: String,
     /// The task holding the reservation at the relay, if one is configured.
     reservation: Option<tokio::task::JoinHandle<()>>,
+    /// The client of calls to other daemons (and of the relay).
+    peers: TcpClient,
 }
 
 impl Native {
@@ -336,6 +338,7 @@ impl Native {
             peer,
             peer_id,
             reservation,
+            peers: state.peers.clone(),
         })
     }
 
@@ -354,13 +357,20 @@ impl Native {
         self.peer.local_addr()
     }
 
-    /// Stops both servers.
-    pub fn shutdown(&self) {
+    /// Stops both servers, gives up the reservation at the relay and closes the connections to
+    /// other daemons (a daemon started again with the same host key then holds its id alone).
+    pub async fn shutdown(&self) {
         self.local.shutdown();
         self.peer.shutdown();
         if let Some(task) = &self.reservation {
             task.abort();
         }
+        // The client's routes hold the state, which holds the client: removed, the cycle ends.
+        self.peers
+            .remove_handler((MessageType::REQUEST_URI, PEER_HELLO_URI));
+        self.peers
+            .remove_handler((MessageType::REQUEST_URI, PEER_CALL_URI));
+        self.peers.close_all().await;
     }
 }
 

@@ -175,6 +175,12 @@ async fn forward_call(
                     ..
                 },
             ) => {
+                // Not retried (the application may be slow), but the next call greets again: a
+                // daemon that restarted drops a relayed call from a caller it no longer knows
+                // without a word (it cannot seal an answer).
+                if let Ok(mut r) = s.records.lock() {
+                    r.remove(&id);
+                }
                 return Err(ErrorReply::error(format!("call to {name}: {e}")).with_uri(CALL_URI));
             }
             Err(e) if attempt == 0 => {

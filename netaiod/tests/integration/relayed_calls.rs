@@ -12,11 +12,13 @@ use netaiod::{Daemon, DaemonConfig, NativeClient};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-async fn daemon(relay: std::net::SocketAddr) -> Daemon {
+/// A daemon reserving its id at `relay`, with its host key at `key` (a restart keeps its id).
+async fn daemon(relay: std::net::SocketAddr, key: &std::path::Path) -> Daemon {
     let text = format!(
-        "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
-         [native]\naddress = 127.0.0.1:0\npeer_address = 127.0.0.1:0\ncall_timeout = 5\n\
-         relay = {relay}\n"
+        "hostkey = {}\n[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
+         [native]\naddress = 127.0.0.1:0\npeer_address = 127.0.0.1:0\ncall_timeout = 2\n\
+         relay = {relay}\n",
+        key.display()
     );
     Daemon::start(DaemonConfig::parse(&text).unwrap().0)
         .await
@@ -61,8 +63,13 @@ async fn daemons_call_each_other_by_id_through_the_relay() {
         .unwrap();
     let relay_addr = server.local_addr();
     tokio::spawn(server.serve());
-    let a = daemon(relay_addr).await;
-    let b = daemon(relay_addr).await;
+    let dir = std::env::temp_dir().join(format!("netaiod-relayed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key_a, key_b) = (dir.join("a"), dir.join("b"));
+    let _ = std::fs::remove_file(&key_a);
+    let _ = std::fs::remove_file(&key_b);
+    let a = daemon(relay_addr, &key_a).await;
+    let b = daemon(relay_addr, &key_b).await;
     tokio::time::timeout(LIMIT, async {
         while relay.stats().reservations < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -113,7 +120,36 @@ async fn daemons_call_each_other_by_id_through_the_relay() {
         served_a.load(Ordering::SeqCst) + served_b.load(Ordering::SeqCst),
         2
     );
+
+    // A restarts (same host key, so the same id) and reserves again; it no longer knows B's
+    // keys, so B's next relayed call may be dropped (a timeout), after which B greets again:
+    // the path recovers within a few calls.
+    drop(app_a);
+    a.shutdown().await;
+    let a = daemon(relay_addr, &key_a).await;
+    let (app_a, served_a) = echo_app(&a).await;
+    assert_eq!(app_a.peer_id(), id_a);
+    let recovered = tokio::time::timeout(Duration::from_secs(20), async {
+        for attempt in 0.. {
+            match app_b.call(&id_a, "echo", "again").await {
+                Ok(reply) => return (attempt, reply),
+                Err(e) => tracing::debug!(attempt, error = %e, "not yet"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        unreachable!()
+    })
+    .await
+    .expect("the relayed path recovers after A's restart");
+    assert_eq!(recovered.1, "echo: again");
+    assert!(
+        recovered.0 <= 3,
+        "recovered after {} failed calls",
+        recovered.0
+    );
+    assert_eq!(served_a.load(Ordering::SeqCst), 1);
     drop((app_a, app_b));
     a.shutdown().await;
     b.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
