@@ -153,3 +153,109 @@ async fn daemons_call_each_other_by_id_through_the_relay() {
     b.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Through the relay too, a PEER_CALL reaches an application only sealed by the keys of a
+/// greeted daemon: greeted (the relay delivers, A answers with its keys), then a call in clear
+/// and one sealed by another key than the greeted one are dropped.
+#[tokio::test]
+async fn relayed_calls_in_clear_or_foreign_signed_are_refused() {
+    use bytes::{BufMut, Bytes, BytesMut};
+    use netaio::peer::Peer;
+    use netaio_asymmetric::Identity;
+    use netaiod::native::{PEER_CALL_URI, PEER_HELLO_URI, peer_id_text};
+
+    let relay = Relay::new(RelayConfig::default());
+    let server = TcpServer::builder()
+        .address(([127, 0, 0, 1], 0))
+        .router(Router::new().merge(relay.router()))
+        .bind()
+        .await
+        .unwrap();
+    let relay_addr = server.local_addr();
+    tokio::spawn(server.serve());
+    let dir = std::env::temp_dir().join(format!("netaiod-relayed-refuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("a");
+    let _ = std::fs::remove_file(&key);
+    let a = daemon(relay_addr, &key).await;
+    let (app_a, served) = echo_app(&a).await;
+    let id_a = Bytes::from(hex::decode(app_a.peer_id()).unwrap());
+    tokio::time::timeout(LIMIT, async {
+        while relay.stats().reservations < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    let mallory = Identity::generate();
+    let client = netaio::TcpClient::new();
+    let conn = client.connect(relay_addr).await.unwrap();
+    let keys = mallory.public_keys();
+    conn.reserve(Bytes::copy_from_slice(&netaio_asymmetric::peer_id(&keys)))
+        .await
+        .unwrap();
+    let mut hello = BytesMut::new();
+    hello.put_slice(&keys.x25519);
+    hello.put_slice(&keys.ed25519);
+    let hello = Message::new(MessageType::REQUEST_URI, PEER_HELLO_URI, hello.freeze());
+    let bare = Peer::new(id_a.clone());
+    let reply = tokio::time::timeout(LIMIT, conn.call_via_relay(&bare, hello))
+        .await
+        .unwrap()
+        .unwrap();
+    let c = reply.content();
+    let a_keys = netaio_asymmetric::PublicKeys {
+        x25519: c[..32].try_into().unwrap(),
+        ed25519: c[32..64].try_into().unwrap(),
+    };
+    assert_eq!(
+        peer_id_text(&a_keys),
+        app_a.peer_id(),
+        "greeted through the relay"
+    );
+    let record = netaio_asymmetric::AsymmetricPeerPlugin
+        .peer(id_a.clone(), &a_keys, Default::default())
+        .unwrap();
+    // A's relayed replies are opened with its record from this client's peer table.
+    client.peers().observe(record.clone(), relay_addr).unwrap();
+
+    let call = |body: &'static str| {
+        let mut c = BytesMut::new();
+        c.put_u16(4);
+        c.put_slice(b"echo");
+        c.put_slice(body.as_bytes());
+        Message::new(MessageType::REQUEST_URI, PEER_CALL_URI, c.freeze())
+    };
+    let opts = |inner| {
+        netaio::CallOptions::new()
+            .inner(inner)
+            .timeout(Duration::from_secs(1))
+    };
+    // In clear.
+    let clear = conn.start_call_via_relay(&record, call("clear"), &opts(Default::default()));
+    assert!(clear.await.is_err());
+    // Sealed by eve, not the greeted mallory.
+    let eve = netaio_gossip::net::peer_plugins(&Identity::generate());
+    assert!(
+        conn.start_call_via_relay(&record, call("eve"), &opts(eve))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        0,
+        "none reached the application"
+    );
+    // Sealed by mallory: served (so the refusals above are the sealing's).
+    let sealed = netaio_gossip::net::peer_plugins(&mallory);
+    let reply = conn
+        .start_call_via_relay(&record, call("sealed"), &opts(sealed))
+        .await
+        .unwrap();
+    assert_eq!(reply.content().as_ref(), b"echo: sealed");
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+    drop(app_a);
+    a.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
