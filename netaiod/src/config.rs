@@ -17,7 +17,8 @@
 //!
 //! [native]                    ; the netaio-native local API (optional)
 //! address = 127.0.0.1:7060    ; local applications (loopback)
-//! peer_address = 10.0.0.1:7070 ; other daemons' calls; this daemon's peer id
+//! peer_address = 10.0.0.1:7070 ; other daemons' calls
+//! relay = 10.0.0.9:9100        ; optional: a netaio relay to reserve the peer id at
 //! call_timeout = 10
 //! allowed_uids = 1000, 1001   ; who may connect (default: anyone)
 //! ```
@@ -105,8 +106,8 @@ pub struct DaemonConfig {
     pub api_address: HostPort,
     /// Time a module has to answer a notification (`validation_timeout`, default 10 s).
     pub validation_timeout: Duration,
-    /// The netaio-native local API (`[native]`: `address`, `peer_address`, `call_timeout`);
-    /// none without the section.
+    /// The netaio-native local API (`[native]`: `address`, `peer_address`, `relay`,
+    /// `call_timeout`, `allowed_uids`); none without the section.
     pub native: Option<NativeSection>,
 }
 
@@ -115,8 +116,11 @@ pub struct DaemonConfig {
 pub struct NativeSection {
     /// Where local applications connect (`address`, required; keep it on loopback).
     pub address: HostPort,
-    /// Where other daemons connect for calls: the daemon's peer id (`peer_address`, required).
+    /// Where other daemons connect for calls (`peer_address`, required).
     pub peer_address: HostPort,
+    /// A netaio relay (`relay = host:port`, optional): the daemon reserves its peer id there,
+    /// and calls through it the peers it cannot reach directly.
+    pub relay: Option<HostPort>,
     /// Time a call may take end to end (`call_timeout`, default 10 s).
     pub call_timeout: Duration,
     /// The uids whose applications may connect (`allowed_uids`, comma- or space-separated;
@@ -196,7 +200,8 @@ impl DaemonConfig {
                     }
                     (
                         Some("native"),
-                        k @ ("address" | "peer_address" | "call_timeout" | "allowed_uids"),
+                        k
+                        @ ("address" | "peer_address" | "call_timeout" | "allowed_uids" | "relay"),
                     ) => {
                         native.push((k.to_owned(), value.trim().to_owned()));
                     }
@@ -281,6 +286,10 @@ impl DaemonConfig {
             Some(NativeSection {
                 address: naddr("address")?,
                 peer_address: naddr("peer_address")?,
+                relay: match nget("relay") {
+                    Some(_) => Some(naddr("relay")?),
+                    None => None,
+                },
                 call_timeout,
                 allowed_uids,
             })
@@ -386,7 +395,7 @@ mod tests {
         let base = "[gossip]\np2p_address = a:1\napi_address = a:2\n";
         assert_eq!(DaemonConfig::parse(base).unwrap().0.native, None);
         let (c, w) = DaemonConfig::parse(&format!(
-            "{base}[native]\naddress = 127.0.0.1:7060\npeer_address = [::1]:7070\ncall_timeout = 3\nallowed_uids = 0, 1000\nx = 1\n"
+            "{base}[native]\naddress = 127.0.0.1:7060\npeer_address = [::1]:7070\ncall_timeout = 3\nallowed_uids = 0, 1000\nrelay = r:9100\nx = 1\n"
         ))
         .unwrap();
         let n = c.native.unwrap();
@@ -396,6 +405,13 @@ mod tests {
         );
         assert_eq!(n.call_timeout, Duration::from_secs(3));
         assert_eq!(n.allowed_uids, [0, 1000]);
+        let relay = n.relay.unwrap();
+        assert_eq!((relay.host.as_str(), relay.port), ("r", 9100));
+        let bad_relay = format!(
+            "{base}[native]\naddress = 127.0.0.1:7060\npeer_address = 127.0.0.1:7070\nrelay = nowhere\n"
+        );
+        let e = DaemonConfig::parse(&bad_relay).unwrap_err().to_string();
+        assert!(e.contains("relay"), "{e}");
         assert_eq!(w, ["unknown key \"x\""]);
         let e = DaemonConfig::parse(&format!("{base}[native]\naddress = 127.0.0.1:7060\n"))
             .unwrap_err()

@@ -145,7 +145,7 @@ impl Daemon {
             .relay_unsubscribed(false);
         let mut builder = GossipNode::builder()
             .listen(p2p)
-            .identity(identity)
+            .identity(identity.clone())
             .config(proto)
             .store(StoreConfig::default().max_bulletins(config.cache_size))
             .max_connections(config.max_connections);
@@ -186,6 +186,10 @@ impl Daemon {
                 let address = one(&section.address, resolve(&section.address).await?)?;
                 let peer_address =
                     one(&section.peer_address, resolve(&section.peer_address).await?)?;
+                let relay = match &section.relay {
+                    Some(r) => Some(one(r, resolve(r).await?)?),
+                    None => None,
+                };
                 Some(
                     Native::start(
                         &NativeConfig {
@@ -193,7 +197,9 @@ impl Daemon {
                             peer_address,
                             call_timeout: section.call_timeout,
                             allowed_uids: section.allowed_uids.clone(),
+                            relay,
                         },
+                        &identity,
                         node.clone(),
                         api.0.clone(),
                     )
@@ -240,7 +246,7 @@ impl Daemon {
     /// Stops serving, leaves the swarm and waits for the tasks.
     pub async fn shutdown(self) {
         if let Some(native) = &self.native {
-            native.shutdown();
+            native.shutdown().await;
         }
         let _ = self.stop.send(true);
         let _ = self.task.await;

@@ -14,8 +14,9 @@
 //! |---|---|---|
 //! | [`HELLO_URI`] | `version: u16 \| features: u32` | `version: u16 \| features: u32 \| peer id (UTF-8)`; another version: `NOT_PERMITTED` naming the one spoken |
 //! | [`SERVE_URI`] | the uri the application serves | `OK`; requests for it then reach the application as `REQUEST_URI` messages with that uri on this connection |
-//! | [`CALL_URI`] | `peer_len: u8 \| peer id \| uri_len: u16 \| uri \| body` | the remote application's reply content; `NOT_FOUND` if nobody serves the uri there, `ERROR` if the peer cannot be reached |
-//! | [`PEER_CALL_URI`] | (daemon to daemon) `uri_len: u16 \| uri \| body` | the served application's reply content |
+//! | [`CALL_URI`] | `peer_len: u8 \| peer \| uri_len: u16 \| uri \| body`; peer: `ID` (known) or `ID@host:port` (remembered) | the remote application's reply content; `NOT_FOUND` if nobody serves the uri there, `ERROR` if the peer cannot be reached |
+//! | [`PEER_HELLO_URI`] | (daemon to daemon) `x25519 key \| ed25519 key` (32 + 32), the caller's | the same of the called daemon; the connection's peer is then the caller (its id derived from these keys) |
+//! | [`PEER_CALL_URI`] | (daemon to daemon, after PEER_HELLO; encrypted and signed with the host keys) `uri_len: u16 \| uri \| body` | the served application's reply content, encrypted and signed the same way |
 //! | [`GOSSIP_URI`] | one gossip module API message (500 ANNOUNCE, 501 NOTIFY, 503 VALIDATION) in its byte layout | `OK`; malformed: `ERROR`; what closes a gossip module API connection (a validation for an unknown id, …) closes this one |
 //! | [`SUBSCRIBE_URI`] | `data_type: u16 \| validate: u8` | `OK`; with `validate` 0 the application is notified without being asked to validate (message id 0) |
 //! | (pushed) [`NOTIFICATION_URI`] | a 502 GOSSIP NOTIFICATION in its byte layout, as `NOTIFY_URI` | the application answers with a VALIDATION on [`GOSSIP_URI`] (unless it subscribed without validation) |
@@ -25,10 +26,18 @@
 //! Event ids are consecutive: a gap means events were lost (the connection's queue was full, or
 //! the daemon fell behind the node's event queue).
 //!
-//! Everything but HELLO needs a HELLO first on the connection. A daemon's peer id is the address
-//! of its peer-call server (`peer_address`). All forwarding to another daemon goes through
-//! `forward_call`, the one place that would use peer addressing and relays (`call_peer`) once
-//! the node core has them.
+//! Everything but HELLO needs a HELLO first on the connection.
+//!
+//! A daemon's peer id is derived from its host key: netaio-asymmetric's self-certifying
+//! [`peer_id`](netaio_asymmetric::peer_id) of its public keys, in hex (32 characters), so it
+//! stays the same across restarts and addresses, and nobody else can answer to it. A call to a
+//! peer id goes through `netaio::reach`: first to the address given with it (`ID@host:port`,
+//! remembered for later calls by the bare id), then through the relay (`[native] relay`, where
+//! every daemon configured with it reserves its id); the daemons greet each other with their public keys on [`PEER_HELLO_URI`] (the
+//! caller checks that the keys it gets are those of the id it wants), and PEER_CALL requests
+//! and their replies carry the per-peer plugins the gossip traffic between daemons carries
+//! ([`netaio_gossip::net::peer_plugins`]: X25519 encryption, Ed25519 signatures). A PEER_CALL
+//! that is not sealed by the greeted peer's keys is refused before it reaches an application.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -36,10 +45,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use netaio::plugin::Plugins;
+use netaio::reach::Reach;
 use netaio::router::{Content, Context, ErrorReply};
 use netaio::tcp::ConnectionEvent;
 use netaio::tcp::ConnectionId;
-use netaio::{Message, MessageType, RequestError, Router, ServerHandle, TcpClient, TcpServer};
+use netaio::{Message, MessageType, Router, ServerHandle, TcpClient, TcpServer};
+use netaio_asymmetric::{AsymmetricPeerPlugin, Identity, PublicKeys};
 use netaio_gossip::GossipNode;
 use tokio::sync::mpsc;
 
@@ -47,7 +59,12 @@ use crate::codec::{ApiMessage, HEADER_LEN, check_header};
 use crate::core::ConnId;
 use crate::daemon::{ApiEvent, Sink, next_conn_id};
 use crate::peercred::loopback_peer_uid;
+
+mod peer;
+
 use netaio_gossip::net::GossipEvent;
+pub use peer::peer_id_text;
+use peer::{Known, SharedLookup, call, hold_reservation, peer_call, peer_hello, relayed_hello};
 
 /// The native API's version.
 pub const NATIVE_VERSION: u16 = 1;
@@ -61,8 +78,15 @@ pub const HELLO_URI: &str = "netaiod/hello";
 pub const SERVE_URI: &str = "netaiod/serve";
 /// Calls a uri served behind another daemon.
 pub const CALL_URI: &str = "netaiod/call";
-/// Daemon to daemon: a call for a uri served here.
+/// Daemon to daemon: a call for a uri served here (sealed with the host keys).
 pub const PEER_CALL_URI: &str = "netaiod/peer-call";
+/// Daemon to daemon: the public keys, before calls.
+pub const PEER_HELLO_URI: &str = "netaiod/peer-hello";
+/// Peer ids whose address a daemon remembers (from `ID@host:port`); more are used for their
+/// call but not remembered.
+pub const MAX_KNOWN_PEERS: usize = 1024;
+/// A peer id's length in bytes (its text is twice as long, in hex).
+pub const PEER_ID_LEN: usize = netaio_asymmetric::PEER_ID_LEN;
 /// Lists the gossip neighbours.
 pub const PEERS_URI: &str = "netaiod/peers";
 /// Subscribes the connection to neighbour events.
@@ -89,8 +113,11 @@ pub const MAX_ROUTES: usize = 256;
 pub struct NativeConfig {
     /// Where local applications connect (loopback).
     pub address: SocketAddr,
-    /// Where other daemons connect for calls; the daemon's peer id.
+    /// Where other daemons connect for calls.
     pub peer_address: SocketAddr,
+    /// A relay at which this daemon reserves its peer id, and through which it calls a peer it
+    /// cannot reach directly.
+    pub relay: Option<SocketAddr>,
     /// Time a call may take end to end.
     pub call_timeout: Duration,
     /// The uids whose applications may say hello (none: any), checked on loopback through the
@@ -104,6 +131,9 @@ pub enum NativeError {
     /// A server could not be bound.
     #[error(transparent)]
     Bind(#[from] netaio::BindError),
+    /// A route could not be added.
+    #[error(transparent)]
+    Route(#[from] netaio::router::RouteError),
 }
 
 #[derive(Debug)]
@@ -122,6 +152,16 @@ struct State {
     /// Native connections that said hello → their number in the daemon's core.
     conn_ids: Mutex<HashMap<ConnectionId, ConnId>>,
     peers: TcpClient,
+    /// This daemon's public keys (what PEER_HELLO tells).
+    keys: PublicKeys,
+    /// PEER_CALL's plugins (the gossip traffic's): X25519 encryption, Ed25519 signatures.
+    sealed: Plugins,
+    /// Peer id → its peer-call address, learnt from CALLs (`ID@host:port`); and the relay.
+    known: Arc<Known>,
+    /// Reaches other daemons: by `known`, direct or through the relay.
+    reach: Reach,
+    /// Greeted daemons' records (their keys), by id.
+    records: Mutex<HashMap<[u8; PEER_ID_LEN], Arc<netaio::peer::Peer>>>,
     timeout: Duration,
     allowed_uids: Vec<u32>,
 }
@@ -132,18 +172,35 @@ pub struct Native {
     local: ServerHandle,
     peer: ServerHandle,
     peer_id: String,
+    /// The task holding the reservation at the relay, if one is configured.
+    reservation: Option<tokio::task::JoinHandle<()>>,
+    /// The client of calls to other daemons (and of the relay).
+    peers: TcpClient,
 }
 
 impl Native {
     /// Binds both servers and serves.
     pub(crate) async fn start(
         config: &NativeConfig,
+        identity: &Identity,
         node: GossipNode,
         gossip: mpsc::Sender<ApiEvent>,
     ) -> Result<Self, NativeError> {
         let peers = TcpClient::builder()
             .request_timeout(config.call_timeout)
             .connect_timeout(config.call_timeout)
+            .peer_plugin(AsymmetricPeerPlugin)
+            .build();
+        // Relayed callers are recorded in this client's peer table, all at the relay's address.
+        peers.peers().set_max_per_ip(MAX_KNOWN_PEERS);
+        let keys = identity.public_keys();
+        let peer_id = peer_id_text(&keys);
+        let known = Arc::new(Known::new(config.relay));
+        let reach = Reach::builder()
+            .tcp(peers.clone())
+            .lookup(SharedLookup(known.clone()))
+            // Its own table: the client's (relayed callers at the relay's address) gives no way.
+            .peer_table(netaio::peer::PeerTable::new())
             .build();
         let state = Arc::new(State {
             peer_id: OnceLock::new(),
@@ -156,23 +213,56 @@ impl Native {
             gossip,
             conn_ids: Mutex::new(HashMap::new()),
             peers,
+            keys,
+            sealed: netaio_gossip::net::peer_plugins(identity),
+            known: known.clone(),
+            reach,
+            records: Mutex::new(HashMap::new()),
             timeout: config.call_timeout,
             allowed_uids: config.allowed_uids.clone(),
         });
         let s = state.clone();
         let peer_router = Router::new().on(
-            (MessageType::REQUEST_URI, PEER_CALL_URI),
-            move |Content(c): Content| {
+            (MessageType::REQUEST_URI, PEER_HELLO_URI),
+            move |ctx: Context, Content(c): Content| {
                 let s = s.clone();
-                async move { peer_call(&s, c).await }
+                async move { peer_hello(&s, &ctx, c) }
             },
         );
         let peer_server = TcpServer::builder()
             .address(config.peer_address)
             .router(peer_router)
+            .peer_plugin(AsymmetricPeerPlugin)
             .bind()
             .await?;
-        let peer_id = peer_server.local_addr().to_string();
+        let s = state.clone();
+        // Only requests sealed by the greeted daemon's keys reach the handler.
+        peer_server.handle().on_with(
+            (MessageType::REQUEST_URI, PEER_CALL_URI),
+            move |Content(c): Content| {
+                let s = s.clone();
+                async move { peer_call(&s, c).await }
+            },
+            state.sealed.clone(),
+        )?;
+        // What comes through the relay arrives on the client's connection to it.
+        let s = state.clone();
+        state.peers.on(
+            (MessageType::REQUEST_URI, PEER_HELLO_URI),
+            move |ctx: Context, Content(c): Content| {
+                let s = s.clone();
+                async move { relayed_hello(&s, &ctx, c) }
+            },
+        )?;
+        let s = state.clone();
+        state.peers.on_with(
+            (MessageType::REQUEST_URI, PEER_CALL_URI),
+            move |Content(c): Content| {
+                let s = s.clone();
+                async move { peer_call(&s, c).await }
+            },
+            state.sealed.clone(),
+        )?;
         let _ = state.peer_id.set(peer_id.clone());
         let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
         let (s4, s5, s6, s7) = (state.clone(), state.clone(), state.clone(), state.clone());
@@ -238,11 +328,17 @@ impl Native {
         tokio::spawn(push_events(state.clone(), state.node.events()));
         tokio::spawn(forget_closed(state.clone(), local.events()));
         tokio::spawn(peer_server.serve());
-        tracing::info!(local = %local.local_addr(), peer_id = %peer_id, "native API started");
+        let reservation = config.relay.map(|relay| {
+            let id = Bytes::copy_from_slice(&netaio_asymmetric::peer_id(&keys));
+            tokio::spawn(hold_reservation(state.clone(), relay, id))
+        });
+        tracing::info!(local = %local.local_addr(), peer = %peer.local_addr(), peer_id = %peer_id, "native API started");
         Ok(Self {
             local,
             peer,
             peer_id,
+            reservation,
+            peers: state.peers.clone(),
         })
     }
 
@@ -251,15 +347,30 @@ impl Native {
         self.local.local_addr()
     }
 
-    /// This daemon's peer id (the peer-call server's address).
+    /// This daemon's peer id (from its host key: [`peer_id_text`]).
     pub fn peer_id(&self) -> &str {
         &self.peer_id
     }
 
-    /// Stops both servers.
-    pub fn shutdown(&self) {
+    /// Where other daemons connect for calls (`peer_address`).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer.local_addr()
+    }
+
+    /// Stops both servers, gives up the reservation at the relay and closes the connections to
+    /// other daemons (a daemon started again with the same host key then holds its id alone).
+    pub async fn shutdown(&self) {
         self.local.shutdown();
         self.peer.shutdown();
+        if let Some(task) = &self.reservation {
+            task.abort();
+        }
+        // The client's routes hold the state, which holds the client: removed, the cycle ends.
+        self.peers
+            .remove_handler((MessageType::REQUEST_URI, PEER_HELLO_URI));
+        self.peers
+            .remove_handler((MessageType::REQUEST_URI, PEER_CALL_URI));
+        self.peers.close_all().await;
     }
 }
 
@@ -483,90 +594,6 @@ fn serve(s: &State, ctx: &Context, uri: Bytes) -> Result<Message, ErrorReply> {
     // The latest registration wins (an application that reconnected).
     routes.insert(uri, conn);
     Ok(Message::ok(SERVE_URI, ""))
-}
-
-async fn call(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
-    greeted(s, ctx)?;
-    let bad = || {
-        ErrorReply::error("CALL: peer_len u8 | peer | uri_len u16 | uri | body").with_uri(CALL_URI)
-    };
-    let peer_len = usize::from(c.try_get_u8().map_err(|_| bad())?);
-    if c.len() < peer_len {
-        return Err(bad());
-    }
-    let peer = c.split_to(peer_len);
-    let peer: SocketAddr = std::str::from_utf8(&peer)
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(bad)?;
-    let reply = forward_call(s, peer, c).await?;
-    Ok(Message::respond(CALL_URI, reply))
-}
-
-/// Forwards `request` (`uri_len | uri | body`) to the daemon `peer`, over a cached connection
-/// (opened again when it broke: a restarted peer). Peer addressing and relays would go here.
-async fn forward_call(s: &State, peer: SocketAddr, request: Bytes) -> Result<Bytes, ErrorReply> {
-    let message = Message::new(MessageType::REQUEST_URI, PEER_CALL_URI, request);
-    for attempt in 0..2 {
-        let conn = s.peers.connect(peer).await.map_err(|e| {
-            ErrorReply::error(format!("peer {peer} unreachable: {e}")).with_uri(CALL_URI)
-        })?;
-        match conn.call_timeout(message.clone(), s.timeout).await {
-            Ok(reply) => return Ok(reply.content().clone()),
-            // A connection that broke (the peer restarted): once more on a new one.
-            Err(RequestError::Closed | RequestError::Send(_)) if attempt == 0 => {
-                conn.close().await;
-            }
-            Err(RequestError::NotFound(m)) => {
-                return Err(ErrorReply::not_found(
-                    String::from_utf8_lossy(m.content()).into_owned(),
-                )
-                .with_uri(CALL_URI));
-            }
-            Err(e) => {
-                return Err(ErrorReply::error(format!("call to {peer}: {e}")).with_uri(CALL_URI));
-            }
-        }
-    }
-    Err(ErrorReply::error(format!("peer {peer} unreachable")).with_uri(CALL_URI))
-}
-
-async fn peer_call(s: &State, mut c: Bytes) -> Result<Message, ErrorReply> {
-    let local = s
-        .local
-        .get()
-        .ok_or_else(|| ErrorReply::error("starting").with_uri(PEER_CALL_URI))?;
-    let bad = || ErrorReply::error("PEER_CALL: uri_len u16 | uri | body").with_uri(PEER_CALL_URI);
-    let uri_len = usize::from(c.try_get_u16().map_err(|_| bad())?);
-    if c.len() < uri_len {
-        return Err(bad());
-    }
-    let uri = c.split_to(uri_len);
-    let conn = s.routes.lock().ok().and_then(|r| r.get(&uri).copied());
-    let Some(conn) = conn else {
-        return Err(ErrorReply::not_found(format!(
-            "nobody serves {} here",
-            String::from_utf8_lossy(&uri)
-        ))
-        .with_uri(PEER_CALL_URI));
-    };
-    let request = Message::new(MessageType::REQUEST_URI, uri.clone(), c);
-    match tokio::time::timeout(s.timeout, local.call(conn, request)).await {
-        Ok(Ok(reply)) => Ok(Message::respond(PEER_CALL_URI, reply.content().clone())),
-        Ok(Err(e)) => {
-            if matches!(e, RequestError::Closed | RequestError::Send(_))
-                && let Ok(mut r) = s.routes.lock()
-                && r.get(&uri) == Some(&conn)
-            {
-                // The application is gone: its route with it.
-                r.remove(&uri);
-            }
-            Err(ErrorReply::error(format!("application: {e}")).with_uri(PEER_CALL_URI))
-        }
-        Err(_) => {
-            Err(ErrorReply::error("application did not answer in time").with_uri(PEER_CALL_URI))
-        }
-    }
 }
 
 /// Encodes a CALL's content.

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use netaio::TcpServer;
 use netaio::message::MAX_URI_AND_CONTENT;
-use netaio::plugin::{HmacAuth, Plugins};
+use netaio::plugin::HmacAuth;
 use netaio::router::RouteError;
-use netaio_asymmetric::{AsymmetricPeerPlugin, Ed25519Auth, Identity, X25519Cipher};
+use netaio_asymmetric::{AsymmetricPeerPlugin, Identity};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
@@ -391,11 +391,7 @@ impl GossipNodeBuilder {
             malformed: malformed.clone(),
         };
         let handle = server.handle();
-        let inner = |id: &Identity| {
-            Plugins::new()
-                .cipher(X25519Cipher::new(id))
-                .auth(signatures(id))
-        };
+        let inner = super::peer_plugins;
         let receiving = self.identity.as_ref().map(inner).unwrap_or_default();
         inbound::install(&handle, handshake.clone(), queue, limits, receiving)?;
         let serving = tokio::spawn(server.serve());
@@ -454,12 +450,4 @@ impl GossipNodeBuilder {
             driver,
         }))
     }
-}
-
-/// `Ed25519Auth` with field names of its own: `HmacAuth`, the instance plugin of a closed swarm,
-/// uses `ts` and `nonce` in the same message.
-fn signatures(id: &Identity) -> Ed25519Auth {
-    Ed25519Auth::new(id)
-        .ts_field("sig_ts")
-        .nonce_field("sig_nonce")
 }

@@ -43,6 +43,8 @@ mod node;
 mod subscription;
 
 use netaio::MessageType;
+use netaio::plugin::Plugins;
+use netaio_asymmetric::{Ed25519Auth, Identity, X25519Cipher};
 
 pub use builder::{BindError, GossipNodeBuilder};
 pub use event::{
@@ -58,3 +60,23 @@ pub const GOSSIP: MessageType = MessageType::custom(71);
 pub const HELLO_URI: &str = "gossip/hello";
 /// The uri of keepalive pings (`REQUEST_URI`, answered with `RESPOND_URI`).
 pub const PING_URI: &str = "gossip/ping";
+
+/// The per-peer plugins of a node with an identity: `X25519Cipher` (each message encrypted to
+/// its receiver) and `Ed25519Auth` (signed by the sender), its fields named `sig_ts` and
+/// `sig_nonce` because `HmacAuth`, the instance plugin of a closed swarm, uses `ts` and `nonce`
+/// in the same message. Protocol messages carry them; other services between the same nodes
+/// (netaiod's daemon-to-daemon calls) use the same set. Both sides must know each other's keys
+/// (a `Peer` with them on the connection, as the handshake sets).
+///
+/// ```
+/// let plugins = netaio_gossip::net::peer_plugins(&netaio_asymmetric::Identity::generate());
+/// assert!(plugins.is_peer_specific());
+/// ```
+pub fn peer_plugins(identity: &Identity) -> Plugins {
+    let signatures = Ed25519Auth::new(identity)
+        .ts_field("sig_ts")
+        .nonce_field("sig_nonce");
+    Plugins::new()
+        .cipher(X25519Cipher::new(identity))
+        .auth(signatures)
+}

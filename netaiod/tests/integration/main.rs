@@ -9,4 +9,6 @@
 
 mod api;
 mod native;
+mod peer_calls;
+mod relayed_calls;
 mod three;

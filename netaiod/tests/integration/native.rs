@@ -20,11 +20,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A daemon's configuration with fixed native ports (kept across its restart).
+/// A daemon's configuration with fixed native ports and a host key of its own (kept across its
+/// restart: its peer id too).
 fn config(native: u16, peer: u16) -> DaemonConfig {
+    let dir = std::env::temp_dir().join(format!("netaiod-native-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join(format!("hostkey-{peer}"));
+    let _ = std::fs::remove_file(&key);
     let text = format!(
-        "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
-         [native]\naddress = 127.0.0.1:{native}\npeer_address = 127.0.0.1:{peer}\ncall_timeout = 5\n"
+        "hostkey = {}\n[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
+         [native]\naddress = 127.0.0.1:{native}\npeer_address = 127.0.0.1:{peer}\ncall_timeout = 5\n",
+        key.display()
     );
     DaemonConfig::parse(&text).unwrap().0
 }
@@ -80,6 +86,9 @@ async fn a_served_route_is_called_by_peer_id_across_restarts() {
     let app_b = NativeClient::connect(native_addr(&b), Router::new())
         .await
         .unwrap();
+    // The first call names A's address; later ones the id alone.
+    let peer_a_at = format!("{peer_a}@{}", a.native().unwrap().peer_addr());
+    assert_eq!(call(&app_b, &peer_a_at).await.unwrap(), "echo: ping");
     assert_eq!(call(&app_b, &peer_a).await.unwrap(), "echo: ping");
 
     // A uri nobody serves there: NOT_FOUND, carried back.
@@ -100,16 +109,18 @@ async fn a_served_route_is_called_by_peer_id_across_restarts() {
     a.shutdown().await;
     let a = start(&a_cfg).await;
     let app_a = serving(&a).await;
+    assert_eq!(a.native().unwrap().peer_id(), peer_a, "the same host key");
     assert_eq!(call(&app_b, &peer_a).await.unwrap(), "echo: ping");
 
-    // Daemon B restarts: its application reconnects and calls again.
+    // Daemon B restarts: its application reconnects and calls again (B learns A's address
+    // again from the call).
     drop(app_b);
     b.shutdown().await;
     let b = start(&b_cfg).await;
     let app_b = NativeClient::connect(native_addr(&b), Router::new())
         .await
         .unwrap();
-    assert_eq!(call(&app_b, &peer_a).await.unwrap(), "echo: ping");
+    assert_eq!(call(&app_b, &peer_a_at).await.unwrap(), "echo: ping");
 
     drop((app_a, app_b));
     a.shutdown().await;
