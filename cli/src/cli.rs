@@ -167,7 +167,7 @@ netaio request 127.0.0.1:9100 --peer node-c echo hello")]
 netaio daemon --api 127.0.0.1:7060 peers\n  \
 netaio daemon publish 9 'hello all'\n  \
 netaio daemon subscribe 9 --count 1 --json\n  \
-netaio daemon call 10.0.0.2:7070 echo ping")]
+netaio daemon call d4e3b92acd495fafa5ce4259081433e2@10.0.0.2:7070 echo ping")]
     Daemon(DaemonArgs),
     /// Make or show an identity file (an Ed25519 / X25519 key seed) for --identity
     #[command(subcommand)]

@@ -78,9 +78,12 @@ netaio daemon publish 9 -d @reading.bin --ttl 3")]
     },
     /// Call URI served by an application behind the daemon PEER (its peer id) and print the
     /// reply
-    #[command(after_help = "Example:\n  netaio daemon call 10.0.0.2:7070 echo ping")]
+    #[command(
+        after_help = "Example:\n  netaio daemon call d4e3b92acd495fafa5ce4259081433e2@10.0.0.2:7070 echo ping"
+    )]
     Call {
-        /// The peer id of the daemon the application is behind (`netaio daemon status` there)
+        /// The peer id of the daemon the application is behind (`netaio daemon status` there),
+        /// as `ID@host:port` (its peer address) the first time; `ID` once the daemon knows it
         #[arg(value_name = "PEER")]
         peer: String,
         /// The uri the application serves

@@ -111,15 +111,17 @@ fn status_peers_and_calls_by_peer_id() {
         .collect();
     assert_eq!(peers, vec![net.b().node().addr().to_string()]);
 
-    // From B, the application behind A by A's peer id; content from stdin.
+    // From B, the application behind A by A's peer id: the first time with where A's daemons
+    // answer (`ID@host:port`, remembered by B), then by the id alone; content from stdin.
+    let a_at = format!("{a_id}@{}", net.a().native().unwrap().peer_addr());
     let out = run(&[
-        "--json", "daemon", "--api", &api_b, "call", &a_id, "echo", "ping",
+        "--json", "daemon", "--api", &api_b, "call", &a_at, "echo", "ping",
     ]);
     out.assert_code(0);
     let r = &out.events("reply")[0];
     assert_eq!(
         (r["content"].as_str(), r["peer"].as_str()),
-        (Some("echo: ping"), Some(a_id.as_str()))
+        (Some("echo: ping"), Some(a_at.as_str()))
     );
     let mut cmd = netaio(&["daemon", "--api", &api_b, "call", &a_id, "echo", "-d", "@-"]);
     cmd.arg("--json");
