@@ -20,3 +20,4 @@ mod relay;
 mod request;
 mod serve;
 mod subscribe;
+mod subscribe_udp;
