@@ -21,3 +21,4 @@ mod request;
 mod serve;
 mod subscribe;
 mod subscribe_udp;
+mod terminal;
