@@ -171,3 +171,30 @@ fn a_udp_subscription_with_the_wrong_secret_fails() {
     assert!(handle.subscribers("news").is_empty());
     handle.shutdown();
 }
+
+#[test]
+fn a_udp_subscription_to_netaio_serve_over_ipv6() {
+    let (_server, port) = crate::common::serve("udp://[::1]:0", &[]);
+    let addr = format!("udp://[::1]:{port}");
+    let mut sub = Proc::spawn(netaio(&[
+        "--json",
+        "subscribe",
+        &addr,
+        "news",
+        "--count",
+        "1",
+    ]));
+    assert_eq!(sub.event("subscribed")["uri"], "news");
+    let out = crate::common::run(&["--json", "call", &addr, "-t", "PUBLISH_URI", "news", "hi"]);
+    out.assert_code(0);
+    let note = sub.event("notification");
+    assert_eq!(
+        (
+            note["type"].as_str(),
+            note["uri"].as_str(),
+            note["content"].as_str()
+        ),
+        (Some("NOTIFY_URI"), Some("news"), Some("hi"))
+    );
+    assert_eq!(sub.wait(), Some(0));
+}
