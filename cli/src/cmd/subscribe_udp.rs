@@ -57,8 +57,11 @@ pub async fn run(common: &CommonArgs, out: &Output, args: Args) -> Result<(), Fa
         .map_err(|e| Failure::other(format!("cannot bind a UDP socket: {e}")))?;
     let handle = node.handle();
     let task = tokio::spawn(node.serve());
-    let result = subscribed(out, &handle, remote, &args, &mut rx).await;
-    for uri in &args.uris {
+    let mut confirmed = 0;
+    let result = subscribed(out, &handle, remote, &args, &mut rx, &mut confirmed).await;
+    // Only the confirmed ones: a remote that refused or never answered has nothing to cancel,
+    // and waiting for it would only delay the exit.
+    for uri in args.uris.iter().take(confirmed) {
         unsubscribe(&handle, remote, uri, args.timeout.min(UNSUBSCRIBE_WAIT)).await;
     }
     handle.shutdown();
@@ -66,16 +69,19 @@ pub async fn run(common: &CommonArgs, out: &Output, args: Args) -> Result<(), Fa
     result
 }
 
-/// Subscribe, then print until the end, renewing every `args.renew`.
+/// Subscribe (counting the uris confirmed, in order), then print until the end, renewing
+/// every `args.renew`.
 async fn subscribed(
     out: &Output,
     handle: &UdpHandle,
     remote: SocketAddr,
     args: &Args,
     rx: &mut mpsc::Receiver<Message>,
+    confirmed: &mut usize,
 ) -> Result<(), Failure> {
     for uri in &args.uris {
         subscribe(out, handle, remote, uri).await?;
+        *confirmed += 1;
         out.event("subscribed", json!({"uri": uri}), || {
             format!("subscribed {uri}")
         });
