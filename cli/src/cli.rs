@@ -76,9 +76,12 @@ netaio request 127.0.0.1:9100 --peer node-c echo hello    # through a relay"
         body: Body,
     },
     /// Subscribe to uris and print the notifications as they arrive
-    #[command(after_help = "Example:\n  netaio subscribe 127.0.0.1:8888 news weather --count 10")]
+    #[command(
+        after_help = "Examples:\n  netaio subscribe 127.0.0.1:8888 news weather --count 10\n  \
+netaio subscribe udp://127.0.0.1:8888 news --renew 60"
+    )]
     Subscribe {
-        /// tcp HOST:PORT
+        /// tcp HOST:PORT, or udp://HOST:PORT
         #[arg(value_name = "ADDR", value_parser = Target::parse)]
         addr: Target,
         /// The uris (topics) to subscribe to
@@ -93,6 +96,10 @@ netaio request 127.0.0.1:9100 --peer node-c echo hello    # through a relay"
         /// How long to wait for each confirmation
         #[arg(long, value_name = "T", default_value = "10", value_parser = parse_duration)]
         timeout: Duration,
+        /// Over UDP: subscribe again this often (a UDP subscription is a lease that lapses after
+        /// the remote's subscription TTL, 5 minutes by default)
+        #[arg(long, value_name = "T", default_value = "60", value_parser = parse_duration)]
+        renew: Duration,
     },
     /// A server for trying clients out: echo by default, or the routes given; prints every
     /// message it receives

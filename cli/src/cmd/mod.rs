@@ -11,6 +11,7 @@ pub mod relay;
 mod request;
 mod serve;
 mod subscribe;
+mod subscribe_udp;
 
 use std::time::Duration;
 
@@ -43,7 +44,18 @@ pub async fn run(cli: Cli, out: &Output) -> Result<(), Failure> {
             count,
             seconds,
             timeout,
-        } => subscribe::run(&common, out, addr, uris, count, seconds, timeout).await,
+            renew,
+        } => {
+            let args = subscribe::Args {
+                addr,
+                uris,
+                count,
+                seconds,
+                timeout,
+                renew,
+            };
+            subscribe::run(&common, out, args).await
+        }
         Command::Serve {
             listen,
             reserve_at,

@@ -1,5 +1,5 @@
 //! `subscribe ADDR URI...`: subscribe over TCP, then print each notification until Ctrl-C,
-//! `--seconds` or `--count`.
+//! `--seconds` or `--count`; a `udp://` address goes to [`super::subscribe_udp`].
 
 use std::time::Duration;
 
@@ -12,21 +12,35 @@ use crate::exit::{Code, Failure};
 use crate::output::Output;
 use crate::target::{Target, Transport};
 
-/// Subscribe to every uri (each confirmed), then print what arrives.
-pub async fn run(
-    common: &CommonArgs,
-    out: &Output,
-    addr: Target,
-    uris: Vec<String>,
-    count: Option<u64>,
-    seconds: Option<Duration>,
-    timeout: Duration,
-) -> Result<(), Failure> {
-    if addr.transport != Transport::Tcp {
-        return Err(Failure::other(
-            "subscribe works over TCP (a UDP subscription is a lease to renew: use a program)",
-        ));
+/// What the command line asks for.
+pub struct Args {
+    /// Where to subscribe.
+    pub addr: Target,
+    /// The uris.
+    pub uris: Vec<String>,
+    /// Stop after this many notifications.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub seconds: Option<Duration>,
+    /// How long to wait for each confirmation.
+    pub timeout: Duration,
+    /// How often to subscribe again (over UDP: a subscription there is a lease).
+    pub renew: Duration,
+}
+
+/// Subscribe to every uri (each confirmed), then print what arrives (`renew`: over UDP only).
+pub async fn run(common: &CommonArgs, out: &Output, args: Args) -> Result<(), Failure> {
+    if args.addr.transport == Transport::Udp {
+        return super::subscribe_udp::run(common, out, args).await;
     }
+    let Args {
+        addr,
+        uris,
+        count,
+        seconds,
+        timeout,
+        renew: _,
+    } = args;
     let plugins = common.plugins()?;
     let client = plugins
         .client(TcpClient::builder())

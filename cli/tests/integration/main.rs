@@ -20,3 +20,5 @@ mod relay;
 mod request;
 mod serve;
 mod subscribe;
+mod subscribe_udp;
+mod terminal;
