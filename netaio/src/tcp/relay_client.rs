@@ -15,7 +15,8 @@ use crate::error::{RequestError, SendError};
 use crate::message::Header;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::relay::{
-    FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, is_relay_type,
+    FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, encode_envelope,
+    encode_envelope_into, is_relay_type,
 };
 use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
 use crate::peer::Peer;
@@ -116,11 +117,15 @@ impl Connection {
         let client = &self.inner.client;
         let rid = msg.request_id();
         let sealed = client.plugins.seal(msg, opts, peer, None).await?;
-        let inner = client.codec.to_frame(&sealed)?;
-        let mut env = Message::new(FORWARD, to.encode(), inner);
+        let mut env = Message::new(FORWARD, to.encode(), Bytes::new());
         if let Some(id) = rid {
             env.set_request_id(id);
         }
+        if client.plugins.outer.is_empty() {
+            // No plugin seals the envelope: built around the inner frame in one buffer.
+            return Ok(encode_envelope(&client.codec, &env, &sealed)?);
+        }
+        env.body.content = client.codec.to_frame(&sealed)?;
         self.prepare(env, &SendOptions::default()).await
     }
 }
@@ -236,6 +241,17 @@ pub(super) async fn delivered(d: &mut ClientDispatch, msg: Message, out: &mut By
     }
     let opts = SendOptions::new().inner(inner_plugins);
     let sealed = plugins.seal(reply, &opts, sender.as_deref(), None).await;
+    if plugins.outer.is_empty() {
+        // No plugin seals the envelope: built around the inner frame in the write buffer.
+        let written = sealed.map_err(SendError::from).and_then(|m| {
+            let env = Message::new(FORWARD, from.encode(), Bytes::new());
+            encode_envelope_into(&d.codec, &env, &m, out).map_err(SendError::from)
+        });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "relayed reply cannot be sent; dropped");
+        }
+        return Verdict::Valid;
+    }
     let frame = sealed
         .map_err(SendError::from)
         .and_then(|m| client.codec.to_frame(&m).map_err(SendError::from));
