@@ -15,7 +15,7 @@ use crate::error::{RequestError, SendError};
 use crate::message::Header;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::relay::{
-    FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, encode_envelope,
+    COMBINE_FROM, FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, encode_envelope,
     encode_envelope_into, is_relay_type,
 };
 use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
@@ -197,10 +197,9 @@ pub(super) async fn delivered(
         return Verdict::Valid;
     };
     // Without instance plugins the envelope is the frame as received: its checksum vouches for
-    // the inner frame's bytes, and the inner checksum is verified from it (no second pass).
-    let known = plugins
-        .outer
-        .is_empty()
+    // the inner frame's bytes, and the inner checksum is verified from it (no second pass over
+    // a large one).
+    let known = (plugins.outer.is_empty() && env.content().len() >= COMBINE_FROM)
         .then(|| inner_crc(checksum, env.uri(), env.content().len()));
     let inner = match decode_frame(&d.codec, env.content(), known) {
         Some(m) if !is_relay_type(m.message_type.value()) => m,

@@ -11,7 +11,7 @@ mod state;
 mod wire;
 
 pub use config::{Rate, RelayConfig};
-pub(crate) use envelope::{deliver_head, encode_envelope, encode_envelope_into};
+pub(crate) use envelope::{COMBINE_FROM, deliver_head, encode_envelope, encode_envelope_into};
 pub(crate) use state::RelayState;
 pub use state::RelayStats;
 pub use wire::{
