@@ -290,6 +290,18 @@ impl Message {
                 actual,
             });
         }
+        Self::from_checked_parts(header, auth, body, codec)
+    }
+
+    /// [`from_parts`](Self::from_parts) for a body whose checksum the caller has verified
+    /// another way (a relayed inner frame, from the envelope's checksum) and whose lengths match
+    /// the header: the body layout and the auth block are checked.
+    pub(crate) fn from_checked_parts(
+        header: Header,
+        auth: &Bytes,
+        body: Bytes,
+        codec: &dyn AuthFieldsCodec,
+    ) -> Result<Self, DecodeError> {
         let body = Body::decode(body)?;
         let auth = codec.decode(auth)?;
         Ok(Self {

@@ -52,6 +52,7 @@ impl ClientDispatch {
 impl Dispatch for ClientDispatch {
     async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
         let auth = frame.auth.clone();
+        let checksum = frame.header.checksum;
         let msg = match frame.decode(self.codec.auth_codec()) {
             Ok(m) => {
                 if !self.heard {
@@ -90,7 +91,7 @@ impl Dispatch for ClientDispatch {
             }
         };
         if msg.message_type == crate::node::relay::DELIVER {
-            return super::relay_client::delivered(self, msg, out).await;
+            return super::relay_client::delivered(self, msg, checksum, out).await;
         }
         let peer = self.ctx.peer_addr();
         let plugins = &self.conn.inner.client.plugins;

@@ -140,10 +140,10 @@ fn queued_before_reply(
         return false;
     };
     let reply = wbuf.split_off(mark.min(wbuf.len()));
-    wbuf.extend_from_slice(&first);
+    first.write_to(wbuf);
     while wbuf.len() < high_water {
         match outbound.try_recv() {
-            Some(b) => wbuf.extend_from_slice(&b),
+            Some(b) => b.write_to(wbuf),
             None => break,
         }
     }
@@ -340,7 +340,7 @@ pub(crate) async fn drive<D: Dispatch>(
                 reading = false;
                 result.get_or_insert(CloseReason::Local);
                 while let Some(b) = outbound.try_recv() {
-                    wbuf.extend_from_slice(&b);
+                    b.write_to(&mut wbuf);
                 }
                 outbound.release();
             }
@@ -374,10 +374,10 @@ pub(crate) async fn drive<D: Dispatch>(
                     }
                     deadlines.sent(now);
                     dispatch.active(now);
-                    wbuf.extend_from_slice(&b);
+                    b.write_to(&mut wbuf);
                     while wbuf.len() < cfg.write_high_water {
                         match outbound.try_recv() {
-                            Some(b) => wbuf.extend_from_slice(&b),
+                            Some(b) => b.write_to(&mut wbuf),
                             None => break,
                         }
                     }

@@ -15,7 +15,8 @@ use crate::error::{RequestError, SendError};
 use crate::message::Header;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::relay::{
-    FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, is_relay_type,
+    COMBINE_FROM, FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, encode_envelope,
+    encode_envelope_into, is_relay_type,
 };
 use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
 use crate::peer::Peer;
@@ -116,11 +117,15 @@ impl Connection {
         let client = &self.inner.client;
         let rid = msg.request_id();
         let sealed = client.plugins.seal(msg, opts, peer, None).await?;
-        let inner = client.codec.to_frame(&sealed)?;
-        let mut env = Message::new(FORWARD, to.encode(), inner);
+        let mut env = Message::new(FORWARD, to.encode(), Bytes::new());
         if let Some(id) = rid {
             env.set_request_id(id);
         }
+        if client.plugins.outer.is_empty() {
+            // No plugin seals the envelope: built around the inner frame in one buffer.
+            return Ok(encode_envelope(&client.codec, &env, &sealed)?);
+        }
+        env.body.content = client.codec.to_frame(&sealed)?;
         self.prepare(env, &SendOptions::default()).await
     }
 }
@@ -161,10 +166,16 @@ impl CallLink for RelayLink {
     }
 }
 
-/// An envelope the relay delivered (type `DELIVER`): open it with the instance plugins (it comes
-/// from the relay), then take its inner frame through this node's pipeline; a handler's reply
-/// goes back to the sender through the relay, written to `out`.
-pub(super) async fn delivered(d: &mut ClientDispatch, msg: Message, out: &mut BytesMut) -> Verdict {
+/// An envelope the relay delivered (type `DELIVER`, its frame's verified `checksum`): open it
+/// with the instance plugins (it comes from the relay), then take its inner frame through this
+/// node's pipeline; a handler's reply goes back to the sender through the relay, written to
+/// `out`.
+pub(super) async fn delivered(
+    d: &mut ClientDispatch,
+    msg: Message,
+    checksum: u32,
+    out: &mut BytesMut,
+) -> Verdict {
     let conn = d.conn.clone();
     let client = &conn.inner.client;
     let plugins = &client.plugins;
@@ -185,7 +196,12 @@ pub(super) async fn delivered(d: &mut ClientDispatch, msg: Message, out: &mut By
         tracing::warn!("relay envelope without a sender address dropped");
         return Verdict::Valid;
     };
-    let inner = match decode_frame(&d.codec, env.content()) {
+    // Without instance plugins the envelope is the frame as received: its checksum vouches for
+    // the inner frame's bytes, and the inner checksum is verified from it (no second pass over
+    // a large one).
+    let known = (plugins.outer.is_empty() && env.content().len() >= COMBINE_FROM)
+        .then(|| inner_crc(checksum, env.uri(), env.content().len()));
+    let inner = match decode_frame(&d.codec, env.content(), known) {
         Some(m) if !is_relay_type(m.message_type.value()) => m,
         _ => {
             tracing::warn!("relay envelope with an invalid or nested inner frame dropped");
@@ -236,6 +252,17 @@ pub(super) async fn delivered(d: &mut ClientDispatch, msg: Message, out: &mut By
     }
     let opts = SendOptions::new().inner(inner_plugins);
     let sealed = plugins.seal(reply, &opts, sender.as_deref(), None).await;
+    if plugins.outer.is_empty() {
+        // No plugin seals the envelope: built around the inner frame in the write buffer.
+        let written = sealed.map_err(SendError::from).and_then(|m| {
+            let env = Message::new(FORWARD, from.encode(), Bytes::new());
+            encode_envelope_into(&d.codec, &env, &m, out).map_err(SendError::from)
+        });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "relayed reply cannot be sent; dropped");
+        }
+        return Verdict::Valid;
+    }
     let frame = sealed
         .map_err(SendError::from)
         .and_then(|m| client.codec.to_frame(&m).map_err(SendError::from));
@@ -259,9 +286,32 @@ pub(super) async fn delivered(d: &mut ClientDispatch, msg: Message, out: &mut By
     Verdict::Valid
 }
 
+/// `crc` moved past `len` more bytes: with `a`'s CRC, the term of `crc(a ‖ b)` that is not
+/// `crc(b)` (CRC-32 is linear: `crc(a ‖ b) = shift(crc(a), len b) ⊕ crc(b)`).
+fn shift(crc: u32, len: usize) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial_len(crc, 0);
+    h.combine(&crc32fast::Hasher::new_with_initial_len(0, len as u64));
+    h.finalize()
+}
+
+/// The CRC of the inner frame (`len` bytes) of a `DELIVER` with this `uri`, from the envelope's
+/// verified `checksum` (of its body, `uri length ‖ uri ‖ inner frame`).
+fn inner_crc(checksum: u32, uri: &[u8], len: usize) -> u32 {
+    let mut prefix = crc32fast::Hasher::new();
+    prefix.update(&u16::try_from(uri.len()).unwrap_or(u16::MAX).to_be_bytes());
+    prefix.update(uri);
+    checksum ^ shift(prefix.finalize(), len)
+}
+
 /// One whole frame, decoded; `None` for anything else (a partial frame, trailing bytes, a frame
-/// above the codec's limit). The auth block and body are slices of `bytes` (no copy).
-fn decode_frame(codec: &crate::codec::FrameCodec, bytes: &Bytes) -> Option<Message> {
+/// above the codec's limit, a checksum that does not match). The auth block and body are slices
+/// of `bytes` (no copy). `known`: the CRC of all of `bytes`, verified already (the envelope's);
+/// the frame's own checksum is then checked against it without hashing the body again.
+fn decode_frame(
+    codec: &crate::codec::FrameCodec,
+    bytes: &Bytes,
+    known: Option<u32>,
+) -> Option<Message> {
     let header = Header::from_bytes(bytes).ok()?;
     let len = header.frame_len();
     if len != bytes.len() || len > codec.max_frame() {
@@ -273,7 +323,14 @@ fn decode_frame(codec: &crate::codec::FrameCodec, bytes: &Bytes) -> Option<Messa
         auth: bytes.slice(Header::LEN..auth_end),
         body: bytes.slice(auth_end..),
     };
-    frame.decode(codec.auth_codec()).ok()
+    let Some(whole) = known else {
+        return frame.decode(codec.auth_codec()).ok();
+    };
+    let head = crc32fast::hash(bytes.get(..auth_end)?);
+    if whole ^ shift(head, frame.body.len()) != header.checksum {
+        return None;
+    }
+    Message::from_checked_parts(header, &frame.auth, frame.body, codec.auth_codec()).ok()
 }
 
 #[cfg(test)]
@@ -287,20 +344,55 @@ mod tests {
         let msg = Message::new(MessageType::REQUEST_URI, "a", "b");
         let frame = codec.to_frame(&msg).unwrap();
         assert_eq!(
-            decode_frame(&codec, &frame).unwrap().content().as_ref(),
+            decode_frame(&codec, &frame, None)
+                .unwrap()
+                .content()
+                .as_ref(),
             b"b"
         );
-        assert!(decode_frame(&codec, &frame.slice(..frame.len() - 1)).is_none());
+        assert!(decode_frame(&codec, &frame.slice(..frame.len() - 1), None).is_none());
         let mut two = frame.to_vec();
         two.extend_from_slice(&frame);
-        assert!(decode_frame(&codec, &Bytes::from(two)).is_none());
-        assert!(decode_frame(&codec, &Bytes::from_static(b"\x00")).is_none());
+        assert!(decode_frame(&codec, &Bytes::from(two), None).is_none());
+        assert!(decode_frame(&codec, &Bytes::from_static(b"\x00"), None).is_none());
         let mut bad = frame.to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(
-            decode_frame(&codec, &Bytes::from(bad)).is_none(),
+            decode_frame(&codec, &Bytes::from(bad), None).is_none(),
             "checksum"
         );
+    }
+
+    #[test]
+    fn an_inner_frame_is_checked_from_the_envelopes_checksum() {
+        use crate::node::relay::{DELIVER, RelayAddress};
+        let codec = FrameCodec::new();
+        let mut msg = Message::new(MessageType::REQUEST_URI, "echo", vec![0x5a; 60_000]);
+        msg.auth.insert("sig", vec![1u8; 64]);
+        let inner = codec.to_frame(&msg).unwrap();
+        let uri = RelayAddress::Peer(Bytes::from_static(b"node-a")).encode();
+        // The envelope's checksum as the recipient's driver verified it.
+        let envelope = |inner: &Bytes| {
+            let f = codec
+                .to_frame(&Message::new(DELIVER, uri.clone(), inner.clone()))
+                .unwrap();
+            Header::from_bytes(&f).unwrap().checksum
+        };
+        let known = inner_crc(envelope(&inner), &uri, inner.len());
+        assert_eq!(known, crc32fast::hash(&inner));
+        assert_eq!(decode_frame(&codec, &inner, Some(known)), Some(msg));
+        // An inner frame altered on the way with the envelope's checksum made anew (a relay
+        // that rewrites it): a byte of the body no longer matches the inner checksum; the auth
+        // block is not under the checksum (the frame format's, Python's), in both ways alike.
+        for (at, refused) in [(inner.len() - 1, true), (Header::LEN + 3, false)] {
+            let mut bad = inner.to_vec();
+            bad[at] ^= 1;
+            let bad = Bytes::from(bad);
+            let known = inner_crc(envelope(&bad), &uri, bad.len());
+            let fast = decode_frame(&codec, &bad, Some(known));
+            assert_eq!(fast.is_none(), refused, "byte {at}");
+            assert_eq!(fast, decode_frame(&codec, &bad, None), "byte {at}");
+        }
     }
 }

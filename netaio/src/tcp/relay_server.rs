@@ -5,6 +5,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
+use bytes::Bytes;
+
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -12,6 +14,7 @@ use super::{ConnectionEvent, ConnectionId, ServerHandle};
 use crate::error::SendError;
 use crate::node::relay::{
     DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayRefusal, RelayState, RelayStats,
+    deliver_head,
 };
 use crate::router::{Context, Router};
 use crate::{Message, MessageType};
@@ -167,12 +170,12 @@ impl Shared {
             let Some(next) = self.state().pop(conn) else {
                 return false;
             };
-            let msg = deliver(next);
-            match server.try_send(conn, &msg) {
+            let d = delivery(&server, next);
+            match d.try_send(&server, conn) {
                 Ok(()) => first = false,
                 Err(SendError::QueueFull | SendError::NodeQueueFull) => {
                     let shared = self.clone();
-                    tokio::spawn(async move { shared.drain_waiting(server, conn, msg).await });
+                    tokio::spawn(async move { shared.drain_waiting(server, conn, d).await });
                     return false;
                 }
                 Err(e) => {
@@ -187,17 +190,17 @@ impl Shared {
         self: Arc<Self>,
         server: ServerHandle,
         conn: ConnectionId,
-        first: Message,
+        first: Delivery,
     ) {
-        let mut msg = first;
+        let mut d = first;
         loop {
-            if let Err(e) = server.send(conn, &msg).await {
+            if let Err(e) = d.send(&server, conn).await {
                 return self.gone(conn, &e);
             }
             let Some(next) = self.state().pop(conn) else {
                 return;
             };
-            msg = deliver(next);
+            d = delivery(&server, next);
         }
     }
 
@@ -207,8 +210,49 @@ impl Shared {
     }
 }
 
-fn deliver((from, frame): (RelayAddress, bytes::Bytes)) -> Message {
-    Message::new(DELIVER, from.encode(), frame)
+/// A `DELIVER` ready to queue for its recipient.
+#[derive(Clone)]
+enum Delivery {
+    /// Its head (header, auth block, uri), then the inner frame as the relay received it: the
+    /// bytes of the plain encoding, without decoding, copying or checking the inner frame again.
+    /// When the server has no instance plugin: nothing seals the hop.
+    Parts(Bytes, Bytes),
+    /// The message, sealed with the server's instance plugins (the hop's authentication) and
+    /// encoded when queued.
+    Message(Message),
+}
+
+fn delivery(server: &ServerHandle, (from, frame): (RelayAddress, Bytes)) -> Delivery {
+    let shared = &server.shared;
+    if shared.plugins.outer.is_empty()
+        && let Ok(head) = deliver_head(&shared.codec, &from, &frame)
+    {
+        return Delivery::Parts(head, frame);
+    }
+    // With plugins; or beyond a limit, which the plain encoding reports.
+    Delivery::Message(Message::new(DELIVER, from.encode(), frame))
+}
+
+impl Delivery {
+    fn try_send(&self, server: &ServerHandle, conn: ConnectionId) -> Result<(), SendError> {
+        match self {
+            Delivery::Parts(head, tail) => server
+                .recipient(conn)?
+                .to
+                .try_send_parts(head.clone(), tail.clone()),
+            Delivery::Message(m) => server.try_send(conn, m),
+        }
+    }
+
+    async fn send(&self, server: &ServerHandle, conn: ConnectionId) -> Result<(), SendError> {
+        match self {
+            Delivery::Parts(head, tail) => {
+                let r = server.recipient(conn)?;
+                r.to.send_parts(head.clone(), tail.clone()).await
+            }
+            Delivery::Message(m) => server.send(conn, m).await,
+        }
+    }
 }
 
 /// Disconnections end reservations and circuits at once; expiries are swept when due. Ends with

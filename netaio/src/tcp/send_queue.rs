@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, mpsc};
 
 use crate::error::SendError;
@@ -115,10 +115,46 @@ impl From<Full> for SendError {
     }
 }
 
+/// A frame in a send queue: one buffer, or a head and a tail written one after the other (a
+/// relay's `DELIVER`: its own header and uri, then the inner frame as it was received, with no
+/// copy to join them; the driver copies both into its write buffer as it would one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Queued {
+    head: Bytes,
+    tail: Bytes,
+}
+
+impl Queued {
+    /// The frame's length in bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// Append the frame to the write buffer.
+    #[inline]
+    pub(crate) fn write_to(&self, dst: &mut BytesMut) {
+        dst.extend_from_slice(&self.head);
+        if !self.tail.is_empty() {
+            dst.extend_from_slice(&self.tail);
+        }
+    }
+}
+
+impl From<Bytes> for Queued {
+    #[inline]
+    fn from(head: Bytes) -> Self {
+        Self {
+            head,
+            tail: Bytes::new(),
+        }
+    }
+}
+
 /// The sending end of a connection's queue; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct QueueSender {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Queued>,
     bytes: Arc<QueueBytes>,
 }
 
@@ -143,6 +179,15 @@ impl QueueSender {
     /// full (in messages or bytes), [`SendError::NodeQueueFull`] when the server's budget for
     /// all queues is, [`SendError::Closed`] when the connection has ended.
     pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), SendError> {
+        self.try_send_queued(frame.into())
+    }
+
+    /// [`try_send`](Self::try_send) for a frame in two parts, `head` then `tail`.
+    pub(crate) fn try_send_parts(&self, head: Bytes, tail: Bytes) -> Result<(), SendError> {
+        self.try_send_queued(Queued { head, tail })
+    }
+
+    fn try_send_queued(&self, frame: Queued) -> Result<(), SendError> {
         let n = frame.len();
         self.bytes.reserve(n)?;
         self.tx.try_send(frame).map_err(|e| {
@@ -157,6 +202,15 @@ impl QueueSender {
     /// Queue a frame, waiting while the queue (or the server's budget for all queues) is full;
     /// [`SendError::Closed`] when the connection ends meanwhile.
     pub(crate) async fn send(&self, frame: Bytes) -> Result<(), SendError> {
+        self.send_queued(frame.into()).await
+    }
+
+    /// [`send`](Self::send) for a frame in two parts, `head` then `tail`.
+    pub(crate) async fn send_parts(&self, head: Bytes, tail: Bytes) -> Result<(), SendError> {
+        self.send_queued(Queued { head, tail }).await
+    }
+
+    async fn send_queued(&self, frame: Queued) -> Result<(), SendError> {
         let n = frame.len();
         loop {
             let conn = &self.bytes.conn;
@@ -196,7 +250,7 @@ impl QueueSender {
 /// back by [`QueueReceiver::release`], once per batch.
 #[derive(Debug)]
 pub(crate) struct QueueReceiver {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Queued>,
     bytes: Arc<QueueBytes>,
     /// Bytes taken out since the last release.
     taken: usize,
@@ -211,7 +265,7 @@ impl QueueReceiver {
 
     /// Take a frame without waiting.
     #[inline]
-    pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
+    pub(crate) fn try_recv(&mut self) -> Option<Queued> {
         let b = self.rx.try_recv().ok()?;
         self.taken += b.len();
         Some(b)
@@ -219,7 +273,7 @@ impl QueueReceiver {
 
     /// Poll for a frame; `None` once every sender is gone.
     #[inline]
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Queued>> {
         let r = self.rx.poll_recv(cx);
         if let Poll::Ready(Some(b)) = &r {
             self.taken += b.len();
@@ -333,6 +387,26 @@ mod tests {
         ra.release();
         assert_eq!(node.used(), 500);
         b.try_send(frame(100)).unwrap();
+    }
+
+    #[test]
+    fn a_frame_in_two_parts_counts_both_and_is_written_in_order() {
+        let (tx, mut rx) = channel(100, 1000, None);
+        tx.try_send_parts(Bytes::from_static(b"head|"), Bytes::from_static(b"tail"))
+            .unwrap();
+        tx.try_send(Bytes::from_static(b"|next")).unwrap();
+        assert_eq!(tx.queued_bytes(), 14);
+        assert!(matches!(
+            tx.try_send_parts(frame(500), frame(500)),
+            Err(SendError::QueueFull)
+        ));
+        let mut wbuf = BytesMut::new();
+        while let Some(q) = rx.try_recv() {
+            q.write_to(&mut wbuf);
+        }
+        rx.release();
+        assert_eq!(&wbuf[..], b"head|tail|next");
+        assert_eq!(tx.queued_bytes(), 0);
     }
 
     #[test]

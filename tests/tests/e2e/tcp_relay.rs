@@ -2,7 +2,7 @@
 //! through the relay and gets its reply; an unknown or departed id is "no route"; the inner
 //! frame stays sealed end to end (X25519 + Ed25519 inner plugins); the relay's limits refuse a
 //! sender above its rate while another is served, and a recipient that never reads does not
-//! make the relay grow past its per-recipient bound.
+//! make the relay grow past its per-recipient bound; the inner frame is forwarded byte for byte.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -538,5 +538,59 @@ async fn envelopes_that_fail_the_relays_auth_are_never_forwarded() {
     );
     let stats = relay.stats();
     assert_eq!((stats.relayed, stats.refused), (2, 0), "{stats:?}");
+    server.stop().await;
+}
+
+/// One frame from a raw socket: the frame's bytes and its message (checksum checked).
+async fn read_frame(s: &mut tokio::net::TcpStream) -> (Bytes, Message) {
+    use netaio::message::{Header, PostcardCodec};
+    use tokio::io::AsyncReadExt;
+    let mut frame = vec![0u8; Header::LEN];
+    within(WAIT, "a frame", s.read_exact(&mut frame))
+        .await
+        .unwrap();
+    let len = Header::from_bytes(&frame).unwrap().frame_len();
+    frame.resize(len, 0);
+    s.read_exact(&mut frame[Header::LEN..]).await.unwrap();
+    let frame = Bytes::from(frame);
+    let msg = Message::decode(frame.clone(), &PostcardCodec).unwrap();
+    (frame, msg)
+}
+
+#[tokio::test]
+async fn the_inner_frame_arrives_byte_identical_in_a_well_formed_deliver() {
+    use netaio::codec::FrameCodec;
+    use netaio::relay::{DELIVER, RESERVE, RelayAddress};
+    use tokio::io::AsyncWriteExt;
+    // The recipient reads raw frames: what the relay writes, exactly.
+    let (server, relay) = relay(RelayConfig::default()).await;
+    let codec = FrameCodec::new();
+    let mut raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut reserve = Message::new(RESERVE, "raw-c", Bytes::new());
+    reserve.set_request_id(1);
+    raw.write_all(&codec.to_frame(&reserve).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read_frame(&mut raw).await.1.message_type, MessageType::OK);
+    let (_a, a) = peer_at(server.addr, Router::new(), Some("node-a")).await;
+    let from = RelayAddress::Peer(Bytes::from_static(b"node-a")).encode();
+    for size in [0, 64, 60_000] {
+        let mut msg = Message::new(MessageType::custom(99), "news", vec![0xa5; size]);
+        msg.auth.insert("stamp", vec![size as u8; 8]);
+        a.send_via_relay(&Peer::new("raw-c"), &msg, &SendOptions::default())
+            .await
+            .unwrap();
+        // The sender sealed `msg` with no plugins: its inner frame is `msg`'s frame.
+        let sealed = codec.to_frame(&msg).unwrap();
+        let (frame, deliver) = read_frame(&mut raw).await;
+        assert_eq!(deliver.message_type, DELIVER);
+        assert_eq!(deliver.uri(), &from, "the sender's address");
+        assert_eq!(deliver.content(), &sealed, "the inner frame, size {size}");
+        let plain = codec
+            .to_frame(&Message::new(DELIVER, from.clone(), sealed))
+            .unwrap();
+        assert_eq!(frame, plain, "the DELIVER's bytes, size {size}");
+    }
+    assert_eq!(relay.stats().relayed, 3);
     server.stop().await;
 }

@@ -6,10 +6,12 @@
 
 mod bucket;
 mod config;
+mod envelope;
 mod state;
 mod wire;
 
 pub use config::{Rate, RelayConfig};
+pub(crate) use envelope::{COMBINE_FROM, deliver_head, encode_envelope, encode_envelope_into};
 pub(crate) use state::RelayState;
 pub use state::RelayStats;
 pub use wire::{
