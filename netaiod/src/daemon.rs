@@ -23,7 +23,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::codec::{ApiMessage, read_message};
@@ -257,8 +257,15 @@ impl Daemon {
 /// Where a connection's notifications go.
 #[derive(Debug)]
 pub(crate) enum Sink {
-    /// A gossip module API connection's queue (its task writes it to the socket).
-    Api(mpsc::Sender<Bytes>),
+    /// A gossip module API connection's queue (its task writes it to the socket), and its
+    /// kill switch: dropped, the task closes the socket at once, even while a write is stuck on
+    /// a module that does not read (dropping the queue alone would wait for that write).
+    Api {
+        /// The queue.
+        queue: mpsc::Sender<Bytes>,
+        /// The kill switch (only ever dropped).
+        _kill: oneshot::Sender<()>,
+    },
     /// A native API connection: netaio messages on the native server.
     Native(ServerHandle, ConnectionId),
 }
@@ -388,7 +395,7 @@ async fn run(
                         continue;
                     };
                     let full = match conns.get(&conn) {
-                        Some(Sink::Api(tx)) => tx.try_send(bytes).is_err(),
+                        Some(Sink::Api { queue, .. }) => queue.try_send(bytes).is_err(),
                         Some(Sink::Native(server, c)) => {
                             let m = netaio::Message::new(
                                 MessageType::NOTIFY_URI,
@@ -465,7 +472,7 @@ async fn run(
                     let _ = node.unsubscribe(topic_of(data_type)).await;
                 }
                 Action::Close { conn, .. } => {
-                    // Dropping its queue ends the connection's task, which closes the socket.
+                    // Dropping its kill switch ends the connection's task, which closes the socket.
                     if let Some(Sink::Native(server, c)) = conns.remove(&conn) {
                         server.disconnect(c);
                     }
@@ -516,8 +523,15 @@ async fn accept(listener: TcpListener, events: mpsc::Sender<ApiEvent>, slots: Ar
 async fn serve(id: ConnId, stream: TcpStream, events: mpsc::Sender<ApiEvent>) {
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::channel::<Bytes>(NOTIFICATION_QUEUE);
+    let (kill, killed) = oneshot::channel::<()>();
     if events
-        .send(ApiEvent::Opened(id, Sink::Api(tx)))
+        .send(ApiEvent::Opened(
+            id,
+            Sink::Api {
+                queue: tx,
+                _kill: kill,
+            },
+        ))
         .await
         .is_err()
     {
@@ -547,10 +561,17 @@ async fn serve(id: ConnId, stream: TcpStream, events: mpsc::Sender<ApiEvent>) {
             }
         }
     };
-    tokio::select! {
-        () = read => {}
-        () = write => {}
+    let dropped = tokio::select! {
+        () = read => false,
+        () = write => false,
+        _ = killed => true,
+    };
+    if dropped {
+        // Disconnected by the daemon (a full queue, a broken rule): reset rather than leave the
+        // kernel holding what the module did not read.
+        let _ = writer.as_ref().set_zero_linger();
+    } else {
+        let _ = writer.shutdown().await;
     }
-    let _ = writer.shutdown().await;
     let _ = events.send(ApiEvent::Closed(id)).await;
 }

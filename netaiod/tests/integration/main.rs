@@ -8,6 +8,7 @@
 )]
 
 mod api;
+mod limits;
 mod native;
 mod peer_calls;
 mod relayed_calls;
