@@ -148,7 +148,8 @@ impl Daemon {
             .identity(identity.clone())
             .config(proto)
             .store(StoreConfig::default().max_bulletins(config.cache_size))
-            .max_connections(config.max_connections);
+            .max_connections(config.max_connections)
+            .admission_difficulty(config.admission_difficulty);
         let mut known = Vec::new();
         for peer in config.bootstrapper.iter().chain(&config.known_peers) {
             match resolve(peer).await.map(|a| pick(&a)) {

@@ -7,6 +7,7 @@
     missing_docs
 )]
 
+mod admission;
 mod api;
 mod limits;
 mod native;
