@@ -117,6 +117,9 @@ async fn a_module_that_never_reads_is_disconnected_and_the_others_are_served() {
     // buffer at most here, see tcp_wmem; the queue's 64 × 60 kB).
     let flood = NOTIFICATION_QUEUE * 3;
     let data = Bytes::from(vec![7u8; 60_000]);
+    // The reader reports what it got; the flood goes in batches it has taken in full, so that
+    // only the sleeper falls behind (a reader that let 64 pile up would be cut off too).
+    let (progress, mut got) = tokio::sync::watch::channel(0usize);
     let reading = tokio::spawn(async move {
         let mut n = 0;
         while n < flood {
@@ -124,11 +127,19 @@ async fn a_module_that_never_reads_is_disconnected_and_the_others_are_served() {
                 Some(d) if d.len() == 60_000 => n += 1,
                 other => panic!("reader lost at {n}: {other:?}"),
             }
+            progress.send_replace(n);
         }
         reader
     });
-    for _ in 0..flood {
-        announcer.announce(0, 1, data.clone()).await.unwrap();
+    const BATCH: usize = 8;
+    for sent in (BATCH..=flood).step_by(BATCH) {
+        for _ in 0..BATCH {
+            announcer.announce(0, 1, data.clone()).await.unwrap();
+        }
+        timeout(LIMIT, got.wait_for(|n| *n >= sent))
+            .await
+            .expect("the reader fell behind")
+            .expect("the reader stopped");
     }
     // The module that reads got every one.
     let _reader = timeout(LIMIT, reading).await.unwrap().unwrap();
