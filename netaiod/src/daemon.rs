@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::codec::{ApiMessage, read_message};
 use crate::config::{DaemonConfig, HostPort};
 use crate::core::{Action, ConnId, Core, CoreConfig, forwards};
+use crate::directory::Directory;
 use crate::identity::{HostKeyError, load_or_create};
 use crate::native::{NOTIFICATION_URI, Native, NativeConfig, NativeError};
 use crate::search::peers_to_search;
@@ -89,6 +90,8 @@ pub enum StartError {
 pub struct Daemon {
     api_addrs: Vec<SocketAddr>,
     native: Option<Native>,
+    directory: Arc<Directory>,
+    directory_task: Option<JoinHandle<()>>,
     node: GossipNode,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -175,6 +178,7 @@ impl Daemon {
         let node = builder.bind().await?;
         // The loop's inbox: both APIs' connections.
         let api = mpsc::channel::<ApiEvent>(1024);
+        let directory = Arc::new(Directory::new());
         let native = match &config.native {
             None => None,
             Some(section) => {
@@ -203,11 +207,26 @@ impl Daemon {
                         &identity,
                         node.clone(),
                         api.0.clone(),
+                        directory.clone(),
                     )
                     .await?,
                 )
             }
         };
+        // With a native API, the daemon files other daemons' peer-call addresses and tells its
+        // own (on the unspecified address: the IP peers reach the gossip node at).
+        let directory_task = native.as_ref().map(|n| {
+            let mut addr = n.peer_addr();
+            if addr.ip().is_unspecified() {
+                addr.set_ip(node.addr().ip());
+            }
+            tokio::spawn(crate::directory::run(
+                node.clone(),
+                identity.clone(),
+                addr,
+                directory.clone(),
+            ))
+        });
         tracing::info!(p2p = %node.addr(), api = ?api_addrs, "netaiod started");
         let core = Core::new(
             CoreConfig::default().validation_timeout(config.validation_timeout),
@@ -223,6 +242,8 @@ impl Daemon {
         Ok(Self {
             api_addrs,
             native,
+            directory,
+            directory_task,
             node,
             stop,
             task,
@@ -244,8 +265,16 @@ impl Daemon {
         self.native.as_ref()
     }
 
+    /// Peer ids → peer-call addresses learnt from other daemons (filled with a native API).
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
     /// Stops serving, leaves the swarm and waits for the tasks.
     pub async fn shutdown(self) {
+        if let Some(t) = &self.directory_task {
+            t.abort();
+        }
         if let Some(native) = &self.native {
             native.shutdown().await;
         }

@@ -32,7 +32,8 @@
 //! [`peer_id`](netaio_asymmetric::peer_id) of its public keys, in hex (32 characters), so it
 //! stays the same across restarts and addresses, and nobody else can answer to it. A call to a
 //! peer id goes through `netaio::reach`: first to the address given with it (`ID@host:port`,
-//! remembered for later calls by the bare id), then through the relay (`[native] relay`, where
+//! remembered for later calls by the bare id), else the address the other daemons' gossip filed
+//! in the [`Directory`](crate::directory::Directory), then through the relay (`[native] relay`, where
 //! every daemon configured with it reserves its id); the daemons greet each other with their public keys on [`PEER_HELLO_URI`] (the
 //! caller checks that the keys it gets are those of the id it wants), and PEER_CALL requests
 //! and their replies carry the per-peer plugins the gossip traffic between daemons carries
@@ -185,6 +186,7 @@ impl Native {
         identity: &Identity,
         node: GossipNode,
         gossip: mpsc::Sender<ApiEvent>,
+        directory: Arc<crate::directory::Directory>,
     ) -> Result<Self, NativeError> {
         let peers = TcpClient::builder()
             .request_timeout(config.call_timeout)
@@ -195,7 +197,7 @@ impl Native {
         peers.peers().set_max_per_ip(MAX_KNOWN_PEERS);
         let keys = identity.public_keys();
         let peer_id = peer_id_text(&keys);
-        let known = Arc::new(Known::new(config.relay));
+        let known = Arc::new(Known::new(config.relay, directory));
         let reach = Reach::builder()
             .tcp(peers.clone())
             .lookup(SharedLookup(known.clone()))

@@ -9,6 +9,7 @@
 
 mod admission;
 mod api;
+mod directory;
 mod limits;
 mod native;
 mod peer_calls;
