@@ -107,8 +107,9 @@ pub struct DaemonConfig {
     pub api_address: HostPort,
     /// Time a module has to answer a notification (`validation_timeout`, default 10 s).
     pub validation_timeout: Duration,
-    /// Proof of work a new peer's handshake must carry, in leading zero bits of a SHA-256
-    /// hashcash stamp (`admission_difficulty`, default 0: off; at most 28). The daemon stamps its
+    /// Proof of work a new peer's handshake must carry — the gossip hello, and the native API's
+    /// PEER_HELLO — in leading zero bits of a SHA-256 hashcash stamp (`admission_difficulty`,
+    /// default 0: off; at most 28). The daemon stamps its
     /// own handshakes with as many bits, so daemons configured alike connect; a peer that does
     /// not stamp (another of the course's implementations, or a daemon with 0) is refused by a
     /// daemon that asks for work. Keep it off in a mixed network.

@@ -203,6 +203,7 @@ impl Daemon {
                             call_timeout: section.call_timeout,
                             allowed_uids: section.allowed_uids.clone(),
                             relay,
+                            admission_difficulty: config.admission_difficulty,
                         },
                         &identity,
                         node.clone(),

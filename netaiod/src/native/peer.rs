@@ -108,7 +108,7 @@ async fn greet(s: &State, id: &[u8; PEER_ID_LEN]) -> Result<Arc<Peer>, ErrorRepl
         PEER_HELLO_URI,
         encode_keys(&s.keys),
     );
-    let opts = CallOptions::new().timeout(s.timeout);
+    let opts = CallOptions::new().inner(s.stamp.clone()).timeout(s.timeout);
     let target = Bytes::copy_from_slice(id);
     let reply = s.reach.call_peer(target, hello, &opts).await.map_err(|e| {
         ErrorReply::error(format!("peer {}: greeting failed: {e}", hex::encode(id)))

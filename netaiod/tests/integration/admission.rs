@@ -89,3 +89,69 @@ async fn daemons_asking_alike_connect_and_one_without_work_stays_out() {
         d.shutdown().await;
     }
 }
+
+/// A daemon with a native API asking `bits` of work of new peers.
+async fn native_daemon(bits: u32) -> Daemon {
+    let text = format!(
+        "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\nadmission_difficulty = {bits}\n\
+         [native]\naddress = 127.0.0.1:0\npeer_address = 127.0.0.1:0\ncall_timeout = 5\n"
+    );
+    Daemon::start(DaemonConfig::parse(&text).unwrap().0)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn peer_calls_need_the_work_too() {
+    use netaio::Router;
+    use netaio::router::Content;
+    use netaiod::NativeClient;
+
+    let a = native_daemon(BITS).await;
+    let router = Router::new().on(
+        (MessageType::REQUEST_URI, "echo"),
+        |Content(body): Content| async move { Message::respond("echo", body) },
+    );
+    let served = NativeClient::connect(a.native().unwrap().local_addr(), router)
+        .await
+        .unwrap();
+    served.serve("echo").await.unwrap();
+    let target = format!(
+        "{}@{}",
+        a.native().unwrap().peer_id(),
+        a.native().unwrap().peer_addr()
+    );
+    // A raw PEER_HELLO without a stamp: refused before its keys are looked at.
+    let conn = TcpClient::builder()
+        .build()
+        .connect(a.native().unwrap().peer_addr())
+        .await
+        .unwrap();
+    let keys = Identity::generate().public_keys();
+    let hello = Message::new(
+        MessageType::REQUEST_URI,
+        netaiod::native::PEER_HELLO_URI,
+        [keys.x25519, keys.ed25519].concat(),
+    );
+    let refused = conn
+        .call_with(hello, &SendOptions::new().timeout(LIMIT))
+        .await;
+    assert!(matches!(refused, Err(RequestError::Auth(_))), "{refused:?}");
+
+    // A daemon that does the same work calls through; one that does none cannot.
+    for (bits, works) in [(BITS, true), (0, false)] {
+        let b = native_daemon(bits).await;
+        let caller = NativeClient::connect(b.native().unwrap().local_addr(), Router::new())
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(LIMIT, caller.call(&target, "echo", "ping"))
+            .await
+            .unwrap();
+        assert_eq!(reply.is_ok(), works, "{bits} bits: {reply:?}");
+        if works {
+            assert_eq!(reply.unwrap(), "ping");
+        }
+        b.shutdown().await;
+    }
+    a.shutdown().await;
+}
