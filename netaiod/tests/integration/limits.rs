@@ -1,5 +1,5 @@
 //! netaiod's connection limits on 127.0.0.1: the gossip module API's 64 connections, the
-//! notification queue of a module that never reads, the native API's 256 routes.
+//! notification queue of a module that never reads, the native API's 256 routes and 64 watchers.
 
 use std::time::Duration;
 
@@ -194,5 +194,39 @@ async fn the_257th_native_route_is_refused_and_the_first_256_are_kept() {
         tokio::task::yield_now().await;
     }
     assert!(served, "routes of a closed application still count");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_65th_watcher_is_refused_and_a_watcher_gone_frees_its_place() {
+    use netaiod::native::MAX_WATCHERS;
+
+    let d = daemon(true).await;
+    let addr = d.native().unwrap().local_addr();
+    let mut watchers = Vec::new();
+    for _ in 0..MAX_WATCHERS {
+        let app = NativeClient::connect(addr, Router::new()).await.unwrap();
+        assert!(app.watch().await.unwrap().is_some());
+        watchers.push(app);
+    }
+    let extra = NativeClient::connect(addr, Router::new()).await.unwrap();
+    let refused = extra.watch().await;
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("too many")),
+        "{refused:?}"
+    );
+    // A watcher already in may ask again.
+    assert!(watchers[0].watch().await.is_ok());
+    // One leaves: its place is free again (once the daemon saw the connection end).
+    watchers.pop().unwrap().close().await;
+    let mut admitted = false;
+    for _ in 0..100 {
+        if extra.watch().await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(admitted, "a closed watcher still counts");
     d.shutdown().await;
 }
