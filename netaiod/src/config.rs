@@ -14,6 +14,7 @@
 //! p2p_address = localhost:7001
 //! api_address = localhost:7051
 //! validation_timeout = 10     ; seconds a module has to answer a notification
+//! admission_difficulty = 0    ; proof of work new peers must show (bits; 0: off)
 //!
 //! [native]                    ; the netaio-native local API (optional)
 //! address = 127.0.0.1:7060    ; local applications (loopback)
@@ -106,6 +107,13 @@ pub struct DaemonConfig {
     pub api_address: HostPort,
     /// Time a module has to answer a notification (`validation_timeout`, default 10 s).
     pub validation_timeout: Duration,
+    /// Proof of work a new peer's handshake must carry — the gossip hello, and the native API's
+    /// PEER_HELLO — in leading zero bits of a SHA-256 hashcash stamp (`admission_difficulty`,
+    /// default 0: off; at most 28). The daemon stamps its
+    /// own handshakes with as many bits, so daemons configured alike connect; a peer that does
+    /// not stamp (another of the course's implementations, or a daemon with 0) is refused by a
+    /// daemon that asks for work. Keep it off in a mixed network.
+    pub admission_difficulty: u32,
     /// The netaio-native local API (`[native]`: `address`, `peer_address`, `relay`,
     /// `call_timeout`, `allowed_uids`); none without the section.
     pub native: Option<NativeSection>,
@@ -168,6 +176,7 @@ const GOSSIP_KEYS: &[&str] = &[
     "p2p_address",
     "api_address",
     "validation_timeout",
+    "admission_difficulty",
 ];
 
 impl DaemonConfig {
@@ -245,6 +254,22 @@ impl DaemonConfig {
         if degree == 0 {
             return Err(bad("degree", "0", "at least 1"));
         }
+        let admission_difficulty = match get("admission_difficulty") {
+            None => 0,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n <= netaio_gossip::net::MAX_ADMISSION_DIFFICULTY => n,
+                _ => {
+                    return Err(bad(
+                        "admission_difficulty",
+                        v,
+                        format!(
+                            "a number of bits from 0 (off) to {}",
+                            netaio_gossip::net::MAX_ADMISSION_DIFFICULTY
+                        ),
+                    ));
+                }
+            },
+        };
         let known_peers = match get("known_peers") {
             None => Vec::new(),
             Some(v) => v
@@ -310,6 +335,7 @@ impl DaemonConfig {
             api_address: address("api_address")?
                 .ok_or(ConfigError::Missing("[gossip] api_address"))?,
             validation_timeout: seconds("validation_timeout", 10)?,
+            admission_difficulty,
             native,
         };
         Ok((config, warnings))
@@ -346,6 +372,12 @@ mod tests {
         assert_eq!(c.known_peers[1].host, "::1");
         assert_eq!(c.known_peers[1].to_string(), "[::1]:2");
         assert_eq!(c.search_cooldown, Duration::from_secs(60));
+        assert_eq!(c.admission_difficulty, 0, "off unless asked for");
+        let (c, _) = DaemonConfig::parse(
+            "[gossip]\np2p_address = a:1\napi_address = a:2\nadmission_difficulty = 16\n",
+        )
+        .unwrap();
+        assert_eq!(c.admission_difficulty, 16);
     }
 
     #[test]
@@ -383,6 +415,14 @@ mod tests {
             (
                 "[gossip]\np2p_address = a:99999\napi_address = a:2\n",
                 "p2p_address",
+            ),
+            (
+                "[gossip]\np2p_address = a:1\napi_address = a:2\nadmission_difficulty = 29\n",
+                "admission_difficulty",
+            ),
+            (
+                "[gossip]\np2p_address = a:1\napi_address = a:2\nadmission_difficulty = -1\n",
+                "admission_difficulty",
             ),
         ] {
             let e = DaemonConfig::parse(text).unwrap_err().to_string();

@@ -23,12 +23,13 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::codec::{ApiMessage, read_message};
 use crate::config::{DaemonConfig, HostPort};
 use crate::core::{Action, ConnId, Core, CoreConfig, forwards};
+use crate::directory::Directory;
 use crate::identity::{HostKeyError, load_or_create};
 use crate::native::{NOTIFICATION_URI, Native, NativeConfig, NativeError};
 use crate::search::peers_to_search;
@@ -89,6 +90,8 @@ pub enum StartError {
 pub struct Daemon {
     api_addrs: Vec<SocketAddr>,
     native: Option<Native>,
+    directory: Arc<Directory>,
+    directory_task: Option<JoinHandle<()>>,
     node: GossipNode,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -148,7 +151,8 @@ impl Daemon {
             .identity(identity.clone())
             .config(proto)
             .store(StoreConfig::default().max_bulletins(config.cache_size))
-            .max_connections(config.max_connections);
+            .max_connections(config.max_connections)
+            .admission_difficulty(config.admission_difficulty);
         let mut known = Vec::new();
         for peer in config.bootstrapper.iter().chain(&config.known_peers) {
             match resolve(peer).await.map(|a| pick(&a)) {
@@ -174,6 +178,7 @@ impl Daemon {
         let node = builder.bind().await?;
         // The loop's inbox: both APIs' connections.
         let api = mpsc::channel::<ApiEvent>(1024);
+        let directory = Arc::new(Directory::new());
         let native = match &config.native {
             None => None,
             Some(section) => {
@@ -198,15 +203,31 @@ impl Daemon {
                             call_timeout: section.call_timeout,
                             allowed_uids: section.allowed_uids.clone(),
                             relay,
+                            admission_difficulty: config.admission_difficulty,
                         },
                         &identity,
                         node.clone(),
                         api.0.clone(),
+                        directory.clone(),
                     )
                     .await?,
                 )
             }
         };
+        // With a native API, the daemon files other daemons' peer-call addresses and tells its
+        // own (on the unspecified address: the IP peers reach the gossip node at).
+        let directory_task = native.as_ref().map(|n| {
+            let mut addr = n.peer_addr();
+            if addr.ip().is_unspecified() {
+                addr.set_ip(node.addr().ip());
+            }
+            tokio::spawn(crate::directory::run(
+                node.clone(),
+                identity.clone(),
+                addr,
+                directory.clone(),
+            ))
+        });
         tracing::info!(p2p = %node.addr(), api = ?api_addrs, "netaiod started");
         let core = Core::new(
             CoreConfig::default().validation_timeout(config.validation_timeout),
@@ -222,6 +243,8 @@ impl Daemon {
         Ok(Self {
             api_addrs,
             native,
+            directory,
+            directory_task,
             node,
             stop,
             task,
@@ -243,8 +266,16 @@ impl Daemon {
         self.native.as_ref()
     }
 
+    /// Peer ids → peer-call addresses learnt from other daemons (filled with a native API).
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
     /// Stops serving, leaves the swarm and waits for the tasks.
     pub async fn shutdown(self) {
+        if let Some(t) = &self.directory_task {
+            t.abort();
+        }
         if let Some(native) = &self.native {
             native.shutdown().await;
         }
@@ -257,8 +288,15 @@ impl Daemon {
 /// Where a connection's notifications go.
 #[derive(Debug)]
 pub(crate) enum Sink {
-    /// A gossip module API connection's queue (its task writes it to the socket).
-    Api(mpsc::Sender<Bytes>),
+    /// A gossip module API connection's queue (its task writes it to the socket), and its
+    /// kill switch: dropped, the task closes the socket at once, even while a write is stuck on
+    /// a module that does not read (dropping the queue alone would wait for that write).
+    Api {
+        /// The queue.
+        queue: mpsc::Sender<Bytes>,
+        /// The kill switch (only ever dropped).
+        _kill: oneshot::Sender<()>,
+    },
     /// A native API connection: netaio messages on the native server.
     Native(ServerHandle, ConnectionId),
 }
@@ -388,7 +426,7 @@ async fn run(
                         continue;
                     };
                     let full = match conns.get(&conn) {
-                        Some(Sink::Api(tx)) => tx.try_send(bytes).is_err(),
+                        Some(Sink::Api { queue, .. }) => queue.try_send(bytes).is_err(),
                         Some(Sink::Native(server, c)) => {
                             let m = netaio::Message::new(
                                 MessageType::NOTIFY_URI,
@@ -465,7 +503,7 @@ async fn run(
                     let _ = node.unsubscribe(topic_of(data_type)).await;
                 }
                 Action::Close { conn, .. } => {
-                    // Dropping its queue ends the connection's task, which closes the socket.
+                    // Dropping its kill switch ends the connection's task, which closes the socket.
                     if let Some(Sink::Native(server, c)) = conns.remove(&conn) {
                         server.disconnect(c);
                     }
@@ -516,8 +554,15 @@ async fn accept(listener: TcpListener, events: mpsc::Sender<ApiEvent>, slots: Ar
 async fn serve(id: ConnId, stream: TcpStream, events: mpsc::Sender<ApiEvent>) {
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::channel::<Bytes>(NOTIFICATION_QUEUE);
+    let (kill, killed) = oneshot::channel::<()>();
     if events
-        .send(ApiEvent::Opened(id, Sink::Api(tx)))
+        .send(ApiEvent::Opened(
+            id,
+            Sink::Api {
+                queue: tx,
+                _kill: kill,
+            },
+        ))
         .await
         .is_err()
     {
@@ -547,10 +592,17 @@ async fn serve(id: ConnId, stream: TcpStream, events: mpsc::Sender<ApiEvent>) {
             }
         }
     };
-    tokio::select! {
-        () = read => {}
-        () = write => {}
+    let dropped = tokio::select! {
+        () = read => false,
+        () = write => false,
+        _ = killed => true,
+    };
+    if dropped {
+        // Disconnected by the daemon (a full queue, a broken rule): reset rather than leave the
+        // kernel holding what the module did not read.
+        let _ = writer.as_ref().set_zero_linger();
+    } else {
+        let _ = writer.shutdown().await;
     }
-    let _ = writer.shutdown().await;
     let _ = events.send(ApiEvent::Closed(id)).await;
 }

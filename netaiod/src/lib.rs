@@ -5,6 +5,7 @@
 //! - [`core`]: the daemon's decisions (subscriptions, validations, timeouts, what to forward),
 //!   an I/O-free state machine.
 //! - [`daemon`]: the core wired to the API's sockets and a `GossipNode`.
+//! - [`directory`]: peer id → peer-call address, learnt from the other daemons over gossip.
 //! - [`config`]: the INI configuration; [`identity`]: the host key.
 //! - [`client`]: a small API client (what a local module does).
 //!
@@ -46,6 +47,7 @@ pub mod codec;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod directory;
 pub mod identity;
 pub mod native;
 pub mod native_client;

@@ -32,7 +32,8 @@
 //! [`peer_id`](netaio_asymmetric::peer_id) of its public keys, in hex (32 characters), so it
 //! stays the same across restarts and addresses, and nobody else can answer to it. A call to a
 //! peer id goes through `netaio::reach`: first to the address given with it (`ID@host:port`,
-//! remembered for later calls by the bare id), then through the relay (`[native] relay`, where
+//! remembered for later calls by the bare id), else the address the other daemons' gossip filed
+//! in the [`Directory`](crate::directory::Directory), then through the relay (`[native] relay`, where
 //! every daemon configured with it reserves its id); the daemons greet each other with their public keys on [`PEER_HELLO_URI`] (the
 //! caller checks that the keys it gets are those of the id it wants), and PEER_CALL requests
 //! and their replies carry the per-peer plugins the gossip traffic between daemons carries
@@ -45,7 +46,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use netaio::plugin::Plugins;
+use netaio::plugin::{HashcashAuth, Plugins};
 use netaio::reach::Reach;
 use netaio::router::{Content, Context, ErrorReply};
 use netaio::tcp::ConnectionEvent;
@@ -123,6 +124,10 @@ pub struct NativeConfig {
     /// The uids whose applications may say hello (none: any), checked on loopback through the
     /// kernel's socket tables.
     pub allowed_uids: Vec<u32>,
+    /// Proof of work another daemon's PEER_HELLO must carry (`[gossip] admission_difficulty`:
+    /// leading zero bits of a `HashcashAuth` stamp; 0: none); this daemon's greetings carry as
+    /// much.
+    pub admission_difficulty: u32,
 }
 
 /// Why the native API did not start.
@@ -160,6 +165,8 @@ struct State {
     known: Arc<Known>,
     /// Reaches other daemons: by `known`, direct or through the relay.
     reach: Reach,
+    /// The proof of work stamped on this daemon's greetings (empty when admission is off).
+    stamp: Plugins,
     /// Greeted daemons' records (their keys), by id.
     records: Mutex<HashMap<[u8; PEER_ID_LEN], Arc<netaio::peer::Peer>>>,
     timeout: Duration,
@@ -185,6 +192,7 @@ impl Native {
         identity: &Identity,
         node: GossipNode,
         gossip: mpsc::Sender<ApiEvent>,
+        directory: Arc<crate::directory::Directory>,
     ) -> Result<Self, NativeError> {
         let peers = TcpClient::builder()
             .request_timeout(config.call_timeout)
@@ -195,13 +203,24 @@ impl Native {
         peers.peers().set_max_per_ip(MAX_KNOWN_PEERS);
         let keys = identity.public_keys();
         let peer_id = peer_id_text(&keys);
-        let known = Arc::new(Known::new(config.relay));
+        let known = Arc::new(Known::new(config.relay, directory));
         let reach = Reach::builder()
             .tcp(peers.clone())
             .lookup(SharedLookup(known.clone()))
             // Its own table: the client's (relayed callers at the relay's address) gives no way.
             .peer_table(netaio::peer::PeerTable::new())
             .build();
+        // Admission: greetings must carry the work (checked by the route's plugins before the
+        // handler decodes anything); this daemon's own carry as much.
+        let bits = config.admission_difficulty;
+        let (admitting, stamping) = if bits == 0 {
+            (Plugins::new(), Plugins::new())
+        } else {
+            (
+                Plugins::new().auth(HashcashAuth::new(bits).stamp_outgoing(false)),
+                Plugins::new().auth(HashcashAuth::new(bits).require_incoming(false)),
+            )
+        };
         let state = Arc::new(State {
             peer_id: OnceLock::new(),
             local: OnceLock::new(),
@@ -217,24 +236,25 @@ impl Native {
             sealed: netaio_gossip::net::peer_plugins(identity),
             known: known.clone(),
             reach,
+            stamp: stamping,
             records: Mutex::new(HashMap::new()),
             timeout: config.call_timeout,
             allowed_uids: config.allowed_uids.clone(),
         });
         let s = state.clone();
-        let peer_router = Router::new().on(
+        let peer_server = TcpServer::builder()
+            .address(config.peer_address)
+            .peer_plugin(AsymmetricPeerPlugin)
+            .bind()
+            .await?;
+        peer_server.handle().on_with(
             (MessageType::REQUEST_URI, PEER_HELLO_URI),
             move |ctx: Context, Content(c): Content| {
                 let s = s.clone();
                 async move { peer_hello(&s, &ctx, c) }
             },
-        );
-        let peer_server = TcpServer::builder()
-            .address(config.peer_address)
-            .router(peer_router)
-            .peer_plugin(AsymmetricPeerPlugin)
-            .bind()
-            .await?;
+            admitting.clone(),
+        )?;
         let s = state.clone();
         // Only requests sealed by the greeted daemon's keys reach the handler.
         peer_server.handle().on_with(
@@ -247,12 +267,13 @@ impl Native {
         )?;
         // What comes through the relay arrives on the client's connection to it.
         let s = state.clone();
-        state.peers.on(
+        state.peers.on_with(
             (MessageType::REQUEST_URI, PEER_HELLO_URI),
             move |ctx: Context, Content(c): Content| {
                 let s = s.clone();
                 async move { relayed_hello(&s, &ctx, c) }
             },
+            admitting,
         )?;
         let s = state.clone();
         state.peers.on_with(

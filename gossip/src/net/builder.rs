@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use netaio::TcpServer;
 use netaio::message::MAX_URI_AND_CONTENT;
-use netaio::plugin::HmacAuth;
+use netaio::plugin::{HashcashAuth, HmacAuth, Plugins};
 use netaio::router::RouteError;
 use netaio_asymmetric::{AsymmetricPeerPlugin, Identity};
 use rand::SeedableRng;
@@ -49,6 +49,9 @@ pub enum BindError {
     Route(#[from] RouteError),
 }
 
+/// The highest [`GossipNodeBuilder::admission_difficulty`]: 2^28 hashes, some 20 s on one core.
+pub const MAX_ADMISSION_DIFFICULTY: u32 = 28;
+
 /// A [`GossipNode`]'s settings. Each setter takes the plain name and consumes the builder.
 ///
 /// | setting | default | meaning |
@@ -61,6 +64,7 @@ pub enum BindError {
 /// | [`store`](Self::store) | [`StoreConfig::default`] | the bulletin store's bounds |
 /// | [`secret`](Self::secret) | none | a closed swarm: `HmacAuth` with this secret on every message |
 /// | [`identity`](Self::identity) | none | per-peer encryption and signatures: `X25519Cipher` + `Ed25519Auth` on protocol messages, keys exchanged in the handshake |
+/// | [`admission_difficulty`](Self::admission_difficulty) | 0 (off) | proof of work a dialer's handshake must carry (`HashcashAuth`, SHA-256 leading zero bits) before this node looks at it; this node's own handshakes carry as much |
 /// | [`trusted_keys`](Self::trusted_keys) | any | with an identity: only peers with one of these Ed25519 keys |
 /// | [`check_source_ip`](Self::check_source_ip) | true | a peer must connect from the IP it claims to listen on |
 /// | [`delivery_code`](Self::delivery_code) | random 8 bytes | the code of the private delivery topic |
@@ -101,6 +105,7 @@ pub struct GossipNodeBuilder {
     secret: Option<Arc<[u8]>>,
     identity: Option<Identity>,
     trusted_keys: BTreeSet<[u8; 32]>,
+    admission_difficulty: u32,
     check_source_ip: bool,
     delivery_code: Option<Vec<u8>>,
     connect_timeout: Duration,
@@ -132,6 +137,7 @@ impl Default for GossipNodeBuilder {
             secret: None,
             identity: None,
             trusted_keys: BTreeSet::new(),
+            admission_difficulty: 0,
             check_source_ip: true,
             delivery_code: None,
             connect_timeout: Duration::from_secs(5),
@@ -330,6 +336,20 @@ impl GossipNodeBuilder {
         self
     }
 
+    /// Proof-of-work admission of new connections (default 0: off). A dialer's handshake must
+    /// carry a [`HashcashAuth`](netaio::plugin::HashcashAuth) stamp of at least `bits` leading
+    /// zero bits (SHA-256, bound to the handshake's content, fresh within ±60 s, each stamp good
+    /// once): one without it is refused (`AUTH_ERROR`) before its content is read, its keys
+    /// checked or a neighbour slot given. This node stamps its own handshakes with as many bits,
+    /// so a swarm configured alike connects; a node with 0 cannot join one that asks for work.
+    /// Capped at [`MAX_ADMISSION_DIFFICULTY`] bits; a stamp takes 2^`bits` hashes on average
+    /// (16 bits: some 5 ms on one core, on the blocking pool).
+    #[must_use]
+    pub fn admission_difficulty(mut self, bits: u32) -> Self {
+        self.admission_difficulty = bits.min(MAX_ADMISSION_DIFFICULTY);
+        self
+    }
+
     /// Proofs of work computed at once by `publish` (default: the number of CPUs, at least 1).
     #[must_use]
     pub fn max_minting(mut self, n: usize) -> Self {
@@ -393,11 +413,29 @@ impl GossipNodeBuilder {
         let handle = server.handle();
         let inner = super::peer_plugins;
         let receiving = self.identity.as_ref().map(inner).unwrap_or_default();
-        inbound::install(&handle, handshake.clone(), queue, limits, receiving)?;
+        let bits = self.admission_difficulty;
+        // The listener requires stamps and does not stamp its answer; the dialer the reverse.
+        let (admitting, stamping) = if bits == 0 {
+            (Plugins::new(), Plugins::new())
+        } else {
+            (
+                Plugins::new().auth(HashcashAuth::new(bits).stamp_outgoing(false)),
+                Plugins::new().auth(HashcashAuth::new(bits).require_incoming(false)),
+            )
+        };
+        inbound::install(
+            &handle,
+            handshake.clone(),
+            queue,
+            limits,
+            receiving,
+            admitting,
+        )?;
         let serving = tokio::spawn(server.serve());
 
         let link_config = Arc::new(LinkConfig {
             handshake,
+            admission: stamping,
             secret: self.secret.clone(),
             inner: self.identity.as_ref().map(inner).unwrap_or_default(),
             keyed,

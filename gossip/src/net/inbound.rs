@@ -42,13 +42,17 @@ pub(crate) fn install(
     queue: InboundQueue,
     limits: Limits,
     inner: Plugins,
+    admission: Plugins,
 ) -> Result<(), RouteError> {
-    server.on(
+    // `admission`: the proof of work a hello must carry (none when off), checked by the route's
+    // plugins before the handler runs.
+    server.on_with(
         (MessageType::REQUEST_URI, HELLO_URI),
         move |ctx: Context, Content(content): Content| {
             let handshake = handshake.clone();
             async move { hello(&handshake, &ctx, content) }
         },
+        admission,
     )?;
     server.on((MessageType::REQUEST_URI, PING_URI), || async {
         Message::respond(PING_URI, "")

@@ -53,6 +53,8 @@ pub(crate) enum LinkEvent {
 #[derive(Debug)]
 pub(crate) struct LinkConfig {
     pub(crate) handshake: Arc<Handshake>,
+    /// The proof of work stamped on the hello (`admission_difficulty`; empty when off).
+    pub(crate) admission: Plugins,
     /// The swarm secret (`HmacAuth` on every message), if any.
     pub(crate) secret: Option<Arc<[u8]>>,
     /// The per-peer plugins of protocol messages (X25519 + Ed25519), if the node has an identity.
@@ -149,8 +151,11 @@ impl Link {
         let client = cfg.client();
         let conn = client.connect(self.peer).await?;
         let hello = Message::new(MessageType::REQUEST_URI, HELLO_URI, cfg.handshake.hello());
+        let stamped = SendOptions::new()
+            .inner(cfg.admission.clone())
+            .timeout(cfg.handshake_timeout);
         let reply = conn
-            .call_timeout(hello, cfg.handshake_timeout)
+            .call_with(hello, &stamped)
             .await
             .map_err(LinkError::Handshake)?;
         let peer = cfg

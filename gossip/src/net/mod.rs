@@ -46,7 +46,7 @@ use netaio::MessageType;
 use netaio::plugin::Plugins;
 use netaio_asymmetric::{Ed25519Auth, Identity, X25519Cipher};
 
-pub use builder::{BindError, GossipNodeBuilder};
+pub use builder::{BindError, GossipNodeBuilder, MAX_ADMISSION_DIFFICULTY};
 pub use event::{
     Delivery, GossipEvent, NodeStats, NodeStopped, PublishError, PublishOutcome, SubscribeError,
 };

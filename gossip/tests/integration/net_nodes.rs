@@ -1,5 +1,6 @@
 //! `GossipNode` between a few nodes on 127.0.0.1 (real TCP): publish and deliver, anti-entropy
-//! for a node that joins late, a neighbour that stops, the swarm secret, public keys, and bad
+//! for a node that joins late, a neighbour that stops, the swarm secret, proof-of-work
+//! admission, public keys, and bad
 //! input on the node's server.
 
 use netaio::message::MessageType;
@@ -171,6 +172,34 @@ async fn a_closed_swarm_refuses_another_secret() {
     .await;
     assert_eq!(got.bulletin.bulletin().content().as_ref(), b"members only");
     for n in [a, b, outsider] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn admission_needs_the_work_asked_for() {
+    // Nodes asking 12 bits of work of new peers stamp their own hellos as much: they connect.
+    let (a, b) = pair(|| GossipNode::builder().admission_difficulty(12)).await;
+    // A node that does no work is refused at the handshake (a weaker stamp too: netaiod's
+    // `a_daemon_asking_for_work_refuses_a_hello_without_it_and_takes_one_with_it`).
+    for bits in [0] {
+        let outsider = node(GossipNode::builder().admission_difficulty(bits)).await;
+        let mut failures = outsider.events();
+        outsider.join(a.addr()).await.unwrap();
+        let failed = event(&mut failures, "the outsider's failed link", WAIT, |e| {
+            matches!(e, GossipEvent::LinkLost { .. })
+        })
+        .await;
+        let GossipEvent::LinkLost { peer, reason } = failed else {
+            unreachable!()
+        };
+        assert_eq!(peer, a.addr());
+        assert!(reason.contains("handshake"), "{bits} bits: {reason}");
+        assert_eq!(a.neighbors(), vec![b.addr()], "{bits} bits");
+        assert!(outsider.neighbors().is_empty());
+        outsider.shutdown().await;
+    }
+    for n in [a, b] {
         n.shutdown().await;
     }
 }

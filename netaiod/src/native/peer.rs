@@ -18,6 +18,8 @@ use netaio::router::{Context, ErrorReply};
 use netaio::{CallOptions, Message, MessageType, RequestError};
 use netaio_asymmetric::{AsymmetricPeerPlugin, PublicKeys};
 
+use crate::directory::{Directory, unix_now};
+
 use super::{CALL_URI, MAX_KNOWN_PEERS, PEER_CALL_URI, PEER_HELLO_URI, PEER_ID_LEN, State};
 
 /// The peer id of a daemon with these keys, as text: the hex of netaio-asymmetric's
@@ -106,7 +108,7 @@ async fn greet(s: &State, id: &[u8; PEER_ID_LEN]) -> Result<Arc<Peer>, ErrorRepl
         PEER_HELLO_URI,
         encode_keys(&s.keys),
     );
-    let opts = CallOptions::new().timeout(s.timeout);
+    let opts = CallOptions::new().inner(s.stamp.clone()).timeout(s.timeout);
     let target = Bytes::copy_from_slice(id);
     let reply = s.reach.call_peer(target, hello, &opts).await.map_err(|e| {
         ErrorReply::error(format!("peer {}: greeting failed: {e}", hex::encode(id)))
@@ -201,18 +203,21 @@ async fn forward_call(
 /// strategies).
 const RELAY: &[u8] = b"netaiod/relay";
 
-/// The [`PeerLookup`] of a daemon: a peer id's address learnt from CALLs (direct TCP), then the
-/// relay when one is configured (the peer may hold a reservation there).
+/// The [`PeerLookup`] of a daemon: a peer id's address learnt from CALLs (direct TCP), else the
+/// one the other daemons' gossip filed in the [`Directory`], then the relay when one is
+/// configured (the peer may hold a reservation there).
 #[derive(Debug)]
 pub(super) struct Known {
     addrs: Mutex<HashMap<[u8; PEER_ID_LEN], SocketAddr>>,
+    directory: Arc<Directory>,
     relay: Option<SocketAddr>,
 }
 
 impl Known {
-    pub(super) fn new(relay: Option<SocketAddr>) -> Self {
+    pub(super) fn new(relay: Option<SocketAddr>, directory: Arc<Directory>) -> Self {
         Self {
             addrs: Mutex::new(HashMap::new()),
+            directory,
             relay,
         }
     }
@@ -226,14 +231,15 @@ impl Known {
         }
     }
 
-    /// The address remembered for `id`.
+    /// The address remembered for `id` (given by a caller), else the directory's.
     fn addr(&self, id: &[u8; PEER_ID_LEN]) -> Option<SocketAddr> {
-        self.addrs.lock().ok()?.get(id).copied()
+        let given = self.addrs.lock().ok().and_then(|k| k.get(id).copied());
+        given.or_else(|| self.directory.address(id, unix_now()))
     }
 
     /// Whether any way to `id` is known.
     pub(super) fn reaches(&self, id: &[u8; PEER_ID_LEN]) -> bool {
-        self.relay.is_some() || self.addrs.lock().is_ok_and(|k| k.contains_key(id))
+        self.relay.is_some() || self.addr(id).is_some()
     }
 }
 
@@ -245,7 +251,7 @@ impl PeerLookup for Known {
         } else {
             let addr = <[u8; PEER_ID_LEN]>::try_from(peer)
                 .ok()
-                .and_then(|id| self.addrs.lock().ok()?.get(&id).copied());
+                .and_then(|id| self.addr(&id));
             out.extend(addr.map(Strategy::Tcp));
             if self.relay.is_some() {
                 out.push(Strategy::Relay(Bytes::from_static(RELAY)));
@@ -342,7 +348,7 @@ pub(super) async fn call(s: &State, ctx: &Context, mut c: Bytes) -> Result<Messa
         s.known.remember(id, addr);
     } else if !s.known.reaches(&id) {
         return Err(ErrorReply::error(format!(
-            "peer {}: no address known and no relay (call it as ID@host:port once)",
+            "peer {}: no address known (given, or learnt from other daemons) and no relay (call it as ID@host:port once)",
             hex::encode(id)
         ))
         .with_uri(CALL_URI));

@@ -7,7 +7,10 @@
     missing_docs
 )]
 
+mod admission;
 mod api;
+mod directory;
+mod limits;
 mod native;
 mod peer_calls;
 mod relayed_calls;
