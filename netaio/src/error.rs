@@ -177,6 +177,11 @@ pub enum ConnectError {
     /// The address did not resolve: what was asked for, and why.
     #[error("cannot resolve {0}")]
     Resolve(String),
+    /// A handler of the client's router takes [`State<T>`](crate::router::State) for a `T`
+    /// never added with [`Router::with_state`](crate::Router::with_state): a programming error,
+    /// found before anything is sent (as [`BindError::MissingState`] is for a server).
+    #[error(transparent)]
+    MissingState(#[from] crate::router::MissingStateError),
 }
 
 /// A request (`request`, `create`, `update`, `delete`, `call`) failed.
