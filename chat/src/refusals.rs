@@ -148,6 +148,13 @@ impl AuthPlugin for RoomAuth {
     fn is_blocking(&self) -> bool {
         self.inner.is_blocking()
     }
+
+    // Without it the node took room members for unverified senders: it never answered an
+    // advert to the group, so a newcomer learned of the others only at their next advert
+    // (5 s), and their first messages to it were refused as from an unknown key.
+    fn authenticates_sender(&self) -> bool {
+        self.inner.authenticates_sender()
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +201,12 @@ mod tests {
         assert!(
             r.hints()[0].starts_with(&format!("datagrams from more than {MAX_SOURCES} addresses"))
         );
+    }
+
+    #[test]
+    fn room_auth_authenticates_senders_as_its_hmac_does() {
+        let room = RoomAuth::new(HmacAuth::new(b"room secret"), Arc::default());
+        assert!(room.authenticates_sender());
     }
 
     #[test]

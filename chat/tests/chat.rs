@@ -12,6 +12,8 @@
 //!   key, one signed by alice but encrypted with the wrong key. Each is refused by the check it
 //!   fails (counted in `/stats`) and none is shown, while the same path with both of alice's keys
 //!   (the control) is shown, once, although sent twice.
+//! - `a_newcomer_is_answered_at_once`: with a room secret and adverts a minute apart, someone who
+//!   joins sees the others at once (they answer its first advert), and can talk to them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -44,6 +46,29 @@ fn joined(nick: &str) -> impl Fn(&str) -> bool + '_ {
 
 fn said<'a>(nick: &'a str, text: &'a str) -> impl Fn(&str) -> bool + 'a {
     move |l| l == format!("<{nick}> {text}")
+}
+
+#[test]
+fn a_newcomer_is_answered_at_once() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Adverts a minute apart: within the test's 30 s, alice advertises only as she starts,
+    // before bob listens, so bob can learn of her only from her answer to his first advert.
+    let flags = [
+        "--room-secret",
+        SECRET,
+        "--advert-interval-ms",
+        "60000",
+        "--peer-timeout-ms",
+        "180000",
+    ];
+    let mut alice = Chat::start(home.path(), "a", "alice", port, &flags);
+    let mut bob = Chat::start(home.path(), "b", "bob", port, &flags);
+    alice.wait_for("bob's advert", joined("bob"));
+    bob.wait_for("alice's answer", joined("alice"));
+    alice.type_line("welcome bob");
+    bob.wait_for("her message", said("alice", "welcome bob"));
+    assert_eq!(alice.count(|l| l.contains("not delivered")), 0);
 }
 
 #[test]

@@ -148,9 +148,80 @@ pub enum MulticastError {
         #[source]
         source: io::Error,
     },
-    /// The OS refused to join the group (on every interface tried) or to set a socket option.
-    #[error("cannot join the multicast group: {0}")]
-    Io(#[from] io::Error),
+    /// The OS refused to join the group on every interface tried. The text names the group,
+    /// the (last) interface and its index, the OS error and, for the usual causes, what to
+    /// check: `cannot join multicast group 239.255.110.97 on the default interface (index 0):
+    /// No such device (os error 19): no multicast route (no interface but loopback is up?): add
+    /// one (`ip route add 224.0.0.0/4 dev IFACE`) or choose an interface with
+    /// MulticastConfig::interface`.
+    #[error(
+        "cannot join multicast group {group} on {interface} (index {index}){}: {source}{}",
+        others(*tried),
+        join_hint(*group, *index, source)
+    )]
+    Join {
+        /// The group.
+        group: std::net::IpAddr,
+        /// The interface of the last refusal: its name, or `the default interface` when the
+        /// OS was left to choose (index 0).
+        interface: String,
+        /// Its index (0: the OS's choice, by its routing table).
+        index: u32,
+        /// How many interfaces were tried (the others failed too).
+        tried: usize,
+        /// The OS error of the last refusal.
+        #[source]
+        source: io::Error,
+    },
+    /// A socket option for the group (loopback, TTL), or the socket that receives the group's
+    /// datagrams, cannot be set up.
+    #[error("cannot set up the socket for multicast group {group}: {source}")]
+    Socket {
+        /// The group and its port.
+        group: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn others(tried: usize) -> String {
+    match tried {
+        0 | 1 => String::new(),
+        2 => " and 1 other interface".into(),
+        n => format!(" and {} other interfaces", n - 1),
+    }
+}
+
+/// What to check for the usual reasons a join is refused (Linux and the BSDs share these
+/// errno values; `std` gives them no `ErrorKind` of their own).
+fn join_hint(group: std::net::IpAddr, index: u32, e: &io::Error) -> String {
+    const ENODEV: i32 = 19;
+    #[cfg(target_os = "linux")]
+    const ENOBUFS: i32 = 105;
+    #[cfg(not(target_os = "linux"))]
+    const ENOBUFS: i32 = 55;
+    let route = if group.is_ipv4() {
+        "`ip route add 224.0.0.0/4 dev IFACE`"
+    } else {
+        "`ip -6 route add ff00::/8 dev IFACE table local`"
+    };
+    let hint = match (e.raw_os_error(), e.kind()) {
+        (Some(ENODEV), _) if index == 0 => format!(
+            "no multicast route (no interface but loopback is up?): add one ({route}) or choose \
+             an interface with MulticastConfig::interface"
+        ),
+        (Some(ENODEV), _) => format!("interface index {index} is gone or down (see `ip link`)"),
+        (Some(ENOBUFS), _) => "too many groups joined on this host (Linux: sysctl \
+             net.ipv4.igmp_max_memberships)"
+            .into(),
+        (_, io::ErrorKind::AddrNotAvailable) => {
+            "the interface has no usable address for the group (see `ip addr`)".into()
+        }
+        (_, io::ErrorKind::AddrInUse) => "the socket is already a member on this interface".into(),
+        _ => return String::new(),
+    };
+    format!(": {hint}")
 }
 
 /// Connecting a client failed.
@@ -177,6 +248,11 @@ pub enum ConnectError {
     /// The address did not resolve: what was asked for, and why.
     #[error("cannot resolve {0}")]
     Resolve(String),
+    /// A handler of the client's router takes [`State<T>`](crate::router::State) for a `T`
+    /// never added with [`Router::with_state`](crate::Router::with_state): a programming error,
+    /// found before anything is sent (as [`BindError::MissingState`] is for a server).
+    #[error(transparent)]
+    MissingState(#[from] crate::router::MissingStateError),
 }
 
 /// A request (`request`, `create`, `update`, `delete`, `call`) failed.

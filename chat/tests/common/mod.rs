@@ -74,8 +74,8 @@ impl Chat {
         Self::spawn(&[], home, dir, nick, &flags)
     }
 
-    /// Start `PREFIX... chat --nick NICK --identity home/dir/identity` with short timings and
-    /// `flags` (the address to bind among them), and wait for its `listening on` line. `prefix`
+    /// Start `PREFIX... chat --nick NICK --identity home/dir/identity` with short timings (an
+    /// advert every 200 ms, unless `flags` has `--advert-interval-ms`) and `flags` (the address to bind among them), and wait for its `listening on` line. `prefix`
     /// runs it through another program (`ip netns exec NS`).
     pub fn spawn(prefix: &[&str], home: &Path, dir: &str, nick: &str, flags: &[&str]) -> Chat {
         let dir = home.join(dir);
@@ -88,10 +88,12 @@ impl Chat {
             }
             None => Command::new(CHAT),
         };
-        cmd.args(["--nick", nick, "--identity"])
-            .arg(&identity)
-            .args(["--advert-interval-ms", "200", "--peer-timeout-ms", "15000"])
-            .args(["--ack-timeout-ms", "500"])
+        cmd.args(["--nick", nick, "--identity"]).arg(&identity);
+        // Short timings, unless `flags` set them.
+        if !flags.contains(&"--advert-interval-ms") {
+            cmd.args(["--advert-interval-ms", "200", "--peer-timeout-ms", "15000"]);
+        }
+        cmd.args(["--ack-timeout-ms", "500"])
             .args(flags)
             .env_remove("NETAIO_CHAT_ROOM_SECRET")
             .stdin(Stdio::piped())

@@ -224,6 +224,10 @@ impl<K> NodeBuilder<K> {
     ///   answers adverts from verified addresses with a unicast `PEER_DISCOVERED` (at most
     ///   [`PeerConfig::answers_per_ip`] per second per IP), expires silent peers, and multicasts
     ///   `DISCONNECT` when the node stops. A route at a peer-management key makes `bind` fail.
+    ///   Without a multicast group (`UdpNodeBuilder::multicast`, feature `multicast`) it finds
+    ///   nobody by itself: peers come only from
+    ///   [`UdpHandle::advertise_to`](crate::UdpHandle::advertise_to) and the adverts others send
+    ///   it (`bind` says so in an `INFO` log line).
     ///
     /// An advert to a UDP group is answered only when its source is verified (with an auth
     /// plugin that [authenticates senders](crate::plugin::AuthPlugin::authenticates_sender), for

@@ -146,7 +146,10 @@ pub enum PeerError {
 /// names stacked by mistake), returning [`AuthError::Other`].
 ///
 /// A check must never panic on malformed fields; return an [`AuthError`]. Plugins are shared
-/// between connections (`&self`), so keep mutable state (a replay cache) behind a lock.
+/// between connections (`&self`), so keep mutable state (a replay cache) behind a lock. A plugin
+/// wrapping another forwards the provided methods too ([`is_peer_specific`](Self::is_peer_specific),
+/// [`is_blocking`](Self::is_blocking), [`authenticates_sender`](Self::authenticates_sender)):
+/// their defaults are false.
 ///
 /// ```
 /// use netaio::plugin::{AuthError, AuthPlugin, PluginContext};
@@ -203,7 +206,10 @@ pub trait AuthPlugin: Send + Sync + 'static {
     ///
     /// Default false (a plugin must opt in). [`HmacAuth`](crate::plugin::HmacAuth): true;
     /// [`HashcashAuth`](crate::plugin::HashcashAuth): false (work proves no key, and anyone can
-    /// do it for a forged address).
+    /// do it for a forged address). A plugin that wraps another (to count or log its refusals)
+    /// must forward this, as it forwards `check`: left at the default, a UDP node with peer
+    /// management never answers an advert to the group, and a newcomer learns of the others
+    /// only at their next advert.
     fn authenticates_sender(&self) -> bool {
         false
     }

@@ -375,8 +375,8 @@ impl Router {
 
     /// Check that every handler's [`State<T>`](super::State) was added with
     /// [`with_state`](Self::with_state). The nodes do it when they are bound
-    /// ([`BindError::MissingState`](crate::BindError::MissingState)); a client, when it is built
-    /// (it logs the error).
+    /// ([`BindError::MissingState`](crate::BindError::MissingState)); a client when it connects
+    /// ([`ConnectError::MissingState`](crate::ConnectError::MissingState)).
     ///
     /// ```
     /// use netaio::router::{Router, State};

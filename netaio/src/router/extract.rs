@@ -196,8 +196,9 @@ impl<T: serde::Serialize> super::IntoReply for Postcard<T> {
 ///
 /// A handler asking for state that was never registered is a programming error, found when the
 /// node is bound: `bind` fails with [`BindError::MissingState`](crate::BindError::MissingState)
-/// naming the route, where it was registered and the type. (A handler added to a running node
-/// that asks for it is logged and answered with ERROR `missing state`.)
+/// naming the route, where it was registered and the type; a client's `connect` fails with
+/// [`ConnectError::MissingState`](crate::ConnectError::MissingState); a handler added to a running
+/// node is refused with [`RouteError::MissingState`](super::RouteError::MissingState).
 ///
 /// ```
 /// use std::sync::Arc;

@@ -15,10 +15,12 @@ use crate::node::peers::PeerManager;
 use crate::node::requests::{Matching, RequestSettings};
 use crate::peer::PeerTable;
 use crate::plugin::NodePlugins;
-use crate::router::Routes;
+use crate::router::{MissingStateError, Routes};
 
 pub(super) struct ClientShared {
     pub(super) routes: Arc<Routes>,
+    /// A handler's `State<T>` missing from the router (`connect` returns it).
+    pub(super) missing_state: Option<MissingStateError>,
     pub(super) codec: FrameCodec,
     pub(super) driver: DriverConfig,
     pub(super) connect_timeout: Duration,
@@ -96,10 +98,17 @@ impl TcpClient {
     /// With peer management, it then advertises this client and waits (within the request
     /// timeout) for the server's `PEER_DISCOVERED`, so that [`Connection::peer`] is set when it
     /// returns; a server that does not answer is logged, not an error.
+    ///
+    /// A handler of the client's router that takes [`State<T>`](crate::router::State) for a `T`
+    /// never added with [`Router::with_state`](crate::Router::with_state) fails every connect
+    /// with [`ConnectError::MissingState`], before anything is sent.
     pub async fn connect(
         &self,
         addr: impl ToSocketAddrs + std::fmt::Debug,
     ) -> Result<Connection, ConnectError> {
+        if let Some(e) = &self.shared.missing_state {
+            return Err(ConnectError::MissingState(e.clone()));
+        }
         let addr = resolve(addr).await?;
         if let Some(c) = self.conns().get(&addr).filter(|c| !c.is_closed()) {
             return Ok(c.clone());

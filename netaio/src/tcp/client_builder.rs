@@ -82,15 +82,18 @@ impl TcpClientBuilder {
 
     /// The client.
     ///
+    /// A handler of the router that takes [`State<T>`](crate::router::State) for a `T` never
+    /// added with [`Router::with_state`](crate::Router::with_state) makes every
+    /// [`TcpClient::connect`] fail with [`ConnectError::MissingState`](crate::ConnectError::MissingState)
+    /// (`build` cannot fail; `connect` is the client's first fallible call).
+    ///
     /// With [`peer_management`](Self::peer_management), a route of the router at a
     /// peer-management key (`(ADVERTISE_PEER, app id)`, …) is kept and peer management's own
     /// handler for it is not installed (logged as a warning).
     pub fn build(self) -> TcpClient {
-        if let Err(e) = self.router.check_state() {
-            // `build` cannot fail: the error is logged, and the handler answers ERROR
-            // `missing state` when it is called.
-            tracing::error!(error = %e, "client router");
-        }
+        // `build` cannot fail: the error is kept for `connect` to return, so that it shows
+        // before the first message rather than as an ERROR reply to it.
+        let missing_state = self.router.check_state().err();
         let kind = self.kind;
         let conn = kind.connection;
         let routes = self.router.into_shared();
@@ -104,6 +107,7 @@ impl TcpClientBuilder {
         TcpClient {
             shared: Arc::new(ClientShared {
                 routes,
+                missing_state,
                 codec: FrameCodec::with_auth_codec(self.auth_codec)
                     .max_frame_size(conn.max_frame_size),
                 // A client opened the connection itself: no handshake, no refusal limit.

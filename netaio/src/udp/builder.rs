@@ -185,6 +185,15 @@ impl UdpNodeBuilder {
         };
         #[cfg(not(feature = "multicast"))]
         let multicast = None;
+        if manager.is_some() && multicast.is_none() {
+            // The usual reason two nodes with peer management never meet: say it where the
+            // default log level shows it.
+            tracing::info!(
+                addr = %local_addr,
+                "peer management without a multicast group: this node finds peers only by \
+                 advertise_to and the adverts sent to it (UdpNodeBuilder::multicast to discover)"
+            );
+        }
         let max_datagram = if local_addr.is_ipv4() {
             MAX_DATAGRAM_V4
         } else {

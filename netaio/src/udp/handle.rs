@@ -114,7 +114,9 @@ impl UdpHandle {
             .unwrap_or_default()
     }
 
-    /// Stop the node: `serve` returns and waiting requests fail.
+    /// Stop the node: `serve` returns and waiting requests fail. With peer management, `serve`
+    /// multicasts `DISCONNECT` (within a second) before it returns: await the task running it
+    /// before the program ends, or the others learn of the departure only when the peer expires.
     pub fn shutdown(&self) {
         self.shared.cancel.cancel();
     }

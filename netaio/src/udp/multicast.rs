@@ -262,7 +262,7 @@ fn target(iface: &Interface, group: IpAddr, port: u16, bound: IpAddr) -> Option<
 fn default_target(group: IpAddr, port: u16, bound: IpAddr) -> Target {
     Target {
         index: 0,
-        name: "(default)".into(),
+        name: "the default interface".into(),
         v4_if: match bound {
             IpAddr::V4(b) if !b.is_unspecified() => Some(b),
             _ => None,
@@ -404,24 +404,27 @@ impl Multicast {
         let port = config.port.unwrap_or(local.port());
         let targets = resolve(&config.interface, group, port, local.ip())?;
 
+        let socket_err = |source| MulticastError::Socket {
+            group: SocketAddr::new(group, port),
+            source,
+        };
         let main_ref = SockRef::from(main);
         match group {
-            IpAddr::V4(_) => {
-                main_ref.set_multicast_loop_v4(config.loopback)?;
-                main_ref.set_multicast_ttl_v4(config.ttl)?;
-            }
-            IpAddr::V6(_) => {
-                main_ref.set_multicast_loop_v6(config.loopback)?;
-                main_ref.set_multicast_hops_v6(config.ttl)?;
-            }
+            IpAddr::V4(_) => main_ref
+                .set_multicast_loop_v4(config.loopback)
+                .and_then(|()| main_ref.set_multicast_ttl_v4(config.ttl)),
+            IpAddr::V6(_) => main_ref
+                .set_multicast_loop_v6(config.loopback)
+                .and_then(|()| main_ref.set_multicast_hops_v6(config.ttl)),
         }
+        .map_err(socket_err)?;
 
         // Python's layout: a wildcard-bound node on the group port receives on its own socket.
         let shared = local.ip().is_unspecified() && local.port() == port;
         let recv = if shared {
             None
         } else {
-            Some(group_socket(group, port)?)
+            Some(group_socket(group, port).map_err(socket_err)?)
         };
         let joiner: &Socket = match &recv {
             Some(s) => s,
@@ -429,6 +432,7 @@ impl Multicast {
         };
         let mut joined = Vec::new();
         let mut last_err = None;
+        let mut tried = 0;
         for t in targets {
             if joined
                 .iter()
@@ -442,18 +446,31 @@ impl Multicast {
                     joined.push(t);
                 }
                 Err(e) => {
-                    tracing::warn!(%group, interface = %t.name, error = %e, "cannot join multicast group");
-                    last_err = Some(e);
+                    tracing::warn!(%group, interface = %t.name, index = t.index, error = %e, "cannot join multicast group");
+                    tried += 1;
+                    last_err = Some((t, e));
                 }
             }
         }
         if joined.is_empty() {
-            return Err(MulticastError::Io(last_err.unwrap_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "no interface to join")
-            })));
+            // `resolve` returns at least one target, so a join was tried and failed.
+            let (t, source) = last_err.unwrap_or_else(|| {
+                let t = default_target(group, port, local.ip());
+                (
+                    t,
+                    io::Error::new(io::ErrorKind::NotFound, "no interface to join"),
+                )
+            });
+            return Err(MulticastError::Join {
+                group,
+                interface: t.name,
+                index: t.index,
+                tried,
+                source,
+            });
         }
         let recv = match recv {
-            Some(s) => Some(Arc::new(UdpSocket::from_std(s.into())?)),
+            Some(s) => Some(Arc::new(UdpSocket::from_std(s.into()).map_err(socket_err)?)),
             None => None,
         };
         tracing::info!(

@@ -12,6 +12,8 @@ mod inner_auth_error_reply;
 #[cfg(feature = "macros")]
 mod macros_e2e;
 mod missing_state;
+#[cfg(all(target_os = "linux", feature = "multicast"))]
+mod multicast_join;
 mod one_shot_checks;
 #[cfg(feature = "python-compat")]
 mod packify_props;

@@ -1,14 +1,16 @@
 //! A handler that takes `State<T>` for a `T` never added with `Router::with_state` fails the
 //! node's `bind` with `BindError::MissingState`, naming the route, where it was registered and
 //! the type (it used to be found at the first request, answered ERROR `missing state`); one
-//! added to a running node is refused with `RouteError::MissingState`.
+//! added to a running node is refused with `RouteError::MissingState`. A client's `build` cannot
+//! fail: its `connect` does, with `ConnectError::MissingState` (it used to log the error and
+//! answer the server's message ERROR).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
 use netaio::router::State;
 use netaio::udp::UdpNode;
-use netaio::{BindError, Message, MessageType, Router, TcpServer};
+use netaio::{BindError, ConnectError, Message, MessageType, Router, TcpClient, TcpServer};
 
 #[derive(Clone)]
 struct Counter(Arc<std::sync::atomic::AtomicU64>);
@@ -98,4 +100,44 @@ async fn a_handler_missing_its_state_is_refused_on_a_running_node() {
     };
     assert!(e.state.ends_with("Counter"), "{e}");
     assert!(e.at.contains("missing_state.rs"), "{e}");
+}
+
+#[tokio::test]
+async fn a_client_with_a_handler_missing_its_state_does_not_connect() {
+    let server = TcpServer::bind(([127, 0, 0, 1], 0), Router::new())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let mut events = handle.events();
+    let serving = tokio::spawn(server.serve());
+
+    let client = TcpClient::builder().router(router()).build();
+    let e = client.connect(addr).await.unwrap_err();
+    let ConnectError::MissingState(e) = e else {
+        panic!("expected MissingState, got {e:?}");
+    };
+    assert!(e.state.ends_with("Counter"), "{e}");
+    assert!(e.route.contains("hits"), "{e}");
+    assert!(e.at.contains("missing_state.rs"), "{e}");
+    assert!(client.connections().is_empty());
+
+    // With the state, the same router connects and its handler answers the server's request.
+    let counter = Counter(Arc::default());
+    let client = TcpClient::builder()
+        .router(router().with_state(counter))
+        .build();
+    let conn = client.connect(addr).await.unwrap();
+    // The refused client never connected: the first connection is this one.
+    let netaio::tcp::ConnectionEvent::Connected { id, .. } = events.recv().await.unwrap() else {
+        panic!("expected Connected");
+    };
+    let reply = handle
+        .call(id, Message::new(MessageType::REQUEST_URI, "hits", ""))
+        .await
+        .unwrap();
+    assert_eq!(reply.content().as_ref(), b"0");
+    conn.close().await;
+    handle.shutdown();
+    serving.await.unwrap();
 }

@@ -38,6 +38,15 @@ impl Captured {
         (out, tracing::subscriber::set_default(subscriber))
     }
 
+    fn lines(&self, level: &str) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(level))
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn warnings(&self) -> Vec<String> {
         String::from_utf8(self.0.lock().unwrap().clone())
             .unwrap()
@@ -146,4 +155,37 @@ async fn a_tcp_server_names_a_client_without_auth_and_counts_it() {
     conn.close().await;
     handle.shutdown();
     serving.await.unwrap();
+}
+
+/// Peer management on a UDP node without a multicast group finds nobody by itself: `bind` says
+/// so at the default level, with what to do (it was silent: two such nodes just never met).
+#[tokio::test(start_paused = true)]
+async fn peer_management_without_a_group_says_how_peers_are_found() {
+    let (log, _guard) = Captured::install();
+    let _alone = UdpNode::builder()
+        .address(([127, 0, 0, 1], 0))
+        .peer_management(netaio::peer::PeerConfig::default())
+        .bind()
+        .await
+        .unwrap();
+    let info = log.lines("INFO");
+    assert!(
+        info.iter()
+            .any(|l| l.contains("peer management without a multicast group")
+                && l.contains("advertise_to")
+                && l.contains("UdpNodeBuilder::multicast")),
+        "{info:?}"
+    );
+    // Not said when there is no peer management.
+    let (log, _guard2) = Captured::install();
+    let _plain = UdpNode::bind(([127, 0, 0, 1], 0), Router::new())
+        .await
+        .unwrap();
+    assert!(
+        !log.lines("INFO")
+            .iter()
+            .any(|l| l.contains("multicast group")),
+        "{:?}",
+        log.lines("INFO")
+    );
 }
