@@ -406,6 +406,7 @@ impl ServerHandle {
                     concurrent: super::concurrent::Concurrent::new(
                         handle.shared.concurrent_requests,
                     ),
+                    later: std::sync::Mutex::new(None),
                 };
                 let mut rx = rx;
                 guard.reason = Some(
