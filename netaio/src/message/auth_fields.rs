@@ -117,6 +117,11 @@ impl AuthFields {
         self.entries.iter().map(|(n, v)| (n.as_str(), v))
     }
 
+    /// How many fields it has room for without allocating.
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
     /// Remove every field.
     pub fn clear(&mut self) {
         self.entries.clear();

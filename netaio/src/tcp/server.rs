@@ -407,6 +407,7 @@ impl ServerHandle {
                         handle.shared.concurrent_requests,
                     ),
                     later: std::sync::Mutex::new(None),
+                    spare_auth: crate::message::AuthFields::new(),
                 };
                 let mut rx = rx;
                 guard.reason = Some(

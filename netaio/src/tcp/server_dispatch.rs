@@ -16,7 +16,7 @@ use super::concurrent::{Concurrent, Job};
 use super::driver::{Dispatch, Now, Verdict};
 use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
-use crate::message::DecodeError;
+use crate::message::{AuthFields, DecodeError};
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::refusals::{self, Refused};
 use crate::node::requests::{Begin, Running};
@@ -53,7 +53,13 @@ pub(super) struct ServerDispatch {
     /// to be `Sync` (the handler's future is not, and `&self` is held across awaits); reached
     /// through `get_mut`, never locked.
     pub(super) later: std::sync::Mutex<Option<Later>>,
+    /// An empty vector of auth fields, kept from the last reply written, for the next reply.
+    pub(super) spare_auth: AuthFields,
 }
+
+/// The most auth fields a kept vector may have room for (a reply's reference and a plugin
+/// layer's fields fit).
+const SPARE_AUTH_FIELDS: usize = 16;
 
 /// A frame whose handler did not complete on its first poll, or whose reply a plugin seals on
 /// the blocking pool.
@@ -103,10 +109,12 @@ impl ServerDispatch {
         }
     }
 
-    /// Seal (without the blocking pool) and encode a reply.
-    fn reply_now(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
+    /// Seal (without the blocking pool) and encode a reply. Returns the auth fields of the
+    /// message written, for their vector to be used again.
+    fn reply_now(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) -> Option<AuthFields> {
         if inner.is_empty() && self.plugins.outer.is_empty() {
-            return self.write(&msg, out);
+            self.write(&msg, out);
+            return Some(msg.auth);
         }
         let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
         let opts = SendOptions::new().inner(inner.clone());
@@ -114,12 +122,34 @@ impl ServerDispatch {
         let sealed = self
             .plugins
             .seal_now(msg, &opts, peer.as_deref(), Some(self.peer));
-        self.write_or_error(sealed, uri, rref, out);
+        match sealed {
+            Ok(m) => {
+                self.write(&m, out);
+                Some(m.auth)
+            }
+            Err(e) => {
+                self.write_or_error(Err(e), uri, rref, out);
+                None
+            }
+        }
+    }
+
+    /// Keep the emptied vector of a written reply's auth fields for the next reply (one
+    /// allocation less per reply), unless it grew large.
+    fn recycle(spare: &mut AuthFields, auth: Option<AuthFields>) {
+        if let Some(mut auth) = auth
+            && auth.capacity() <= SPARE_AUTH_FIELDS
+        {
+            // Emptied now: a kept value must not hold the read buffer it was sliced from.
+            auth.clear();
+            *spare = auth;
+        }
     }
 
     async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
         if !(self.plugins.outer.is_blocking() || inner.is_blocking()) {
-            return self.reply_now(msg, inner, out);
+            self.reply_now(msg, inner, out);
+            return;
         }
         let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
         let opts = SendOptions::new().inner(inner.clone());
@@ -390,6 +420,10 @@ impl Dispatch for ServerDispatch {
         }
         if let Some(mut reply) = reply {
             if let Some(id) = rid {
+                // A reply built without auth fields takes the vector of the last one written.
+                if reply.auth.is_empty() {
+                    std::mem::swap(&mut reply.auth, &mut self.spare_auth);
+                }
                 reply
                     .auth
                     .insert_static(crate::message::fields::REPLY_REF, id);
@@ -406,7 +440,8 @@ impl Dispatch for ServerDispatch {
                 });
                 return Now::Resume;
             }
-            self.reply_now(reply, &inner, out);
+            let written = self.reply_now(reply, &inner, out);
+            Self::recycle(&mut self.spare_auth, written);
         }
         Now::Done(verdict)
     }
