@@ -4,8 +4,8 @@
 //! to the driver, and the first valid one marks the connection authenticated in the registry.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, PoisonError};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -79,7 +79,16 @@ impl ServerDispatch {
     /// Encode a finished (already sealed) message; a reply that cannot be encoded is answered with
     /// ERROR `reply too large` sealed with the instance plugins.
     fn write(&self, reply: &Message, out: &mut BytesMut) {
-        if let Err(e) = self.codec.encode_message(reply, out) {
+        self.write_known(reply, None, out);
+    }
+
+    /// [`write`](Self::write), with the checksum of `echo`'s body (the request's, checked on
+    /// receipt) when the reply's body is the same bytes: no second CRC over them.
+    fn write_known(&self, reply: &Message, echo: Option<&(Bytes, u32)>, out: &mut BytesMut) {
+        let known = echo
+            .filter(|(body, _)| reply.body.is_encoding_of(body))
+            .map(|(_, checksum)| *checksum);
+        if let Err(e) = self.codec.encode_message_known(reply, out, known) {
             tracing::warn!(error = %e, "reply cannot be encoded; answering ERROR instead");
             let mut err = Message::new(MessageType::ERROR, reply.uri().clone(), "reply too large");
             if let Some(r) = reply.reply_ref() {
@@ -111,9 +120,15 @@ impl ServerDispatch {
 
     /// Seal (without the blocking pool) and encode a reply. Returns the auth fields of the
     /// message written, for their vector to be used again.
-    fn reply_now(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) -> Option<AuthFields> {
+    fn reply_now(
+        &self,
+        msg: Message,
+        inner: &Plugins,
+        echo: Option<&(Bytes, u32)>,
+        out: &mut BytesMut,
+    ) -> Option<AuthFields> {
         if inner.is_empty() && self.plugins.outer.is_empty() {
-            self.write(&msg, out);
+            self.write_known(&msg, echo, out);
             return Some(msg.auth);
         }
         let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
@@ -124,7 +139,7 @@ impl ServerDispatch {
             .seal_now(msg, &opts, peer.as_deref(), Some(self.peer));
         match sealed {
             Ok(m) => {
-                self.write(&m, out);
+                self.write_known(&m, echo, out);
                 Some(m.auth)
             }
             Err(e) => {
@@ -148,7 +163,7 @@ impl ServerDispatch {
 
     async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
         if !(self.plugins.outer.is_blocking() || inner.is_blocking()) {
-            self.reply_now(msg, inner, out);
+            self.reply_now(msg, inner, None, out);
             return;
         }
         let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
@@ -279,6 +294,8 @@ impl Dispatch for ServerDispatch {
     /// and [`resume`](Dispatch::resume) finishes it.
     fn on_frame_now(&mut self, frame: Frame, out: &mut BytesMut, cx: &mut TaskContext<'_>) -> Now {
         let Frame { header, auth, body } = frame;
+        // The body as received and its checksum, checked below: an echoed reply reuses it.
+        let echo = (body.clone(), header.checksum);
         let msg = match Message::from_parts(header, &auth, body, self.codec.auth_codec()) {
             Ok(m) => m,
             Err(e) => {
@@ -395,15 +412,16 @@ impl Dispatch for ServerDispatch {
                 match span.in_scope(|| call.as_mut().poll(cx)) {
                     Poll::Ready(reply) => reply,
                     Poll::Pending => {
-                        *self.later.get_mut().unwrap_or_else(PoisonError::into_inner) = Some(Later {
-                            call: Some(call),
-                            reply: None,
-                            running: running.map(Running::detach),
-                            rid,
-                            inner,
-                            span,
-                            verdict,
-                        });
+                        *self.later.get_mut().unwrap_or_else(PoisonError::into_inner) =
+                            Some(Later {
+                                call: Some(call),
+                                reply: None,
+                                running: running.map(Running::detach),
+                                rid,
+                                inner,
+                                span,
+                                verdict,
+                            });
                         return Now::Resume;
                     }
                 }
@@ -440,7 +458,7 @@ impl Dispatch for ServerDispatch {
                 });
                 return Now::Resume;
             }
-            let written = self.reply_now(reply, &inner, out);
+            let written = self.reply_now(reply, &inner, Some(&echo), out);
             Self::recycle(&mut self.spare_auth, written);
         }
         Now::Done(verdict)
