@@ -122,8 +122,19 @@ impl FrameCodec {
     /// Append `msg` as a frame to `dst`, checking the size limits (the frame size limit included);
     /// on error `dst` is left as it was.
     pub fn encode_message(&self, msg: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        self.encode_message_known(msg, dst, None)
+    }
+
+    /// [`encode_message`](Self::encode_message) with the body's checksum when it is known
+    /// ([`Message::encode_known`]).
+    pub(crate) fn encode_message_known(
+        &self,
+        msg: &Message,
+        dst: &mut BytesMut,
+        checksum: Option<u32>,
+    ) -> Result<(), EncodeError> {
         let start = dst.len();
-        msg.encode(&*self.auth_codec, dst)?;
+        msg.encode_known(&*self.auth_codec, dst, checksum)?;
         let len = dst.len() - start;
         if len > self.max_frame_size {
             dst.truncate(start);

@@ -117,6 +117,17 @@ impl AuthFields {
         self.entries.iter().map(|(n, v)| (n.as_str(), v))
     }
 
+    /// How many fields it has room for without allocating.
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    /// [`iter`](Self::iter) with the names as bytes: for a caller that only hashes or copies
+    /// them (no UTF-8 check per name, which `iter` pays to hand out `&str`).
+    pub(crate) fn iter_bytes(&self) -> impl ExactSizeIterator<Item = (&[u8], &Bytes)> + '_ {
+        self.entries.iter().map(|(n, v)| (n.0.as_ref(), v))
+    }
+
     /// Remove every field.
     pub fn clear(&mut self) {
         self.entries.clear();

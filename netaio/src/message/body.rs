@@ -61,6 +61,21 @@ impl Body {
         Ok(())
     }
 
+    /// Whether this body, encoded, is `encoded` byte for byte because its uri and content are
+    /// the very slices of `encoded` that [`decode`](Self::decode) makes (an echoed request's
+    /// body): a comparison of addresses and lengths, not of bytes. `encoded` being borrowed, the
+    /// memory cannot have been reused in between.
+    pub(crate) fn is_encoding_of(&self, encoded: &[u8]) -> bool {
+        let (uri, content) = (self.uri.len(), self.content.len());
+        let Ok(uri_len) = u16::try_from(uri) else {
+            return false;
+        };
+        encoded.len() == 2 + uri + content
+            && encoded.get(..2) == Some(&uri_len.to_be_bytes()[..])
+            && encoded.get(2..).map(<[u8]>::as_ptr) == Some(self.uri.as_ptr())
+            && encoded.get(2 + uri..).map(<[u8]>::as_ptr) == Some(self.content.as_ptr())
+    }
+
     /// Decode an encoded body; the uri and content are slices of `src`.
     pub fn decode(src: Bytes) -> Result<Self, DecodeError> {
         let Some(&[hi, lo]) = src.first_chunk::<2>() else {
@@ -90,5 +105,30 @@ impl std::fmt::Debug for Body {
             .field("uri", &super::HexPreview(&self.uri))
             .field("content", &super::HexPreview(&self.content))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_encoding_of_only_the_decoded_slices_themselves() {
+        let wire = Bytes::from_static(b"\x00\x04echohello");
+        let body = Body::decode(wire.clone()).unwrap();
+        assert!(body.is_encoding_of(&wire));
+        // The same bytes elsewhere are not recognised (addresses are compared, not bytes).
+        assert!(!Body::new("echo", "hello").is_encoding_of(&wire));
+        // The same slices split differently, or a part of them, are not the encoding.
+        let resplit = Body {
+            uri: wire.slice(2..5),
+            content: wire.slice(5..),
+        };
+        assert!(!resplit.is_encoding_of(&wire));
+        let shorter = Body {
+            uri: body.uri.clone(),
+            content: body.content.slice(..4),
+        };
+        assert!(!shorter.is_encoding_of(&wire));
     }
 }

@@ -205,6 +205,17 @@ impl Message {
         codec: &dyn AuthFieldsCodec,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        self.encode_known(codec, dst, None)
+    }
+
+    /// [`encode`](Self::encode), with the body's checksum when the caller already knows it
+    /// (a reply whose body is a request's checked body, byte for byte).
+    pub(crate) fn encode_known(
+        &self,
+        codec: &dyn AuthFieldsCodec,
+        dst: &mut BytesMut,
+        checksum: Option<u32>,
+    ) -> Result<(), EncodeError> {
         self.body.check_size()?;
         let start = dst.len();
         dst.reserve(Header::LEN + self.body.encoded_len() + 16 * self.auth.len());
@@ -231,7 +242,7 @@ impl Message {
             message_type: self.message_type,
             auth_length: u16::try_from(auth_len).unwrap_or(u16::MAX),
             body_length: u16::try_from(body.len()).unwrap_or(u16::MAX),
-            checksum: crc32fast::hash(body),
+            checksum: checksum.unwrap_or_else(|| crc32fast::hash(body)),
         };
         if let Some(h) = dst.get_mut(start..start + Header::LEN) {
             h.copy_from_slice(&header.to_bytes());

@@ -275,8 +275,8 @@ impl AeadAuth {
             out.put(&[alg.id(), u8::from(self.encrypt_uri), message_type.value()]);
             out.lp(wire_uri);
             out.put(&(fields.len() as u64).to_be_bytes());
-            for (name, value) in fields.iter() {
-                out.lp(name.as_bytes());
+            for (name, value) in fields.iter_bytes() {
+                out.lp(name);
                 out.lp(value);
             }
         };

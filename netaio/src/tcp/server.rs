@@ -406,6 +406,8 @@ impl ServerHandle {
                     concurrent: super::concurrent::Concurrent::new(
                         handle.shared.concurrent_requests,
                     ),
+                    later: std::sync::Mutex::new(None),
+                    spare_auth: crate::message::AuthFields::new(),
                 };
                 let mut rx = rx;
                 guard.reason = Some(

@@ -4,25 +4,26 @@
 //! to the driver, and the first valid one marks the connection authenticated in the registry.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::task::{Context as TaskContext, Poll};
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::ServerHandle;
 use super::concurrent::{Concurrent, Job};
-use super::driver::{Dispatch, Verdict};
+use super::driver::{Dispatch, Now, Verdict};
 use super::server::*;
 use crate::codec::{Frame, FrameCodec, FrameError};
-use crate::message::DecodeError;
+use crate::message::{AuthFields, DecodeError};
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::refusals::{self, Refused};
 use crate::node::requests::{Begin, Running};
 use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
 use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, Stage};
-use crate::router::{Context, Request, Routes};
+use crate::router::{BoxFuture, Context, Request, Routes};
 use crate::{Message, MessageType};
 use tracing::Instrument;
 
@@ -48,13 +49,46 @@ pub(super) struct ServerDispatch {
     pub(super) next_active_store: Instant,
     /// Handlers running in tasks, when the server lets them run concurrently.
     pub(super) concurrent: Option<Concurrent>,
+    /// What is left of the frame `on_frame_now` started and `resume` finishes. In a mutex only
+    /// to be `Sync` (the handler's future is not, and `&self` is held across awaits); reached
+    /// through `get_mut`, never locked.
+    pub(super) later: std::sync::Mutex<Option<Later>>,
+    /// An empty vector of auth fields, kept from the last reply written, for the next reply.
+    pub(super) spare_auth: AuthFields,
+}
+
+/// The most auth fields a kept vector may have room for (a reply's reference and a plugin
+/// layer's fields fit).
+const SPARE_AUTH_FIELDS: usize = 16;
+
+/// A frame whose handler did not complete on its first poll, or whose reply a plugin seals on
+/// the blocking pool.
+pub(super) struct Later {
+    /// The handler's future, still running; `None` when the reply is known.
+    call: Option<BoxFuture<Option<Message>>>,
+    reply: Option<Message>,
+    /// The at-most-once id of a request running for the first time.
+    running: Option<u64>,
+    rid: Option<Bytes>,
+    inner: Plugins,
+    span: tracing::Span,
+    verdict: Verdict,
 }
 
 impl ServerDispatch {
     /// Encode a finished (already sealed) message; a reply that cannot be encoded is answered with
     /// ERROR `reply too large` sealed with the instance plugins.
     fn write(&self, reply: &Message, out: &mut BytesMut) {
-        if let Err(e) = self.codec.encode_message(reply, out) {
+        self.write_known(reply, None, out);
+    }
+
+    /// [`write`](Self::write), with the checksum of `echo`'s body (the request's, checked on
+    /// receipt) when the reply's body is the same bytes: no second CRC over them.
+    fn write_known(&self, reply: &Message, echo: Option<&(Bytes, u32)>, out: &mut BytesMut) {
+        let known = echo
+            .filter(|(body, _)| reply.body.is_encoding_of(body))
+            .map(|(_, checksum)| *checksum);
+        if let Err(e) = self.codec.encode_message_known(reply, out, known) {
             tracing::warn!(error = %e, "reply cannot be encoded; answering ERROR instead");
             let mut err = Message::new(MessageType::ERROR, reply.uri().clone(), "reply too large");
             if let Some(r) = reply.reply_ref() {
@@ -84,25 +118,75 @@ impl ServerDispatch {
         }
     }
 
-    async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
+    /// Seal (without the blocking pool) and encode a reply. Returns the auth fields of the
+    /// message written, for their vector to be used again.
+    fn reply_now(
+        &self,
+        msg: Message,
+        inner: &Plugins,
+        echo: Option<&(Bytes, u32)>,
+        out: &mut BytesMut,
+    ) -> Option<AuthFields> {
         if inner.is_empty() && self.plugins.outer.is_empty() {
-            return self.write(&msg, out);
+            self.write_known(&msg, echo, out);
+            return Some(msg.auth);
         }
         let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
         let opts = SendOptions::new().inner(inner.clone());
         let peer = self.peer_info.get();
-        let sealed = if self.plugins.outer.is_blocking() || inner.is_blocking() {
-            // A CPU-heavy plugin seals on the blocking pool. Boxed: its state would otherwise
-            // size the future of every frame, which the driver moves into place per frame.
-            Box::pin(
-                self.plugins
-                    .seal(msg, &opts, peer.as_deref(), Some(self.peer)),
-            )
-            .await
-        } else {
+        let sealed = self
+            .plugins
+            .seal_now(msg, &opts, peer.as_deref(), Some(self.peer));
+        match sealed {
+            Ok(m) => {
+                self.write_known(&m, echo, out);
+                Some(m.auth)
+            }
+            Err(e) => {
+                self.write_or_error(Err(e), uri, rref, out);
+                None
+            }
+        }
+    }
+
+    /// Keep the emptied vector of a written reply's auth fields for the next reply (one
+    /// allocation less per reply), unless it grew large.
+    fn recycle(spare: &mut AuthFields, auth: Option<AuthFields>) {
+        if let Some(mut auth) = auth
+            && auth.capacity() <= SPARE_AUTH_FIELDS
+        {
+            // Emptied now: a kept value must not hold the read buffer it was sliced from.
+            auth.clear();
+            *spare = auth;
+        }
+    }
+
+    async fn reply(&self, msg: Message, inner: &Plugins, out: &mut BytesMut) {
+        if !(self.plugins.outer.is_blocking() || inner.is_blocking()) {
+            self.reply_now(msg, inner, None, out);
+            return;
+        }
+        let (uri, rref) = (msg.uri().clone(), msg.reply_ref());
+        let opts = SendOptions::new().inner(inner.clone());
+        let peer = self.peer_info.get();
+        // A CPU-heavy plugin seals on the blocking pool. Boxed: its state would otherwise size
+        // the future of every frame.
+        let sealed = Box::pin(
             self.plugins
-                .seal_now(msg, &opts, peer.as_deref(), Some(self.peer))
-        };
+                .seal(msg, &opts, peer.as_deref(), Some(self.peer)),
+        )
+        .await;
+        self.write_or_error(sealed, uri, rref, out);
+    }
+
+    /// Encode a sealed reply, or answer ERROR `internal error` if it could not be sealed.
+    fn write_or_error<E: std::fmt::Display>(
+        &self,
+        sealed: Result<Message, E>,
+        uri: Bytes,
+        rref: Option<u64>,
+        out: &mut BytesMut,
+    ) {
         match sealed {
             Ok(m) => self.write(&m, out),
             Err(e) => {
@@ -192,12 +276,31 @@ impl ServerDispatch {
 
 impl Dispatch for ServerDispatch {
     async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
+        let mut frame = Some(frame);
+        let now = std::future::poll_fn(|cx| match frame.take() {
+            Some(f) => Poll::Ready(self.on_frame_now(f, out, cx)),
+            None => Poll::Pending,
+        })
+        .await;
+        match now {
+            Now::Done(verdict) => verdict,
+            Now::Resume | Now::Async(_) => self.resume(out).await,
+        }
+    }
+
+    /// The whole frame at once (decode, open, route, the handler's first poll, seal, encode)
+    /// when its handler completes on its first poll and no plugin seals on the blocking pool:
+    /// then no future is built or moved for the frame. Otherwise what is left goes to `later`
+    /// and [`resume`](Dispatch::resume) finishes it.
+    fn on_frame_now(&mut self, frame: Frame, out: &mut BytesMut, cx: &mut TaskContext<'_>) -> Now {
         let Frame { header, auth, body } = frame;
+        // The body as received and its checksum, checked below: an echoed reply reuses it.
+        let echo = (body.clone(), header.checksum);
         let msg = match Message::from_parts(header, &auth, body, self.codec.auth_codec()) {
             Ok(m) => m,
             Err(e) => {
                 self.invalid(&e, &auth, out);
-                return Verdict::Refused;
+                return Now::Done(Verdict::Refused);
             }
         };
         drop(auth);
@@ -217,8 +320,8 @@ impl Dispatch for ServerDispatch {
                     inner,
                     msg,
                 } => (handler, inner, msg),
-                Inbound::Answered | Inbound::Stale => return self.valid(),
-                Inbound::AnsweredUnverified => return Verdict::Unverified,
+                Inbound::Answered | Inbound::Stale => return Now::Done(self.valid()),
+                Inbound::AnsweredUnverified => return Now::Done(Verdict::Unverified),
                 Inbound::Refused(r) => {
                     if let Some(received) = &r.received {
                         self.refused(received, &r.error, r.auth.as_deref(), out);
@@ -232,7 +335,7 @@ impl Dispatch for ServerDispatch {
                     refusals::report(&self.server.shared.refusals, &refused, Instant::now());
                     // A route's inner plugins refusing a message that passed the instance
                     // ones: the connection did show the key.
-                    return match r.error {
+                    return Now::Done(match r.error {
                         OpenError::Auth {
                             stage: Stage::Inner,
                             ..
@@ -242,7 +345,7 @@ impl Dispatch for ServerDispatch {
                             ..
                         } => self.valid(),
                         _ => Verdict::Refused,
-                    };
+                    });
                 }
             };
         // Before the handler runs: however long it takes, the connection has shown the key.
@@ -269,7 +372,7 @@ impl Dispatch for ServerDispatch {
             match begin {
                 Begin::New => once = Some(id),
                 // A copy of a request that passed the instance plugins: a valid frame.
-                Begin::Running | Begin::Done(None) => return Verdict::Valid,
+                Begin::Running | Begin::Done(None) => return Now::Done(Verdict::Valid),
                 Begin::Done(Some(reply)) => cached = Some(reply),
             }
         }
@@ -293,11 +396,9 @@ impl Dispatch for ServerDispatch {
                 span,
             };
             concurrent.spawn(self.server.clone(), self.id, job);
-            return verdict;
+            return Now::Done(verdict);
         }
         let running = once.map(|id| Running::new(dedup, client, id));
-        // One path to `reply` below whatever the reply's origin: a second await of it here
-        // would grow this future for every message.
         let reply = match (cached, handler) {
             (Some(reply), _) => Some(reply),
             (None, Some(h)) => {
@@ -305,7 +406,25 @@ impl Dispatch for ServerDispatch {
                     message: msg,
                     ctx: self.ctx.clone(),
                 };
-                h.call(req).instrument(span).await
+                let mut call = h.call(req);
+                // Polled here with the connection task's waker: a handler that is not ready
+                // wakes the task, which goes on with it in `resume`.
+                match span.in_scope(|| call.as_mut().poll(cx)) {
+                    Poll::Ready(reply) => reply,
+                    Poll::Pending => {
+                        *self.later.get_mut().unwrap_or_else(PoisonError::into_inner) =
+                            Some(Later {
+                                call: Some(call),
+                                reply: None,
+                                running: running.map(Running::detach),
+                                rid,
+                                inner,
+                                span,
+                                verdict,
+                            });
+                        return Now::Resume;
+                    }
+                }
             }
             (None, None) if is_error => {
                 // Never answer an error with an error: no ping-pong.
@@ -313,6 +432,62 @@ impl Dispatch for ServerDispatch {
                 None
             }
             (None, None) => Some(Message::not_found()),
+        };
+        if let Some(running) = running {
+            running.finish(reply.as_ref());
+        }
+        if let Some(mut reply) = reply {
+            if let Some(id) = rid {
+                // A reply built without auth fields takes the vector of the last one written.
+                if reply.auth.is_empty() {
+                    std::mem::swap(&mut reply.auth, &mut self.spare_auth);
+                }
+                reply
+                    .auth
+                    .insert_static(crate::message::fields::REPLY_REF, id);
+            }
+            if self.plugins.outer.is_blocking() || inner.is_blocking() {
+                *self.later.get_mut().unwrap_or_else(PoisonError::into_inner) = Some(Later {
+                    call: None,
+                    reply: Some(reply),
+                    running: None,
+                    rid: None,
+                    inner,
+                    span,
+                    verdict,
+                });
+                return Now::Resume;
+            }
+            let written = self.reply_now(reply, &inner, Some(&echo), out);
+            Self::recycle(&mut self.spare_auth, written);
+        }
+        Now::Done(verdict)
+    }
+
+    /// The rest of the frame [`on_frame_now`](Dispatch::on_frame_now) left in `later`: the
+    /// handler's future awaited, then the reply sealed (on the blocking pool if a plugin says so)
+    /// and encoded.
+    async fn resume(&mut self, out: &mut BytesMut) -> Verdict {
+        let later = self.later.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let Some(later) = later.take() else {
+            return Verdict::Valid;
+        };
+        let Later {
+            call,
+            reply,
+            running,
+            rid,
+            inner,
+            span,
+            verdict,
+        } = later;
+        // Re-armed before the await: a connection dropped while the handler runs forgets the
+        // request, so that a retry runs it.
+        let client = self.peer.ip();
+        let running = running.map(|id| Running::new(&self.server.shared.dedup, client, id));
+        let reply = match call {
+            Some(call) => call.instrument(span).await,
+            None => reply,
         };
         if let Some(running) = running {
             running.finish(reply.as_ref());

@@ -25,5 +25,6 @@ mod python_vectors;
 mod reflection;
 mod refusal_diagnostics;
 mod security_table;
+mod server_fast_path;
 mod smoke;
 mod typed_calls;

@@ -428,6 +428,14 @@ impl<'a, K: Copy + Eq + Hash> Running<'a, K> {
         }
     }
 
+    /// Hand the entry over without finishing or abandoning it: its id, for a `Running` made
+    /// again where the handler goes on (the server finishes a pending handler in another
+    /// future).
+    pub(crate) fn detach(mut self) -> u64 {
+        self.done = true;
+        self.id
+    }
+
     /// The handler answered `reply` (before its reply reference is set and it is sealed).
     pub(crate) fn finish(mut self, reply: Option<&Message>) {
         self.done = true;
