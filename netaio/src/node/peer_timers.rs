@@ -13,6 +13,11 @@ use crate::peer::{Peer, PeerConfig, PeerTable};
 /// Expiry is strict (silent for longer than the timeout): wake just after the deadline.
 const AFTER_EXPIRY: Duration = Duration::from_millis(1);
 
+/// The second advert follows the first after at most this long. Two nodes started within a few
+/// milliseconds of each other each send their first advert before the other has joined the group,
+/// so both miss it; without a repeat they would meet only at the next interval (5 s in the chat).
+const STARTUP_REPEAT: Duration = Duration::from_secs(1);
+
 /// What is due at a wake-up.
 #[derive(Debug, Default)]
 pub(crate) struct Due {
@@ -28,13 +33,17 @@ pub(crate) struct Due {
 pub(crate) struct PeerTimers {
     /// `None` when the node does not advertise on a schedule (no multicast group).
     next_advert: Option<Instant>,
+    /// Adverts sent so far, up to 2 (the first two are spaced by [`STARTUP_REPEAT`] at most).
+    sent: u8,
 }
 
 impl PeerTimers {
-    /// A schedule starting at `now`; the first advert, when `advertise`, is due at once.
+    /// A schedule starting at `now`; the first advert, when `advertise`, is due at once, the
+    /// second after at most [`STARTUP_REPEAT`], the others every jittered interval.
     pub(crate) fn new(advertise: bool, now: Instant) -> Self {
         Self {
             next_advert: advertise.then_some(now),
+            sent: 0,
         }
     }
 
@@ -57,7 +66,14 @@ impl PeerTimers {
     ) -> Due {
         let advertise = self.next_advert.is_some_and(|t| t <= now);
         if advertise {
-            self.next_advert = Some(now + config.next_interval());
+            let interval = config.next_interval();
+            let wait = if self.sent == 0 {
+                interval.min(STARTUP_REPEAT)
+            } else {
+                interval
+            };
+            self.sent = self.sent.saturating_add(1).min(2);
+            self.next_advert = Some(now + wait);
         }
         Due {
             advertise,
@@ -77,7 +93,7 @@ mod tests {
     }
 
     #[test]
-    fn adverts_are_due_at_once_then_every_jittered_interval() {
+    fn adverts_are_due_at_once_then_after_a_second_then_every_jittered_interval() {
         let t0 = Instant::now();
         let config = PeerConfig::default()
             .advertise_interval(Duration::from_secs(10))
@@ -87,17 +103,38 @@ mod tests {
         assert_eq!(timers.poll_timeout(&table), Some(t0));
         let due = timers.handle_timeout(t0, &table, &config);
         assert!(due.advertise && due.expired.is_empty());
+        // The start-up repeat: a node that started at the same moment hears this one.
+        let t1 = t0 + STARTUP_REPEAT;
+        assert_eq!(timers.poll_timeout(&table), Some(t1));
+        assert!(timers.handle_timeout(t1, &table, &config).advertise);
         let next = timers.poll_timeout(&table).unwrap();
-        let wait = next - t0;
+        let wait = next - t1;
         assert!(
             wait >= Duration::from_secs(8) && wait <= Duration::from_secs(12),
             "{wait:?}"
         );
         // Woken early (another timer, a spurious wake-up): nothing is due, nothing moves.
-        let early = timers.handle_timeout(t0 + Duration::from_secs(1), &table, &config);
+        let early = timers.handle_timeout(t1 + Duration::from_secs(1), &table, &config);
         assert!(!early.advertise);
         assert_eq!(timers.poll_timeout(&table), Some(next));
         assert!(timers.handle_timeout(next, &table, &config).advertise);
+        let after = timers.poll_timeout(&table).unwrap() - next;
+        assert!(after >= Duration::from_secs(8), "{after:?}");
+    }
+
+    #[test]
+    fn a_short_interval_is_not_stretched_by_the_start_up_repeat() {
+        let t0 = Instant::now();
+        let config = PeerConfig::default()
+            .advertise_interval(Duration::from_millis(200))
+            .jitter(0.0);
+        let table = PeerTable::new();
+        let mut timers = PeerTimers::new(true, t0);
+        assert!(timers.handle_timeout(t0, &table, &config).advertise);
+        assert_eq!(
+            timers.poll_timeout(&table),
+            Some(t0 + Duration::from_millis(200))
+        );
     }
 
     #[test]
@@ -148,14 +185,17 @@ mod tests {
         table.set_timeout(config.get_peer_timeout());
         let mut timers = PeerTimers::new(true, t0);
         timers.handle_timeout(t0, &table, &config);
+        // Past the start-up repeat: adverts every 20 s from t1.
+        let t1 = t0 + STARTUP_REPEAT;
+        timers.handle_timeout(t1, &table, &config);
         assert_eq!(
             timers.poll_timeout(&table),
-            Some(t0 + Duration::from_secs(20))
+            Some(t1 + Duration::from_secs(20))
         );
-        table.observe_at(Peer::new("a"), addr(1), t0).unwrap();
+        table.observe_at(Peer::new("a"), addr(1), t1).unwrap();
         assert_eq!(
             timers.poll_timeout(&table),
-            Some(t0 + Duration::from_secs(5) + AFTER_EXPIRY)
+            Some(t1 + Duration::from_secs(5) + AFTER_EXPIRY)
         );
     }
 }

@@ -14,7 +14,7 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`app_id`](Self::app_id) | `netaio` | uri of every peer-management message; nodes with another app id ignore ours |
-/// | [`advertise_interval`](Self::advertise_interval) | 20 s (as in Python) | UDP: time between two multicast `ADVERTISE_PEER` |
+/// | [`advertise_interval`](Self::advertise_interval) | 20 s (as in Python) | UDP: time between two multicast `ADVERTISE_PEER` (the first at start, the second at most 1 s later) |
 /// | [`jitter`](Self::jitter) | 0.1 | each interval is drawn from interval × [1 − jitter, 1 + jitter], so nodes started together do not advertise in lockstep |
 /// | [`peer_timeout`](Self::peer_timeout) | 60 s (as in Python) | UDP: a peer not heard from for this long expires |
 /// | [`max_peers`](Self::max_peers) | 1,024 | peer table capacity; beyond it a new peer evicts the least recently heard |
