@@ -177,7 +177,14 @@ pub async fn run(args: &HedgeArgs) -> crate::Result<HedgeResult> {
     .await?;
     client.close_all().await;
     let soft_only = (soft_only, soft_passed);
-    Ok(result(args, fast_only, stalling_only, soft_only, hedged, &by_second))
+    Ok(result(
+        args,
+        fast_only,
+        stalling_only,
+        soft_only,
+        hedged,
+        &by_second,
+    ))
 }
 
 async fn run_udp(args: &HedgeArgs) -> crate::Result<HedgeResult> {
@@ -219,7 +226,14 @@ async fn run_udp(args: &HedgeArgs) -> crate::Result<HedgeResult> {
         n.shutdown();
     }
     let soft_only = (soft_only, soft_passed);
-    Ok(result(args, fast_only, stalling_only, soft_only, hedged, &by_second))
+    Ok(result(
+        args,
+        fast_only,
+        stalling_only,
+        soft_only,
+        hedged,
+        &by_second,
+    ))
 }
 
 fn req() -> Message {

@@ -35,7 +35,11 @@ fn main() -> ExitCode {
             let out = &mut std::io::stdout().lock();
             row(out, "fast server alone", &r.fast_only);
             row(out, "stalling server alone", &r.stalling_only);
-            row(out, &format!("stalling, soft {} µs", r.soft_us), &r.soft_only);
+            row(
+                out,
+                &format!("stalling, soft {} µs", r.soft_us),
+                &r.soft_only,
+            );
             let _ = writeln!(
                 out,
                 "  of which passed their soft timeout: {} of {}",

@@ -583,7 +583,10 @@ fn a_request_whose_fine_soft_deadline_the_timer_waits_for_wakes_it_when_it_leave
     assert!(!t.take_wake());
     // The answer to the first stops the timer's wait: it then sleeps to the next deadline.
     let r = reply(MessageType::RESPOND_URI, "a", Some(s.id));
-    assert!(matches!(t.take_reply(1, &r, || t0 + us(50)), Taken::Answers(_)));
+    assert!(matches!(
+        t.take_reply(1, &r, || t0 + us(50)),
+        Taken::Answers(_)
+    ));
     assert!(t.take_wake(), "answered before its fine soft deadline");
     assert_eq!(t.fire(t0 + us(50)).1, None, "nothing left to wait for");
     // A caller that drops its call does the same.
@@ -597,7 +600,9 @@ fn a_request_whose_fine_soft_deadline_the_timer_waits_for_wakes_it_when_it_leave
     assert!(t.take_wake());
     // A plain request (no soft deadline) never wakes the timer when it is answered.
     let mut m = request("d");
-    let s = t.start(1, &mut m, Plugins::new(), SECOND, None, t0).unwrap();
+    let s = t
+        .start(1, &mut m, Plugins::new(), SECOND, None, t0)
+        .unwrap();
     t.fire(t0);
     let r = reply(MessageType::RESPOND_URI, "d", Some(s.id));
     assert!(matches!(t.take_reply(1, &r, || t0), Taken::Answers(_)));
