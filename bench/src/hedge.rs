@@ -1,9 +1,11 @@
 //! The hedging scenario of BENCHMARKS.md: two netaio TCP servers (or UDP nodes) in this process, one of which
 //! stalls (`--stall-ms`, 10 ms) on a share of its requests (`--stall-percent`, 5 %), and one
 //! client making one call at a time. It measures the round-trip latency (p50, p99) of calls to
-//! the fast server alone, to the stalling server alone (no hedging), and of `call_any` over both
-//! (the stalling one first, the other asked when the soft timeout passes), and prints them with
-//! one JSON line.
+//! the fast server alone, to the stalling server alone (no hedging), to the stalling server with
+//! the soft timeout but no hedge (how many calls pass their soft timeout when nothing is
+//! cancelled: what the soft-timeout machinery costs by itself), and of `call_any` over both (the
+//! stalling one first, the other asked when the soft timeout passes), and prints them with one
+//! JSON line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +31,8 @@ pub struct HedgeArgs {
     #[arg(long, default_value_t = 5.0)]
     pub stall_percent: f64,
     /// The soft timeout after which the other server is asked, µs (below 1000 the node's
-    /// request timer yields until it instead of rounding it up to tokio's next millisecond tick)
+    /// request timer is woken at it by netaio's fine timer thread instead of tokio's timer
+    /// rounding it up to its next millisecond tick)
     #[arg(long, default_value_t = 1000)]
     pub soft_us: u64,
     /// Over UDP instead of TCP (no head-of-line blocking: a stalled request does not hold up
@@ -60,6 +63,11 @@ pub struct HedgeResult {
     pub fast_only: Latency,
     /// Calls to the stalling server, no hedging.
     pub stalling_only: Latency,
+    /// Calls to the stalling server with the soft timeout and no hedge: what the soft-timeout
+    /// machinery costs by itself.
+    pub soft_only: Latency,
+    /// Of those, the calls whose soft timeout passed (the ones a hedge would have sent on).
+    pub soft_only_passed: u64,
     /// `call_any` over both, the stalling one first.
     pub hedged: Latency,
     /// Hedged calls answered by the second server.
@@ -155,6 +163,10 @@ pub async fn run(args: &HedgeArgs) -> crate::Result<HedgeResult> {
     }
     let fast_only = measure(args.count, || conns[1].call(req())).await?;
     let stalling_only = measure(args.count, || conns[0].call(req())).await?;
+    let soft = soft_options(args);
+    let before = conns[0].request_stats().soft_timeouts;
+    let soft_only = measure(args.count, || conns[0].start_call(req(), &soft)).await?;
+    let soft_passed = conns[0].request_stats().soft_timeouts - before;
     let opts = options(args);
     let by_second = AtomicU64::new(0);
     let hedged = measure(args.count, || async {
@@ -164,7 +176,15 @@ pub async fn run(args: &HedgeArgs) -> crate::Result<HedgeResult> {
     })
     .await?;
     client.close_all().await;
-    Ok(result(args, fast_only, stalling_only, hedged, &by_second))
+    let soft_only = (soft_only, soft_passed);
+    Ok(result(
+        args,
+        fast_only,
+        stalling_only,
+        soft_only,
+        hedged,
+        &by_second,
+    ))
 }
 
 async fn run_udp(args: &HedgeArgs) -> crate::Result<HedgeResult> {
@@ -190,6 +210,10 @@ async fn run_udp(args: &HedgeArgs) -> crate::Result<HedgeResult> {
     }
     let fast_only = measure(args.count, || client.call(fast, req())).await?;
     let stalling_only = measure(args.count, || client.call(stalling, req())).await?;
+    let soft = soft_options(args);
+    let before = client.request_stats().soft_timeouts;
+    let soft_only = measure(args.count, || client.start_call(stalling, req(), &soft)).await?;
+    let soft_passed = client.request_stats().soft_timeouts - before;
     let opts = options(args);
     let by_second = AtomicU64::new(0);
     let hedged = measure(args.count, || async {
@@ -201,17 +225,27 @@ async fn run_udp(args: &HedgeArgs) -> crate::Result<HedgeResult> {
     for n in nodes.iter().chain([&client]) {
         n.shutdown();
     }
-    Ok(result(args, fast_only, stalling_only, hedged, &by_second))
+    let soft_only = (soft_only, soft_passed);
+    Ok(result(
+        args,
+        fast_only,
+        stalling_only,
+        soft_only,
+        hedged,
+        &by_second,
+    ))
 }
 
 fn req() -> Message {
     Message::new(MessageType::REQUEST_URI, crate::ECHO_URI, "x")
 }
 
+fn soft_options(args: &HedgeArgs) -> CallOptions {
+    CallOptions::new().soft_timeout(Duration::from_micros(args.soft_us))
+}
+
 fn options(args: &HedgeArgs) -> CallOptions {
-    CallOptions::new()
-        .soft_timeout(Duration::from_micros(args.soft_us))
-        .hedge(1)
+    soft_options(args).hedge(1)
 }
 
 fn count_fast(reply: &Message, by_second: &AtomicU64) {
@@ -224,12 +258,15 @@ fn result(
     args: &HedgeArgs,
     fast_only: Vec<u64>,
     stalling_only: Vec<u64>,
+    (soft_only, soft_only_passed): (Vec<u64>, u64),
     hedged: Vec<u64>,
     by_second: &AtomicU64,
 ) -> HedgeResult {
     HedgeResult {
         fast_only: latency(fast_only),
         stalling_only: latency(stalling_only),
+        soft_only: latency(soft_only),
+        soft_only_passed,
         hedged: latency(hedged),
         hedged_by_second: by_second.load(Ordering::Relaxed),
         soft_us: args.soft_us,

@@ -35,6 +35,16 @@ fn main() -> ExitCode {
             let out = &mut std::io::stdout().lock();
             row(out, "fast server alone", &r.fast_only);
             row(out, "stalling server alone", &r.stalling_only);
+            row(
+                out,
+                &format!("stalling, soft {} µs", r.soft_us),
+                &r.soft_only,
+            );
+            let _ = writeln!(
+                out,
+                "  of which passed their soft timeout: {} of {}",
+                r.soft_only_passed, args.count
+            );
             row(out, &format!("hedged (soft {} µs)", r.soft_us), &r.hedged);
             let _ = writeln!(
                 out,

@@ -121,3 +121,60 @@ async fn with_concurrent_handlers_only_the_slow_requests_are_hedged() {
         "{concurrent:?}"
     );
 }
+
+/// Real clock (a sub-millisecond soft timeout is kept by a thread by the real clock; a paused
+/// clock rounds it to tokio's tick): hedged calls with a 300 µs soft timeout to a server that
+/// stalls every other request 1 s, over loopback. Each stalled call is answered by the second
+/// server long before the stall ends (bound generous for a loaded machine: 300 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_millisecond_soft_timeout_hedges_by_the_real_clock() {
+    let a = start_with(
+        TcpServer::builder()
+            .router(Router::new().on((MessageType::REQUEST_URI, URI), {
+                let n = Arc::new(AtomicUsize::new(0));
+                move |_m: Message| {
+                    let i = n.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if i % 2 == 1 {
+                            tokio::time::sleep(ms(1000)).await;
+                        }
+                        Message::respond(URI, format!("a{i}"))
+                    }
+                }
+            }))
+            .concurrent_requests(8),
+    )
+    .await;
+    let b = start(
+        Router::new().on((MessageType::REQUEST_URI, URI), |_m: Message| async move {
+            Message::respond(URI, "")
+        }),
+    )
+    .await;
+    let client = TcpClient::new();
+    let conns = [
+        client.connect(a.addr).await.unwrap(),
+        client.connect(b.addr).await.unwrap(),
+    ];
+    // Warm: both connections have carried a request (the first is `a`'s request 0).
+    conns[0].call(req("")).await.unwrap();
+    conns[1].call(req("")).await.unwrap();
+    let opts = CallOptions::new()
+        .soft_timeout(Duration::from_micros(300))
+        .hedge(1);
+    for i in 1..7 {
+        let t0 = Instant::now();
+        let reply = call_any(&conns, req(""), &opts).await.unwrap();
+        let took = t0.elapsed();
+        assert!(took < ms(50), "call {i} took {took:?}");
+        if i % 2 == 1 {
+            assert_eq!(
+                reply.content().as_ref(),
+                b"",
+                "call {i}: the stall ends after 100 ms"
+            );
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -451,8 +451,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_sub_millisecond_soft_timeout_passes_under_a_paused_clock_too() {
-        // The node's timer yields until such a deadline by the real clock; a paused clock does
-        // not move meanwhile, so it then sleeps to it (tokio rounds that to its next tick).
+        // The fine timer thread wakes the node's timer at such a deadline by the real clock; a
+        // paused clock does not move meanwhile, so it then sleeps to it (tokio rounds that to
+        // its next tick).
         let (link, _peer) = link(RequestSettings::default());
         for soft in [Duration::from_micros(50), Duration::from_micros(999)] {
             let opts = CallOptions::new().soft_timeout(soft);

@@ -16,6 +16,7 @@
 pub(crate) mod call;
 pub(crate) mod dedup;
 mod entry;
+mod fine_timer;
 pub(crate) mod hedge;
 pub(crate) mod late;
 pub(crate) mod options;
@@ -386,7 +387,7 @@ async fn run_timer<P: Copy + Eq + Hash + std::fmt::Debug>(
         // are not waiting yet), so none is missed.
         match next {
             Some(at) if fine && at.saturating_duration_since(Instant::now()) < table::FINE => {
-                yield_until(at, &wake).await;
+                fine_wait(at, &wake).await;
             }
             Some(at) => {
                 tokio::select! {
@@ -400,25 +401,30 @@ async fn run_timer<P: Copy + Eq + Hash + std::fmt::Debug>(
 }
 
 /// Wait for a sub-millisecond soft deadline finer than tokio's timers (which fire on
-/// millisecond ticks): yield, letting every other task run, until it passes by the real clock,
-/// or until woken. The price is a worker kept busy (yielding) for up to a millisecond per such
-/// deadline, paid only by calls whose soft timeout is under [`table::FINE`]. Under a paused
-/// clock (tests), whose time does not move while tasks run, sleep to it instead.
-async fn yield_until(at: Instant, wake: &Notify) {
-    let end = std::time::Instant::now() + at.saturating_duration_since(Instant::now());
+/// millisecond ticks), or until woken: the process's fine timer thread ([`fine_timer`]) wakes
+/// this timer at it, to within a few microseconds, without keeping a worker busy meanwhile.
+/// Under a paused clock (tests), whose time does not move while tasks run, sleep to it
+/// afterwards.
+async fn fine_wait(at: Instant, wake: &Arc<Notify>) {
     let woken = wake.notified();
     tokio::pin!(woken);
-    while std::time::Instant::now() < end {
-        tokio::select! {
-            biased;
-            () = &mut woken => return,
-            () = tokio::task::yield_now() => {}
+    let real = std::time::Instant::now() + at.saturating_duration_since(Instant::now());
+    match fine_timer::register(real, wake) {
+        // Dropped when woken (by it, or earlier by the table): taken out if not passed.
+        Some(_registered) => woken.as_mut().await,
+        None => {
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => return,
+                () = woken.as_mut() => return,
+            }
         }
     }
-    if Instant::now() < at {
+    // Woken early (the table has news): back to the loop. Woken at the deadline by the real
+    // clock while tokio's has not moved (paused): sleep to it, tokio then moves its clock.
+    if std::time::Instant::now() >= real && Instant::now() < at {
         tokio::select! {
             () = tokio::time::sleep_until(at) => {}
-            () = &mut woken => {}
+            () = wake.notified() => {}
         }
     }
 }

@@ -87,9 +87,10 @@ impl CallOptions {
     /// passes without a reply, [`PendingCall::soft_timeout`](super::PendingCall::soft_timeout) resolves, a call with retries left
     /// re-sends its request, and [`call_any`](crate::call_any) asks the next peer. A reply after
     /// it but within the hard timeout answers the call as one in time. Capped at the hard
-    /// timeout. One under a millisecond passes to the microsecond: the node's request timer
-    /// then yields until it (keeping a worker busy for that long) instead of sleeping to
-    /// tokio's next millisecond tick.
+    /// timeout. One under a millisecond passes to within a few microseconds: a thread of the
+    /// process (one for all nodes) sleeps until shortly before it, spins the last 50 µs and
+    /// wakes the node's request timer, instead of tokio's timer rounding it up to its next
+    /// millisecond tick. No worker of the runtime is kept busy meanwhile.
     #[must_use]
     pub fn soft_timeout(mut self, d: Duration) -> Self {
         self.soft_timeout = Some(Some(crate::node::sane(d)));

@@ -257,12 +257,21 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         rx
     }
 
-    /// Forget a request (its caller gave up); `None` if it was already answered.
+    /// Forget a request (answered, or its caller gave up); `None` if it was already answered.
+    ///
+    /// When the node's timer is waiting for this request's sub-millisecond soft deadline (see
+    /// [`next_is_fine`](Self::next_is_fine)), it is woken to stop: a deadline nobody waits for
+    /// any more would still cost a spin (the fine timer spins through its last microseconds)
+    /// and a wake-up, and a client making such calls back to back would pay it on every call.
+    /// (When the timer yielded until such deadlines, this kept a worker busy all the time.)
     pub(crate) fn remove(&mut self, id: u64) -> Option<Pending<P>> {
         let p = self.entries.remove(&id)?;
         self.deadlines.remove(&(p.deadline, id));
         if let Some(s) = p.soft {
             self.soft_deadlines.remove(&(s, id));
+            if p.soft_fine && self.armed == Some(s) {
+                self.wake = true;
+            }
         }
         if let Some(n) = self.per_peer.get_mut(&p.peer) {
             *n -= 1;

@@ -559,6 +559,57 @@ fn only_a_sub_millisecond_soft_deadline_next_in_line_is_kept_finely() {
 }
 
 #[test]
+fn a_request_whose_fine_soft_deadline_the_timer_waits_for_wakes_it_when_it_leaves() {
+    // The timer waits finely (the fine timer thread spins its last microseconds) for a
+    // sub-millisecond soft deadline: a request answered or dropped before it must wake the
+    // timer to stop, or that is paid for nothing.
+    let t0 = Instant::now();
+    let us = Duration::from_micros;
+    let mut t = table(Matching::Native);
+    let mut m = request("a");
+    let s = t
+        .start(1, &mut m, Plugins::new(), SECOND, Some(us(200)), t0)
+        .unwrap();
+    assert!(t.take_wake(), "an earlier deadline wakes the timer");
+    assert_eq!(t.fire(t0).1, Some(t0 + us(200)));
+    assert!(t.next_is_fine());
+    // A second one, due later: not what the timer waits for; its end wakes nothing.
+    let mut m2 = request("b");
+    let s2 = t
+        .start(1, &mut m2, Plugins::new(), SECOND, Some(us(300)), t0)
+        .unwrap();
+    assert!(!t.take_wake());
+    assert!(t.remove(s2.id).is_some());
+    assert!(!t.take_wake());
+    // The answer to the first stops the timer's wait: it then sleeps to the next deadline.
+    let r = reply(MessageType::RESPOND_URI, "a", Some(s.id));
+    assert!(matches!(
+        t.take_reply(1, &r, || t0 + us(50)),
+        Taken::Answers(_)
+    ));
+    assert!(t.take_wake(), "answered before its fine soft deadline");
+    assert_eq!(t.fire(t0 + us(50)).1, None, "nothing left to wait for");
+    // A caller that drops its call does the same.
+    let mut m = request("c");
+    let s = t
+        .start(1, &mut m, Plugins::new(), SECOND, Some(us(100)), t0)
+        .unwrap();
+    t.fire(t0);
+    assert!(t.next_is_fine());
+    assert!(t.remove(s.id).is_some());
+    assert!(t.take_wake());
+    // A plain request (no soft deadline) never wakes the timer when it is answered.
+    let mut m = request("d");
+    let s = t
+        .start(1, &mut m, Plugins::new(), SECOND, None, t0)
+        .unwrap();
+    t.fire(t0);
+    let r = reply(MessageType::RESPOND_URI, "d", Some(s.id));
+    assert!(matches!(t.take_reply(1, &r, || t0), Taken::Answers(_)));
+    assert!(!t.take_wake());
+}
+
+#[test]
 fn a_python_peer_s_late_reply_is_matched_by_uri() {
     let t0 = Instant::now();
     for matching in [Matching::Native, Matching::Python] {
