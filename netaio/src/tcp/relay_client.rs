@@ -44,7 +44,19 @@ impl Connection {
     /// expires (renew it by reserving again before [`RelayLimits::reservation_secs`]) or this
     /// connection ends, envelopes for `peer_id` come here. Returns the relay's limits.
     pub async fn reserve(&self, peer_id: impl Into<Bytes>) -> Result<RelayLimits, ReserveError> {
-        let msg = Message::new(RESERVE, peer_id, Bytes::new());
+        self.reserve_with(peer_id, Bytes::new()).await
+    }
+
+    /// [`reserve`](Self::reserve) with `proof` as the reservation's content: what the relay's
+    /// [`ReservationCheck`](crate::relay::ReservationCheck) needs besides the verified signer
+    /// (for netaio-asymmetric's self-certifying ids, the X25519 public key:
+    /// `SelfCertifiedReservations::proof`).
+    pub async fn reserve_with(
+        &self,
+        peer_id: impl Into<Bytes>,
+        proof: impl Into<Bytes>,
+    ) -> Result<RelayLimits, ReserveError> {
+        let msg = Message::new(RESERVE, peer_id, proof);
         match self.call(msg).await {
             Ok(reply) if reply.message_type == MessageType::OK => {
                 RelayLimits::decode(reply.content()).ok_or(ReserveError::NotARelay)
