@@ -7,7 +7,7 @@ use std::fmt;
 use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use netaio::message::AuthFields;
-use netaio::plugin::{AuthError, AuthPlugin, Freshness, PluginContext};
+use netaio::plugin::{AuthError, AuthPlugin, Freshness, PluginContext, SIGNER_FIELD};
 use netaio::{Message, MessageType};
 
 use crate::Identity;
@@ -177,6 +177,7 @@ pub struct Ed25519Auth {
     key_id_field: Cow<'static, str>,
     send_key_id: bool,
     trust_peer_keys: bool,
+    expose_signer: bool,
     allowed: BTreeMap<[u8; 32], VerifyingKey>,
     freshness: Freshness,
 }
@@ -196,6 +197,7 @@ impl fmt::Debug for Ed25519Auth {
             )
             .field("send_key_id", &self.send_key_id)
             .field("trust_peer_keys", &self.trust_peer_keys)
+            .field("expose_signer", &self.expose_signer)
             .field("allowed", &self.allowed.len())
             .field("freshness", &self.freshness)
             .finish_non_exhaustive()
@@ -220,6 +222,7 @@ impl Ed25519Auth {
             key_id_field: Cow::Borrowed(DEFAULT_KEY_ID_FIELD),
             send_key_id: true,
             trust_peer_keys: true,
+            expose_signer: false,
             allowed: BTreeMap::new(),
             freshness: Freshness::default(),
         }
@@ -261,6 +264,33 @@ impl Ed25519Auth {
     #[must_use]
     pub fn send_key_id(mut self, on: bool) -> Self {
         self.send_key_id = on;
+        self
+    }
+
+    /// Leave the verified signer's Ed25519 public key (32 bytes) in the checked message's
+    /// [`SIGNER_FIELD`](netaio::plugin::SIGNER_FIELD) (default false), for the handlers and
+    /// services that bind something to the sender's key: a relay checking that a reserved peer
+    /// id is the signer's
+    /// ([`SelfCertifiedReservations`](crate::SelfCertifiedReservations)). The node removes that
+    /// field from every message it receives before checking it, so only this check sets it.
+    ///
+    /// ```
+    /// use netaio::plugin::{AuthPlugin, PluginContext, SIGNER_FIELD};
+    /// use netaio::{Message, MessageType};
+    /// use netaio_asymmetric::{Ed25519Auth, Identity};
+    ///
+    /// let me = Identity::generate();
+    /// let auth = Ed25519Auth::new(&me).expose_signer(true);
+    /// let ctx = PluginContext::default();
+    /// let mut msg = Message::new(MessageType::OK, "u", "c");
+    /// auth.make(&mut msg, &ctx).unwrap();
+    /// let auth = auth.allow(me.verifying_key());
+    /// auth.check(&mut msg, &ctx).unwrap();
+    /// assert_eq!(msg.auth.get(SIGNER_FIELD).unwrap().as_ref(), me.verifying_key().as_bytes());
+    /// ```
+    #[must_use]
+    pub fn expose_signer(mut self, on: bool) -> Self {
+        self.expose_signer = on;
         self
     }
 
@@ -394,6 +424,9 @@ impl AuthPlugin for Ed25519Auth {
                 "auth field {name:?} already present"
             )));
         }
+        // A verified signer left by a check is about a message received, not this one (and the
+        // receiver removes it before checking, which would fail the signature over it).
+        msg.auth.remove(SIGNER_FIELD);
         let ts = self.freshness.now();
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce[..]);
@@ -412,24 +445,15 @@ impl AuthPlugin for Ed25519Auth {
     }
 
     fn check(&self, msg: &mut Message, ctx: &PluginContext<'_>) -> Result<(), AuthError> {
-        let sig = Signature::from_bytes(&Self::fixed::<64>(msg, &self.sig_field)?);
-        let ts = u64::from_be_bytes(Self::fixed::<8>(msg, &self.ts_field)?);
-        let nonce: [u8; NONCE_LEN] = Self::fixed(msg, &self.nonce_field)?;
-        self.freshness.check_time(ts)?;
-        let keys = self.candidates(msg, ctx)?;
-        let signed = self.signed(msg, ts, &nonce);
-        let Some(signer) = keys.iter().find(|k| k.verify_strict(&signed, &sig).is_ok()) else {
-            return Err(AuthError::Invalid);
-        };
-        // Nonces counted per signing key: one busy signer cannot crowd out the others.
-        self.freshness.accept_from(signer.as_bytes(), ts, &nonce)?;
-        for name in [
-            &self.ts_field,
-            &self.nonce_field,
-            &self.sig_field,
-            &self.key_id_field,
-        ] {
-            msg.auth.remove(name);
+        // A signer an outer check left (never from the wire: the node removes it first) is not
+        // part of what the sender signed.
+        let earlier = msg.auth.remove(SIGNER_FIELD);
+        let signer = self.verify(msg, ctx)?;
+        if self.expose_signer {
+            msg.auth
+                .insert(SIGNER_FIELD, Bytes::copy_from_slice(signer.as_bytes()));
+        } else if let Some(e) = earlier {
+            msg.auth.insert(SIGNER_FIELD, e);
         }
         Ok(())
     }
@@ -449,5 +473,35 @@ impl AuthPlugin for Ed25519Auth {
     /// the message came from.
     fn authenticates_sender(&self) -> bool {
         !self.trust_peer_keys
+    }
+}
+
+impl Ed25519Auth {
+    /// The check proper: the signer's key when the message verifies (its fields removed).
+    fn verify(
+        &self,
+        msg: &mut Message,
+        ctx: &PluginContext<'_>,
+    ) -> Result<VerifyingKey, AuthError> {
+        let sig = Signature::from_bytes(&Self::fixed::<64>(msg, &self.sig_field)?);
+        let ts = u64::from_be_bytes(Self::fixed::<8>(msg, &self.ts_field)?);
+        let nonce: [u8; NONCE_LEN] = Self::fixed(msg, &self.nonce_field)?;
+        self.freshness.check_time(ts)?;
+        let keys = self.candidates(msg, ctx)?;
+        let signed = self.signed(msg, ts, &nonce);
+        let Some(signer) = keys.iter().find(|k| k.verify_strict(&signed, &sig).is_ok()) else {
+            return Err(AuthError::Invalid);
+        };
+        // Nonces counted per signing key: one busy signer cannot crowd out the others.
+        self.freshness.accept_from(signer.as_bytes(), ts, &nonce)?;
+        for name in [
+            &self.ts_field,
+            &self.nonce_field,
+            &self.sig_field,
+            &self.key_id_field,
+        ] {
+            msg.auth.remove(name);
+        }
+        Ok(*signer)
     }
 }

@@ -53,6 +53,7 @@ pub mod auth;
 pub mod cipher;
 mod identity;
 mod peer;
+mod reservations;
 
 pub use auth::Ed25519Auth;
 pub use cipher::X25519Cipher;
@@ -61,6 +62,7 @@ pub use peer::{
     AsymmetricPeerPlugin, ED25519_FIELD, PEER_ID_DOMAIN, PEER_ID_LEN, SelfCertifyingPeerPlugin,
     X25519_FIELD, peer_id,
 };
+pub use reservations::SelfCertifiedReservations;
 
 /// The `ed25519-dalek` crate this crate uses (for [`VerifyingKey`](ed25519_dalek::VerifyingKey)).
 pub use ed25519_dalek;

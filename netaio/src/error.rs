@@ -111,6 +111,10 @@ pub enum BindError {
     /// first request.
     #[error(transparent)]
     MissingState(#[from] crate::router::MissingStateError),
+    /// Routes the builder adds (a relay's) collide with the router's: a configuration error,
+    /// nothing was bound.
+    #[error(transparent)]
+    Route(#[from] crate::router::RouteError),
 }
 
 /// A UDP node's multicast group cannot be joined ([`BindError::Multicast`]).

@@ -54,7 +54,7 @@ struct DoxExamples;
 pub mod relay {
     pub use crate::node::relay::{
         DELIVER, FORWARD, REFUSAL_URI, RESERVE, Rate, RelayAddress, RelayConfig, RelayLimits,
-        RelayRefusal, RelayStats, is_relay_type,
+        RelayRefusal, RelayStats, ReservationCheck, is_relay_type,
     };
     pub use crate::tcp::{Relay, ReserveError};
 }

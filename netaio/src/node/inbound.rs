@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use super::requests::{self, Correlated, Requests};
 use crate::peer::Peer;
-use crate::plugin::{AuthPlugin, NodePlugins, OpenError, Plugins, open_inner, open_outer};
+use crate::plugin::{
+    AuthPlugin, NodePlugins, OpenError, Plugins, SIGNER_FIELD, open_inner, open_outer,
+};
 use crate::router::{BoxedHandler, Routed, Routes};
 use crate::{Message, RequestError};
 
@@ -100,6 +102,11 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Pipeline<'_, P> {
         peer: impl FnOnce() -> Option<Arc<Peer>>,
         admit: impl FnOnce(&Message) -> bool,
     ) -> Result<Inbound, Message> {
+        let mut msg = msg;
+        // Only a plugin's check sets it (a verified signer); from the wire it is a forgery.
+        if !msg.auth.is_empty() {
+            msg.auth.remove(SIGNER_FIELD);
+        }
         let mut peer = Lazy::new(peer);
         let outer = &self.plugins.outer;
         let msg = if outer.is_empty() {

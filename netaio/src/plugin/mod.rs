@@ -87,4 +87,5 @@ pub use postcard_peer::PostcardPeerPlugin;
 pub use refusal::RefusalReason;
 pub use traits::{
     AuthError, AuthPlugin, CipherError, CipherPlugin, PeerError, PeerPlugin, PluginContext,
+    SIGNER_FIELD,
 };

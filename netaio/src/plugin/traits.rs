@@ -9,6 +9,20 @@ use bytes::Bytes;
 use crate::peer::{Peer, PeerData};
 use crate::{Message, MessageType};
 
+/// The auth field that carries, on a received message, the public key an auth plugin verified
+/// it with (the signer), for the layers above that bind something to a key: a relay's
+/// reservations ([`Relay::reservation_check`](crate::relay::Relay::reservation_check)).
+///
+/// No message carries it on the wire: a node removes it from every message it receives before
+/// any plugin checks it (so a sender that puts it in fails its own signature), and only an auth
+/// plugin's `check` sets it (netaio-asymmetric's `Ed25519Auth` with `expose_signer`). A value in
+/// it is therefore always a verified signer's key.
+///
+/// ```
+/// assert_eq!(netaio::plugin::SIGNER_FIELD, "netaio-signer");
+/// ```
+pub const SIGNER_FIELD: &str = "netaio-signer";
+
 /// What a plugin knows about the message's other end and about this node.
 #[derive(Clone, Copy, Default)]
 pub struct PluginContext<'a> {

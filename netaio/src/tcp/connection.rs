@@ -34,6 +34,10 @@ pub(super) struct ConnShared {
     /// Requests of the server that asked to run at most once, with their replies (kept across
     /// reconnects: a retry comes on the new connection).
     pub(super) dedup: Dedup<()>,
+    /// The same for requests relayed to this connection, per sender: keyed by a hash (random
+    /// keys, [`relay_senders`](Self::relay_senders)) of the sender's relay address.
+    pub(super) relay_dedup: Dedup<u64>,
+    pub(super) relay_senders: std::hash::RandomState,
     pub(super) connected: AtomicBool,
     pub(super) cancel: CancellationToken,
     pub(super) inbox: tokio::sync::Mutex<mpsc::Receiver<Message>>,
@@ -150,6 +154,8 @@ impl Connection {
                     &client.requests,
                 ),
                 dedup: Dedup::new(client.requests.dedup),
+                relay_dedup: Dedup::new(client.requests.dedup),
+                relay_senders: std::hash::RandomState::new(),
                 connected: AtomicBool::new(true),
                 cancel: CancellationToken::new(),
                 inbox: tokio::sync::Mutex::new(inbox_rx),

@@ -3,6 +3,7 @@
 //! pipeline as if they had come directly: instance plugins, request table, router, inner
 //! plugins; a handler's reply goes back through the relay to the sender).
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -18,7 +19,7 @@ use crate::node::relay::{
     COMBINE_FROM, FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, encode_envelope,
     encode_envelope_into, is_relay_type,
 };
-use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
+use crate::node::requests::{self, Begin, CallLink, CallOptions, PendingCall, Requests, Running};
 use crate::peer::Peer;
 use crate::plugin::{SendOptions, open_outer};
 use crate::router::Request;
@@ -44,7 +45,19 @@ impl Connection {
     /// expires (renew it by reserving again before [`RelayLimits::reservation_secs`]) or this
     /// connection ends, envelopes for `peer_id` come here. Returns the relay's limits.
     pub async fn reserve(&self, peer_id: impl Into<Bytes>) -> Result<RelayLimits, ReserveError> {
-        let msg = Message::new(RESERVE, peer_id, Bytes::new());
+        self.reserve_with(peer_id, Bytes::new()).await
+    }
+
+    /// [`reserve`](Self::reserve) with `proof` as the reservation's content: what the relay's
+    /// [`ReservationCheck`](crate::relay::ReservationCheck) needs besides the verified signer
+    /// (for netaio-asymmetric's self-certifying ids, the X25519 public key:
+    /// `SelfCertifiedReservations::proof`).
+    pub async fn reserve_with(
+        &self,
+        peer_id: impl Into<Bytes>,
+        proof: impl Into<Bytes>,
+    ) -> Result<RelayLimits, ReserveError> {
+        let msg = Message::new(RESERVE, peer_id, proof);
         match self.call(msg).await {
             Ok(reply) if reply.message_type == MessageType::OK => {
                 RelayLimits::decode(reply.content()).ok_or(ReserveError::NotARelay)
@@ -240,11 +253,35 @@ pub(super) async fn delivered(
         return Verdict::Valid;
     };
     let rid = msg.request_id();
-    let req = Request {
-        message: msg,
-        ctx: d.ctx.clone(),
+    // At most once, per sender: a request its sender re-sends through the relay runs its
+    // handler only the first time, and a copy gets the cached reply.
+    let dedup = &conn.inner.relay_dedup;
+    let sender_key = conn.inner.relay_senders.hash_one(&from);
+    let mut running = None;
+    let cached = match dedup.begin(sender_key, &msg) {
+        None => None,
+        Some((id, Begin::New)) => {
+            running = Some(Running::new(dedup, sender_key, id));
+            None
+        }
+        Some((_, Begin::Running | Begin::Done(None))) => return Verdict::Valid,
+        Some((_, Begin::Done(Some(reply)))) => Some(reply),
     };
-    let Some(mut reply) = handler.call(req).await else {
+    let reply = match cached {
+        Some(reply) => Some(reply),
+        None => {
+            let req = Request {
+                message: msg,
+                ctx: d.ctx.clone(),
+            };
+            let reply = handler.call(req).await;
+            if let Some(running) = running {
+                running.finish(reply.as_ref());
+            }
+            reply
+        }
+    };
+    let Some(mut reply) = reply else {
         return Verdict::Valid;
     };
     if let Some(id) = rid {

@@ -3,6 +3,7 @@
 //! held for no await; a recipient's envelopes go to its connection in order, at once while its
 //! send queue has room, else by a task that waits for room (one per recipient at most).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use bytes::Bytes;
@@ -14,13 +15,14 @@ use super::{ConnectionEvent, ConnectionId, ServerHandle};
 use crate::error::SendError;
 use crate::node::relay::{
     DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayRefusal, RelayState, RelayStats,
-    deliver_head,
+    ReservationCheck, deliver_head,
 };
 use crate::router::{Context, Router};
 use crate::{Message, MessageType};
 
-/// The relay service, opt-in on a [`TcpServer`](super::TcpServer): merge its
-/// [`router`](Self::router) into the server's. Peers reserve their id on their connection
+/// The relay service, opt-in on a [`TcpServer`](super::TcpServer): give it to the server's
+/// builder ([`TcpServerBuilder::relay`](super::TcpServerBuilder::relay)), or merge its
+/// [`router`](Self::router) into the server's router. Peers reserve their id on their connection
 /// ([`Connection::reserve`](super::Connection::reserve)), and envelopes for a reserved id are
 /// forwarded to that connection, the inner frame untouched: it is sealed by the sender for the
 /// recipient, and the relay needs none of its keys. Reservations and envelopes pass the server's
@@ -35,10 +37,20 @@ use crate::{Message, MessageType};
 /// let relay = Relay::new(RelayConfig::default());
 /// let server = TcpServer::builder()
 ///     .address(([0, 0, 0, 0], 9100))
-///     .router(Router::new().merge(relay.router()))
+///     .relay(relay.clone())
 ///     .bind()
 ///     .await?;
+/// println!("{:?}", relay.stats());
 /// server.serve().await;
+///
+/// // The same by hand, for another relay (one relay per server): its routes merged into the
+/// // router.
+/// let other = Relay::new(RelayConfig::default());
+/// let other = TcpServer::builder()
+///     .address(([0, 0, 0, 0], 9101))
+///     .router(Router::new().merge(other.router()))
+///     .bind()
+///     .await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -48,9 +60,14 @@ pub struct Relay {
 
 struct Shared {
     state: Mutex<RelayState<ConnectionId>>,
+    /// Who may reserve which id; `None`: the first live connection that asks.
+    check: Mutex<Option<Arc<dyn ReservationCheck>>>,
     /// Set once the first relay message arrived: the task that follows the server's
     /// disconnections and expiries is running.
     watching: OnceLock<()>,
+    /// The watcher missed connection events: the next relay message drops what belongs to
+    /// connections the server no longer has.
+    sweep_due: AtomicBool,
 }
 
 impl std::fmt::Debug for Relay {
@@ -61,15 +78,41 @@ impl std::fmt::Debug for Relay {
     }
 }
 
+impl From<RelayConfig> for Relay {
+    fn from(config: RelayConfig) -> Self {
+        Self::new(config)
+    }
+}
+
 impl Relay {
     /// A relay with these limits.
     pub fn new(config: RelayConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(RelayState::new(config)),
+                check: Mutex::new(None),
                 watching: OnceLock::new(),
+                sweep_due: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Check every reservation with `check` (replacing any earlier one): a reservation it
+    /// refuses is answered [`RelayRefusal::NotYours`]. With self-certifying peer ids, the
+    /// server's auth exposing the verified signer (netaio-asymmetric's
+    /// `Ed25519Auth::expose_signer`) and netaio-asymmetric's `SelfCertifiedReservations`, a peer
+    /// can reserve only the id of its own keys.
+    ///
+    /// ```
+    /// use netaio::relay::{Relay, RelayConfig};
+    ///
+    /// let relay = Relay::new(RelayConfig::default())
+    ///     .reservation_check(|id: &[u8], _: &netaio::Message| id.starts_with(b"guest-"));
+    /// ```
+    #[must_use]
+    pub fn reservation_check(self, check: impl ReservationCheck) -> Self {
+        *self.shared.check.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(check));
+        self
     }
 
     /// Its routes: [`RESERVE`] and [`FORWARD`] (by type, any uri).
@@ -110,15 +153,46 @@ impl Shared {
             let events = server.events();
             tokio::spawn(watch(Arc::downgrade(self), events));
         });
+        if self.sweep_due.swap(false, Ordering::AcqRel) {
+            let live: std::collections::HashSet<ConnectionId> =
+                server.registry().conns.keys().copied().collect();
+            self.state().retain_connections(|c| live.contains(c));
+        }
+    }
+
+    /// Whether the server still has `conn` (when not, its end is dropped from the relay now,
+    /// without waiting for the watcher to see its event).
+    fn alive(&self, server: &ServerHandle, conn: ConnectionId) -> bool {
+        let alive = server.registry().conns.contains_key(&conn);
+        if !alive {
+            self.state().connection_closed(conn);
+        }
+        alive
     }
 
     fn reserve(self: &Arc<Self>, msg: &Message, ctx: &Context) -> Option<Message> {
         let (server, conn) = (ctx.server()?, ctx.connection_id()?);
         self.watch(server);
         let ip = ctx.peer_addr().ip();
-        let result = self
-            .state()
-            .reserve(conn, ip, msg.uri().clone(), Instant::now());
+        let check = self.check.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let result = match check {
+            Some(c) if !c.allows(msg.uri(), msg) => {
+                Err(self.state().refuse(RelayRefusal::NotYours))
+            }
+            _ => {
+                let now = Instant::now();
+                let mut result = self.state().reserve(conn, ip, msg.uri().clone(), now);
+                // Held by a connection that has just ended (its event not yet seen, or
+                // missed): the id is free.
+                if result == Err(RelayRefusal::Taken)
+                    && let Some(holder) = self.state().holder(msg.uri())
+                    && !self.alive(server, holder)
+                {
+                    result = self.state().reserve(conn, ip, msg.uri().clone(), now);
+                }
+                result
+            }
+        };
         Some(match result {
             Ok(limits) => Message::new(MessageType::OK, msg.uri().clone(), limits.encode()),
             Err(r) => {
@@ -149,8 +223,15 @@ impl Shared {
             Ok(f) => {
                 // This envelope is the first of an empty queue: a connection already gone (its
                 // end not yet seen by the watcher) means no route for it.
-                if f.start && self.drain(server.clone(), f.to) {
-                    return answerable.then(|| RelayRefusal::NoRoute.to_message());
+                let gone = if f.start {
+                    self.drain(server.clone(), f.to)
+                } else {
+                    // Queued behind others: a recipient that has just ended takes them all.
+                    !self.alive(server, f.to)
+                };
+                if gone {
+                    let r = self.state().refuse(RelayRefusal::NoRoute);
+                    return answerable.then(|| r.to_message());
                 }
                 None
             }
@@ -275,6 +356,8 @@ async fn watch(shared: Weak<Shared>, mut events: broadcast::Receiver<ConnectionE
                 // Missed disconnections are found when a delivery to them fails.
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "relay: connection events missed");
+                    let Some(s) = shared.upgrade() else { return };
+                    s.sweep_due.store(true, Ordering::Release);
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },

@@ -98,6 +98,7 @@ pub struct TcpServerOptions {
     shutdown_timeout: Duration,
     subscriptions: SubscriptionLimits,
     connection: ConnectionOptions,
+    relay: Option<super::Relay>,
 }
 
 impl Default for TcpServerOptions {
@@ -118,6 +119,7 @@ impl Default for TcpServerOptions {
                 total_bytes: subscriptions::DEFAULT_TOTAL_KEY_BYTES,
             },
             connection: ConnectionOptions::with_idle_timeout(Some(Duration::from_secs(300))),
+            relay: None,
         }
     }
 }
@@ -225,8 +227,37 @@ impl TcpServerBuilder {
         self
     }
 
+    /// Serve a relay (opt-in): peers reserve their id on their connection to this server and
+    /// are reached through it by id. Takes a [`RelayConfig`](crate::relay::RelayConfig), or a
+    /// [`Relay`](crate::relay::Relay) (keep a clone of it for its stats, or to give it a
+    /// reservation check). Its routes join the router's when the server is bound, whatever the
+    /// order of this call and [`router`](Self::router); a router that has its own routes for the
+    /// relay's message types makes `bind` fail ([`BindError::Route`]). A second call replaces
+    /// the first.
+    ///
+    /// ```no_run
+    /// use netaio::TcpServer;
+    /// use netaio::relay::RelayConfig;
+    ///
+    /// # async fn run() -> Result<(), netaio::BindError> {
+    /// let server = TcpServer::builder()
+    ///     .address(([0, 0, 0, 0], 9100))
+    ///     .relay(RelayConfig::default().max_reservations(1024))
+    ///     .bind()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn relay(mut self, relay: impl Into<super::Relay>) -> Self {
+        self.kind.relay = Some(relay.into());
+        self
+    }
+
     /// Bind the listening socket.
-    pub async fn bind(self) -> Result<TcpServer, BindError> {
+    pub async fn bind(mut self) -> Result<TcpServer, BindError> {
+        if let Some(relay) = self.kind.relay.take() {
+            self.router = self.router.try_merge(relay.router())?;
+        }
         // A programming error: found before anything is bound.
         self.router.check_state()?;
         let kind = self.kind;

@@ -10,6 +10,8 @@ mod not_netaio;
 mod peer_watch;
 mod pipeline_order;
 mod reach;
+mod relay_departure;
+mod relay_keys;
 mod slow_peers_concurrent;
 mod slow_peers_tcp;
 mod slow_peers_udp;

@@ -594,3 +594,62 @@ async fn the_inner_frame_arrives_byte_identical_in_a_well_formed_deliver() {
     assert_eq!(relay.stats().relayed, 3);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_retried_relayed_request_runs_once_and_gets_the_cached_reply() {
+    use netaio::codec::FrameCodec;
+    use netaio::message::fields;
+    use netaio::relay::{DELIVER, FORWARD, RelayAddress};
+    use tokio::io::AsyncWriteExt;
+    let (server, _relay) = relay(RelayConfig::default()).await;
+    // C answers with the number of times its handler ran.
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let c_router = Router::new().on((MessageType::REQUEST_URI, "n"), move |_m: Message| {
+        let seen = seen.clone();
+        async move {
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            Message::respond("n", n.to_string())
+        }
+    });
+    let (_c, _cc) = peer_at(server.addr, c_router, Some("node-c")).await;
+    // The sender, raw: the same request (id 5, marked at-most-once) sent twice, as a caller's
+    // retry would, then another request id, and the first id from another sender.
+    let codec = FrameCodec::new();
+    let request = |rid: u64| {
+        let mut inner = Message::new(MessageType::REQUEST_URI, "n", "");
+        inner.set_request_id(rid);
+        inner
+            .auth
+            .insert(fields::AT_MOST_ONCE, 60_000u32.to_be_bytes().to_vec());
+        let to = RelayAddress::Peer(Bytes::from_static(b"node-c")).encode();
+        codec
+            .to_frame(&Message::new(FORWARD, to, codec.to_frame(&inner).unwrap()))
+            .unwrap()
+    };
+    let answer = |m: Message| {
+        assert_eq!(m.message_type, DELIVER, "{m:?}");
+        let inner = Message::decode(m.content().clone(), codec.auth_codec()).unwrap();
+        (
+            inner.reply_ref().unwrap(),
+            String::from_utf8(inner.content().to_vec()).unwrap(),
+        )
+    };
+    let mut a = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    for rid in [5, 5, 6] {
+        a.write_all(&request(rid)).await.unwrap();
+    }
+    assert_eq!(answer(read_frame(&mut a).await.1), (5, "1".into()));
+    assert_eq!(
+        answer(read_frame(&mut a).await.1),
+        (5, "1".into()),
+        "the cached reply"
+    );
+    assert_eq!(answer(read_frame(&mut a).await.1), (6, "2".into()));
+    // Another sender's request 5 is its own.
+    let mut b = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    b.write_all(&request(5)).await.unwrap();
+    assert_eq!(answer(read_frame(&mut b).await.1), (5, "3".into()));
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    server.stop().await;
+}

@@ -5,11 +5,13 @@
 //! (`tcp/relay_client.rs`).
 
 mod bucket;
+mod check;
 mod config;
 mod envelope;
 mod state;
 mod wire;
 
+pub use check::ReservationCheck;
 pub use config::{Rate, RelayConfig};
 pub(crate) use envelope::{COMBINE_FROM, deliver_head, encode_envelope, encode_envelope_into};
 pub(crate) use state::RelayState;

@@ -204,7 +204,8 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         s
     }
 
-    fn refuse(&mut self, r: RelayRefusal) -> RelayRefusal {
+    /// Count a refusal (by its kind) and return it.
+    pub(crate) fn refuse(&mut self, r: RelayRefusal) -> RelayRefusal {
         self.stats.refused += 1;
         match r {
             RelayRefusal::RateLimited => self.stats.rate_limited += 1,
@@ -380,6 +381,24 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         }
         self.queues.remove(&conn);
         self.senders.remove(&conn);
+    }
+
+    /// The connection holding `peer`'s reservation.
+    pub(crate) fn holder(&self, peer: &[u8]) -> Option<C> {
+        self.reservations.get(peer).map(|r| r.conn)
+    }
+
+    /// Drop everything of the connections `alive` says have ended (their ends were missed).
+    pub(crate) fn retain_connections(&mut self, alive: impl Fn(&C) -> bool) {
+        let mut known: Vec<C> = self.reservations.values().map(|r| r.conn).collect();
+        known.extend(self.circuits.values().map(|c| c.from));
+        known.extend(self.queues.keys().copied());
+        known.extend(self.senders.keys().copied());
+        for c in known {
+            if !alive(&c) {
+                self.connection_closed(c);
+            }
+        }
     }
 
     /// The peer id `conn` reserved last and still holds, if any.

@@ -342,3 +342,26 @@ fn a_sender_is_named_by_the_id_it_reserved_last_and_by_a_circuit_without_one() {
     .unwrap();
     assert!(matches!(r.pop(9).unwrap().0, RelayAddress::Circuit(_)));
 }
+
+#[test]
+fn connections_whose_end_was_missed_are_dropped_by_a_sweep() {
+    let t0 = Instant::now();
+    let mut r = RelayState::new(RelayConfig::default());
+    r.reserve(2u32, IP_C, id("c"), t0).unwrap();
+    r.reserve(3, IP_B, id("b"), t0).unwrap();
+    // 1 talks to c on a circuit; c's queue holds an envelope.
+    r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap();
+    assert_eq!(r.holder(b"c"), Some(2));
+    assert_eq!(r.reserve(4, IP_A, id("c"), t0), Err(RelayRefusal::Taken));
+    // Only 3 is still connected.
+    r.retain_connections(|c| *c == 3);
+    let s = r.stats();
+    assert_eq!(
+        (s.reservations, s.circuits, s.queued_envelopes),
+        (1, 0, 0),
+        "{s:?}"
+    );
+    assert_eq!(r.holder(b"c"), None);
+    assert_eq!(r.holder(b"b"), Some(3));
+    r.reserve(4, IP_A, id("c"), t0).unwrap();
+}

@@ -148,10 +148,15 @@ pub enum RelayRefusal {
     /// The message is not a well-formed relay message.
     #[error("relay: malformed")]
     Malformed,
+    /// The relay's reservation check refused the id to this sender: with self-certifying ids,
+    /// the id is not that of the key that signed the reservation
+    /// ([`Relay::reservation_check`](crate::relay::Relay::reservation_check)).
+    #[error("relay: the peer id is not the signer's")]
+    NotYours,
 }
 
 impl RelayRefusal {
-    const ALL: [RelayRefusal; 9] = [
+    const ALL: [RelayRefusal; 10] = [
         RelayRefusal::NoRoute,
         RelayRefusal::TooLarge,
         RelayRefusal::Nested,
@@ -161,6 +166,7 @@ impl RelayRefusal {
         RelayRefusal::ReservationLimit,
         RelayRefusal::Taken,
         RelayRefusal::Malformed,
+        RelayRefusal::NotYours,
     ];
 
     /// The code on the wire.
@@ -175,6 +181,7 @@ impl RelayRefusal {
             RelayRefusal::ReservationLimit => "reservation-limit",
             RelayRefusal::Taken => "taken",
             RelayRefusal::Malformed => "malformed",
+            RelayRefusal::NotYours => "not-yours",
         }
     }
 
