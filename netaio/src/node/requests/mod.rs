@@ -14,6 +14,7 @@
 //! brings a deadline earlier than the one it sleeps to (rare when the timeouts are alike).
 
 pub(crate) mod call;
+mod deadlines;
 pub(crate) mod dedup;
 mod entry;
 pub(crate) mod hedge;
