@@ -17,10 +17,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxBuildHasher;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::late::{Expired, ExpiredIds, LateReplyConfig};
@@ -30,9 +31,13 @@ use crate::{Message, MessageType};
 
 use super::deadlines::HardDeadlines;
 pub(crate) use super::entry::{
-    Answer, Counts, Expiries, FINE, Limits, Matching, Pending, Started, Taken, Timing, may_answer,
+    Counts, Expiries, FINE, Limits, Matching, Pending, Started, Taken, Timing, may_answer,
 };
 use super::entry::{answers, timeout_soft_fine};
+use super::slot::{self, AnswerRx, Slot};
+
+/// Answer slots a table keeps for reuse, at most.
+const FREE_SLOTS: usize = 256;
 
 /// Requests waiting for replies, keyed by request id, for peers of type `P` (a socket address on
 /// UDP, a connection id on a server, `()` on one client connection).
@@ -56,6 +61,8 @@ pub(crate) struct RequestTable<P> {
     next_seq: u64,
     /// The instant the node's timer sleeps to (`None`: until woken).
     armed: Option<Instant>,
+    /// Answer slots their callers gave back, for the next requests (at most [`FREE_SLOTS`]).
+    free: Vec<Arc<Slot>>,
     /// A deadline came before `armed`: the timer must be woken ([`take_wake`](Self::take_wake)).
     wake: bool,
 }
@@ -75,6 +82,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             next_seq: 0,
             armed: None,
             wake: false,
+            free: Vec::new(),
         }
     }
 
@@ -186,7 +194,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         msg: &Message,
         inner: Plugins,
         timing: Timing,
-    ) -> Result<oneshot::Receiver<Answer>, RequestError> {
+    ) -> Result<AnswerRx, RequestError> {
         self.admit(peer)?;
         if self.entries.contains_key(&id) {
             return Err(RequestError::TooManyInFlight(self.limits.per_peer));
@@ -222,7 +230,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         msg: &Message,
         inner: Plugins,
         timing: Timing,
-    ) -> oneshot::Receiver<Answer> {
+    ) -> AnswerRx {
         let Timing {
             started,
             deadline,
@@ -230,7 +238,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             soft,
             soft_events,
         } = timing;
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = slot::pair(self.free.pop().unwrap_or_default());
         self.next_seq += 1;
         self.entries.insert(
             id,
@@ -264,6 +272,22 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         }
         *self.per_peer.entry(peer).or_insert(0) += 1;
         rx
+    }
+
+    /// A caller is done with its answer's slot: keep it for another request (when no sender
+    /// holds it any more, and fewer than [`FREE_SLOTS`] are kept).
+    pub(crate) fn recycle(&mut self, rx: AnswerRx) {
+        if self.free.len() < FREE_SLOTS
+            && let Some(slot) = rx.reuse()
+        {
+            self.free.push(slot);
+        }
+    }
+
+    /// Answer slots kept for reuse.
+    #[cfg(test)]
+    pub(crate) fn free_slots(&self) -> usize {
+        self.free.len()
     }
 
     /// Forget a request (its caller gave up); `None` if it was already answered.
