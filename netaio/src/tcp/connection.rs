@@ -397,8 +397,7 @@ impl Connection {
         if !self.is_connected() {
             return Err(SendError::Closed);
         }
-        let bytes = self.prepare_now(msg.clone(), opts)?;
-        self.inner.tx.try_send(bytes)
+        self.queue_now(msg.clone(), opts)
     }
 
     /// Send a message with a fresh request id and wait for the reply (within the client's request
@@ -442,8 +441,7 @@ impl Connection {
         }
         // The usual case: seal, encode and queue inline, a future that is ready at once: a smaller
         // call future to build, move and poll (a pipelining caller pays for each, per request).
-        let send =
-            |msg| std::future::ready(self.prepare_now(msg, opts).and_then(|b| self.queue(b)));
+        let send = |msg| std::future::ready(self.queue_now(msg, opts));
         let result = requests.exchange((), msg, inner, opts.timeout, send).await;
         self.checked(result)
     }
@@ -457,17 +455,20 @@ impl Connection {
         result
     }
 
-    /// [`prepare`](Self::prepare) inline: for plugins that are not CPU-heavy.
-    fn prepare_now(&self, msg: Message, opts: &SendOptions) -> Result<Bytes, SendError> {
+    /// Seal inline (plugins that are not CPU-heavy) and encode in place at the end of the send
+    /// queue's batch, without waiting: no buffer of its own per frame.
+    fn queue_now(&self, msg: Message, opts: &SendOptions) -> Result<(), SendError> {
         let client = &self.inner.client;
-        outbound::seal_now(
-            &client.plugins,
-            &client.codec,
-            msg,
-            opts,
-            self.inner.peer_info.get().as_deref(),
-            Some(self.inner.peer),
-        )
+        let peer = self.inner.peer_info.get();
+        let sealed = client
+            .plugins
+            .seal_now(msg, opts, peer.as_deref(), Some(self.inner.peer))?;
+        self.inner.tx.try_send_encoded(|buf| {
+            client
+                .codec
+                .encode_message(&sealed, buf)
+                .map_err(SendError::from)
+        })
     }
 
     /// A request timed out: when the server never sent anything, say so once (a socket that

@@ -6,9 +6,16 @@
 //! when it takes frames out, once per batch (one atomic subtraction per batch, none per frame).
 //! A frame larger than the connection's budget is queued only when the connection's queue is
 //! empty, so any frame can be sent.
+//!
+//! A request is encoded in place ([`QueueSender::try_send_encoded`]): into the connection's
+//! batch, one buffer that the driver takes whole, announced by one item in the queue while it is
+//! not empty. So a pipelining client pays no buffer of its own per request, no queue item per
+//! request and no copy per frame in the driver (issue 20). A frame queued while a batch waits
+//! joins the batch, so frames are still written in the order they were queued; frames in a batch
+//! are bounded by the byte budget (not by the count).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -151,11 +158,33 @@ impl From<Bytes> for Queued {
     }
 }
 
+/// What a connection's queue carries: a frame, or word that its batch holds frames.
+#[derive(Debug)]
+enum Item {
+    Frame(Queued),
+    Batch,
+}
+
+/// Frames encoded in place by their senders, waiting for the driver as one buffer.
+#[derive(Debug, Default)]
+struct Batch {
+    buf: BytesMut,
+    /// An [`Item::Batch`] is in the queue (the driver has not taken the batch yet).
+    queued: bool,
+    /// The driver's end is gone.
+    closed: bool,
+}
+
+fn lock(batch: &Mutex<Batch>) -> MutexGuard<'_, Batch> {
+    batch.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The sending end of a connection's queue; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct QueueSender {
-    tx: mpsc::Sender<Queued>,
+    tx: mpsc::Sender<Item>,
     bytes: Arc<QueueBytes>,
+    batch: Arc<Mutex<Batch>>,
 }
 
 /// Counts a waiting sender in a budget's `waiting` while it lives.
@@ -190,13 +219,45 @@ impl QueueSender {
     fn try_send_queued(&self, frame: Queued) -> Result<(), SendError> {
         let n = frame.len();
         self.bytes.reserve(n)?;
-        self.tx.try_send(frame).map_err(|e| {
+        let mut batch = lock(&self.batch);
+        if batch.queued && !batch.closed {
+            // After the frames of the batch waiting, as it was queued after them.
+            frame.write_to(&mut batch.buf);
+            return Ok(());
+        }
+        self.tx.try_send(Item::Frame(frame)).map_err(|e| {
             self.bytes.release(n);
-            match e {
-                mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-            }
+            queue_error(&e)
         })
+    }
+
+    /// Encode a frame in place at the end of the connection's batch (`encode` appends it, or
+    /// leaves the buffer as it was and fails), without waiting: errors as
+    /// [`try_send`](Self::try_send)'s, or `encode`'s.
+    pub(crate) fn try_send_encoded(
+        &self,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        let mut batch = lock(&self.batch);
+        if batch.closed {
+            return Err(SendError::Closed);
+        }
+        let start = batch.buf.len();
+        encode(&mut batch.buf)?;
+        let n = batch.buf.len() - start;
+        if let Err(full) = self.bytes.reserve(n) {
+            batch.buf.truncate(start);
+            return Err(full.into());
+        }
+        if !batch.queued {
+            if let Err(e) = self.tx.try_send(Item::Batch) {
+                batch.buf.truncate(start);
+                self.bytes.release(n);
+                return Err(queue_error(&e));
+            }
+            batch.queued = true;
+        }
+        Ok(())
     }
 
     /// Queue a frame, waiting while the queue (or the server's budget for all queues) is full;
@@ -234,7 +295,14 @@ impl QueueSender {
                 () = self.tx.closed() => return Err(SendError::Closed),
             }
         }
-        self.tx.send(frame).await.map_err(|_| {
+        {
+            let mut batch = lock(&self.batch);
+            if batch.queued && !batch.closed {
+                frame.write_to(&mut batch.buf);
+                return Ok(());
+            }
+        }
+        self.tx.send(Item::Frame(frame)).await.map_err(|_| {
             self.bytes.release(n);
             SendError::Closed
         })
@@ -250,8 +318,9 @@ impl QueueSender {
 /// back by [`QueueReceiver::release`], once per batch.
 #[derive(Debug)]
 pub(crate) struct QueueReceiver {
-    rx: mpsc::Receiver<Queued>,
+    rx: mpsc::Receiver<Item>,
     bytes: Arc<QueueBytes>,
+    batch: Arc<Mutex<Batch>>,
     /// Bytes taken out since the last release.
     taken: usize,
 }
@@ -266,19 +335,31 @@ impl QueueReceiver {
     /// Take a frame without waiting.
     #[inline]
     pub(crate) fn try_recv(&mut self) -> Option<Queued> {
-        let b = self.rx.try_recv().ok()?;
-        self.taken += b.len();
-        Some(b)
+        let item = self.rx.try_recv().ok()?;
+        Some(self.take(item))
+    }
+
+    /// The frame of an item (the whole batch for a batch's), counted as taken.
+    fn take(&mut self, item: Item) -> Queued {
+        let q = match item {
+            Item::Frame(q) => q,
+            Item::Batch => {
+                let mut batch = lock(&self.batch);
+                batch.queued = false;
+                // Shares the batch's buffer; it is reused once the driver has copied this out.
+                Queued::from(batch.buf.split().freeze())
+            }
+        };
+        self.taken += q.len();
+        q
     }
 
     /// Poll for a frame; `None` once every sender is gone.
     #[inline]
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Queued>> {
-        let r = self.rx.poll_recv(cx);
-        if let Poll::Ready(Some(b)) = &r {
-            self.taken += b.len();
-        }
-        r
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|item| self.take(item)))
     }
 
     /// Give back the bytes of the frames taken out since the last call.
@@ -294,6 +375,7 @@ impl Drop for QueueReceiver {
     /// The connection ended: what is still queued will never be written; its bytes go back to
     /// the server's budget (a sender that queues after this fails and gives back its own).
     fn drop(&mut self) {
+        lock(&self.batch).closed = true;
         self.rx.close();
         while self.try_recv().is_some() {}
         self.release();
@@ -312,17 +394,27 @@ pub(crate) fn channel(
         conn: ByteBudget::new(bytes),
         node,
     });
+    let batch = Arc::new(Mutex::new(Batch::default()));
     (
         QueueSender {
             tx,
             bytes: bytes.clone(),
+            batch: batch.clone(),
         },
         QueueReceiver {
             rx,
             bytes,
+            batch,
             taken: 0,
         },
     )
+}
+
+fn queue_error<T>(e: &mpsc::error::TrySendError<T>) -> SendError {
+    match e {
+        mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
+        mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+    }
 }
 
 #[cfg(test)]
@@ -420,6 +512,61 @@ mod tests {
         assert_eq!(node.used(), 0);
         assert!(matches!(tx.try_send(frame(1)), Err(SendError::Closed)));
         assert_eq!(node.used(), 0);
+    }
+
+    fn encode(bytes: &'static [u8]) -> impl FnOnce(&mut BytesMut) -> Result<(), SendError> {
+        move |buf| {
+            buf.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn encoded_frames_share_one_batch_and_frames_queued_meanwhile_keep_their_order() {
+        let (tx, mut rx) = channel(2, 1000, None);
+        tx.try_send(Bytes::from_static(b"a|")).unwrap();
+        tx.try_send_encoded(encode(b"r1|")).unwrap();
+        // Joins the batch waiting (the queue's count is full): written after r1, before r2.
+        tx.try_send(Bytes::from_static(b"b|")).unwrap();
+        tx.try_send_encoded(encode(b"r2|")).unwrap();
+        assert_eq!(tx.queued_bytes(), 10);
+        let mut wbuf = BytesMut::new();
+        let mut items = 0;
+        while let Some(q) = rx.try_recv() {
+            q.write_to(&mut wbuf);
+            items += 1;
+        }
+        rx.release();
+        assert_eq!((&wbuf[..], items), (&b"a|r1|b|r2|"[..], 2));
+        assert_eq!(tx.queued_bytes(), 0);
+        // The batch was taken: the next frame opens a new one.
+        tx.try_send_encoded(encode(b"r3")).unwrap();
+        assert_eq!(rx.try_recv().map(|q| q.len()), Some(2));
+    }
+
+    #[test]
+    fn an_encoded_frame_over_the_budget_or_a_failed_encoding_leaves_the_batch_as_it_was() {
+        let (tx, mut rx) = channel(100, 10, None);
+        tx.try_send_encoded(encode(b"12345678")).unwrap();
+        assert!(matches!(
+            tx.try_send_encoded(encode(b"too long")),
+            Err(SendError::QueueFull)
+        ));
+        assert!(matches!(
+            tx.try_send_encoded(|_| Err(SendError::Closed)),
+            Err(SendError::Closed)
+        ));
+        let q = rx.try_recv().unwrap();
+        assert_eq!(q.len(), 8);
+        assert!(rx.try_recv().is_none());
+        drop(q);
+        rx.release();
+        drop(rx);
+        assert!(matches!(
+            tx.try_send_encoded(encode(b"x")),
+            Err(SendError::Closed)
+        ));
+        assert_eq!(tx.queued_bytes(), 0);
     }
 
     #[tokio::test(start_paused = true)]

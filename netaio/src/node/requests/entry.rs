@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::late::Expired;
+use super::slot::{AnswerRx, AnswerTx};
 use crate::error::RequestError;
 use crate::plugin::Plugins;
 use crate::{Message, MessageType};
@@ -64,7 +65,7 @@ pub(crate) struct Pending<P> {
     pub(crate) resent: bool,
     /// Registration order (ids are random): "the oldest request" is the lowest.
     pub(super) seq: u64,
-    pub(super) tx: oneshot::Sender<Answer>,
+    pub(super) tx: AnswerTx,
 }
 
 impl<P> Pending<P> {
@@ -75,7 +76,7 @@ impl<P> Pending<P> {
 
     /// Hand the caller its answer (a caller that has gone away is no error).
     pub(crate) fn answer(self, answer: Answer) {
-        let _ = self.tx.send(answer);
+        self.tx.send(answer);
     }
 }
 
@@ -98,7 +99,7 @@ pub(crate) struct Started {
     pub(crate) id: u64,
     pub(crate) deadline: Instant,
     pub(crate) soft: Option<Instant>,
-    pub(crate) rx: oneshot::Receiver<Answer>,
+    pub(crate) rx: AnswerRx,
     /// The soft-timeout events (how many soft deadlines passed), when it has a soft deadline:
     /// keep it to [`restart`](RequestTable::restart) the request with the same events.
     pub(crate) soft_events: Option<watch::Sender<u32>>,

@@ -14,6 +14,7 @@
 //! brings a deadline earlier than the one it sleeps to (rare when the timeouts are alike).
 
 pub(crate) mod call;
+mod deadlines;
 pub(crate) mod dedup;
 mod entry;
 mod fine_timer;
@@ -21,12 +22,16 @@ pub(crate) mod hedge;
 pub(crate) mod late;
 pub(crate) mod options;
 pub(crate) mod rtt;
+mod slot;
 pub(crate) mod table;
 
+use std::future::Future;
 use std::hash::Hash;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
@@ -348,23 +353,31 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Requests<P> {
         };
         let started =
             self.with(|t| t.start(peer, &mut msg, inner, timeout, None, Instant::now()))?;
-        let (id, mut rx) = (started.id, started.rx);
-        let _guard = Guard { requests: self, id };
+        let mut guard = Guard {
+            requests: self,
+            id: started.id,
+            rx: Some(started.rx),
+        };
         let sending = send(msg);
         tokio::pin!(sending);
         let mut sent = false;
         // The table answers the request: with its reply, or with its timeout when the node's
         // timer passes its deadline.
-        loop {
-            tokio::select! {
-                biased;
-                answer = &mut rx => return answer.unwrap_or(Err(RequestError::Closed)),
-                r = &mut sending, if !sent => {
-                    sent = true;
-                    r?;
+        std::future::poll_fn(|cx| {
+            if let Some(rx) = guard.rx.as_mut()
+                && let Poll::Ready(answer) = Pin::new(rx).poll(cx)
+            {
+                return Poll::Ready(answer.unwrap_or(Err(RequestError::Closed)));
+            }
+            if !sent && let Poll::Ready(r) = sending.as_mut().poll(cx) {
+                sent = true;
+                if let Err(e) = r {
+                    return Poll::Ready(Err(e.into()));
                 }
             }
-        }
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -429,15 +442,24 @@ async fn fine_wait(at: Instant, wake: &Arc<Notify>) {
     }
 }
 
-/// Takes a request out of the table however its caller's future ends.
+/// Takes a request out of the table however its caller's future ends, and gives its answer's
+/// slot back for another request.
 struct Guard<'a, P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> {
     requests: &'a Requests<P>,
     id: u64,
+    rx: Option<slot::AnswerRx>,
 }
 
 impl<P: Copy + Eq + Hash + std::fmt::Debug + Send + 'static> Drop for Guard<'_, P> {
     fn drop(&mut self) {
-        self.requests.with(|t| t.remove(self.id));
+        let rx = self.rx.take();
+        self.requests.with(|t| {
+            // Its sender (if still there) goes first, so the slot can be reused.
+            drop(t.remove(self.id));
+            if let Some(rx) = rx {
+                t.recycle(rx);
+            }
+        });
     }
 }
 
@@ -512,6 +534,8 @@ mod tests {
         assert_eq!(reply.content().as_ref(), b"hi");
         receiver.await.unwrap();
         assert!(requests.is_idle());
+        // The answer's slot came back to the table, for the next request.
+        assert_eq!(requests.with(|t| t.free_slots()), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,10 +17,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxBuildHasher;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::late::{Expired, ExpiredIds, LateReplyConfig};
@@ -28,10 +29,15 @@ use crate::error::RequestError;
 use crate::plugin::Plugins;
 use crate::{Message, MessageType};
 
+use super::deadlines::HardDeadlines;
 pub(crate) use super::entry::{
-    Answer, Counts, Expiries, FINE, Limits, Matching, Pending, Started, Taken, Timing, may_answer,
+    Counts, Expiries, FINE, Limits, Matching, Pending, Started, Taken, Timing, may_answer,
 };
 use super::entry::{answers, timeout_soft_fine};
+use super::slot::{self, AnswerRx, Slot};
+
+/// Answer slots a table keeps for reuse, at most.
+const FREE_SLOTS: usize = 256;
 
 /// Requests waiting for replies, keyed by request id, for peers of type `P` (a socket address on
 /// UDP, a connection id on a server, `()` on one client connection).
@@ -40,8 +46,9 @@ pub(crate) struct RequestTable<P> {
     /// Fx hashing, not SipHash (a fifth of the table's cost per request): only this node inserts
     /// keys, and they are random ids and its own peers, so no sender can make them collide.
     entries: HashMap<u64, Pending<P>, FxBuildHasher>,
-    /// Hard deadlines in order, for `poll_timeout` and `handle_timeout`.
-    deadlines: BTreeSet<(Instant, u64)>,
+    /// Hard deadlines in order, for `poll_timeout` and `handle_timeout` (O(1) per request when
+    /// they come in order, as one timeout for every request makes them).
+    deadlines: HardDeadlines,
     /// Soft deadlines in order (empty unless a call set one).
     soft_deadlines: BTreeSet<(Instant, u64)>,
     per_peer: HashMap<P, usize, FxBuildHasher>,
@@ -54,6 +61,8 @@ pub(crate) struct RequestTable<P> {
     next_seq: u64,
     /// The instant the node's timer sleeps to (`None`: until woken).
     armed: Option<Instant>,
+    /// Answer slots their callers gave back, for the next requests (at most [`FREE_SLOTS`]).
+    free: Vec<Arc<Slot>>,
     /// A deadline came before `armed`: the timer must be woken ([`take_wake`](Self::take_wake)).
     wake: bool,
 }
@@ -62,7 +71,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     pub(crate) fn new(limits: Limits, matching: Matching, late: LateReplyConfig) -> Self {
         Self {
             entries: HashMap::default(),
-            deadlines: BTreeSet::new(),
+            deadlines: HardDeadlines::default(),
             soft_deadlines: BTreeSet::new(),
             per_peer: HashMap::default(),
             expired: ExpiredIds::new(late),
@@ -73,6 +82,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             next_seq: 0,
             armed: None,
             wake: false,
+            free: Vec::new(),
         }
     }
 
@@ -94,6 +104,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     /// (`None`: when [`take_wake`](Self::take_wake) says so).
     pub(crate) fn fire(&mut self, now: Instant) -> (Expiries, Option<Instant>) {
         let out = self.handle_timeout(now);
+        let entries = &self.entries;
+        self.deadlines.prune(|id, seq| live(entries, id, seq));
         self.armed = self.poll_timeout();
         self.wake = false;
         (out, self.armed)
@@ -106,7 +118,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         let Some(&(soft, id)) = self.soft_deadlines.first() else {
             return false;
         };
-        if self.deadlines.first().is_some_and(|(hard, _)| *hard < soft) {
+        if self.first_hard().is_some_and(|hard| hard < soft) {
             return false;
         }
         self.entries.get(&id).is_some_and(|p| p.soft_fine)
@@ -182,7 +194,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         msg: &Message,
         inner: Plugins,
         timing: Timing,
-    ) -> Result<oneshot::Receiver<Answer>, RequestError> {
+    ) -> Result<AnswerRx, RequestError> {
         self.admit(peer)?;
         if self.entries.contains_key(&id) {
             return Err(RequestError::TooManyInFlight(self.limits.per_peer));
@@ -218,7 +230,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         msg: &Message,
         inner: Plugins,
         timing: Timing,
-    ) -> oneshot::Receiver<Answer> {
+    ) -> AnswerRx {
         let Timing {
             started,
             deadline,
@@ -226,7 +238,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             soft,
             soft_events,
         } = timing;
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = slot::pair(self.free.pop().unwrap_or_default());
         self.next_seq += 1;
         self.entries.insert(
             id,
@@ -247,7 +259,12 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                 tx,
             },
         );
-        self.deadlines.insert((deadline, id));
+        let seq = self.next_seq;
+        let entries = &self.entries;
+        self.deadlines
+            .push((deadline, id, seq), entries.len(), |id, seq| {
+                live(entries, id, seq)
+            });
         self.arm(deadline);
         if let Some(s) = soft {
             self.soft_deadlines.insert((s, id));
@@ -255,6 +272,22 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
         }
         *self.per_peer.entry(peer).or_insert(0) += 1;
         rx
+    }
+
+    /// A caller is done with its answer's slot: keep it for another request (when no sender
+    /// holds it any more, and fewer than [`FREE_SLOTS`] are kept).
+    pub(crate) fn recycle(&mut self, rx: AnswerRx) {
+        if self.free.len() < FREE_SLOTS
+            && let Some(slot) = rx.reuse()
+        {
+            self.free.push(slot);
+        }
+    }
+
+    /// Answer slots kept for reuse.
+    #[cfg(test)]
+    pub(crate) fn free_slots(&self) -> usize {
+        self.free.len()
     }
 
     /// Forget a request (answered, or its caller gave up); `None` if it was already answered.
@@ -266,7 +299,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     /// (When the timer yielded until such deadlines, this kept a worker busy all the time.)
     pub(crate) fn remove(&mut self, id: u64) -> Option<Pending<P>> {
         let p = self.entries.remove(&id)?;
-        self.deadlines.remove(&(p.deadline, id));
+        self.deadlines.remove((p.deadline, id, p.seq));
         if let Some(s) = p.soft {
             self.soft_deadlines.remove(&(s, id));
             if p.soft_fine && self.armed == Some(s) {
@@ -439,9 +472,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
             .map(|(id, _)| *id)
     }
 
+    /// The earliest hard deadline of a request waiting.
+    fn first_hard(&self) -> Option<Instant> {
+        let entries = &self.entries;
+        self.deadlines.first(|id, seq| live(entries, id, seq))
+    }
+
     /// The earliest deadline, soft or hard, if any request waits.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let hard = self.deadlines.first().map(|(t, _)| *t);
+        let hard = self.first_hard();
         let soft = self.soft_deadlines.first().map(|(t, _)| *t);
         match (hard, soft) {
             (Some(h), Some(s)) => Some(h.min(s)),
@@ -471,31 +510,30 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
                 out.soft += 1;
             }
         }
-        while let Some(&(t, id)) = self.deadlines.first() {
-            if t > now {
+        loop {
+            let entries = &self.entries;
+            let Some(id) = self
+                .deadlines
+                .pop_due(now, |id, seq| live(entries, id, seq))
+            else {
                 break;
-            }
-            // `remove` takes the deadline out too, so the loop makes progress every round.
-            match self.remove(id) {
-                Some(p) => {
-                    self.expired.remember(
+            };
+            // `pop_due` gives only requests still waiting.
+            if let Some(p) = self.remove(id) {
+                self.expired.remember(
+                    id,
+                    Expired {
                         id,
-                        Expired {
-                            id,
-                            peer: p.peer,
-                            uri: p.uri.clone(),
-                            sent: p.sent,
-                            deadline: p.deadline,
-                        },
-                        now,
-                    );
-                    let timeout = p.timeout;
-                    p.answer(Err(RequestError::Timeout(timeout)));
-                    out.hard += 1;
-                }
-                None => {
-                    self.deadlines.remove(&(t, id));
-                }
+                        peer: p.peer,
+                        uri: p.uri.clone(),
+                        sent: p.sent,
+                        deadline: p.deadline,
+                    },
+                    now,
+                );
+                let timeout = p.timeout;
+                p.answer(Err(RequestError::Timeout(timeout)));
+                out.hard += 1;
             }
         }
         self.counts.soft_timeouts += out.soft as u64;
@@ -544,3 +582,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
 #[cfg(test)]
 #[path = "table_tests.rs"]
 pub(super) mod tests;
+
+/// Whether request `id` registered as `seq` still waits (a deadline left behind in
+/// [`HardDeadlines`] is not its request's any more once this is false).
+fn live<P>(entries: &HashMap<u64, Pending<P>, FxBuildHasher>, id: u64, seq: u64) -> bool {
+    entries.get(&id).is_some_and(|p| p.seq == seq)
+}

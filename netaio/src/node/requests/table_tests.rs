@@ -14,12 +14,7 @@ fn table(matching: Matching) -> RequestTable<u8> {
     RequestTable::new(LIMITS, matching, LateReplyConfig::default())
 }
 
-fn start(
-    t: &mut RequestTable<u8>,
-    peer: u8,
-    msg: Message,
-    now: Instant,
-) -> (u64, oneshot::Receiver<Answer>) {
+fn start(t: &mut RequestTable<u8>, peer: u8, msg: Message, now: Instant) -> (u64, AnswerRx) {
     let mut msg = msg;
     let s = t
         .start(peer, &mut msg, Plugins::new(), SECOND, None, now)
