@@ -9,6 +9,8 @@
 
 mod api;
 mod native;
+#[cfg(unix)]
+mod native_socket;
 mod peer_calls;
 mod relayed_calls;
 mod three;
