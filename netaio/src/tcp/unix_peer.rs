@@ -72,7 +72,10 @@ mod tests {
         assert_eq!(unix_peer_uid(peer_addr(Some(0), 1)), Some(0));
         assert_eq!(unix_peer_uid(peer_addr(None, 1)), None);
         assert_eq!(unix_peer_uid("[::1]:5".parse().unwrap()), None);
-        assert_eq!(unix_peer_uid("[100::1:3e8]:5".parse().unwrap()), Some(0x1_03e8));
+        assert_eq!(
+            unix_peer_uid("[100::1:3e8]:5".parse().unwrap()),
+            Some(0x1_03e8)
+        );
         assert_eq!(unix_peer_uid("[100::1:0:3e8]:5".parse().unwrap()), None);
         assert_eq!(unix_peer_uid("[100:0:0:1::3e8]:5".parse().unwrap()), None);
     }
