@@ -99,6 +99,16 @@ pub enum BindError {
         #[source]
         source: io::Error,
     },
+    /// A Unix socket could not be bound at `path`: the OS refused, a server already listens
+    /// there (`AddrInUse`), or a file that is not a socket is in the way (`AlreadyExists`).
+    #[error("cannot bind the Unix socket {}: {source}", path.display())]
+    Unix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
     /// Peer management cannot be set up (a route of the application at a peer-management key,
     /// a local peer the peer plugin cannot pack): a configuration error, nothing was bound.
     #[error(transparent)]
@@ -257,6 +267,17 @@ pub enum ConnectError {
     /// found before anything is sent (as [`BindError::MissingState`] is for a server).
     #[error(transparent)]
     MissingState(#[from] crate::router::MissingStateError),
+
+    /// Connecting to a Unix socket failed (no such socket, nobody listening, permission denied,
+    /// or `TimedOut` after the connect timeout).
+    #[error("cannot connect to the Unix socket {}: {source}", path.display())]
+    Unix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A request (`request`, `create`, `update`, `delete`, `call`) failed.

@@ -17,7 +17,9 @@
 //! admission_difficulty = 0    ; proof of work new peers must show (bits; 0: off)
 //!
 //! [native]                    ; the netaio-native local API (optional)
-//! address = 127.0.0.1:7060    ; local applications (loopback)
+//! socket = /run/netaiod/native.sock ; local applications, on a Unix socket
+//! socket_mode = 0660          ; the socket file's mode, octal (default 0600: the daemon's user)
+//! address = 127.0.0.1:7060    ; local applications on loopback TCP (socket, address or both)
 //! peer_address = 10.0.0.1:7070 ; other daemons' calls
 //! relay = 10.0.0.9:9100        ; optional: a netaio relay to reserve the peer id at
 //! call_timeout = 10
@@ -114,16 +116,24 @@ pub struct DaemonConfig {
     /// not stamp (another of the course's implementations, or a daemon with 0) is refused by a
     /// daemon that asks for work. Keep it off in a mixed network.
     pub admission_difficulty: u32,
-    /// The netaio-native local API (`[native]`: `address`, `peer_address`, `relay`,
-    /// `call_timeout`, `allowed_uids`); none without the section.
+    /// The netaio-native local API (`[native]`: `socket`, `socket_mode`, `address`,
+    /// `peer_address`, `relay`, `call_timeout`, `allowed_uids`); none without the section.
     pub native: Option<NativeSection>,
 }
 
 /// The `[native]` section: the netaio-native local API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeSection {
-    /// Where local applications connect (`address`, required; keep it on loopback).
-    pub address: HostPort,
+    /// The Unix socket local applications connect to (`socket = PATH`). A stale socket file
+    /// there (nobody listening) is replaced at start; a daemon listening there is an error. The
+    /// file is removed when the daemon stops.
+    pub socket: Option<PathBuf>,
+    /// The socket file's mode (`socket_mode`, octal; default `0600`: only the daemon's user may
+    /// connect; `0660` lets a group in, with `allowed_uids` naming who of it may say hello).
+    pub socket_mode: u32,
+    /// Where local applications connect over TCP (`address`; keep it on loopback). At least one
+    /// of `socket` and `address`; both serve the same API.
+    pub address: Option<HostPort>,
     /// Where other daemons connect for calls (`peer_address`, required).
     pub peer_address: HostPort,
     /// A netaio relay (`relay = host:port`, optional): the daemon reserves its peer id there,
@@ -135,6 +145,9 @@ pub struct NativeSection {
     /// default: any).
     pub allowed_uids: Vec<u32>,
 }
+
+/// The native socket's mode without `socket_mode`: only the daemon's user.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -209,8 +222,8 @@ impl DaemonConfig {
                     }
                     (
                         Some("native"),
-                        k
-                        @ ("address" | "peer_address" | "call_timeout" | "allowed_uids" | "relay"),
+                        k @ ("address" | "peer_address" | "call_timeout" | "allowed_uids" | "relay"
+                        | "socket" | "socket_mode"),
                     ) => {
                         native.push((k.to_owned(), value.trim().to_owned()));
                     }
@@ -308,8 +321,25 @@ impl DaemonConfig {
                     })
                     .collect::<Result<_, _>>()?,
             };
+            let socket = nget("socket").map(PathBuf::from);
+            let address = match nget("address") {
+                Some(_) => Some(naddr("address")?),
+                None => None,
+            };
+            if socket.is_none() && address.is_none() {
+                return Err(ConfigError::Missing("[native] socket or address"));
+            }
+            let socket_mode = match nget("socket_mode") {
+                None => DEFAULT_SOCKET_MODE,
+                Some(v) => match u32::from_str_radix(v.trim_start_matches("0o"), 8) {
+                    Ok(m) if m <= 0o777 => m,
+                    _ => return Err(bad("socket_mode", v, "an octal mode such as 0600")),
+                },
+            };
             Some(NativeSection {
-                address: naddr("address")?,
+                socket,
+                socket_mode,
+                address,
                 peer_address: naddr("peer_address")?,
                 relay: match nget("relay") {
                     Some(_) => Some(naddr("relay")?),
@@ -440,9 +470,10 @@ mod tests {
         .unwrap();
         let n = c.native.unwrap();
         assert_eq!(
-            (n.address.port, n.peer_address.host.as_str()),
+            (n.address.unwrap().port, n.peer_address.host.as_str()),
             (7060, "::1")
         );
+        assert_eq!((n.socket, n.socket_mode), (None, DEFAULT_SOCKET_MODE));
         assert_eq!(n.call_timeout, Duration::from_secs(3));
         assert_eq!(n.allowed_uids, [0, 1000]);
         let relay = n.relay.unwrap();
@@ -457,6 +488,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("peer_address"), "{e}");
+    }
+
+    #[test]
+    fn the_native_api_on_a_socket_with_its_mode() {
+        let base = "[gossip]\np2p_address = a:1\napi_address = a:2\n[native]\npeer_address = b:3\n";
+        let (c, w) =
+            DaemonConfig::parse(&format!("{base}socket = /run/n.sock\nsocket_mode = 0660\n"))
+                .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let n = c.native.unwrap();
+        assert_eq!(
+            n.socket.as_deref(),
+            Some(std::path::Path::new("/run/n.sock"))
+        );
+        assert_eq!((n.socket_mode, n.address), (0o660, None));
+        let e = DaemonConfig::parse(base).unwrap_err().to_string();
+        assert!(e.contains("socket or address"), "{e}");
+        for bad_mode in ["0999", "rw", "01777"] {
+            let e = DaemonConfig::parse(&format!("{base}socket = s\nsocket_mode = {bad_mode}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("socket_mode"), "{bad_mode}: {e}");
+        }
     }
 
     #[test]

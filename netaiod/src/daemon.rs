@@ -188,7 +188,10 @@ impl Daemon {
                         reason: "no address".into(),
                     })
                 };
-                let address = one(&section.address, resolve(&section.address).await?)?;
+                let address = match &section.address {
+                    Some(a) => Some(one(a, resolve(a).await?)?),
+                    None => None,
+                };
                 let peer_address =
                     one(&section.peer_address, resolve(&section.peer_address).await?)?;
                 let relay = match &section.relay {
@@ -199,6 +202,8 @@ impl Daemon {
                     Native::start(
                         &NativeConfig {
                             address,
+                            socket: section.socket.clone(),
+                            socket_mode: section.socket_mode,
                             peer_address,
                             call_timeout: section.call_timeout,
                             allowed_uids: section.allowed_uids.clone(),

@@ -1,5 +1,5 @@
 //! The netaio-native local API: applications written with netaio connect to the daemon with a
-//! `TcpClient` (on loopback), say hello, register the routes they serve, and call the routes
+//! `TcpClient` (on its Unix socket, `[native] socket`, or on loopback TCP), say hello, register the routes they serve, and call the routes
 //! other daemons' applications serve, by the daemon's peer id.
 //!
 //! ```text
@@ -26,7 +26,11 @@
 //! Event ids are consecutive: a gap means events were lost (the connection's queue was full, or
 //! the daemon fell behind the node's event queue).
 //!
-//! Everything but HELLO needs a HELLO first on the connection.
+//! Everything but HELLO needs a HELLO first on the connection. With `allowed_uids`, HELLO is
+//! refused (`NOT_PERMITTED`) to a process whose uid is not listed: on the Unix socket the uid is
+//! the kernel's record of the connecting process (`SO_PEERCRED`); on loopback TCP it is read from
+//! the kernel's socket tables ([`crate::peercred`]). The socket file's mode (`socket_mode`)
+//! decides first who may connect at all.
 //!
 //! A daemon's peer id is derived from its host key: netaio-asymmetric's self-certifying
 //! [`peer_id`](netaio_asymmetric::peer_id) of its public keys, in hex (32 characters), so it
@@ -59,10 +63,12 @@ use tokio::sync::mpsc;
 use crate::codec::{ApiMessage, HEADER_LEN, check_header};
 use crate::core::ConnId;
 use crate::daemon::{ApiEvent, Sink, next_conn_id};
-use crate::peercred::loopback_peer_uid;
 
+mod access;
 mod peer;
 
+pub use access::uid_allowed;
+use access::{bind_local, check_uid};
 use netaio_gossip::net::GossipEvent;
 pub use peer::peer_id_text;
 use peer::{Known, SharedLookup, call, hold_reservation, peer_call, peer_hello, relayed_hello};
@@ -112,8 +118,13 @@ pub const MAX_ROUTES: usize = 256;
 /// The native API's settings (`[native]` in the INI file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeConfig {
-    /// Where local applications connect (loopback).
-    pub address: SocketAddr,
+    /// Where local applications connect over TCP (loopback), if they do.
+    pub address: Option<SocketAddr>,
+    /// The Unix socket local applications connect to, if any (a stale socket file there is
+    /// replaced; the file is removed at [`Native::shutdown`]).
+    pub socket: Option<std::path::PathBuf>,
+    /// The socket file's mode (`0o600`: the daemon's user only).
+    pub socket_mode: u32,
     /// Where other daemons connect for calls.
     pub peer_address: SocketAddr,
     /// A relay at which this daemon reserves its peer id, and through which it calls a peer it
@@ -121,8 +132,8 @@ pub struct NativeConfig {
     pub relay: Option<SocketAddr>,
     /// Time a call may take end to end.
     pub call_timeout: Duration,
-    /// The uids whose applications may say hello (none: any), checked on loopback through the
-    /// kernel's socket tables.
+    /// The uids whose applications may say hello (none: any): on the Unix socket by the
+    /// connecting process's credentials, on loopback TCP through the kernel's socket tables.
     pub allowed_uids: Vec<u32>,
     /// Proof of work another daemon's PEER_HELLO must carry (`[gossip] admission_difficulty`:
     /// leading zero bits of a `HashcashAuth` stamp; 0: none); this daemon's greetings carry as
@@ -139,6 +150,17 @@ pub enum NativeError {
     /// A route could not be added.
     #[error(transparent)]
     Route(#[from] netaio::router::RouteError),
+    /// The socket file's mode could not be set.
+    #[error("cannot set the mode of {}: {source}", path.display())]
+    SocketMode {
+        /// The socket file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Neither a socket nor an address to serve local applications on.
+    #[error("the native API needs a socket or an address")]
+    NoListener,
 }
 
 #[derive(Debug)]
@@ -177,6 +199,9 @@ struct State {
 #[derive(Debug)]
 pub struct Native {
     local: ServerHandle,
+    /// The local server's task: awaited at shutdown, so that the socket file is gone when
+    /// `shutdown` returns.
+    local_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     peer: ServerHandle,
     peer_id: String,
     /// The task holding the reservation at the relay, if one is configured.
@@ -337,15 +362,11 @@ impl Native {
                     async move { subscribe(&s, &ctx, c).await }
                 },
             );
-        let local_server = TcpServer::builder()
-            .address(config.address)
-            .router(local_router)
-            .bind()
-            .await?;
+        let local_server = bind_local(config, local_router).await?;
         let local = local_server.handle();
         let peer = peer_server.handle();
         let _ = state.local.set(local.clone());
-        tokio::spawn(local_server.serve());
+        let local_task = tokio::spawn(local_server.serve());
         tokio::spawn(push_events(state.clone(), state.node.events()));
         tokio::spawn(forget_closed(state.clone(), local.events()));
         tokio::spawn(peer_server.serve());
@@ -353,9 +374,10 @@ impl Native {
             let id = Bytes::copy_from_slice(&netaio_asymmetric::peer_id(&keys));
             tokio::spawn(hold_reservation(state.clone(), relay, id))
         });
-        tracing::info!(local = %local.local_addr(), peer = %peer.local_addr(), peer_id = %peer_id, "native API started");
+        tracing::info!(local = %local.local_addr(), socket = ?config.socket, peer = %peer.local_addr(), peer_id = %peer_id, "native API started");
         Ok(Self {
             local,
+            local_task: Mutex::new(Some(local_task)),
             peer,
             peer_id,
             reservation,
@@ -363,9 +385,15 @@ impl Native {
         })
     }
 
-    /// Where local applications connect.
+    /// Where local applications connect over TCP (with only a socket: `[100::ffff:ffff]:0`,
+    /// see [`netaio::tcp::TcpServerBuilder::bind_unix`]).
     pub fn local_addr(&self) -> SocketAddr {
         self.local.local_addr()
+    }
+
+    /// The Unix socket local applications connect to, if configured.
+    pub fn socket_path(&self) -> Option<&std::path::Path> {
+        self.local.unix_path()
     }
 
     /// This daemon's peer id (from its host key: [`peer_id_text`]).
@@ -383,6 +411,11 @@ impl Native {
     pub async fn shutdown(&self) {
         self.local.shutdown();
         self.peer.shutdown();
+        // Its end removes the socket file (the server's own shutdown timeout bounds the wait).
+        let task = self.local_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
         if let Some(task) = &self.reservation {
             task.abort();
         }
@@ -568,15 +601,7 @@ async fn hello(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorR
     };
     if !s.allowed_uids.is_empty() {
         let server = s.local.get().map(ServerHandle::local_addr);
-        let uid = server.and_then(|server| loopback_peer_uid(ctx.peer_addr(), server));
-        if !uid.is_some_and(|u| s.allowed_uids.contains(&u)) {
-            tracing::warn!(from = %ctx.peer_addr(), ?uid, "native API: uid not allowed");
-            return Err(ErrorReply::not_permitted(match uid {
-                Some(u) => format!("uid {u} is not allowed"),
-                None => "the connecting uid could not be told".to_owned(),
-            })
-            .with_uri(HELLO_URI));
-        }
+        check_uid(&s.allowed_uids, ctx, server).map_err(|e| e.with_uri(HELLO_URI))?;
     }
     let fresh = s
         .greeted

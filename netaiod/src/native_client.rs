@@ -18,6 +18,30 @@ use crate::native::{
 /// the ids).
 pub const EVENT_QUEUE: usize = 256;
 
+/// Where a daemon's native API listens: its `[native] address` or its `[native] socket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NativeAddr {
+    /// A TCP address (loopback).
+    Tcp(SocketAddr),
+    /// A Unix socket's path.
+    Unix(std::path::PathBuf),
+}
+
+impl From<SocketAddr> for NativeAddr {
+    fn from(addr: SocketAddr) -> Self {
+        NativeAddr::Tcp(addr)
+    }
+}
+
+impl std::fmt::Display for NativeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NativeAddr::Tcp(a) => write!(f, "{a}"),
+            NativeAddr::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 /// A neighbour event of the daemon ([`NativeClient::watch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerEvent {
@@ -67,10 +91,28 @@ impl NativeClient {
         Self::connect_version(addr, router, NATIVE_VERSION).await
     }
 
+    /// As [`connect`](Self::connect), to the daemon's Unix socket (`[native] socket`).
+    pub async fn connect_unix(
+        path: impl AsRef<std::path::Path>,
+        router: Router,
+    ) -> Result<Self, NativeClientError> {
+        let at = NativeAddr::Unix(path.as_ref().to_path_buf());
+        Self::connect_to(&at, router, NATIVE_VERSION).await
+    }
+
     /// As [`connect`](Self::connect), claiming another version (to test what an old client
     /// gets).
     pub async fn connect_version(
         addr: SocketAddr,
+        router: Router,
+        version: u16,
+    ) -> Result<Self, NativeClientError> {
+        Self::connect_to(&NativeAddr::Tcp(addr), router, version).await
+    }
+
+    /// As [`connect_version`](Self::connect_version), to a TCP address or a Unix socket.
+    pub async fn connect_to(
+        at: &NativeAddr,
         router: Router,
         version: u16,
     ) -> Result<Self, NativeClientError> {
@@ -109,7 +151,17 @@ impl NativeClient {
             },
         );
         let client = TcpClient::builder().router(router).build();
-        let conn = client.connect(addr).await?;
+        let conn = match at {
+            NativeAddr::Tcp(addr) => client.connect(*addr).await?,
+            #[cfg(unix)]
+            NativeAddr::Unix(path) => client.connect_unix(path).await?,
+            #[cfg(not(unix))]
+            NativeAddr::Unix(path) => {
+                return Err(NativeClientError::Connect(netaio::ConnectError::Resolve(
+                    format!("{}: no Unix sockets on this platform", path.display()),
+                )));
+            }
+        };
         let mut hello = BytesMut::new();
         hello.put_u16(version);
         hello.put_u32(FEATURE_SERVE | FEATURE_CALL);

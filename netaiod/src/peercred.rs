@@ -1,6 +1,7 @@
 //! Who is on the other end of a loopback TCP connection: the owner (uid) of the client's socket,
-//! from the kernel's socket tables (`/proc/net/tcp`, `/proc/net/tcp6`; Linux). netaio has no
-//! Unix-socket transport, so the native API checks peer credentials this way on loopback.
+//! from the kernel's socket tables (`/proc/net/tcp`, `/proc/net/tcp6`; Linux). The native API
+//! checks `allowed_uids` this way on its loopback TCP address; on its Unix socket the kernel
+//! tells the connecting process's credentials directly (`SO_PEERCRED`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -1,5 +1,6 @@
-//! `daemon [--api ADDR] status|peers|publish|subscribe|call`: a running netaiod, over its
-//! netaio-native local API (`[native] address`), with netaiod's own client (`NativeClient`).
+//! `daemon [--api ADDR | --socket PATH] status|peers|publish|subscribe|call`: a running netaiod,
+//! over its netaio-native local API (`[native] address` or `[native] socket`), with netaiod's
+//! own client (`NativeClient`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use clap::{Args, Subcommand};
 use netaio::Router;
 use netaiod::ApiMessage;
 use netaiod::native::{FEATURE_CALL, FEATURE_SERVE};
-use netaiod::native_client::{NativeClient, NativeClientError};
+use netaiod::native_client::{NativeAddr, NativeClient, NativeClientError};
 use serde_json::{Map, Value, json};
 
 use super::after;
@@ -23,6 +24,9 @@ pub struct DaemonArgs {
     /// The daemon's native local API: its `[native] address`, tcp HOST:PORT
     #[arg(long, value_name = "ADDR", env = "NETAIOD_API", default_value = "127.0.0.1:7060", value_parser = Target::parse, global = true)]
     pub api: Target,
+    /// The daemon's native local API on its Unix socket (`[native] socket`), instead of --api
+    #[arg(long, value_name = "PATH", env = "NETAIOD_SOCKET", global = true)]
+    pub socket: Option<std::path::PathBuf>,
     /// How long each request to the daemon may take (a call: to the remote application and
     /// back)
     #[arg(long, value_name = "T", default_value = "15", value_parser = parse_duration, global = true)]
@@ -133,14 +137,18 @@ fn content(text: Option<String>, data: Option<String>) -> Result<Vec<u8>, Failur
 
 /// Run the daemon command.
 pub async fn run(out: &Output, args: DaemonArgs) -> Result<(), Failure> {
-    if args.api.transport != Transport::Tcp {
-        return Err(Failure::other(
-            "the daemon's native API is on TCP (--api HOST:PORT)",
-        ));
-    }
-    let addr = args.api.resolve().await?;
+    let addr = match args.socket {
+        Some(path) => NativeAddr::Unix(path),
+        None if args.api.transport != Transport::Tcp => {
+            return Err(Failure::other(
+                "the daemon's native API is on TCP (--api HOST:PORT) or a Unix socket (--socket PATH)",
+            ));
+        }
+        None => NativeAddr::Tcp(args.api.resolve().await?),
+    };
     let timeout = args.timeout;
-    let client = bounded(timeout, "hello", NativeClient::connect(addr, Router::new()))
+    let hello = NativeClient::connect_to(&addr, Router::new(), netaiod::native::NATIVE_VERSION);
+    let client = bounded(timeout, "hello", hello)
         .await
         .map_err(|f| Failure::new(f.code, format!("the daemon at {addr}: {}", f.message)))?;
     let result = command(out, &client, timeout, args.command).await;

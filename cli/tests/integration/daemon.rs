@@ -206,3 +206,35 @@ fn a_subscriber_exits_6_when_the_daemon_stops() {
     let failure = sub.event("failure");
     assert_eq!(failure["kind"], "connection_failed");
 }
+
+/// `--socket PATH`: the daemon's native API on its Unix socket (`[native] socket`), instead of
+/// `--api`; a socket nobody serves is a connection failure (exit 6).
+#[cfg(unix)]
+#[test]
+fn status_over_the_daemons_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("netaio-cli-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("native.sock");
+    let text = format!(
+        "[gossip]\napi_address = 127.0.0.1:0\np2p_address = 127.0.0.1:0\n\
+         [native]\nsocket = {}\npeer_address = 127.0.0.1:0\n",
+        path.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let d = rt
+        .block_on(Daemon::start(DaemonConfig::parse(&text).unwrap().0))
+        .unwrap();
+    let id = d.native().unwrap().peer_id().to_owned();
+    let socket = path.to_str().unwrap();
+    let out = run(&["--json", "daemon", "--socket", socket, "status"]);
+    out.assert_code(0);
+    assert_eq!(out.events("status")[0]["peer_id"], id.as_str());
+    rt.block_on(d.shutdown());
+    let out = run(&["daemon", "--socket", socket, "status"]);
+    out.assert_code(6);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -37,6 +37,8 @@ pub(super) struct ClientShared {
     /// The request settings of each connection's table.
     pub(super) requests: RequestSettings,
     pub(super) conns: Mutex<HashMap<SocketAddr, Connection>>,
+    /// The connections to Unix sockets, by path.
+    pub(super) unix_conns: Mutex<HashMap<std::path::PathBuf, Connection>>,
     /// Servers that answered our advert (peer management).
     pub(super) peers: PeerTable,
     pub(super) manager: Option<Arc<PeerManager>>,
@@ -114,7 +116,7 @@ impl TcpClient {
             return Ok(c.clone());
         }
         let stream = connect_once(addr, self.shared.connect_timeout).await?;
-        let conn = Connection::start(self.shared.clone(), stream, addr);
+        let conn = Connection::start(self.shared.clone(), stream, addr, addr);
         self.conns().insert(addr, conn.clone());
         if self.shared.manager.is_some()
             && let Err(e) = conn.advertise().await
@@ -122,6 +124,46 @@ impl TcpClient {
             tracing::info!(server = %addr, error = %e, "server did not answer our advert");
         }
         Ok(conn)
+    }
+
+    /// Connect to a server on the Unix socket at `path` (within the connect timeout), as
+    /// [`connect`](Self::connect) does to a TCP address: a connection to that path already open
+    /// is returned instead, the [`Reconnect`] policy reconnects to the path, peer management
+    /// advertises. The connection's [`peer_addr`](Connection::peer_addr) is an address in
+    /// `100::/64` carrying the server process's uid
+    /// ([`unix_peer_uid`](crate::tcp::unix_peer_uid)), port 0.
+    #[cfg(unix)]
+    pub async fn connect_unix(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Connection, ConnectError> {
+        let path = path.as_ref().to_path_buf();
+        let open = self
+            .unix_conns()
+            .get(&path)
+            .filter(|c| !c.is_closed())
+            .cloned();
+        if let Some(c) = open {
+            return Ok(c);
+        }
+        let stream = super::unix::connect(&path, self.shared.connect_timeout).await?;
+        let uid = super::unix::credentials(&stream).map(|c| c.uid);
+        let addr = super::unix_peer::peer_addr(uid, 0);
+        let conn = Connection::start(self.shared.clone(), stream, addr, path.clone());
+        self.unix_conns().insert(path.clone(), conn.clone());
+        if self.shared.manager.is_some()
+            && let Err(e) = conn.advertise().await
+        {
+            tracing::info!(server = %path.display(), error = %e, "server did not answer our advert");
+        }
+        Ok(conn)
+    }
+
+    fn unix_conns(&self) -> std::sync::MutexGuard<'_, HashMap<std::path::PathBuf, Connection>> {
+        self.shared
+            .unix_conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The open connection to `addr`, if any.
@@ -133,12 +175,18 @@ impl TcpClient {
     pub fn connections(&self) -> Vec<Connection> {
         let mut conns = self.conns();
         conns.retain(|_, c| !c.is_closed());
-        conns.values().cloned().collect()
+        let mut all: Vec<_> = conns.values().cloned().collect();
+        drop(conns);
+        let mut unix = self.unix_conns();
+        unix.retain(|_, c| !c.is_closed());
+        all.extend(unix.values().cloned());
+        all
     }
 
     /// Close every connection gracefully.
     pub async fn close_all(&self) {
-        let all: Vec<_> = self.conns().drain().map(|(_, c)| c).collect();
+        let mut all: Vec<_> = self.conns().drain().map(|(_, c)| c).collect();
+        all.extend(self.unix_conns().drain().map(|(_, c)| c));
         for c in all {
             c.close().await;
         }

@@ -124,6 +124,7 @@ impl TcpClientBuilder {
                 matching: self.matching,
                 requests: self.requests,
                 conns: Mutex::new(HashMap::new()),
+                unix_conns: Mutex::new(HashMap::new()),
                 refusals: Mutex::default(),
                 peers,
                 manager,

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -17,6 +16,7 @@ use super::client::*;
 use super::client_dispatch::ClientDispatch;
 use super::driver::{self, CloseReason};
 use super::send_queue::{self, ByteBudget, QueueReceiver, QueueSender};
+use super::stream::Stream;
 use crate::error::{PostcardCallError, ReceiveError, RequestError, SendError};
 use crate::node::outbound;
 use crate::node::requests::{Dedup, Limits, Requests};
@@ -131,10 +131,12 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(super) fn start(
+    /// Start the connection's task on `stream`, connected to `target` (where it reconnects).
+    pub(super) fn start<S: Stream>(
         client: Arc<ClientShared>,
-        stream: TcpStream,
+        stream: S,
         peer: SocketAddr,
+        target: S::Target,
     ) -> Connection {
         let (tx, rx) = send_queue::channel(client.send_queue, client.send_queue_bytes, None);
         let (inbox_tx, inbox_rx) = mpsc::channel(client.inbox);
@@ -167,7 +169,7 @@ impl Connection {
                 silent_warned: AtomicBool::new(false),
             }),
         };
-        let span = tracing::info_span!("client", server = %peer);
+        let span = tracing::info_span!("client", server = ?target);
         let task_conn = conn.clone();
         tokio::spawn(
             async move {
@@ -176,14 +178,20 @@ impl Connection {
                 let _ended = Ended {
                     conn: task_conn.clone(),
                 };
-                task_conn.run(stream, rx, inbox_tx).await;
+                task_conn.run(stream, target, rx, inbox_tx).await;
             }
             .instrument(span),
         );
         conn
     }
 
-    async fn run(self, mut stream: TcpStream, mut rx: QueueReceiver, inbox: mpsc::Sender<Message>) {
+    async fn run<S: Stream>(
+        self,
+        mut stream: S,
+        target: S::Target,
+        mut rx: QueueReceiver,
+        inbox: mpsc::Sender<Message>,
+    ) {
         let client = self.inner.client.clone();
         let link = PeerLink {
             addr: self.inner.peer,
@@ -234,7 +242,7 @@ impl Connection {
             self.set_state(ConnectionState::Reconnecting {
                 reason: reason.clone(),
             });
-            match self.reconnect(policy).await {
+            match self.reconnect::<S>(policy, &target).await {
                 Some(s) => {
                     stream = s;
                     self.inner.connected.store(true, Ordering::Release);
@@ -255,7 +263,7 @@ impl Connection {
         self.inner.state.send_replace(state);
     }
 
-    async fn reconnect(&self, policy: &Reconnect) -> Option<TcpStream> {
+    async fn reconnect<S: Stream>(&self, policy: &Reconnect, target: &S::Target) -> Option<S> {
         let mut attempt = 0u32;
         loop {
             if policy.max_attempts.is_some_and(|max| attempt >= max) {
@@ -267,7 +275,7 @@ impl Connection {
                 () = self.inner.cancel.cancelled() => return None,
                 () = tokio::time::sleep(delay) => {}
             }
-            match connect_once(self.inner.peer, self.inner.client.connect_timeout).await {
+            match S::connect(target, self.inner.client.connect_timeout).await {
                 Ok(s) => return Some(s),
                 Err(e) => tracing::debug!(error = %e, attempt, "reconnect failed"),
             }

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use super::deadlines::Verdict;
 use super::deadlines::{Deadline, Deadlines};
 use super::send_queue::QueueReceiver;
+use super::stream::{Stream, TryWrite as _};
 use crate::codec::{Frame, FrameCodec, FrameError};
 
 /// How long a closing connection keeps discarding input, and how much at most.
@@ -206,8 +206,8 @@ async fn take_budget() -> bool {
 /// set before the waiters are woken), and whether the queue holds anything for the outbound queue
 /// (a send uses up the registered waker and leaves a message; taking messages with `try_recv`
 /// therefore counts as unregistering).
-pub(crate) async fn drive<D: Dispatch>(
-    mut stream: TcpStream,
+pub(crate) async fn drive<S: Stream, D: Dispatch>(
+    mut stream: S,
     mut codec: FrameCodec,
     cfg: &DriverConfig,
     dispatch: &mut D,
@@ -490,7 +490,7 @@ mod tests {
     use super::*;
     use crate::message::Header;
     use bytes::Bytes;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     const READ: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(30);

@@ -6,6 +6,11 @@
 //! sending refused ones, limits connections per source, evicts an unauthenticated (else the
 //! longest idle) connection when full, and bounds every queue in bytes as well as messages.
 //!
+//! On Unix, the same server and client also speak over a Unix socket
+//! ([`TcpServerBuilder::bind_unix`], [`TcpServerBuilder::unix_socket`],
+//! [`TcpClient::connect_unix`]); the server then knows each peer's credentials
+//! ([`ServerHandle::peer_credentials`]).
+//!
 //! With `peer_management(PeerConfig)` on both sides, the client advertises itself on connect
 //! (`ADVERTISE_PEER`), the server answers `PEER_DISCOVERED`, and each records the other in its
 //! [`PeerTable`](crate::peer::PeerTable) and on the connection; `DISCONNECT` on close (or the end
@@ -31,7 +36,11 @@ mod server;
 mod server_builder;
 mod server_dispatch;
 mod server_handle;
+mod stream;
 mod subscription;
+#[cfg(unix)]
+mod unix;
+mod unix_peer;
 
 pub use client::TcpClient;
 pub use client_builder::{TcpClientBuilder, TcpClientOptions};
@@ -44,3 +53,4 @@ pub use server::{ConnectionEvent, ConnectionId, ConnectionInfo, TcpServer};
 pub use server_builder::{TcpServerBuilder, TcpServerOptions};
 pub use server_handle::{ServerHandle, ServerStats};
 pub use subscription::{MAX_SUBSCRIPTIONS, Subscription};
+pub use unix_peer::{PeerCredentials, unix_peer_uid};

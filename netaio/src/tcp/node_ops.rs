@@ -158,6 +158,13 @@ impl Context {
         self.server().map(|_| ConnectionId(self.link().link))
     }
 
+    /// The credentials of the process that sent the message, when the handler runs on a server
+    /// and the message came over its Unix socket (see
+    /// [`ServerHandle::peer_credentials`]).
+    pub fn peer_credentials(&self) -> Option<super::PeerCredentials> {
+        self.server()?.peer_credentials(self.connection_id()?)
+    }
+
     /// The client connection, when the handler runs on a client.
     pub fn client(&self) -> Option<&Connection> {
         self.node::<Connection>()

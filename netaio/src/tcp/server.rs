@@ -19,6 +19,7 @@ use tracing::Instrument;
 use super::admission::{self, Admission, Admit};
 use super::driver::{self, CloseReason, DriverConfig};
 use super::send_queue::{self, ByteBudget, QueueSender};
+use super::stream::Stream;
 use crate::codec::FrameCodec;
 use crate::error::BindError;
 use crate::node::outbound::Recipient;
@@ -93,8 +94,66 @@ pub struct ConnectionInfo {
 /// ```
 #[derive(Debug)]
 pub struct TcpServer {
-    pub(super) listener: TcpListener,
+    pub(super) listener: Listeners,
     pub(super) handle: ServerHandle,
+}
+
+/// What a server listens on: a TCP address, a Unix socket, or both.
+#[derive(Debug)]
+pub(super) struct Listeners {
+    pub(super) tcp: Option<TcpListener>,
+    #[cfg(unix)]
+    pub(super) unix: Option<super::unix::UnixSocket>,
+}
+
+/// A connection a listener accepted.
+pub(super) enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+impl Listeners {
+    /// The next connection on any of the listeners (cancel-safe, as each listener's `accept`).
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        let tcp = async {
+            match &self.tcp {
+                Some(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(unix)]
+        if let Some(u) = &self.unix {
+            let unix = async { u.listener.accept().await.map(|(s, _)| Accepted::Unix(s)) };
+            return tokio::select! {
+                r = tcp => r,
+                r = unix => r,
+            };
+        }
+        tcp.await
+    }
+}
+
+/// Where an accepted connection comes from, as the server records it.
+pub(super) enum Origin {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Unix(Option<super::PeerCredentials>),
+}
+
+impl Origin {
+    /// The connection's peer address and the source it counts against (for a Unix peer, both
+    /// from its uid: see `unix_peer.rs`), and its credentials.
+    fn resolve(self, id: ConnectionId) -> (SocketAddr, IpAddr, Option<super::PeerCredentials>) {
+        match self {
+            Origin::Tcp(peer) => (peer, admission::source_of(peer.ip()), None),
+            #[cfg(unix)]
+            Origin::Unix(cred) => {
+                let peer = super::unix_peer::peer_addr(cred.map(|c| c.uid), id.0);
+                (peer, peer.ip(), cred)
+            }
+        }
+    }
 }
 
 impl TcpServer {
@@ -136,7 +195,14 @@ impl TcpServer {
                 () = &mut signal => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 r = self.listener.accept() => match r {
-                    Ok((stream, peer)) => self.handle.accept(stream, peer, &mut tasks),
+                    Ok(Accepted::Tcp(stream, peer)) => {
+                        self.handle.accept(stream, Origin::Tcp(peer), &mut tasks);
+                    }
+                    #[cfg(unix)]
+                    Ok(Accepted::Unix(stream)) => {
+                        let cred = super::unix::credentials(&stream);
+                        self.handle.accept(stream, Origin::Unix(cred), &mut tasks);
+                    }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -145,6 +211,7 @@ impl TcpServer {
                 },
             }
         }
+        // A Unix socket's file goes with it.
         drop(self.listener);
         shared.cancel.cancel();
         let n = tasks.len();
@@ -205,6 +272,8 @@ pub(super) struct ConnEntry {
     /// The source it counts against for `max_connections_per_ip`.
     pub(super) source: IpAddr,
     pub(super) tx: QueueSender,
+    /// The peer process's credentials (a Unix socket's).
+    pub(super) credentials: Option<super::PeerCredentials>,
     pub(super) status: Arc<ConnStatus>,
     pub(super) cancel: CancellationToken,
     /// The peer behind this connection, once known (peer management).
@@ -227,6 +296,8 @@ pub(super) struct ServerShared {
     pub(super) cancel: CancellationToken,
     pub(super) next_id: AtomicU64,
     pub(super) local_addr: SocketAddr,
+    /// The Unix socket listened on, if any.
+    pub(super) unix_path: Option<std::path::PathBuf>,
     pub(super) send_queue: usize,
     pub(super) send_queue_bytes: usize,
     /// The byte budget of all the connections' send queues together.
@@ -314,10 +385,10 @@ impl Drop for ConnGuard {
 }
 
 impl ServerHandle {
-    pub(super) fn accept(&self, stream: TcpStream, peer: SocketAddr, tasks: &mut JoinSet<()>) {
+    pub(super) fn accept<S: Stream>(&self, stream: S, from: Origin, tasks: &mut JoinSet<()>) {
         let shared = &self.shared;
         let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
-        let source = admission::source_of(peer.ip());
+        let (peer, source, credentials) = from.resolve(id);
         let (tx, rx) = send_queue::channel(
             shared.send_queue,
             shared.send_queue_bytes,
@@ -355,6 +426,7 @@ impl ServerHandle {
                     peer,
                     source,
                     tx,
+                    credentials,
                     status: status.clone(),
                     cancel: cancel.clone(),
                     peer_info: peer_slot.clone(),

@@ -89,6 +89,9 @@ pub type TcpServerBuilder = NodeBuilder<TcpServerOptions>;
 #[derive(Debug)]
 pub struct TcpServerOptions {
     addr: SocketAddr,
+    /// Whether to listen on `addr` (not when only a Unix socket is wanted).
+    tcp: bool,
+    unix: Option<std::path::PathBuf>,
     max_connections: usize,
     max_connections_per_ip: usize,
     handshake_timeout: Option<Duration>,
@@ -105,6 +108,8 @@ impl Default for TcpServerOptions {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([0, 0, 0, 0], 8888)),
+            tcp: true,
+            unix: None,
             max_connections: 10_000,
             max_connections_per_ip: 100,
             handshake_timeout: Some(Duration::from_secs(10)),
@@ -141,6 +146,16 @@ impl TcpServerBuilder {
     #[must_use]
     pub fn address(mut self, addr: impl Into<SocketAddr>) -> Self {
         self.kind.addr = addr.into();
+        self
+    }
+
+    /// Also listen on a Unix socket at `path`, besides the TCP address, when [`bind`](Self::bind)
+    /// is called: one server, one set of connections, handlers and subscriptions for both. See
+    /// [`bind_unix`](Self::bind_unix) for what a Unix connection is.
+    #[cfg(unix)]
+    #[must_use]
+    pub fn unix_socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.kind.unix = Some(path.into());
         self
     }
 
@@ -253,7 +268,7 @@ impl TcpServerBuilder {
         self
     }
 
-    /// Bind the listening socket.
+    /// Bind the listening socket (and the Unix socket of [`unix_socket`](Self::unix_socket)).
     pub async fn bind(mut self) -> Result<TcpServer, BindError> {
         if let Some(relay) = self.kind.relay.take() {
             self.router = self.router.try_merge(relay.router())?;
@@ -262,16 +277,31 @@ impl TcpServerBuilder {
         self.router.check_state()?;
         let kind = self.kind;
         let conn = kind.connection;
-        let listener = TcpListener::bind(kind.addr)
-            .await
-            .map_err(|source| BindError::Io {
+        #[cfg(unix)]
+        let unix = match &kind.unix {
+            Some(path) => Some(super::unix::bind(path).await?),
+            None => None,
+        };
+        let listener = if kind.tcp {
+            Some(
+                TcpListener::bind(kind.addr)
+                    .await
+                    .map_err(|source| BindError::Io {
+                        addr: kind.addr,
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let local_addr = match &listener {
+            Some(l) => l.local_addr().map_err(|source| BindError::Io {
                 addr: kind.addr,
                 source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| BindError::Io {
-            addr: kind.addr,
-            source,
-        })?;
+            })?,
+            // Only a Unix socket: an address in the Unix peers' prefix (see `unix_peer.rs`).
+            None => super::unix_peer::peer_addr(None, 0),
+        };
         let (events, _) = broadcast::channel(256);
         let codec =
             FrameCodec::with_auth_codec(self.auth_codec).max_frame_size(conn.max_frame_size);
@@ -305,6 +335,7 @@ impl TcpServerBuilder {
             cancel: CancellationToken::new(),
             next_id: AtomicU64::new(1),
             local_addr,
+            unix_path: kind.unix,
             send_queue: conn.send_queue,
             send_queue_bytes: conn.send_queue_bytes,
             // Any frame the server may send must fit the budget of all queues.
@@ -319,10 +350,61 @@ impl TcpServerBuilder {
             plugins,
             peers,
         });
-        tracing::info!(addr = %local_addr, "listening");
+        tracing::info!(addr = %local_addr, unix = ?shared.unix_path, "listening");
         Ok(TcpServer {
-            listener,
+            listener: Listeners {
+                tcp: listener,
+                #[cfg(unix)]
+                unix,
+            },
             handle: ServerHandle { shared },
         })
+    }
+
+    /// Bind a Unix socket at `path`, and no TCP address: a server for the processes of this
+    /// machine, with all a TCP server has (handlers, subscriptions, deadlines, plugins).
+    ///
+    /// A socket file already at `path` that nobody listens on (left by a server that did not end
+    /// cleanly) is replaced; one a server still listens on is
+    /// [`BindError::Unix`](crate::BindError::Unix) with `AddrInUse`, and any other file is left
+    /// alone (`AlreadyExists`). The file is removed when the server ends (unless another server
+    /// has taken the path since). Its mode is the process's umask's: set it after binding (with
+    /// `std::fs::set_permissions`, before serving) to say who may connect.
+    ///
+    /// Each connection's peer process is known by its credentials
+    /// ([`ServerHandle::peer_credentials`]); where the API names a peer by address, a Unix peer
+    /// has one in `100::/64` that carries its uid ([`unix_peer_uid`](crate::tcp::unix_peer_uid)),
+    /// so the per-source limit ([`max_connections_per_ip`](Self::max_connections_per_ip)) counts
+    /// the connections of one uid. [`local_addr`](TcpServer::local_addr) is `[100::ffff:ffff]:0`.
+    ///
+    /// ```
+    /// use netaio::{Message, MessageType, Router, TcpClient, TcpServer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("netaio-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("echo.sock");
+    /// let router = Router::new().on((MessageType::REQUEST_URI, "echo"), |m: Message| async move {
+    ///     Message::respond(m.uri().clone(), m.content().clone())
+    /// });
+    /// let server = TcpServer::builder().router(router).bind_unix(&path).await?;
+    /// let handle = server.handle();
+    /// tokio::spawn(server.serve());
+    ///
+    /// let conn = TcpClient::new().connect_unix(&path).await?;
+    /// assert_eq!(conn.request("echo", "hi").await?.content().as_ref(), b"hi");
+    /// conn.close().await;
+    /// handle.shutdown();
+    /// # Ok(()) }
+    /// ```
+    #[cfg(unix)]
+    pub async fn bind_unix(
+        mut self,
+        path: impl Into<std::path::PathBuf>,
+    ) -> Result<TcpServer, BindError> {
+        self.kind.tcp = false;
+        self.kind.unix = Some(path.into());
+        self.bind().await
     }
 }

@@ -39,9 +39,24 @@ impl ServerHandle {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The bound address.
+    /// The bound address (`[100::ffff:ffff]:0` for a server on a Unix socket only).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The Unix socket the server listens on, if any
+    /// ([`bind_unix`](super::TcpServerBuilder::bind_unix),
+    /// [`unix_socket`](super::TcpServerBuilder::unix_socket)).
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        self.shared.unix_path.as_deref()
+    }
+
+    /// The credentials of the process behind a connection on the Unix socket, as the kernel
+    /// recorded them when it connected (`SO_PEERCRED`); `None` for a TCP connection, an unknown
+    /// one, or when the kernel did not tell. Handlers have
+    /// [`Context::peer_credentials`](crate::router::Context::peer_credentials).
+    pub fn peer_credentials(&self, conn: ConnectionId) -> Option<super::PeerCredentials> {
+        self.registry().conns.get(&conn)?.credentials
     }
 
     /// The recipient behind a connection, copied out of the registry so that no lock is held

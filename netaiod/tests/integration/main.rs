@@ -12,6 +12,8 @@ mod api;
 mod directory;
 mod limits;
 mod native;
+#[cfg(unix)]
+mod native_socket;
 mod peer_calls;
 mod relayed_calls;
 mod three;

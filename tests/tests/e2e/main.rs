@@ -39,3 +39,5 @@ mod udp_discovery_abuse;
 mod udp_macros;
 mod udp_node;
 mod udp_return_routability;
+#[cfg(unix)]
+mod unix_socket;
