@@ -107,6 +107,28 @@ impl AuthFields {
         }
     }
 
+    /// The index of a field in canonical order, for a caller that reads it and then removes it
+    /// ([`value_at`](Self::value_at), [`remove_at`](Self::remove_at)) without searching again.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.position(name).ok()
+    }
+
+    /// The value of the field at this index.
+    pub(crate) fn value_at(&self, index: usize) -> Option<&Bytes> {
+        self.entries.get(index).map(|(_, v)| v)
+    }
+
+    /// Remove the fields at these two distinct indices (no-op for an index out of range).
+    pub(crate) fn remove_two_at(&mut self, a: usize, b: usize) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        if hi < self.entries.len() {
+            self.entries.remove(hi);
+        }
+        if lo != hi && lo < self.entries.len() {
+            self.entries.remove(lo);
+        }
+    }
+
     /// Remove a field, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<Bytes> {
         self.position(name).ok().map(|i| self.entries.remove(i).1)
