@@ -509,6 +509,29 @@ mod tests {
             }
         }
 
+        /// Reading by index and removing two fields by index agree with `get` and two `remove`s.
+        #[test]
+        fn index_access_and_remove_two_at_agree_with_get_and_remove(
+            names in proptest::collection::btree_set("[abc]{1,2}", 0..8),
+            a in "[abc]{1,2}",
+            b in "[abc]{1,2}",
+        ) {
+            let fields: AuthFields = names.iter().map(|n| (n.as_str(), n.as_bytes().to_vec())).collect();
+            for n in [&a, &b] {
+                let at = fields.index_of(n);
+                prop_assert_eq!(at.is_some(), names.contains(n));
+                prop_assert_eq!(at.and_then(|i| fields.value_at(i)), fields.get(n));
+            }
+            if let (Some(i), Some(j)) = (fields.index_of(&a), fields.index_of(&b)) {
+                let mut by_index = fields.clone();
+                by_index.remove_two_at(i, j);
+                let mut by_name = fields.clone();
+                by_name.remove(&a);
+                by_name.remove(&b);
+                prop_assert_eq!(by_index, by_name);
+            }
+        }
+
         #[test]
         fn decoding_agrees_with_postcard_on_any_bytes(
             block in proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(2), Just(0x80), Just(0xff), any::<u8>()], 0..24)
