@@ -107,6 +107,28 @@ impl AuthFields {
         }
     }
 
+    /// The index of a field in canonical order, for a caller that reads it and then removes it
+    /// ([`value_at`](Self::value_at), [`remove_at`](Self::remove_at)) without searching again.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.position(name).ok()
+    }
+
+    /// The value of the field at this index.
+    pub(crate) fn value_at(&self, index: usize) -> Option<&Bytes> {
+        self.entries.get(index).map(|(_, v)| v)
+    }
+
+    /// Remove the fields at these two distinct indices (no-op for an index out of range).
+    pub(crate) fn remove_two_at(&mut self, a: usize, b: usize) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        if hi < self.entries.len() {
+            self.entries.remove(hi);
+        }
+        if lo != hi && lo < self.entries.len() {
+            self.entries.remove(lo);
+        }
+    }
+
     /// Remove a field, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<Bytes> {
         self.position(name).ok().map(|i| self.entries.remove(i).1)
@@ -484,6 +506,29 @@ mod tests {
                 PostcardCodec.encode(&rebuilt, &mut b).unwrap();
                 prop_assert_eq!(&a, &b);
                 prop_assert_eq!(PostcardCodec.decode(&a.freeze()).unwrap(), fields.clone());
+            }
+        }
+
+        /// Reading by index and removing two fields by index agree with `get` and two `remove`s.
+        #[test]
+        fn index_access_and_remove_two_at_agree_with_get_and_remove(
+            names in proptest::collection::btree_set("[abc]{1,2}", 0..8),
+            a in "[abc]{1,2}",
+            b in "[abc]{1,2}",
+        ) {
+            let fields: AuthFields = names.iter().map(|n| (n.as_str(), n.as_bytes().to_vec())).collect();
+            for n in [&a, &b] {
+                let at = fields.index_of(n);
+                prop_assert_eq!(at.is_some(), names.contains(n));
+                prop_assert_eq!(at.and_then(|i| fields.value_at(i)), fields.get(n));
+            }
+            if let (Some(i), Some(j)) = (fields.index_of(&a), fields.index_of(&b)) {
+                let mut by_index = fields.clone();
+                by_index.remove_two_at(i, j);
+                let mut by_name = fields.clone();
+                by_name.remove(&a);
+                by_name.remove(&b);
+                prop_assert_eq!(by_index, by_name);
             }
         }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::aead_algorithm::{AeadKeys, GcmNonces, SENDER_LEN, TAG_LEN};
-use super::hmac::{derive_key, ensure_absent, fixed_field, put_field};
+use super::hmac::{derive_key, ensure_absent, put_field};
 use super::{AeadAlgorithm, AuthError, AuthPlugin, Freshness, PluginContext};
 use crate::message::{AuthFields, Body, EncodeError, MAX_URI_AND_CONTENT};
 use crate::{Message, MessageType};
@@ -401,13 +401,29 @@ impl AuthPlugin for AeadAuth {
     }
 
     fn check(&self, msg: &mut Message, ctx: &PluginContext<'_>) -> Result<(), AuthError> {
+        // Each field is looked up once: read by index here, removed by index on success.
+        let missing = |name: &str| AuthError::MissingField(name.to_owned());
+        let malformed = |name: &str| AuthError::MalformedField(name.to_owned());
+        let nonce_at = msg
+            .auth
+            .index_of(&self.nonce_field)
+            .ok_or_else(|| missing(&self.nonce_field))?;
         let nonce = msg
             .auth
-            .get(&self.nonce_field)
-            .ok_or_else(|| AuthError::MissingField(self.nonce_field.to_string()))?;
+            .value_at(nonce_at)
+            .ok_or_else(|| missing(&self.nonce_field))?;
         let alg = AeadAlgorithm::from_nonce_len(nonce.len())
-            .ok_or_else(|| AuthError::MalformedField(self.nonce_field.to_string()))?;
-        let ts = u64::from_be_bytes(fixed_field::<8>(&msg.auth, &self.ts_field)?);
+            .ok_or_else(|| malformed(&self.nonce_field))?;
+        let ts_at = msg
+            .auth
+            .index_of(&self.ts_field)
+            .ok_or_else(|| missing(&self.ts_field))?;
+        let ts = msg
+            .auth
+            .value_at(ts_at)
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| malformed(&self.ts_field))?;
         let content = msg.content();
         let Some((sealed, tag)) = content
             .len()
@@ -445,8 +461,8 @@ impl AuthPlugin for AeadAuth {
             }
         };
         msg.body = body;
-        msg.auth.remove(&self.nonce_field);
-        msg.auth.remove(&self.ts_field);
+        // Two distinct fields (a nonce is 20 or 24 bytes, a timestamp 8), so two indices.
+        msg.auth.remove_two_at(nonce_at, ts_at);
         Ok(())
     }
 }
