@@ -268,7 +268,7 @@ impl Ed25519Auth {
     }
 
     /// Leave the verified signer's Ed25519 public key (32 bytes) in the checked message's
-    /// [`SIGNER_FIELD`](netaio::plugin::SIGNER_FIELD) (default false), for the handlers and
+    /// [`SIGNER_FIELD`] (default false), for the handlers and
     /// services that bind something to the sender's key: a relay checking that a reserved peer
     /// id is the signer's
     /// ([`SelfCertifiedReservations`](crate::SelfCertifiedReservations)). The node removes that

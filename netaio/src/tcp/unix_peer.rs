@@ -38,8 +38,9 @@ pub(crate) fn peer_addr(uid: Option<u32>, n: u64) -> SocketAddr {
     SocketAddr::new(ip.into(), (n & 0xffff) as u16)
 }
 
-/// The uid of a Unix peer's address (see the [module documentation](self)); `None` for any other
-/// address, and for a peer whose uid could not be told.
+/// The uid of a Unix peer's address: a Unix peer is named by an address in the discard-only
+/// `100::/64` (RFC 6666) with its uid in the low 32 bits and its connection's number modulo 2^16
+/// as the port. `None` for any other address, and for a peer whose uid could not be told.
 ///
 /// ```
 /// use netaio::tcp::unix_peer_uid;
