@@ -331,7 +331,7 @@ pub(super) async fn peer_call(s: &State, mut c: Bytes) -> Result<Message, ErrorR
 
 /// A CALL from a local application: to the peer it names, by [`forward_call`].
 pub(super) async fn call(s: &State, ctx: &Context, mut c: Bytes) -> Result<Message, ErrorReply> {
-    super::greeted(s, ctx)?;
+    super::local::greeted(s, ctx)?;
     let bad = || {
         ErrorReply::error("CALL: peer_len u8 | peer | uri_len u16 | uri | body").with_uri(CALL_URI)
     };
