@@ -171,9 +171,7 @@ impl Record {
         let sig = Signature::from_slice(sig).map_err(|_| RecordError::BadSignature)?;
         key.verify_strict(&signed(body), &sig)
             .map_err(|_| RecordError::BadSignature)?;
-        if issued.saturating_add(RECORD_TTL.as_secs()) <= now
-            || issued > now.saturating_add(MAX_SKEW.as_secs())
-        {
+        if expired(issued, now) || issued > now.saturating_add(MAX_SKEW.as_secs()) {
             return Err(RecordError::Stale { issued, now });
         }
         Ok(Self {

@@ -33,8 +33,8 @@ pub(crate) struct Due {
 pub(crate) struct PeerTimers {
     /// `None` when the node does not advertise on a schedule (no multicast group).
     next_advert: Option<Instant>,
-    /// Adverts sent so far, up to 2 (the first two are spaced by [`STARTUP_REPEAT`] at most).
-    sent: u8,
+    /// The first advert has been sent (the second follows within [`STARTUP_REPEAT`]).
+    first_sent: bool,
 }
 
 impl PeerTimers {
@@ -43,7 +43,7 @@ impl PeerTimers {
     pub(crate) fn new(advertise: bool, now: Instant) -> Self {
         Self {
             next_advert: advertise.then_some(now),
-            sent: 0,
+            first_sent: false,
         }
     }
 
@@ -67,12 +67,12 @@ impl PeerTimers {
         let advertise = self.next_advert.is_some_and(|t| t <= now);
         if advertise {
             let interval = config.next_interval();
-            let wait = if self.sent == 0 {
-                interval.min(STARTUP_REPEAT)
-            } else {
+            let wait = if self.first_sent {
                 interval
+            } else {
+                interval.min(STARTUP_REPEAT)
             };
-            self.sent = self.sent.saturating_add(1).min(2);
+            self.first_sent = true;
             self.next_advert = Some(now + wait);
         }
         Due {

@@ -65,7 +65,7 @@ impl HardDeadlines {
 
     /// Drop the queue's front entries of requests no longer waiting (so that
     /// [`first`](Self::first) finds the next one at once).
-    pub(super) fn prune(&mut self, live: impl Fn(u64, u64) -> bool) {
+    fn prune(&mut self, live: impl Fn(u64, u64) -> bool) {
         while let Some(&(_, id, seq)) = self.queue.front() {
             if live(id, seq) {
                 break;

@@ -103,9 +103,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Debug> RequestTable<P> {
     /// The node's timer woke at `now`: pass the deadlines due, and say when to wake next
     /// (`None`: when [`take_wake`](Self::take_wake) says so).
     pub(crate) fn fire(&mut self, now: Instant) -> (Expiries, Option<Instant>) {
+        // `handle_timeout`'s last `pop_due` has pruned the queue's front already.
         let out = self.handle_timeout(now);
-        let entries = &self.entries;
-        self.deadlines.prune(|id, seq| live(entries, id, seq));
         self.armed = self.poll_timeout();
         self.wake = false;
         (out, self.armed)
