@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use netaio::plugin::{HashcashAuth, Plugins};
+use netaio::plugin::Plugins;
 use netaio::reach::Reach;
 use netaio::router::{Content, Context};
 use netaio::tcp::ConnectionId;
@@ -239,14 +239,7 @@ impl Native {
         // Admission: greetings must carry the work (checked by the route's plugins before the
         // handler decodes anything); this daemon's own carry as much.
         let bits = config.admission_difficulty;
-        let (admitting, stamping) = if bits == 0 {
-            (Plugins::new(), Plugins::new())
-        } else {
-            (
-                Plugins::new().auth(HashcashAuth::new(bits).stamp_outgoing(false)),
-                Plugins::new().auth(HashcashAuth::new(bits).require_incoming(false)),
-            )
-        };
+        let (admitting, stamping) = netaio_gossip::net::admission_plugins(bits);
         let state = Arc::new(State {
             peer_id: OnceLock::new(),
             local: OnceLock::new(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use netaio::TcpServer;
 use netaio::message::MAX_URI_AND_CONTENT;
-use netaio::plugin::{HashcashAuth, HmacAuth, Plugins};
+use netaio::plugin::HmacAuth;
 use netaio::router::RouteError;
 use netaio_asymmetric::{AsymmetricPeerPlugin, Identity};
 use rand::SeedableRng;
@@ -414,15 +414,7 @@ impl GossipNodeBuilder {
         let inner = super::peer_plugins;
         let receiving = self.identity.as_ref().map(inner).unwrap_or_default();
         let bits = self.admission_difficulty;
-        // The listener requires stamps and does not stamp its answer; the dialer the reverse.
-        let (admitting, stamping) = if bits == 0 {
-            (Plugins::new(), Plugins::new())
-        } else {
-            (
-                Plugins::new().auth(HashcashAuth::new(bits).stamp_outgoing(false)),
-                Plugins::new().auth(HashcashAuth::new(bits).require_incoming(false)),
-            )
-        };
+        let (admitting, stamping) = super::admission_plugins(bits);
         inbound::install(
             &handle,
             handshake.clone(),

@@ -43,7 +43,7 @@ mod node;
 mod subscription;
 
 use netaio::MessageType;
-use netaio::plugin::Plugins;
+use netaio::plugin::{HashcashAuth, Plugins};
 use netaio_asymmetric::{Ed25519Auth, Identity, X25519Cipher};
 
 pub use builder::{BindError, GossipNodeBuilder, MAX_ADMISSION_DIFFICULTY};
@@ -60,6 +60,25 @@ pub const GOSSIP: MessageType = MessageType::custom(71);
 pub const HELLO_URI: &str = "gossip/hello";
 /// The uri of keepalive pings (`REQUEST_URI`, answered with `RESPOND_URI`).
 pub const PING_URI: &str = "gossip/ping";
+
+/// The plugins of proof-of-work admission at `bits` leading zero bits (SHA-256 `HashcashAuth`),
+/// as `(admitting, stamping)`: the listener's route requires a stamp and does not stamp its
+/// answer, the dialer stamps its handshake and requires none back. Both empty at 0 (off).
+/// Other handshakes between the same nodes (netaiod's daemon greetings) use the same pair.
+///
+/// ```
+/// let (admitting, stamping) = netaio_gossip::net::admission_plugins(0);
+/// assert!(admitting.is_empty() && stamping.is_empty());
+/// ```
+pub fn admission_plugins(bits: u32) -> (Plugins, Plugins) {
+    if bits == 0 {
+        return (Plugins::new(), Plugins::new());
+    }
+    (
+        Plugins::new().auth(HashcashAuth::new(bits).stamp_outgoing(false)),
+        Plugins::new().auth(HashcashAuth::new(bits).require_incoming(false)),
+    )
+}
 
 /// The per-peer plugins of a node with an identity: `X25519Cipher` (each message encrypted to
 /// its receiver) and `Ed25519Auth` (signed by the sender), its fields named `sig_ts` and
