@@ -14,7 +14,6 @@ use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::error::{RequestError, SendError};
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::refusals::{self, Refused};
-use crate::node::requests::{Begin, Running};
 use crate::plugin::SendOptions;
 use crate::router::{Context, Request, Routes};
 use crate::{Message, MessageType};
@@ -133,31 +132,13 @@ impl Dispatch for ClientDispatch {
             let rid = msg.request_id();
             // At most once: a request the server may re-send runs its handler only the first
             // time (see the server's dispatch).
-            let dedup = &self.conn.inner.dedup;
-            let mut running = None;
-            let cached = match dedup.begin((), &msg) {
-                None => None,
-                Some((id, Begin::New)) => {
-                    running = Some(Running::new(dedup, (), id));
-                    None
-                }
-                // A copy of a request that passed the instance plugins: a valid frame.
-                Some((_, Begin::Running | Begin::Done(None))) => return Verdict::Valid,
-                Some((_, Begin::Done(Some(reply)))) => Some(reply),
+            let req = Request {
+                message: msg,
+                ctx: self.ctx.clone(),
             };
-            let reply = match cached {
-                Some(reply) => Some(reply),
-                None => {
-                    let req = Request {
-                        message: msg,
-                        ctx: self.ctx.clone(),
-                    };
-                    let reply = handler.call(req).await;
-                    if let Some(running) = running {
-                        running.finish(reply.as_ref());
-                    }
-                    reply
-                }
+            let Some(reply) = self.conn.inner.dedup.call_once((), &handler, req).await else {
+                // A copy of a request that passed the instance plugins: a valid frame.
+                return Verdict::Valid;
             };
             if let Some(mut reply) = reply {
                 if let Some(id) = rid {

@@ -19,7 +19,7 @@ use crate::node::relay::{
     COMBINE_FROM, FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, encode_envelope,
     encode_envelope_into, is_relay_type,
 };
-use crate::node::requests::{self, Begin, CallLink, CallOptions, PendingCall, Requests, Running};
+use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
 use crate::peer::Peer;
 use crate::plugin::{SendOptions, open_outer};
 use crate::router::Request;
@@ -255,31 +255,18 @@ pub(super) async fn delivered(
     let rid = msg.request_id();
     // At most once, per sender: a request its sender re-sends through the relay runs its
     // handler only the first time, and a copy gets the cached reply.
-    let dedup = &conn.inner.relay_dedup;
     let sender_key = conn.inner.relay_senders.hash_one(&from);
-    let mut running = None;
-    let cached = match dedup.begin(sender_key, &msg) {
-        None => None,
-        Some((id, Begin::New)) => {
-            running = Some(Running::new(dedup, sender_key, id));
-            None
-        }
-        Some((_, Begin::Running | Begin::Done(None))) => return Verdict::Valid,
-        Some((_, Begin::Done(Some(reply)))) => Some(reply),
+    let req = Request {
+        message: msg,
+        ctx: d.ctx.clone(),
     };
-    let reply = match cached {
-        Some(reply) => Some(reply),
-        None => {
-            let req = Request {
-                message: msg,
-                ctx: d.ctx.clone(),
-            };
-            let reply = handler.call(req).await;
-            if let Some(running) = running {
-                running.finish(reply.as_ref());
-            }
-            reply
-        }
+    let Some(reply) = conn
+        .inner
+        .relay_dedup
+        .call_once(sender_key, &handler, req)
+        .await
+    else {
+        return Verdict::Valid;
     };
     let Some(mut reply) = reply else {
         return Verdict::Valid;

@@ -19,7 +19,7 @@ use crate::codec::{Frame, FrameCodec, FrameError};
 use crate::message::{AuthFields, DecodeError};
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::refusals::{self, Refused};
-use crate::node::requests::{Begin, Running};
+use crate::node::requests::{Admit, Running};
 use crate::peer::PeerSlot;
 use crate::plugin::AuthPlugin;
 use crate::plugin::{AuthFailure, NodePlugins, OpenError, Plugins, SendOptions, Stage};
@@ -366,14 +366,12 @@ impl Dispatch for ServerDispatch {
         let client = self.peer.ip();
         let mut once = None;
         let mut cached = None;
-        if handler.is_some()
-            && let Some((id, begin)) = dedup.begin(client, &msg)
-        {
-            match begin {
-                Begin::New => once = Some(id),
+        if handler.is_some() {
+            match dedup.admit(client, &msg) {
+                Admit::Run(id) => once = id,
                 // A copy of a request that passed the instance plugins: a valid frame.
-                Begin::Running | Begin::Done(None) => return Now::Done(Verdict::Valid),
-                Begin::Done(Some(reply)) => cached = Some(reply),
+                Admit::Drop => return Now::Done(Verdict::Valid),
+                Admit::Cached(reply) => cached = Some(reply),
             }
         }
         // Concurrent handlers (opt-in): a request with an id runs in a task of its own.

@@ -19,7 +19,7 @@ use crate::message::fields;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::outbound;
 use crate::node::refusals::{self, Refused};
-use crate::node::requests::{Begin, Running};
+use crate::node::requests::{Admit, Running};
 use crate::node::routability::COOKIE_LEN;
 use crate::plugin::{AuthError, OpenError, Stage};
 use crate::plugin::{Plugins, SendOptions};
@@ -212,11 +212,10 @@ impl UdpHandle {
         };
         // At most once: a request its caller may re-send runs its handler only the first time;
         // a copy gets the same reply again (sealed afresh), or nothing while the first runs.
-        let once = match shared.dedup.begin(src, &msg) {
-            None => None,
-            Some((id, Begin::New)) => Some(id),
-            Some((_, Begin::Running | Begin::Done(None))) => return,
-            Some((_, Begin::Done(Some(reply)))) => {
+        let once = match shared.dedup.admit(src, &msg) {
+            Admit::Run(once) => once,
+            Admit::Drop => return,
+            Admit::Cached(reply) => {
                 self.reply_now(reply, rid, inner, src, permit, budget);
                 return;
             }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::Message;
+use crate::router::{BoxedHandler, Request};
 
 /// Bounds of a node's at-most-once cache (see `dedup(..)` on the three builders): how many
 /// answered request ids it keeps, per peer and in total, how many bytes of replies, and for how
@@ -390,6 +391,37 @@ impl<K: Copy + Eq + Hash> Dedup<K> {
         Some((id, begin))
     }
 
+    /// [`begin`](Self::begin), told as what the receiving side does with `msg`.
+    #[inline]
+    pub(crate) fn admit(&self, peer: K, msg: &Message) -> Admit {
+        match self.begin(peer, msg) {
+            None => Admit::Run(None),
+            Some((id, Begin::New)) => Admit::Run(Some(id)),
+            Some((_, Begin::Running | Begin::Done(None))) => Admit::Drop,
+            Some((_, Begin::Done(Some(reply)))) => Admit::Cached(reply),
+        }
+    }
+
+    /// Run `handler` for `req` from `peer` at most once: `None` for a copy to drop, else the
+    /// reply to send (the handler's, or the cached one of the first copy).
+    pub(crate) async fn call_once(
+        &self,
+        peer: K,
+        handler: &BoxedHandler,
+        req: Request,
+    ) -> Option<Option<Message>> {
+        let running = match self.admit(peer, &req.message) {
+            Admit::Run(id) => id.map(|id| Running::new(self, peer, id)),
+            Admit::Cached(reply) => return Some(Some(reply)),
+            Admit::Drop => return None,
+        };
+        let reply = handler.call(req).await;
+        if let Some(running) = running {
+            running.finish(reply.as_ref());
+        }
+        Some(reply)
+    }
+
     /// The handler of request `id` from `peer` answered `reply` (before its reply reference
     /// is set and it is sealed).
     pub(crate) fn finish(&self, peer: K, id: u64, reply: Option<&Message>) {
@@ -405,6 +437,17 @@ impl<K: Copy + Eq + Hash> Dedup<K> {
     pub(crate) fn duplicates(&self) -> u64 {
         self.lock().duplicates()
     }
+}
+
+/// What the receiving side does with a request, by the at-most-once cache ([`Dedup::admit`]).
+#[derive(Debug)]
+pub(crate) enum Admit {
+    /// Run its handler; with the request id to finish when it asked for at-most-once execution.
+    Run(Option<u64>),
+    /// A copy of an answered request: send this reply again (sealed afresh).
+    Cached(Message),
+    /// A copy of a request whose handler runs now, or answered nothing: drop it (a valid frame).
+    Drop,
 }
 
 /// A handler running for a request that asked for at-most-once execution: [`finish`](Self::finish)

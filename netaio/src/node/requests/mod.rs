@@ -40,7 +40,7 @@ use tokio::time::Instant;
 pub use self::call::PendingCall;
 pub(crate) use self::call::{CallLink, start as start_call};
 pub use self::dedup::DedupConfig;
-pub(crate) use self::dedup::{Begin, Dedup, Running};
+pub(crate) use self::dedup::{Admit, Dedup, Running};
 pub use self::hedge::{CallTarget, call_any};
 use self::late::Expired;
 pub use self::late::{LateReply, LateReplyConfig};
