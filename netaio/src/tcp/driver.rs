@@ -106,12 +106,18 @@ impl std::fmt::Display for CloseReason {
 pub(crate) trait Dispatch: Send {
     /// Handle one frame; append any reply frames to `out`. Says whether the frame was valid
     /// (passed the instance plugins), for the handshake, the idle deadline and the count of
-    /// refused frames.
+    /// refused frames. Called only for a frame [`on_frame_now`](Dispatch::on_frame_now)
+    /// handed back ([`Now::Async`]): a dispatcher whose `on_frame_now` never does so keeps
+    /// this default, which refuses the frame (and says so in the log).
     fn on_frame(
         &mut self,
         frame: Frame,
         out: &mut BytesMut,
-    ) -> impl Future<Output = Verdict> + Send;
+    ) -> impl Future<Output = Verdict> + Send {
+        let _ = (frame, out);
+        tracing::error!("a frame handed back by a dispatcher that handles every frame at once");
+        std::future::ready(Verdict::Refused)
+    }
 
     /// Handle one frame without building a future for it, when that needs no waiting (the
     /// default: never, the frame goes back to the driver for [`on_frame`](Dispatch::on_frame)).

@@ -275,18 +275,7 @@ impl ServerDispatch {
 }
 
 impl Dispatch for ServerDispatch {
-    async fn on_frame(&mut self, frame: Frame, out: &mut BytesMut) -> Verdict {
-        let mut frame = Some(frame);
-        let now = std::future::poll_fn(|cx| match frame.take() {
-            Some(f) => Poll::Ready(self.on_frame_now(f, out, cx)),
-            None => Poll::Pending,
-        })
-        .await;
-        match now {
-            Now::Done(verdict) => verdict,
-            Now::Resume | Now::Async(_) => self.resume(out).await,
-        }
-    }
+    // `on_frame` is the trait's: `on_frame_now` never hands a frame back.
 
     /// The whole frame at once (decode, open, route, the handler's first poll, seal, encode)
     /// when its handler completes on its first poll and no plugin seals on the blocking pool:
