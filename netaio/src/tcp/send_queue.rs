@@ -216,15 +216,26 @@ impl QueueSender {
         self.try_send_queued(Queued { head, tail })
     }
 
+    /// A frame whose bytes are reserved joins the batch waiting in the queue, if there is one
+    /// (after the batch's frames, as it was queued after them): `None`. Else it is handed back
+    /// to go into the queue as an item of its own. (Only a client's connection makes batches;
+    /// elsewhere this is one uncontended lock, off the path of replies, which the dispatcher
+    /// writes straight into the write buffer.)
+    fn join_batch(&self, frame: Queued) -> Option<Queued> {
+        let mut batch = lock(&self.batch);
+        if batch.queued && !batch.closed {
+            frame.write_to(&mut batch.buf);
+            return None;
+        }
+        Some(frame)
+    }
+
     fn try_send_queued(&self, frame: Queued) -> Result<(), SendError> {
         let n = frame.len();
         self.bytes.reserve(n)?;
-        let mut batch = lock(&self.batch);
-        if batch.queued && !batch.closed {
-            // After the frames of the batch waiting, as it was queued after them.
-            frame.write_to(&mut batch.buf);
+        let Some(frame) = self.join_batch(frame) else {
             return Ok(());
-        }
+        };
         self.tx.try_send(Item::Frame(frame)).map_err(|e| {
             self.bytes.release(n);
             queue_error(&e)
@@ -295,13 +306,9 @@ impl QueueSender {
                 () = self.tx.closed() => return Err(SendError::Closed),
             }
         }
-        {
-            let mut batch = lock(&self.batch);
-            if batch.queued && !batch.closed {
-                frame.write_to(&mut batch.buf);
-                return Ok(());
-            }
-        }
+        let Some(frame) = self.join_batch(frame) else {
+            return Ok(());
+        };
         self.tx.send(Item::Frame(frame)).await.map_err(|_| {
             self.bytes.release(n);
             SendError::Closed
