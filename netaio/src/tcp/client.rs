@@ -36,14 +36,23 @@ pub(super) struct ClientShared {
     pub(super) matching: Matching,
     /// The request settings of each connection's table.
     pub(super) requests: RequestSettings,
-    pub(super) conns: Mutex<HashMap<SocketAddr, Connection>>,
-    /// The connections to Unix sockets, by path.
-    pub(super) unix_conns: Mutex<HashMap<std::path::PathBuf, Connection>>,
+    /// The connections, by where they were made to.
+    pub(super) conns: Mutex<HashMap<ConnKey, Connection>>,
     /// Servers that answered our advert (peer management).
     pub(super) peers: PeerTable,
     pub(super) manager: Option<Arc<PeerManager>>,
     /// Refusals per server address, bounded; the refusal log's rate limit.
     pub(super) refusals: Mutex<crate::node::refusals::RefusalTable>,
+}
+
+/// Where a client's connection was made to: its key in the client's table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum ConnKey {
+    /// A TCP server's address.
+    Tcp(SocketAddr),
+    /// A Unix socket's path.
+    #[cfg(unix)]
+    Unix(std::path::PathBuf),
 }
 
 /// A TCP client: connections to one or several servers, each a [`Connection`] handle, sharing one
@@ -90,7 +99,7 @@ impl TcpClient {
         TcpClientBuilder::default()
     }
 
-    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Connection>> {
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnKey, Connection>> {
         self.shared.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -108,22 +117,15 @@ impl TcpClient {
         &self,
         addr: impl ToSocketAddrs + std::fmt::Debug,
     ) -> Result<Connection, ConnectError> {
-        if let Some(e) = &self.shared.missing_state {
-            return Err(ConnectError::MissingState(e.clone()));
-        }
+        self.check_state()?;
         let addr = resolve(addr).await?;
-        if let Some(c) = self.conns().get(&addr).filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
+        let key = ConnKey::Tcp(addr);
+        if let Some(c) = self.open_connection(&key) {
+            return Ok(c);
         }
         let stream = connect_once(addr, self.shared.connect_timeout).await?;
         let conn = Connection::start(self.shared.clone(), stream, addr, addr);
-        self.conns().insert(addr, conn.clone());
-        if self.shared.manager.is_some()
-            && let Err(e) = conn.advertise().await
-        {
-            tracing::info!(server = %addr, error = %e, "server did not answer our advert");
-        }
-        Ok(conn)
+        Ok(self.opened(key, conn).await)
     }
 
     /// Connect to a server on the Unix socket at `path` (within the connect timeout), as
@@ -137,56 +139,57 @@ impl TcpClient {
         &self,
         path: impl AsRef<std::path::Path>,
     ) -> Result<Connection, ConnectError> {
+        self.check_state()?;
         let path = path.as_ref().to_path_buf();
-        let open = self
-            .unix_conns()
-            .get(&path)
-            .filter(|c| !c.is_closed())
-            .cloned();
-        if let Some(c) = open {
+        let key = ConnKey::Unix(path.clone());
+        if let Some(c) = self.open_connection(&key) {
             return Ok(c);
         }
         let stream = super::unix::connect(&path, self.shared.connect_timeout).await?;
         let uid = super::unix::credentials(&stream).map(|c| c.uid);
         let addr = super::unix_peer::peer_addr(uid, 0);
-        let conn = Connection::start(self.shared.clone(), stream, addr, path.clone());
-        self.unix_conns().insert(path.clone(), conn.clone());
+        let conn = Connection::start(self.shared.clone(), stream, addr, path);
+        Ok(self.opened(key, conn).await)
+    }
+
+    /// A handler's missing state fails every connect, before anything is sent.
+    fn check_state(&self) -> Result<(), ConnectError> {
+        match &self.shared.missing_state {
+            Some(e) => Err(ConnectError::MissingState(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn open_connection(&self, key: &ConnKey) -> Option<Connection> {
+        self.conns().get(key).filter(|c| !c.is_closed()).cloned()
+    }
+
+    /// A new connection joins the table; with peer management, it advertises this client.
+    async fn opened(&self, key: ConnKey, conn: Connection) -> Connection {
+        self.conns().insert(key.clone(), conn.clone());
         if self.shared.manager.is_some()
             && let Err(e) = conn.advertise().await
         {
-            tracing::info!(server = %path.display(), error = %e, "server did not answer our advert");
+            tracing::info!(server = ?key, error = %e, "server did not answer our advert");
         }
-        Ok(conn)
-    }
-
-    fn unix_conns(&self) -> std::sync::MutexGuard<'_, HashMap<std::path::PathBuf, Connection>> {
-        self.shared
-            .unix_conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        conn
     }
 
     /// The open connection to `addr`, if any.
     pub fn connection(&self, addr: SocketAddr) -> Option<Connection> {
-        self.conns().get(&addr).filter(|c| !c.is_closed()).cloned()
+        self.open_connection(&ConnKey::Tcp(addr))
     }
 
     /// Every connection not yet closed.
     pub fn connections(&self) -> Vec<Connection> {
         let mut conns = self.conns();
         conns.retain(|_, c| !c.is_closed());
-        let mut all: Vec<_> = conns.values().cloned().collect();
-        drop(conns);
-        let mut unix = self.unix_conns();
-        unix.retain(|_, c| !c.is_closed());
-        all.extend(unix.values().cloned());
-        all
+        conns.values().cloned().collect()
     }
 
     /// Close every connection gracefully.
     pub async fn close_all(&self) {
-        let mut all: Vec<_> = self.conns().drain().map(|(_, c)| c).collect();
-        all.extend(self.unix_conns().drain().map(|(_, c)| c));
+        let all: Vec<_> = self.conns().drain().map(|(_, c)| c).collect();
         for c in all {
             c.close().await;
         }

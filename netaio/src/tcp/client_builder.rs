@@ -124,7 +124,6 @@ impl TcpClientBuilder {
                 matching: self.matching,
                 requests: self.requests,
                 conns: Mutex::new(HashMap::new()),
-                unix_conns: Mutex::new(HashMap::new()),
                 refusals: Mutex::default(),
                 peers,
                 manager,

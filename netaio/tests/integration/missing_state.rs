@@ -121,6 +121,15 @@ async fn a_client_with_a_handler_missing_its_state_does_not_connect() {
     assert!(e.route.contains("hits"), "{e}");
     assert!(e.at.contains("missing_state.rs"), "{e}");
     assert!(client.connections().is_empty());
+    // The same on a Unix socket: refused before the path is even tried.
+    #[cfg(unix)]
+    {
+        let e = client
+            .connect_unix("/nonexistent/netaio-missing-state.sock")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ConnectError::MissingState(_)), "{e:?}");
+    }
 
     // With the state, the same router connects and its handler answers the server's request.
     let counter = Counter(Arc::default());
