@@ -53,11 +53,20 @@ pub(super) fn put_field(fields: &mut AuthFields, name: &Cow<'static, str>, value
     };
 }
 
-/// Refuse to overwrite fields a plugin is about to add (two plugins stacked with the same names).
+/// Refuse to overwrite fields a plugin is about to add (two plugins stacked with the same names),
+/// and refuse a plugin configured with one name for two of its fields: the second write would
+/// replace the first and every check on the other side would fail with no hint why.
 pub(super) fn ensure_absent(
     fields: &AuthFields,
     names: &[&Cow<'static, str>],
 ) -> Result<(), AuthError> {
+    for (i, a) in names.iter().enumerate() {
+        if names.iter().skip(i + 1).any(|b| a == b) {
+            return Err(AuthError::Other(format!(
+                "two fields of this plugin are both named {a:?}: give them distinct names"
+            )));
+        }
+    }
     match names.iter().find(|n| fields.contains(n)) {
         Some(n) => Err(AuthError::Other(format!("field {n:?} already present"))),
         None => Ok(()),

@@ -604,3 +604,25 @@ proptest! {
         prop_assert_eq!(sealed, m);
     }
 }
+
+#[test]
+fn one_name_for_both_fields_is_refused_when_sealing() {
+    // The timestamp would overwrite the nonce, and every check would fail on the other side.
+    let auth = AeadAuth::new(b"k").nonce_field("x").ts_field("x");
+    let mut m = request();
+    let e = auth.make(&mut m, &ctx()).unwrap_err();
+    assert!(
+        matches!(&e, AuthError::Other(s) if s.contains("\"x\"")),
+        "{e}"
+    );
+    let hmac = HmacAuth::new(b"k").nonce_field("x").mac_field("x");
+    let e = hmac.make(&mut request(), &ctx()).unwrap_err();
+    assert!(
+        matches!(&e, AuthError::Other(s) if s.contains("both named")),
+        "{e}"
+    );
+    // Distinct names still seal and open.
+    let auth = AeadAuth::new(b"k").nonce_field("x").ts_field("y");
+    let mut m = made(&auth, &request());
+    auth.check(&mut m, &ctx()).unwrap();
+}
