@@ -23,14 +23,14 @@
 //! | signature | 64: Ed25519 over `"netaiod/directory/v1"` ‖ everything above |
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use netaio_asymmetric::ed25519_dalek::{Signature, Signer, VerifyingKey};
 use netaio_asymmetric::{Identity, PublicKeys};
-use netaio_gossip::proto::Verdict;
+use netaio_gossip::proto::{PeerId, Reader, Verdict};
 use netaio_gossip::{GossipNode, TopicId};
 use tokio::sync::watch;
 
@@ -104,17 +104,8 @@ impl Record {
         out.put_u8(VERSION);
         out.put_slice(&self.keys.x25519);
         out.put_slice(&self.keys.ed25519);
-        match self.addr.ip() {
-            IpAddr::V4(ip) => {
-                out.put_u8(4);
-                out.put_slice(&ip.octets());
-            }
-            IpAddr::V6(ip) => {
-                out.put_u8(6);
-                out.put_slice(&ip.octets());
-            }
-        }
-        out.put_u16(self.addr.port());
+        // The address in the gossip layer's own wire form of a peer address.
+        self.addr.encode(&mut out);
         out.put_u64(self.issued);
         out
     }
@@ -135,32 +126,17 @@ impl Record {
     /// Decodes and checks a record at `now` (Unix seconds): signed by the key it carries,
     /// issued within [`RECORD_TTL`] and at most [`MAX_SKEW`] ahead.
     pub fn open(wire: &[u8], now: u64) -> Result<Self, RecordError> {
-        let mut r = wire;
+        let mut r = Reader::new(Bytes::copy_from_slice(wire));
         let malformed = |_| RecordError::Malformed;
-        if r.try_get_u8().map_err(malformed)? != VERSION || r.remaining() < 64 {
+        if r.u8().map_err(malformed)? != VERSION {
             return Err(RecordError::Malformed);
         }
-        let mut keys = PublicKeys {
-            x25519: [0; 32],
-            ed25519: [0; 32],
+        let keys = PublicKeys {
+            x25519: r.array32().map_err(malformed)?,
+            ed25519: r.array32().map_err(malformed)?,
         };
-        r.copy_to_slice(&mut keys.x25519);
-        r.copy_to_slice(&mut keys.ed25519);
-        let ip = match r.try_get_u8().map_err(malformed)? {
-            4 if r.remaining() >= 4 => {
-                let mut o = [0u8; 4];
-                r.copy_to_slice(&mut o);
-                IpAddr::from(o)
-            }
-            6 if r.remaining() >= 16 => {
-                let mut o = [0u8; 16];
-                r.copy_to_slice(&mut o);
-                IpAddr::from(o)
-            }
-            _ => return Err(RecordError::Malformed),
-        };
-        let port = r.try_get_u16().map_err(malformed)?;
-        let issued = r.try_get_u64().map_err(malformed)?;
+        let addr = SocketAddr::decode(&mut r).map_err(malformed)?;
+        let issued = r.u64().map_err(malformed)?;
         if r.remaining() != 64 {
             return Err(RecordError::Malformed);
         }
@@ -174,11 +150,7 @@ impl Record {
         if expired(issued, now) || issued > now.saturating_add(MAX_SKEW.as_secs()) {
             return Err(RecordError::Stale { issued, now });
         }
-        Ok(Self {
-            keys,
-            addr: SocketAddr::new(ip, port),
-            issued,
-        })
+        Ok(Self { keys, addr, issued })
     }
 }
 
