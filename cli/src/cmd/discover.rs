@@ -95,7 +95,7 @@ pub async fn run(common: &CommonArgs, out: &Output, args: DiscoverArgs) -> Resul
     let node = builder
         .bind()
         .await
-        .map_err(|e| Failure::other(format!("cannot join the discovery group: {e}")))?;
+        .map_err(|e| Failure::other(format!("discovery node: {e}")))?;
     let handle = node.handle();
     // The peer data of Python nodes is packify; ours postcard.
     let plugin: Arc<dyn PeerPlugin> = if common.python_compat {
