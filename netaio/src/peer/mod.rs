@@ -92,6 +92,45 @@ impl Peer {
         self.addrs.insert(0, addr);
         self
     }
+
+    /// The id for people to read: as text when it is printable UTF-8 (the usual names), else
+    /// in hex (key-derived ids). `Bytes`' own `Debug` prints `b"..."` with escapes.
+    ///
+    /// ```
+    /// use netaio::peer::Peer;
+    /// assert_eq!(Peer::new("node-1").display_id().to_string(), "node-1");
+    /// assert_eq!(Peer::new(vec![0xab, 0x01]).display_id().to_string(), "ab01");
+    /// ```
+    pub fn display_id(&self) -> DisplayId<'_> {
+        DisplayId(&self.id)
+    }
+}
+
+/// A peer id shown as text when it is printable UTF-8, else in hex: [`Peer::display_id`], and
+/// `Display` of [`Peer`] (the id, then the most recent address if any).
+#[derive(Debug, Clone, Copy)]
+pub struct DisplayId<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for DisplayId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match std::str::from_utf8(self.0) {
+            Ok(text) if !text.is_empty() && !text.chars().any(char::is_control) => {
+                f.write_str(text)
+            }
+            _ => f.write_str(&hex::encode(self.0)),
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    /// `node-1` or `node-1 at 10.0.0.1:9000` (the most recent address).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.display_id())?;
+        if let Some(addr) = self.addrs.first() {
+            write!(f, " at {addr}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The peer behind one connection, shared between the connection's task and the node's handles.
