@@ -231,7 +231,7 @@ impl PeerManager {
     fn record(&self, table: &PeerTable, msg: &Message, ctx: &Context) -> bool {
         match self.heard(table, msg, ctx.peer_addr()) {
             Heard::Recorded(peer, how) => {
-                tracing::debug!(peer = ?peer.id, ?how, "peer recorded");
+                tracing::debug!(peer = %peer.display_id(), ?how, "peer recorded");
                 ctx.set_peer(Some(Peer::clone(&peer)));
                 true
             }

@@ -39,7 +39,7 @@
 //! tokio::spawn(node.serve());
 //! while let Ok(event) = events.recv().await {
 //!     if let PeerEvent::Discovered(peer) = event {
-//!         println!("found {:?} at {:?}", peer.id, peer.addrs);
+//!         println!("found {peer}");
 //!     }
 //! }
 //! # Ok(()) }

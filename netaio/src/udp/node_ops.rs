@@ -102,7 +102,7 @@ impl NodeOps for UdpHandle {
     /// and the subscriptions expire on their own.
     fn forget_peer(&self, peer: &Peer) {
         if !self.source_verified {
-            tracing::debug!(peer = ?peer.id, "unverified goodbye: the peer's subscriptions are kept");
+            tracing::debug!(peer = %peer.display_id(), "unverified goodbye: the peer's subscriptions are kept");
             return;
         }
         for a in &peer.addrs {
