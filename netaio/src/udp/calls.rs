@@ -46,13 +46,18 @@ impl CallLink for UdpLink {
     }
 
     fn challenge(&self, answer: &Result<Message, RequestError>) -> Option<(&'static str, Bytes)> {
-        match answer {
-            Err(RequestError::NotPermitted(reply)) => reply
-                .auth
-                .get(fields::COOKIE)
-                .map(|c| (fields::COOKIE, c.clone())),
-            _ => None,
-        }
+        cookie_of(answer)
+    }
+}
+
+/// The cookie of a return-routability challenge, when `answer` is one.
+pub(super) fn cookie_of(answer: &Result<Message, RequestError>) -> Option<(&'static str, Bytes)> {
+    match answer {
+        Err(RequestError::NotPermitted(reply)) => reply
+            .auth
+            .get(fields::COOKIE)
+            .map(|c| (fields::COOKIE, c.clone())),
+        _ => None,
     }
 }
 
