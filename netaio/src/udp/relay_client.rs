@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::UdpHandle;
+use super::calls::{UdpLink, Via};
 use super::node_ops::SourceOps;
 use crate::Message;
 use crate::error::{RequestError, SendError};
@@ -22,7 +23,7 @@ use crate::node::relay::{
     FORWARD, RelayAddress, RelayLimits, ReserveError, delivered_inner, encode_envelope,
     reservation, reserve_message,
 };
-use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
+use crate::node::requests::{self, CallOptions, PendingCall};
 use crate::peer::Peer;
 use crate::plugin::{OpenError, SendOptions, open_outer};
 use crate::router::{Context, PeerLink, Request};
@@ -112,12 +113,15 @@ impl UdpHandle {
         opts: &CallOptions,
     ) -> PendingCall {
         self.trust_relay(relay);
+        let via = Via {
+            to: RelayAddress::Peer(peer.id.clone()),
+            peer: Arc::new(peer.clone()),
+        };
         requests::start_call(
-            RelayLink {
+            UdpLink {
                 node: self.clone(),
-                relay,
-                to: RelayAddress::Peer(peer.id.clone()),
-                peer: Arc::new(peer.clone()),
+                addr: relay,
+                via: Some(via),
             },
             msg,
             opts,
@@ -158,7 +162,7 @@ impl UdpHandle {
     /// envelope carries `msg`'s request id (a refusal of the relay answers its call) and the
     /// return-routability cookie and padding the relay sees (the inner frame is not the
     /// relay's to read).
-    async fn send_envelope(
+    pub(super) async fn send_envelope(
         &self,
         relay: SocketAddr,
         to: &RelayAddress,
@@ -283,45 +287,5 @@ impl UdpHandle {
             _ => self.count(&c.decrypt_failed),
         }
         self.report_refusal(src, e, plugin);
-    }
-}
-
-/// A call through a relay: this node's request table (the entry's peer is the relay's
-/// address, where the reply comes from), envelopes as datagrams to the relay.
-struct RelayLink {
-    node: UdpHandle,
-    relay: SocketAddr,
-    to: RelayAddress,
-    peer: Arc<Peer>,
-}
-
-impl CallLink for RelayLink {
-    type Peer = SocketAddr;
-
-    fn requests(&self) -> &Requests<SocketAddr> {
-        &self.node.shared.requests
-    }
-
-    fn peer(&self) -> SocketAddr {
-        self.relay
-    }
-
-    fn ready(&self) -> Result<(), RequestError> {
-        if self.node.shared.cancel.is_cancelled() {
-            Err(SendError::Stopped.into())
-        } else {
-            Ok(())
-        }
-    }
-
-    async fn send(&self, msg: Message, opts: &SendOptions) -> Result<(), SendError> {
-        self.node
-            .send_envelope(self.relay, &self.to, msg, opts, Some(&self.peer))
-            .await
-    }
-
-    /// The relay's challenge to the envelope: its cookie goes on the envelope sent again.
-    fn challenge(&self, answer: &Result<Message, RequestError>) -> Option<(&'static str, Bytes)> {
-        super::calls::cookie_of(answer)
     }
 }

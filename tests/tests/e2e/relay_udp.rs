@@ -24,8 +24,7 @@ use netaio::relay::{
 };
 use netaio::udp::{UdpNode, UdpRelay};
 use netaio::{CallOptions, Message, MessageType, RequestError, Router, UdpHandle};
-use netaio_tests::{TestUdpNode, WAIT, start_udp, within};
-use tokio::net::UdpSocket;
+use netaio_tests::{RawUdp as Raw, TestUdpNode, WAIT, start_udp, within};
 
 async fn relay(config: RelayConfig) -> (TestUdpNode, UdpRelay) {
     let relay = UdpRelay::new(config);
@@ -204,36 +203,6 @@ fn frame(msg: &Message) -> Bytes {
     msg.to_bytes(&PostcardCodec).unwrap()
 }
 
-/// A raw socket: what it sent, and everything it received.
-struct Raw {
-    sock: UdpSocket,
-    sent: usize,
-}
-
-impl Raw {
-    async fn new() -> Self {
-        Self {
-            sock: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-            sent: 0,
-        }
-    }
-
-    async fn send(&mut self, msg: &Message, to: SocketAddr) {
-        let datagram = frame(msg);
-        self.sock.send_to(&datagram, to).await.unwrap();
-        self.sent += datagram.len();
-    }
-
-    fn drain(&self) -> Vec<Vec<u8>> {
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        while let Ok((n, _)) = self.sock.try_recv_from(&mut buf) {
-            got.push(buf[..n].to_vec());
-        }
-        got
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn an_unverified_source_gets_no_deliver_and_nothing_beyond_its_size() {
     let (r, relay) = relay(RelayConfig::default()).await;
@@ -242,18 +211,19 @@ async fn an_unverified_source_gets_no_deliver_and_nothing_beyond_its_size() {
     c.handle.reserve(r.addr, "node-c").await.unwrap();
     let mut raw = Raw::new().await;
     // A reservation without a request id (unchallengeable): ignored.
-    raw.send(&Message::new(RESERVE, "node-x", ""), r.addr).await;
+    raw.send(&frame(&Message::new(RESERVE, "node-x", "")), r.addr)
+        .await;
     // With one: challenged, not reserved.
     let mut reserve = Message::new(RESERVE, "node-y", "");
     reserve.set_request_id(7);
-    raw.send(&reserve, r.addr).await;
+    raw.send(&frame(&reserve), r.addr).await;
     // Envelopes for C, with and without a request id: neither is relayed.
     let inner = frame(&echo("forged"));
     let to = RelayAddress::Peer(Bytes::from_static(b"node-c")).encode();
     let mut env = Message::new(FORWARD, to.clone(), inner.clone());
-    raw.send(&env, r.addr).await;
+    raw.send(&frame(&env), r.addr).await;
     env.set_request_id(8);
-    raw.send(&env, r.addr).await;
+    raw.send(&frame(&env), r.addr).await;
     // A forged DELIVER straight to C (not from its relay): dropped, not answered.
     let from = RelayAddress::Peer(Bytes::from_static(b"victim")).encode();
     let deliver = Message::new(
@@ -265,7 +235,7 @@ async fn an_unverified_source_gets_no_deliver_and_nothing_beyond_its_size() {
             m
         }),
     );
-    raw.send(&deliver, c.addr).await;
+    raw.send(&frame(&deliver), c.addr).await;
     // Whatever was due has arrived (loopback), and more time changes nothing.
     tokio::time::advance(Duration::from_secs(1)).await;
     tokio::task::yield_now().await;
