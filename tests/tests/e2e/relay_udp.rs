@@ -290,3 +290,52 @@ async fn a_sender_over_its_rate_is_refused_while_another_is_served() {
         n.stop().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn reach_calls_a_peer_behind_a_udp_relay_by_id() {
+    use netaio::reach::{PeerCallError, Reach, StaticLookup, Strategy};
+    let (r, _relay) = relay(RelayConfig::default()).await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let c = echo_node(&ran).await;
+    c.handle.reserve(r.addr, "node-c").await.unwrap();
+    let a = plain_node().await;
+    let lookup = StaticLookup::new();
+    lookup.insert("relay-r", vec![Strategy::Udp(r.addr)]);
+    lookup.insert("node-c", vec![Strategy::Relay("relay-r".into())]);
+    lookup.insert("node-x", vec![Strategy::Relay("relay-r".into())]);
+    let reach = Reach::builder()
+        .udp(a.handle.clone())
+        .lookup(lookup)
+        .build();
+    let opts = CallOptions::new().timeout(Duration::from_secs(30));
+    let reply = reach
+        .call_peer("node-c", echo("by id"), &opts)
+        .await
+        .unwrap();
+    assert_eq!(reply.content().as_ref(), b"by id");
+    match reach.call_peer("node-x", echo("?"), &opts).await {
+        Err(PeerCallError::Call { via, error, .. }) => {
+            assert_eq!(via, Strategy::Relay("relay-r".into()));
+            assert_eq!(
+                RelayRefusal::from_error(&error),
+                Some(RelayRefusal::NoRoute)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // One-way, by the same strategy.
+    let via = reach
+        .send_to_peer("node-c", &echo("sent"), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(via, Strategy::Relay("relay-r".into()));
+    within(WAIT, "the send", async {
+        while ran.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    for n in [a, c, r] {
+        n.stop().await;
+    }
+}
