@@ -185,7 +185,8 @@ impl UdpNodeBuilder {
 
     /// Bind the socket (and join the multicast group, when configured).
     pub async fn bind(mut self) -> Result<UdpNode, BindError> {
-        if let Some(relay) = self.kind.relay.take() {
+        let relay = self.kind.relay.take();
+        if let Some(relay) = &relay {
             self.router = self.router.try_merge(relay.router())?;
         }
         // A programming error: found before anything is bound.
@@ -256,6 +257,7 @@ impl UdpNodeBuilder {
                 relay_dedup: Dedup::new(self.requests.dedup),
                 relay_senders: std::hash::RandomState::new(),
                 relays: Mutex::default(),
+                relay: relay.map(|r| r.core),
                 subs: Mutex::new(Leases::new(
                     Subscriptions::new(kind.subscriptions),
                     kind.subscription_ttl,

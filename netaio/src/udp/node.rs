@@ -105,6 +105,8 @@ pub(super) struct UdpShared {
     /// hash (random keys, [`relay_senders`](Self::relay_senders)) of its relay address.
     pub(super) relay_dedup: Dedup<u64>,
     pub(super) relay_senders: std::hash::RandomState,
+    /// The relay this node serves, if any (its reservations end when their peer leaves).
+    pub(super) relay: Option<Arc<crate::node::relay::RelayCore<SocketAddr>>>,
 }
 
 /// A UDP node: receives datagrams and dispatches them to its router, sends and requests.

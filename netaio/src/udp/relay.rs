@@ -3,7 +3,8 @@
 //! address instead of its connection): a reservation is bound to the address it came from,
 //! which must have proved that it receives (return routability, or an auth plugin that
 //! authenticates senders), and lasts [`RelayConfig::reservation_duration`] unless renewed, as
-//! there is no connection whose end would free it. Envelopes are taken only from verified
+//! there is no connection whose end would free it (a peer's goodbye or expiry in peer
+//! management frees it: `forget_peer` in `node_ops.rs`). Envelopes are taken only from verified
 //! addresses, and a `DELIVER` goes only to a reserved address (or, on a circuit, to the verified
 //! sender that opened it), so a forged source gets nothing but a refusal no larger than its
 //! datagram.
@@ -47,7 +48,7 @@ use crate::router::{Context, Router};
 /// ```
 #[derive(Clone)]
 pub struct UdpRelay {
-    core: Arc<RelayCore<SocketAddr>>,
+    pub(super) core: Arc<RelayCore<SocketAddr>>,
 }
 
 impl std::fmt::Debug for UdpRelay {

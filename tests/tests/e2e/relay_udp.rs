@@ -339,3 +339,47 @@ async fn reach_calls_a_peer_behind_a_udp_relay_by_id() {
         n.stop().await;
     }
 }
+
+/// With peer management on the relay's node, a peer's goodbye frees its reservation at once
+/// (there is no connection whose end would).
+#[tokio::test(start_paused = true)]
+async fn a_peers_goodbye_frees_its_reservation() {
+    use netaio::peer::PeerConfig;
+    let relay = UdpRelay::new(RelayConfig::default());
+    let r = start_udp(
+        UdpNode::builder()
+            .relay(relay.clone())
+            .peer_management(PeerConfig::default().app_id("relay-test")),
+    )
+    .await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let calls = ran.clone();
+    let router = Router::new().on((MessageType::REQUEST_URI, "echo"), move |m: Message| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move { Message::respond("echo", m.content().clone()) }
+    });
+    let c = start_udp(
+        UdpNode::builder()
+            .router(router)
+            .peer_management(PeerConfig::default().app_id("relay-test")),
+    )
+    .await;
+    c.handle.advertise_to(r.addr).await.unwrap();
+    c.handle.reserve(r.addr, "node-c").await.unwrap();
+    let a = plain_node().await;
+    call(&a.handle, r.addr, "node-c", "x").await.unwrap();
+    // C leaves: its goodbye (a DISCONNECT to every known peer) ends the reservation.
+    c.stop().await;
+    within(WAIT, "the goodbye", async {
+        while relay.stats().reservations > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        refusal(call(&a.handle, r.addr, "node-c", "x").await),
+        Some(RelayRefusal::NoRoute)
+    );
+    a.stop().await;
+    r.stop().await;
+}
