@@ -245,12 +245,13 @@ impl UdpHandle {
         let this = self.clone();
         // The relay's address is not the sender's: the handler cannot subscribe it.
         let ops = ops.of(false).clone();
+        let rid = msg.request_id();
         tokio::spawn(async move {
             let reply = match handler {
                 Some(handler) => {
                     let key = this.shared.relay_senders.hash_one(&from);
                     let req = Request {
-                        message: msg.clone(),
+                        message: msg,
                         ctx: Context::new(
                             PeerLink { addr: src, link: 0 },
                             ops,
@@ -266,7 +267,7 @@ impl UdpHandle {
                 None => this.shared.not_found.clone(),
             };
             let mut reply = reply;
-            if let Some(id) = msg.request_id() {
+            if let Some(id) = rid {
                 reply.set_reply_ref(id);
             }
             let opts = SendOptions::new().inner(inner_plugins);
