@@ -383,3 +383,34 @@ async fn a_peers_goodbye_frees_its_reservation() {
     a.stop().await;
     r.stop().await;
 }
+
+/// The same over IPv6 loopback: reservation, call by id, reply.
+#[tokio::test(start_paused = true)]
+async fn a_call_through_a_udp_relay_over_ipv6() {
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
+    let bind = |b: netaio::udp::UdpNodeBuilder| async move {
+        let node = b.address(v6).bind().await.unwrap();
+        let (h, addr) = (node.handle(), node.local_addr());
+        tokio::spawn(node.serve());
+        (h, addr)
+    };
+    let relay = UdpRelay::new(RelayConfig::default());
+    let (r, r_addr) = bind(UdpNode::builder().relay(relay.clone())).await;
+    let router = Router::new().on(
+        (MessageType::REQUEST_URI, "echo"),
+        |m: Message| async move { Message::respond("echo", m.content().clone()) },
+    );
+    let (c, _) = bind(UdpNode::builder().router(router)).await;
+    let (a, _) = bind(UdpNode::builder()).await;
+    c.reserve(r_addr, "node-c").await.unwrap();
+    let reply = call(&a, r_addr, "node-c", "six").await.unwrap();
+    assert_eq!(reply.content().as_ref(), b"six");
+    assert_eq!(
+        refusal(call(&a, r_addr, "nobody", "x").await),
+        Some(RelayRefusal::NoRoute)
+    );
+    assert_eq!(relay.stats().reservations, 1);
+    for h in [a, c, r] {
+        h.shutdown();
+    }
+}
