@@ -414,3 +414,37 @@ async fn a_call_through_a_udp_relay_over_ipv6() {
         h.shutdown();
     }
 }
+
+/// With an instance auth plugin on every node, each hop is sealed (the envelope for the relay,
+/// the `DELIVER` by the relay) besides the inner frame: the call still goes through, and a
+/// sender without the key is refused by the relay before its envelope is looked at.
+#[tokio::test(start_paused = true)]
+async fn every_hop_is_sealed_with_the_instance_auth() {
+    use netaio::plugin::HmacAuth;
+    let key: &[u8] = b"relay test secret";
+    let relay = UdpRelay::new(RelayConfig::default());
+    let r = start_udp(
+        UdpNode::builder()
+            .relay(relay.clone())
+            .auth(HmacAuth::new(key)),
+    )
+    .await;
+    let router = Router::new().on(
+        (MessageType::REQUEST_URI, "echo"),
+        |m: Message| async move { Message::respond("echo", m.content().clone()) },
+    );
+    let c = start_udp(UdpNode::builder().router(router).auth(HmacAuth::new(key))).await;
+    let a = start_udp(UdpNode::builder().auth(HmacAuth::new(key))).await;
+    c.handle.reserve(r.addr, "node-c").await.unwrap();
+    let reply = call(&a.handle, r.addr, "node-c", "sealed").await.unwrap();
+    assert_eq!(reply.content().as_ref(), b"sealed");
+    // Another key: refused by the relay's auth, never relayed (the call times out).
+    let m = start_udp(UdpNode::builder().auth(HmacAuth::new(b"other"))).await;
+    let e = call(&m.handle, r.addr, "node-c", "x").await.unwrap_err();
+    assert!(matches!(e, RequestError::Timeout(_)), "{e:?}");
+    assert!(r.handle.stats().auth_failed >= 1);
+    assert_eq!(relay.stats().relayed, 2);
+    for n in [a, c, m, r] {
+        n.stop().await;
+    }
+}
