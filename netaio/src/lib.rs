@@ -52,9 +52,10 @@ struct DoxExamples;
 /// client side `Connection::reserve`, `Connection::start_call_via_relay` and
 /// `Connection::send_via_relay`. See dox.md, "Relays".
 pub mod relay {
+    pub use crate::node::relay::ReserveError;
     pub use crate::node::relay::{
         DELIVER, FORWARD, REFUSAL_URI, RESERVE, Rate, RelayAddress, RelayConfig, RelayLimits,
         RelayRefusal, RelayStats, ReservationCheck, is_relay_type,
     };
-    pub use crate::tcp::{Relay, ReserveError};
+    pub use crate::tcp::Relay;
 }

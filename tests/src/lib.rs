@@ -497,3 +497,47 @@ pub mod recording {
         "client inner cipher decrypt",
     ];
 }
+
+/// A raw UDP socket on 127.0.0.1 that counts what it sent (to tell whether a node sent it more).
+#[derive(Debug)]
+pub struct RawUdp {
+    /// The socket.
+    pub sock: tokio::net::UdpSocket,
+    /// Bytes sent so far.
+    pub sent: usize,
+}
+
+impl RawUdp {
+    /// Bound to an ephemeral port of 127.0.0.1.
+    pub async fn new() -> Self {
+        Self {
+            sock: tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            sent: 0,
+        }
+    }
+
+    /// Send `datagram` to `to`, counted.
+    pub async fn send(&mut self, datagram: &[u8], to: SocketAddr) {
+        self.sock.send_to(datagram, to).await.unwrap();
+        self.sent += datagram.len();
+    }
+
+    /// Every datagram already waiting (loopback delivers a datagram before `send_to` returns).
+    pub fn drain(&self) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, _)) = self.sock.try_recv_from(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        got
+    }
+
+    /// The next datagram, within the test's wait.
+    pub async fn recv(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = within(WAIT, "a datagram", self.sock.recv_from(&mut buf))
+            .await
+            .unwrap();
+        buf[..n].to_vec()
+    }
+}

@@ -21,8 +21,9 @@ pub enum Strategy {
     /// UDP datagrams to this address (needs a [`UdpHandle`](crate::UdpHandle) in the
     /// [`Reach`](super::Reach)).
     Udp(SocketAddr),
-    /// Through the relay with this peer id, itself reached by its TCP strategies (a relay is
-    /// never reached through another relay).
+    /// Through the relay with this peer id, itself reached by its own strategies: TCP ones (a
+    /// [`Relay`](crate::relay::Relay)), or UDP ones (a [`UdpRelay`](crate::udp::UdpRelay), with a
+    /// `UdpHandle` in the [`Reach`](super::Reach)); never through another relay.
     Relay(Bytes),
 }
 

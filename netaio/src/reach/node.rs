@@ -83,7 +83,8 @@ pub enum AttemptError {
     /// The request could not leave (not connected, send queue full, too many in flight, …).
     #[error(transparent)]
     Request(RequestError),
-    /// The relay itself is not reachable: none of its TCP strategies connected.
+    /// The relay itself is not reachable: none of its TCP strategies connected, and it has no
+    /// UDP strategy (or this `Reach` no `UdpHandle`).
     #[error("relay {} unreachable", String::from_utf8_lossy(.0))]
     RelayUnreachable(Bytes),
 }
@@ -378,8 +379,12 @@ impl Reach {
                     None => Err(AttemptError::NoTransport("UDP")),
                 },
                 Strategy::Relay(relay) => match self.relay(relay).await {
-                    Ok(c) => c
+                    Ok(RelayHop::Tcp(c)) => c
                         .send_via_relay(&record, msg, opts)
+                        .await
+                        .map_err(request_error),
+                    Ok(RelayHop::Udp(u, at)) => u
+                        .send_via_relay(at, &record, msg, opts)
                         .await
                         .map_err(request_error),
                     Err(e) => Err(e),
@@ -413,10 +418,10 @@ impl Reach {
                 Some(u) => Ok(u.start_call(*addr, msg, opts)),
                 None => Err(AttemptError::NoTransport("UDP")),
             },
-            Strategy::Relay(relay) => {
-                let conn = self.relay(relay).await?;
-                Ok(conn.start_call_via_relay(record, msg, opts))
-            }
+            Strategy::Relay(relay) => Ok(match self.relay(relay).await? {
+                RelayHop::Tcp(conn) => conn.start_call_via_relay(record, msg, opts),
+                RelayHop::Udp(u, at) => u.start_call_via_relay(at, record, msg, opts),
+            }),
         }
     }
 
@@ -443,9 +448,14 @@ impl Reach {
         Ok(conn)
     }
 
-    /// A connection to the relay `relay`, by its TCP strategies.
-    async fn relay(&self, relay: &Bytes) -> Result<Connection, AttemptError> {
+    /// The way to the relay `relay`, by its own strategies in order: a TCP one that connects,
+    /// or a UDP one when this `Reach` has a `UdpHandle` (a datagram cannot tell whether the
+    /// relay is there: the first is taken). Never another relay.
+    async fn relay(&self, relay: &Bytes) -> Result<RelayHop, AttemptError> {
         for s in self.strategies(relay).await {
+            if let (Strategy::Udp(addr), Some(u)) = (&s, &self.inner.udp) {
+                return Ok(RelayHop::Udp(u.clone(), *addr));
+            }
             if let Strategy::Tcp(addr) = s {
                 let client = self
                     .inner
@@ -457,13 +467,19 @@ impl Reach {
                     None => client.connect(addr).await,
                 };
                 match conn {
-                    Ok(c) => return Ok(c),
+                    Ok(c) => return Ok(RelayHop::Tcp(c)),
                     Err(e) => tracing::debug!(error = %e, "relay strategy failed"),
                 }
             }
         }
         Err(AttemptError::RelayUnreachable(relay.clone()))
     }
+}
+
+/// How a relay is reached: a TCP connection to it, or a UDP node and the relay's address.
+enum RelayHop {
+    Tcp(Connection),
+    Udp(UdpHandle, std::net::SocketAddr),
 }
 
 fn request_error(e: SendError) -> AttemptError {

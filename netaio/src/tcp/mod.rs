@@ -47,7 +47,6 @@ pub use client_builder::{TcpClientBuilder, TcpClientOptions};
 pub use connection::{Connection, ConnectionClosed, ConnectionState};
 pub use driver::CloseReason;
 pub use reconnect::Reconnect;
-pub use relay_client::ReserveError;
 pub use relay_server::Relay;
 pub use server::{ConnectionEvent, ConnectionId, ConnectionInfo, TcpServer};
 pub use server_builder::{TcpServerBuilder, TcpServerOptions};

@@ -11,34 +11,17 @@ use bytes::{Bytes, BytesMut};
 use super::Connection;
 use super::client_dispatch::ClientDispatch;
 use super::driver::Verdict;
-use crate::codec::Frame;
+use crate::Message;
 use crate::error::{RequestError, SendError};
-use crate::message::Header;
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::relay::{
-    COMBINE_FROM, FORWARD, RESERVE, RelayAddress, RelayLimits, RelayRefusal, encode_envelope,
-    encode_envelope_into, is_relay_type,
+    FORWARD, RelayAddress, RelayLimits, ReserveError, delivered_inner, encode_envelope,
+    encode_envelope_into, reservation, reserve_message,
 };
 use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
 use crate::peer::Peer;
 use crate::plugin::{SendOptions, open_outer};
 use crate::router::Request;
-use crate::{Message, MessageType};
-
-/// Why [`Connection::reserve`] did not get a reservation.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReserveError {
-    /// The relay refused it (reservation limit, rate, the id held by another connection).
-    #[error(transparent)]
-    Refused(RelayRefusal),
-    /// The request failed (not connected, timeout, an error reply that is not the relay's).
-    #[error(transparent)]
-    Request(RequestError),
-    /// The answer is not a reservation's (the server is not a relay, or not this version).
-    #[error("the answer is not a relay reservation")]
-    NotARelay,
-}
 
 impl Connection {
     /// Reserve `peer_id` at the relay this connection goes to: from now until the reservation
@@ -57,17 +40,10 @@ impl Connection {
         peer_id: impl Into<Bytes>,
         proof: impl Into<Bytes>,
     ) -> Result<RelayLimits, ReserveError> {
-        let msg = Message::new(RESERVE, peer_id, proof);
-        match self.call(msg).await {
-            Ok(reply) if reply.message_type == MessageType::OK => {
-                RelayLimits::decode(reply.content()).ok_or(ReserveError::NotARelay)
-            }
-            Ok(_) => Err(ReserveError::NotARelay),
-            Err(e) => match RelayRefusal::from_error(&e) {
-                Some(r) => Err(ReserveError::Refused(r)),
-                None => Err(ReserveError::Request(e)),
-            },
-        }
+        reservation(
+            self.call(reserve_message(peer_id.into(), proof.into()))
+                .await,
+        )
     }
 
     /// Start a call to `peer` through the relay this connection goes to: the request is sealed
@@ -205,21 +181,11 @@ pub(super) async fn delivered(
             return Verdict::Refused;
         }
     };
-    let Some(from) = RelayAddress::decode(env.uri()) else {
-        tracing::warn!("relay envelope without a sender address dropped");
-        return Verdict::Valid;
-    };
     // Without instance plugins the envelope is the frame as received: its checksum vouches for
-    // the inner frame's bytes, and the inner checksum is verified from it (no second pass over
-    // a large one).
-    let known = (plugins.outer.is_empty() && env.content().len() >= COMBINE_FROM)
-        .then(|| inner_crc(checksum, env.uri(), env.content().len()));
-    let inner = match decode_frame(&d.codec, env.content(), known) {
-        Some(m) if !is_relay_type(m.message_type.value()) => m,
-        _ => {
-            tracing::warn!("relay envelope with an invalid or nested inner frame dropped");
-            return Verdict::Valid;
-        }
+    // the inner frame's bytes.
+    let checksum = plugins.outer.is_empty().then_some(checksum);
+    let Some((from, inner)) = delivered_inner(&d.codec, &env, checksum) else {
+        return Verdict::Valid;
     };
     // The sender's record, for peer-specific plugins: by its id in this client's peer table.
     let sender = match &from {
@@ -308,115 +274,4 @@ pub(super) async fn delivered(
         tracing::warn!(error = %e, "relayed reply cannot be sent; dropped");
     }
     Verdict::Valid
-}
-
-/// `crc` moved past `len` more bytes: with `a`'s CRC, the term of `crc(a ‖ b)` that is not
-/// `crc(b)` (CRC-32 is linear: `crc(a ‖ b) = shift(crc(a), len b) ⊕ crc(b)`).
-fn shift(crc: u32, len: usize) -> u32 {
-    let mut h = crc32fast::Hasher::new_with_initial_len(crc, 0);
-    h.combine(&crc32fast::Hasher::new_with_initial_len(0, len as u64));
-    h.finalize()
-}
-
-/// The CRC of the inner frame (`len` bytes) of a `DELIVER` with this `uri`, from the envelope's
-/// verified `checksum` (of its body, `uri length ‖ uri ‖ inner frame`).
-fn inner_crc(checksum: u32, uri: &[u8], len: usize) -> u32 {
-    let mut prefix = crc32fast::Hasher::new();
-    prefix.update(&u16::try_from(uri.len()).unwrap_or(u16::MAX).to_be_bytes());
-    prefix.update(uri);
-    checksum ^ shift(prefix.finalize(), len)
-}
-
-/// One whole frame, decoded; `None` for anything else (a partial frame, trailing bytes, a frame
-/// above the codec's limit, a checksum that does not match). The auth block and body are slices
-/// of `bytes` (no copy). `known`: the CRC of all of `bytes`, verified already (the envelope's);
-/// the frame's own checksum is then checked against it without hashing the body again.
-fn decode_frame(
-    codec: &crate::codec::FrameCodec,
-    bytes: &Bytes,
-    known: Option<u32>,
-) -> Option<Message> {
-    let header = Header::from_bytes(bytes).ok()?;
-    let len = header.frame_len();
-    if len != bytes.len() || len > codec.max_frame() {
-        return None;
-    }
-    let auth_end = Header::LEN + usize::from(header.auth_length);
-    let frame = Frame {
-        header,
-        auth: bytes.slice(Header::LEN..auth_end),
-        body: bytes.slice(auth_end..),
-    };
-    let Some(whole) = known else {
-        return frame.decode(codec.auth_codec()).ok();
-    };
-    let head = crc32fast::hash(bytes.get(..auth_end)?);
-    if whole ^ shift(head, frame.body.len()) != header.checksum {
-        return None;
-    }
-    Message::from_checked_parts(header, &frame.auth, frame.body, codec.auth_codec()).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::codec::FrameCodec;
-
-    #[test]
-    fn an_inner_frame_decodes_only_whole_and_alone() {
-        let codec = FrameCodec::new();
-        let msg = Message::new(MessageType::REQUEST_URI, "a", "b");
-        let frame = codec.to_frame(&msg).unwrap();
-        assert_eq!(
-            decode_frame(&codec, &frame, None)
-                .unwrap()
-                .content()
-                .as_ref(),
-            b"b"
-        );
-        assert!(decode_frame(&codec, &frame.slice(..frame.len() - 1), None).is_none());
-        let mut two = frame.to_vec();
-        two.extend_from_slice(&frame);
-        assert!(decode_frame(&codec, &Bytes::from(two), None).is_none());
-        assert!(decode_frame(&codec, &Bytes::from_static(b"\x00"), None).is_none());
-        let mut bad = frame.to_vec();
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
-        assert!(
-            decode_frame(&codec, &Bytes::from(bad), None).is_none(),
-            "checksum"
-        );
-    }
-
-    #[test]
-    fn an_inner_frame_is_checked_from_the_envelopes_checksum() {
-        use crate::node::relay::{DELIVER, RelayAddress};
-        let codec = FrameCodec::new();
-        let mut msg = Message::new(MessageType::REQUEST_URI, "echo", vec![0x5a; 60_000]);
-        msg.auth.insert("sig", vec![1u8; 64]);
-        let inner = codec.to_frame(&msg).unwrap();
-        let uri = RelayAddress::Peer(Bytes::from_static(b"node-a")).encode();
-        // The envelope's checksum as the recipient's driver verified it.
-        let envelope = |inner: &Bytes| {
-            let f = codec
-                .to_frame(&Message::new(DELIVER, uri.clone(), inner.clone()))
-                .unwrap();
-            Header::from_bytes(&f).unwrap().checksum
-        };
-        let known = inner_crc(envelope(&inner), &uri, inner.len());
-        assert_eq!(known, crc32fast::hash(&inner));
-        assert_eq!(decode_frame(&codec, &inner, Some(known)), Some(msg));
-        // An inner frame altered on the way with the envelope's checksum made anew (a relay
-        // that rewrites it): a byte of the body no longer matches the inner checksum; the auth
-        // block is not under the checksum (the frame format's, Python's), in both ways alike.
-        for (at, refused) in [(inner.len() - 1, true), (Header::LEN + 3, false)] {
-            let mut bad = inner.to_vec();
-            bad[at] ^= 1;
-            let bad = Bytes::from(bad);
-            let known = inner_crc(envelope(&bad), &uri, bad.len());
-            let fast = decode_frame(&codec, &bad, Some(known));
-            assert_eq!(fast.is_none(), refused, "byte {at}");
-            assert_eq!(fast, decode_frame(&codec, &bad, None), "byte {at}");
-        }
-    }
 }

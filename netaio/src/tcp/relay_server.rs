@@ -4,7 +4,7 @@
 //! send queue has room, else by a task that waits for room (one per recipient at most).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, MutexGuard, OnceLock, Weak};
 
 use bytes::Bytes;
 
@@ -12,13 +12,13 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{ConnectionEvent, ConnectionId, ServerHandle};
+use crate::Message;
 use crate::error::SendError;
 use crate::node::relay::{
-    DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayRefusal, RelayState, RelayStats,
-    ReservationCheck, deliver_head,
+    DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayCore, RelayRefusal, RelayState,
+    RelayStats, ReservationCheck, deliver_head, envelope_of,
 };
 use crate::router::{Context, Router};
-use crate::{Message, MessageType};
 
 /// The relay service, opt-in on a [`TcpServer`](super::TcpServer): give it to the server's
 /// builder ([`TcpServerBuilder::relay`](super::TcpServerBuilder::relay)), or merge its
@@ -59,9 +59,8 @@ pub struct Relay {
 }
 
 struct Shared {
-    state: Mutex<RelayState<ConnectionId>>,
-    /// Who may reserve which id; `None`: the first live connection that asks.
-    check: Mutex<Option<Arc<dyn ReservationCheck>>>,
+    /// The state and the reservation check (the first live connection that asks, without one).
+    core: RelayCore<ConnectionId>,
     /// Set once the first relay message arrived: the task that follows the server's
     /// disconnections and expiries is running.
     watching: OnceLock<()>,
@@ -89,8 +88,7 @@ impl Relay {
     pub fn new(config: RelayConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
-                state: Mutex::new(RelayState::new(config)),
-                check: Mutex::new(None),
+                core: RelayCore::new(config),
                 watching: OnceLock::new(),
                 sweep_due: AtomicBool::new(false),
             }),
@@ -111,7 +109,7 @@ impl Relay {
     /// ```
     #[must_use]
     pub fn reservation_check(self, check: impl ReservationCheck) -> Self {
-        *self.shared.check.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(check));
+        self.shared.core.set_check(Arc::new(check));
         self
     }
 
@@ -143,7 +141,7 @@ impl Relay {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, RelayState<ConnectionId>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.core.state()
     }
 
     /// Follow the server's disconnections (a reservation ends with its connection) and the
@@ -173,46 +171,17 @@ impl Shared {
     fn reserve(self: &Arc<Self>, msg: &Message, ctx: &Context) -> Option<Message> {
         let (server, conn) = (ctx.server()?, ctx.connection_id()?);
         self.watch(server);
-        let ip = ctx.peer_addr().ip();
-        let check = self.check.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let result = match check {
-            Some(c) if !c.allows(msg.uri(), msg) => {
-                Err(self.state().refuse(RelayRefusal::NotYours))
-            }
-            _ => {
-                let now = Instant::now();
-                let mut result = self.state().reserve(conn, ip, msg.uri().clone(), now);
-                // Held by a connection that has just ended (its event not yet seen, or
-                // missed): the id is free.
-                if result == Err(RelayRefusal::Taken)
-                    && let Some(holder) = self.state().holder(msg.uri())
-                    && !self.alive(server, holder)
-                {
-                    result = self.state().reserve(conn, ip, msg.uri().clone(), now);
-                }
-                result
-            }
-        };
-        Some(match result {
-            Ok(limits) => Message::new(MessageType::OK, msg.uri().clone(), limits.encode()),
-            Err(r) => {
-                tracing::debug!(refusal = %r, %conn, "reservation refused");
-                r.to_message()
-            }
-        })
+        // Held by a connection that has just ended (its event not yet seen, or missed): the
+        // id is free.
+        let gone = |holder| !self.alive(server, holder);
+        Some(self.core.reserve(conn, ctx.peer_addr().ip(), msg, gone))
     }
 
     fn forward(self: &Arc<Self>, msg: Message, ctx: &Context) -> Option<Message> {
         let (server, conn) = (ctx.server()?, ctx.connection_id()?);
         self.watch(server);
-        // A refusal answers only a sender that waits for an answer (the envelope carries a
-        // request id), and never an error: no error in answer to an error.
-        let inner_is_error = msg
-            .content()
-            .first()
-            .is_some_and(|t| MessageType::from_u8(*t).is_error());
-        let answerable = msg.request_id().is_some() && !inner_is_error;
-        let Some(to) = RelayAddress::decode(msg.uri()) else {
+        let (answerable, to) = envelope_of(&msg);
+        let Some(to) = to else {
             return answerable.then(|| RelayRefusal::Malformed.to_message());
         };
         let frame = msg.content().clone();

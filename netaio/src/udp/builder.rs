@@ -60,6 +60,7 @@ pub struct UdpNodeOptions {
     pub(crate) not_found: Message,
     #[cfg(feature = "multicast")]
     multicast: Option<MulticastConfig>,
+    relay: Option<super::UdpRelay>,
 }
 
 impl Default for UdpNodeOptions {
@@ -80,6 +81,7 @@ impl Default for UdpNodeOptions {
             not_found: Message::not_found(),
             #[cfg(feature = "multicast")]
             multicast: None,
+            relay: None,
         }
     }
 }
@@ -157,8 +159,36 @@ impl UdpNodeBuilder {
         self
     }
 
+    /// Serve a relay (opt-in): peers reserve their id from their (verified) address and are
+    /// reached through this node by id. Takes a [`RelayConfig`](crate::relay::RelayConfig), or
+    /// a [`UdpRelay`](super::UdpRelay) (keep a clone of it for its stats). Its routes are merged
+    /// into the router when the node is bound: a router that already routes the relay's message
+    /// types makes `bind` fail ([`BindError::Route`]). A second call replaces the first.
+    ///
+    /// ```no_run
+    /// use netaio::relay::RelayConfig;
+    /// use netaio::udp::UdpNode;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = UdpNode::builder()
+    ///     .address(([0, 0, 0, 0], 9100))
+    ///     .relay(RelayConfig::default().max_reservations(1024))
+    ///     .bind()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn relay(mut self, relay: impl Into<super::UdpRelay>) -> Self {
+        self.kind.relay = Some(relay.into());
+        self
+    }
+
     /// Bind the socket (and join the multicast group, when configured).
-    pub async fn bind(self) -> Result<UdpNode, BindError> {
+    pub async fn bind(mut self) -> Result<UdpNode, BindError> {
+        let relay = self.kind.relay.take();
+        if let Some(relay) = &relay {
+            self.router = self.router.try_merge(relay.router())?;
+        }
         // A programming error: found before anything is bound.
         self.router.check_state()?;
         let kind = self.kind;
@@ -224,6 +254,10 @@ impl UdpNodeBuilder {
                     &self.requests,
                 ),
                 dedup: Dedup::new(self.requests.dedup),
+                relay_dedup: Dedup::new(self.requests.dedup),
+                relay_senders: std::hash::RandomState::new(),
+                relays: Mutex::default(),
+                relay: relay.map(|r| r.core),
                 subs: Mutex::new(Leases::new(
                     Subscriptions::new(kind.subscriptions),
                     kind.subscription_ttl,

@@ -2,6 +2,7 @@
 //! request table reports (late replies, counters, round-trip estimates).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -10,16 +11,30 @@ use super::UdpHandle;
 use crate::Message;
 use crate::error::{RequestError, SendError};
 use crate::message::fields;
+use crate::node::relay::RelayAddress;
 use crate::node::requests::{
     self, CallLink, CallOptions, CallTarget, LateReply, PendingCall, RequestStats, Requests,
     RttEstimate,
 };
+use crate::peer::Peer;
 use crate::plugin::SendOptions;
 
-/// A UDP node and one address, as a call link.
-struct UdpLink {
-    node: UdpHandle,
-    addr: SocketAddr,
+/// A UDP node and one address, as a call link: the peer's, or the relay's that the call goes
+/// through.
+pub(super) struct UdpLink {
+    pub(super) node: UdpHandle,
+    pub(super) addr: SocketAddr,
+    /// Through the relay at `addr`: the request table's entry is the relay's address (the reply
+    /// comes from there), the request goes in an envelope.
+    pub(super) via: Option<Via>,
+}
+
+/// Where a call through a relay goes.
+pub(super) struct Via {
+    /// The recipient, at the relay.
+    pub(super) to: RelayAddress,
+    /// Its record, for peer-specific plugins.
+    pub(super) peer: Arc<Peer>,
 }
 
 impl CallLink for UdpLink {
@@ -42,9 +57,20 @@ impl CallLink for UdpLink {
     }
 
     async fn send(&self, msg: Message, opts: &SendOptions) -> Result<(), SendError> {
-        self.node.send_request(self.addr, msg, opts).await
+        match &self.via {
+            None => self.node.send_request(self.addr, msg, opts).await,
+            // The relay's challenge is answered on the envelope (see `send_envelope`).
+            Some(v) => {
+                let peer = Some(&*v.peer);
+                self.node
+                    .send_envelope(self.addr, &v.to, msg, opts, peer)
+                    .await
+            }
+        }
     }
 
+    /// A return-routability challenge (the peer's, or the relay's to the envelope): its
+    /// cookie goes on the request, or the envelope, sent again.
     fn challenge(&self, answer: &Result<Message, RequestError>) -> Option<(&'static str, Bytes)> {
         match answer {
             Err(RequestError::NotPermitted(reply)) => reply
@@ -66,6 +92,7 @@ impl UdpHandle {
             UdpLink {
                 node: self.clone(),
                 addr,
+                via: None,
             },
             msg,
             opts,

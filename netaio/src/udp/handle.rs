@@ -367,9 +367,16 @@ impl UdpHandle {
     /// request is verified by itself, and large anyway); small requests only (a larger body
     /// always leaves room), so that the common case costs one comparison.
     fn pad_for_challenge(&self, msg: &mut Message) {
+        let body = msg.uri().len() + msg.content().len();
+        self.pad_body_for_challenge(msg, body);
+    }
+
+    /// [`pad_for_challenge`](Self::pad_for_challenge) for a message whose body will be at
+    /// least `body` bytes (an envelope, whose inner frame is added when it is encoded).
+    pub(super) fn pad_body_for_challenge(&self, msg: &mut Message, body: usize) {
         /// A body at least this large leaves room for any challenge.
         const ROOMY: usize = 256;
-        if self.shared.outer_authenticates || msg.uri().len() + msg.content().len() >= ROOMY {
+        if self.shared.outer_authenticates || body >= ROOMY {
             return;
         }
         let Some(rid) = msg.request_id() else {
@@ -385,7 +392,7 @@ impl UdpHandle {
             return;
         };
         // Both frames have the same header and plugins; the challenge's body is empty.
-        let have = have + msg.uri().len() + msg.content().len();
+        let have = have + body;
         if have < need {
             msg.auth
                 .insert_static(fields::PADDING, Bytes::from(vec![0u8; need - have]));

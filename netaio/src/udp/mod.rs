@@ -56,6 +56,8 @@ mod node;
 mod node_ops;
 mod peers;
 mod receive;
+mod relay;
+mod relay_client;
 mod socket;
 
 /// What a node refused from one source (see [`UdpHandle::refusals`]).
@@ -69,6 +71,7 @@ pub use interfaces::{Interface, interfaces};
 #[cfg_attr(docsrs, doc(cfg(feature = "multicast")))]
 pub use multicast::{MulticastConfig, MulticastInterface};
 pub use node::{UdpNode, UdpStats};
+pub use relay::UdpRelay;
 
 /// Without the `multicast` feature a node never has a group: the node's `multicast` field is an
 /// `Option` of this uninhabited type, always `None`, so the receive loop, peer management and

@@ -99,6 +99,14 @@ pub(super) struct UdpShared {
     pub(super) manager: Option<Arc<PeerManager>>,
     /// The joined multicast group, when configured.
     pub(super) multicast: Option<Multicast>,
+    /// The relays this node reserved at or called through: their `DELIVER`s are taken.
+    pub(super) relays: Mutex<super::relay_client::KnownRelays>,
+    /// Requests relayed to this node that asked to run at most once, per sender: keyed by a
+    /// hash (random keys, [`relay_senders`](Self::relay_senders)) of its relay address.
+    pub(super) relay_dedup: Dedup<u64>,
+    pub(super) relay_senders: std::hash::RandomState,
+    /// The relay this node serves, if any (its reservations end when their peer leaves).
+    pub(super) relay: Option<Arc<crate::node::relay::RelayCore<SocketAddr>>>,
 }
 
 /// A UDP node: receives datagrams and dispatches them to its router, sends and requests.

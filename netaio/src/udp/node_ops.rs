@@ -97,9 +97,10 @@ impl NodeOps for UdpHandle {
         UdpHandle::local_peer(self)
     }
 
-    /// Subscriptions belong to addresses on UDP: those of a peer that left go with it. Kept
-    /// when the goodbye came from an unverified source: a `DISCONNECT` from one may be forged,
-    /// and the subscriptions expire on their own.
+    /// Subscriptions belong to addresses on UDP: those of a peer that left go with it, and so
+    /// do the reservations its addresses hold at this node's relay. Kept when the goodbye came
+    /// from an unverified source: a `DISCONNECT` from one may be forged, and both expire on
+    /// their own.
     fn forget_peer(&self, peer: &Peer) {
         if !self.source_verified {
             tracing::debug!(peer = %peer.display_id(), "unverified goodbye: the peer's subscriptions are kept");
@@ -107,6 +108,12 @@ impl NodeOps for UdpHandle {
         }
         for a in &peer.addrs {
             self.unsubscribe_all(*a);
+        }
+        if let Some(relay) = &self.shared.relay {
+            let mut state = relay.state();
+            for a in &peer.addrs {
+                state.connection_closed(*a);
+            }
         }
     }
 

@@ -15,10 +15,11 @@ use tokio::time::Instant;
 
 use super::UdpHandle;
 use super::node_ops::SourceOps;
-use crate::message::fields;
+use crate::message::{Header, fields};
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::outbound;
 use crate::node::refusals::{self, Refused};
+use crate::node::relay::DELIVER;
 use crate::node::requests::{Admit, Running};
 use crate::node::routability::COOKIE_LEN;
 use crate::plugin::{AuthError, OpenError, Stage};
@@ -57,7 +58,7 @@ enum Fit {
 }
 
 impl UdpHandle {
-    fn count(&self, c: &AtomicU64) {
+    pub(super) fn count(&self, c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -72,7 +73,7 @@ impl UdpHandle {
     /// member answer the victim).
     /// Count a refused datagram against its source, and log it (rate-limited).
     #[inline(never)]
-    fn report_refusal(&self, src: SocketAddr, error: &OpenError, plugin: &'static str) {
+    pub(super) fn report_refusal(&self, src: SocketAddr, error: &OpenError, plugin: &'static str) {
         let refused = Refused {
             addr: src,
             error,
@@ -93,6 +94,11 @@ impl UdpHandle {
         let c = &shared.counters;
         self.count(&c.received);
         let received = datagram.len();
+        // A relay's `DELIVER`: its verified checksum vouches for the inner frame (read before
+        // the datagram goes to the decoder; one comparison for any other datagram).
+        let deliver = (datagram.first() == Some(&DELIVER.value()))
+            .then(|| Header::from_bytes(&datagram).map(|h| h.checksum).ok())
+            .flatten();
         let msg = match Message::decode(datagram, shared.codec.auth_codec()) {
             Ok(m) => m,
             Err(e) => {
@@ -101,6 +107,17 @@ impl UdpHandle {
                 return;
             }
         };
+        if let Some(checksum) = deliver
+            && msg.message_type == DELIVER
+        {
+            // Only from a relay this node uses: the reply to a forged one would go to its
+            // source unasked.
+            if !via_group && self.is_relay(src) {
+                return self.delivered(msg, src, checksum, ops);
+            }
+            tracing::debug!(%src, "DELIVER from an address that is not a relay of this node dropped");
+            return;
+        }
         let pipeline = Pipeline {
             plugins: &shared.plugins,
             routes: &shared.routes,

@@ -12,6 +12,7 @@ mod pipeline_order;
 mod reach;
 mod relay_departure;
 mod relay_keys;
+mod relay_udp;
 mod slow_peers_concurrent;
 mod slow_peers_tcp;
 mod slow_peers_udp;

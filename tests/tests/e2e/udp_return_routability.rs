@@ -19,8 +19,7 @@ use netaio::plugin::HmacAuth;
 use netaio::router::Context;
 use netaio::udp::{UdpNode, UdpNodeBuilder};
 use netaio::{Message, MessageType, RequestError, Router, SubscribeError};
-use netaio_tests::{WAIT, start_udp as start, within};
-use tokio::net::UdpSocket;
+use netaio_tests::{RawUdp as Raw, WAIT, start_udp as start, within};
 use tokio::sync::mpsc;
 
 /// The `udp_node` example's pub/sub (the service of issue 12's measurement): SUBSCRIBE_URI
@@ -62,45 +61,6 @@ fn pubsub() -> Router {
 
 fn frame(msg: &Message) -> Bytes {
     msg.to_bytes(&PostcardCodec).unwrap()
-}
-
-/// A raw socket that counts what it sent and received.
-struct Raw {
-    sock: UdpSocket,
-    sent: usize,
-}
-
-impl Raw {
-    async fn new() -> Self {
-        Self {
-            sock: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-            sent: 0,
-        }
-    }
-
-    async fn send(&mut self, datagram: &[u8], to: SocketAddr) {
-        self.sock.send_to(datagram, to).await.unwrap();
-        self.sent += datagram.len();
-    }
-
-    /// Every datagram already waiting (loopback delivers a datagram before `send_to` returns).
-    fn drain(&self) -> Vec<Vec<u8>> {
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        while let Ok((n, _)) = self.sock.try_recv_from(&mut buf) {
-            got.push(buf[..n].to_vec());
-        }
-        got
-    }
-
-    /// The next datagram, within the test's wait.
-    async fn recv(&self) -> Vec<u8> {
-        let mut buf = vec![0u8; 65_536];
-        let (n, _) = within(WAIT, "a datagram", self.sock.recv_from(&mut buf))
-            .await
-            .unwrap();
-        buf[..n].to_vec()
-    }
 }
 
 /// The attack of issue 12 (defect 2): throwaway sockets subscribe, one PUBLISH of 60,000 bytes

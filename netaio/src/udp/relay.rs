@@ -1,0 +1,210 @@
+//! [`UdpRelay`]: the relay service on a [`UdpNode`](super::UdpNode). The same bookkeeping as
+//! the TCP server's relay (the node core's `RelayCore`, keyed here by the reserving peer's
+//! address instead of its connection): a reservation is bound to the address it came from,
+//! which must have proved that it receives (return routability, or an auth plugin that
+//! authenticates senders), and lasts [`RelayConfig::reservation_duration`] unless renewed, as
+//! there is no connection whose end would free it (a peer's goodbye or expiry in peer
+//! management frees it: `forget_peer` in `node_ops.rs`). Envelopes are taken only from verified
+//! addresses, and a `DELIVER` goes only to a reserved address (or, on a circuit, to the verified
+//! sender that opened it), so a forged source gets nothing but a refusal no larger than its
+//! datagram.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use super::UdpHandle;
+use crate::Message;
+use crate::node::relay::{
+    DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayCore, RelayRefusal, RelayStats,
+    ReservationCheck, deliver_head, envelope_of,
+};
+use crate::plugin::SendOptions;
+use crate::router::{Context, Router};
+
+/// The relay service, opt-in on a [`UdpNode`](super::UdpNode): give it to the node's builder
+/// ([`UdpNodeBuilder::relay`](super::UdpNodeBuilder::relay)), or merge its
+/// [`router`](Self::router) into the node's router. Peers reserve their id from their address
+/// ([`UdpHandle::reserve`]) and renew it before it expires; envelopes for a reserved id are
+/// sent to that address as `DELIVER` datagrams, the inner frame untouched. Every limit is in
+/// [`RelayConfig`] (the one a TCP [`Relay`](crate::relay::Relay) takes).
+///
+/// ```no_run
+/// use netaio::relay::RelayConfig;
+/// use netaio::udp::{UdpNode, UdpRelay};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let relay = UdpRelay::new(RelayConfig::default());
+/// let node = UdpNode::builder()
+///     .address(([0, 0, 0, 0], 9100))
+///     .relay(relay.clone())
+///     .bind()
+///     .await?;
+/// println!("{:?}", relay.stats());
+/// node.serve().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct UdpRelay {
+    pub(super) core: Arc<RelayCore<SocketAddr>>,
+}
+
+impl std::fmt::Debug for UdpRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpRelay")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<RelayConfig> for UdpRelay {
+    fn from(config: RelayConfig) -> Self {
+        Self::new(config)
+    }
+}
+
+impl UdpRelay {
+    /// A relay with these limits.
+    pub fn new(config: RelayConfig) -> Self {
+        Self {
+            core: Arc::new(RelayCore::new(config)),
+        }
+    }
+
+    /// Check every reservation with `check` (replacing any earlier one), as
+    /// [`Relay::reservation_check`](crate::relay::Relay::reservation_check) does: a reservation
+    /// it refuses is answered [`RelayRefusal::NotYours`].
+    ///
+    /// ```
+    /// use netaio::relay::RelayConfig;
+    /// use netaio::udp::UdpRelay;
+    ///
+    /// let relay = UdpRelay::new(RelayConfig::default())
+    ///     .reservation_check(|id: &[u8], _: &netaio::Message| id.starts_with(b"guest-"));
+    /// ```
+    #[must_use]
+    pub fn reservation_check(self, check: impl ReservationCheck) -> Self {
+        self.core.set_check(Arc::new(check));
+        self
+    }
+
+    /// Its routes: [`RESERVE`] and [`FORWARD`] (by type, any uri).
+    pub fn router(&self) -> Router {
+        let reserve = self.core.clone();
+        let forward = self.core.clone();
+        Router::new()
+            .on(RESERVE, move |msg: Message, ctx: Context| {
+                let core = reserve.clone();
+                async move { reserve_from(&core, &msg, &ctx) }
+            })
+            .on(FORWARD, move |msg: Message, ctx: Context| {
+                let core = forward.clone();
+                async move { forward_from(core, msg, ctx).await }
+            })
+    }
+
+    /// Its counters and what it holds now.
+    pub fn stats(&self) -> RelayStats {
+        self.core.state().stats()
+    }
+
+    /// Its limits.
+    pub fn config(&self) -> RelayConfig {
+        self.core.state().config().clone()
+    }
+}
+
+/// The datagram's node, when its source address is verified (else it is logged and `None`).
+fn verified<'a>(ctx: &'a Context, what: &str) -> Option<&'a UdpHandle> {
+    let node = ctx.udp()?;
+    if !node.source_verified {
+        tracing::debug!(src = %ctx.peer_addr(), what, "relay: unverified source ignored");
+        return None;
+    }
+    Some(node)
+}
+
+/// A reservation, bound to the verified address it came from. A request from an unverified
+/// address never gets here (the node challenges it first); a `RESERVE` without request id from
+/// one is ignored.
+fn reserve_from(core: &RelayCore<SocketAddr>, msg: &Message, ctx: &Context) -> Option<Message> {
+    verified(ctx, "reservation")?;
+    let src = ctx.peer_addr();
+    // No connection ends on UDP: a taken id is free only when its reservation expires.
+    Some(core.reserve(src, src.ip(), msg, |_| false))
+}
+
+async fn forward_from(
+    core: Arc<RelayCore<SocketAddr>>,
+    msg: Message,
+    ctx: Context,
+) -> Option<Message> {
+    // From an unverified address, a circuit's replies would go to whoever it names.
+    let node = verified(&ctx, "envelope")?.clone();
+    let src = ctx.peer_addr();
+    let (answerable, to) = envelope_of(&msg);
+    let Some(to) = to else {
+        return answerable.then(|| RelayRefusal::Malformed.to_message());
+    };
+    let frame = msg.content().clone();
+    let result = core
+        .state()
+        .forward(src, src.ip(), &to, frame, Instant::now());
+    match result {
+        Ok(f) => {
+            if f.start {
+                drain(&core, &node, f.to).await;
+            }
+            None
+        }
+        Err(r) => {
+            tracing::debug!(refusal = %r, %src, "envelope refused");
+            answerable.then(|| r.to_message())
+        }
+    }
+}
+
+/// Send `to`'s queued envelopes as `DELIVER` datagrams until its queue is empty (a UDP socket
+/// has no send queue to wait for: the queue holds an envelope only while it is being sent).
+async fn drain(core: &RelayCore<SocketAddr>, node: &UdpHandle, to: SocketAddr) {
+    loop {
+        let Some((from, frame)) = core.state().pop(to) else {
+            return;
+        };
+        let Some(bytes) = deliver_datagram(node, &from, frame, to).await else {
+            continue;
+        };
+        if let Err(e) = node.send_bytes(&bytes, to).await {
+            tracing::debug!(error = %e, %to, "relay: delivery failed");
+        }
+    }
+}
+
+/// The `DELIVER` datagram of `frame` from `from`: the head then the inner frame as received
+/// when no instance plugin seals the hop, else the message sealed for `to`.
+async fn deliver_datagram(
+    node: &UdpHandle,
+    from: &RelayAddress,
+    frame: Bytes,
+    to: SocketAddr,
+) -> Option<Bytes> {
+    let shared = &node.shared;
+    if shared.plugins.outer.is_empty()
+        && let Ok(head) = deliver_head(&shared.codec, from, &frame)
+    {
+        let mut d = BytesMut::with_capacity(head.len() + frame.len());
+        d.extend_from_slice(&head);
+        d.extend_from_slice(&frame);
+        return Some(d.freeze());
+    }
+    let msg = Message::new(DELIVER, from.encode(), frame);
+    match node.prepare_async(msg, &SendOptions::default(), to).await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::debug!(error = %e, %to, "relay: delivery cannot be sealed");
+            None
+        }
+    }
+}
