@@ -29,6 +29,7 @@ pub mod client;
 pub mod driver;
 pub mod frames;
 pub mod hedge;
+pub mod procs;
 pub mod relay;
 pub mod report;
 pub mod rpc;

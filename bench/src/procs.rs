@@ -1,0 +1,99 @@
+//! The bench binaries' roles as processes of their own: a command for this binary (or a sibling)
+//! pinned to one CPU with `taskset`, a server process that announces `listening ADDR` and is
+//! killed on drop, and the load average printed beside every figure. One copy for `bench`,
+//! `rpc-compare` and `hedge`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::Result;
+
+/// Whether roles can be pinned apart: at least two CPUs, and `taskset` runs.
+pub fn pinning_works() -> bool {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+        && Command::new("taskset")
+            .args(["-c", "1", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// `exe args…`, under `taskset -c CPU` when `cpu` is given; stdin closed, stderr inherited.
+pub fn role_command(exe: &Path, cpu: Option<usize>, args: &[String]) -> Command {
+    let mut cmd = match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
+    cmd
+}
+
+/// Print `listening ADDR` on stdout and flush it: what [`ServerProcess::start`] waits for.
+pub fn announce(addr: SocketAddr) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening {addr}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// A server role's process, started and bound; killed (and reaped) on drop, so that an error
+/// in the driver leaves no server behind.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    addr: String,
+}
+
+impl ServerProcess {
+    /// Spawn `cmd` with stdout piped and wait for its first line, `listening ADDR`.
+    pub fn start(mut cmd: Command, what: &str) -> Result<ServerProcess> {
+        let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what}: no stdout").into());
+        };
+        // Owned from here: any error below kills it.
+        let mut server = ServerProcess {
+            child,
+            addr: String::new(),
+        };
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        match line.trim().strip_prefix("listening ") {
+            Some(addr) => server.addr = addr.to_owned(),
+            None => return Err(format!("{what} did not start: {line:?}").into()),
+        }
+        Ok(server)
+    }
+
+    /// The address it announced.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first three fields of /proc/loadavg (1, 5 and 15 minutes), space-separated; empty where
+/// there is none.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
