@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::args::DriverArgs;
-use crate::procs::{load_average, pinning_works};
+use crate::procs::{load_average, nice_works, pinning_works};
 use crate::report::{MemoryRecord, Report, RunRecord, render, summarize};
 use crate::stats::Sample;
 use crate::{Impl, Mode, Result, Transport, Workload};
@@ -168,14 +168,6 @@ pub fn run(args: DriverArgs) -> Result<()> {
 }
 
 /// True when this process may raise priority (`nice -n -20` then reports -20).
-fn nice_works() -> bool {
-    Command::new("nice")
-        .args(["-n", "-20", "nice"])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "-20")
-}
-
 /// A command for the bench binary itself in a role, on `cpu` when pinned, with at least `nofile`
 /// file descriptors when given.
 fn role(

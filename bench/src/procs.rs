@@ -1,6 +1,6 @@
 //! The bench binaries' roles as processes of their own: a command for this binary (or a sibling)
 //! pinned to one CPU with `taskset`, a server process that announces `listening ADDR` and is
-//! killed on drop, and the load average printed beside every figure. One copy for `bench`,
+//! killed on drop, priority above the machine's other processes, and the load average printed beside every figure. One copy for `bench`,
 //! `rpc-compare` and `hedge`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -21,17 +21,31 @@ pub fn pinning_works() -> bool {
             .is_ok_and(|s| s.success())
 }
 
-/// `exe args…`, under `taskset -c CPU` when `cpu` is given; stdin closed, stderr inherited.
-pub fn role_command(exe: &Path, cpu: Option<usize>, args: &[String]) -> Command {
-    let mut cmd = match cpu {
-        Some(cpu) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpu.to_string()).arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
-    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
+/// Whether this process may start others at `nice -20` (as root it may): ahead of every other
+/// process of the machine, such as other people's builds on a shared one.
+pub fn nice_works() -> bool {
+    Command::new("nice")
+        .args(["-n", "-20", "nice"])
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "-20")
+}
+
+/// `exe args…`, under `taskset -c CPU` when `cpu` is given and at `nice -20` when `niced`; stdin
+/// closed, stderr inherited.
+pub fn role_command(exe: &Path, cpu: Option<usize>, niced: bool, args: &[String]) -> Command {
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(cpu) = cpu {
+        argv.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+    }
+    if niced {
+        argv.extend(["nice", "-n", "-20"].map(Into::into));
+    }
+    argv.push(exe.into());
+    argv.extend(args.iter().map(Into::into));
+    let mut argv = argv.into_iter();
+    let mut cmd = Command::new(argv.next().unwrap_or_default());
+    cmd.args(argv).stdin(Stdio::null()).stderr(Stdio::inherit());
     cmd
 }
 

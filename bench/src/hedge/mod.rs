@@ -14,7 +14,9 @@
 //! its calls; the target is also judged per round (that round's hedged p99 ÷ its fast p99), with
 //! the median of those ratios and how many rounds meet it. `--in-process` keeps the old setup
 //! (servers and client in one process, a 2-worker runtime); with `--rounds 1` it runs the phases
-//! one after another as before.
+//! one after another as before. The processes run at nice -20 when the driver may raise their
+//! priority (as root; `--no-nice` not to), so that other processes (builds on a shared machine)
+//! delay them less.
 //!
 //! [`roles`] has the processes, [`scenario`] the servers and the phases; this file the flags, the
 //! results and their bookkeeping.
@@ -102,6 +104,10 @@ pub struct HedgeArgs {
     /// Do not pin the servers to CPU 0 and the client to CPU 1
     #[arg(long)]
     pub no_pin: bool,
+    /// Do not run the servers and the client at nice -20 (they are when the driver may raise
+    /// priority, as root: ahead of other processes, such as builds on a shared machine)
+    #[arg(long)]
+    pub no_nice: bool,
 }
 
 /// `hedge server`.
@@ -204,6 +210,9 @@ pub struct HedgeResult {
     /// Servers on CPU 0 and client on CPU 1.
     #[serde(default)]
     pub pinned: bool,
+    /// Servers and client at nice -20.
+    #[serde(default)]
+    pub niced: bool,
     /// /proc/loadavg (1, 5, 15 minutes) at the start and at the end.
     #[serde(default)]
     pub load_average: [String; 2],
@@ -346,6 +355,7 @@ impl Rounds {
             per_round: self.per_round,
             setup: String::new(),
             pinned: false,
+            niced: false,
             load_average: Default::default(),
         }
     }
@@ -367,7 +377,7 @@ mod tests {
             (d.calls.count, d.calls.rounds, d.calls.soft_us),
             (100, 10, 30)
         );
-        assert!(d.udp && !d.in_process && !d.no_pin);
+        assert!(d.udp && !d.in_process && !d.no_pin && !d.no_nice);
         assert_eq!((d.stall.stall_ms, d.stall.stall_percent), (10, 5.0));
         let cli =
             HedgeCli::parse_from(["hedge", "server", "--stall-percent", "0", "--name", "fast"]);

@@ -7,7 +7,9 @@ use std::process::Stdio;
 
 use super::scenario::{Targets, run_rounds, serve};
 use super::{ClientArgs, HedgeArgs, HedgeResult, ServerArgs, StallArgs};
-use crate::procs::{ServerProcess, announce, load_average, pinning_works, role_command};
+use crate::procs::{
+    ServerProcess, announce, load_average, nice_works, pinning_works, role_command,
+};
 use crate::{Error, Result};
 
 /// One thread per role: each role has a CPU of its own when pinned.
@@ -51,8 +53,9 @@ pub fn client(args: ClientArgs) -> Result<()> {
 pub fn run(args: &HedgeArgs) -> Result<HedgeResult> {
     let start = load_average();
     let pin = !args.in_process && !args.no_pin && pinning_works();
+    let niced = !args.in_process && !args.no_nice && nice_works();
     eprintln!(
-        "hedge: {} calls per phase in {} rounds, {}; load average {start}",
+        "hedge: {} calls per phase in {} rounds, {}{}; load average {start}",
         args.calls.count,
         args.calls.rounds.max(1),
         match (args.in_process, pin) {
@@ -60,11 +63,12 @@ pub fn run(args: &HedgeArgs) -> Result<HedgeResult> {
             (false, true) => "servers on CPU 0, client on CPU 1",
             (false, false) => "servers and client in processes, not pinned",
         },
+        if niced { ", at nice -20" } else { "" },
     );
     let mut result = if args.in_process {
         in_process(args)?
     } else {
-        processes(args, pin)?
+        processes(args, pin, niced)?
     };
     result.soft_us = args.calls.soft_us;
     result.concurrent = args.stall.concurrent;
@@ -76,6 +80,7 @@ pub fn run(args: &HedgeArgs) -> Result<HedgeResult> {
     }
     .into();
     result.pinned = pin;
+    result.niced = niced;
     result.load_average = [start, load_average()];
     Ok(result)
 }
@@ -104,7 +109,7 @@ fn in_process(args: &HedgeArgs) -> Result<HedgeResult> {
     })
 }
 
-fn processes(args: &HedgeArgs, pin: bool) -> Result<HedgeResult> {
+fn processes(args: &HedgeArgs, pin: bool, niced: bool) -> Result<HedgeResult> {
     let exe = std::env::current_exe()?;
     let start_server = |name: &str, stall: &StallArgs| {
         let mut argv: Vec<String> = vec![
@@ -121,7 +126,7 @@ fn processes(args: &HedgeArgs, pin: bool) -> Result<HedgeResult> {
         if args.udp {
             argv.push("--udp".into());
         }
-        let mut cmd = role_command(&exe, pin.then_some(0), &argv);
+        let mut cmd = role_command(&exe, pin.then_some(0), niced, &argv);
         // Its end of the pipe is how the server knows this driver is gone.
         cmd.stdin(Stdio::piped());
         ServerProcess::start(cmd, &format!("the {name} server"))
@@ -145,7 +150,7 @@ fn processes(args: &HedgeArgs, pin: bool) -> Result<HedgeResult> {
     if args.udp {
         argv.push("--udp".into());
     }
-    let out = role_command(&exe, pin.then_some(1), &argv)
+    let out = role_command(&exe, pin.then_some(1), niced, &argv)
         .stdout(Stdio::piped())
         .output()?;
     drop((stalling, fast));

@@ -108,7 +108,7 @@ fn role(side: Side, pin: bool, cpu: usize, args: &[String]) -> Result<Command> {
     } else {
         std::env::current_exe()?
     };
-    Ok(role_command(&exe, pin.then_some(cpu), args))
+    Ok(role_command(&exe, pin.then_some(cpu), false, args))
 }
 
 fn one_run(cfg: &CompareArgs, pin: bool, w: RpcWorkload, side: Side, mode: Mode) -> Result<Sample> {
