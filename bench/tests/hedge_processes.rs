@@ -10,7 +10,13 @@ use netaio_bench::hedge::HedgeResult;
 fn run(extra: &[&str]) -> Result<HedgeResult> {
     let out = Command::new(env!("CARGO_BIN_EXE_hedge"))
         .args(["--count", "40", "--rounds", "4", "--stall-percent", "0"])
-        .args(["--soft-us", "10000000", "--no-pin", "--no-nice"])
+        .args([
+            "--soft-us",
+            "10000000",
+            "--no-pin",
+            "--no-fifo",
+            "--no-nice",
+        ])
         .args(extra)
         .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -27,7 +33,8 @@ fn the_driver_runs_servers_and_client_as_processes() -> Result<()> {
         let r = run(extra)?;
         assert_eq!(r.setup, "processes");
         assert_eq!(r.transport, if udp { "udp" } else { "tcp" });
-        assert!(!r.pinned && !r.niced, "--no-pin --no-nice");
+        assert!(!r.pinned, "--no-pin");
+        assert_eq!(r.priority, "normal");
         assert_eq!((r.count, r.rounds, r.per_round.len()), (40, 4, 4));
         assert_eq!((r.hedged_by_second, r.soft_only_passed), (0, 0));
         assert_eq!(r.soft_us, 10_000_000);

@@ -1,5 +1,5 @@
 //! The hedging scenario: `hedge [--count N] [--rounds R] [--stall-ms MS] [--stall-percent P]
-//! [--soft-us US] [--udp] [--concurrent N] [--in-process] [--no-pin] [--no-nice]`. Two netaio servers, one
+//! [--soft-us US] [--udp] [--concurrent N] [--in-process] [--no-pin] [--no-fifo] [--no-nice]`. Two netaio servers, one
 //! stalling on a share of its requests, each a process of its own (`hedge server`, CPU 0), and a
 //! client process (`hedge client`, CPU 1) running the phases interleaved in R rounds: p50/p99 of
 //! calls to each server alone and of hedged calls over both, and per round the hedged p99 ÷ the
@@ -27,7 +27,11 @@ fn report(out: &mut impl Write, r: &HedgeResult) -> std::io::Result<()> {
         r.rounds,
         r.setup,
         if r.pinned { "pinned" } else { "not pinned" },
-        if r.niced { ", nice -20" } else { "" },
+        if r.priority.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", r.priority)
+        },
         r.load_average[0],
         r.load_average[1]
     )?;

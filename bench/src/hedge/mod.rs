@@ -14,9 +14,10 @@
 //! its calls; the target is also judged per round (that round's hedged p99 ÷ its fast p99), with
 //! the median of those ratios and how many rounds meet it. `--in-process` keeps the old setup
 //! (servers and client in one process, a 2-worker runtime); with `--rounds 1` it runs the phases
-//! one after another as before. The processes run at nice -20 when the driver may raise their
-//! priority (as root; `--no-nice` not to), so that other processes (builds on a shared machine)
-//! delay them less.
+//! one after another as before. The processes run in the real-time FIFO class when the driver
+//! may put them there (as root; `--no-fifo` not to), so that other processes (builds on a shared
+//! machine) do not delay them: at `nice -20`, a woken server still waited up to a scheduler tick
+//! (4 ms) behind a build, on more than 1 % of the calls.
 //!
 //! [`roles`] has the processes, [`scenario`] the servers and the phases; this file the flags, the
 //! results and their bookkeeping.
@@ -104,8 +105,12 @@ pub struct HedgeArgs {
     /// Do not pin the servers to CPU 0 and the client to CPU 1
     #[arg(long)]
     pub no_pin: bool,
-    /// Do not run the servers and the client at nice -20 (they are when the driver may raise
-    /// priority, as root: ahead of other processes, such as builds on a shared machine)
+    /// Do not run the servers and the client in the real-time FIFO class (`chrt -f 1`; they
+    /// are when the driver may, as root: a woken role runs at once, ahead of other processes
+    /// such as builds on a shared machine); nice -20 instead, if allowed
+    #[arg(long)]
+    pub no_fifo: bool,
+    /// With --no-fifo: do not run them at nice -20 either
     #[arg(long)]
     pub no_nice: bool,
 }
@@ -210,9 +215,10 @@ pub struct HedgeResult {
     /// Servers on CPU 0 and client on CPU 1.
     #[serde(default)]
     pub pinned: bool,
-    /// Servers and client at nice -20.
+    /// How the servers and the client were scheduled: "fifo" (`chrt -f 1`), "nice -20" or
+    /// "normal".
     #[serde(default)]
-    pub niced: bool,
+    pub priority: String,
     /// /proc/loadavg (1, 5, 15 minutes) at the start and at the end.
     #[serde(default)]
     pub load_average: [String; 2],
@@ -355,7 +361,7 @@ impl Rounds {
             per_round: self.per_round,
             setup: String::new(),
             pinned: false,
-            niced: false,
+            priority: String::new(),
             load_average: Default::default(),
         }
     }
@@ -377,7 +383,7 @@ mod tests {
             (d.calls.count, d.calls.rounds, d.calls.soft_us),
             (100, 10, 30)
         );
-        assert!(d.udp && !d.in_process && !d.no_pin && !d.no_nice);
+        assert!(d.udp && !d.in_process && !d.no_pin && !d.no_fifo && !d.no_nice);
         assert_eq!((d.stall.stall_ms, d.stall.stall_percent), (10, 5.0));
         let cli =
             HedgeCli::parse_from(["hedge", "server", "--stall-percent", "0", "--name", "fast"]);

@@ -8,7 +8,8 @@ use std::process::Stdio;
 use super::scenario::{Targets, run_rounds, serve};
 use super::{ClientArgs, HedgeArgs, HedgeResult, ServerArgs, StallArgs};
 use crate::procs::{
-    ServerProcess, announce, load_average, nice_works, pinning_works, role_command,
+    Priority, ServerProcess, announce, fifo_works, load_average, nice_works, pinning_works,
+    role_command,
 };
 use crate::{Error, Result};
 
@@ -53,7 +54,15 @@ pub fn client(args: ClientArgs) -> Result<()> {
 pub fn run(args: &HedgeArgs) -> Result<HedgeResult> {
     let start = load_average();
     let pin = !args.in_process && !args.no_pin && pinning_works();
-    let niced = !args.in_process && !args.no_nice && nice_works();
+    let priority = if args.in_process {
+        Priority::Normal
+    } else if !args.no_fifo && fifo_works() {
+        Priority::Fifo
+    } else if !args.no_nice && nice_works() {
+        Priority::Nice
+    } else {
+        Priority::Normal
+    };
     eprintln!(
         "hedge: {} calls per phase in {} rounds, {}{}; load average {start}",
         args.calls.count,
@@ -63,12 +72,15 @@ pub fn run(args: &HedgeArgs) -> Result<HedgeResult> {
             (false, true) => "servers on CPU 0, client on CPU 1",
             (false, false) => "servers and client in processes, not pinned",
         },
-        if niced { ", at nice -20" } else { "" },
+        match priority {
+            Priority::Normal => String::new(),
+            p => format!(", {}", p.name()),
+        },
     );
     let mut result = if args.in_process {
         in_process(args)?
     } else {
-        processes(args, pin, niced)?
+        processes(args, pin, priority)?
     };
     result.soft_us = args.calls.soft_us;
     result.concurrent = args.stall.concurrent;
@@ -80,7 +92,7 @@ pub fn run(args: &HedgeArgs) -> Result<HedgeResult> {
     }
     .into();
     result.pinned = pin;
-    result.niced = niced;
+    result.priority = priority.name().into();
     result.load_average = [start, load_average()];
     Ok(result)
 }
@@ -109,7 +121,7 @@ fn in_process(args: &HedgeArgs) -> Result<HedgeResult> {
     })
 }
 
-fn processes(args: &HedgeArgs, pin: bool, niced: bool) -> Result<HedgeResult> {
+fn processes(args: &HedgeArgs, pin: bool, priority: Priority) -> Result<HedgeResult> {
     let exe = std::env::current_exe()?;
     let start_server = |name: &str, stall: &StallArgs| {
         let mut argv: Vec<String> = vec![
@@ -126,7 +138,7 @@ fn processes(args: &HedgeArgs, pin: bool, niced: bool) -> Result<HedgeResult> {
         if args.udp {
             argv.push("--udp".into());
         }
-        let mut cmd = role_command(&exe, pin.then_some(0), niced, &argv);
+        let mut cmd = role_command(&exe, pin.then_some(0), priority, &argv);
         // Its end of the pipe is how the server knows this driver is gone.
         cmd.stdin(Stdio::piped());
         ServerProcess::start(cmd, &format!("the {name} server"))
@@ -150,7 +162,7 @@ fn processes(args: &HedgeArgs, pin: bool, niced: bool) -> Result<HedgeResult> {
     if args.udp {
         argv.push("--udp".into());
     }
-    let out = role_command(&exe, pin.then_some(1), niced, &argv)
+    let out = role_command(&exe, pin.then_some(1), priority, &argv)
         .stdout(Stdio::piped())
         .output()?;
     drop((stalling, fast));

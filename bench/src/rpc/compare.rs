@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{CompareArgs, RpcClientArgs, RpcServerArgs, RpcWorkload, Side, netaio_side, raw_side};
 use crate::frames::Sealer;
-use crate::procs::{ServerProcess, load_average, pinning_works, role_command};
+use crate::procs::{Priority, ServerProcess, load_average, pinning_works, role_command};
 use crate::stats::{Sample, median};
 use crate::{Mode, Result};
 
@@ -108,7 +108,12 @@ fn role(side: Side, pin: bool, cpu: usize, args: &[String]) -> Result<Command> {
     } else {
         std::env::current_exe()?
     };
-    Ok(role_command(&exe, pin.then_some(cpu), false, args))
+    Ok(role_command(
+        &exe,
+        pin.then_some(cpu),
+        Priority::Normal,
+        args,
+    ))
 }
 
 fn one_run(cfg: &CompareArgs, pin: bool, w: RpcWorkload, side: Side, mode: Mode) -> Result<Sample> {
