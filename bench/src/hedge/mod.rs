@@ -113,6 +113,10 @@ pub struct HedgeArgs {
     /// With --no-fifo: do not run them at nice -20 either
     #[arg(long)]
     pub no_nice: bool,
+    /// The client process's runtime worker threads (1: a current-thread runtime, as the
+    /// servers'; more for comparison with --in-process, which runs everything on 2)
+    #[arg(long, default_value_t = 1)]
+    pub client_workers: usize,
 }
 
 /// `hedge server`.
@@ -147,6 +151,9 @@ pub struct ClientArgs {
     /// The fast server's address
     #[arg(long, value_name = "ADDR")]
     pub fast: SocketAddr,
+    /// Runtime worker threads (1: a current-thread runtime)
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
 }
 
 /// p50 and p99 of one measurement, µs.

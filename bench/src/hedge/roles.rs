@@ -13,17 +13,22 @@ use crate::procs::{
 };
 use crate::{Error, Result};
 
-/// One thread per role: each role has a CPU of its own when pinned.
-fn current_thread() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
+/// One thread per role (`workers` 1): each role has a CPU of its own when pinned.
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
+    let mut b = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    Ok(b.enable_all().build()?)
 }
 
 /// `hedge server`: bind, print `listening ADDR`, serve until stdin closes (the driver holds its
 /// other end, so a server never outlives its driver, however that ends).
 pub fn server(args: ServerArgs) -> Result<()> {
-    current_thread()?.block_on(async {
+    runtime(1)?.block_on(async {
         let addr = serve(args.address, &args.name, &args.stall, args.udp).await?;
         announce(addr)?;
         tokio::io::copy(&mut tokio::io::stdin(), &mut tokio::io::sink()).await?;
@@ -38,7 +43,7 @@ fn transport(udp: bool) -> &'static str {
 /// `hedge client`: the phases against the two servers; prints one JSON [`HedgeResult`] line
 /// (without the fields only the driver knows: `concurrent`, `setup`, `pinned`, `load_average`).
 pub fn client(args: ClientArgs) -> Result<()> {
-    let mut result = current_thread()?.block_on(async {
+    let mut result = runtime(args.workers)?.block_on(async {
         let targets = Targets::connect(args.stalling, args.fast, args.udp).await?;
         let rounds = run_rounds(&targets, &args.calls).await;
         targets.close().await;
@@ -106,11 +111,7 @@ fn fast(stall: &StallArgs) -> StallArgs {
 }
 
 fn in_process(args: &HedgeArgs) -> Result<HedgeResult> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    runtime(2)?.block_on(async {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let stalling = serve(any, "stalling", &args.stall, args.udp).await?;
         let fast = serve(any, "fast", &fast(&args.stall), args.udp).await?;
@@ -158,6 +159,8 @@ fn processes(args: &HedgeArgs, pin: bool, priority: Priority) -> Result<HedgeRes
         c.rounds.to_string(),
         "--soft-us".into(),
         c.soft_us.to_string(),
+        "--workers".into(),
+        args.client_workers.to_string(),
     ];
     if args.udp {
         argv.push("--udp".into());
