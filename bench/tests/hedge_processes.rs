@@ -29,7 +29,12 @@ fn run(extra: &[&str]) -> Result<HedgeResult> {
 #[test]
 fn the_driver_runs_servers_and_client_as_processes() -> Result<()> {
     for udp in [false, true] {
-        let extra: &[&str] = if udp { &["--udp"] } else { &[] };
+        // The client on two workers once, on its current-thread runtime once.
+        let extra: &[&str] = if udp {
+            &["--udp"]
+        } else {
+            &["--client-workers", "2"]
+        };
         let r = run(extra)?;
         assert_eq!(r.setup, "processes");
         assert_eq!(r.transport, if udp { "udp" } else { "tcp" });
