@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::args::DriverArgs;
+use crate::procs::{load_average, nice_works, pinning_works};
 use crate::report::{MemoryRecord, Report, RunRecord, render, summarize};
 use crate::stats::Sample;
 use crate::{Impl, Mode, Result, Transport, Workload};
@@ -83,7 +84,7 @@ pub fn run(args: DriverArgs) -> Result<()> {
     let json_path = args.json;
     let exe = std::env::current_exe()?;
     let started = Instant::now();
-    let load_start = loadavg();
+    let load_start = load_average();
     let machine = machine();
     eprintln!(
         "netaio bench: {} runs, workloads {:?}, modes {:?}, {}",
@@ -158,7 +159,7 @@ pub fn run(args: DriverArgs) -> Result<()> {
         memory,
         memory_skipped,
         elapsed_secs: started.elapsed().as_secs_f64(),
-        loadavg: [load_start, loadavg()],
+        loadavg: [load_start, load_average()],
     };
     print!("{}", render(&report));
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
@@ -167,25 +168,6 @@ pub fn run(args: DriverArgs) -> Result<()> {
 }
 
 /// True when this process may raise priority (`nice -n -20` then reports -20).
-fn nice_works() -> bool {
-    Command::new("nice")
-        .args(["-n", "-20", "nice"])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "-20")
-}
-
-fn pinning_works() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cpus >= 2
-        && Command::new("taskset")
-            .args(["-c", "1", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
 /// A command for the bench binary itself in a role, on `cpu` when pinned, with at least `nofile`
 /// file descriptors when given.
 fn role(
@@ -535,16 +517,6 @@ fn memory_runs(
         });
     }
     Ok(out)
-}
-
-/// The first three fields of /proc/loadavg (1, 5 and 15 minutes).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn machine() -> BTreeMap<String, String> {

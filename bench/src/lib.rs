@@ -13,8 +13,8 @@
 //! - `soak`: many clients for minutes with server restarts: lost replies and memory ([`soak`]).
 //! - `rpc-compare`: netaio's library server and client beside tarpc's and a raw tokio echo
 //!   ([`rpc`]).
-//! - `hedge`: the hedging scenario (two servers in-process, one stalling; p50/p99 with and without
-//!   `call_any`).
+//! - `hedge`: the hedging scenario (two servers and a client, each a process of its own, one server
+//!   stalling; the phases interleaved in rounds; p50/p99 with and without `call_any`) ([`hedge`]).
 //! - `relay`: request/response directly and through a relay, 64 B and 60 kB (issue 14).
 //!
 //! Their flags are in [`args`] (clap); each takes `--help`.
@@ -29,6 +29,7 @@ pub mod client;
 pub mod driver;
 pub mod frames;
 pub mod hedge;
+pub mod procs;
 pub mod relay;
 pub mod report;
 pub mod rpc;

@@ -5,7 +5,6 @@
 //! driver), both set `TCP_NODELAY`, both batch the replies of every frame found in one read into
 //! one write.
 
-use std::io::Write;
 use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -17,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::args::ServerArgs;
 use crate::frames::plugins;
+use crate::procs::announce;
 use crate::{ECHO_URI, Impl, Mode, Result, Transport};
 
 /// Default replay-cache capacity of the netaio server in the plugin modes (see
@@ -110,13 +110,6 @@ fn exec_python(addr: SocketAddr, transport: Transport) -> Result<()> {
     // Only returns on failure.
     let err = cmd.exec();
     Err(format!("cannot run {program:?}: {err}").into())
-}
-
-fn announce(addr: SocketAddr) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening {addr}")?;
-    out.flush()?;
-    Ok(())
 }
 
 /// The netaio echo server with the mode's instance plugins; `idle` overrides the idle timeout

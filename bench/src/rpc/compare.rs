@@ -2,13 +2,13 @@
 //! client process (CPU 1), alternating the sides' order between runs; medians; the ratio of each
 //! side's median rate to raw's.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{CompareArgs, RpcClientArgs, RpcServerArgs, RpcWorkload, Side, netaio_side, raw_side};
 use crate::frames::Sealer;
+use crate::procs::{Priority, ServerProcess, load_average, pinning_works, role_command};
 use crate::stats::{Sample, median};
 use crate::{Mode, Result};
 
@@ -26,14 +26,6 @@ fn tarpc_echo() -> Result<std::path::PathBuf> {
         .into());
     }
     Ok(path)
-}
-
-/// Print `listening ADDR` (what the driver waits for).
-pub fn announce(addr: SocketAddr) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening {addr}")?;
-    out.flush()?;
-    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -109,32 +101,19 @@ pub fn client(a: RpcClientArgs) -> Result<()> {
     Ok(())
 }
 
-/// A role of this binary, pinned to `cpu` when `pin`.
+/// A role of this binary (or `tarpc-echo`), pinned to `cpu` when `pin`.
 fn role(side: Side, pin: bool, cpu: usize, args: &[String]) -> Result<Command> {
     let exe = if side == Side::Tarpc {
         tarpc_echo()?
     } else {
         std::env::current_exe()?
     };
-    let mut cmd = if pin {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg(cpu.to_string()).arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
-    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
-    Ok(cmd)
-}
-
-/// A server process; killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    Ok(role_command(
+        &exe,
+        pin.then_some(cpu),
+        Priority::Normal,
+        args,
+    ))
 }
 
 fn one_run(cfg: &CompareArgs, pin: bool, w: RpcWorkload, side: Side, mode: Mode) -> Result<Sample> {
@@ -145,18 +124,9 @@ fn one_run(cfg: &CompareArgs, pin: bool, w: RpcWorkload, side: Side, mode: Mode)
             .map(String::from)
             .to_vec()
     };
-    let mut child = role(side, pin, 0, &server_args)?
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no server stdout")?;
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening ")
-        .ok_or_else(|| format!("{side} server did not start: {line:?}"))?
-        .to_owned();
+    let server =
+        ServerProcess::start(role(side, pin, 0, &server_args)?, &format!("{side} server"))?;
+    let addr = server.addr().to_owned();
     let mut args: Vec<String> = ["client", "--address", &addr, "--workload", w.name()]
         .map(String::from)
         .to_vec();
@@ -179,16 +149,6 @@ fn one_run(cfg: &CompareArgs, pin: bool, w: RpcWorkload, side: Side, mode: Mode)
     Ok(serde_json::from_str(last)?)
 }
 
-fn pinning_works() -> bool {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
-        && Command::new("taskset")
-            .args(["-c", "1", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
 /// The driver: every workload, every side (netaio once per mode), `runs` times alternating;
 /// prints the table of medians.
 pub fn run(cfg: CompareArgs) -> Result<()> {
@@ -201,7 +161,6 @@ pub fn run(cfg: CompareArgs) -> Result<()> {
             order.push((side, Mode::None));
         }
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
         "rpc-compare: {} runs, {}; load average {}",
         cfg.runs,
@@ -210,10 +169,7 @@ pub fn run(cfg: CompareArgs) -> Result<()> {
         } else {
             "not pinned"
         },
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_average()
     );
     let mut rows: Vec<(RpcWorkload, Side, Mode, Vec<Sample>)> = Vec::new();
     for &w in &cfg.workloads {
@@ -257,13 +213,6 @@ pub fn run(cfg: CompareArgs) -> Result<()> {
         let p50 = p50.map_or("-".to_owned(), |p| format!("{p:.1}"));
         println!("| {w} | {side} | {mode} | {rate:.0} | {p50} | {ratio} |");
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "\nload average at the end: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    println!("\nload average at the end: {}", load_average());
     Ok(())
 }
