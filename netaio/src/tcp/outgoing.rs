@@ -72,6 +72,11 @@ impl Outgoing {
     /// Append a queued frame: its large pieces by reference, the others copied.
     #[inline]
     pub(crate) fn push(&mut self, frame: Queued) {
+        if frame.len() < self.vectored_from {
+            // Small as a whole (the usual case): both pieces copied, nothing taken apart.
+            frame.write_to(&mut self.buf);
+            return;
+        }
         let (head, tail) = frame.into_parts();
         self.push_piece(head);
         if !tail.is_empty() {
