@@ -14,16 +14,17 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWrite as _, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use super::deadlines::Verdict;
 use super::deadlines::{Deadline, Deadlines};
+use super::outgoing::Outgoing;
 use super::send_queue::QueueReceiver;
-use super::stream::{Stream, TryWrite as _};
+use super::stream::Stream;
 use crate::codec::{Frame, FrameCodec, FrameError};
 
 /// How long a closing connection keeps discarding input, and how much at most.
@@ -156,7 +157,7 @@ pub(crate) enum Now {
 /// Returns whether it took anything from the queue.
 fn queued_before_reply(
     outbound: &mut QueueReceiver,
-    wbuf: &mut BytesMut,
+    out: &mut Outgoing,
     mark: usize,
     high_water: usize,
 ) -> bool {
@@ -167,16 +168,17 @@ fn queued_before_reply(
     let Some(first) = outbound.try_recv() else {
         return false;
     };
-    let reply = wbuf.split_off(mark.min(wbuf.len()));
-    first.write_to(wbuf);
-    while wbuf.len() < high_water {
+    let reply = out.buf.split_off(mark.min(out.buf.len()));
+    out.push(first);
+    while out.len() < high_water {
         match outbound.try_recv() {
-            Some(b) => b.write_to(wbuf),
+            Some(b) => out.push(b),
             None => break,
         }
     }
     outbound.release();
-    wbuf.unsplit(reply);
+    // After every frame pushed, large ones included.
+    out.buf.unsplit(reply);
     true
 }
 
@@ -223,7 +225,9 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
     let (mut rd, mut wr) = stream.split();
     // Buffers start small and grow with the traffic: an idle connection costs little memory.
     let mut rbuf = BytesMut::with_capacity(READ_SMALL);
-    let mut wbuf = BytesMut::new();
+    // Replies and small queued frames are batched into one write buffer; large queued frames
+    // are written from their own buffers (vectored), in their place.
+    let mut wbuf = Outgoing::new(wr.is_write_vectored());
     let mut read_room = READ_SMALL;
     let mut reading = true;
     let mut outbound_open = true;
@@ -252,19 +256,19 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
         while wbuf.len() < cfg.write_high_water {
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
-                    let mark = wbuf.len();
+                    let mark = wbuf.buf.len();
                     // Most frames are handled at once, without a future moved into place per
                     // frame (a few hundred instructions of copying).
                     let mut frame = Some(frame);
                     let now = std::future::poll_fn(|cx| match frame.take() {
-                        Some(f) => Poll::Ready(dispatch.on_frame_now(f, &mut wbuf, cx)),
+                        Some(f) => Poll::Ready(dispatch.on_frame_now(f, &mut wbuf.buf, cx)),
                         None => Poll::Pending,
                     })
                     .await;
                     let verdict = match now {
                         Now::Done(verdict) => verdict,
-                        Now::Async(frame) => dispatch.on_frame(frame, &mut wbuf).await,
-                        Now::Resume => dispatch.resume(&mut wbuf).await,
+                        Now::Async(frame) => dispatch.on_frame(frame, &mut wbuf.buf).await,
+                        Now::Resume => dispatch.resume(&mut wbuf.buf).await,
                     };
                     if queued_before_reply(outbound, &mut wbuf, mark, cfg.write_high_water) {
                         outbound_armed = false;
@@ -294,7 +298,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 Err(e) => {
                     full = false;
                     tracing::warn!(error = %e, "closing connection: framing lost");
-                    dispatch.on_fatal(&e, &mut wbuf);
+                    dispatch.on_fatal(&e, &mut wbuf.buf);
                     rbuf.clear();
                     reading = false;
                     result.get_or_insert(CloseReason::BadFrame(e.to_string()));
@@ -314,7 +318,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
             // it all and the connection goes straight back to reading.
             let mut wrote = false;
             while !wbuf.is_empty() {
-                match wr.try_write(&wbuf) {
+                match wbuf.try_write(&wr) {
                     Ok(0) => {
                         result.get_or_insert(CloseReason::Io("write returned 0".into()));
                         break 'conn;
@@ -380,11 +384,11 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 reading = false;
                 result.get_or_insert(CloseReason::Local);
                 while let Some(b) = outbound.try_recv() {
-                    b.write_to(&mut wbuf);
+                    wbuf.push(b);
                 }
                 outbound.release();
             }
-            r = wr.write(&wbuf), if !wbuf.is_empty() => match r {
+            r = std::future::poll_fn(|cx| wbuf.poll_write(&mut wr, cx)), if !wbuf.is_empty() => match r {
                 Ok(0) => {
                     result.get_or_insert(CloseReason::Io("write returned 0".into()));
                     break;
@@ -414,10 +418,10 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                     }
                     deadlines.sent(now);
                     dispatch.active(now);
-                    b.write_to(&mut wbuf);
+                    wbuf.push(b);
                     while wbuf.len() < cfg.write_high_water {
                         match outbound.try_recv() {
-                            Some(b) => b.write_to(&mut wbuf),
+                            Some(b) => wbuf.push(b),
                             None => break,
                         }
                     }

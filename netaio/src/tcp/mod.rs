@@ -27,6 +27,7 @@ mod connection_options;
 mod deadlines;
 pub(crate) mod driver;
 mod node_ops;
+mod outgoing;
 mod peers;
 mod reconnect;
 mod relay_client;

@@ -124,7 +124,8 @@ impl From<Full> for SendError {
 
 /// A frame in a send queue: one buffer, or a head and a tail written one after the other (a
 /// relay's `DELIVER`: its own header and uri, then the inner frame as it was received, with no
-/// copy to join them; the driver copies both into its write buffer as it would one).
+/// copy to join them; the driver copies a small piece into its write buffer and writes a large
+/// one from where it is, see `outgoing.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Queued {
     head: Bytes,
@@ -132,6 +133,18 @@ pub(crate) struct Queued {
 }
 
 impl Queued {
+    /// A frame of `head` then `tail`.
+    #[inline]
+    pub(crate) fn from_parts(head: Bytes, tail: Bytes) -> Self {
+        Self { head, tail }
+    }
+
+    /// The head and the tail (empty for a frame in one piece).
+    #[inline]
+    pub(crate) fn into_parts(self) -> (Bytes, Bytes) {
+        (self.head, self.tail)
+    }
+
     /// The frame's length in bytes.
     #[inline]
     pub(crate) fn len(&self) -> usize {
@@ -213,7 +226,7 @@ impl QueueSender {
 
     /// [`try_send`](Self::try_send) for a frame in two parts, `head` then `tail`.
     pub(crate) fn try_send_parts(&self, head: Bytes, tail: Bytes) -> Result<(), SendError> {
-        self.try_send_queued(Queued { head, tail })
+        self.try_send_queued(Queued::from_parts(head, tail))
     }
 
     /// A frame whose bytes are reserved joins the batch waiting in the queue, if there is one
@@ -279,7 +292,7 @@ impl QueueSender {
 
     /// [`send`](Self::send) for a frame in two parts, `head` then `tail`.
     pub(crate) async fn send_parts(&self, head: Bytes, tail: Bytes) -> Result<(), SendError> {
-        self.send_queued(Queued { head, tail }).await
+        self.send_queued(Queued::from_parts(head, tail)).await
     }
 
     async fn send_queued(&self, frame: Queued) -> Result<(), SendError> {
@@ -353,7 +366,8 @@ impl QueueReceiver {
             Item::Batch => {
                 let mut batch = lock(&self.batch);
                 batch.queued = false;
-                // Shares the batch's buffer; it is reused once the driver has copied this out.
+                // Shares the batch's buffer; it is reused once the driver has copied or written
+                // this out.
                 Queued::from(batch.buf.split().freeze())
             }
         };

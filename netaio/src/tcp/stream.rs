@@ -40,6 +40,9 @@ pub(crate) trait Stream: Send + Sized + 'static {
 /// A write that does not wait (the socket takes what it can now).
 pub(crate) trait TryWrite {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+
+    /// The slices in order, as far as the socket takes them (one call).
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize>;
 }
 
 impl Stream for TcpStream {
@@ -63,6 +66,10 @@ impl Stream for TcpStream {
 impl TryWrite for tokio::net::tcp::WriteHalf<'_> {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         tokio::net::tcp::WriteHalf::try_write(self, buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        tokio::net::tcp::WriteHalf::try_write_vectored(self, bufs)
     }
 }
 
@@ -89,5 +96,9 @@ impl Stream for tokio::net::UnixStream {
 impl TryWrite for tokio::net::unix::WriteHalf<'_> {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         tokio::net::unix::WriteHalf::try_write(self, buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        tokio::net::unix::WriteHalf::try_write_vectored(self, bufs)
     }
 }

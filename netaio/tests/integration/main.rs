@@ -28,3 +28,4 @@ mod security_table;
 mod server_fast_path;
 mod smoke;
 mod typed_calls;
+mod vectored_writes;
