@@ -11,10 +11,6 @@
 //! whole wait, while the round trip it waited for needed both. This thread costs no worker: it
 //! sleeps in the kernel until shortly before the deadline and spins only for the last
 //! [`SPIN`] (the kernel wakes a sleeping thread up to ~50 µs late: Linux's default timer slack).
-//! It never spins when the process may run on one CPU only (its affinity mask): there the
-//! spinning thread would hold the CPU that the round trip it times needs — measured with a
-//! client pinned to one CPU under real-time priority, where equal-priority threads do not
-//! preempt each other, 55–70 % of the calls passed a 200 µs soft timeout instead of ~6 %.
 //!
 //! Bounded: at most [`MAX_PENDING`] deadlines wait at once (a node's timer registers at most
 //! one at a time); beyond, and if the thread cannot be started, the caller falls back to
@@ -106,13 +102,7 @@ pub(super) fn register(at: Instant, notify: &Arc<Notify>) -> Option<Registration
     Some(Registration { shared, key })
 }
 
-/// How long before a deadline to stop sleeping and spin, for a process allowed `cpus` CPUs.
-fn spin_window(cpus: usize) -> Duration {
-    if cpus > 1 { SPIN } else { Duration::ZERO }
-}
-
 fn run(shared: &Shared) {
-    let spin = spin_window(std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut st = shared.lock();
     loop {
         let now = Instant::now();
@@ -127,10 +117,10 @@ fn run(shared: &Shared) {
             continue;
         };
         let left = at.saturating_duration_since(now);
-        if left > spin {
+        if left > SPIN {
             st = shared
                 .changed
-                .wait_timeout(st, left - spin)
+                .wait_timeout(st, left - SPIN)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         } else {
@@ -145,13 +135,6 @@ fn run(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn it_spins_only_with_more_than_one_cpu() {
-        assert_eq!(spin_window(1), Duration::ZERO);
-        assert_eq!(spin_window(2), SPIN);
-        assert_eq!(spin_window(64), SPIN);
-    }
 
     #[tokio::test]
     async fn a_registered_deadline_wakes_its_notify_after_it_and_a_dropped_one_never() {
