@@ -33,8 +33,8 @@ pub use message::{Message, MessageType};
 pub use netaio_macros::{on, once, service};
 pub use node::NodeBuilder;
 pub use node::requests::{
-    AdaptiveTimeouts, CallOptions, CallTarget, DedupConfig, LateReply, LateReplyConfig,
-    PendingCall, RequestStats, RttEstimate, call_any,
+    AdaptiveTimeouts, CallOptions, CallTarget, DedupConfig, HedgeBudget, LateReply,
+    LateReplyConfig, PendingCall, RequestStats, RttEstimate, call_any,
 };
 pub use router::{Context, Router};
 pub use tcp::{Connection, ServerHandle, TcpClient, TcpServer};

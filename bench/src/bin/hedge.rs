@@ -50,8 +50,12 @@ fn report(out: &mut impl Write, r: &HedgeResult) -> std::io::Result<()> {
     row(out, &format!("hedged (soft {} µs)", r.soft_us), &r.hedged)?;
     writeln!(
         out,
-        "hedged calls answered by the fast server: {} of {}",
-        r.hedged_by_second, r.count
+        "hedged calls answered by the fast server: {} of {}{}",
+        r.hedged_by_second,
+        r.count,
+        r.budget
+            .map(|b| format!(" (hedge budget {b})"))
+            .unwrap_or_default()
     )?;
     let ratios: Vec<String> = r
         .per_round

@@ -69,6 +69,10 @@ pub struct CallArgs {
     /// rounding it up to its next millisecond tick)
     #[arg(long, default_value_t = 1000)]
     pub soft_us: u64,
+    /// Hedge within a `HedgeBudget` of this ratio (0.1: at most ~10 % more requests than
+    /// calls); without it every soft timeout may hedge
+    #[arg(long, value_name = "RATIO")]
+    pub budget: Option<f64>,
 }
 
 /// How a server behaves: shared by the driver and the server role.
@@ -196,6 +200,9 @@ pub struct HedgeResult {
     pub hedged_by_second: u64,
     /// The soft timeout, µs.
     pub soft_us: u64,
+    /// The hedge budget's ratio, if any.
+    #[serde(default)]
+    pub budget: Option<f64>,
     /// The servers' `concurrent_requests` (TCP).
     pub concurrent: usize,
     /// "tcp" or "udp".
@@ -359,6 +366,7 @@ impl Rounds {
             hedged: latency(&mut self.hedged),
             hedged_by_second: self.by_second,
             soft_us: 0,
+            budget: None,
             concurrent: 1,
             transport: String::new(),
             count: self.fast.len() as u64,

@@ -88,6 +88,7 @@ pub fn run(args: &HedgeArgs) -> Result<HedgeResult> {
         processes(args, pin, priority)?
     };
     result.soft_us = args.calls.soft_us;
+    result.budget = args.calls.budget;
     result.concurrent = args.stall.concurrent;
     result.transport = transport(args.udp).into();
     result.setup = if args.in_process {
@@ -164,6 +165,9 @@ fn processes(args: &HedgeArgs, pin: bool, priority: Priority) -> Result<HedgeRes
     ];
     if args.udp {
         argv.push("--udp".into());
+    }
+    if let Some(b) = c.budget {
+        argv.extend(["--budget".into(), b.to_string()]);
     }
     let out = role_command(&exe, pin.then_some(1), priority, &argv)
         .stdout(Stdio::piped())

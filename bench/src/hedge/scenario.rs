@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use netaio::udp::{UdpHandle, UdpNode};
 use netaio::{
-    CallOptions, Connection, Message, MessageType, RequestError, Router, TcpClient, TcpServer,
+    CallOptions, Connection, HedgeBudget, Message, MessageType, RequestError, Router, TcpClient,
+    TcpServer,
 };
 
 use super::{CallArgs, Phase, Rounds, StallArgs, calls_in_round, round_order};
@@ -198,7 +199,10 @@ where
 /// it ends.
 pub async fn run_rounds(targets: &Targets, args: &CallArgs) -> crate::Result<Rounds> {
     let soft = CallOptions::new().soft_timeout(Duration::from_micros(args.soft_us));
-    let hedge = soft.clone().hedge(1);
+    let hedge = match args.budget {
+        Some(ratio) => soft.clone().hedge(1).hedge_budget(HedgeBudget::new(ratio)),
+        None => soft.clone().hedge(1),
+    };
     let rounds = args.rounds.max(1);
     let mut r = Rounds::with_capacity(args.count);
     for round in 0..rounds {
@@ -273,6 +277,7 @@ mod tests {
                 count: 31,
                 rounds: 3,
                 soft_us: 10_000_000,
+                budget: Some(0.1),
             };
             let r = run_rounds(&targets, &args).await.unwrap().finish();
             targets.close().await;

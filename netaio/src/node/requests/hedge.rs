@@ -77,6 +77,10 @@ pub async fn call_any<T: CallTarget>(
         calls.push(call);
         soft
     };
+    let budget = opts.get_hedge_budget();
+    if let Some(b) = budget {
+        b.deposit(tokio::time::Instant::now());
+    }
     if let Some(soft) = start_next(&mut calls, &mut next) {
         hedge_timer = Some(Box::pin(soft));
     }
@@ -110,6 +114,15 @@ pub async fn call_any<T: CallTarget>(
             }
             None => {
                 hedge_timer = None;
+                // A hedge is an extra request: only within the budget. Without one, the call
+                // waits on for the targets already asked (a failure still moves on).
+                if next < limit
+                    && let Some(b) = budget
+                    && !b.withdraw(tokio::time::Instant::now())
+                {
+                    tracing::debug!("hedged call: soft timeout, no hedge budget left");
+                    continue;
+                }
                 tracing::debug!("hedged call: soft timeout, asking the next target");
             }
         }
@@ -255,5 +268,34 @@ mod tests {
             call_any(&none, msg(), &CallOptions::new()).await,
             Err(RequestError::NoTarget)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_bounds_the_hedges_and_a_refused_hedge_waits_for_the_first_target() {
+        let budget = super::super::HedgeBudget::new(0.1);
+        let opts = CallOptions::new().hedge_budget(budget.clone());
+        let mut by_second = 0;
+        for _ in 0..100 {
+            // The first target always passes its soft timeout (50 ms) and answers at 300 ms.
+            let (targets, asked) = fakes(&[Some(300), Some(10)], Some(50));
+            let t0 = Instant::now();
+            let r = call_any(&targets, msg(), &opts).await.unwrap();
+            if r.content().as_ref() == b"1" {
+                by_second += 1;
+                assert_eq!(Instant::now() - t0, ms(60));
+            } else {
+                // Not hedged: the first target's own answer, in its own time.
+                assert_eq!(Instant::now() - t0, ms(300));
+                assert_eq!(asked.lock().unwrap().len(), 1);
+            }
+        }
+        // Each call earns a tenth of a hedge: the 10th, 20th, … call may hedge.
+        assert_eq!(by_second, 10);
+        assert_eq!((budget.hedged(), budget.refused()), (10, 90));
+        // A failed first target is no hedge: the next is asked even with the budget spent.
+        let (targets, asked) = fakes(&[None, Some(10)], Some(50));
+        let r = call_any(&targets, msg(), &opts).await.unwrap();
+        assert_eq!(r.content().as_ref(), b"1");
+        assert_eq!(asked.lock().unwrap().len(), 2);
     }
 }

@@ -13,6 +13,7 @@
 //! deadline, so a request costs no timer of its own; the timer is woken only when a request
 //! brings a deadline earlier than the one it sleeps to (rare when the timeouts are alike).
 
+mod budget;
 pub(crate) mod call;
 mod deadlines;
 pub(crate) mod dedup;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
+pub use self::budget::HedgeBudget;
 pub use self::call::PendingCall;
 pub(crate) use self::call::{CallLink, start as start_call};
 pub use self::dedup::DedupConfig;

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::budget::HedgeBudget;
 use crate::plugin::{Plugins, SendOptions};
 
 /// How one call is made: the instance plugin switches and inner plugins of [`SendOptions`], a
@@ -31,6 +32,7 @@ pub struct CallOptions {
     pub(super) soft_timeout: Option<Option<Duration>>,
     pub(super) retry: u32,
     pub(super) hedge: usize,
+    pub(super) budget: Option<HedgeBudget>,
 }
 
 impl Default for CallOptions {
@@ -41,6 +43,7 @@ impl Default for CallOptions {
             soft_timeout: None,
             retry: 0,
             hedge: 1,
+            budget: None,
         }
     }
 }
@@ -52,6 +55,7 @@ impl fmt::Debug for CallOptions {
             .field("soft_timeout", &self.soft_timeout)
             .field("retry", &self.retry)
             .field("hedge", &self.hedge)
+            .field("hedge_budget", &self.budget)
             .field("use_auth", &self.send.use_auth)
             .field("use_cipher", &self.send.use_cipher)
             .finish_non_exhaustive()
@@ -123,6 +127,16 @@ impl CallOptions {
         self
     }
 
+    /// Hedge only within this budget (default: none, every soft timeout may hedge): a hedge when
+    /// the budget is spent is not made and the call waits on for the targets already asked, so
+    /// that a soft timeout inside the normal latency tail cannot double the load. Share one
+    /// budget between the calls it bounds (clone it).
+    #[must_use]
+    pub fn hedge_budget(mut self, budget: HedgeBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     /// Inner plugins for this call (the reply is opened with them too).
     #[must_use]
     pub fn inner(mut self, inner: Plugins) -> Self {
@@ -162,6 +176,11 @@ impl CallOptions {
     /// See [`hedge`](Self::hedge).
     pub fn get_hedge(&self) -> usize {
         self.hedge
+    }
+
+    /// See [`hedge_budget`](Self::hedge_budget).
+    pub fn get_hedge_budget(&self) -> Option<&HedgeBudget> {
+        self.budget.as_ref()
     }
 
     /// The plugins and switches the request is sealed with.
