@@ -50,8 +50,8 @@ impl Connection {
     /// for `peer` (its record gives peer-specific plugins their keys; `Peer::new(id)` when they
     /// need none), wrapped in an envelope sealed for the relay, and the reply comes back the
     /// same way, matched by this connection's request table. A request that cannot leave this
-    /// host fails at once; the relay's refusal ([`RelayRefusal`], e.g. no route) fails the call
-    /// as an error reply (see [`RelayRefusal::from_error`]); otherwise only the reply or the
+    /// host fails at once; the relay's refusal ([`RelayRefusal`](crate::relay::RelayRefusal), e.g. no route) fails the call
+    /// as an error reply (see [`RelayRefusal::from_error`](crate::relay::RelayRefusal::from_error)); otherwise only the reply or the
     /// timeout ends it. Without a reservation of this connection, the recipient answers on a
     /// circuit (see [`RelayConfig`](crate::relay::RelayConfig)).
     pub fn start_call_via_relay(
