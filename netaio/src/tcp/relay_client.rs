@@ -16,7 +16,7 @@ use crate::error::{RequestError, SendError};
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::relay::{
     FORWARD, RelayAddress, RelayLimits, ReserveError, delivered_inner, encode_envelope,
-    encode_envelope_into, reservation, reserve_message,
+    encode_envelope_into, reservation, reserve_message, sender_record,
 };
 use crate::node::requests::{self, CallLink, CallOptions, PendingCall, Requests};
 use crate::peer::Peer;
@@ -187,11 +187,7 @@ pub(super) async fn delivered(
     let Some((from, inner)) = delivered_inner(&d.codec, &env, checksum) else {
         return Verdict::Valid;
     };
-    // The sender's record, for peer-specific plugins: by its id in this client's peer table.
-    let sender = match &from {
-        RelayAddress::Peer(id) => client.peers.get(id),
-        RelayAddress::Circuit(_) => None,
-    };
+    let sender = sender_record(&from, &client.peers);
     let pipeline = Pipeline {
         plugins,
         routes: &d.routes,

@@ -21,7 +21,7 @@ use crate::message::{Header, fields};
 use crate::node::inbound::{Inbound, Pipeline};
 use crate::node::relay::{
     FORWARD, RelayAddress, RelayLimits, ReserveError, delivered_inner, encode_envelope,
-    reservation, reserve_message,
+    reservation, reserve_message, sender_record,
 };
 use crate::node::requests::{self, CallOptions, PendingCall};
 use crate::peer::Peer;
@@ -211,11 +211,7 @@ impl UdpHandle {
         let Some((from, inner)) = delivered_inner(&shared.codec, &env, checksum) else {
             return self.count(&c.invalid);
         };
-        // The sender's record, for peer-specific plugins: by its id in this node's peer table.
-        let sender = match &from {
-            RelayAddress::Peer(id) => shared.peers.get(id),
-            RelayAddress::Circuit(_) => None,
-        };
+        let sender = sender_record(&from, &shared.peers);
         let pipeline = Pipeline {
             plugins,
             routes: &shared.routes,

@@ -119,6 +119,18 @@ fn decode_frame(
     Message::from_checked_parts(header, &frame.auth, frame.body, codec.auth_codec()).ok()
 }
 
+/// The record of a delivered frame's sender, for peer-specific plugins: by its id in `peers`
+/// (a circuit's sender has none).
+pub(crate) fn sender_record(
+    from: &RelayAddress,
+    peers: &crate::peer::PeerTable,
+) -> Option<std::sync::Arc<crate::peer::Peer>> {
+    match from {
+        RelayAddress::Peer(id) => peers.get(id),
+        RelayAddress::Circuit(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

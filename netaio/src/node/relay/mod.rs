@@ -16,7 +16,7 @@ mod wire;
 
 pub use check::ReservationCheck;
 pub use client::ReserveError;
-pub(crate) use client::{delivered_inner, reservation, reserve_message};
+pub(crate) use client::{delivered_inner, reservation, reserve_message, sender_record};
 pub use config::{Rate, RelayConfig};
 pub(crate) use core::{RelayCore, envelope_of};
 pub(crate) use envelope::{COMBINE_FROM, deliver_head, encode_envelope, encode_envelope_into};
