@@ -113,13 +113,7 @@ async fn large_and_small_frames_arrive_whole_and_in_order_over_tcp() {
     let client = TcpClient::new();
     let (conn, accepted) = tokio::join!(client.connect(addr), listener.accept());
     let (conn, (stream, _)) = (conn.unwrap(), accepted.unwrap());
-    let reader = tokio::spawn(read_all(stream));
-    tokio::time::timeout(LIMIT, async {
-        send_all(conn).await;
-        reader.await.unwrap();
-    })
-    .await
-    .unwrap();
+    exchange(conn, stream).await;
 }
 
 #[cfg(unix)]
@@ -132,6 +126,14 @@ async fn large_and_small_frames_arrive_whole_and_in_order_over_a_unix_socket() {
     let (conn, accepted) = tokio::join!(client.connect_unix(&path), listener.accept());
     let (conn, (stream, _)) = (conn.unwrap(), accepted.unwrap());
     let _ = std::fs::remove_file(&path);
+    exchange(conn, stream).await;
+}
+
+/// The client sends every frame while the raw side reads them all, within [`LIMIT`].
+async fn exchange<S>(conn: netaio::Connection, stream: S)
+where
+    S: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
     let reader = tokio::spawn(read_all(stream));
     tokio::time::timeout(LIMIT, async {
         send_all(conn).await;
