@@ -1,5 +1,6 @@
 //! The relay scenario: `relay [--count N] [--concurrency K] [--sizes 64,60000] [--rounds R]
-//! [--transport tcp|udp] [--in-process] [--no-pin] [--no-fifo] [--no-nice] [--mode both|direct|relay]`.
+//! [--transport tcp|udp] [--in-process] [--no-pin] [--no-fifo] [--no-nice] [--server-cpu 0|1]
+//! [--mode both|direct|relay]`.
 //! Request/response directly and through a relay, each role a process of its own (the relay on
 //! CPU 1; caller, server and service on CPU 0), both paths interleaved in R rounds; prints a
 //! table (per round, the medians, each role's CPU per call) and one JSON line.
@@ -27,7 +28,10 @@ fn report(out: &mut impl Write, rows: &[RelayRow]) -> std::io::Result<()> {
             r.transport,
             r.count,
             r.concurrency,
-            if r.pinned { "pinned" } else { "not pinned" },
+            match (r.pinned, r.server_cpu) {
+                (false, _) => "not pinned".to_owned(),
+                (true, cpu) => format!("pinned, server on CPU {cpu}"),
+            },
             if r.priority.is_empty() {
                 String::new()
             } else {

@@ -123,6 +123,10 @@ pub struct RelayArgs {
     /// With --no-fifo: do not run them at nice -20 either
     #[arg(long)]
     pub no_nice: bool,
+    /// The CPU of the direct path's server when pinned: 0 (with the caller, as the service is),
+    /// or 1 (with the relay: the direct path then crosses CPUs as the relayed one does)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub server_cpu: u8,
 }
 
 /// `relay server` and `relay relay`.
@@ -237,9 +241,12 @@ pub struct RelayRow {
     /// "processes" (a process per role) or "in-process".
     #[serde(default)]
     pub setup: String,
-    /// Relay on CPU 1, the other roles on CPU 0.
+    /// Relay on CPU 1, the other roles on CPU 0 (the server on `server_cpu`).
     #[serde(default)]
     pub pinned: bool,
+    /// The CPU the direct path's server was pinned to.
+    #[serde(default)]
+    pub server_cpu: u8,
     /// How the roles were scheduled: "fifo", "nice -20" or "normal".
     #[serde(default)]
     pub priority: String,
@@ -330,6 +337,7 @@ pub fn row(size: usize, per_round: Vec<RoundRates>, cpu: [&CpuTally; 2]) -> Rela
         transport: String::new(),
         setup: String::new(),
         pinned: false,
+        server_cpu: 0,
         priority: String::new(),
         count: 0,
         concurrency: 0,
@@ -356,6 +364,14 @@ mod tests {
         );
         assert_eq!(d.calls.sizes(d.transport), [64, 60_000]);
         assert!(!d.in_process && !d.no_pin && !d.no_fifo && !d.no_nice);
+        assert_eq!(d.server_cpu, 0);
+        assert_eq!(
+            RelayCli::parse_from(["relay", "--server-cpu", "1"])
+                .driver
+                .server_cpu,
+            1
+        );
+        assert!(RelayCli::try_parse_from(["relay", "--server-cpu", "2"]).is_err());
         let d = RelayCli::parse_from(["relay", "--transport", "udp"]).driver;
         assert_eq!(d.transport, Transport::Udp);
         assert_eq!(d.calls.sizes(d.transport), [64, 1_200]);

@@ -109,6 +109,9 @@ pub fn run(args: &RelayArgs) -> Result<Vec<RelayRow>> {
         args.calls.rounds.max(1),
         match (args.in_process, pin) {
             (true, _) => "every node in this process",
+            (false, true) if args.server_cpu == 1 => {
+                "relay and server on CPU 1; caller and service on CPU 0"
+            }
             (false, true) => "relay on CPU 1; caller, server and service on CPU 0",
             (false, false) => "a process per role, not pinned",
         },
@@ -132,6 +135,7 @@ pub fn run(args: &RelayArgs) -> Result<Vec<RelayRow>> {
         }
         .into();
         r.pinned = pin;
+        r.server_cpu = args.server_cpu;
         r.priority = priority.name().into();
         r.count = args.calls.count;
         r.concurrency = args.calls.concurrency;
@@ -171,7 +175,7 @@ fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<Rela
         cmd.stdin(Stdio::piped());
         ServerProcess::start(cmd, &format!("the {role}"))
     };
-    let server = start("server", 0, &[])?;
+    let server = start("server", usize::from(args.server_cpu), &[])?;
     let relay = start("relay", 1, &[])?;
     let service = start("service", 0, &["--relay".into(), relay.addr().into()])?;
     let c = &args.calls;
