@@ -1,7 +1,8 @@
 //! The bench binaries' roles as processes of their own: a command for this binary (or a sibling)
 //! pinned to one CPU with `taskset`, a server process that announces `listening ADDR` and is
-//! killed on drop, priority above the machine's other processes, and the load average printed beside every figure. One copy for `bench`,
-//! `rpc-compare` and `hedge`.
+//! killed on drop, priority above the machine's other processes, a process's CPU time, and the
+//! load average printed beside every figure. One copy for `bench`, `rpc-compare`, `hedge` and
+//! `relay`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
