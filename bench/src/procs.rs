@@ -1,7 +1,8 @@
 //! The bench binaries' roles as processes of their own: a command for this binary (or a sibling)
 //! pinned to one CPU with `taskset`, a server process that announces `listening ADDR` and is
-//! killed on drop, priority above the machine's other processes, and the load average printed beside every figure. One copy for `bench`,
-//! `rpc-compare` and `hedge`.
+//! killed on drop, priority above the machine's other processes, a process's CPU time, and the
+//! load average printed beside every figure. One copy for `bench`, `rpc-compare`, `hedge` and
+//! `relay`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -134,6 +135,11 @@ impl ServerProcess {
     pub fn addr(&self) -> &str {
         &self.addr
     }
+
+    /// Its process id (`taskset`, `nice` and `chrt` exec the role: the role's own).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for ServerProcess {
@@ -152,4 +158,47 @@ pub fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The CPU time process `pid` has used so far, ns: the sum over its threads of the first field of
+/// `/proc/PID/task/TID/schedstat` (user and system, ns, unlike the clock ticks of
+/// `/proc/PID/stat`). Threads that have ended are not counted (a role's runtime keeps its own).
+/// `None` where there is no such file.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_of_this_process_grows_with_work() {
+        let pid = std::process::id();
+        let before = cpu_ns(pid);
+        if before.is_none() {
+            return; // no /proc here
+        }
+        // Spin until the CPU time has moved (bounded: about 10 s of work at most).
+        let mut x = 0u64;
+        for i in 0..10_000_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+            if i % 1_000_000 == 0 && cpu_ns(pid) > before.map(|b| b + 1_000_000) {
+                break;
+            }
+        }
+        std::hint::black_box(x);
+        assert!(cpu_ns(pid) > before.map(|b| b + 1_000_000), "{before:?}");
+        assert_eq!(cpu_ns(u32::MAX), None);
+    }
 }
