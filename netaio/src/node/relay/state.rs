@@ -129,6 +129,9 @@ struct Queue {
     draining: bool,
 }
 
+/// The most envelopes an idle queue keeps room for.
+const KEPT_QUEUE: usize = 8;
+
 /// What [`RelayState::forward`] decided for an envelope it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Forwarded<C> {
@@ -223,10 +226,11 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
     fn buckets(&mut self, conn: C, ip: IpAddr, now: Instant) -> (&mut Buckets, &mut Buckets) {
         let ip = ip_key(ip);
         let bound = self.config.max_tracked_ips.max(1);
-        if !self.ips.contains_key(&ip) && self.ips.len() >= bound {
+        // The length first: a table below its bound needs no lookup (a hash) here.
+        if self.ips.len() >= bound && !self.ips.contains_key(&ip) {
             make_room(&mut self.ips, rates(&self.config, true), bound, now);
         }
-        if !self.senders.contains_key(&conn) && self.senders.len() >= bound {
+        if self.senders.len() >= bound && !self.senders.contains_key(&conn) {
             make_room(&mut self.senders, rates(&self.config, false), bound, now);
         }
         let config = &self.config;
@@ -437,7 +441,35 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
             if !ok {
                 return Err(self.refuse(RelayRefusal::RateLimited));
             }
+            // Taken now, while the buckets are at hand (each lookup hashes the key), and given
+            // back below when the envelope is refused for another reason.
+            s.envelopes.take(1);
+            s.bytes.take(len as u64);
+            i.envelopes.take(1);
+            i.bytes.take(len as u64);
         }
+        let result = self.route(from, ip, to, frame, now);
+        if result.is_err() {
+            let (s, i) = self.buckets(from, ip, now);
+            s.envelopes.give_back(1);
+            s.bytes.give_back(len as u64);
+            i.envelopes.give_back(1);
+            i.bytes.give_back(len as u64);
+        }
+        result
+    }
+
+    /// [`forward`](Self::forward) past the size, type and rate checks: the route, the circuit's
+    /// byte budget, the recipient's queue.
+    fn route(
+        &mut self,
+        from: C,
+        ip: IpAddr,
+        to: &RelayAddress,
+        frame: Bytes,
+        now: Instant,
+    ) -> Result<Forwarded<C>, RelayRefusal> {
+        let len = frame.len();
         // The recipient's connection, and the address it answers to.
         let (recipient, source, circuit) = match to {
             RelayAddress::Peer(id) => {
@@ -486,11 +518,6 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         q.bytes += len;
         let start = !q.draining;
         q.draining = true;
-        let (s, i) = self.buckets(from, ip, now);
-        s.envelopes.take(1);
-        s.bytes.take(len as u64);
-        i.envelopes.take(1);
-        i.bytes.take(len as u64);
         if let Some(id) = circuit
             && let Some(c) = self.circuits.get_mut(&id)
         {
@@ -542,6 +569,7 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
     /// The next envelope for `conn`, to hand to its connection; `None` when its queue is empty,
     /// and then its drainer stops (the next envelope starts another).
     pub(crate) fn pop(&mut self, conn: C) -> Option<(RelayAddress, Bytes)> {
+        let keep = self.queues.len() <= self.reservations.len() + self.circuits.len();
         let q = self.queues.get_mut(&conn)?;
         match q.items.pop_front() {
             Some((a, f)) => {
@@ -550,7 +578,16 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
                 Some((a, f))
             }
             None => {
-                self.queues.remove(&conn);
+                // The queue stays while there are no more queues than reservations and
+                // circuits (a bound whatever ends are missed; its connection's end removes
+                // it): the next envelope finds it without an insertion, its buffer without an
+                // allocation.
+                if keep {
+                    q.draining = false;
+                    q.items.shrink_to(KEPT_QUEUE);
+                } else {
+                    self.queues.remove(&conn);
+                }
                 None
             }
         }
