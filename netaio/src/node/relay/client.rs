@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use super::envelope::shift;
 use super::{COMBINE_FROM, RelayAddress, RelayLimits, RelayRefusal, is_relay_type};
 use crate::codec::{Frame, FrameCodec};
 use crate::error::RequestError;
@@ -71,14 +72,6 @@ pub(crate) fn delivered_inner(
             None
         }
     }
-}
-
-/// `crc` moved past `len` more bytes: with `a`'s CRC, the term of `crc(a ‖ b)` that is not
-/// `crc(b)` (CRC-32 is linear: `crc(a ‖ b) = shift(crc(a), len b) ⊕ crc(b)`).
-fn shift(crc: u32, len: usize) -> u32 {
-    let mut h = crc32fast::Hasher::new_with_initial_len(crc, 0);
-    h.combine(&crc32fast::Hasher::new_with_initial_len(0, len as u64));
-    h.finalize()
 }
 
 /// A verified CRC over `prefix ‖ frame`, where `frame` is an inner frame to check: the CRC of

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::bucket::Bucket;
 use super::config::RelayConfig;
+use super::envelope::ForwardCrc;
 use super::wire::{RelayAddress, RelayLimits, RelayRefusal, is_relay_type};
 
 /// The key of a source IP: the address for IPv4, the /64 for IPv6 (one host's share).
@@ -122,7 +123,7 @@ struct Circuit<C> {
 /// Envelopes waiting for one recipient connection.
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<(RelayAddress, Bytes)>,
+    items: VecDeque<(RelayAddress, Bytes, Option<ForwardCrc>)>,
     bytes: usize,
     /// A drainer is at work on it (the I/O side was told to start one and has not reported the
     /// queue empty since).
@@ -421,6 +422,20 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         frame: Bytes,
         now: Instant,
     ) -> Result<Forwarded<C>, RelayRefusal> {
+        self.forward_known(from, ip, to, frame, None, now)
+    }
+
+    /// [`forward`](Self::forward) with the `FORWARD`'s checksum, queued with the frame for its
+    /// `DELIVER`'s (see [`pop_known`](Self::pop_known)).
+    pub(crate) fn forward_known(
+        &mut self,
+        from: C,
+        ip: IpAddr,
+        to: &RelayAddress,
+        frame: Bytes,
+        known: Option<ForwardCrc>,
+        now: Instant,
+    ) -> Result<Forwarded<C>, RelayRefusal> {
         let len = frame.len();
         if len > self.config.max_envelope_size {
             return Err(self.refuse(RelayRefusal::TooLarge));
@@ -448,7 +463,7 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
             i.envelopes.take(1);
             i.bytes.take(len as u64);
         }
-        let result = self.route(from, ip, to, frame, now);
+        let result = self.route(from, ip, to, frame, known, now);
         if result.is_err() {
             let (s, i) = self.buckets(from, ip, now);
             s.envelopes.give_back(1);
@@ -467,6 +482,7 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         ip: IpAddr,
         to: &RelayAddress,
         frame: Bytes,
+        known: Option<ForwardCrc>,
         now: Instant,
     ) -> Result<Forwarded<C>, RelayRefusal> {
         let len = frame.len();
@@ -514,7 +530,7 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
             }
             return Err(self.refuse(RelayRefusal::QueueFull));
         }
-        q.items.push_back((source, frame));
+        q.items.push_back((source, frame, known));
         q.bytes += len;
         let start = !q.draining;
         q.draining = true;
@@ -569,13 +585,21 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
     /// The next envelope for `conn`, to hand to its connection; `None` when its queue is empty,
     /// and then its drainer stops (the next envelope starts another).
     pub(crate) fn pop(&mut self, conn: C) -> Option<(RelayAddress, Bytes)> {
+        self.pop_known(conn).map(|(a, f, _)| (a, f))
+    }
+
+    /// [`pop`](Self::pop) with the checksum of the `FORWARD` the envelope came in, when known.
+    pub(crate) fn pop_known(
+        &mut self,
+        conn: C,
+    ) -> Option<(RelayAddress, Bytes, Option<ForwardCrc>)> {
         let keep = self.queues.len() <= self.reservations.len() + self.circuits.len();
         let q = self.queues.get_mut(&conn)?;
         match q.items.pop_front() {
-            Some((a, f)) => {
+            Some((a, f, k)) => {
                 q.bytes -= f.len();
                 self.stats.relayed += 1;
-                Some((a, f))
+                Some((a, f, k))
             }
             None => {
                 // The queue stays while there are no more queues than reservations and
