@@ -241,7 +241,8 @@ pub(super) async fn delivered(
     if plugins.outer.is_empty() {
         // No plugin seals the envelope: built around the inner frame in the write buffer.
         let written = sealed.map_err(SendError::from).and_then(|m| {
-            let env = Message::new(FORWARD, from.encode(), Bytes::new());
+            // The DELIVER's uri is the sender's address in its one encoding: the reply's.
+            let env = Message::new(FORWARD, env.uri().clone(), Bytes::new());
             encode_envelope_into(&d.codec, &env, &m, out).map_err(SendError::from)
         });
         if let Err(e) = written {

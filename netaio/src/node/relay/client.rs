@@ -58,7 +58,7 @@ pub(crate) fn delivered_inner(
     env: &Message,
     checksum: Option<u32>,
 ) -> Option<(RelayAddress, Message)> {
-    let Some(from) = RelayAddress::decode(env.uri()) else {
+    let Some(from) = RelayAddress::decode_bytes(env.uri()) else {
         tracing::warn!("relay envelope without a sender address dropped");
         return None;
     };

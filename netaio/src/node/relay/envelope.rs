@@ -77,15 +77,15 @@ pub(crate) fn deliver_head_known(
     inner: &[u8],
     forward: Option<ForwardCrc>,
 ) -> Result<Bytes, EncodeError> {
-    let uri = from.encode();
-    let len = uri.len() + inner.len();
+    let uri_len = from.encoded_len();
+    let len = uri_len + inner.len();
     if len > MAX_URI_AND_CONTENT {
         return Err(EncodeError::BodyTooLarge {
             len,
             max: MAX_URI_AND_CONTENT,
         });
     }
-    let mut head = BytesMut::with_capacity(Header::LEN + 4 + uri.len());
+    let mut head = BytesMut::with_capacity(Header::LEN + 4 + uri_len);
     head.put_bytes(0, Header::LEN);
     codec
         .auth_codec()
@@ -100,8 +100,8 @@ pub(crate) fn deliver_head_known(
         });
     }
     // Below MAX_URI_AND_CONTENT, both fit a u16.
-    head.put_u16(u16::try_from(uri.len()).unwrap_or(u16::MAX));
-    head.put_slice(&uri);
+    head.put_u16(u16::try_from(uri_len).unwrap_or(u16::MAX));
+    from.encode_into(&mut head);
     let prefix = head.get(body_start..).unwrap_or_default();
     let checksum = match forward.filter(|_| inner.len() >= COMBINE_FROM) {
         Some(f) => f.body ^ shift(f.prefix ^ crc32fast::hash(prefix), inner.len()),
