@@ -40,6 +40,10 @@ pub struct Context {
     link: PeerLink,
     node: Option<Arc<dyn NodeOps>>,
     state: Arc<Extensions>,
+    /// The message's body as received and its verified checksum, when the transport passes
+    /// them (a relay's `FORWARD` on TCP): the relay derives the checksum of what it forwards
+    /// from them instead of hashing the forwarded bytes again.
+    received: Option<(Bytes, u32)>,
 }
 
 impl std::fmt::Debug for Context {
@@ -59,7 +63,23 @@ impl Context {
             link,
             node: Some(node),
             state,
+            received: None,
         }
+    }
+
+    /// This context with the body of its message as received and its verified checksum.
+    pub(crate) fn with_received(mut self, body: Bytes, checksum: u32) -> Self {
+        self.received = Some((body, checksum));
+        self
+    }
+
+    /// The verified checksum of `body`'s encoding, when `body` is the body as received (the same
+    /// bytes, not a copy: no plugin rewrote it).
+    pub(crate) fn received_checksum(&self, body: &crate::message::Body) -> Option<u32> {
+        self.received
+            .as_ref()
+            .filter(|(b, _)| body.is_encoding_of(b))
+            .map(|(_, c)| *c)
     }
 
     /// A context attached to no node, for calling handlers directly (unit tests). Node operations
@@ -72,6 +92,7 @@ impl Context {
             },
             node: None,
             state: Arc::new(Extensions::default()),
+            received: None,
         }
     }
 

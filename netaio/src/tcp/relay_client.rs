@@ -214,7 +214,13 @@ pub(super) async fn delivered(
         d.to_inbox(msg);
         return Verdict::Valid;
     };
-    let rid = msg.request_id();
+    // The request id as sent: the reply carries the same bytes as its reference (as a server's
+    // replies do: no decoding, re-encoding or allocation).
+    let rid = msg
+        .auth
+        .get(crate::message::fields::REQUEST_ID)
+        .filter(|v| (1..=8).contains(&v.len()))
+        .cloned();
     // At most once, per sender: a request its sender re-sends through the relay runs its
     // handler only the first time, and a copy gets the cached reply.
     let sender_key = conn.inner.relay_senders.hash_one(&from);
@@ -234,14 +240,17 @@ pub(super) async fn delivered(
         return Verdict::Valid;
     };
     if let Some(id) = rid {
-        reply.set_reply_ref(id);
+        reply
+            .auth
+            .insert_static(crate::message::fields::REPLY_REF, id);
     }
     let opts = SendOptions::new().inner(inner_plugins);
     let sealed = plugins.seal(reply, &opts, sender.as_deref(), None).await;
     if plugins.outer.is_empty() {
         // No plugin seals the envelope: built around the inner frame in the write buffer.
         let written = sealed.map_err(SendError::from).and_then(|m| {
-            let env = Message::new(FORWARD, from.encode(), Bytes::new());
+            // The DELIVER's uri is the sender's address in its one encoding: the reply's.
+            let env = Message::new(FORWARD, env.uri().clone(), Bytes::new());
             encode_envelope_into(&d.codec, &env, &m, out).map_err(SendError::from)
         });
         if let Err(e) = written {

@@ -15,8 +15,8 @@ use super::{ConnectionEvent, ConnectionId, ServerHandle};
 use crate::Message;
 use crate::error::SendError;
 use crate::node::relay::{
-    DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayCore, RelayRefusal, RelayState,
-    RelayStats, ReservationCheck, deliver_head, envelope_of,
+    COMBINE_FROM, DELIVER, FORWARD, ForwardCrc, RESERVE, RelayAddress, RelayConfig, RelayCore,
+    RelayRefusal, RelayState, RelayStats, ReservationCheck, deliver_head_known, envelope_of,
 };
 use crate::router::{Context, Router};
 
@@ -185,9 +185,20 @@ impl Shared {
             return answerable.then(|| RelayRefusal::Malformed.to_message());
         };
         let frame = msg.content().clone();
-        let result = self
-            .state()
-            .forward(conn, ctx.peer_addr().ip(), &to, frame, Instant::now());
+        // The FORWARD's checksum as verified on receipt, for a large inner frame: its DELIVER's
+        // checksum follows from it (no second hash of the frame).
+        let known = ctx
+            .received_checksum(&msg.body)
+            .filter(|_| frame.len() >= COMBINE_FROM)
+            .map(|c| ForwardCrc::new(c, msg.uri()));
+        let result = self.state().forward_known(
+            conn,
+            ctx.peer_addr().ip(),
+            &to,
+            frame,
+            known,
+            Instant::now(),
+        );
         match result {
             Ok(f) => {
                 // This envelope is the first of an empty queue: a connection already gone (its
@@ -217,7 +228,7 @@ impl Shared {
     fn drain(self: &Arc<Self>, server: ServerHandle, conn: ConnectionId) -> bool {
         let mut first = true;
         loop {
-            let Some(next) = self.state().pop(conn) else {
+            let Some(next) = self.state().pop_known(conn) else {
                 return false;
             };
             let d = delivery(&server, next);
@@ -247,7 +258,7 @@ impl Shared {
             if let Err(e) = d.send(&server, conn).await {
                 return self.gone(conn, &e);
             }
-            let Some(next) = self.state().pop(conn) else {
+            let Some(next) = self.state().pop_known(conn) else {
                 return;
             };
             d = delivery(&server, next);
@@ -272,10 +283,13 @@ enum Delivery {
     Message(Message),
 }
 
-fn delivery(server: &ServerHandle, (from, frame): (RelayAddress, Bytes)) -> Delivery {
+fn delivery(
+    server: &ServerHandle,
+    (from, frame, known): (RelayAddress, Bytes, Option<ForwardCrc>),
+) -> Delivery {
     let shared = &server.shared;
     if shared.plugins.outer.is_empty()
-        && let Ok(head) = deliver_head(&shared.codec, &from, &frame)
+        && let Ok(head) = deliver_head_known(&shared.codec, &from, &frame, known)
     {
         return Delivery::Parts(head, frame);
     }

@@ -76,6 +76,17 @@ pub(super) struct Later {
 }
 
 impl ServerDispatch {
+    /// The context for `msg`: a relay's large `FORWARD` gets its body as received and checksum
+    /// (`echo`), from which the relay derives the checksum of the `DELIVER` it makes (a small
+    /// one is hashed again, cheaper than the arithmetic).
+    fn ctx_for(&self, msg: &Message, echo: &(Bytes, u32)) -> Context {
+        use crate::node::relay::{COMBINE_FROM, FORWARD};
+        match msg.message_type == FORWARD && echo.0.len() >= COMBINE_FROM {
+            true => self.ctx.clone().with_received(echo.0.clone(), echo.1),
+            false => self.ctx.clone(),
+        }
+    }
+
     /// Encode a finished (already sealed) message; a reply that cannot be encoded is answered with
     /// ERROR `reply too large` sealed with the instance plugins.
     fn write(&self, reply: &Message, out: &mut BytesMut) {
@@ -374,8 +385,8 @@ impl Dispatch for ServerDispatch {
             let job = Job {
                 handler,
                 request: Request {
-                    message: msg,
                     ctx: self.ctx.clone(),
+                    message: msg,
                 },
                 inner,
                 request_id,
@@ -390,8 +401,8 @@ impl Dispatch for ServerDispatch {
             (Some(reply), _) => Some(reply),
             (None, Some(h)) => {
                 let req = Request {
+                    ctx: self.ctx_for(&msg, &echo),
                     message: msg,
-                    ctx: self.ctx.clone(),
                 };
                 let mut call = h.call(req);
                 // Polled here with the connection task's waker: a handler that is not ready

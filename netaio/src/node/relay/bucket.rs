@@ -43,6 +43,11 @@ impl Bucket {
         self.tokens -= n as f64;
     }
 
+    /// Return `n` tokens taken for an event that did not happen.
+    pub(crate) fn give_back(&mut self, n: u64) {
+        self.tokens += n as f64;
+    }
+
     /// Whether the bucket is full at `now` (it then says nothing a fresh one would not).
     pub(crate) fn is_full(&mut self, rate: Rate, now: Instant) -> bool {
         self.refill(rate, now);

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use super::envelope::shift;
 use super::{COMBINE_FROM, RelayAddress, RelayLimits, RelayRefusal, is_relay_type};
 use crate::codec::{Frame, FrameCodec};
 use crate::error::RequestError;
@@ -48,21 +49,22 @@ pub(crate) fn reservation(
 }
 
 /// The sender and the inner frame of a `DELIVER` (`env`, opened with the instance plugins).
-/// `checksum`: the envelope's verified checksum when no plugin rewrote it (the inner checksum is
-/// then derived from it, not computed again for a large frame). `None` (logged) for an envelope
-/// without a sender address, or whose inner frame is invalid or itself a relay message.
+/// `checksum`: the envelope's verified checksum when no plugin rewrote it (the inner frame's
+/// checksum is then checked from it, not computed again for a large frame). `None` (logged) for
+/// an envelope without a sender address, or whose inner frame is invalid or itself a relay
+/// message.
 pub(crate) fn delivered_inner(
     codec: &FrameCodec,
     env: &Message,
     checksum: Option<u32>,
 ) -> Option<(RelayAddress, Message)> {
-    let Some(from) = RelayAddress::decode(env.uri()) else {
+    let Some(from) = RelayAddress::decode_bytes(env.uri()) else {
         tracing::warn!("relay envelope without a sender address dropped");
         return None;
     };
     let known = checksum
         .filter(|_| env.content().len() >= COMBINE_FROM)
-        .map(|c| inner_crc(c, env.uri(), env.content().len()));
+        .map(|c| Known::of_envelope(c, env.uri()));
     match decode_frame(codec, env.content(), known) {
         Some(m) if !is_relay_type(m.message_type.value()) => Some((from, m)),
         _ => {
@@ -72,31 +74,45 @@ pub(crate) fn delivered_inner(
     }
 }
 
-/// `crc` moved past `len` more bytes: with `a`'s CRC, the term of `crc(a ‖ b)` that is not
-/// `crc(b)` (CRC-32 is linear: `crc(a ‖ b) = shift(crc(a), len b) ⊕ crc(b)`).
-fn shift(crc: u32, len: usize) -> u32 {
-    let mut h = crc32fast::Hasher::new_with_initial_len(crc, 0);
-    h.combine(&crc32fast::Hasher::new_with_initial_len(0, len as u64));
-    h.finalize()
+/// A verified CRC over `prefix ‖ frame`, where `frame` is an inner frame to check: the CRC of
+/// the frame's body follows from it and the CRC of `prefix ‖ frame head` by one shift (a
+/// `combine`, a few thousand instructions), without hashing the body again.
+struct Known {
+    /// The CRC of `prefix ‖ frame`.
+    whole: u32,
+    /// The prefix hashed.
+    prefix: crc32fast::Hasher,
 }
 
-/// The CRC of the inner frame (`len` bytes) of a `DELIVER` with this `uri`, from the envelope's
-/// verified `checksum` (of its body, `uri length ‖ uri ‖ inner frame`).
-fn inner_crc(checksum: u32, uri: &[u8], len: usize) -> u32 {
-    let mut prefix = crc32fast::Hasher::new();
-    prefix.update(&u16::try_from(uri.len()).unwrap_or(u16::MAX).to_be_bytes());
-    prefix.update(uri);
-    checksum ^ shift(prefix.finalize(), len)
+impl Known {
+    /// For the inner frame of a `DELIVER` with this `uri`, from the envelope's verified
+    /// `checksum` (of its body, `uri length ‖ uri ‖ inner frame`).
+    fn of_envelope(checksum: u32, uri: &[u8]) -> Self {
+        let mut prefix = crc32fast::Hasher::new();
+        prefix.update(&u16::try_from(uri.len()).unwrap_or(u16::MAX).to_be_bytes());
+        prefix.update(uri);
+        Self {
+            whole: checksum,
+            prefix,
+        }
+    }
+
+    /// The CRC of the last `body_len` bytes, `head` being the frame's bytes before them.
+    fn body_crc(self, head: &[u8], body_len: usize) -> u32 {
+        let mut h = self.prefix;
+        h.update(head);
+        self.whole ^ shift(h.finalize(), body_len)
+    }
 }
 
 /// One whole frame, decoded; `None` for anything else (a partial frame, trailing bytes, a frame
 /// above the codec's limit, a checksum that does not match). The auth block and body are slices
-/// of `bytes` (no copy). `known`: the CRC of all of `bytes`, verified already (the envelope's);
-/// the frame's own checksum is then checked against it without hashing the body again.
+/// of `bytes` (no copy). `known`: a verified CRC covering all of `bytes` (the envelope's); the
+/// frame's own checksum is then checked against it without hashing the body again.
 fn decode_frame(
     codec: &crate::codec::FrameCodec,
     bytes: &Bytes,
-    known: Option<u32>,
+    known: Option<Known>,
 ) -> Option<Message> {
     let header = Header::from_bytes(bytes).ok()?;
     let len = header.frame_len();
@@ -109,11 +125,10 @@ fn decode_frame(
         auth: bytes.slice(Header::LEN..auth_end),
         body: bytes.slice(auth_end..),
     };
-    let Some(whole) = known else {
+    let Some(known) = known else {
         return frame.decode(codec.auth_codec()).ok();
     };
-    let head = crc32fast::hash(bytes.get(..auth_end)?);
-    if whole ^ shift(head, frame.body.len()) != header.checksum {
+    if known.body_crc(bytes.get(..auth_end)?, frame.body.len()) != header.checksum {
         return None;
     }
     Message::from_checked_parts(header, &frame.auth, frame.body, codec.auth_codec()).ok()
@@ -176,9 +191,16 @@ mod tests {
                 .unwrap();
             Header::from_bytes(&f).unwrap().checksum
         };
-        let known = inner_crc(envelope(&inner), &uri, inner.len());
-        assert_eq!(known, crc32fast::hash(&inner));
-        assert_eq!(decode_frame(&codec, &inner, Some(known)), Some(msg));
+        let known = |checksum| Known::of_envelope(checksum, &uri);
+        assert_eq!(
+            decode_frame(&codec, &inner, Some(known(envelope(&inner)))),
+            Some(msg)
+        );
+        // A checksum that is not the envelope's is refused.
+        assert_eq!(
+            decode_frame(&codec, &inner, Some(known(envelope(&inner) ^ 1))),
+            None
+        );
         // An inner frame altered on the way with the envelope's checksum made anew (a relay
         // that rewrites it): a byte of the body no longer matches the inner checksum; the auth
         // block is not under the checksum (the frame format's, Python's), in both ways alike.
@@ -186,8 +208,7 @@ mod tests {
             let mut bad = inner.to_vec();
             bad[at] ^= 1;
             let bad = Bytes::from(bad);
-            let known = inner_crc(envelope(&bad), &uri, bad.len());
-            let fast = decode_frame(&codec, &bad, Some(known));
+            let fast = decode_frame(&codec, &bad, Some(known(envelope(&bad))));
             assert_eq!(fast.is_none(), refused, "byte {at}");
             assert_eq!(fast, decode_frame(&codec, &bad, None), "byte {at}");
         }

@@ -19,7 +19,10 @@ pub use client::ReserveError;
 pub(crate) use client::{delivered_inner, reservation, reserve_message, sender_record};
 pub use config::{Rate, RelayConfig};
 pub(crate) use core::{RelayCore, envelope_of};
-pub(crate) use envelope::{COMBINE_FROM, deliver_head, encode_envelope, encode_envelope_into};
+pub(crate) use envelope::{
+    COMBINE_FROM, ForwardCrc, deliver_head, deliver_head_known, encode_envelope,
+    encode_envelope_into,
+};
 pub(crate) use state::RelayState;
 pub use state::RelayStats;
 pub use wire::{

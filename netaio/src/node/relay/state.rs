@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::bucket::Bucket;
 use super::config::RelayConfig;
+use super::envelope::ForwardCrc;
 use super::wire::{RelayAddress, RelayLimits, RelayRefusal, is_relay_type};
 
 /// The key of a source IP: the address for IPv4, the /64 for IPv6 (one host's share).
@@ -122,12 +123,15 @@ struct Circuit<C> {
 /// Envelopes waiting for one recipient connection.
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<(RelayAddress, Bytes)>,
+    items: VecDeque<(RelayAddress, Bytes, Option<ForwardCrc>)>,
     bytes: usize,
     /// A drainer is at work on it (the I/O side was told to start one and has not reported the
     /// queue empty since).
     draining: bool,
 }
+
+/// The most envelopes an idle queue keeps room for.
+const KEPT_QUEUE: usize = 8;
 
 /// What [`RelayState::forward`] decided for an envelope it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,10 +227,11 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
     fn buckets(&mut self, conn: C, ip: IpAddr, now: Instant) -> (&mut Buckets, &mut Buckets) {
         let ip = ip_key(ip);
         let bound = self.config.max_tracked_ips.max(1);
-        if !self.ips.contains_key(&ip) && self.ips.len() >= bound {
+        // The length first: a table below its bound needs no lookup (a hash) here.
+        if self.ips.len() >= bound && !self.ips.contains_key(&ip) {
             make_room(&mut self.ips, rates(&self.config, true), bound, now);
         }
-        if !self.senders.contains_key(&conn) && self.senders.len() >= bound {
+        if self.senders.len() >= bound && !self.senders.contains_key(&conn) {
             make_room(&mut self.senders, rates(&self.config, false), bound, now);
         }
         let config = &self.config;
@@ -417,6 +422,20 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         frame: Bytes,
         now: Instant,
     ) -> Result<Forwarded<C>, RelayRefusal> {
+        self.forward_known(from, ip, to, frame, None, now)
+    }
+
+    /// [`forward`](Self::forward) with the `FORWARD`'s checksum, queued with the frame for its
+    /// `DELIVER`'s (see [`pop_known`](Self::pop_known)).
+    pub(crate) fn forward_known(
+        &mut self,
+        from: C,
+        ip: IpAddr,
+        to: &RelayAddress,
+        frame: Bytes,
+        known: Option<ForwardCrc>,
+        now: Instant,
+    ) -> Result<Forwarded<C>, RelayRefusal> {
         let len = frame.len();
         if len > self.config.max_envelope_size {
             return Err(self.refuse(RelayRefusal::TooLarge));
@@ -437,7 +456,36 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
             if !ok {
                 return Err(self.refuse(RelayRefusal::RateLimited));
             }
+            // Taken now, while the buckets are at hand (each lookup hashes the key), and given
+            // back below when the envelope is refused for another reason.
+            s.envelopes.take(1);
+            s.bytes.take(len as u64);
+            i.envelopes.take(1);
+            i.bytes.take(len as u64);
         }
+        let result = self.route(from, ip, to, frame, known, now);
+        if result.is_err() {
+            let (s, i) = self.buckets(from, ip, now);
+            s.envelopes.give_back(1);
+            s.bytes.give_back(len as u64);
+            i.envelopes.give_back(1);
+            i.bytes.give_back(len as u64);
+        }
+        result
+    }
+
+    /// [`forward`](Self::forward) past the size, type and rate checks: the route, the circuit's
+    /// byte budget, the recipient's queue.
+    fn route(
+        &mut self,
+        from: C,
+        ip: IpAddr,
+        to: &RelayAddress,
+        frame: Bytes,
+        known: Option<ForwardCrc>,
+        now: Instant,
+    ) -> Result<Forwarded<C>, RelayRefusal> {
+        let len = frame.len();
         // The recipient's connection, and the address it answers to.
         let (recipient, source, circuit) = match to {
             RelayAddress::Peer(id) => {
@@ -482,15 +530,10 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
             }
             return Err(self.refuse(RelayRefusal::QueueFull));
         }
-        q.items.push_back((source, frame));
+        q.items.push_back((source, frame, known));
         q.bytes += len;
         let start = !q.draining;
         q.draining = true;
-        let (s, i) = self.buckets(from, ip, now);
-        s.envelopes.take(1);
-        s.bytes.take(len as u64);
-        i.envelopes.take(1);
-        i.bytes.take(len as u64);
         if let Some(id) = circuit
             && let Some(c) = self.circuits.get_mut(&id)
         {
@@ -542,15 +585,33 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
     /// The next envelope for `conn`, to hand to its connection; `None` when its queue is empty,
     /// and then its drainer stops (the next envelope starts another).
     pub(crate) fn pop(&mut self, conn: C) -> Option<(RelayAddress, Bytes)> {
+        self.pop_known(conn).map(|(a, f, _)| (a, f))
+    }
+
+    /// [`pop`](Self::pop) with the checksum of the `FORWARD` the envelope came in, when known.
+    pub(crate) fn pop_known(
+        &mut self,
+        conn: C,
+    ) -> Option<(RelayAddress, Bytes, Option<ForwardCrc>)> {
+        let keep = self.queues.len() <= self.reservations.len() + self.circuits.len();
         let q = self.queues.get_mut(&conn)?;
         match q.items.pop_front() {
-            Some((a, f)) => {
+            Some((a, f, k)) => {
                 q.bytes -= f.len();
                 self.stats.relayed += 1;
-                Some((a, f))
+                Some((a, f, k))
             }
             None => {
-                self.queues.remove(&conn);
+                // The queue stays while there are no more queues than reservations and
+                // circuits (a bound whatever ends are missed; its connection's end removes
+                // it): the next envelope finds it without an insertion, its buffer without an
+                // allocation.
+                if keep {
+                    q.draining = false;
+                    q.items.shrink_to(KEPT_QUEUE);
+                } else {
+                    self.queues.remove(&conn);
+                }
                 None
             }
         }

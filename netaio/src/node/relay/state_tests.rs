@@ -365,3 +365,53 @@ fn connections_whose_end_was_missed_are_dropped_by_a_sweep() {
     assert_eq!(r.holder(b"b"), Some(3));
     r.reserve(4, IP_A, id("c"), t0).unwrap();
 }
+
+#[test]
+fn an_envelope_refused_after_the_rate_check_takes_nothing_from_the_rate() {
+    let t0 = Instant::now();
+    let config = RelayConfig::default()
+        .envelope_rate_per_sender(Rate::per_second(2))
+        .byte_rate_per_ip(Rate::per_second(100));
+    let mut r = RelayState::new(config);
+    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
+    r.reserve(1, IP_A, id("a"), t0).unwrap();
+    // Refused for want of a route, many times: the sender's envelopes and its IP's bytes stay.
+    for _ in 0..10 {
+        assert_eq!(
+            r.forward(1, IP_A, &peer("nobody"), frame(40), t0),
+            Err(RelayRefusal::NoRoute)
+        );
+    }
+    for _ in 0..2 {
+        r.forward(1, IP_A, &peer("c"), frame(40), t0).unwrap();
+        r.pop(9);
+    }
+    assert_eq!(
+        r.forward(1, IP_A, &peer("c"), frame(10), t0),
+        Err(RelayRefusal::RateLimited)
+    );
+}
+
+#[test]
+fn idle_queues_are_kept_no_more_than_reservations_and_circuits() {
+    let t0 = Instant::now();
+    let mut r = RelayState::new(RelayConfig::default());
+    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
+    // Delivered and drained: the recipient's queue stays, idle and empty.
+    let f = r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap();
+    assert!(f.start);
+    assert!(r.pop(9).is_some());
+    assert!(r.pop(9).is_none());
+    assert_eq!(r.queues.len(), 1);
+    // The next envelope starts a drainer again.
+    assert!(r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap().start);
+    assert!(r.pop(9).is_some());
+    assert!(r.pop(9).is_none());
+    // The reservation ends but its connection's end is missed: the next drained queue goes.
+    r.expire(t0 + secs(7200));
+    assert_eq!(r.queues.len(), 1);
+    r.queues.entry(9).or_default().draining = true;
+    assert!(r.pop(9).is_none());
+    assert!(r.queues.is_empty());
+    assert_eq!(r.stats().queued_envelopes, 0);
+}

@@ -65,6 +65,37 @@ impl RelayAddress {
         }
     }
 
+    /// The length of the uri form.
+    pub(crate) fn encoded_len(&self) -> usize {
+        match self {
+            RelayAddress::Peer(id) => 1 + id.len(),
+            RelayAddress::Circuit(_) => 9,
+        }
+    }
+
+    /// The uri form, appended to `dst` (no buffer of its own).
+    pub(crate) fn encode_into(&self, dst: &mut BytesMut) {
+        match self {
+            RelayAddress::Peer(id) => {
+                dst.put_u8(0);
+                dst.put_slice(id);
+            }
+            RelayAddress::Circuit(n) => {
+                dst.put_u8(1);
+                dst.put_u64(*n);
+            }
+        }
+    }
+
+    /// [`decode`](Self::decode) of a uri held in `Bytes`: a peer id is a slice of it, not a
+    /// copy (for a use that does not outlive the message: the slice holds its buffer).
+    pub(crate) fn decode_bytes(uri: &Bytes) -> Option<Self> {
+        match uri.first()? {
+            0 if uri.len() > 1 => Some(RelayAddress::Peer(uri.slice(1..))),
+            _ => Self::decode(uri),
+        }
+    }
+
     /// From the uri form; `None` when it is not one.
     pub fn decode(uri: &[u8]) -> Option<Self> {
         match uri.split_first()? {
@@ -227,7 +258,17 @@ mod tests {
             RelayAddress::Peer(Bytes::from_static(b"x")),
             RelayAddress::Circuit(u64::MAX),
         ] {
-            assert_eq!(RelayAddress::decode(&a.encode()), Some(a));
+            assert_eq!(RelayAddress::decode(&a.encode()), Some(a.clone()));
+            // The forms without a buffer of their own: the same bytes, the same address.
+            let mut dst = BytesMut::from(&b"head"[..]);
+            a.encode_into(&mut dst);
+            assert_eq!(&dst[4..], &a.encode()[..]);
+            assert_eq!(a.encoded_len(), a.encode().len());
+            assert_eq!(RelayAddress::decode_bytes(&a.encode()), Some(a));
+        }
+        for bad in [&b""[..], b"\x00", b"\x01\x00", b"\x02x"] {
+            let bad = Bytes::from_static(bad);
+            assert_eq!(RelayAddress::decode_bytes(&bad), None, "{bad:?}");
         }
         assert_eq!(RelayAddress::decode(b""), None);
         assert_eq!(RelayAddress::decode(b"\x00"), None, "empty peer id");
