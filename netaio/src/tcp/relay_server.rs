@@ -174,7 +174,10 @@ impl Shared {
         // Held by a connection that has just ended (its event not yet seen, or missed): the
         // id is free.
         let gone = |holder| !self.alive(server, holder);
-        Some(self.core.reserve(conn, ctx.peer_addr().ip(), msg, gone))
+        Some(
+            self.core
+                .reserve(conn, ctx.peer_addr().ip(), msg, None, gone),
+        )
     }
 
     fn forward(self: &Arc<Self>, msg: Message, ctx: &Context) -> Option<Message> {
