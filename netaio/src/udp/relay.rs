@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::UdpHandle;
+use super::receive::challenge_message;
 use crate::Message;
 use crate::node::relay::{
     DELIVER, FORWARD, RESERVE, RelayAddress, RelayConfig, RelayCore, RelayRefusal, RelayStats,
@@ -128,12 +129,58 @@ fn verified<'a>(ctx: &'a Context, what: &str) -> Option<&'a UdpHandle> {
 
 /// A reservation, bound to the verified address it came from. A request from an unverified
 /// address never gets here (the node challenges it first); a `RESERVE` without request id from
-/// one is ignored.
+/// one is ignored. On a node that does not authenticate senders, the reservation lasts at most
+/// as long as the proof of its address (see [`address_proof`]).
 fn reserve_from(core: &RelayCore<SocketAddr>, msg: &Message, ctx: &Context) -> Option<Message> {
-    verified(ctx, "reservation")?;
+    let node = verified(ctx, "reservation")?;
     let src = ctx.peer_addr();
-    // No connection ends on UDP: a taken id is free only when its reservation expires.
-    Some(core.reserve(src, src.ip(), msg, |_| false))
+    let until = match address_proof(node, src, Instant::now()) {
+        Proof::Authenticated => None,
+        Proof::Until(until) => Some(until),
+        Proof::Stale => return proof_challenge(node, msg, src),
+    };
+    // No connection ends on UDP: a taken id is free only when its reservation expires (or
+    // moves, when the reservation check proves the id is the sender's).
+    Some(core.reserve(src, src.ip(), msg, until, |_| false))
+}
+
+/// What vouches for a reserving address.
+enum Proof {
+    /// The node's auth plugin authenticates every datagram's sender.
+    Authenticated,
+    /// A cookie round trip, fresh enough: the address is verified until then.
+    Until(Instant),
+    /// A cookie round trip older than half the verification TTL (or none: a route's inner
+    /// plugin authenticated the sender, not the address): prove it again first.
+    Stale,
+}
+
+/// What vouches for `src` at `now`. A reservation bound to an address must not outlive the proof
+/// that the peer receives there (past it, whoever took over the address, a reused NAT mapping,
+/// would get the recipient's envelopes), so it lasts until the proof expires; and so that the
+/// lifetime granted is never short (a client renewing at half of it would renew ever faster),
+/// a proof with less than half the TTL left is renewed first by a challenge.
+fn address_proof(node: &UdpHandle, src: SocketAddr, now: Instant) -> Proof {
+    if node.shared.outer_authenticates {
+        return Proof::Authenticated;
+    }
+    let verified = node.verified();
+    match verified.until(src, now) {
+        Some(until) if until.saturating_duration_since(now) >= verified.ttl() / 2 => {
+            Proof::Until(until)
+        }
+        _ => Proof::Stale,
+    }
+}
+
+/// The challenge to a `RESERVE` from `src` whose proof is stale: a fresh cookie, which the
+/// client's call echoes on the same request (`UdpHandle::reserve` does), renewing the proof.
+fn proof_challenge(node: &UdpHandle, msg: &Message, src: SocketAddr) -> Option<Message> {
+    let rid = msg.request_id()?;
+    node.count(&node.shared.counters.challenges);
+    tracing::debug!(%src, "reservation from an address whose proof is old: challenged");
+    let cookie = node.shared.cookies.cookie(src, Instant::now());
+    Some(challenge_message(rid, cookie))
 }
 
 async fn forward_from(
@@ -167,12 +214,30 @@ async fn forward_from(
 }
 
 /// Send `to`'s queued envelopes as `DELIVER` datagrams until its queue is empty (a UDP socket
-/// has no send queue to wait for: the queue holds an envelope only while it is being sent).
+/// has no send queue to wait for: the queue holds an envelope only while it is being sent). On a
+/// node that does not authenticate senders, only while `to`'s proof lasts: a reservation never
+/// outlives it, but a circuit's sender may have stopped proving its address, and a full table of
+/// verified addresses forgets the proof expiring first. Past it, what is bound to `to` ends.
 async fn drain(core: &RelayCore<SocketAddr>, node: &UdpHandle, to: SocketAddr) {
+    // Looked up again only once past: a proof ends only at its time (or is renewed, later).
+    let mut proof =
+        (!node.shared.outer_authenticates).then(|| node.verified().until(to, Instant::now()));
     loop {
         let Some((from, frame)) = core.state().pop(to) else {
             return;
         };
+        if let Some(until) = proof
+            && until.is_none_or(|u| u <= Instant::now())
+        {
+            let now = Instant::now();
+            let renewed = node.verified().until(to, now);
+            if renewed.is_none() {
+                tracing::debug!(%to, "relay: the recipient's address is no longer proved; what is bound to it ends");
+                core.state().connection_closed(to);
+                return;
+            }
+            proof = Some(renewed);
+        }
         let Some(bytes) = deliver_datagram(node, &from, frame, to).await else {
             continue;
         };

@@ -13,6 +13,7 @@ mod reach;
 mod relay_departure;
 mod relay_keys;
 mod relay_udp;
+mod relay_udp_proof;
 mod slow_peers_concurrent;
 mod slow_peers_tcp;
 mod slow_peers_udp;
