@@ -12,6 +12,7 @@ mod pipeline_order;
 mod reach;
 mod relay_departure;
 mod relay_keys;
+mod relay_moves;
 mod relay_udp;
 mod relay_udp_proof;
 mod slow_peers_concurrent;
