@@ -4,10 +4,12 @@
 //! which must have proved that it receives (return routability, or an auth plugin that
 //! authenticates senders), and lasts [`RelayConfig::reservation_duration`] unless renewed, as
 //! there is no connection whose end would free it (a peer's goodbye or expiry in peer
-//! management frees it: `forget_peer` in `node_ops.rs`). Envelopes are taken only from verified
-//! addresses, and a `DELIVER` goes only to a reserved address (or, on a circuit, to the verified
-//! sender that opened it), so a forged source gets nothing but a refusal no larger than its
-//! datagram.
+//! management frees it: `forget_peer` in `node_ops.rs`). Without an auth plugin that
+//! authenticates senders, it lasts no longer than the proof of its address (the node's
+//! `verification_ttl`): past it, whoever holds the address now would get the envelopes.
+//! Envelopes are taken only from verified addresses, and a `DELIVER` goes only to a reserved
+//! address (or, on a circuit, to the verified sender that opened it) whose proof still holds,
+//! so a forged source gets nothing but a refusal no larger than its datagram.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +30,12 @@ use crate::router::{Context, Router};
 /// The relay service, opt-in on a [`UdpNode`](super::UdpNode): give it to the node's builder
 /// ([`UdpNodeBuilder::relay`](super::UdpNodeBuilder::relay)), or merge its
 /// [`router`](Self::router) into the node's router. Peers reserve their id from their address
-/// ([`UdpHandle::reserve`]) and renew it before it expires; envelopes for a reserved id are
-/// sent to that address as `DELIVER` datagrams, the inner frame untouched. Every limit is in
+/// ([`UdpHandle::reserve`]) and renew it before it expires (at half of each answer's
+/// [`reservation_secs`](crate::relay::RelayLimits::reservation_secs): on a node without an auth
+/// plugin that authenticates senders, a reservation lasts only as long as the proof of its
+/// address, 5 minutes by default, and a renewal from an old proof is challenged first, which
+/// the client's call answers); envelopes for a reserved id are sent to that address as
+/// `DELIVER` datagrams, the inner frame untouched. Every limit is in
 /// [`RelayConfig`] (the one a TCP [`Relay`](crate::relay::Relay) takes).
 ///
 /// ```no_run
@@ -76,7 +82,9 @@ impl UdpRelay {
 
     /// Check every reservation with `check` (replacing any earlier one), as
     /// [`Relay::reservation_check`](crate::relay::Relay::reservation_check) does: a reservation
-    /// it refuses is answered [`RelayRefusal::NotYours`].
+    /// it refuses is answered [`RelayRefusal::NotYours`]. A check that
+    /// [`proves_ownership`](ReservationCheck::proves_ownership) moves an id held at another
+    /// address to the one that proved it is its own (a peer whose address changed).
     ///
     /// ```
     /// use netaio::relay::RelayConfig;
@@ -150,7 +158,7 @@ enum Proof {
     Authenticated,
     /// A cookie round trip, fresh enough: the address is verified until then.
     Until(Instant),
-    /// A cookie round trip older than half the verification TTL (or none: a route's inner
+    /// A cookie round trip half the verification TTL old or older (or none: a route's inner
     /// plugin authenticated the sender, not the address): prove it again first.
     Stale,
 }
@@ -159,14 +167,16 @@ enum Proof {
 /// that the peer receives there (past it, whoever took over the address, a reused NAT mapping,
 /// would get the recipient's envelopes), so it lasts until the proof expires; and so that the
 /// lifetime granted is never short (a client renewing at half of it would renew ever faster),
-/// a proof with less than half the TTL left is renewed first by a challenge.
+/// a proof with half the TTL left or less is renewed first by a challenge: a client renewing
+/// every half TTL gets a full TTL each time, one renewing at half of each answer never lets
+/// its reservation lapse.
 fn address_proof(node: &UdpHandle, src: SocketAddr, now: Instant) -> Proof {
     if node.shared.outer_authenticates {
         return Proof::Authenticated;
     }
     let verified = node.verified();
     match verified.until(src, now) {
-        Some(until) if until.saturating_duration_since(now) >= verified.ttl() / 2 => {
+        Some(until) if until.saturating_duration_since(now) > verified.ttl() / 2 => {
             Proof::Until(until)
         }
         _ => Proof::Stale,
