@@ -53,4 +53,10 @@ impl ReservationCheck for SelfCertifiedReservations {
         };
         peer_id(&PublicKeys { x25519, ed25519 }).as_slice() == id
     }
+
+    /// True: the id is derived from the key that signed the reservation, so a reservation of
+    /// it held elsewhere (the peer's old address or half-open connection) moves to the signer.
+    fn proves_ownership(&self) -> bool {
+        true
+    }
 }

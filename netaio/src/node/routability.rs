@@ -164,6 +164,16 @@ impl VerifiedAddrs {
         self.until.get(&addr).is_some_and(|until| *until > now)
     }
 
+    /// Until when `addr` is verified, if it is at `now`.
+    pub(crate) fn until(&self, addr: SocketAddr, now: Instant) -> Option<Instant> {
+        self.until.get(&addr).copied().filter(|until| *until > now)
+    }
+
+    /// How long a verification lasts.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.limits.ttl
+    }
+
     /// How many addresses are remembered (expired ones included until the next `verify`).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -236,6 +246,18 @@ mod tests {
         // Expired entries go at the next verification.
         v.verify(addr(2), t0 + Duration::from_secs(200));
         assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn until_says_when_a_verification_ends_while_it_lasts() {
+        let t0 = Instant::now();
+        let mut v = verified(8, 60);
+        assert_eq!(v.ttl(), Duration::from_secs(60));
+        assert_eq!(v.until(addr(1), t0), None);
+        v.verify(addr(1), t0);
+        let end = t0 + Duration::from_secs(60);
+        assert_eq!(v.until(addr(1), t0 + Duration::from_secs(59)), Some(end));
+        assert_eq!(v.until(addr(1), end), None);
     }
 
     #[test]

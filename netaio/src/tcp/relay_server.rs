@@ -99,7 +99,10 @@ impl Relay {
     /// refuses is answered [`RelayRefusal::NotYours`]. With self-certifying peer ids, the
     /// server's auth exposing the verified signer (netaio-asymmetric's
     /// `Ed25519Auth::expose_signer`) and netaio-asymmetric's `SelfCertifiedReservations`, a peer
-    /// can reserve only the id of its own keys.
+    /// can reserve only the id of its own keys; and as that check
+    /// [`proves_ownership`](ReservationCheck::proves_ownership), a peer that reconnects takes
+    /// its id from its old connection at once (one half-open, or still open), where without it
+    /// the id is `Taken` until the old connection ends.
     ///
     /// ```
     /// use netaio::relay::{Relay, RelayConfig};
@@ -174,7 +177,10 @@ impl Shared {
         // Held by a connection that has just ended (its event not yet seen, or missed): the
         // id is free.
         let gone = |holder| !self.alive(server, holder);
-        Some(self.core.reserve(conn, ctx.peer_addr().ip(), msg, gone))
+        Some(
+            self.core
+                .reserve(conn, ctx.peer_addr().ip(), msg, None, gone),
+        )
     }
 
     fn forward(self: &Arc<Self>, msg: Message, ctx: &Context) -> Option<Message> {

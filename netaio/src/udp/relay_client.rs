@@ -70,9 +70,11 @@ impl UdpHandle {
 
     /// Reserve `peer_id` at the relay at `relay` (a [`UdpRelay`](super::UdpRelay)): until the
     /// reservation expires, envelopes for `peer_id` come to this node's address. There is no
-    /// connection to keep it: renew it by reserving again before
-    /// [`RelayLimits::reservation_secs`]. Returns the relay's limits. The call proves this
-    /// node's address to the relay first when it asks (return routability).
+    /// connection to keep it: renew it by reserving again at half of each answer's
+    /// [`RelayLimits::reservation_secs`] (the lifetime granted: on a relay without sender
+    /// authentication, no longer than the proof of this address, 5 minutes by default). Returns
+    /// the relay's limits. The call proves this node's address to the relay first when it asks
+    /// (return routability), as it does when a renewal comes from an old proof.
     pub async fn reserve(
         &self,
         relay: SocketAddr,

@@ -26,6 +26,16 @@ use crate::Message;
 pub trait ReservationCheck: Send + Sync + 'static {
     /// Whether `peer_id` may be reserved by the sender of `reserve`.
     fn allows(&self, peer_id: &[u8], reserve: &Message) -> bool;
+
+    /// Whether [`allows`](Self::allows) passing proves that the id is the sender's own (its key
+    /// signed the reservation), not merely that the sender may hold it. Then a reservation of
+    /// an id held by another connection or address moves to the sender (a peer that
+    /// reconnected, or whose address changed, takes its id back at once) instead of being
+    /// [`RelayRefusal::Taken`](super::RelayRefusal::Taken). Default `false`: a policy (a prefix,
+    /// an allow-list of ids) passes for whoever asks, so first come first served stays.
+    fn proves_ownership(&self) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(&[u8], &Message) -> bool + Send + Sync + 'static> ReservationCheck for F {

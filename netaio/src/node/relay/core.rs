@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
 
+use super::state::Claim;
 use super::{RelayAddress, RelayConfig, RelayRefusal, RelayState, ReservationCheck};
 use crate::{Message, MessageType};
 
@@ -35,13 +36,16 @@ impl<C: Copy + Eq + Hash + std::fmt::Display> RelayCore<C> {
     }
 
     /// The answer to `msg`, a `RESERVE` from `holder` at `ip`: OK with the limits, or the
-    /// refusal. `gone` says whether the holder of a taken id has ended (its end not yet seen by
-    /// the relay): then the id is free.
+    /// refusal. `until`: the reservation lasts at most until then (see [`Claim::until`]).
+    /// `gone` says whether the holder of a taken id has ended (its end not yet seen by the
+    /// relay): then the id is free. A reservation check that proves ownership and passes moves
+    /// the id from another holder (see [`Claim::proven`]).
     pub(crate) fn reserve(
         &self,
         holder: C,
         ip: IpAddr,
         msg: &Message,
+        until: Option<Instant>,
         gone: impl FnOnce(C) -> bool,
     ) -> Message {
         let check = self.check.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -49,9 +53,15 @@ impl<C: Copy + Eq + Hash + std::fmt::Display> RelayCore<C> {
             Some(c) if !c.allows(msg.uri(), msg) => {
                 Err(self.state().refuse(RelayRefusal::NotYours))
             }
-            _ => {
+            check => {
+                let claim = Claim {
+                    until,
+                    proven: check.is_some_and(|c| c.proves_ownership()),
+                };
                 let now = Instant::now();
-                let mut result = self.state().reserve(holder, ip, msg.uri().clone(), now);
+                let mut result = self
+                    .state()
+                    .reserve(holder, ip, msg.uri().clone(), claim, now);
                 let taken_by = match result {
                     Err(RelayRefusal::Taken) => self.state().holder(msg.uri()),
                     _ => None,
@@ -59,7 +69,9 @@ impl<C: Copy + Eq + Hash + std::fmt::Display> RelayCore<C> {
                 if let Some(other) = taken_by
                     && gone(other)
                 {
-                    result = self.state().reserve(holder, ip, msg.uri().clone(), now);
+                    result = self
+                        .state()
+                        .reserve(holder, ip, msg.uri().clone(), claim, now);
                 }
                 result
             }

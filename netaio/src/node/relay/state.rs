@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -133,6 +134,21 @@ struct Queue {
 /// The most envelopes an idle queue keeps room for.
 const KEPT_QUEUE: usize = 8;
 
+/// What backs a reservation beyond its sender's key (a connection, or an address): how long it
+/// may last, and whether the id is proven to be the sender's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// The reservation lasts at most until then besides its configured duration: on a UDP relay
+    /// without sender authentication, when the proof that its address receives expires (past
+    /// it, whoever took over the address would get the recipient's envelopes).
+    pub(crate) until: Option<Instant>,
+    /// The relay's reservation check proved that the id is the sender's (its key signed the
+    /// reservation): a reservation of the id held elsewhere (an address the peer left, a
+    /// half-open connection) moves to this sender instead of being [`RelayRefusal::Taken`].
+    /// Never set without such a check: anyone passing a shared-key auth could take any id.
+    pub(crate) proven: bool,
+}
+
 /// What [`RelayState::forward`] decided for an envelope it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Forwarded<C> {
@@ -180,15 +196,16 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         &self.config
     }
 
-    /// The limits announced in a reservation's answer.
-    pub(crate) fn limits(&self) -> RelayLimits {
+    /// The limits announced in a reservation's answer, for a reservation granted for `lifetime`
+    /// (the configured duration, or less when the proof of its address expires first).
+    pub(crate) fn limits(&self, lifetime: Duration) -> RelayLimits {
         let c = &self.config;
         let per_sec = |r: super::Rate| {
             let secs = r.period.as_secs_f64().max(1e-9);
             (r.count as f64 / secs) as u64
         };
         RelayLimits {
-            reservation_secs: c.reservation_duration.as_secs(),
+            reservation_secs: lifetime.as_secs(),
             max_envelope_size: c.max_envelope_size as u64,
             queue_envelopes: c.queue_envelopes as u64,
             queue_bytes: c.queue_bytes as u64,
@@ -260,14 +277,16 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         }
     }
 
-    /// Reserve `peer` for `conn` (from `ip`), or renew its reservation. Another live connection's
-    /// reservation for the same id is [`RelayRefusal::Taken`]: the first holder keeps it until
-    /// its connection ends or it expires.
+    /// Reserve `peer` for `conn` (from `ip`), or renew its reservation, as `claim` allows. A
+    /// reservation of the same id by another live holder is [`RelayRefusal::Taken`] (the first
+    /// holder keeps it until its connection ends or it expires), unless the claim is proven: then
+    /// it moves to `conn` (see [`Claim::proven`]). Returns the limits, with the lifetime granted.
     pub(crate) fn reserve(
         &mut self,
         conn: C,
         ip: IpAddr,
         peer: Bytes,
+        claim: Claim,
         now: Instant,
     ) -> Result<RelayLimits, RelayRefusal> {
         if peer.is_empty() {
@@ -275,24 +294,39 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
         }
         self.expire(now);
         let key = ip_key(ip);
+        let expires = match claim.until {
+            Some(until) => until.min(now + self.config.reservation_duration),
+            None => now + self.config.reservation_duration,
+        };
+        // Zero when the claim ended already (the caller checks it first): it expires at once.
+        let lifetime = expires.saturating_duration_since(now);
+        // The reservation this one replaces, when it moves from another holder: its place in
+        // the bounds is freed by the move.
+        let mut moving = None;
         match self.reservations.get(&peer) {
-            Some(r) if r.conn != conn => return Err(self.refuse(RelayRefusal::Taken)),
-            Some(_) => {
+            Some(r) if r.conn == conn => {
                 self.creation(conn, ip, now)?;
                 if let Some(r) = self.reservations.get_mut(&peer) {
-                    r.expires = now + self.config.reservation_duration;
+                    r.expires = expires;
                 }
                 self.own_id.insert(conn, peer);
-                return Ok(self.limits());
+                return Ok(self.limits(lifetime));
             }
+            Some(_) if !claim.proven => return Err(self.refuse(RelayRefusal::Taken)),
+            Some(r) => moving = Some(r.ip),
             None => {}
         }
-        if self.reservations.len() >= self.config.max_reservations
-            || self.per_ip.get(&key).copied().unwrap_or(0) >= self.config.max_reservations_per_ip
-        {
+        let total = self.reservations.len() - usize::from(moving.is_some());
+        let at_ip = (self.per_ip.get(&key).copied().unwrap_or(0))
+            .saturating_sub(usize::from(moving == Some(key)));
+        if total >= self.config.max_reservations || at_ip >= self.config.max_reservations_per_ip {
             return Err(self.refuse(RelayRefusal::ReservationLimit));
         }
         self.creation(conn, ip, now)?;
+        if moving.is_some() {
+            // The circuits to the id stay: they follow its reservation to the new holder.
+            self.unbind(&peer);
+        }
         *self.per_ip.entry(key).or_insert(0) += 1;
         self.own_id.insert(conn, peer.clone());
         self.reservations.insert(
@@ -300,23 +334,32 @@ impl<C: Copy + Eq + Hash> RelayState<C> {
             Reservation {
                 conn,
                 ip: key,
-                expires: now + self.config.reservation_duration,
+                expires,
             },
         );
-        Ok(self.limits())
+        Ok(self.limits(lifetime))
+    }
+
+    /// Remove `peer`'s reservation and what counts it (its holder's own id, its IP's count),
+    /// leaving the circuits to it.
+    fn unbind(&mut self, peer: &Bytes) -> bool {
+        let Some(r) = self.reservations.remove(peer) else {
+            return false;
+        };
+        if self.own_id.get(&r.conn) == Some(peer) {
+            self.own_id.remove(&r.conn);
+        }
+        if let Some(n) = self.per_ip.get_mut(&r.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&r.ip);
+            }
+        }
+        true
     }
 
     fn drop_reservation(&mut self, peer: &Bytes) {
-        if let Some(r) = self.reservations.remove(peer) {
-            if self.own_id.get(&r.conn) == Some(peer) {
-                self.own_id.remove(&r.conn);
-            }
-            if let Some(n) = self.per_ip.get_mut(&r.ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.per_ip.remove(&r.ip);
-                }
-            }
+        if self.unbind(peer) {
             let gone: Vec<u64> = self
                 .circuits
                 .iter()

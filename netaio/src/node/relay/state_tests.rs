@@ -32,7 +32,9 @@ fn secs(n: u64) -> Duration {
 fn a_reserved_peer_is_reached_and_an_unknown_one_is_no_route() {
     let t0 = Instant::now();
     let mut r = RelayState::new(RelayConfig::default());
-    let limits = r.reserve(2u32, IP_C, id("c"), t0).unwrap();
+    let limits = r
+        .reserve(2u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
     assert_eq!(limits.reservation_secs, 3600);
     // A sender without a reservation: delivered on a circuit, which the recipient answers.
     let f = r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap();
@@ -64,14 +66,16 @@ fn reservations_are_bound_to_their_connection_and_expire() {
     let t0 = Instant::now();
     let config = RelayConfig::default().reservation_duration(secs(10));
     let mut r = RelayState::new(config);
-    r.reserve(1u32, IP_A, id("a"), t0).unwrap();
+    r.reserve(1u32, IP_A, id("a"), Claim::default(), t0)
+        .unwrap();
     assert_eq!(
-        r.reserve(2, IP_B, id("a"), t0),
+        r.reserve(2, IP_B, id("a"), Claim::default(), t0),
         Err(RelayRefusal::Taken),
         "another connection cannot take a reserved id"
     );
     // Renewed by its holder: it lasts 10 s from the renewal.
-    r.reserve(1, IP_A, id("a"), t0 + secs(8)).unwrap();
+    r.reserve(1, IP_A, id("a"), Claim::default(), t0 + secs(8))
+        .unwrap();
     assert!(
         r.forward(3, IP_B, &peer("a"), frame(1), t0 + secs(17))
             .is_ok()
@@ -81,13 +85,16 @@ fn reservations_are_bound_to_their_connection_and_expire() {
         Err(RelayRefusal::NoRoute)
     );
     // A closed connection's reservation goes at once.
-    r.reserve(2, IP_B, id("b"), t0).unwrap();
+    r.reserve(2, IP_B, id("b"), Claim::default(), t0).unwrap();
     r.connection_closed(2);
     assert_eq!(
         r.forward(3, IP_C, &peer("b"), frame(1), t0),
         Err(RelayRefusal::NoRoute)
     );
-    assert!(r.reserve(4, IP_C, id("b"), t0).is_ok(), "free again");
+    assert!(
+        r.reserve(4, IP_C, id("b"), Claim::default(), t0).is_ok(),
+        "free again"
+    );
 }
 
 #[test]
@@ -97,19 +104,20 @@ fn reservations_are_bounded_in_total_and_per_ip() {
         .max_reservations(3)
         .max_reservations_per_ip(2);
     let mut r = RelayState::new(config);
-    r.reserve(1u32, IP_A, id("a1"), t0).unwrap();
-    r.reserve(2, IP_A, id("a2"), t0).unwrap();
+    r.reserve(1u32, IP_A, id("a1"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(2, IP_A, id("a2"), Claim::default(), t0).unwrap();
     assert_eq!(
-        r.reserve(3, IP_A, id("a3"), t0),
+        r.reserve(3, IP_A, id("a3"), Claim::default(), t0),
         Err(RelayRefusal::ReservationLimit)
     );
-    r.reserve(4, IP_B, id("b1"), t0).unwrap();
+    r.reserve(4, IP_B, id("b1"), Claim::default(), t0).unwrap();
     assert_eq!(
-        r.reserve(5, IP_C, id("c1"), t0),
+        r.reserve(5, IP_C, id("c1"), Claim::default(), t0),
         Err(RelayRefusal::ReservationLimit)
     );
     r.connection_closed(1);
-    assert!(r.reserve(5, IP_C, id("c1"), t0).is_ok());
+    assert!(r.reserve(5, IP_C, id("c1"), Claim::default(), t0).is_ok());
     assert_eq!(r.stats().reservations, 3);
 }
 
@@ -118,9 +126,10 @@ fn a_fast_sender_is_refused_while_another_is_served() {
     let t0 = Instant::now();
     let config = RelayConfig::default().envelope_rate_per_sender(Rate::per_second(5));
     let mut r = RelayState::new(config);
-    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
-    r.reserve(1, IP_A, id("a"), t0).unwrap();
-    r.reserve(2, IP_B, id("b"), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(1, IP_A, id("a"), Claim::default(), t0).unwrap();
+    r.reserve(2, IP_B, id("b"), Claim::default(), t0).unwrap();
     for _ in 0..5 {
         r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap();
         r.pop(9);
@@ -152,10 +161,17 @@ fn one_ip_is_limited_across_its_connections() {
         .queue_bytes(1 << 20)
         .queue_envelopes(1000);
     let mut r = RelayState::new(config);
-    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
     for conn in 1..=4 {
-        r.reserve(conn, IP_A, Bytes::from(format!("a{conn}")), t0)
-            .unwrap();
+        r.reserve(
+            conn,
+            IP_A,
+            Bytes::from(format!("a{conn}")),
+            Claim::default(),
+            t0,
+        )
+        .unwrap();
     }
     let mut sent = 0;
     for conn in (1..=4).cycle().take(40) {
@@ -164,7 +180,7 @@ fn one_ip_is_limited_across_its_connections() {
         }
     }
     assert_eq!(sent, 10, "1,000 bytes per second for the whole IP");
-    r.reserve(5, IP_B, id("b"), t0).unwrap();
+    r.reserve(5, IP_B, id("b"), Claim::default(), t0).unwrap();
     assert!(r.forward(5, IP_B, &peer("c"), frame(100), t0).is_ok());
 }
 
@@ -177,8 +193,9 @@ fn a_recipient_that_does_not_read_holds_at_most_its_queue() {
         .envelope_rate_per_sender(Rate::per_second(1_000_000))
         .envelope_rate_per_ip(Rate::per_second(1_000_000));
     let mut r = RelayState::new(config);
-    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
-    r.reserve(1, IP_A, id("a"), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(1, IP_A, id("a"), Claim::default(), t0).unwrap();
     let first = r.forward(1, IP_A, &peer("c"), frame(100), t0).unwrap();
     assert!(first.start);
     assert!(
@@ -212,7 +229,8 @@ fn a_recipient_that_does_not_read_holds_at_most_its_queue() {
 fn envelopes_are_bounded_in_size_and_never_nested() {
     let t0 = Instant::now();
     let mut r = RelayState::new(RelayConfig::default().max_envelope_size(100));
-    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
     assert_eq!(
         r.forward(1, IP_A, &peer("c"), frame(101), t0),
         Err(RelayRefusal::TooLarge)
@@ -238,8 +256,9 @@ fn circuits_are_bounded_in_number_time_and_bytes() {
         .circuit_bytes(250)
         .circuit_duration(secs(120));
     let mut r = RelayState::new(config);
-    r.reserve(10u32, IP_C, id("c"), t0).unwrap();
-    r.reserve(11, IP_C, id("d"), t0).unwrap();
+    r.reserve(10u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(11, IP_C, id("d"), Claim::default(), t0).unwrap();
     r.forward(1, IP_A, &peer("c"), frame(100), t0).unwrap();
     r.forward(2, IP_A, &peer("c"), frame(100), t0).unwrap();
     assert_eq!(
@@ -277,26 +296,31 @@ fn creations_are_rate_limited_per_connection_and_per_ip() {
         .reservation_rate_per_ip(Rate::new(3, secs(60)))
         .max_reservations_per_ip(100);
     let mut r = RelayState::new(config);
-    r.reserve(1u32, IP_A, id("a"), t0).unwrap();
-    r.reserve(1, IP_A, id("a"), t0).unwrap();
+    r.reserve(1u32, IP_A, id("a"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(1, IP_A, id("a"), Claim::default(), t0).unwrap();
     assert_eq!(
-        r.reserve(1, IP_A, id("a"), t0),
+        r.reserve(1, IP_A, id("a"), Claim::default(), t0),
         Err(RelayRefusal::RateLimited)
     );
-    r.reserve(2, IP_A, id("b"), t0).unwrap();
+    r.reserve(2, IP_A, id("b"), Claim::default(), t0).unwrap();
     assert_eq!(
-        r.reserve(3, IP_A, id("c"), t0),
+        r.reserve(3, IP_A, id("c"), Claim::default(), t0),
         Err(RelayRefusal::RateLimited),
         "3 per minute for the IP"
     );
-    assert!(r.reserve(3, IP_A, id("c"), t0 + secs(20)).is_ok());
+    assert!(
+        r.reserve(3, IP_A, id("c"), Claim::default(), t0 + secs(20))
+            .is_ok()
+    );
 }
 
 #[test]
 fn tracked_ips_and_senders_are_bounded() {
     let t0 = Instant::now();
     let mut r = RelayState::new(RelayConfig::default().max_tracked_ips(8));
-    r.reserve(0u32, IP_C, id("c"), t0).unwrap();
+    r.reserve(0u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
     for i in 0..100u32 {
         let ip = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i));
         let _ = r.forward(i + 1, ip, &peer("c"), frame(1), t0);
@@ -317,12 +341,13 @@ fn ipv6_hosts_are_counted_by_their_64() {
 fn a_sender_is_named_by_the_id_it_reserved_last_and_by_a_circuit_without_one() {
     let t0 = Instant::now();
     let mut r = RelayState::new(RelayConfig::default());
-    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
-    r.reserve(1, IP_A, id("a1"), t0).unwrap();
-    r.reserve(1, IP_A, id("a2"), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(1, IP_A, id("a1"), Claim::default(), t0).unwrap();
+    r.reserve(1, IP_A, id("a2"), Claim::default(), t0).unwrap();
     r.forward(1, IP_A, &peer("c"), frame(1), t0).unwrap();
     assert_eq!(r.pop(9).unwrap().0, peer("a2"));
-    r.reserve(1, IP_A, id("a1"), t0).unwrap();
+    r.reserve(1, IP_A, id("a1"), Claim::default(), t0).unwrap();
     r.forward(1, IP_A, &peer("c"), frame(1), t0).unwrap();
     assert_eq!(
         r.pop(9).unwrap().0,
@@ -330,8 +355,14 @@ fn a_sender_is_named_by_the_id_it_reserved_last_and_by_a_circuit_without_one() {
         "renewed: the last reserved"
     );
     r.expire(t0 + Duration::from_secs(3600));
-    r.reserve(9, IP_C, id("c"), t0 + Duration::from_secs(3600))
-        .unwrap();
+    r.reserve(
+        9,
+        IP_C,
+        id("c"),
+        Claim::default(),
+        t0 + Duration::from_secs(3600),
+    )
+    .unwrap();
     r.forward(
         1,
         IP_A,
@@ -347,12 +378,16 @@ fn a_sender_is_named_by_the_id_it_reserved_last_and_by_a_circuit_without_one() {
 fn connections_whose_end_was_missed_are_dropped_by_a_sweep() {
     let t0 = Instant::now();
     let mut r = RelayState::new(RelayConfig::default());
-    r.reserve(2u32, IP_C, id("c"), t0).unwrap();
-    r.reserve(3, IP_B, id("b"), t0).unwrap();
+    r.reserve(2u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(3, IP_B, id("b"), Claim::default(), t0).unwrap();
     // 1 talks to c on a circuit; c's queue holds an envelope.
     r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap();
     assert_eq!(r.holder(b"c"), Some(2));
-    assert_eq!(r.reserve(4, IP_A, id("c"), t0), Err(RelayRefusal::Taken));
+    assert_eq!(
+        r.reserve(4, IP_A, id("c"), Claim::default(), t0),
+        Err(RelayRefusal::Taken)
+    );
     // Only 3 is still connected.
     r.retain_connections(|c| *c == 3);
     let s = r.stats();
@@ -363,7 +398,139 @@ fn connections_whose_end_was_missed_are_dropped_by_a_sweep() {
     );
     assert_eq!(r.holder(b"c"), None);
     assert_eq!(r.holder(b"b"), Some(3));
-    r.reserve(4, IP_A, id("c"), t0).unwrap();
+    r.reserve(4, IP_A, id("c"), Claim::default(), t0).unwrap();
+}
+
+fn until(t: Instant) -> Claim {
+    Claim {
+        until: Some(t),
+        proven: false,
+    }
+}
+
+const PROVEN: Claim = Claim {
+    until: None,
+    proven: true,
+};
+
+#[test]
+fn a_reservation_lasts_no_longer_than_its_claim_and_says_so() {
+    let t0 = Instant::now();
+    let mut r = RelayState::new(RelayConfig::default());
+    // The proof of its address lasts 300 s: so does the reservation, and its answer says so.
+    let limits = r.reserve(1u32, IP_A, id("a"), until(t0 + secs(300)), t0);
+    assert_eq!(limits.unwrap().reservation_secs, 300);
+    assert!(
+        r.forward(2, IP_B, &peer("a"), frame(1), t0 + secs(299))
+            .is_ok()
+    );
+    r.pop(1).unwrap();
+    assert_eq!(
+        r.forward(2, IP_B, &peer("a"), frame(1), t0 + secs(300)),
+        Err(RelayRefusal::NoRoute)
+    );
+    // Renewed from a proof that lasts longer: to the proof's end again.
+    let t1 = t0 + secs(200);
+    let limits = r.reserve(1, IP_A, id("a"), until(t1 + secs(300)), t1);
+    assert_eq!(limits.unwrap().reservation_secs, 300);
+    assert!(
+        r.forward(2, IP_B, &peer("a"), frame(1), t1 + secs(299))
+            .is_ok()
+    );
+    // A proof longer than the configured duration: the duration.
+    let limits = r.reserve(3, IP_C, id("c"), until(t0 + secs(7200)), t0);
+    assert_eq!(limits.unwrap().reservation_secs, 3600);
+    assert!(
+        r.forward(2, IP_B, &peer("c"), frame(1), t0 + secs(3599))
+            .is_ok()
+    );
+    assert_eq!(
+        r.forward(2, IP_B, &peer("c"), frame(1), t0 + secs(3600)),
+        Err(RelayRefusal::NoRoute)
+    );
+}
+
+#[test]
+fn a_proven_reservation_moves_the_id_and_an_unproven_one_is_taken() {
+    let t0 = Instant::now();
+    let mut r = RelayState::new(RelayConfig::default());
+    r.reserve(1u32, IP_A, id("c"), Claim::default(), t0)
+        .unwrap();
+    // 3 talks to c on a circuit, before c moves.
+    r.forward(3, IP_C, &peer("c"), frame(4), t0).unwrap();
+    let RelayAddress::Circuit(n) = r.pop(1).unwrap().0 else {
+        panic!("a circuit")
+    };
+    assert_eq!(
+        r.reserve(2, IP_B, id("c"), Claim::default(), t0),
+        Err(RelayRefusal::Taken),
+        "without proof, first come first served"
+    );
+    assert_eq!(r.holder(b"c"), Some(1));
+    // With proof: the id moves to 2, and lasts from now.
+    let t1 = t0 + secs(100);
+    let limits = r.reserve(2, IP_B, id("c"), PROVEN, t1).unwrap();
+    assert_eq!(limits.reservation_secs, 3600);
+    assert_eq!(r.holder(b"c"), Some(2));
+    assert_eq!(r.stats().reservations, 1);
+    assert_eq!(
+        r.per_ip.get(&IP_A),
+        None,
+        "the old address's count is freed"
+    );
+    assert_eq!(r.per_ip.get(&IP_B), Some(&1));
+    // The circuit follows the id: 3's envelopes go to 2, which answers through it; the old
+    // holder no longer can.
+    assert_eq!(r.forward(3, IP_C, &peer("c"), frame(4), t1).unwrap().to, 2);
+    r.pop(2).unwrap();
+    let back = r.forward(2, IP_B, &RelayAddress::Circuit(n), frame(4), t1);
+    assert_eq!(back.unwrap().to, 3);
+    assert_eq!(
+        r.forward(1, IP_A, &RelayAddress::Circuit(n), frame(4), t1),
+        Err(RelayRefusal::NoRoute)
+    );
+    // 1 lost its own id: what it sends now goes on a circuit, not as "c".
+    r.reserve(4, IP_C, id("d"), Claim::default(), t1).unwrap();
+    r.forward(1, IP_A, &peer("d"), frame(4), t1).unwrap();
+    assert!(matches!(r.pop(4).unwrap().0, RelayAddress::Circuit(_)));
+    // The move restarted the lifetime: 1's old expiry (t0 + 1 h) does not end it.
+    assert!(
+        r.forward(3, IP_C, &peer("c"), frame(4), t0 + secs(3650))
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_move_keeps_within_the_bounds() {
+    let t0 = Instant::now();
+    let config = RelayConfig::default()
+        .max_reservations(3)
+        .max_reservations_per_ip(2);
+    let mut r = RelayState::new(config);
+    r.reserve(1u32, IP_A, id("a1"), Claim::default(), t0)
+        .unwrap();
+    r.reserve(2, IP_B, id("b1"), Claim::default(), t0).unwrap();
+    r.reserve(3, IP_B, id("b2"), Claim::default(), t0).unwrap();
+    // IP_B is full: a1 cannot move there, and stays where it was.
+    assert_eq!(
+        r.reserve(4, IP_B, id("a1"), PROVEN, t0),
+        Err(RelayRefusal::ReservationLimit)
+    );
+    assert_eq!(r.holder(b"a1"), Some(1));
+    // Within one full IP, and with the relay full, a move takes the place it frees.
+    r.reserve(5, IP_B, id("b1"), PROVEN, t0).unwrap();
+    assert_eq!(r.holder(b"b1"), Some(5));
+    r.reserve(6, IP_C, id("a1"), PROVEN, t0).unwrap();
+    let s = r.stats();
+    assert_eq!(s.reservations, 3, "{s:?}");
+    assert_eq!(
+        (
+            r.per_ip.get(&IP_A),
+            r.per_ip.get(&IP_B),
+            r.per_ip.get(&IP_C)
+        ),
+        (None, Some(&2), Some(&1))
+    );
 }
 
 #[test]
@@ -373,8 +540,8 @@ fn an_envelope_refused_after_the_rate_check_takes_nothing_from_the_rate() {
         .envelope_rate_per_sender(Rate::per_second(2))
         .byte_rate_per_ip(Rate::per_second(100));
     let mut r = RelayState::new(config);
-    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
-    r.reserve(1, IP_A, id("a"), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0).unwrap();
+    r.reserve(1, IP_A, id("a"), Claim::default(), t0).unwrap();
     // Refused for want of a route, many times: the sender's envelopes and its IP's bytes stay.
     for _ in 0..10 {
         assert_eq!(
@@ -396,7 +563,7 @@ fn an_envelope_refused_after_the_rate_check_takes_nothing_from_the_rate() {
 fn idle_queues_are_kept_no_more_than_reservations_and_circuits() {
     let t0 = Instant::now();
     let mut r = RelayState::new(RelayConfig::default());
-    r.reserve(9u32, IP_C, id("c"), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0).unwrap();
     // Delivered and drained: the recipient's queue stays, idle and empty.
     let f = r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap();
     assert!(f.start);
