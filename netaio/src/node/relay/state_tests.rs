@@ -540,7 +540,8 @@ fn an_envelope_refused_after_the_rate_check_takes_nothing_from_the_rate() {
         .envelope_rate_per_sender(Rate::per_second(2))
         .byte_rate_per_ip(Rate::per_second(100));
     let mut r = RelayState::new(config);
-    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
     r.reserve(1, IP_A, id("a"), Claim::default(), t0).unwrap();
     // Refused for want of a route, many times: the sender's envelopes and its IP's bytes stay.
     for _ in 0..10 {
@@ -563,7 +564,8 @@ fn an_envelope_refused_after_the_rate_check_takes_nothing_from_the_rate() {
 fn idle_queues_are_kept_no_more_than_reservations_and_circuits() {
     let t0 = Instant::now();
     let mut r = RelayState::new(RelayConfig::default());
-    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0).unwrap();
+    r.reserve(9u32, IP_C, id("c"), Claim::default(), t0)
+        .unwrap();
     // Delivered and drained: the recipient's queue stays, idle and empty.
     let f = r.forward(1, IP_A, &peer("c"), frame(10), t0).unwrap();
     assert!(f.start);
