@@ -111,7 +111,7 @@ impl TcpClientBuilder {
                 codec: FrameCodec::with_auth_codec(self.auth_codec)
                     .max_frame_size(conn.max_frame_size),
                 // A client opened the connection itself: no handshake, no refusal limit.
-                driver: conn.driver(None, None),
+                driver: conn.driver(None, None, true),
                 connect_timeout: kind.connect_timeout,
                 request_timeout: self.request_timeout,
                 send_queue: conn.send_queue,

@@ -36,11 +36,14 @@ impl ConnectionOptions {
     }
 
     /// The connection driver's deadlines and backlog, with the server-only admission settings
-    /// (`None` on a client, which opened the connection itself).
+    /// (`None` on a client, which opened the connection itself). `dialed`: this node opened
+    /// the connection (a client's): it goes on reading while the answers it queued to what it
+    /// read stay under the write backlog, whatever of its own waits to be written.
     pub(crate) fn driver(
         &self,
         handshake_timeout: Option<Duration>,
         max_auth_failures: Option<u32>,
+        dialed: bool,
     ) -> DriverConfig {
         DriverConfig {
             read_timeout: self.read_timeout,
@@ -49,6 +52,7 @@ impl ConnectionOptions {
             handshake_timeout,
             max_auth_failures,
             write_high_water: self.write_backlog,
+            read_high_water: dialed.then_some(self.write_backlog),
         }
     }
 }
@@ -123,7 +127,11 @@ impl<K: TcpKind> NodeBuilder<K> {
 
     /// A connection's write backlog (replies and queued messages not yet taken by the socket)
     /// above which it stops reading frames and taking queued messages until the peer reads
-    /// (default 64 KiB, at least 1 KiB). The backlog reaches at most this plus two frames.
+    /// (default 64 KiB, at least 1 KiB). The backlog reaches at most this plus two frames. A
+    /// client's connection stops taking queued messages there but goes on reading while the
+    /// answers it queued to what it read (replies to the server's requests) stay under this:
+    /// the replies to its own calls add nothing, and a client with many large calls in flight
+    /// must take them while its requests wait for the server to read.
     #[must_use]
     pub fn write_backlog(mut self, bytes: usize) -> Self {
         self.kind.connection().write_backlog = bytes.max(1024);

@@ -244,6 +244,7 @@ mod tests {
             handshake_timeout: handshake,
             max_auth_failures: max_refused,
             write_high_water: 1 << 16,
+            read_high_water: None,
         }
     }
 

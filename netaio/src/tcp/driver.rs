@@ -51,8 +51,16 @@ pub(crate) struct DriverConfig {
     pub(crate) handshake_timeout: Option<Duration>,
     /// Refused frames in a row that close the connection (a server's).
     pub(crate) max_auth_failures: Option<u32>,
-    /// The write backlog above which reading and taking queued messages pause.
+    /// The write backlog above which taking queued messages pauses.
     pub(crate) write_high_water: usize,
+    /// On a connection this node dialed (a client's), the bytes of answers to what it read
+    /// (replies to the peer's requests) above which reading pauses, whatever else waits to be
+    /// written; `None` on a server, which pauses reading at the write high water (what it reads
+    /// are requests whose replies fill the backlog). A client reads mostly replies to its own
+    /// calls, which add nothing to the backlog; it must go on taking them while its requests
+    /// wait for the peer to read, or, with many large calls in flight, both sides wait on each
+    /// other with full buffers.
+    pub(crate) read_high_water: Option<usize>,
 }
 
 /// Why a connection ended.
@@ -229,6 +237,10 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
     // are written from their own buffers (vectored), in their place.
     let mut wbuf = Outgoing::new(wr.is_write_vectored());
     let mut read_room = READ_SMALL;
+    // Bytes the dispatcher added to the backlog (answers to what was read) not yet written, as
+    // far as the writes tell (they take the backlog in order, whoever queued it): what paces
+    // a dialed connection's reads.
+    let mut answered: usize = 0;
     let mut reading = true;
     let mut outbound_open = true;
     let mut stopping = false;
@@ -253,7 +265,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
         let mut full = true;
         // Whether the task's cooperative budget ran out: frames may be left for the next turn.
         let mut spent = false;
-        while wbuf.len() < cfg.write_high_water {
+        while may_read(cfg, &wbuf, answered) {
             match codec.decode(&mut rbuf) {
                 Ok(Some(frame)) => {
                     let mark = wbuf.buf.len();
@@ -270,6 +282,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                         Now::Async(frame) => dispatch.on_frame(frame, &mut wbuf.buf).await,
                         Now::Resume => dispatch.resume(&mut wbuf.buf).await,
                     };
+                    answered += wbuf.buf.len().saturating_sub(mark);
                     if queued_before_reply(outbound, &mut wbuf, mark, cfg.write_high_water) {
                         outbound_armed = false;
                     }
@@ -325,6 +338,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                     }
                     Ok(n) => {
                         wbuf.advance(n);
+                        answered = answered.saturating_sub(n);
                         wrote = true;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -345,7 +359,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 tokio::task::consume_budget().await;
                 continue;
             }
-            if full && wbuf.len() < cfg.write_high_water {
+            if full && may_read(cfg, &wbuf, answered) {
                 // The write made room: go on with the frames still buffered.
                 continue;
             }
@@ -367,6 +381,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
             sleep.as_mut().reset(*until);
         }
         let room = wbuf.len() < cfg.write_high_water;
+        let may_read = may_read(cfg, &wbuf, answered);
         // Read in large chunks once a read has filled the room it had (pipelined small frames
         // then cost one syscall per batch); small reads keep a small buffer.
         if reading && rbuf.capacity() - rbuf.len() < read_room / 2 {
@@ -395,6 +410,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 }
                 Ok(n) => {
                     wbuf.advance(n);
+                    answered = answered.saturating_sub(n);
                     deadlines.wrote(Instant::now());
                 }
                 Err(e) => {
@@ -429,7 +445,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 }
                 None => outbound_open = false,
             },
-            r = rd.read_buf(&mut rbuf), if reading && room => match r {
+            r = rd.read_buf(&mut rbuf), if reading && may_read => match r {
                 Ok(0) => {
                     reading = false;
                     if rbuf.is_empty() {
@@ -486,6 +502,16 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
     result.unwrap_or(CloseReason::PeerClosed)
 }
 
+/// Whether the connection reads (and dispatches what it read) with this backlog: a server's
+/// while its backlog is under the write high water, a dialed one's while the answers it queued
+/// are under its read high water (see [`DriverConfig::read_high_water`]).
+fn may_read(cfg: &DriverConfig, wbuf: &Outgoing, answered: usize) -> bool {
+    match cfg.read_high_water {
+        None => wbuf.len() < cfg.write_high_water,
+        Some(limit) => answered < limit,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The deadlines as the driver enforces them, over a real loopback connection in paused time.
@@ -540,6 +566,7 @@ mod tests {
             handshake_timeout: None,
             max_auth_failures: None,
             write_high_water: 1 << 20,
+            read_high_water: None,
         };
         let (tx, mut rx) = crate::tcp::send_queue::channel(8, 1 << 16, None);
         let task = tokio::spawn(async move {

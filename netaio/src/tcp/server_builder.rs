@@ -315,7 +315,7 @@ impl TcpServerBuilder {
         let shared = Arc::new(ServerShared {
             routes,
             codec,
-            driver: conn.driver(kind.handshake_timeout, kind.max_auth_failures),
+            driver: conn.driver(kind.handshake_timeout, kind.max_auth_failures, false),
             registry: Mutex::new(Registry {
                 conns: HashMap::new(),
                 subs: Subscriptions::new(kind.subscriptions),

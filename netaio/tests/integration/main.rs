@@ -11,6 +11,7 @@ mod front_page;
 mod inner_auth_error_reply;
 #[cfg(feature = "macros")]
 mod macros_e2e;
+mod many_large_calls;
 mod missing_state;
 #[cfg(all(target_os = "linux", feature = "multicast"))]
 mod multicast_join;
