@@ -131,9 +131,12 @@ impl Relay {
             })
     }
 
-    /// Its counters and what it holds now.
+    /// Its counters and what it holds now (what expired is swept first: no event may have
+    /// come since to sweep it).
     pub fn stats(&self) -> RelayStats {
-        self.shared.state().stats()
+        let mut state = self.shared.state();
+        state.expire(Instant::now());
+        state.stats()
     }
 
     /// Its limits.

@@ -114,9 +114,12 @@ impl UdpRelay {
             })
     }
 
-    /// Its counters and what it holds now.
+    /// Its counters and what it holds now (what expired is swept first: no event may have
+    /// come since to sweep it).
     pub fn stats(&self) -> RelayStats {
-        self.core.state().stats()
+        let mut state = self.core.state();
+        state.expire(Instant::now());
+        state.stats()
     }
 
     /// Its limits.

@@ -144,7 +144,7 @@ async fn an_unknown_id_is_no_route_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reservation_not_renewed_expires_and_the_id_is_no_route() {
-    let (r, _relay) =
+    let (r, service) =
         relay(RelayConfig::default().reservation_duration(Duration::from_secs(20))).await;
     let ran = Arc::new(AtomicUsize::new(0));
     let c = echo_node(&ran).await;
@@ -163,8 +163,10 @@ async fn a_reservation_not_renewed_expires_and_the_id_is_no_route() {
     c.handle.reserve(r.addr, "node-c").await.unwrap();
     tokio::time::advance(Duration::from_secs(15)).await;
     call(&a.handle, r.addr, "node-c", "x").await.unwrap();
-    // Not renewed for 20 s: gone.
+    assert_eq!(service.stats().reservations, 1);
+    // Not renewed for 20 s: gone, from the counters too (nothing came to sweep it).
     tokio::time::advance(Duration::from_secs(21)).await;
+    assert_eq!(service.stats().reservations, 0);
     assert_eq!(
         refusal(call(&a.handle, r.addr, "node-c", "x").await),
         Some(RelayRefusal::NoRoute)
