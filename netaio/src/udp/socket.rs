@@ -90,8 +90,7 @@ fn set_buffer(socket: &Socket, which: Which, requested: usize, addr: SocketAddr)
     };
     match read {
         Ok(reported) => {
-            let granted = granted(reported);
-            if granted < asked {
+            if let Some(granted) = shortfall(asked, reported) {
                 tracing::warn!(%addr, option = which.option(), requested, granted,
                     sysctl = which.sysctl(),
                     "the kernel granted a smaller UDP socket buffer than asked: raise {} \
@@ -106,12 +105,31 @@ fn set_buffer(socket: &Socket, which: Which, requested: usize, addr: SocketAddr)
     }
 }
 
-/// The size set, from what `getsockopt` reports after a `setsockopt`: Linux doubles the size it
-/// grants (the other half is for its bookkeeping) and reports the double.
-fn granted(reported: usize) -> usize {
-    if cfg!(target_os = "linux") {
+/// The size granted when it is less than `asked`, from what `getsockopt` `reported` after the
+/// `setsockopt`: Linux doubles the size it grants (the other half is for its bookkeeping) and
+/// reports the double.
+fn shortfall(asked: usize, reported: usize) -> Option<usize> {
+    let granted = if cfg!(target_os = "linux") {
         reported / 2
     } else {
         reported
+    };
+    (granted < asked).then_some(granted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shortfall;
+
+    /// What `bind` warns about: on Linux a request is granted when the double is reported, and
+    /// capped when less is (8 MiB asked at a 4 MiB cap reads 8 MiB: 4 MiB granted).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_shortfall_is_read_from_the_doubled_report() {
+        assert_eq!(shortfall(1 << 20, 2 << 20), None);
+        assert_eq!(shortfall(8 << 20, 8 << 20), Some(4 << 20));
+        assert_eq!(shortfall(8 << 20, (16 << 20) - 2), Some((8 << 20) - 1));
+        // The kernel's minimum is above a tiny request: granted more, nothing to say.
+        assert_eq!(shortfall(1, 4608), None);
     }
 }

@@ -6,12 +6,13 @@
 //! read from `/proc/sys/net/core`, and Linux reports twice the size set). Over 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::UdpSocket;
-use std::sync::{Arc, Mutex};
 
 use netaio::udp::UdpNode;
 use socket2::{SockRef, Socket};
+
+use crate::common::Captured;
 
 fn sysctl(name: &str) -> usize {
     std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
@@ -30,43 +31,6 @@ fn raw_sizes(node: &UdpNode) -> (usize, usize) {
         sock.recv_buffer_size().unwrap(),
         sock.send_buffer_size().unwrap(),
     )
-}
-
-/// The `WARN` lines logged on this thread while the guard lives (the test's runtime is
-/// current-thread, so `bind` logs here).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn install() -> (Self, tracing::subscriber::DefaultGuard) {
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (out, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("WARN"))
-            .map(str::to_owned)
-            .collect()
-    }
 }
 
 /// Without the options the kernel's defaults stay; with sizes below the caps, the kernel grants
@@ -111,7 +75,7 @@ async fn udp_buffer_sizes_below_the_cap_are_granted() {
     assert_eq!(log.warnings(), Vec::<String>::new());
 }
 
-/// Above the caps the bind still succeeds, at the caps, and the warning names the sysctls to
+/// Above the caps the bind still succeeds, at the caps, and the warnings name the sysctls to
 /// raise. `usize::MAX` (more than the option's C int holds) too.
 #[tokio::test(flavor = "current_thread")]
 async fn udp_buffer_request_above_the_cap_is_granted_as_the_cap() {
@@ -134,16 +98,13 @@ async fn udp_buffer_request_above_the_cap_is_granted_as_the_cap() {
     assert_eq!(raw_sizes(&node), (2 * rmem_max, 2 * wmem_max));
     let warnings = log.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
-    assert!(
-        warnings[0].contains("net.core.rmem_max") && warnings[0].contains("SO_RCVBUF"),
-        "{}",
-        warnings[0]
-    );
-    assert!(
-        warnings[1].contains("net.core.wmem_max") && warnings[1].contains("SO_SNDBUF"),
-        "{}",
-        warnings[1]
-    );
+    for (line, option, sysctl, cap) in [
+        (&warnings[0], "SO_RCVBUF", "net.core.rmem_max", rmem_max),
+        (&warnings[1], "SO_SNDBUF", "net.core.wmem_max", wmem_max),
+    ] {
+        assert!(line.contains(option) && line.contains(sysctl), "{line}");
+        assert!(line.contains(&format!("granted={cap}")), "{line}");
+    }
 }
 
 /// Datagrams sent to the node.
