@@ -1,5 +1,5 @@
-//! The flags every command shares: the plugins and their secrets, `--python-compat`, `--json`
-//! and `-v`. Secrets come from a flag, a file or an environment variable; they are never
+//! The flags every command shares: the plugins and their secrets, `--python-compat`,
+//! `--udp-buffer`, `--json` and `-v`. Secrets come from a flag, a file or an environment variable; they are never
 //! printed (not in `--help`, not in errors, not in `Debug`).
 
 use std::fmt;
@@ -68,6 +68,11 @@ pub struct CommonArgs {
     /// Accept messages signed by this Ed25519 public key (hex; repeat for several); with --identity
     #[arg(long, value_name = "HEX", global = true, requires = "identity", value_parser = parse_peer_key)]
     pub peer_key: Vec<VerifyingKey>,
+    /// UDP nodes: both socket buffers (SO_RCVBUF, SO_SNDBUF), bytes (default: the kernel's;
+    /// Linux caps the request at net.core.rmem_max / wmem_max and a warning says so); for
+    /// bursts of large datagrams
+    #[arg(long, value_name = "BYTES", global = true)]
+    pub udp_buffer: Option<usize>,
     /// One JSON object per line on stdout (for scripts)
     #[arg(long, global = true)]
     pub json: bool,
@@ -87,6 +92,7 @@ impl fmt::Debug for CommonArgs {
             .field("python_compat", &self.python_compat)
             .field("identity", &self.identity)
             .field("peer_key", &self.peer_key.len())
+            .field("udp_buffer", &self.udp_buffer)
             .field("json", &self.json)
             .field("verbose", &self.verbose)
             .finish()
@@ -135,12 +141,14 @@ pub fn read_identity(path: &Path) -> Result<Identity, Failure> {
     Ok(Identity::from_seed(seed))
 }
 
-/// The instance plugins the flags ask for, ready for any builder.
+/// The instance plugins the flags ask for, ready for any builder (and the UDP socket buffers,
+/// which every UDP node's builder takes here too).
 #[derive(Clone, Default)]
 pub struct Plugins {
     auth: Option<Arc<dyn AuthPlugin>>,
     cipher: Option<Arc<dyn CipherPlugin>>,
     python_compat: bool,
+    udp_buffer: Option<usize>,
 }
 
 impl fmt::Debug for Plugins {
@@ -149,6 +157,7 @@ impl fmt::Debug for Plugins {
             .field("auth", &self.auth.is_some())
             .field("cipher", &self.cipher.is_some())
             .field("python_compat", &self.python_compat)
+            .field("udp_buffer", &self.udp_buffer)
             .finish()
     }
 }
@@ -168,6 +177,7 @@ impl CommonArgs {
         };
         let mut plugins = Plugins {
             python_compat: self.python_compat,
+            udp_buffer: self.udp_buffer,
             ..Plugins::default()
         };
         if self.python_compat {
@@ -224,12 +234,16 @@ impl Plugins {
         self.plugins(b)
     }
 
-    /// A UDP node builder with these plugins.
+    /// A UDP node builder with these plugins (and `--udp-buffer`'s socket buffers).
     pub fn udp(&self, b: UdpNodeBuilder) -> UdpNodeBuilder {
         let b = if self.python_compat {
             b.python_compat()
         } else {
             b
+        };
+        let b = match self.udp_buffer {
+            Some(n) => b.recv_buffer_size(n).send_buffer_size(n),
+            None => b,
         };
         self.plugins(b)
     }
@@ -243,5 +257,44 @@ impl Plugins {
             b = b.cipher_arc(c.clone());
         }
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use netaio::udp::UdpNode;
+
+    use crate::cli::Cli;
+
+    /// `--udp-buffer` reaches the sockets of the UDP nodes the commands build (Linux reports
+    /// twice the size set; 64 KiB is below any default cap).
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn udp_buffer_reaches_the_udp_nodes_socket() {
+        let cli = Cli::try_parse_from([
+            "netaio",
+            "listen",
+            "--udp",
+            "127.0.0.1:0",
+            "--udp-buffer",
+            "65536",
+        ])
+        .unwrap();
+        assert_eq!(cli.common.udp_buffer, Some(65_536));
+        let builder = cli.common.plugins().unwrap().udp(UdpNode::builder());
+        let node = builder.address(([127, 0, 0, 1], 0)).bind().await.unwrap();
+        assert_eq!(node.recv_buffer_size().unwrap(), 2 * 65_536);
+        assert_eq!(node.send_buffer_size().unwrap(), 2 * 65_536);
+
+        let cli = Cli::try_parse_from(["netaio", "listen", "--udp", "127.0.0.1:0"]).unwrap();
+        let builder = cli.common.plugins().unwrap().udp(UdpNode::builder());
+        let node = builder.address(([127, 0, 0, 1], 0)).bind().await.unwrap();
+        let default: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_default")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(node.recv_buffer_size().unwrap(), default);
     }
 }

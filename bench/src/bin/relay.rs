@@ -1,6 +1,6 @@
 //! The relay scenario: `relay [--count N] [--concurrency K] [--sizes 64,60000] [--rounds R]
 //! [--transport tcp|udp] [--in-process] [--no-pin] [--no-fifo] [--no-nice] [--server-cpu 0|1]
-//! [--mode both|direct|relay]`.
+//! [--mode both|direct|relay] [--udp-buffer BYTES]`.
 //! Request/response directly and through a relay, each role a process of its own (the relay on
 //! CPU 1; caller, server and service on CPU 0), both paths interleaved in R rounds; prints a
 //! table (per round, the medians, each role's CPU per call) and one JSON line.

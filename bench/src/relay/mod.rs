@@ -109,6 +109,11 @@ pub struct RelayArgs {
     /// `tcp` (a `Relay` on a `TcpServer`) or `udp` (a `UdpRelay` on a `UdpNode`)
     #[arg(long, default_value = "tcp")]
     pub transport: Transport,
+    /// UDP: both socket buffers (`SO_RCVBUF`, `SO_SNDBUF`) of every node, bytes (default: the
+    /// kernel's, which 16 calls in flight overflow from 8 kB; the kernel caps the request at
+    /// net.core.rmem_max / wmem_max)
+    #[arg(long, value_name = "BYTES")]
+    pub udp_buffer: Option<usize>,
     /// All nodes in this one process on a 2-worker runtime (the old setup; for callgrind)
     /// instead of a process per role
     #[arg(long)]
@@ -135,6 +140,11 @@ pub struct NodeArgs {
     /// `tcp` or `udp`
     #[arg(long, default_value = "tcp")]
     pub transport: Transport,
+    /// UDP: both socket buffers (`SO_RCVBUF`, `SO_SNDBUF`) of every node, bytes (default: the
+    /// kernel's, which 16 calls in flight overflow from 8 kB; the kernel caps the request at
+    /// net.core.rmem_max / wmem_max)
+    #[arg(long, value_name = "BYTES")]
+    pub udp_buffer: Option<usize>,
 }
 
 /// `relay service`.
@@ -143,6 +153,11 @@ pub struct ServiceArgs {
     /// `tcp` or `udp`
     #[arg(long, default_value = "tcp")]
     pub transport: Transport,
+    /// UDP: both socket buffers (`SO_RCVBUF`, `SO_SNDBUF`) of every node, bytes (default: the
+    /// kernel's, which 16 calls in flight overflow from 8 kB; the kernel caps the request at
+    /// net.core.rmem_max / wmem_max)
+    #[arg(long, value_name = "BYTES")]
+    pub udp_buffer: Option<usize>,
     /// The relay's address
     #[arg(long, value_name = "ADDR")]
     pub relay: SocketAddr,
@@ -157,6 +172,11 @@ pub struct CallerArgs {
     /// `tcp` or `udp`
     #[arg(long, default_value = "tcp")]
     pub transport: Transport,
+    /// UDP: both socket buffers (`SO_RCVBUF`, `SO_SNDBUF`) of every node, bytes (default: the
+    /// kernel's, which 16 calls in flight overflow from 8 kB; the kernel caps the request at
+    /// net.core.rmem_max / wmem_max)
+    #[arg(long, value_name = "BYTES")]
+    pub udp_buffer: Option<usize>,
     /// The direct path's server
     #[arg(long, value_name = "ADDR")]
     pub direct: SocketAddr,
@@ -408,6 +428,45 @@ mod tests {
             panic!("not the service role");
         };
         assert_eq!(s.transport, Transport::Udp);
+        assert_eq!(s.udp_buffer, None);
+        // --udp-buffer reaches every role and the driver.
+        let d = RelayCli::parse_from(["relay", "--transport", "udp", "--udp-buffer", "8388608"]);
+        assert_eq!(d.driver.udp_buffer, Some(8 << 20));
+        for role in ["server", "relay"] {
+            let argv = ["relay", role, "--udp-buffer", "65536"];
+            let (Some(RelayRole::Server(n)) | Some(RelayRole::Relay(n))) =
+                RelayCli::parse_from(argv).role
+            else {
+                panic!("not the {role} role");
+            };
+            assert_eq!(n.udp_buffer, Some(65_536));
+        }
+        let argv = [
+            "relay",
+            "service",
+            "--relay",
+            "127.0.0.1:2",
+            "--udp-buffer",
+            "1",
+        ];
+        let Some(RelayRole::Service(s)) = RelayCli::parse_from(argv).role else {
+            panic!("not the service role");
+        };
+        assert_eq!(s.udp_buffer, Some(1));
+        let argv = [
+            "relay",
+            "caller",
+            "--direct",
+            "127.0.0.1:1",
+            "--relay",
+            "127.0.0.1:2",
+            "--udp-buffer",
+            "2",
+        ];
+        let Some(RelayRole::Caller(c)) = RelayCli::parse_from(argv).role else {
+            panic!("not the caller role");
+        };
+        assert_eq!(c.udp_buffer, Some(2));
         // A role needs its addresses; the driver's flags are not a role's.
         assert!(RelayCli::try_parse_from(["relay", "service"]).is_err());
         assert!(RelayCli::try_parse_from(["relay", "relay", "--in-process"]).is_err());

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use netaio::peer::Peer;
 use netaio::plugin::SendOptions;
 use netaio::relay::{Rate, Relay, RelayConfig};
-use netaio::udp::{UdpNode, UdpRelay};
+use netaio::udp::{UdpNode, UdpNodeBuilder, UdpRelay};
 use netaio::{
     CallOptions, Connection, Message, MessageType, RequestError, Router, TcpClient, TcpServer,
     UdpHandle,
@@ -52,8 +52,33 @@ fn bench_config() -> RelayConfig {
 
 const LOCALHOST: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
-/// The direct path's echo server, serving in a task of the current runtime.
-pub async fn server(transport: Transport) -> crate::Result<SocketAddr> {
+/// A UDP node on localhost, with both socket buffers at `buffer` bytes when given
+/// (`--udp-buffer`; else the kernel's defaults, which 16 calls in flight of 8 kB overflow).
+fn udp_builder(buffer: Option<usize>) -> UdpNodeBuilder {
+    let b = UdpNode::builder().address(LOCALHOST);
+    match buffer {
+        Some(n) => b.recv_buffer_size(n).send_buffer_size(n),
+        None => b,
+    }
+}
+
+/// Print the `role`'s socket buffers as the kernel reports them (Linux: twice the size granted),
+/// when `--udp-buffer` asked for a size.
+fn report_buffers(role: &str, node: &UdpHandle, buffer: Option<usize>) {
+    if let Some(asked) = buffer {
+        let show = |r: std::io::Result<usize>| r.map_or_else(|e| e.to_string(), |n| n.to_string());
+        eprintln!(
+            "relay: the {role}'s UDP socket buffers, {asked} B asked: SO_RCVBUF {}, SO_SNDBUF {} \
+             (as the kernel reports them; Linux reports twice what it granted)",
+            show(node.recv_buffer_size()),
+            show(node.send_buffer_size()),
+        );
+    }
+}
+
+/// The direct path's echo server, serving in a task of the current runtime (UDP: with both
+/// socket buffers at `udp_buffer` bytes when given).
+pub async fn server(transport: Transport, udp_buffer: Option<usize>) -> crate::Result<SocketAddr> {
     match transport {
         Transport::Tcp => {
             let server = TcpServer::builder()
@@ -67,11 +92,8 @@ pub async fn server(transport: Transport) -> crate::Result<SocketAddr> {
             Ok(addr)
         }
         Transport::Udp => {
-            let node = UdpNode::builder()
-                .address(LOCALHOST)
-                .router(echo())
-                .bind()
-                .await?;
+            let node = udp_builder(udp_buffer).router(echo()).bind().await?;
+            report_buffers("server", &node.handle(), udp_buffer);
             let addr = node.local_addr();
             tokio::spawn(node.serve());
             Ok(addr)
@@ -79,8 +101,9 @@ pub async fn server(transport: Transport) -> crate::Result<SocketAddr> {
     }
 }
 
-/// The relay, serving in a task of the current runtime.
-pub async fn relay(transport: Transport) -> crate::Result<SocketAddr> {
+/// The relay, serving in a task of the current runtime (UDP: with both socket buffers at
+/// `udp_buffer` bytes when given).
+pub async fn relay(transport: Transport, udp_buffer: Option<usize>) -> crate::Result<SocketAddr> {
     match transport {
         Transport::Tcp => {
             let relay = Relay::new(bench_config());
@@ -95,11 +118,11 @@ pub async fn relay(transport: Transport) -> crate::Result<SocketAddr> {
             Ok(addr)
         }
         Transport::Udp => {
-            let node = UdpNode::builder()
-                .address(LOCALHOST)
+            let node = udp_builder(udp_buffer)
                 .relay(UdpRelay::new(bench_config()))
                 .bind()
                 .await?;
+            report_buffers("relay", &node.handle(), udp_buffer);
             let addr = node.local_addr();
             tokio::spawn(node.serve());
             Ok(addr)
@@ -110,9 +133,11 @@ pub async fn relay(transport: Transport) -> crate::Result<SocketAddr> {
 /// The echo service behind the relay at `relay`, reserved there as [`SERVICE_ID`]; it answers
 /// for as long as the returned value lives (TCP: its connection to the relay) and the runtime
 /// runs. Returns its own address too (UDP; the relay's for TCP, where it has none to offer).
+/// UDP: with both socket buffers at `udp_buffer` bytes when given.
 pub async fn service(
     transport: Transport,
     relay: SocketAddr,
+    udp_buffer: Option<usize>,
 ) -> crate::Result<(SocketAddr, Box<dyn std::any::Any + Send>)> {
     match transport {
         Transport::Tcp => {
@@ -125,12 +150,9 @@ pub async fn service(
             Ok((relay, Box::new((client, conn))))
         }
         Transport::Udp => {
-            let node = UdpNode::builder()
-                .address(LOCALHOST)
-                .router(echo())
-                .bind()
-                .await?;
+            let node = udp_builder(udp_buffer).router(echo()).bind().await?;
             let handle = node.handle();
+            report_buffers("service", &handle, udp_buffer);
             tokio::spawn(node.serve());
             handle.reserve(relay, SERVICE_ID).await?;
             Ok((handle.local_addr(), Box::new(handle)))
@@ -161,11 +183,13 @@ pub enum Ends {
 
 impl Ends {
     /// Connect to the server at `direct` and the relay at `relay` (and reserve there as `a`,
-    /// so that replies come to an id, as the service's requests do).
+    /// so that replies come to an id, as the service's requests do). UDP: with both socket
+    /// buffers at `udp_buffer` bytes when given.
     pub async fn connect(
         transport: Transport,
         direct: SocketAddr,
         relay: SocketAddr,
+        udp_buffer: Option<usize>,
     ) -> crate::Result<Ends> {
         match transport {
             Transport::Tcp => {
@@ -179,8 +203,9 @@ impl Ends {
                 })
             }
             Transport::Udp => {
-                let node = UdpNode::builder().address(LOCALHOST).bind().await?;
+                let node = udp_builder(udp_buffer).bind().await?;
                 let handle = node.handle();
+                report_buffers("caller", &handle, udp_buffer);
                 tokio::spawn(node.serve());
                 handle.reserve(relay, "a").await?;
                 Ok(Ends::Udp {

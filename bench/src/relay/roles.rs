@@ -35,7 +35,7 @@ async fn until_stdin_closes() -> Result<()> {
 /// `relay server`: bind, print `listening ADDR`, serve until stdin closes.
 pub fn server_role(args: NodeArgs) -> Result<()> {
     runtime(1)?.block_on(async {
-        announce(server(args.transport).await?)?;
+        announce(server(args.transport, args.udp_buffer).await?)?;
         until_stdin_closes().await
     })
 }
@@ -43,7 +43,7 @@ pub fn server_role(args: NodeArgs) -> Result<()> {
 /// `relay relay`: as `relay server`, the relay.
 pub fn relay_role(args: NodeArgs) -> Result<()> {
     runtime(1)?.block_on(async {
-        announce(relay(args.transport).await?)?;
+        announce(relay(args.transport, args.udp_buffer).await?)?;
         until_stdin_closes().await
     })
 }
@@ -51,7 +51,7 @@ pub fn relay_role(args: NodeArgs) -> Result<()> {
 /// `relay service`: reserve at the relay, print `listening ADDR`, answer until stdin closes.
 pub fn service_role(args: ServiceArgs) -> Result<()> {
     runtime(1)?.block_on(async {
-        let (addr, _keep) = service(args.transport, args.relay).await?;
+        let (addr, _keep) = service(args.transport, args.relay, args.udp_buffer).await?;
         announce(addr)?;
         until_stdin_closes().await
     })
@@ -71,7 +71,9 @@ pub fn caller_role(args: CallerArgs) -> Result<()> {
     };
     let sizes = args.calls.sizes(args.transport);
     let rows = runtime(1)?.block_on(async {
-        let ends = Arc::new(Ends::connect(args.transport, args.direct, args.relay).await?);
+        let ends = Arc::new(
+            Ends::connect(args.transport, args.direct, args.relay, args.udp_buffer).await?,
+        );
         let rows = run_rounds(&ends, &args.calls, &sizes, &roles).await;
         ends.close();
         rows
@@ -151,10 +153,11 @@ fn in_process(args: &RelayArgs) -> Result<Vec<RelayRow>> {
     };
     let sizes = args.calls.sizes(args.transport);
     runtime(2)?.block_on(async {
-        let direct = server(args.transport).await?;
-        let raddr = relay(args.transport).await?;
-        let (_, _keep) = service(args.transport, raddr).await?;
-        let ends = Arc::new(Ends::connect(args.transport, direct, raddr).await?);
+        let buf = args.udp_buffer;
+        let direct = server(args.transport, buf).await?;
+        let raddr = relay(args.transport, buf).await?;
+        let (_, _keep) = service(args.transport, raddr, buf).await?;
+        let ends = Arc::new(Ends::connect(args.transport, direct, raddr, buf).await?);
         let rows = run_rounds(&ends, &args.calls, &sizes, &roles).await;
         ends.close();
         rows
@@ -163,8 +166,12 @@ fn in_process(args: &RelayArgs) -> Result<Vec<RelayRow>> {
 
 fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<RelayRow>> {
     let exe = std::env::current_exe()?;
+    // Every role: the transport, and the UDP socket buffers when asked for.
     let transport = |argv: &mut Vec<String>, t: Transport| {
         argv.extend(["--transport".into(), t.name().into()]);
+        if let Some(n) = args.udp_buffer {
+            argv.extend(["--udp-buffer".into(), n.to_string()]);
+        }
     };
     let start = |role: &str, cpu: usize, extra: &[String]| {
         let mut argv = vec![role.to_owned()];

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 #[cfg(feature = "multicast")]
 use super::multicast::{Multicast, MulticastConfig};
 use super::node::*;
-use super::socket::bind_socket;
+use super::socket::{BufferSizes, bind_socket};
 use super::{MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use super::{UdpHandle, UdpNode};
 use crate::Message;
@@ -56,6 +56,8 @@ pub struct UdpNodeOptions {
     verification_ttl: Duration,
     max_verified_addresses: usize,
     reuse_address: bool,
+    /// The socket buffer sizes asked for (`None`: the kernel's defaults).
+    buffers: BufferSizes,
     /// The reply to a message no route takes (set by a profile: Python's has uri `ERROR`).
     pub(crate) not_found: Message,
     #[cfg(feature = "multicast")]
@@ -78,6 +80,7 @@ impl Default for UdpNodeOptions {
             verification_ttl: UdpNodeBuilder::DEFAULT_VERIFICATION_TTL,
             max_verified_addresses: 4096,
             reuse_address: false,
+            buffers: BufferSizes::default(),
             not_found: Message::not_found(),
             #[cfg(feature = "multicast")]
             multicast: None,
@@ -148,6 +151,29 @@ impl UdpNodeBuilder {
         self
     }
 
+    /// The socket's receive buffer, bytes (`SO_RCVBUF`; default: the kernel's, 208 KiB on
+    /// Linux). Datagrams that arrive while it is full are dropped by the kernel: at 16 calls in
+    /// flight, payloads from 8 kB overflow the default and calls time out. Set before the bind
+    /// (and on the multicast group's receiving socket, when the node has one). The kernel caps
+    /// the request without an error (on Linux at `net.core.rmem_max`, which an administrator
+    /// raises with `sysctl -w net.core.rmem_max=BYTES`): `bind` then logs the shortfall at
+    /// `WARN` and binds anyway. [`UdpHandle::recv_buffer_size`] reads what was granted.
+    #[must_use]
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.kind.buffers.recv = Some(bytes);
+        self
+    }
+
+    /// The socket's send buffer, bytes (`SO_SNDBUF`; default: the kernel's). Capped by the
+    /// kernel as [`recv_buffer_size`](Self::recv_buffer_size) is (on Linux at
+    /// `net.core.wmem_max`), logged at `WARN` when it is; [`UdpHandle::send_buffer_size`] reads
+    /// what was granted.
+    #[must_use]
+    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
+        self.kind.buffers.send = Some(bytes);
+        self
+    }
+
     /// Join a multicast group (default: off). Enables [`UdpHandle::multicast`], and with
     /// [`peer_management`](Self::peer_management), discovery by multicast adverts. See
     /// [`MulticastConfig`] for the defaults and why.
@@ -194,7 +220,7 @@ impl UdpNodeBuilder {
         let kind = self.kind;
         let addr = kind.addr;
         let err = |source| BindError::Io { addr, source };
-        let socket = bind_socket(addr, kind.reuse_address).map_err(err)?;
+        let socket = bind_socket(addr, kind.reuse_address, kind.buffers).map_err(err)?;
         let local_addr = socket.local_addr().map_err(err)?;
         let routes = self.router.into_shared();
         let mut plugins = self.plugins.for_new_node();
@@ -210,7 +236,7 @@ impl UdpNodeBuilder {
         };
         #[cfg(feature = "multicast")]
         let multicast = match &kind.multicast {
-            Some(config) => Some(Multicast::setup(config, &socket, local_addr)?),
+            Some(config) => Some(Multicast::setup(config, &socket, local_addr, kind.buffers)?),
             None => None,
         };
         #[cfg(not(feature = "multicast"))]

@@ -126,6 +126,21 @@ impl UdpHandle {
         &self.shared.socket
     }
 
+    /// The socket's receive buffer, bytes, as the kernel reports it (`getsockopt(SO_RCVBUF)`):
+    /// the size [`UdpNodeBuilder::recv_buffer_size`](super::UdpNodeBuilder::recv_buffer_size)
+    /// asked for as granted (capped at `net.core.rmem_max` on Linux), or the kernel's default.
+    /// Linux reports **twice** the size set (it counts its bookkeeping in the buffer): 1 MiB
+    /// asked reads 2 MiB; its default (`net.core.rmem_default`) is reported as it is.
+    pub fn recv_buffer_size(&self) -> std::io::Result<usize> {
+        socket2::SockRef::from(&*self.shared.socket).recv_buffer_size()
+    }
+
+    /// The socket's send buffer, bytes, as the kernel reports it (`getsockopt(SO_SNDBUF)`); see
+    /// [`recv_buffer_size`](Self::recv_buffer_size) (the cap is `net.core.wmem_max`).
+    pub fn send_buffer_size(&self) -> std::io::Result<usize> {
+        socket2::SockRef::from(&*self.shared.socket).send_buffer_size()
+    }
+
     /// The known peer at `addr`, when plugins will run (they are the only readers).
     pub(super) fn peer_for(&self, addr: SocketAddr, plugins_run: bool) -> Option<Arc<Peer>> {
         if plugins_run {

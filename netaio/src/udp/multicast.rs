@@ -20,6 +20,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::interfaces::{Interface, interfaces};
+use super::socket::{BufferSizes, set_buffers};
 use crate::error::MulticastError;
 
 /// Which interfaces a node joins its multicast group on, and sends to the group on.
@@ -348,8 +349,10 @@ fn join(sock: &Socket, group: IpAddr, t: &Target) -> io::Result<()> {
     }
 }
 
-/// The socket that receives the group's datagrams when the node's own socket does not.
-fn group_socket(group: IpAddr, port: u16) -> io::Result<Socket> {
+/// The socket that receives the group's datagrams when the node's own socket does not. It is
+/// given the node's receive buffer size (a burst to the group overflows it as one to the node
+/// would); not its send buffer size, as it never sends.
+fn group_socket(group: IpAddr, port: u16, buffers: BufferSizes) -> io::Result<Socket> {
     let bind = match group {
         // Bound to the group itself, the socket gets only the group's datagrams, not unicast to
         // the port. Windows refuses to bind a multicast address.
@@ -378,17 +381,24 @@ fn group_socket(group: IpAddr, port: u16) -> io::Result<Socket> {
             tracing::debug!(error = %e, "cannot clear IP(V6)_MULTICAST_ALL");
         }
     }
+    let recv_only = BufferSizes {
+        recv: buffers.recv,
+        send: None,
+    };
+    set_buffers(&sock, recv_only, bind);
     sock.set_nonblocking(true)?;
     sock.bind(&bind.into())?;
     Ok(sock)
 }
 
 impl Multicast {
-    /// Join the group for a node whose socket is `main`, bound to `local`.
+    /// Join the group for a node whose socket is `main`, bound to `local`; a receiving socket of
+    /// the group's own gets the receive buffer size in `buffers`.
     pub(crate) fn setup(
         config: &MulticastConfig,
         main: &UdpSocket,
         local: SocketAddr,
+        buffers: BufferSizes,
     ) -> Result<Self, MulticastError> {
         let group = match (config.group, local) {
             (Some(g), _) => g,
@@ -424,7 +434,7 @@ impl Multicast {
         let recv = if shared {
             None
         } else {
-            Some(group_socket(group, port).map_err(socket_err)?)
+            Some(group_socket(group, port, buffers).map_err(socket_err)?)
         };
         let joiner: &Socket = match &recv {
             Some(s) => s,
@@ -595,6 +605,25 @@ mod tests {
         assert!(
             matches!(&err, MulticastError::NoInterfaceMatches { interface, .. } if interface.contains("no-such-interface")),
             "{err:?}"
+        );
+    }
+
+    /// The group's own receiving socket gets the node's receive buffer size (Linux reports the
+    /// double), and keeps the default send buffer: it never sends.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_group_socket_gets_the_receive_buffer_size() {
+        let group = IpAddr::V4(MulticastConfig::DEFAULT_GROUP_V4);
+        let plain = group_socket(group, 0, BufferSizes::default()).unwrap();
+        let sized = BufferSizes {
+            recv: Some(96 * 1024),
+            send: Some(96 * 1024),
+        };
+        let sock = group_socket(group, 0, sized).unwrap();
+        assert_eq!(sock.recv_buffer_size().unwrap(), 2 * 96 * 1024);
+        assert_eq!(
+            sock.send_buffer_size().unwrap(),
+            plain.send_buffer_size().unwrap()
         );
     }
 }

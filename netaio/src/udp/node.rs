@@ -218,6 +218,17 @@ impl UdpNode {
         self.handle.shared.local_addr
     }
 
+    /// The socket's receive buffer as the kernel reports it; see
+    /// [`UdpHandle::recv_buffer_size`].
+    pub fn recv_buffer_size(&self) -> std::io::Result<usize> {
+        self.handle.recv_buffer_size()
+    }
+
+    /// The socket's send buffer as the kernel reports it; see [`UdpHandle::send_buffer_size`].
+    pub fn send_buffer_size(&self) -> std::io::Result<usize> {
+        self.handle.send_buffer_size()
+    }
+
     /// A handle to send, request and stop; cheap to clone.
     pub fn handle(&self) -> UdpHandle {
         self.handle.clone()

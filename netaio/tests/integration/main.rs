@@ -29,4 +29,6 @@ mod security_table;
 mod server_fast_path;
 mod smoke;
 mod typed_calls;
+#[cfg(target_os = "linux")]
+mod udp_buffers;
 mod vectored_writes;

@@ -3,59 +3,11 @@
 //! `ServerHandle::refusals`). Over real sockets on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use netaio::plugin::{HmacAuth, RefusalReason, Stage};
 use netaio::udp::UdpNode;
 use netaio::{Message, MessageType, RequestError, Router, TcpClient, TcpServer};
-use tracing::subscriber::DefaultGuard;
 
-/// The log lines at `INFO` and above (the examples' default level), captured on this thread
-/// (the tests run on a current-thread runtime, so the nodes' tasks log here too).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn install() -> (Self, DefaultGuard) {
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (out, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn lines(&self, level: &str) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(level))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("WARN"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
+use crate::common::Captured;
 
 fn ping_router() -> Router {
     Router::new().on((MessageType::REQUEST_URI, "ping"), || async {
