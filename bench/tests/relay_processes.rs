@@ -47,6 +47,7 @@ fn the_driver_runs_each_role_as_a_process_over_tcp_and_udp() -> Result<()> {
         let rows = run(&["--transport", transport])?;
         check(&rows, &sizes, transport, "processes");
         for r in &rows {
+            assert_eq!(r.relayed_by, "netaio");
             // The caller read its own CPU time and each other role's.
             assert_eq!(roles(&r.direct_cpu), ["caller", "server"]);
             assert_eq!(roles(&r.relayed_cpu), ["caller", "relay", "service"]);
@@ -54,6 +55,29 @@ fn the_driver_runs_each_role_as_a_process_over_tcp_and_udp() -> Result<()> {
             assert!(relay.is_some_and(|c| c.us_per_call > 0.0), "{r:?}");
         }
     }
+    Ok(())
+}
+
+#[test]
+fn a_plain_proxy_stands_in_for_the_relay() -> Result<()> {
+    let rows = run(&["--proxy", "--sizes", "64,60000"])?;
+    check(&rows, &[64, 60_000], "tcp", "processes");
+    for r in &rows {
+        assert_eq!(r.relayed_by, "proxy");
+        // The proxy's CPU is read as the relay's, the server answers for the service.
+        assert_eq!(roles(&r.relayed_cpu), ["caller", "relay", "service"]);
+        let proxy = r.relayed_cpu.iter().find(|c| c.role == "relay");
+        assert!(proxy.is_some_and(|c| c.us_per_call > 0.0), "{r:?}");
+    }
+    let rows = run(&["--proxy", "--in-process", "--sizes", "100"])?;
+    check(&rows, &[100], "tcp", "in-process");
+    assert_eq!(rows[0].relayed_by, "proxy");
+    // A TCP proxy only.
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["--proxy", "--transport", "udp", "--count", "10"])
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--proxy"));
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The relay scenario: `relay [--count N] [--concurrency K] [--sizes 64,60000] [--rounds R]
 //! [--transport tcp|udp] [--in-process] [--no-pin] [--no-fifo] [--no-nice] [--server-cpu 0|1]
-//! [--mode both|direct|relay] [--udp-buffer BYTES]`.
+//! [--mode both|direct|relay] [--udp-buffer BYTES] [--proxy]`.
 //! Request/response directly and through a relay, each role a process of its own (the relay on
 //! CPU 1; caller, server and service on CPU 0), both paths interleaved in R rounds; prints a
 //! table (per round, the medians, each role's CPU per call) and one JSON line.
@@ -23,9 +23,14 @@ fn report(out: &mut impl Write, rows: &[RelayRow]) -> std::io::Result<()> {
     if let Some(r) = rows.first() {
         writeln!(
             out,
-            "{} over {}, {} calls per measurement, {} in flight ({}{}), load average {} → {}",
+            "{} over {}{}, {} calls per measurement, {} in flight ({}{}), load average {} → {}",
             r.setup,
             r.transport,
+            if r.relayed_by == "proxy" {
+                ", relayed by a plain proxy"
+            } else {
+                ""
+            },
             r.count,
             r.concurrency,
             match (r.pinned, r.server_cpu) {
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Some(RelayRole::Relay(a)) => roles::relay_role(a),
         Some(RelayRole::Service(a)) => roles::service_role(a),
         Some(RelayRole::Caller(a)) => roles::caller_role(a),
+        Some(RelayRole::Proxy(a)) => roles::proxy_role(a),
         None => roles::run(&cli.driver).map(|rows| {
             // A closed stdout (`| head`) is no error worth a failure.
             let _ = report(&mut std::io::stdout().lock(), &rows);

@@ -54,6 +54,8 @@ pub enum RelayRole {
     Service(ServiceArgs),
     /// The caller: measures both paths in rounds; prints one JSON line of rows
     Caller(CallerArgs),
+    /// A plain TCP proxy to one address (`--proxy`); prints `listening ADDR`
+    Proxy(ProxyArgs),
 }
 
 /// What the calls are: shared by the driver and the caller role.
@@ -132,6 +134,19 @@ pub struct RelayArgs {
     /// or 1 (with the relay: the direct path then crosses CPUs as the relayed one does)
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub server_cpu: u8,
+    /// The relayed path through a plain TCP proxy (tokio's `copy_bidirectional`, 64 KiB
+    /// buffers) to the direct path's server instead of through a netaio relay: the least a relay
+    /// in user space can cost on this layout, a ceiling for the ratio (TCP only)
+    #[arg(long)]
+    pub proxy: bool,
+}
+
+/// `relay proxy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyArgs {
+    /// Where every accepted connection is forwarded
+    #[arg(long, value_name = "ADDR")]
+    pub to: SocketAddr,
 }
 
 /// `relay server` and `relay relay`.
@@ -187,6 +202,10 @@ pub struct CallerArgs {
     /// each measurement
     #[arg(long, value_delimiter = ',', value_name = "PID,PID,PID")]
     pub pids: Vec<u32>,
+    /// `--relay` is a plain proxy to the server (`relay proxy`): call through it as to a
+    /// server, without reserving or addressing a peer
+    #[arg(long)]
+    pub proxied: bool,
 }
 
 /// serde_json writes a NaN (a path not measured) as `null`: read it back as NaN.
@@ -267,6 +286,9 @@ pub struct RelayRow {
     /// The CPU the direct path's server was pinned to.
     #[serde(default)]
     pub server_cpu: u8,
+    /// What relayed: "netaio" (a `Relay` or `UdpRelay`) or "proxy" (`--proxy`).
+    #[serde(default)]
+    pub relayed_by: String,
     /// How the roles were scheduled: "fifo", "nice -20" or "normal".
     #[serde(default)]
     pub priority: String,
@@ -358,6 +380,7 @@ pub fn row(size: usize, per_round: Vec<RoundRates>, cpu: [&CpuTally; 2]) -> Rela
         setup: String::new(),
         pinned: false,
         server_cpu: 0,
+        relayed_by: String::new(),
         priority: String::new(),
         count: 0,
         concurrency: 0,
@@ -383,7 +406,14 @@ mod tests {
             (100, 3, 16)
         );
         assert_eq!(d.calls.sizes(d.transport), [64, 60_000]);
-        assert!(!d.in_process && !d.no_pin && !d.no_fifo && !d.no_nice);
+        assert!(!d.in_process && !d.no_pin && !d.no_fifo && !d.no_nice && !d.proxy);
+        assert!(RelayCli::parse_from(["relay", "--proxy"]).driver.proxy);
+        let argv = ["relay", "proxy", "--to", "127.0.0.1:7"];
+        let Some(RelayRole::Proxy(p)) = RelayCli::parse_from(argv).role else {
+            panic!("not the proxy role");
+        };
+        assert_eq!(p.to.port(), 7);
+        assert!(RelayCli::try_parse_from(["relay", "proxy"]).is_err());
         assert_eq!(d.server_cpu, 0);
         assert_eq!(
             RelayCli::parse_from(["relay", "--server-cpu", "1"])

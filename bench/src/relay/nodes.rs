@@ -130,6 +130,29 @@ pub async fn relay(transport: Transport, udp_buffer: Option<usize>) -> crate::Re
     }
 }
 
+/// A plain TCP proxy to `to`, serving in a task of the current runtime: every accepted
+/// connection is joined to a new one to `to` by tokio's `copy_bidirectional`, with 64 KiB
+/// buffers (its default 8 KiB would cost more system calls per 60 kB call). It neither parses
+/// nor checks what it forwards: the least a relay in user space can do.
+pub async fn proxy(to: SocketAddr) -> crate::Result<SocketAddr> {
+    const BUF: usize = 64 << 10;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(LOCALHOST)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(to).await?;
+                inbound.set_nodelay(true)?;
+                outbound.set_nodelay(true)?;
+                tokio::io::copy_bidirectional_with_sizes(&mut inbound, &mut outbound, BUF, BUF)
+                    .await?;
+                Ok::<(), std::io::Error>(())
+            });
+        }
+    });
+    Ok(addr)
+}
+
 /// The echo service behind the relay at `relay`, reserved there as [`SERVICE_ID`]; it answers
 /// for as long as the returned value lives (TCP: its connection to the relay) and the runtime
 /// runs. Returns its own address too (UDP; the relay's for TCP, where it has none to offer).
@@ -167,8 +190,10 @@ pub enum Ends {
     Tcp {
         /// To the server.
         direct: Connection,
-        /// To the relay.
+        /// To the relay (or to a plain proxy to the server).
         relayed: Connection,
+        /// `relayed` is a plain proxy to the server: called as the server is.
+        proxied: bool,
     },
     /// One node calling the server's address and the relay's (reserved there as `a`).
     Udp {
@@ -183,25 +208,31 @@ pub enum Ends {
 
 impl Ends {
     /// Connect to the server at `direct` and the relay at `relay` (and reserve there as `a`,
-    /// so that replies come to an id, as the service's requests do). UDP: with both socket
-    /// buffers at `udp_buffer` bytes when given.
+    /// so that replies come to an id, as the service's requests do), or, `proxied`, to a plain
+    /// proxy to the server at `relay` (TCP only). UDP: with both socket buffers at
+    /// `udp_buffer` bytes when given.
     pub async fn connect(
         transport: Transport,
         direct: SocketAddr,
         relay: SocketAddr,
         udp_buffer: Option<usize>,
+        proxied: bool,
     ) -> crate::Result<Ends> {
         match transport {
             Transport::Tcp => {
                 let client = TcpClient::builder().send_queue_bytes(QUEUE).build();
                 let d = client.connect(direct).await?;
                 let r = client.connect(relay).await?;
-                r.reserve("a").await?;
+                if !proxied {
+                    r.reserve("a").await?;
+                }
                 Ok(Ends::Tcp {
                     direct: d,
                     relayed: r,
+                    proxied,
                 })
             }
+            Transport::Udp if proxied => Err("a proxy is TCP only".into()),
             Transport::Udp => {
                 let node = udp_builder(udp_buffer).bind().await?;
                 let handle = node.handle();
@@ -222,8 +253,17 @@ impl Ends {
         let peer = Peer::new(SERVICE_ID);
         match (self, path) {
             (Ends::Tcp { direct, .. }, Path::Direct) => direct.start_call(msg, &opts).await,
-            (Ends::Tcp { relayed, .. }, Path::Relayed) => {
-                relayed.start_call_via_relay(&peer, msg, &opts).await
+            (
+                Ends::Tcp {
+                    relayed, proxied, ..
+                },
+                Path::Relayed,
+            ) => {
+                if *proxied {
+                    relayed.start_call(msg, &opts).await
+                } else {
+                    relayed.start_call_via_relay(&peer, msg, &opts).await
+                }
             }
             (Ends::Udp { node, direct, .. }, Path::Direct) => {
                 let opts = SendOptions::default().timeout(CALL_TIMEOUT);

@@ -5,8 +5,8 @@
 use std::process::Stdio;
 use std::sync::Arc;
 
-use super::nodes::{Ends, Roles, relay, run_rounds, server, service};
-use super::{CallerArgs, NodeArgs, RelayArgs, RelayRow, ServiceArgs};
+use super::nodes::{Ends, Roles, proxy, relay, run_rounds, server, service};
+use super::{CallerArgs, NodeArgs, ProxyArgs, RelayArgs, RelayRow, ServiceArgs};
 use crate::procs::{
     Priority, ServerProcess, announce, fifo_works, load_average, nice_works, pinning_works,
     role_command,
@@ -48,6 +48,14 @@ pub fn relay_role(args: NodeArgs) -> Result<()> {
     })
 }
 
+/// `relay proxy`: as `relay relay`, a plain TCP proxy to `--to`.
+pub fn proxy_role(args: ProxyArgs) -> Result<()> {
+    runtime(1)?.block_on(async {
+        announce(proxy(args.to).await?)?;
+        until_stdin_closes().await
+    })
+}
+
 /// `relay service`: reserve at the relay, print `listening ADDR`, answer until stdin closes.
 pub fn service_role(args: ServiceArgs) -> Result<()> {
     runtime(1)?.block_on(async {
@@ -72,7 +80,14 @@ pub fn caller_role(args: CallerArgs) -> Result<()> {
     let sizes = args.calls.sizes(args.transport);
     let rows = runtime(1)?.block_on(async {
         let ends = Arc::new(
-            Ends::connect(args.transport, args.direct, args.relay, args.udp_buffer).await?,
+            Ends::connect(
+                args.transport,
+                args.direct,
+                args.relay,
+                args.udp_buffer,
+                args.proxied,
+            )
+            .await?,
         );
         let rows = run_rounds(&ends, &args.calls, &sizes, &roles).await;
         ends.close();
@@ -85,6 +100,9 @@ pub fn caller_role(args: CallerArgs) -> Result<()> {
 /// The driver: the scenario in processes of their own (or in this one, `--in-process`).
 pub fn run(args: &RelayArgs) -> Result<Vec<RelayRow>> {
     args.calls.paths()?;
+    if args.proxy && args.transport != Transport::Tcp {
+        return Err("--proxy is a TCP proxy: it takes --transport tcp".into());
+    }
     let start = load_average();
     let pin = !args.in_process && !args.no_pin && pinning_works();
     let priority = if args.in_process {
@@ -97,7 +115,7 @@ pub fn run(args: &RelayArgs) -> Result<Vec<RelayRow>> {
         Priority::Normal
     };
     eprintln!(
-        "relay: {} over {}, {} calls per measurement, {} in flight, {} rounds, {}{}; load \
+        "relay: {} over {}{}, {} calls per measurement, {} in flight, {} rounds, {}{}; load \
          average {start}",
         args.calls
             .sizes(args.transport)
@@ -106,6 +124,11 @@ pub fn run(args: &RelayArgs) -> Result<Vec<RelayRow>> {
             .collect::<Vec<_>>()
             .join(" and "),
         args.transport.name(),
+        if args.proxy {
+            ", relayed by a plain proxy to the server"
+        } else {
+            ""
+        },
         args.calls.count,
         args.calls.concurrency,
         args.calls.rounds.max(1),
@@ -138,6 +161,7 @@ pub fn run(args: &RelayArgs) -> Result<Vec<RelayRow>> {
         .into();
         r.pinned = pin;
         r.server_cpu = args.server_cpu;
+        r.relayed_by = if args.proxy { "proxy" } else { "netaio" }.into();
         r.priority = priority.name().into();
         r.count = args.calls.count;
         r.concurrency = args.calls.concurrency;
@@ -155,9 +179,13 @@ fn in_process(args: &RelayArgs) -> Result<Vec<RelayRow>> {
     runtime(2)?.block_on(async {
         let buf = args.udp_buffer;
         let direct = server(args.transport, buf).await?;
-        let raddr = relay(args.transport, buf).await?;
-        let (_, _keep) = service(args.transport, raddr, buf).await?;
-        let ends = Arc::new(Ends::connect(args.transport, direct, raddr, buf).await?);
+        let (raddr, _keep) = if args.proxy {
+            (proxy(direct).await?, None)
+        } else {
+            let raddr = relay(args.transport, buf).await?;
+            (raddr, Some(service(args.transport, raddr, buf).await?))
+        };
+        let ends = Arc::new(Ends::connect(args.transport, direct, raddr, buf, args.proxy).await?);
         let rows = run_rounds(&ends, &args.calls, &sizes, &roles).await;
         ends.close();
         rows
@@ -183,8 +211,17 @@ fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<Rela
         ServerProcess::start(cmd, &format!("the {role}"))
     };
     let server = start("server", usize::from(args.server_cpu), &[])?;
-    let relay = start("relay", 1, &[])?;
-    let service = start("service", 0, &["--relay".into(), relay.addr().into()])?;
+    // With --proxy the proxy stands where the relay does and the server answers for the
+    // service (so the relayed path's far end is the very process the direct path calls).
+    let (relay, service) = if args.proxy {
+        let proxy = start_proxy(&exe, pin, priority, server.addr())?;
+        (proxy, None)
+    } else {
+        let relay = start("relay", 1, &[])?;
+        let service = start("service", 0, &["--relay".into(), relay.addr().into()])?;
+        (relay, Some(service))
+    };
+    let service_id = service.as_ref().map_or(server.id(), |s| s.id());
     let c = &args.calls;
     let mut argv: Vec<String> = vec![
         "caller".into(),
@@ -193,7 +230,7 @@ fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<Rela
         "--relay".into(),
         relay.addr().into(),
         "--pids".into(),
-        format!("{},{},{}", server.id(), relay.id(), service.id()),
+        format!("{},{},{service_id}", server.id(), relay.id()),
         "--count".into(),
         c.count.to_string(),
         "--concurrency".into(),
@@ -204,6 +241,9 @@ fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<Rela
         c.mode.clone(),
     ];
     transport(&mut argv, args.transport);
+    if args.proxy {
+        argv.push("--proxied".into());
+    }
     if !c.sizes.is_empty() {
         argv.push("--sizes".into());
         argv.push(
@@ -224,4 +264,17 @@ fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<Rela
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().ok_or("the caller printed nothing")?;
     Ok(serde_json::from_str(last)?)
+}
+
+/// Start `relay proxy --to ADDR` where the relay would run (CPU 1).
+fn start_proxy(
+    exe: &std::path::Path,
+    pin: bool,
+    priority: Priority,
+    to: &str,
+) -> Result<ServerProcess> {
+    let argv = ["proxy".to_owned(), "--to".into(), to.into()];
+    let mut cmd = role_command(exe, pin.then_some(1), priority, &argv);
+    cmd.stdin(Stdio::piped());
+    ServerProcess::start(cmd, "the proxy")
 }
