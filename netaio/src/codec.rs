@@ -79,6 +79,9 @@ pub struct FrameCodec {
     auth_codec: Arc<dyn AuthFieldsCodec>,
     max_frame_size: usize,
     pending: Option<Header>,
+    /// Whether `decode` reserves room for the whole of a pending frame in its buffer (the TCP
+    /// driver reads a large one into a buffer of its own instead).
+    reserve_large: bool,
 }
 
 impl Default for FrameCodec {
@@ -99,6 +102,7 @@ impl FrameCodec {
             auth_codec,
             max_frame_size: MAX_FRAME,
             pending: None,
+            reserve_large: true,
         }
     }
 
@@ -153,12 +157,42 @@ impl FrameCodec {
         Ok(buf.freeze())
     }
 
+    /// Leave a large pending frame's room to the caller (see [`FrameCodec::pending_rest`]).
+    pub(crate) fn without_large_reserve(mut self) -> Self {
+        self.reserve_large = false;
+        self
+    }
+
+    /// The bytes of the pending frame's auth block and body (the header is read), if one is
+    /// pending: a transport may read them into a buffer of their own and hand them to
+    /// [`FrameCodec::complete_pending`].
+    pub(crate) fn pending_rest(&self) -> Option<usize> {
+        self.pending
+            .map(|h| usize::from(h.auth_length) + usize::from(h.body_length))
+    }
+
+    /// The pending frame from its auth block and body, `rest` (exactly
+    /// [`FrameCodec::pending_rest`] bytes), read by the transport outside `decode`'s buffer.
+    pub(crate) fn complete_pending(&mut self, mut rest: Bytes) -> Option<Frame> {
+        let header = self.pending.take()?;
+        let auth = rest.split_to(usize::from(header.auth_length).min(rest.len()));
+        Some(Frame {
+            header,
+            auth,
+            body: rest,
+        })
+    }
+
     /// True while a frame has been started (header or part of it read) but not completed: the
     /// transports use this to apply the partial-frame read timeout.
     pub fn is_mid_frame(&self, buf: &BytesMut) -> bool {
         self.pending.is_some() || !buf.is_empty()
     }
 }
+
+/// Frames whose auth block and body take at least this many bytes are read by the TCP driver into
+/// a pooled buffer of their own (smaller ones cost less to read in place than to move).
+pub(crate) const LARGE_FRAME: usize = 32 * 1024;
 
 impl Decoder for FrameCodec {
     type Item = Frame;
@@ -190,7 +224,9 @@ impl Decoder for FrameCodec {
         let rest = auth_len + usize::from(header.body_length);
         if src.len() < rest {
             // Within the checked limit: reserve once for the whole frame.
-            src.reserve(rest - src.len());
+            if self.reserve_large || rest < LARGE_FRAME {
+                src.reserve(rest - src.len());
+            }
             return Ok(None);
         }
         self.pending = None;

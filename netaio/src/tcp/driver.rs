@@ -14,14 +14,16 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut as _, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite as _, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
+use tokio_util::io::poll_read_buf;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use super::deadlines::Verdict;
 use super::deadlines::{Deadline, Deadlines};
+use super::large_frames::{self, LARGE_FRAME};
 use super::outgoing::Outgoing;
 use super::send_queue::QueueReceiver;
 use super::stream::Stream;
@@ -224,7 +226,7 @@ async fn take_budget() -> bool {
 /// therefore counts as unregistering).
 pub(crate) async fn drive<S: Stream, D: Dispatch>(
     mut stream: S,
-    mut codec: FrameCodec,
+    codec: FrameCodec,
     cfg: &DriverConfig,
     dispatch: &mut D,
     outbound: &mut QueueReceiver,
@@ -233,6 +235,11 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
     let (mut rd, mut wr) = stream.split();
     // Buffers start small and grow with the traffic: an idle connection costs little memory.
     let mut rbuf = BytesMut::with_capacity(READ_SMALL);
+    // A large frame is read into a pooled buffer of its own (see `large_frames`): the buffer
+    // and the frame's auth block and body length; then the frame, decoded, until dispatched.
+    let mut codec = codec.without_large_reserve();
+    let mut large: Option<(Vec<u8>, usize)> = None;
+    let mut ready: Option<Frame> = None;
     // Replies and small queued frames are batched into one write buffer; large queued frames
     // are written from their own buffers (vectored), in their place.
     let mut wbuf = Outgoing::new(wr.is_write_vectored());
@@ -266,7 +273,11 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
         // Whether the task's cooperative budget ran out: frames may be left for the next turn.
         let mut spent = false;
         while may_read(cfg, &wbuf, answered) {
-            match codec.decode(&mut rbuf) {
+            let next = match ready.take() {
+                Some(f) => Ok(Some(f)),
+                None => codec.decode(&mut rbuf),
+            };
+            match next {
                 Ok(Some(frame)) => {
                     let mark = wbuf.buf.len();
                     // Most frames are handled at once, without a future moved into place per
@@ -294,6 +305,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                         tracing::info!("closing connection: too many refused frames in a row");
                         full = false;
                         rbuf.clear();
+                        large = None;
                         reading = false;
                         result.get_or_insert(CloseReason::AuthFailures);
                         break;
@@ -306,6 +318,16 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 }
                 Ok(None) => {
                     full = false;
+                    if large.is_none()
+                        && let Some(rest) = codec.pending_rest()
+                        && rest >= LARGE_FRAME
+                    {
+                        // Whatever of the frame is buffered moves over; the rest is read there.
+                        let mut b = large_frames::take(rest);
+                        b.extend_from_slice(&rbuf);
+                        rbuf.clear();
+                        large = Some((b, rest));
+                    }
                     break;
                 }
                 Err(e) => {
@@ -313,6 +335,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                     tracing::warn!(error = %e, "closing connection: framing lost");
                     dispatch.on_fatal(&e, &mut wbuf.buf);
                     rbuf.clear();
+                    large = None;
                     reading = false;
                     result.get_or_insert(CloseReason::BadFrame(e.to_string()));
                     break;
@@ -324,7 +347,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
             if was_empty && !wbuf.is_empty() {
                 deadlines.backlog_started(now);
             }
-            if dispatched && deadlines.dispatched(now, !rbuf.is_empty()) {
+            if dispatched && deadlines.dispatched(now, !rbuf.is_empty() || large.is_some()) {
                 dispatch.active(now);
             }
             // Write the batch now, without waiting for a select round: usually the socket takes
@@ -365,7 +388,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
             }
         }
         if !reading && wbuf.is_empty() {
-            if !rbuf.is_empty() && result.is_none() {
+            if (!rbuf.is_empty() || large.is_some()) && result.is_none() {
                 tracing::debug!(bytes = rbuf.len(), "peer closed in the middle of a frame");
                 result = Some(CloseReason::Truncated);
             }
@@ -384,7 +407,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
         let may_read = may_read(cfg, &wbuf, answered);
         // Read in large chunks once a read has filled the room it had (pipelined small frames
         // then cost one syscall per batch); small reads keep a small buffer.
-        if reading && rbuf.capacity() - rbuf.len() < read_room / 2 {
+        if reading && large.is_none() && rbuf.capacity() - rbuf.len() < read_room / 2 {
             rbuf.reserve(read_room);
         }
         let room_before_read = rbuf.capacity() - rbuf.len();
@@ -445,16 +468,29 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 }
                 None => outbound_open = false,
             },
-            r = rd.read_buf(&mut rbuf), if reading && may_read => match r {
+            r = std::future::poll_fn(|cx| match large.as_mut() {
+                // Exactly the frame's bytes: what follows it goes to `rbuf`.
+                Some((b, rest)) => {
+                    let left = rest.saturating_sub(b.len());
+                    let mut room = (&mut *b).limit(left);
+                    poll_read_buf(std::pin::Pin::new(&mut rd), cx, &mut room)
+                }
+                None => poll_read_buf(std::pin::Pin::new(&mut rd), cx, &mut rbuf),
+            }), if reading && may_read && ready.is_none() => match r {
                 Ok(0) => {
                     reading = false;
-                    if rbuf.is_empty() {
+                    if rbuf.is_empty() && large.is_none() {
                         result.get_or_insert(CloseReason::PeerClosed);
                     }
                 }
                 Ok(n) => {
-                    if n == room_before_read {
-                        read_room = READ_CHUNK;
+                    match large.take() {
+                        Some((b, rest)) if b.len() >= rest => {
+                            ready = codec.complete_pending(large_frames::freeze(b));
+                        }
+                        Some(l) => large = Some(l),
+                        None if n == room_before_read => read_room = READ_CHUNK,
+                        None => {}
                     }
                     deadlines.read(Instant::now());
                 }
@@ -479,6 +515,7 @@ pub(crate) async fn drive<S: Stream, D: Dispatch>(
                 }
                 reading = false;
                 rbuf.clear();
+                large = None;
             }
         }
     }
@@ -653,5 +690,115 @@ mod tests {
         assert_closes_at(&peer, t0 + IDLE / 2 + IDLE).await;
         drop(peer);
         assert_eq!(driver.await.unwrap(), CloseReason::IdleTimeout);
+    }
+
+    /// A dispatcher that keeps every frame, as a relay keeps a body queued for another
+    /// connection (so a large frame's buffer is still lent out when the next one is read), or,
+    /// `copy`, a copy of it (the buffer goes back to the pool at once, and a later, smaller large
+    /// frame is read into it: room past the frame's end).
+    struct Keep(tokio::sync::mpsc::UnboundedSender<Frame>, bool);
+
+    impl Dispatch for Keep {
+        async fn on_frame(&mut self, f: Frame, _: &mut BytesMut) -> Verdict {
+            let f = match self.1 {
+                false => f,
+                true => Frame {
+                    header: f.header,
+                    auth: Bytes::copy_from_slice(&f.auth),
+                    body: Bytes::copy_from_slice(&f.body),
+                },
+            };
+            let _ = self.0.send(f);
+            Verdict::Valid
+        }
+        fn on_fatal(&mut self, _: &FrameError, _: &mut BytesMut) {}
+    }
+
+    #[tokio::test]
+    async fn large_frames_read_into_their_own_buffers_arrive_whole_and_in_order() {
+        for copy in [false, true] {
+            large_frames_in_order(copy).await;
+        }
+    }
+
+    async fn large_frames_in_order(copy: bool) {
+        use crate::{Message, MessageType};
+        let codec = FrameCodec::new();
+        let frame = |n: usize, fill: u8| {
+            let body = Bytes::from(vec![fill; n]);
+            codec
+                .to_frame(&Message::new(MessageType::PUBLISH_URI, "t", body))
+                .unwrap()
+        };
+        // Small and large (past LARGE_FRAME) frames mixed, so that a large one ends in the
+        // middle of a read and a small one follows it in the same segment.
+        let frames = [
+            frame(10, 1),
+            frame(65_000, 9),
+            frame(40_000, 2),
+            frame(20, 3),
+            frame(LARGE_FRAME, 4),
+            frame(65_000, 5),
+            frame(5, 6),
+            frame(60_000, 7),
+        ];
+        let all: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        let mut want = Vec::new();
+        let (mut dec, mut buf) = (FrameCodec::new(), BytesMut::from(&all[..]));
+        while let Some(f) = dec.decode(&mut buf).unwrap() {
+            want.push(f);
+        }
+        assert_eq!(want.len(), frames.len());
+        // All of them once more, written at once: a large frame's last read then has the next
+        // frames' bytes behind it in the socket.
+        want.extend(want.clone());
+
+        let (mut peer, end) = pair().await;
+        let (tx, mut got) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let cfg = DriverConfig {
+                read_timeout: READ,
+                idle_timeout: None,
+                write_timeout: WRITE,
+                handshake_timeout: None,
+                max_auth_failures: None,
+                write_high_water: 1 << 20,
+                read_high_water: None,
+            };
+            let (_qtx, mut rx) = crate::tcp::send_queue::channel(8, 1 << 16, None);
+            drive(
+                end,
+                FrameCodec::new(),
+                &cfg,
+                &mut Keep(tx, copy),
+                &mut rx,
+                &CancellationToken::new(),
+            )
+            .await
+        });
+        // In pieces cut across headers and bodies, then a large frame cut short by the close.
+        let mut at = 0;
+        for piece in [3usize, 5_000, 37_000, 1, 90_000, 20_000] {
+            let end = (at + piece).min(all.len());
+            peer.write_all(&all[at..end]).await.unwrap();
+            at = end;
+            tokio::task::yield_now().await;
+        }
+        peer.write_all(&all[at..]).await.unwrap();
+        peer.write_all(&all).await.unwrap();
+        let cut = frame(50_000, 8);
+        peer.write_all(&cut[..30_000]).await.unwrap();
+        drop(peer);
+
+        let reason = tokio::time::timeout(Duration::from_secs(10), driver)
+            .await
+            .expect("the driver ends")
+            .unwrap();
+        let mut kept = Vec::new();
+        while let Ok(f) = got.try_recv() {
+            kept.push(f);
+        }
+        assert_eq!(kept, want, "every frame, whole and in order");
+        assert_eq!(reason, CloseReason::Truncated, "the cut frame is reported");
     }
 }

@@ -26,6 +26,7 @@ mod connection;
 mod connection_options;
 mod deadlines;
 pub(crate) mod driver;
+mod large_frames;
 mod node_ops;
 mod outgoing;
 mod peers;
