@@ -201,21 +201,25 @@ fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<Rela
             argv.extend(["--udp-buffer".into(), n.to_string()]);
         }
     };
+    let spawn = |role: &str, argv: &[String], cpu: usize| {
+        let mut cmd = role_command(&exe, pin.then_some(cpu), priority, argv);
+        // Its end of the pipe is how the role knows this driver is gone.
+        cmd.stdin(Stdio::piped());
+        ServerProcess::start(cmd, &format!("the {role}"))
+    };
     let start = |role: &str, cpu: usize, extra: &[String]| {
         let mut argv = vec![role.to_owned()];
         transport(&mut argv, args.transport);
         argv.extend_from_slice(extra);
-        let mut cmd = role_command(&exe, pin.then_some(cpu), priority, &argv);
-        // Its end of the pipe is how the role knows this driver is gone.
-        cmd.stdin(Stdio::piped());
-        ServerProcess::start(cmd, &format!("the {role}"))
+        spawn(role, &argv, cpu)
     };
     let server = start("server", usize::from(args.server_cpu), &[])?;
     // With --proxy the proxy stands where the relay does and the server answers for the
     // service (so the relayed path's far end is the very process the direct path calls).
     let (relay, service) = if args.proxy {
-        let proxy = start_proxy(&exe, pin, priority, server.addr())?;
-        (proxy, None)
+        // Where the relay would run; it takes no transport.
+        let argv = ["proxy".to_owned(), "--to".into(), server.addr().into()];
+        (spawn("proxy", &argv, 1)?, None)
     } else {
         let relay = start("relay", 1, &[])?;
         let service = start("service", 0, &["--relay".into(), relay.addr().into()])?;
@@ -264,17 +268,4 @@ fn processes(args: &RelayArgs, pin: bool, priority: Priority) -> Result<Vec<Rela
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().ok_or("the caller printed nothing")?;
     Ok(serde_json::from_str(last)?)
-}
-
-/// Start `relay proxy --to ADDR` where the relay would run (CPU 1).
-fn start_proxy(
-    exe: &std::path::Path,
-    pin: bool,
-    priority: Priority,
-    to: &str,
-) -> Result<ServerProcess> {
-    let argv = ["proxy".to_owned(), "--to".into(), to.into()];
-    let mut cmd = role_command(exe, pin.then_some(1), priority, &argv);
-    cmd.stdin(Stdio::piped());
-    ServerProcess::start(cmd, "the proxy")
 }
